@@ -1,0 +1,31 @@
+"""helpdesk: one customer, one timeline, one queue."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from helpdesk import config as config_module
+
+
+def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
+    """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
+    from helpdesk import api, errors, queues, realtime
+    from helpdesk.extensions import db, migrate
+
+    app = Flask(__name__, instance_path=config_module.default_instance_dir().as_posix())
+    app.config.from_mapping(config_module.from_environment(config))
+    Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config_module.MIGRATIONS_DIR))
+    queues.init_app(app)
+    realtime.init_app(app, server=socket_server)
+    errors.init_app(app)
+    api.init_app(app)
+    return app

@@ -1,0 +1,14 @@
+"""HTTP: parse, authorize, call a service, serialize. One module per resource."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from helpdesk.api import (auth, channels, customers, deliveries, health,  # noqa: F401
+                              openapi, queue, tickets, v1, webhooks)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(v1.bp)

@@ -1,0 +1,33 @@
+"""Login and logout."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+
+from helpdesk.api.common import json_body
+from helpdesk.api.security import bearer_token, current_agent
+from helpdesk.api.v1 import bp, public
+from helpdesk.schemas.inputs import LoginSchema
+from helpdesk.schemas.resources import agent_ref_schema, agent_schema
+from helpdesk.services import auth, rate_limit
+
+
+@bp.post("/auth/login")
+@public
+def login():
+    data = json_body(LoginSchema())
+    email = data["email"].strip().lower()
+    rate_limit.check(f"login:{request.remote_addr}:{email}", current_app.config["LOGIN_RATE"])
+    token, agent = auth.login(email, data["password"])
+    return jsonify({"token": token, "agent": agent_ref_schema.dump(agent)})
+
+
+@bp.post("/auth/logout")
+def logout():
+    auth.logout(bearer_token() or "")
+    return "", 204
+
+
+@bp.get("/auth/me")
+def me():
+    return jsonify(agent_schema.dump(current_agent()))

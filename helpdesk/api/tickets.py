@@ -1,0 +1,56 @@
+"""Tickets and their messages (every role)."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from helpdesk.api.common import json_body, paginate, query_args
+from helpdesk.api.security import current_agent
+from helpdesk.api.v1 import bp
+from helpdesk.schemas.inputs import (EscalateSchema, MessageCreateSchema, TicketListSchema,
+                                     TicketUpdateSchema)
+from helpdesk.schemas.resources import message_schema, ticket_schema
+from helpdesk.services import tickets
+
+
+@bp.get("/tickets")
+def list_tickets():
+    args = query_args(TicketListSchema())
+    query = tickets.search(args, current_agent())
+    return jsonify(paginate(query, args["page"], args["per_page"], ticket_schema))
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def get_ticket(ticket_id: int):
+    ticket = tickets.get(ticket_id)
+    data = ticket_schema.dump(ticket)
+    data["messages"] = message_schema.dump(tickets.messages_of(ticket), many=True)
+    return jsonify(data)
+
+
+@bp.patch("/tickets/<int:ticket_id>")
+def update_ticket(ticket_id: int):
+    changes = json_body(TicketUpdateSchema())
+    return jsonify(ticket_schema.dump(tickets.update(ticket_id, changes, current_agent())))
+
+
+@bp.post("/tickets/<int:ticket_id>/messages")
+def add_message(ticket_id: int):
+    data = json_body(MessageCreateSchema())
+    message = tickets.add_message(ticket_id, data["text"], data["internal"], current_agent(),
+                                  status=data.get("status"))
+    return jsonify(message_schema.dump(message)), 201
+
+
+@bp.get("/tickets/<int:ticket_id>/messages")
+def list_messages(ticket_id: int):
+    ticket = tickets.get(ticket_id)
+    items = message_schema.dump(tickets.messages_of(ticket), many=True)
+    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})
+
+
+@bp.post("/tickets/<int:ticket_id>/escalate")
+def escalate_ticket(ticket_id: int):
+    data = json_body(EscalateSchema())
+    ticket = tickets.escalate(ticket_id, data["level"], data["reason"], current_agent())
+    return jsonify(ticket_schema.dump(ticket))

@@ -1,0 +1,89 @@
+"""`/webhooks/<provider>/<channel_key>`: verify, store, acknowledge (DESIGN.md step 1)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, request
+
+from helpdesk.connectors import get_connector
+from helpdesk.connectors.base import (Connector, HandshakeResponse, PayloadError,
+                                      VerificationError, WebhookRequest, body_hash)
+from helpdesk.errors import ApiError, NotFound
+from helpdesk.services import channels, deliveries, rate_limit
+
+bp = Blueprint("webhooks", __name__)
+
+
+def public_url() -> str:
+    base = current_app.config["PUBLIC_URL"]
+    if not base:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return base + request.path + (f"?{query}" if query else "")
+
+
+def read_body(limit: int) -> bytes:
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, f"body larger than {limit} bytes", "too_large")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise ApiError(413, f"body larger than {limit} bytes", "too_large")
+    return body
+
+
+def as_response(answer: HandshakeResponse) -> Response:
+    body = answer.body
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    return Response(body, status=answer.status, content_type=answer.content_type)
+
+
+def webhook_request(body: bytes) -> WebhookRequest:
+    return WebhookRequest(method=request.method, url=public_url(), headers=dict(request.headers),
+                          body=body, content_type=request.content_type or "",
+                          query=request.args.to_dict())
+
+
+def _channel_and_connector(provider: str, key: str):
+    connector = get_connector(provider)
+    channel = channels.by_key(provider, key) if connector else None
+    if channel is None:
+        raise NotFound("channel")
+    return channel, connector
+
+
+@bp.get("/webhooks/<provider>/<key>")
+def handshake(provider: str, key: str) -> Response:
+    channel, connector = _channel_and_connector(provider, key)
+    rate_limit.check(f"webhook:{channel.id}", current_app.config["WEBHOOK_RATE"])
+    answer = connector.handshake(deliveries.channel_config(channel), webhook_request(b""))
+    return as_response(answer)
+
+
+@bp.post("/webhooks/<provider>/<key>")
+def receive(provider: str, key: str) -> Response:
+    channel, connector = _channel_and_connector(provider, key)
+    rate_limit.check(f"webhook:{channel.id}", current_app.config["WEBHOOK_RATE"])
+    limit = current_app.config["MAX_EMAIL_BYTES" if connector.is_email else "MAX_WEBHOOK_BYTES"]
+    body = read_body(limit)
+    if request.mimetype not in connector.content_types:
+        raise ApiError(415, f"{provider} takes {', '.join(sorted(connector.content_types))}",
+                       "unsupported_media_type")
+    config = deliveries.channel_config(channel)
+    incoming = webhook_request(body)
+    try:
+        connector.verify(config, incoming)
+    except VerificationError as exc:
+        raise ApiError(401, f"webhook verification failed: {exc}", "bad_signature") from exc
+    deliveries.store(channel, incoming, dedupe_key(connector, config, incoming))
+    return as_response(connector.acknowledge(config, incoming, {}))
+
+
+def dedupe_key(connector: Connector, config, incoming: WebhookRequest) -> str:
+    try:
+        return connector.dedupe_key(config, incoming)
+    except PayloadError as exc:
+        if connector.rejects_bad_payloads:
+            raise ApiError(400, str(exc), "invalid_payload") from exc
+        return body_hash(incoming.body)  # stored, then quarantined as failed by the worker

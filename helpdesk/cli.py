@@ -1,0 +1,179 @@
+"""The `helpdesk` command (API.md "Operators"); works from any directory."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import select
+
+from helpdesk import create_app
+
+
+def _cli_app():
+    return create_app(socket_server=False)
+
+
+@click.group(cls=FlaskGroup, create_app=_cli_app, add_default_commands=False,
+             load_dotenv=False, set_debug_flag=False)
+def main() -> None:
+    """helpdesk: one customer, one timeline, one queue."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="RQ worker processes (the first also runs the scheduler)")
+def run(host: str, port: int, workers: int) -> None:
+    """Start everything: migrations, web + Socket.IO, workers, scheduler, embedded Redis."""
+    from helpdesk.runner import run_all
+
+    sys.exit(run_all(host, port, workers))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def web(host: str, port: int) -> None:
+    """Serve the API and Socket.IO (gunicorn, one gevent worker process per port)."""
+    from helpdesk.server import serve
+
+    serve(host, port)
+
+
+@main.command()
+@click.argument("queue_names", nargs=-1)
+@click.option("--burst", is_flag=True, help="Quit when the queues are empty")
+@click.option("--no-scheduler", is_flag=True, help="Do not run RQ's scheduler here")
+def worker(queue_names: tuple[str, ...], burst: bool, no_scheduler: bool) -> None:
+    """Work the RQ queues (default: ingest routing outbound default)."""
+    from workers.worker import run as run_worker
+
+    app = current_app._get_current_object()
+    run_worker(app, list(queue_names) or None, with_scheduler=not no_scheduler, burst=burst)
+
+
+@main.group()
+def agents() -> None:
+    """Manage agents."""
+
+
+@agents.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["agent", "supervisor", "admin"]), default="agent")
+@click.option("--level", type=int, default=1, show_default=True)
+@click.option("--password", default=None)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
+@with_appcontext
+def agents_create(email, name, role, level, password, password_stdin) -> None:
+    """Create an agent."""
+    from helpdesk.errors import ApiError
+    from helpdesk.services import auth
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        agent = auth.create_agent(email=email, name=name, role=role, level=level,
+                                  password=password)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"created agent {agent.id} {agent.email} ({agent.role}, level {agent.level})")
+
+
+@agents.command("token")
+@click.argument("email")
+@with_appcontext
+def agents_token(email: str) -> None:
+    """Print a new API token for the agent with EMAIL."""
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+    from helpdesk.services import auth
+
+    agent = db.session.execute(
+        select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
+    if agent is None:
+        raise click.ClickException(f"no agent with email {email}")
+    click.echo(auth.issue_token(agent))
+
+
+@agents.command("list")
+@with_appcontext
+def agents_list() -> None:
+    """List agents."""
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+
+    for agent in db.session.execute(select(Agent).order_by(Agent.id)).scalars():
+        click.echo(f"{agent.id}\t{agent.email}\t{agent.name}\t{agent.role}\tlevel {agent.level}"
+                   f"\t{agent.presence}")
+
+
+@main.group()
+def channels() -> None:
+    """Manage channels."""
+
+
+@channels.command("create")
+@click.option("--name", required=True)
+@click.option("--kind", required=True)
+@click.option("--provider", required=True)
+@click.option("--setting", "settings", multiple=True, metavar="NAME=VALUE")
+@click.option("--secret", "secrets", multiple=True, metavar="NAME=VALUE")
+@with_appcontext
+def channels_create(name, kind, provider, settings, secrets) -> None:
+    """Create a channel; prints its id and webhook path (never its secrets)."""
+    from helpdesk.errors import ApiError
+    from helpdesk.services import channels as channel_service
+
+    try:
+        channel = channel_service.create(name, kind, provider, _pairs(settings), _pairs(secrets))
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.message}: {exc.fields}") from exc
+    base = current_app.config["PUBLIC_URL"] or ""
+    click.echo(f"created channel {channel.id} {provider}/{kind}: "
+               f"{base}/webhooks/{provider}/{channel.key}")
+
+
+@channels.command("list")
+@with_appcontext
+def channels_list() -> None:
+    """List channels with their webhook paths."""
+    from helpdesk.extensions import db
+    from helpdesk.services import channels as channel_service
+
+    for channel in db.session.execute(channel_service.active()).scalars():
+        click.echo(f"{channel.id}\t{channel.name}\t{channel.provider}/{channel.kind}\t"
+                   f"/webhooks/{channel.provider}/{channel.key}")
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE")
+        result[name] = value
+    return result
+
+
+@main.group()
+def deliveries() -> None:
+    """Inspect and replay stored webhook deliveries."""
+
+
+@deliveries.command("replay")
+@click.option("--failed", is_flag=True, required=True, help="Replay every failed delivery")
+@with_appcontext
+def deliveries_replay(failed: bool) -> None:
+    """Put failed deliveries back to processing."""
+    from helpdesk.services import deliveries as delivery_service
+
+    click.echo(f"replaying {delivery_service.replay_failed()} failed deliveries")
+
+
+if __name__ == "__main__":
+    main()

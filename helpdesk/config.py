@@ -1,0 +1,83 @@
+"""Configuration from the environment (API.md "Operators")."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def normalize_database_url(url: str) -> str:
+    """Map `postgres://` and `postgresql://` to the installed driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def default_instance_dir() -> Path:
+    return Path(os.environ.get("HELPDESK_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+
+
+def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app configuration; `overrides` win over the environment."""
+    instance = default_instance_dir()
+    env = os.environ.get("HELPDESK_ENV", "development")
+    secret = os.environ.get("HELPDESK_SECRET_KEY")
+    if not secret:
+        if env == "production":
+            raise RuntimeError("HELPDESK_SECRET_KEY is required when HELPDESK_ENV=production")
+        secret = secrets.token_hex(32)
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'helpdesk.db'}"
+    retry = os.environ.get("HELPDESK_OUTBOUND_RETRY_INTERVALS", "10,30,120,600,1800")
+    config: dict[str, Any] = {
+        "ENV_NAME": env,
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "PUBLIC_URL": os.environ.get("HELPDESK_PUBLIC_URL", "").rstrip("/"),
+        "DATA_DIR": os.environ.get("HELPDESK_DATA_DIR") or str(instance / "data"),
+        "INSTANCE_DIR": str(instance),
+        "MAX_EMAIL_BYTES": _int("HELPDESK_MAX_EMAIL_BYTES", 50 * 1024 * 1024),
+        "MAX_WEBHOOK_BYTES": _int("HELPDESK_MAX_WEBHOOK_BYTES", 1024 * 1024),
+        "WEBHOOK_RATE": os.environ.get("HELPDESK_WEBHOOK_RATE", "6000/minute"),
+        "LOGIN_RATE": os.environ.get("HELPDESK_LOGIN_RATE", "10/minute"),
+        "THREADING_WINDOW_SECONDS": _int("HELPDESK_THREADING_WINDOW_SECONDS", 24 * 3600),
+        "REOPEN_WINDOW_SECONDS": _int("HELPDESK_REOPEN_WINDOW_SECONDS", 7 * 24 * 3600),
+        "SWEEP_AFTER_SECONDS": _int("HELPDESK_SWEEP_AFTER_SECONDS", 30),
+        "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),
+        "SHORT_ABANDON_SECONDS": _int("HELPDESK_SHORT_ABANDON_SECONDS", 5),
+        "JOB_RETRY_INTERVALS": [int(x) for x in
+                                os.environ.get("HELPDESK_JOB_RETRY_INTERVALS", "1,5,30").split(",")],
+        "OUTBOUND_RETRY_INTERVALS": [int(x) for x in retry.split(",") if x.strip()],
+        "ROUTING_MODE": os.environ.get("HELPDESK_ROUTING_MODE", "pull"),
+        "URGENCY_CONFIG": os.environ.get("HELPDESK_URGENCY_CONFIG") or None,
+        "ASYNC_MODE": os.environ.get("HELPDESK_ASYNC_MODE", "auto"),
+        "SMTP_URL": os.environ.get("SMTP_URL", ""),
+        "TWILIO_API_BASE": os.environ.get("TWILIO_API_BASE", "https://api.twilio.com"),
+        "META_GRAPH_API_BASE": os.environ.get("META_GRAPH_API_BASE", "https://graph.facebook.com"),
+        "TELEGRAM_API_BASE": os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org"),
+        "X_API_BASE": os.environ.get("X_API_BASE", "https://api.x.com"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "JSON_SORT_KEYS": False,
+    }
+    if overrides:
+        config.update(overrides)
+    config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    # Flask's own request limit: the larger of ours; per-route limits are checked in handlers.
+    config["MAX_CONTENT_LENGTH"] = None
+    return config

@@ -1,0 +1,129 @@
+"""The generic `api` provider: our own signed JSON format (API.md "Webhooks")."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from helpdesk.connectors import register
+from helpdesk.connectors.base import (AttachmentIn, ChannelConfig, Connector, IdentityRef,
+                                      InboundEvent, MessageEvent, PayloadError, VerificationError,
+                                      WebhookRequest, hmac_hex, same)
+
+WINDOW_SECONDS = 300
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`, for both directions."""
+    return "sha256=" + hmac_hex(secret, timestamp.encode() + b"." + body)
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from exc
+
+
+def _text(data: dict, key: str, where: str, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise PayloadError(f"{where}.{key} is required")
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise PayloadError(f"{where}.{key} must be a string")
+    return str(value)
+
+
+@register
+class ApiConnector(Connector):
+    provider = "api"
+    kinds = frozenset({"api"})
+    required_secrets = frozenset({"signing_secret"})
+    optional_settings = frozenset({"callback_url"})
+    rejects_bad_payloads = True
+
+    def verify(self, channel: ChannelConfig, request: WebhookRequest) -> None:
+        timestamp = request.header("X-Helpdesk-Timestamp")
+        signature = request.header("X-Helpdesk-Signature")
+        if not timestamp or not signature:
+            raise VerificationError("missing X-Helpdesk-Timestamp or X-Helpdesk-Signature")
+        try:
+            age = abs(time.time() - int(timestamp))
+        except ValueError as exc:
+            raise VerificationError("X-Helpdesk-Timestamp is not Unix seconds") from exc
+        if age > WINDOW_SECONDS:
+            raise VerificationError("timestamp outside the 5-minute window")
+        expected = sign(channel.secrets.get("signing_secret", ""), timestamp, request.body)
+        if not same(expected, signature):
+            raise VerificationError("signature mismatch")
+
+    def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
+        return "event:" + self._payload(request.body)["event_id"]
+
+    def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
+        payload = self._payload(raw.body)
+        customer, message = payload["customer"], payload["message"]
+        identities = []
+        if customer.get("email"):
+            identities.append(IdentityRef("email", str(customer["email"])))
+        if customer.get("phone"):
+            identities.append(IdentityRef("phone", str(customer["phone"])))
+        if customer.get("external_id"):
+            identities.append(IdentityRef("external", f"{channel.id}:{customer['external_id']}"))
+        return [MessageEvent(
+            external_id=str(message["id"]),
+            identities=identities,
+            text=message.get("text") or "",
+            html=message.get("html"),
+            sender_name=customer.get("name"),
+            sent_at=_timestamp(message.get("sent_at")),
+            thread_key=_text(message, "thread_id", "message"),
+            attachments=[AttachmentIn(filename=a.get("filename") or "attachment",
+                                      content_type=a.get("content_type") or
+                                      "application/octet-stream",
+                                      size=int(a.get("size") or 0), url=a.get("url"))
+                         for a in message.get("attachments") or []],
+        )]
+
+    def _payload(self, body: bytes) -> dict:
+        data = load_json(body)
+        if not isinstance(data, dict):
+            raise PayloadError("body must be a JSON object")
+        _text(data, "event_id", "body", required=True)
+        if data.get("type") != "message":
+            raise PayloadError("type must be 'message'")
+        customer, message = data.get("customer"), data.get("message")
+        if not isinstance(customer, dict):
+            raise PayloadError("customer is required and must be an object")
+        if not isinstance(message, dict):
+            raise PayloadError("message is required and must be an object")
+        for key in ("name", "email", "phone", "external_id"):
+            _text(customer, key, "customer")
+        if not any(customer.get(key) for key in ("email", "phone", "external_id")):
+            raise PayloadError("customer needs an email, a phone or an external_id")
+        _text(message, "id", "message", required=True)
+        for key in ("text", "html", "thread_id"):
+            _text(message, key, "message")
+        if not (message.get("text") or message.get("html") or message.get("attachments")):
+            raise PayloadError("message needs text, html or attachments")
+        attachments = message.get("attachments") or []
+        if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
+            raise PayloadError("message.attachments must be a list of objects")
+        _timestamp(message.get("sent_at"))
+        return data
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise PayloadError("message.sent_at must be an ISO 8601 time") from exc
+    if parsed.tzinfo is None:
+        raise PayloadError("message.sent_at needs a time zone")
+    return parsed

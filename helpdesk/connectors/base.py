@@ -1,0 +1,172 @@
+"""What every connector shares: the request it verifies, the events it produces.
+
+A connector turns one provider's webhook into normalized events. It knows
+nothing of the database: the ingest pipeline hands it a `ChannelConfig` and a
+`WebhookRequest` (plain data) and gets `InboundEvent`s back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Mapping
+
+
+class VerificationError(Exception):
+    """The request is not from the provider (bad or missing signature, stale timestamp)."""
+
+
+class PayloadError(Exception):
+    """The request is verified but its body cannot be understood."""
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    id: int
+    kind: str
+    provider: str
+    key: str
+    settings: Mapping[str, Any]
+    secrets: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One HTTP request as received; `url` is the public URL used for signatures."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # case-insensitive lookups: use `header()`
+    body: bytes
+    content_type: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, list[str]] = field(default_factory=dict)
+
+    def header(self, name: str, default: str = "") -> str:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return default
+
+
+@dataclass
+class HandshakeResponse:
+    status: int
+    body: str | bytes | dict
+    content_type: str = "text/plain"
+
+
+@dataclass
+class IdentityRef:
+    """How a sender is named by the channel; the identity service normalizes `value`."""
+
+    kind: str
+    value: str
+    verified: bool = True
+
+
+@dataclass
+class AttachmentIn:
+    filename: str
+    content_type: str
+    size: int
+    content: bytes | None = None
+    url: str | None = None
+
+
+@dataclass
+class InboundEvent:
+    type: ClassVar[str] = "event"
+
+
+@dataclass
+class MessageEvent(InboundEvent):
+    """A message from a customer."""
+
+    type: ClassVar[str] = "message"
+    external_id: str
+    identities: list[IdentityRef]
+    text: str = ""
+    html: str | None = None
+    sender_name: str | None = None
+    subject: str | None = None
+    sent_at: datetime | None = None
+    thread_key: str | None = None
+    message_id: str | None = None
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    attachments: list[AttachmentIn] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    full_text: str | None = None
+    bounced_message_ids: list[str] = field(default_factory=list)
+    identity_verified: bool = True
+
+
+@dataclass
+class StatusEvent(InboundEvent):
+    """A provider's report on one of our outbound messages."""
+
+    type: ClassVar[str] = "status"
+    external_id: str
+    status: str  # queued | sent | delivered | read | failed
+    error: str | None = None
+    at: datetime | None = None
+
+
+@dataclass
+class ParseResult:
+    events: list[InboundEvent]
+
+
+def hmac_hex(secret: str | bytes, payload: bytes, digest: str = "sha256") -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, payload, digest).hexdigest()
+
+
+def same(a: str | bytes, b: str | bytes) -> bool:
+    """Constant-time comparison of two signatures."""
+    a_bytes = a.encode() if isinstance(a, str) else a
+    b_bytes = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_bytes, b_bytes)
+
+
+def body_hash(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+class Connector:
+    """Base class: one subclass per provider, registered in `connectors/__init__.py`."""
+
+    provider: ClassVar[str]
+    kinds: ClassVar[frozenset[str]]
+    required_secrets: ClassVar[frozenset[str]] = frozenset()
+    optional_secrets: ClassVar[frozenset[str]] = frozenset()
+    required_settings: ClassVar[frozenset[str]] = frozenset()
+    optional_settings: ClassVar[frozenset[str]] = frozenset()
+    content_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
+    is_email: ClassVar[bool] = False
+    # Our own formats answer 400 for garbage; providers' get 200 and a failed delivery.
+    rejects_bad_payloads: ClassVar[bool] = False
+
+    def handshake(self, channel: ChannelConfig, request: WebhookRequest) -> HandshakeResponse:
+        """Answer a GET (subscription handshakes); providers without one answer 405."""
+        return HandshakeResponse(405, {"error": {"code": "method_not_allowed",
+                                                 "message": "this webhook takes POST"}},
+                                 "application/json")
+
+    def verify(self, channel: ChannelConfig, request: WebhookRequest) -> None:
+        raise NotImplementedError
+
+    def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
+        """The provider's event id (else a body hash); PayloadError when unreadable."""
+        return body_hash(request.body)
+
+    def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
+        raise NotImplementedError
+
+    def acknowledge(self, channel: ChannelConfig, request: WebhookRequest,
+                    context: Mapping[str, Any]) -> HandshakeResponse:
+        return HandshakeResponse(200, {"ok": True}, "application/json")

@@ -1,0 +1,79 @@
+"""JSON errors, always: `{"error": {"code", "message", "fields"?}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large",
+              415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
+              503: "unavailable"}
+
+
+class ApiError(Exception):
+    """An error a client caused or must know about; rendered as JSON with `status`."""
+
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 fields: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or HTTP_CODES.get(status, "error")
+        self.fields = fields
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str = "resource"):
+        super().__init__(404, f"{what} not found", "not_found")
+
+
+class Conflict(ApiError):
+    def __init__(self, message: str, code: str = "conflict"):
+        super().__init__(409, message, code)
+
+
+class Unprocessable(ApiError):
+    def __init__(self, message: str, code: str = "unprocessable"):
+        super().__init__(422, message, code)
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None,
+                   headers: dict | None = None):
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError):
+        fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        return error_response(400, "validation_error", "invalid input", fields)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(status, HTTP_CODES.get(status, "error"),
+                              exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error")

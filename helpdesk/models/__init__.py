@@ -1,0 +1,16 @@
+"""Tables and relationships only; rules live in `helpdesk.services`."""
+
+from helpdesk.models.agent import ROLES, Agent, ApiToken
+from helpdesk.models.channel import KINDS, Channel
+from helpdesk.models.customer import IDENTITY_KINDS, Customer, Identity
+from helpdesk.models.delivery import DELIVERY_STATUSES, Delivery
+from helpdesk.models.message import Attachment, Message
+from helpdesk.models.ticket import (PRIORITIES, PRIORITY_RANK, QUEUED_STATUSES, STATUSES, Ticket,
+                                    TicketEvent)
+from helpdesk.models.work_session import WorkSession
+
+__all__ = [
+    "ROLES", "Agent", "ApiToken", "KINDS", "Channel", "IDENTITY_KINDS", "Customer", "Identity",
+    "DELIVERY_STATUSES", "Delivery", "Attachment", "Message", "PRIORITIES", "PRIORITY_RANK",
+    "QUEUED_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession",
+]

@@ -1,0 +1,37 @@
+"""Deliveries: every verified webhook, stored raw before it is acknowledged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from helpdesk.extensions import db
+from helpdesk.models.base import UTCDateTime, utcnow
+
+DELIVERY_STATUSES = ("received", "processed", "duplicate", "failed")
+
+
+class Delivery(db.Model):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "dedupe_key"),
+        Index("ix_deliveries_status_received_at", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(30))
+    dedupe_key: Mapped[str] = mapped_column(String(255))
+    replay_token: Mapped[str | None] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(10), default="POST")
+    url: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255), default="")
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

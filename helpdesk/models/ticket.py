@@ -1,0 +1,81 @@
+"""Tickets and their append-only event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from helpdesk.extensions import db
+from helpdesk.models.base import UTCDateTime, utcnow
+from helpdesk.models.channel import Channel
+from helpdesk.models.customer import Customer
+
+STATUSES = ("new", "open", "pending", "solved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+QUEUED_STATUSES = ("new", "open")
+
+
+class Ticket(db.Model):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        # The queue: unassigned new/open tickets by priority, SLA deadline, age.
+        Index("ix_tickets_queue", "assignee_id", "status", "priority_rank", "sla_due_at",
+              "created_at"),
+        Index("ix_tickets_customer_activity", "customer_id", "last_activity_at"),
+        Index("ix_tickets_thread", "channel_id", "thread_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    priority: Mapped[str] = mapped_column(String(20), default="normal")
+    priority_rank: Mapped[int] = mapped_column(default=PRIORITY_RANK["normal"])
+    priority_manual: Mapped[bool] = mapped_column(default=False)
+    level: Mapped[int] = mapped_column(default=1)
+    max_level: Mapped[int] = mapped_column(default=1)
+    urgency: Mapped[int] = mapped_column(default=0)
+    urgency_reasons: Mapped[list] = mapped_column(JSON, default=list)
+    language: Mapped[str | None] = mapped_column(String(10))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    contact_reason: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    identity_verified: Mapped[bool] = mapped_column(default=True)
+    thread_key: Mapped[str | None] = mapped_column(String(255))
+    previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_breached: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    customer: Mapped[Customer] = relationship(lazy="joined")
+    channel: Mapped[Channel] = relationship(lazy="joined")
+
+    def set_priority(self, priority: str) -> None:
+        self.priority = priority
+        self.priority_rank = PRIORITY_RANK[priority]
+
+
+class TicketEvent(db.Model):
+    """Append-only: who changed what on a ticket, and when."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    actor_type: Mapped[str] = mapped_column(String(20), default="system")
+    actor_id: Mapped[int | None] = mapped_column()
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,72 @@
+"""Redis, the RQ queues and the only way work is enqueued.
+
+Queue names are declared here and nowhere else. Jobs take ids, never objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue, Retry
+
+log = logging.getLogger(__name__)
+
+INGEST = "ingest"
+ROUTING = "routing"
+OUTBOUND = "outbound"
+DEFAULT = "default"
+QUEUE_NAMES = (INGEST, ROUTING, OUTBOUND, DEFAULT)
+
+JOB_TIMEOUT = 120
+RESULT_TTL = 60
+FAILURE_TTL = 7 * 24 * 3600
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["helpdesk.redis"] = None
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    """The app's Redis client (created once per app, shared by threads)."""
+    app = app or current_app._get_current_object()
+    client = app.extensions.get("helpdesk.redis")
+    if client is None:
+        url = app.config["REDIS_URL"]
+        if not url:
+            raise RuntimeError("REDIS_URL is not set (helpdesk run starts an embedded Redis)")
+        client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
+                                health_check_interval=30)
+        app.extensions["helpdesk.redis"] = client
+    return client
+
+
+def get_queue(name: str, app: Flask | None = None) -> Queue:
+    return Queue(name, connection=redis_connection(app), default_timeout=JOB_TIMEOUT)
+
+
+def _retry() -> Retry:
+    intervals = current_app.config["JOB_RETRY_INTERVALS"]
+    return Retry(max=len(intervals), interval=intervals)
+
+
+def enqueue(queue: str, func: str, *args: Any, job_id: str | None = None,
+            at: datetime | None = None, retry: bool = True) -> bool:
+    """Enqueue `func(*args)`; False (logged) when Redis is unreachable: callers rely on sweeps."""
+    try:
+        q = get_queue(queue)
+        options: dict[str, Any] = {"job_id": job_id, "result_ttl": RESULT_TTL,
+                                   "failure_ttl": FAILURE_TTL}
+        if retry:
+            options["retry"] = _retry()
+        if at is not None:
+            q.enqueue_at(at, func, *args, **options)
+        else:
+            q.enqueue(func, *args, **options)
+        return True
+    except Exception as exc:  # redis down, timeouts: the database still has the work
+        log.warning("enqueue %s%r on %s failed: %s", func, args, queue, exc)
+        return False

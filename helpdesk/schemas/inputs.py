@@ -1,0 +1,99 @@
+"""Input schemas, one per use case: syntax only (lookups and permissions are services')."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from helpdesk.models import IDENTITY_KINDS, KINDS, PRIORITIES, ROLES, STATUSES
+
+NonEmpty = validate.Length(min=1)
+
+
+class LoginSchema(Schema):
+    email = fields.String(required=True, validate=NonEmpty)
+    password = fields.String(required=True, validate=NonEmpty)
+
+
+class ChannelCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    provider = fields.String(required=True, validate=NonEmpty)
+    settings = fields.Dict(keys=fields.String(), load_default=dict)
+    secrets = fields.Dict(keys=fields.String(), load_default=dict)
+
+
+class ChannelUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    settings = fields.Dict(keys=fields.String())
+    secrets = fields.Dict(keys=fields.String())
+
+
+class TicketUpdateSchema(Schema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    assignee_id = fields.Integer(allow_none=True, strict=True)
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
+    contact_reason = fields.String(allow_none=True, validate=validate.Length(max=200))
+
+
+class MessageCreateSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
+    internal = fields.Boolean(load_default=False)
+    status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class EscalateSchema(Schema):
+    level = fields.Integer(required=True, strict=True, validate=validate.Range(min=2, max=10))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class IdentityInputSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(IDENTITY_KINDS))
+    value = fields.String(required=True, validate=validate.Length(min=1, max=320))
+
+
+class CustomerCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    identities = fields.List(fields.Nested(IdentityInputSchema), load_default=list)
+    tier = fields.String(load_default="standard", validate=validate.OneOf(("standard", "vip")))
+
+
+class AgentCreateSchema(Schema):
+    email = fields.Email(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.String(load_default="agent", validate=validate.OneOf(ROLES))
+    level = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
+    password = fields.String(load_default=None, validate=validate.Length(min=8))
+    languages = fields.List(fields.String(), load_default=list)
+    channels = fields.List(fields.String(validate=validate.OneOf(KINDS)), load_default=list)
+    capacity = fields.Float(load_default=1.0, validate=validate.Range(min=0.1, max=100))
+
+
+class PageSchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class TicketListSchema(PageSchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    assignee = fields.String()  # an id, "me" or "none"
+    channel = fields.Integer()
+    customer = fields.Integer()
+    q = fields.String(validate=validate.Length(max=200))
+
+    @validates_schema
+    def _assignee(self, data: dict, **_kwargs) -> None:
+        value = data.get("assignee")
+        if value is not None and value not in ("me", "none") and not value.isdigit():
+            raise ValidationError("an agent id, 'me' or 'none'", "assignee")
+
+
+class CustomerListSchema(PageSchema):
+    identity = fields.String(validate=validate.Length(min=3, max=400))
+
+
+class DeliveryListSchema(PageSchema):
+    status = fields.String(validate=validate.OneOf(("received", "processed", "duplicate",
+                                                    "failed")))
+    channel = fields.Integer()

@@ -1,0 +1,72 @@
+"""Agents' credentials: passwords and bearer tokens, both stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from helpdesk.errors import ApiError, Conflict
+from helpdesk.extensions import db
+from helpdesk.models import Agent, ApiToken
+from helpdesk.models.base import utcnow
+from helpdesk.services.transaction import commit
+
+# Compared against when the email is unknown, so both paths cost one hash check.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(agent: Agent) -> str:
+    """Create a new API token for `agent`; the plain token is returned once, never stored."""
+    token = "hd_" + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(agent_id=agent.id, token_hash=hash_token(token)))
+    commit()
+    return token
+
+
+def agent_for_token(token: str | None) -> Agent | None:
+    if not token:
+        return None
+    row = db.session.execute(
+        select(Agent).join(ApiToken).where(ApiToken.token_hash == hash_token(token),
+                                           ApiToken.revoked_at.is_(None),
+                                           Agent.active.is_(True))).scalar_one_or_none()
+    return row
+
+
+def login(email: str, password: str) -> tuple[str, Agent]:
+    agent = db.session.execute(
+        select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
+    hashed = agent.password_hash if agent and agent.password_hash else _DUMMY_HASH
+    if not check_password_hash(hashed, password) or agent is None or not agent.active:
+        raise ApiError(401, "wrong email or password", "invalid_credentials")
+    return issue_token(agent), agent
+
+
+def logout(token: str) -> None:
+    row = db.session.execute(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token))).scalar_one_or_none()
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        commit()
+
+
+def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
+                 password: str | None = None, languages: list[str] | None = None,
+                 channels: list[str] | None = None, capacity: float = 1.0) -> Agent:
+    """Create an agent; 409 when the email is taken."""
+    email = email.strip().lower()
+    if db.session.execute(select(Agent.id).where(Agent.email == email)).first():
+        raise Conflict(f"an agent with email {email} exists", "agent_exists")
+    agent = Agent(email=email, name=name, role=role, level=level,
+                  languages=languages or [], channels=channels or [], capacity=capacity,
+                  password_hash=generate_password_hash(password) if password else None)
+    db.session.add(agent)
+    commit()
+    return agent

@@ -1,0 +1,100 @@
+"""Channels: configured provider endpoints; secrets are write-only."""
+
+from __future__ import annotations
+
+import secrets as token_source
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from helpdesk.connectors import get_connector, providers
+from helpdesk.errors import ApiError, NotFound
+from helpdesk.extensions import db
+from helpdesk.models import Channel
+from helpdesk.services.transaction import commit
+
+
+def _invalid(fields: dict[str, Any], message: str = "invalid channel") -> ApiError:
+    return ApiError(400, message, "validation_error", fields)
+
+
+def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: bool) -> None:
+    connector = get_connector(provider)
+    if connector is None:
+        raise _invalid({"provider": [f"one of {sorted(providers())}"]}, "unknown provider")
+    if kind not in connector.kinds:
+        raise _invalid({"kind": [f"{provider} serves {sorted(connector.kinds)}"]})
+    allowed_settings = connector.required_settings | connector.optional_settings
+    allowed_secrets = connector.required_secrets | connector.optional_secrets
+    errors: dict[str, Any] = {}
+    unknown = sorted(set(settings) - allowed_settings)
+    if unknown:
+        errors["settings"] = {name: ["unknown setting"] for name in unknown}
+    unknown = sorted(set(secrets) - allowed_secrets)
+    if unknown:
+        errors["secrets"] = {name: ["unknown secret"] for name in unknown}
+    if not partial:
+        for name in sorted(connector.required_secrets - set(secrets)):
+            errors.setdefault("secrets", {})[name] = ["required"]
+        for name in sorted(connector.required_settings - set(settings)):
+            errors.setdefault("settings", {})[name] = ["required"]
+    for group, values in (("settings", settings), ("secrets", secrets)):
+        for name, value in values.items():
+            if not isinstance(value, str | int | float | bool | list | dict) or value == "":
+                errors.setdefault(group, {})[name] = ["must be a non-empty value"]
+    if errors:
+        raise _invalid(errors)
+
+
+def create(name: str, kind: str, provider: str, settings: dict | None = None,
+           secrets: dict | None = None) -> Channel:
+    """A new channel with a fresh unguessable webhook key."""
+    settings, secrets = settings or {}, secrets or {}
+    _check(provider, kind, settings, secrets, partial=False)
+    channel = Channel(name=name, kind=kind, provider=provider, settings=settings,
+                      secrets=secrets, key=token_source.token_urlsafe(24))
+    db.session.add(channel)
+    commit()
+    return channel
+
+
+def get(channel_id: int) -> Channel:
+    channel = db.session.get(Channel, channel_id)
+    if channel is None or channel.deleted_at is not None:
+        raise NotFound("channel")
+    return channel
+
+
+def by_key(provider: str, key: str) -> Channel | None:
+    channel = db.session.execute(select(Channel).where(Channel.key == key)).scalar_one_or_none()
+    if channel is None or channel.deleted_at is not None or channel.provider != provider:
+        return None
+    return channel
+
+
+def active() -> Any:
+    return select(Channel).where(Channel.deleted_at.is_(None)).order_by(Channel.id)
+
+
+def update(channel_id: int, changes: dict[str, Any]) -> Channel:
+    """Rename, or merge new settings and secrets in (a null value removes one)."""
+    channel = get(channel_id)
+    settings = {**channel.settings, **changes.get("settings", {})}
+    secrets = {**channel.secrets, **changes.get("secrets", {})}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    secrets = {k: v for k, v in secrets.items() if v is not None}
+    _check(channel.provider, channel.kind, settings, secrets, partial=False)
+    if "name" in changes:
+        channel.name = changes["name"]
+    channel.settings, channel.secrets = settings, secrets
+    commit()
+    return channel
+
+
+def delete(channel_id: int) -> None:
+    """Retire a channel: its webhook stops answering; its history stays."""
+    channel = get(channel_id)
+    channel.deleted_at = datetime.now(UTC)
+    channel.key = f"deleted-{channel.id}-{channel.key}"[:64]
+    commit()

@@ -1,0 +1,89 @@
+"""Customers: creation with identities, lookup by identity, the timeline."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from helpdesk.connectors.base import IdentityRef
+from helpdesk.errors import ApiError, Conflict, NotFound
+from helpdesk.extensions import db
+from helpdesk.models import Customer, Identity, Message, Ticket, TicketEvent
+from helpdesk.schemas.resources import ChannelRefSchema, TicketEventSchema, message_schema
+from helpdesk.services import identity
+from helpdesk.services.transaction import commit
+
+TIMELINE_EVENTS = ("ticket.created", "status.changed", "ticket.reopened", "escalated",
+                   "assigned", "priority.changed")
+
+
+def get(customer_id: int) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or customer.erased_at is not None:
+        raise NotFound("customer")
+    return customer
+
+
+def create(name: str, identities: list[dict], tier: str = "standard") -> Customer:
+    """A customer with the given identities; 409 when one already belongs to someone."""
+    refs = []
+    for index, item in enumerate(identities):
+        try:
+            refs.append(IdentityRef(item["kind"], identity.normalize(item["kind"],
+                                                                       item["value"])))
+        except identity.InvalidIdentity as exc:
+            raise ApiError(400, str(exc), "validation_error",
+                           {"identities": {str(index): {"value": [str(exc)]}}}) from exc
+    taken = identity.find_identities(refs)
+    if taken:
+        first = taken[0]
+        raise Conflict(f"identity {first.kind}:{first.value} belongs to customer "
+                       f"{first.customer_id}", "identity_taken")
+    customer = Customer(name=name, tier=tier)
+    db.session.add(customer)
+    db.session.flush()
+    for ref in {(r.kind, r.value): r for r in refs}.values():
+        db.session.add(Identity(customer_id=customer.id, kind=ref.kind, value=ref.value))
+    commit()
+    db.session.refresh(customer)
+    return customer
+
+
+def find_by_identity(spec: str) -> list[Customer]:
+    """`kind:value` → the customers holding that identity (zero or one)."""
+    kind, sep, value = spec.partition(":")
+    if not sep:
+        raise ApiError(400, "identity must be <kind>:<value>", "validation_error",
+                       {"identity": ["must be <kind>:<value>"]})
+    try:
+        value = identity.normalize(kind, value)
+    except identity.InvalidIdentity:
+        return []
+    row = db.session.execute(select(Identity).where(Identity.kind == kind,
+                                                    Identity.value == value)).scalar_one_or_none()
+    if row is None:
+        return []
+    return [identity.live_customer(row.customer)]
+
+
+def timeline(customer_id: int) -> list[dict]:
+    """Every message and ticket event of the customer's tickets, oldest first."""
+    customer = get(customer_id)
+    tickets = {t.id: t for t in db.session.execute(
+        select(Ticket).where(Ticket.customer_id == customer.id)).scalars()}
+    channel_ref = ChannelRefSchema()
+    items = []
+    for message in db.session.execute(select(Message).where(
+            Message.ticket_id.in_(tickets), Message.internal.is_(False))).scalars():
+        items.append({"type": "message", "at": message.created_at, "ticket_id": message.ticket_id,
+                      "channel": channel_ref.dump(message.channel),
+                      "message": message_schema.dump(message)})
+    event_schema = TicketEventSchema()
+    for event in db.session.execute(select(TicketEvent).where(
+            TicketEvent.ticket_id.in_(tickets), TicketEvent.name.in_(TIMELINE_EVENTS))).scalars():
+        items.append({"type": "event", "at": event.created_at, "ticket_id": event.ticket_id,
+                      "channel": channel_ref.dump(tickets[event.ticket_id].channel),
+                      "event": event_schema.dump(event)})
+    items.sort(key=lambda item: (item["at"], item["type"] != "event"))
+    for item in items:
+        item["at"] = item["at"].isoformat()
+    return items

@@ -1,0 +1,168 @@
+"""Deliveries: store every verified webhook, then process it exactly once in effect."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk import queues
+from helpdesk.connectors import get_connector
+from helpdesk.connectors.base import (ChannelConfig, InboundEvent, MessageEvent, PayloadError,
+                                      StatusEvent, WebhookRequest)
+from helpdesk.errors import NotFound, Unprocessable
+from helpdesk.extensions import db
+from helpdesk.models import Channel, Delivery
+from helpdesk.services import inbound
+from helpdesk.services.transaction import after_commit, commit
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "workers.jobs.process_delivery"
+
+
+def channel_config(channel: Channel) -> ChannelConfig:
+    return ChannelConfig(id=channel.id, kind=channel.kind, provider=channel.provider,
+                         key=channel.key, settings=channel.settings or {},
+                         secrets=channel.secrets or {})
+
+
+def as_request(delivery: Delivery) -> WebhookRequest:
+    from urllib.parse import parse_qs, urlsplit
+
+    query = {k: v[-1] for k, v in parse_qs(urlsplit(delivery.url).query).items()}
+    return WebhookRequest(method=delivery.method, url=delivery.url, headers=delivery.headers,
+                          body=delivery.body, content_type=delivery.content_type, query=query)
+
+
+def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
+          replay_token: str | None = None) -> Delivery | None:
+    """Store a verified delivery and enqueue it after commit; None for a duplicate."""
+    existing = db.session.execute(
+        select(Delivery.id).where(Delivery.channel_id == channel.id,
+                                  Delivery.dedupe_key == dedupe_key)).first()
+    if existing:
+        return None
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
+                                                                            "cookie")}
+    delivery = Delivery(channel_id=channel.id, provider=channel.provider,
+                        dedupe_key=dedupe_key[:255], replay_token=replay_token,
+                        method=request.method, url=request.url,
+                        content_type=request.content_type, headers=headers, body=request.body)
+    try:
+        db.session.add(delivery)
+        commit_with_enqueue(delivery)
+    except IntegrityError:  # a concurrent duplicate won the race
+        db.session.rollback()
+        return None
+    return delivery
+
+
+def commit_with_enqueue(delivery: Delivery) -> None:
+    db.session.flush()
+    delivery_id = delivery.id
+    after_commit(lambda: enqueue_processing(delivery_id))
+    commit()
+
+
+def enqueue_processing(delivery_id: int) -> bool:
+    return queues.enqueue(queues.INGEST, PROCESS_JOB, delivery_id, job_id=f"delivery-{delivery_id}")
+
+
+def _lock(delivery_id: int) -> Delivery | None:
+    return db.session.execute(
+        select(Delivery).where(Delivery.id == delivery_id).with_for_update()).scalar_one_or_none()
+
+
+def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
+    """Parse a stored delivery and apply its events; returns the delivery's new status.
+
+    Idempotent: the row lock (a write transaction on SQLite) serializes concurrent runs and
+    a delivery that is no longer `received` is left alone.
+    """
+    delivery = _lock(delivery_id)
+    if delivery is None or delivery.status != "received":
+        db.session.rollback()
+        return None
+    channel = db.session.get(Channel, delivery.channel_id)
+    connector = get_connector(delivery.provider)
+    try:
+        events = connector.parse(channel_config(channel), as_request(delivery))
+    except Exception as exc:  # bad provider payloads are quarantined, never retried forever
+        log.info("delivery %s failed to parse: %s", delivery_id, type(exc).__name__)
+        return _fail(delivery, f"{type(exc).__name__}: {exc}")
+    try:
+        created = sum(apply_event(channel, delivery, event) for event in events)
+    except Exception as exc:
+        db.session.rollback()
+        if not final_attempt:
+            raise
+        log.exception("delivery %s failed", delivery_id)
+        return _fail(_lock(delivery_id), f"{type(exc).__name__}: {exc}")
+    delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
+    delivery.attempts += 1
+    delivery.processed_at = datetime.now(UTC)
+    commit()
+    return delivery.status
+
+
+def _has_messages(events: list[InboundEvent]) -> bool:
+    return any(isinstance(event, MessageEvent) for event in events)
+
+
+def _fail(delivery: Delivery, error: str) -> str:
+    delivery.status = "failed"
+    delivery.error = error[:2000]
+    delivery.attempts += 1
+    delivery.processed_at = datetime.now(UTC)
+    commit()
+    return "failed"
+
+
+def apply_event(channel: Channel, delivery: Delivery, event: InboundEvent) -> int:
+    """Apply one normalized event; 1 when it changed something, 0 for a duplicate."""
+    if isinstance(event, MessageEvent):
+        return int(inbound.receive_message(channel, delivery, event) is not None)
+    if isinstance(event, StatusEvent):
+        return int(inbound.receive_status(channel, event))
+    handler = inbound.HANDLERS.get(type(event))
+    if handler is None:
+        raise PayloadError(f"no handler for {type(event).__name__}")
+    return int(bool(handler(channel, delivery, event)))
+
+
+def replay(delivery_id: int) -> Delivery:
+    """Put a delivery back to `received` and process it again (after a fix)."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound("delivery")
+    if delivery.status == "received":
+        raise Unprocessable("the delivery is waiting to be processed", "not_processed")
+    delivery.status, delivery.error = "received", None
+    commit_with_enqueue(delivery)
+    return delivery
+
+
+def replay_failed() -> int:
+    ids = db.session.execute(select(Delivery.id).where(Delivery.status == "failed")).scalars()
+    count = 0
+    for delivery_id in list(ids):
+        replay(delivery_id)
+        count += 1
+    return count
+
+
+def sweep_unprocessed() -> int:
+    """Re-enqueue deliveries stored but still unprocessed after the grace period."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"])
+    ids = db.session.execute(
+        select(Delivery.id).where(Delivery.status == "received", Delivery.received_at < cutoff)
+        .order_by(Delivery.id).limit(5000)).scalars().all()
+    db.session.rollback()
+    enqueued = sum(enqueue_processing(delivery_id) for delivery_id in ids)
+    if ids:
+        log.info("sweeper re-enqueued %d of %d unprocessed deliveries", enqueued, len(ids))
+    return enqueued

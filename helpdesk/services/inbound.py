@@ -1,0 +1,92 @@
+"""Applying normalized inbound events: customer messages and delivery reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk import queues
+from helpdesk.connectors.base import InboundEvent, MessageEvent, StatusEvent
+from helpdesk.extensions import db
+from helpdesk.models import Channel, Delivery, Message, Ticket
+from helpdesk.realtime import events
+from helpdesk.services import attachments, conversations, identity
+from helpdesk.services.transaction import after_commit
+
+ROUTE_JOB = "workers.jobs.route_ticket"
+# Delivery reports only move forward: a late `sent` never overwrites `delivered`.
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+# Further event types (calls, reactions…) register a handler(channel, delivery, event).
+HANDLERS: dict[type[InboundEvent], Callable[[Channel, Delivery, InboundEvent], object]] = {}
+
+
+def message_exists(channel_id: int, external_id: str) -> bool:
+    return db.session.execute(select(Message.id).where(
+        Message.channel_id == channel_id, Message.external_id == external_id)).first() is not None
+
+
+def receive_message(channel: Channel, delivery: Delivery | None,
+                    event: MessageEvent) -> Message | None:
+    """Store a customer's message on the right ticket; None when it is a duplicate."""
+    if message_exists(channel.id, event.external_id):
+        return None
+    customer = identity.resolve_customer(event.identities, event.sender_name)
+    ticket, created = conversations.thread_message(channel, customer, event)
+    now = datetime.now(UTC)
+    sent_at = min(event.sent_at, now) if event.sent_at else now
+    message = Message(
+        ticket_id=ticket.id, channel_id=channel.id, direction="inbound", internal=False,
+        author_type="customer", author_id=customer.id, author_name=customer.name,
+        external_id=event.external_id[:255], subject=event.subject, text=event.text or "",
+        full_text=event.full_text, html=event.html, message_id=event.message_id,
+        in_reply_to=event.in_reply_to, references=event.references,
+        delivery_status="received", flags=list(event.flags),
+        delivery_id=delivery.id if delivery else None, created_at=sent_at)
+    message.channel = channel
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+    except IntegrityError:  # the same message through another delivery, concurrently
+        return None
+    attachments.attach(message, event.attachments)
+    if "bounce" in event.flags:
+        mark_bounced(event.bounced_message_ids, event.text)
+    ticket.last_activity_at = max(ticket.last_activity_at or now, now)
+    events.ticket_changed(ticket, created=created)
+    events.message_created(message, ticket)
+    if ticket.status in ("new", "open"):
+        events.queue_changed()
+        ticket_id = ticket.id
+        after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
+    return message
+
+
+def mark_bounced(message_ids: list[str], error: str) -> None:
+    """A bounce names our outbound message: it was not delivered."""
+    if not message_ids:
+        return
+    for message in db.session.execute(select(Message).where(
+            Message.message_id.in_(message_ids), Message.direction == "outbound")).scalars():
+        message.delivery_status = "failed"
+        message.delivery_error = (error or "bounced")[:2000]
+
+
+def receive_status(channel: Channel, event: StatusEvent) -> bool:
+    """Move an outbound message's delivery status forward; False when nothing changed."""
+    message = db.session.execute(select(Message).where(
+        Message.channel_id == channel.id, Message.external_id == event.external_id,
+        Message.direction == "outbound")).scalar_one_or_none()
+    if message is None or event.status not in STATUS_RANK:
+        return False
+    current = STATUS_RANK.get(message.delivery_status, -1)
+    if STATUS_RANK[event.status] <= current:
+        return False
+    message.delivery_status = event.status
+    if event.error:
+        message.delivery_error = event.error[:2000]
+    events.message_created(message, db.session.get(Ticket, message.ticket_id), updated=True)
+    return True

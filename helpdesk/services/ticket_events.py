@@ -1,0 +1,18 @@
+"""The append-only record of every change to a ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpdesk.extensions import db
+from helpdesk.models import Agent, Ticket, TicketEvent
+
+
+def record(ticket: Ticket, name: str, actor: Agent | None = None, note: str | None = None,
+           **data: Any) -> TicketEvent:
+    """Append `name` with `data` to the ticket's history (actor None = the system)."""
+    event = TicketEvent(ticket_id=ticket.id, name=name, data=data, note=note,
+                        actor_type="agent" if actor else "system",
+                        actor_id=actor.id if actor else None)
+    db.session.add(event)
+    return event

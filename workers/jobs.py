@@ -1,0 +1,33 @@
+"""Job entry points: thin, take ids, run inside the worker's one app context."""
+
+from __future__ import annotations
+
+from flask import current_app
+from rq import get_current_job
+
+from helpdesk.services import deliveries, outbound, routing
+
+
+def _final_attempt() -> bool:
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def process_delivery(delivery_id: int) -> str | None:
+    """Parse a stored delivery and apply its events (idempotent)."""
+    return deliveries.process(delivery_id, final_attempt=_final_attempt())
+
+
+def route_ticket(ticket_id: int) -> None:
+    """Score urgency and set priority (idempotent)."""
+    routing.route_ticket(ticket_id, current_app.config["URGENCY_CONFIG"])
+
+
+def send_message(message_id: int) -> str | None:
+    """Send one queued outbound message through its channel (idempotent)."""
+    return outbound.send(message_id, final_attempt=_final_attempt())
+
+
+def sweep() -> int:
+    """Re-enqueue deliveries stored but never processed."""
+    return deliveries.sweep_unprocessed()
