@@ -39,9 +39,9 @@ def run(host: str, port: int, workers: int) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def web(host: str, port: int) -> None:
     """Serve the API and Socket.IO (gunicorn, one gevent worker process per port)."""
-    from helpdesk.server import serve
+    from helpdesk.server import exec_web
 
-    serve(host, port)
+    exec_web(host, port)
 
 
 @main.command()

@@ -38,8 +38,8 @@ def redis_connection(app: Flask | None = None) -> Redis:
         url = app.config["REDIS_URL"]
         if not url:
             raise RuntimeError("REDIS_URL is not set (helpdesk run starts an embedded Redis)")
-        client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
-                                health_check_interval=30)
+        # No socket_timeout: RQ's BLPOP blocks longer than any sensible read timeout.
+        client = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
         app.extensions["helpdesk.redis"] = client
     return client
 

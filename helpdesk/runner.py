@@ -49,7 +49,10 @@ def prepare_database(app) -> None:
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "helpdesk.cli", *args], env=env)
+    # Each child leads its own process group, so stopping it also stops what it forked
+    # (RQ's scheduler process).
+    return subprocess.Popen([sys.executable, "-m", "helpdesk.cli", *args], env=env,
+                            start_new_session=True)
 
 
 def run_all(host: str, port: int, workers: int) -> int:
@@ -93,11 +96,18 @@ def run_all(host: str, port: int, workers: int) -> int:
 
 def _stop_children(children: list[subprocess.Popen]) -> None:
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        _signal_group(child, signal.SIGTERM)
     deadline = time.monotonic() + 10
     for child in children:
         try:
             child.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            child.kill()
+            pass
+        _signal_group(child, signal.SIGKILL)
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass

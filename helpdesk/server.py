@@ -8,6 +8,9 @@ sharing Redis as the Socket.IO message queue.
 
 from __future__ import annotations
 
+import os
+import sys
+
 from gunicorn.app.base import BaseApplication
 
 
@@ -28,6 +31,16 @@ class _Gunicorn(BaseApplication):
 
         patch_psycopg()
         return create_app()
+
+
+# gevent must patch the standard library before anything imports ssl or socket users.
+_BOOT = ("from gevent import monkey; monkey.patch_all(); import sys; "
+         "from helpdesk.server import serve; serve(sys.argv[1], int(sys.argv[2]))")
+
+
+def exec_web(host: str, port: int) -> None:
+    """Replace this process with a freshly patched interpreter serving the web app."""
+    os.execv(sys.executable, [sys.executable, "-c", _BOOT, host, str(port)])
 
 
 def serve(host: str, port: int) -> None:

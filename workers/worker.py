@@ -14,6 +14,7 @@ import threading
 import time
 
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
@@ -73,20 +74,18 @@ def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
 
 def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: bool = True,
         burst: bool = False) -> None:
-    """Work the queues until stopped; survive Redis outages by reconnecting."""
+    """Work the queues until stopped (RQ itself reconnects when Redis goes away mid-run)."""
     stop = threading.Event()
     if not burst:
         start_sweeper(app, stop)
     try:
         while True:
             try:
-                worker = make_worker(app, queue_names)
-                worker.work(burst=burst, with_scheduler=with_scheduler,
-                            logging_level="WARNING")
-                if burst or worker._stop_requested:
-                    return
-            except Exception as exc:  # Redis unreachable: wait and try again
+                make_worker(app, queue_names).work(burst=burst, with_scheduler=with_scheduler,
+                                                   logging_level="WARNING")
+                return  # burst done, or a stop was requested (SIGINT/SIGTERM)
+            except RedisConnectionError as exc:  # Redis unreachable at start: wait, retry
                 log.warning("worker: %s; retrying in 2 s", exc)
-            time.sleep(2)
+                time.sleep(2)
     finally:
         stop.set()
