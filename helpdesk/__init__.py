@@ -11,6 +11,9 @@ from flask import Flask
 from helpdesk import config as config_module
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
     """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
     from helpdesk import api, errors, queues, realtime
@@ -20,7 +23,7 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     app.config.from_mapping(config_module.from_environment(config))
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.MIGRATIONS_DIR))

@@ -29,6 +29,10 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _intervals(name: str, default: str) -> list[int]:
+    return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
 def default_instance_dir() -> Path:
     return Path(os.environ.get("HELPDESK_INSTANCE_DIR", PROJECT_ROOT / "instance"))
 
@@ -43,7 +47,6 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise RuntimeError("HELPDESK_SECRET_KEY is required when HELPDESK_ENV=production")
         secret = secrets.token_hex(32)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'helpdesk.db'}"
-    retry = os.environ.get("HELPDESK_OUTBOUND_RETRY_INTERVALS", "10,30,120,600,1800")
     config: dict[str, Any] = {
         "ENV_NAME": env,
         "SECRET_KEY": secret,
@@ -61,9 +64,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SWEEP_AFTER_SECONDS": _int("HELPDESK_SWEEP_AFTER_SECONDS", 30),
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),
         "SHORT_ABANDON_SECONDS": _int("HELPDESK_SHORT_ABANDON_SECONDS", 5),
-        "JOB_RETRY_INTERVALS": [int(x) for x in
-                                os.environ.get("HELPDESK_JOB_RETRY_INTERVALS", "1,5,30").split(",")],
-        "OUTBOUND_RETRY_INTERVALS": [int(x) for x in retry.split(",") if x.strip()],
+        "JOB_RETRY_INTERVALS": _intervals("HELPDESK_JOB_RETRY_INTERVALS", "1,5,30"),
+        "OUTBOUND_RETRY_INTERVALS": _intervals("HELPDESK_OUTBOUND_RETRY_INTERVALS",
+                                               "10,30,120,600,1800"),
         "ROUTING_MODE": os.environ.get("HELPDESK_ROUTING_MODE", "pull"),
         "URGENCY_CONFIG": os.environ.get("HELPDESK_URGENCY_CONFIG") or None,
         "ASYNC_MODE": os.environ.get("HELPDESK_ASYNC_MODE", "auto"),

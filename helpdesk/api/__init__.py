@@ -6,8 +6,18 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from helpdesk.api import (auth, channels, customers, deliveries, health,  # noqa: F401
-                              openapi, queue, tickets, v1, webhooks)
+    from helpdesk.api import (  # noqa: F401
+        auth,
+        channels,
+        customers,
+        deliveries,
+        health,
+        openapi,
+        queue,
+        tickets,
+        v1,
+        webhooks,
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)

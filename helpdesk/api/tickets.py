@@ -7,8 +7,12 @@ from flask import jsonify
 from helpdesk.api.common import json_body, paginate, query_args
 from helpdesk.api.security import current_agent
 from helpdesk.api.v1 import bp
-from helpdesk.schemas.inputs import (EscalateSchema, MessageCreateSchema, TicketListSchema,
-                                     TicketUpdateSchema)
+from helpdesk.schemas.inputs import (
+    EscalateSchema,
+    MessageCreateSchema,
+    TicketListSchema,
+    TicketUpdateSchema,
+)
 from helpdesk.schemas.resources import message_schema, ticket_schema
 from helpdesk.services import tickets
 

@@ -7,8 +7,14 @@ import json
 from flask import Blueprint, Response, current_app, request
 
 from helpdesk.connectors import get_connector
-from helpdesk.connectors.base import (Connector, HandshakeResponse, PayloadError,
-                                      VerificationError, WebhookRequest, body_hash)
+from helpdesk.connectors.base import (
+    Connector,
+    HandshakeResponse,
+    PayloadError,
+    VerificationError,
+    WebhookRequest,
+    body_hash,
+)
 from helpdesk.errors import ApiError, NotFound
 from helpdesk.services import channels, deliveries, rate_limit
 

@@ -8,9 +8,19 @@ from datetime import datetime
 from typing import Any
 
 from helpdesk.connectors import register
-from helpdesk.connectors.base import (AttachmentIn, ChannelConfig, Connector, IdentityRef,
-                                      InboundEvent, MessageEvent, PayloadError, VerificationError,
-                                      WebhookRequest, hmac_hex, same)
+from helpdesk.connectors.base import (
+    AttachmentIn,
+    ChannelConfig,
+    Connector,
+    IdentityRef,
+    InboundEvent,
+    MessageEvent,
+    PayloadError,
+    VerificationError,
+    WebhookRequest,
+    hmac_hex,
+    same,
+)
 
 WINDOW_SECONDS = 300
 

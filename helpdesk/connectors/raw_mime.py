@@ -7,9 +7,19 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from helpdesk.connectors import register
-from helpdesk.connectors.base import (AttachmentIn, ChannelConfig, Connector, IdentityRef,
-                                      InboundEvent, MessageEvent, VerificationError,
-                                      WebhookRequest, body_hash, hmac_hex, same)
+from helpdesk.connectors.base import (
+    AttachmentIn,
+    ChannelConfig,
+    Connector,
+    IdentityRef,
+    InboundEvent,
+    MessageEvent,
+    VerificationError,
+    WebhookRequest,
+    body_hash,
+    hmac_hex,
+    same,
+)
 from helpdesk.connectors.mime import ParsedEmail, parse_email
 
 

@@ -5,8 +5,14 @@ from helpdesk.models.channel import KINDS, Channel
 from helpdesk.models.customer import IDENTITY_KINDS, Customer, Identity
 from helpdesk.models.delivery import DELIVERY_STATUSES, Delivery
 from helpdesk.models.message import Attachment, Message
-from helpdesk.models.ticket import (PRIORITIES, PRIORITY_RANK, QUEUED_STATUSES, STATUSES, Ticket,
-                                    TicketEvent)
+from helpdesk.models.ticket import (
+                                    PRIORITIES,
+                                    PRIORITY_RANK,
+                                    QUEUED_STATUSES,
+                                    STATUSES,
+                                    Ticket,
+                                    TicketEvent,
+)
 from helpdesk.models.work_session import WorkSession
 
 __all__ = [

@@ -1,4 +1,9 @@
-"""Socket.IO: the only place that emits. Every event is `{type, at, data}`."""
+"""Socket.IO: the only place that emits. Every event is `{type, at, data}`.
+
+Web processes run the Socket.IO server; every process (web, worker, CLI) emits through its
+app's own write-only publisher on the Redis message queue, so there is no global emitter
+state and an event reaches clients of every web process.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import socketio as socketio_server
-from flask import Flask
+from flask import Flask, current_app
 
 from helpdesk.extensions import socketio
 
@@ -15,22 +20,20 @@ log = logging.getLogger(__name__)
 
 AGENTS = "/agents"
 CHAT = "/chat"
+_PUBLISHER = "helpdesk.socket_publisher"
 
 
 def init_app(app: Flask, *, server: bool) -> None:
-    """Bind Socket.IO: a full server in web processes, a write-only emitter elsewhere."""
+    """Bind the Socket.IO server (web processes only); every app gets a publisher."""
     url = app.config["REDIS_URL"] or None
+    app.extensions[_PUBLISHER] = None
+    if not server:
+        return
     # Built here because Flask-SocketIO only recognizes redis:// URLs, not unix:// sockets.
-    manager = socketio_server.RedisManager(url, write_only=not server) if url else None
-    options = {"client_manager": manager} if manager else {}
-    if server:
-        socketio.init_app(app, async_mode=async_mode(app.config["ASYNC_MODE"]),
-                          cors_allowed_origins="*", logger=False, engineio_logger=False,
-                          **options)
-        from helpdesk.realtime import agents  # noqa: F401  (registers the handlers)
-    elif manager:
-        socketio.init_app(None, **options)
-    app.extensions["helpdesk.socket_server"] = server
+    options = {"client_manager": socketio_server.RedisManager(url)} if url else {}
+    socketio.init_app(app, async_mode=async_mode(app.config["ASYNC_MODE"]),
+                      cors_allowed_origins="*", logger=False, engineio_logger=False, **options)
+    from helpdesk.realtime import agents  # noqa: F401  (registers the handlers)
 
 
 def async_mode(configured: str) -> str:
@@ -44,6 +47,15 @@ def async_mode(configured: str) -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
+def publisher() -> socketio_server.RedisManager:
+    app = current_app._get_current_object()
+    manager = app.extensions.get(_PUBLISHER)
+    if manager is None:
+        manager = socketio_server.RedisManager(app.config["REDIS_URL"], write_only=True)
+        app.extensions[_PUBLISHER] = manager
+    return manager
+
+
 def envelope(event_type: str, data: Any) -> dict[str, Any]:
     return {"type": event_type, "at": datetime.now(UTC).isoformat(), "data": data}
 
@@ -53,6 +65,7 @@ def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AG
     if not rooms:
         return
     try:
-        socketio.emit(event_type, envelope(event_type, data), to=rooms, namespace=namespace)
+        publisher().emit(event_type, envelope(event_type, data), namespace=namespace,
+                         room=rooms)
     except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
         log.warning("emit %s failed: %s", event_type, exc)

@@ -11,8 +11,14 @@ from sqlalchemy.exc import IntegrityError
 
 from helpdesk import queues
 from helpdesk.connectors import get_connector
-from helpdesk.connectors.base import (ChannelConfig, InboundEvent, MessageEvent, PayloadError,
-                                      StatusEvent, WebhookRequest)
+from helpdesk.connectors.base import (
+    ChannelConfig,
+    InboundEvent,
+    MessageEvent,
+    PayloadError,
+    StatusEvent,
+    WebhookRequest,
+)
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery

@@ -12,8 +12,13 @@ from helpdesk.models import Customer, Message, Ticket
 from helpdesk.realtime import events
 from helpdesk.services import ticket_events
 from helpdesk.services.transaction import commit
-from helpdesk.services.urgency import (UrgencyConfig, UrgencyFacts, detect_language,
-                                       load_urgency_config, score_urgency)
+from helpdesk.services.urgency import (
+    UrgencyConfig,
+    UrgencyFacts,
+    detect_language,
+    load_urgency_config,
+    score_urgency,
+)
 
 RECENT_TEXTS = 5
 CONTACT_WINDOW = timedelta(hours=24)

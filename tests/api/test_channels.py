@@ -1,0 +1,49 @@
+"""Channels (admin): secrets are write-only; settings are checked per provider."""
+
+from __future__ import annotations
+
+
+def test_create_returns_key_and_webhook_url_but_never_secrets(api, admin):
+    response = api.as_(admin).post("/api/v1/channels", json={
+        "name": "CRM", "kind": "api", "provider": "api",
+        "settings": {"callback_url": "http://127.0.0.1:9/cb"},
+        "secrets": {"signing_secret": "top-secret"}})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) >= {"id", "name", "kind", "provider", "key", "webhook_url", "settings"}
+    assert body["webhook_url"].endswith(f"/webhooks/api/{body['key']}")
+    assert "top-secret" not in response.text and "secrets" not in body
+    listed = api.as_(admin).get("/api/v1/channels")
+    assert "top-secret" not in listed.text and listed.json()["total"] == 1
+
+
+def test_unknown_settings_secrets_and_providers_are_400(api, admin):
+    cases = [
+        {"name": "x", "kind": "api", "provider": "api", "secrets": {"signing_secret": "s",
+                                                                    "extra": "1"}},
+        {"name": "x", "kind": "api", "provider": "api", "secrets": {"signing_secret": "s"},
+         "settings": {"colour": "red"}},
+        {"name": "x", "kind": "api", "provider": "nope"},
+        {"name": "x", "kind": "email", "provider": "api", "secrets": {"signing_secret": "s"}},
+        {"name": "x", "kind": "api", "provider": "api"},
+        {"kind": "api", "provider": "api"},
+    ]
+    for body in cases:
+        response = api.as_(admin).post("/api/v1/channels", json=body)
+        assert response.status_code == 400, body
+        assert response.json()["error"]["fields"], body
+
+
+def test_patch_and_delete(api, admin, http):
+    created = api.as_(admin).post("/api/v1/channels", json={
+        "name": "Mail", "kind": "email", "provider": "raw_mime"}).json()
+    patched = api.as_(admin).patch(f"/api/v1/channels/{created['id']}",
+                                   json={"name": "Support mail",
+                                         "settings": {"address": "help@acme.test"}})
+    assert patched.status_code == 200
+    assert patched.json()["settings"] == {"address": "help@acme.test"}
+    assert api.as_(admin).delete(f"/api/v1/channels/{created['id']}").status_code == 204
+    assert api.as_(admin).get(f"/api/v1/channels/{created['id']}").status_code == 404
+    gone = http.post(f"{api.base_url}/webhooks/raw_mime/{created['key']}", data=b"x",
+                     headers={"Content-Type": "message/rfc822"})
+    assert gone.status_code == 404

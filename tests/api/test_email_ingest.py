@@ -1,0 +1,131 @@
+"""Email through `raw_mime`: charsets, attachments, threading, auto-replies and bounces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from helpdesk.connectors.base import hmac_hex
+from helpdesk.extensions import db
+from helpdesk.models import Attachment, Message, Ticket
+from tests.support import factories
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "mail"
+
+
+def post_mail(api, channel, raw: bytes, **headers):
+    return api.session.post(f"{api.base_url}/webhooks/raw_mime/{channel.key}", data=raw,
+                            headers={"Content-Type": "message/rfc822", **headers})
+
+
+def mail(message_id: str, subject: str = "Printer broken", sender: str = "Bob <bob@example.com>",
+         body: str = "It does not print.", extra: str = "") -> bytes:
+    return (f"From: {sender}\r\nTo: support@acme.test\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{message_id}>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n{extra}"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+
+
+def tickets_and_messages(app):
+    with app.app_context():
+        tickets = db.session.execute(select(Ticket).order_by(Ticket.id)).scalars().all()
+        messages = db.session.execute(select(Message).order_by(Message.id)).scalars().all()
+        return tickets, messages
+
+
+def test_reply_threads_by_in_reply_to_and_references(app, api, drain):
+    channel = factories.channel(app, "raw_mime")
+    assert post_mail(api, channel, mail("first@example.com")).status_code == 200
+    post_mail(api, channel, mail("second@example.com", "Re: Printer broken",
+                                 body="Still broken.\n\nOn Sun, Nov 22, 2026 at 6:00 AM Bob "
+                                 "<bob@example.com> wrote:\n> It does not print.",
+                                 extra="In-Reply-To: <first@example.com>\r\n"))
+    post_mail(api, channel, mail("third@example.com", "Re: Re: Printer broken", body="Hello?",
+                                 extra="References: <first@example.com> <nope@x>\r\n"))
+    post_mail(api, channel, mail("other@example.com", "New topic", body="Another question"))
+    drain("ingest")
+    tickets, messages = tickets_and_messages(app)
+    assert [t.subject for t in tickets] == ["Printer broken", "New topic"]
+    assert [m.ticket_id for m in messages] == [tickets[0].id] * 3 + [tickets[1].id]
+    assert messages[1].text == "Still broken."
+    assert "> It does not print." in messages[1].full_text
+
+
+def test_same_message_id_twice_is_one_delivery(app, api, drain):
+    channel = factories.channel(app, "raw_mime")
+    post_mail(api, channel, mail("dup@example.com"))
+    post_mail(api, channel, mail("dup@example.com"))
+    drain("ingest")
+    assert len(tickets_and_messages(app)[1]) == 1
+
+
+def test_japanese_and_windows_1252_mails_decode(app, api, agent, drain):
+    channel = factories.channel(app, "raw_mime")
+    for name in ("mikel-mail_japanese_shift_jis.eml", "mikel-mail_japanese_iso_2022.eml",
+                 "mikel-mail_invalid_subject_characters.eml"):
+        assert post_mail(api, channel, (SAMPLES / name).read_bytes()).status_code == 200
+    drain("ingest")
+    _, messages = tickets_and_messages(app)
+    assert len(messages) == 3
+    texts = " ".join(m.text for m in messages)
+    assert "\ufffd" not in texts
+    assert any("\u3042" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in texts)
+    subjects = [m.subject for m in messages]
+    assert all("\ufffd" not in (s or "") for s in subjects)
+
+
+def test_attachments_are_stored_and_listed(app, api, agent, drain):
+    channel = factories.channel(app, "raw_mime")
+    raw = (SAMPLES / "mikel-mail_attachment_nonascii_filename.eml").read_bytes()
+    post_mail(api, channel, raw)
+    drain("ingest")
+    ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+    detail = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+    attachment = detail["messages"][0]["attachments"][0]
+    assert attachment["filename"] == "ciële.txt"
+    assert attachment["size"] > 0
+    with app.app_context():
+        stored = db.session.execute(select(Attachment)).scalar_one()
+        path = Path(app.config["DATA_DIR"]) / stored.storage_path
+        assert path.read_bytes() and len(path.read_bytes()) == stored.size
+
+
+def test_auto_reply_does_not_reopen_a_solved_ticket(app, api, agent, drain):
+    channel = factories.channel(app, "raw_mime")
+    post_mail(api, channel, mail("orig@example.com"))
+    drain("ingest")
+    ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+    api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={"status": "solved"})
+    post_mail(api, channel, mail("auto@example.com", "Out of office", body="I am away",
+                                 extra="In-Reply-To: <orig@example.com>\r\n"
+                                       "Auto-Submitted: auto-replied\r\n"))
+    drain("ingest")
+    ticket = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+    assert ticket["status"] == "solved"
+    assert ticket["messages"][-1]["flags"] == ["auto_reply"]
+    assert api.as_(agent).get("/api/v1/queue").json()["total"] == 0
+
+
+def test_auto_reply_without_a_thread_stays_out_of_the_queue(app, api, agent, drain):
+    channel = factories.channel(app, "raw_mime")
+    raw = (SAMPLES / "chatwoot-chatwoot_non_utf_encoded_mail.eml").read_bytes()
+    post_mail(api, channel, raw)
+    drain("ingest")
+    assert api.as_(agent).get("/api/v1/queue").json()["total"] == 0
+    tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert len(tickets) == 1 and tickets[0]["status"] == "closed"
+
+
+def test_signing_secret_is_enforced_when_set(app, api):
+    channel = factories.channel(app, "raw_mime", secrets={"signing_secret": "k"})
+    raw = mail("signed@example.com")
+    assert post_mail(api, channel, raw).status_code == 401
+    good = post_mail(api, channel, raw, **{"X-Helpdesk-Signature": "sha256=" + hmac_hex("k", raw)})
+    assert good.status_code == 200
+
+
+def test_other_content_types_are_415(app, api):
+    channel = factories.channel(app, "raw_mime")
+    response = api.session.post(f"{api.base_url}/webhooks/raw_mime/{channel.key}", data=b"{}",
+                                headers={"Content-Type": "application/json"})
+    assert response.status_code == 415

@@ -1,0 +1,76 @@
+"""The queue: order, and `queue/next` never handing one ticket to two agents."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.support import factories
+from tests.support.live import api_message
+
+
+def make_tickets(app, api, drain, count: int, prefix: str = "c") -> None:
+    channel = factories.channel(app, "api")
+    for n in range(count):
+        api.post_api_webhook(channel, api_message(f"{prefix}-e{n}", f"{prefix}-m{n}",
+                                                  text=f"question {n}",
+                                                  email=f"{prefix}{n}@example.com"))
+    drain("ingest")
+
+
+def test_queue_lists_by_priority_then_age(app, api, agent, supervisor, drain):
+    make_tickets(app, api, drain, 3)
+    queue = api.as_(agent).get("/api/v1/queue").json()
+    assert queue["total"] == 3
+    oldest, middle, newest = (item["id"] for item in queue["items"])
+    assert oldest < middle < newest
+    api.as_(supervisor).patch(f"/api/v1/tickets/{newest}", json={"priority": "urgent"})
+    order = [item["id"] for item in api.as_(agent).get("/api/v1/queue").json()["items"]]
+    assert order == [newest, oldest, middle]
+
+
+def test_sixteen_concurrent_claimers_get_each_ticket_once(app, api, drain):
+    make_tickets(app, api, drain, 24)
+    agents = [factories.agent(app) for _ in range(16)]
+
+    def claim_all(who) -> list[int]:
+        claimed = []
+        while True:
+            response = api.as_(who).post("/api/v1/queue/next")
+            if response.status_code == 204:
+                return claimed
+            assert response.status_code == 200, response.text
+            assert response.json()["assignee_id"] == who.id
+            claimed.append(response.json()["id"])
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(claim_all, agents))
+    claimed = [ticket for batch in results for ticket in batch]
+    assert len(claimed) == 24
+    assert len(set(claimed)) == 24
+    assert api.as_(agents[0]).get("/api/v1/queue").json()["total"] == 0
+
+
+def test_next_on_empty_queue_is_204(api, agent):
+    response = api.as_(agent).post("/api/v1/queue/next")
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_level_two_ticket_skips_level_one_agent(app, api, agent, supervisor, drain):
+    make_tickets(app, api, drain, 1)
+    ticket_id = api.as_(agent).get("/api/v1/queue").json()["items"][0]["id"]
+    escalated = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/escalate",
+                                    json={"level": 2, "reason": "needs billing access"})
+    assert escalated.status_code == 200 and escalated.json()["level"] == 2
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 204
+    claimed = api.as_(supervisor).post("/api/v1/queue/next")
+    assert claimed.status_code == 200 and claimed.json()["id"] == ticket_id
+
+
+def test_claim_emits_ticket_and_queue_updates(app, api, agent, sockets, drain):
+    make_tickets(app, api, drain, 1)
+    watcher = sockets(agent.token)
+    ticket = api.as_(agent).post("/api/v1/queue/next").json()
+    updated = watcher.wait_for("ticket.updated", lambda e: e["data"]["id"] == ticket["id"])
+    assert updated["data"]["assignee_id"] == agent.id
+    assert watcher.wait_for("queue.updated", lambda e: e["data"]["size"] == 0)

@@ -1,0 +1,66 @@
+"""Nothing lost: a webhook during a Redis outage is stored, acknowledged and processed later."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from helpdesk import create_app
+from helpdesk.extensions import db
+from helpdesk.models import Delivery, Message
+from tests.support import factories
+from tests.support.live import ApiClient, api_message
+from tests.support.redis_server import OwnRedis
+
+
+@pytest.fixture
+def outage_system(app, database_url):
+    """An app (HTTP server + worker + sweeper) on a Redis server this test controls."""
+    own = OwnRedis()
+    own.start()
+    isolated = create_app({**{k: app.config[k] for k in ("SQLALCHEMY_DATABASE_URI", "DATA_DIR")},
+                           "REDIS_URL": own.url, "JOB_RETRY_INTERVALS": [0],
+                           "SWEEP_AFTER_SECONDS": 1, "SWEEP_INTERVAL_SECONDS": 1,
+                           "TESTING": True}, socket_server=False)
+    server = make_server("127.0.0.1", 0, isolated, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield isolated, own, ApiClient(f"http://127.0.0.1:{server.server_port}")
+    server.shutdown()
+    own.stop()
+
+
+def test_webhook_during_redis_outage_is_processed_once_redis_is_back(app, outage_system):
+    from workers.worker import make_worker, start_sweeper
+
+    isolated, own, client = outage_system
+    channel = factories.channel(app, "api")
+    own.stop()
+
+    response = client.post_api_webhook(channel, api_message(text="sent while redis was down"))
+    assert response.status_code == 200
+    with isolated.app_context():
+        delivery = db.session.execute(select(Delivery)).scalar_one()
+        assert delivery.status == "received"
+
+    own.start()  # an empty Redis: the enqueue was lost with the outage
+    stop = threading.Event()
+    start_sweeper(isolated, stop)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            make_worker(isolated).work(burst=True, logging_level="WARNING")
+            with isolated.app_context():
+                texts = db.session.execute(select(Message.text)).scalars().all()
+                db.session.rollback()
+            if texts:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+    assert texts == ["sent while redis was down"]
+    with isolated.app_context():
+        assert db.session.execute(select(Delivery.status)).scalar_one() == "processed"

@@ -1,0 +1,131 @@
+"""Working a ticket through the REST API: change, reply, note, escalate; errors as JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import factories
+from tests.support.live import api_message
+
+
+@pytest.fixture
+def ticket(app, api, drain):
+    channel = factories.channel(app, "api", settings={})
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain("ingest")
+    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
+
+
+def test_ticket_resource_has_the_contract_fields(api, agent, ticket):
+    body = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    expected = {"id", "subject", "status", "priority", "level", "urgency", "urgency_reasons",
+                "language", "assignee_id", "customer_id", "customer", "channel",
+                "contact_reason", "tags", "identity_verified", "sla", "created_at",
+                "updated_at", "first_response_at", "solved_at", "messages"}
+    assert expected <= set(body)
+    assert set(body["sla"]) == {"first_response_due_at", "resolution_due_at", "breached"}
+    assert set(body["channel"]) == {"id", "kind", "provider", "name"}
+    message = body["messages"][0]
+    assert {"id", "ticket_id", "direction", "internal", "author", "channel", "text", "html",
+            "attachments", "delivery_status", "flags", "created_at"} <= set(message)
+    assert message["author"]["type"] == "customer"
+    assert message["delivery_status"] == "received"
+
+
+def test_public_reply_assigns_sets_first_response_and_queues(api, agent, ticket, sockets):
+    watcher = sockets(agent.token)
+    response = api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages",
+                                   json={"text": "It ships today", "status": "pending"})
+    assert response.status_code == 201
+    message = response.json()
+    assert message["direction"] == "outbound" and message["internal"] is False
+    assert message["delivery_status"] in ("queued", "skipped")
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["assignee_id"] == agent.id
+    assert after["status"] == "pending"
+    assert after["first_response_at"] is not None
+    created = watcher.wait_for("message.created", lambda e: e["data"]["id"] == message["id"])
+    assert created["data"]["text"] == "It ships today"
+
+
+def test_internal_note_is_not_a_first_response(api, agent, ticket):
+    response = api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages",
+                                   json={"text": "customer called twice", "internal": True})
+    assert response.status_code == 201 and response.json()["internal"] is True
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["first_response_at"] is None and after["assignee_id"] is None
+
+
+def test_manual_priority_sticks_and_tags_and_reason_are_saved(api, agent, ticket, drain):
+    response = api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}",
+                                    json={"priority": "urgent", "tags": ["vip", "parcel", "vip"],
+                                          "contact_reason": "delivery"})
+    assert response.status_code == 200
+    drain("routing")
+    body = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert body["priority"] == "urgent"
+    assert body["tags"] == ["parcel", "vip"]
+    assert body["contact_reason"] == "delivery"
+
+
+def test_agent_cannot_assign_to_others_but_supervisor_can(api, agent, supervisor, ticket):
+    denied = api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}",
+                                  json={"assignee_id": supervisor.id})
+    assert denied.status_code == 403
+    allowed = api.as_(supervisor).patch(f"/api/v1/tickets/{ticket['id']}",
+                                        json={"assignee_id": agent.id})
+    assert allowed.status_code == 200 and allowed.json()["assignee_id"] == agent.id
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"status": "done"}, "status"), ({"priority": "asap"}, "priority"),
+    ({"assignee_id": "7"}, "assignee_id"), ({"unknown": 1}, "unknown"),
+    ({"tags": "vip"}, "tags"),
+])
+def test_invalid_patches_are_400_naming_the_field(api, agent, ticket, body, field):
+    response = api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}", json=body)
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_non_json_and_malformed_bodies(api, agent, ticket):
+    path = f"/api/v1/tickets/{ticket['id']}/messages"
+    assert api.as_(agent).post(path, data="text=hi").status_code == 415
+    malformed = api.as_(agent).post(path, data="{bad", headers={"Content-Type":
+                                                                "application/json"})
+    assert malformed.status_code == 400
+    assert api.as_(agent).post(path, json={"text": ""}).status_code == 400
+    assert api.as_(agent).post(path, json=["text"]).status_code == 400
+
+
+def test_unknown_ticket_is_404_json(api, agent):
+    response = api.as_(agent).get("/api/v1/tickets/987654")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_escalation_unassigns_a_lower_level_agent(api, agent, ticket):
+    api.as_(agent).post("/api/v1/queue/next")
+    response = api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/escalate",
+                                   json={"level": 2, "reason": "refund over limit"})
+    assert response.status_code == 200
+    assert response.json()["level"] == 2 and response.json()["assignee_id"] is None
+    again = api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/escalate",
+                                json={"level": 2, "reason": "again"})
+    assert again.status_code == 422
+
+
+def test_list_filters_and_pagination(app, api, agent, drain):
+    channel = factories.channel(app, "api")
+    for n in range(5):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=f"topic {n}",
+                                                  email=f"p{n}@example.com"))
+    drain("ingest")
+    page = api.as_(agent).get("/api/v1/tickets?per_page=2&page=2").json()
+    assert page["total"] == 5 and page["page"] == 2 and page["per_page"] == 2
+    assert len(page["items"]) == 2
+    found = api.as_(agent).get("/api/v1/tickets?q=TOPIC 3").json()
+    assert [t["subject"] for t in found["items"]] == ["topic 3"]
+    assert api.as_(agent).get("/api/v1/tickets?per_page=201").status_code == 400
+    assert api.as_(agent).get("/api/v1/tickets?status=nope").status_code == 400
+    assert api.as_(agent).get("/api/v1/tickets?assignee=none").json()["total"] == 5
