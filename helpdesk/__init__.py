@@ -10,7 +10,6 @@ from flask import Flask
 
 from helpdesk import config as config_module
 
-
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -30,10 +30,19 @@ def init_app(app: Flask, *, server: bool) -> None:
     if not server:
         return
     # Built here because Flask-SocketIO only recognizes redis:// URLs, not unix:// sockets.
-    options = {"client_manager": socketio_server.RedisManager(url)} if url else {}
+    options = {"client_manager": socketio_server.RedisManager(url, channel=pubsub_channel(url))
+               } if url else {}
     socketio.init_app(app, async_mode=async_mode(app.config["ASYNC_MODE"]),
                       cors_allowed_origins="*", logger=False, engineio_logger=False, **options)
     from helpdesk.realtime import agents  # noqa: F401  (registers the handlers)
+
+
+def pubsub_channel(redis_url: str) -> str:
+    """Pub/sub ignores Redis database numbers: name the channel after the database instead,
+    so two systems sharing one Redis server (e.g. CI and a benchmark) never hear each other."""
+    from redis.connection import parse_url
+
+    return f"helpdesk-socketio-{parse_url(redis_url).get('db', 0)}"
 
 
 def async_mode(configured: str) -> str:
@@ -51,7 +60,8 @@ def publisher() -> socketio_server.RedisManager:
     app = current_app._get_current_object()
     manager = app.extensions.get(_PUBLISHER)
     if manager is None:
-        manager = socketio_server.RedisManager(app.config["REDIS_URL"], write_only=True)
+        url = app.config["REDIS_URL"]
+        manager = socketio_server.RedisManager(url, channel=pubsub_channel(url), write_only=True)
         app.extensions[_PUBLISHER] = manager
     return manager
 

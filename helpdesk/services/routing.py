@@ -75,8 +75,8 @@ def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
 
 def route_ticket(ticket_id: int, config_path: str | None = None) -> None:
     """Score a ticket and tell everyone watching if anything moved."""
-    ticket = db.session.execute(
-        select(Ticket).where(Ticket.id == ticket_id).with_for_update()).scalar_one_or_none()
+    ticket = db.session.execute(select(Ticket).where(Ticket.id == ticket_id)
+                                .with_for_update(of=Ticket)).scalar_one_or_none()
     if ticket is None or ticket.status == "closed":
         db.session.rollback()
         return
