@@ -1,0 +1,43 @@
+"""Phone calls: one row per provider call, built from its (out-of-order) callbacks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from helpdesk.extensions import db
+from helpdesk.models.base import UTCDateTime, utcnow
+
+OUTCOMES = ("answered", "abandoned", "voicemail", "missed")
+
+
+class Call(db.Model):
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "external_id"),
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(10), default="inbound")
+    status: Mapped[str | None] = mapped_column(String(20))
+    status_rank: Mapped[int] = mapped_column(default=-1)
+    sequence: Mapped[int] = mapped_column(default=-1)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    queue_result: Mapped[str | None] = mapped_column(String(20))
+    wait_seconds: Mapped[float | None] = mapped_column()
+    talk_seconds: Mapped[float | None] = mapped_column()
+    recording_url: Mapped[str | None] = mapped_column(Text)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
