@@ -28,4 +28,15 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from helpdesk.connectors import api, raw_mime  # noqa: F401
+    from helpdesk.connectors import (  # noqa: F401
+        api,
+        mailgun,
+        meta,
+        postmark,
+        raw_mime,
+        sendgrid,
+        telegram,
+        twilio,
+        widget,
+        x,
+    )

@@ -7,11 +7,14 @@ nothing of the database: the ingest pipeline hands it a `ChannelConfig` and a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 
 class VerificationError(Exception):
@@ -116,6 +119,38 @@ class StatusEvent(InboundEvent):
     at: datetime | None = None
 
 
+CALL_STATUS_RANK = {"queued": 0, "ringing": 1, "in-progress": 2, "completed": 3, "busy": 3,
+                    "failed": 3, "no-answer": 3, "canceled": 3}
+
+
+@dataclass
+class CallEvent(InboundEvent):
+    """One provider callback about a voice call (API.md "Voice")."""
+
+    type: ClassVar[str] = "call"
+    external_id: str  # the call's id (Twilio CallSid)
+    # incoming | status | enqueue_result | dial_result | recording | transcription
+    kind: str
+    identities: list[IdentityRef] = field(default_factory=list)
+    sender_name: str | None = None
+    direction: str = "inbound"
+    status: str | None = None  # the provider's call status (Twilio CallStatus)
+    sequence: int | None = None  # the provider's order of status callbacks, when given
+    rank: int | None = None  # CALL_STATUS_RANK of `status`: orders callbacks without `sequence`
+    # answered | abandoned | voicemail | missed, when this callback alone decides it
+    outcome: str | None = None
+    queue_result: str | None = None
+    dial_status: str | None = None
+    wait_seconds: int | None = None
+    call_duration: int | None = None
+    dial_call_duration: int | None = None
+    recording_url: str | None = None
+    recording_sid: str | None = None
+    transcript: str | None = None
+    transcription_sid: str | None = None
+    at: datetime | None = None
+
+
 @dataclass
 class ParseResult:
     events: list[InboundEvent]
@@ -135,6 +170,25 @@ def same(a: str | bytes, b: str | bytes) -> bool:
 
 def body_hash(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def require_basic_auth(channel: ChannelConfig, request: WebhookRequest) -> None:
+    """When the channel has `basic_auth_user`/`basic_auth_password`, the request must match."""
+    user = str(channel.secrets.get("basic_auth_user") or "")
+    password = str(channel.secrets.get("basic_auth_password") or "")
+    if not user and not password:
+        return  # the unguessable URL key is the credential
+    scheme, _, encoded = request.header("Authorization").strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise VerificationError("missing HTTP basic auth")
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as exc:
+        raise VerificationError("unreadable HTTP basic auth") from exc
+    given_user, _, given_password = given.partition(":")
+    # Both compared, always, so timing does not tell which one was wrong.
+    if not (same(user, given_user) & same(password, given_password)):
+        raise VerificationError("wrong HTTP basic auth")
 
 
 class Connector:
@@ -163,6 +217,10 @@ class Connector:
     def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
         """The provider's event id (else a body hash); PayloadError when unreadable."""
         return body_hash(request.body)
+
+    def replay_token(self, channel: ChannelConfig, request: WebhookRequest) -> str | None:
+        """A single-use token the provider signed, for refusing replays; None when it has none."""
+        return None
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
         raise NotImplementedError
