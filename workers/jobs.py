@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from rq import get_current_job
 
-from helpdesk.services import deliveries, outbound, routing
+from helpdesk.services import deliveries, outbound, queue, routing
 
 
 def _final_attempt() -> bool:
@@ -31,3 +31,14 @@ def send_message(message_id: int) -> str | None:
 def sweep() -> int:
     """Re-enqueue deliveries stored but never processed."""
     return deliveries.sweep_unprocessed()
+
+
+def check_sla(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
+    """An exact SLA timer (warning or breach); a no-op if the deadline moved or was met."""
+    return routing.sla_timer(ticket_id, clock, kind, due_iso,
+                             current_app.config["URGENCY_CONFIG"])
+
+
+def fill_agent(agent_id: int) -> int:
+    """Push mode: give an agent with free capacity what waits in the queue."""
+    return queue.fill(agent_id)

@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from helpdesk import queues
-from helpdesk.services import deliveries
+from helpdesk.services import deliveries, routing
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"
@@ -56,7 +56,9 @@ def sweep_once(app: Flask) -> int:
         except Exception as exc:
             log.warning("sweeper: redis unavailable: %s", exc)
             return 0
-        return deliveries.sweep_unprocessed()
+        swept = deliveries.sweep_unprocessed()
+        routing.sweep_overdue(app.config["URGENCY_CONFIG"])
+        return swept
 
 
 def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.extensions import db
@@ -16,14 +16,18 @@ STATUSES = ("new", "open", "pending", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 QUEUED_STATUSES = ("new", "open")
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class Ticket(db.Model):
     __tablename__ = "tickets"
     __table_args__ = (
-        # The queue: unassigned new/open tickets by priority, SLA deadline, age.
-        Index("ix_tickets_queue", "assignee_id", "status", "priority_rank", "sla_due_at",
-              "created_at"),
+        # The queue: unassigned new/open tickets in queue order, walked from the top.
+        Index("ix_tickets_queue_order", text("priority_rank DESC"), "sla_due_at", "created_at",
+              "id",
+              postgresql_where=text("assignee_id IS NULL AND status IN ('new', 'open')"),
+              sqlite_where=text("assignee_id IS NULL AND status IN ('new', 'open')")),
+        Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_customer_activity", "customer_id", "last_activity_at"),
         Index("ix_tickets_thread", "channel_id", "thread_key"),
     )
@@ -49,13 +53,15 @@ class Ticket(db.Model):
     previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The queue's deadline key; NO_DEADLINE (not NULL) sorts last and keeps the index usable.
+    sla_due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: NO_DEADLINE)
     sla_breached: Mapped[bool] = mapped_column(default=False)
     sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id"))
     first_response_breached: Mapped[bool] = mapped_column(default=False)
     resolution_breached: Mapped[bool] = mapped_column(default=False)
     # The resolution clock stops while the ticket waits on the customer.
     sla_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_seconds: Mapped[float] = mapped_column(default=0.0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -188,3 +188,14 @@ agent_schema = AgentSchema()
 agent_ref_schema = AgentRefSchema()
 delivery_schema = DeliverySchema()
 work_session_schema = WorkSessionSchema()
+
+
+class SlaPolicyOutSchema(Schema):
+    priority = fields.String()
+    first_response_seconds = fields.Integer(allow_none=True)
+    resolution_seconds = fields.Integer(allow_none=True)
+    warning_ratio = fields.Float()
+    calendar = fields.Dict(allow_none=True)
+
+
+sla_policy_schema = SlaPolicyOutSchema()

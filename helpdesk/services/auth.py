@@ -8,7 +8,7 @@ import secrets
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from helpdesk.errors import ApiError, Conflict
+from helpdesk.errors import ApiError, Conflict, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import Agent, ApiToken
 from helpdesk.models.base import utcnow
@@ -68,5 +68,19 @@ def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
                   languages=languages or [], channels=channels or [], capacity=capacity,
                   password_hash=generate_password_hash(password) if password else None)
     db.session.add(agent)
+    commit()
+    return agent
+
+
+def update_agent(agent_id: int, changes: dict) -> Agent:
+    """Change an agent's profile, routing attributes or password (admin)."""
+    agent = db.session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound("agent")
+    password = changes.pop("password", None)
+    if password:
+        agent.password_hash = generate_password_hash(password)
+    for key, value in changes.items():
+        setattr(agent, key, value)
     commit()
     return agent

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Message, Ticket
-from helpdesk.services import ticket_events
+from helpdesk.services import sla, ticket_events
 
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
@@ -83,6 +83,8 @@ def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
     db.session.flush()
     ticket_events.record(ticket, "ticket.created", channel=channel.kind,
                          previous_ticket_id=ticket.previous_ticket_id)
+    if status != "closed":
+        sla.apply_policy(ticket)
     return ticket
 
 
@@ -106,8 +108,10 @@ def customer_replied(ticket: Ticket, now: datetime) -> None:
     if ticket.status == "pending":
         ticket.status = "open"
         ticket_events.record(ticket, "status.changed", **{"from": "pending", "to": "open"})
+        sla.resume(ticket, now)
     elif ticket.status == "solved":
         ticket.status = "open"
         ticket_events.record(ticket, "ticket.reopened", solved_at=ticket.solved_at.isoformat()
                              if ticket.solved_at else None)
         ticket.solved_at = None
+        sla.apply_policy(ticket)

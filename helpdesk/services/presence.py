@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from helpdesk import queues
 from helpdesk.extensions import db
 from helpdesk.models import Agent
 from helpdesk.queues import redis_connection
 from helpdesk.realtime import emit
 from helpdesk.services.transaction import after_commit, commit
+
+FILL_JOB = "workers.jobs.fill_agent"
 
 
 def _key(agent_id: int) -> str:
@@ -30,6 +33,8 @@ def _store(agent_id: int, status: str) -> None:
     agent.presence = status
     if changed:
         _announce(agent)
+    if changed and status == "online":
+        after_commit(lambda: queues.enqueue(queues.ROUTING, FILL_JOB, agent_id))
     commit()
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import Select, or_, select
 
 from helpdesk.errors import Conflict
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Channel, Ticket
-from helpdesk.realtime import events
-from helpdesk.services import ticket_events
+from helpdesk.services import assignment, settings
 from helpdesk.services.transaction import commit
 
-QUEUE_ORDER = (Ticket.priority_rank.desc(), Ticket.sla_due_at.asc().nulls_last(),
+QUEUE_ORDER = (Ticket.priority_rank.desc(), Ticket.sla_due_at.asc(),
                Ticket.created_at.asc(), Ticket.id.asc())
 
 
@@ -24,41 +21,72 @@ def queued() -> Select:
             .order_by(*QUEUE_ORDER))
 
 
-def eligible_for(query: Select, agent: Agent) -> Select:
-    """Only tickets this agent may take: level, and languages/channels when set."""
+def eligible_for(query: Select, agent: Agent, kinds: list[str] | None = None) -> Select:
+    """Only tickets this agent may take: level, languages and channels when set, and (when
+    `kinds` is given) channel kinds that fit the agent's free capacity."""
     query = query.where(Ticket.level <= agent.level)
     if agent.languages:
         query = query.where(or_(Ticket.language.is_(None), Ticket.language.in_(agent.languages)))
-    if agent.channels:
+    allowed = set(agent.channels or []) or None
+    if kinds is not None:
+        allowed = set(kinds) if allowed is None else allowed & set(kinds)
+    if allowed is not None:
         query = query.where(Ticket.channel_id.in_(
-            select(Channel.id).where(Channel.kind.in_(agent.channels))))
+            select(Channel.id).where(Channel.kind.in_(sorted(allowed)))))
     return query
 
 
-def has_capacity(agent: Agent) -> bool:
-    """Hook for weighted capacity (routing issue); every agent has room until then."""
-    return agent.capacity > 0
+def fitting_kinds(free: float, weights: dict) -> list[str]:
+    from helpdesk.models import KINDS
+
+    return [kind for kind in KINDS if assignment.fits(free, kind, weights)]
+
+
+def _lock(query: Select) -> Select:
+    if db.session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=Ticket)
+    return query
 
 
 def claim_next_ticket(agent: Agent) -> Ticket | None:
-    """Assign the first eligible queued ticket to `agent`; never the same one to two agents."""
-    if not has_capacity(agent):
+    """Assign the first eligible queued ticket to `agent`; never the same one to two agents.
+
+    409 when the agent has no room left for any kind of ticket.
+    """
+    weights = settings.get("capacity_weights")
+    free = assignment.free_capacity(agent)
+    kinds = fitting_kinds(free, weights)
+    if not kinds:
+        db.session.rollback()
         raise Conflict("you are at capacity", "at_capacity")
-    query = eligible_for(queued(), agent).limit(1)
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=Ticket)
-    ticket = db.session.execute(query).scalars().first()
+    ticket = db.session.execute(_lock(eligible_for(queued(), agent, kinds).limit(1))
+                                ).scalars().first()
     if ticket is None:
         db.session.rollback()
         return None
-    now = datetime.now(UTC)
-    ticket_events.record(ticket, "assigned", agent, **{"from": None, "to": agent.id,
-                                                       "via": "queue.next"})
-    ticket.assignee_id = agent.id
-    ticket.status = "open"
-    ticket.updated_at = now
-    db.session.get(Agent, agent.id).last_assigned_at = now
-    events.ticket_changed(ticket)
-    events.queue_changed()
+    assignment.give(ticket, db.session.get(Agent, agent.id), "queue.next")
     commit()
     return ticket
+
+
+def fill(agent_id: int, batch: int = 50) -> int:
+    """Push mode: give an agent who came online or freed capacity what fits from the queue."""
+    if settings.get("routing_mode") != "push":
+        return 0
+    agent = db.session.execute(select(Agent).where(Agent.id == agent_id)
+                               .with_for_update()).scalar_one_or_none()
+    if agent is None or agent.presence != "online" or not agent.active:
+        db.session.rollback()
+        return 0
+    weights = settings.get("capacity_weights")
+    free = agent.capacity - assignment.loads([agent.id], weights)[agent.id]
+    given = 0
+    candidates = db.session.execute(_lock(eligible_for(queued(), agent).limit(batch))).scalars()
+    for ticket in candidates:
+        kind = ticket.channel.kind
+        if assignment.fits(free, kind, weights):
+            assignment.give(ticket, agent, "push")
+            free -= assignment.weight(kind, weights)
+            given += 1
+    commit()
+    return given

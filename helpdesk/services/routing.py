@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from helpdesk.extensions import db
 from helpdesk.models import Customer, Message, Ticket
 from helpdesk.realtime import events
-from helpdesk.services import ticket_events
+from helpdesk.services import assignment, settings, sla, ticket_events
 from helpdesk.services.transaction import commit
 from helpdesk.services.urgency import (
     UrgencyConfig,
@@ -45,9 +45,10 @@ def urgency_facts(ticket: Ticket, now: datetime) -> UrgencyFacts:
         .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).scalars().all()
     customer = db.session.get(Customer, ticket.customer_id)
     seconds_left = target = None
-    if ticket.sla_due_at is not None:
-        seconds_left = (ticket.sla_due_at - now).total_seconds()
-        target = (ticket.sla_due_at - ticket.created_at).total_seconds()
+    due = sla.nearest_due(ticket)
+    if due is not None:
+        seconds_left = (due - now).total_seconds()
+        target = (due - ticket.created_at).total_seconds()
     return UrgencyFacts(channel_kind=ticket.channel.kind, texts=list(reversed(texts)),
                         tier=customer.tier, recent_contacts=recent_contacts(customer.id, now),
                         seconds_to_deadline=seconds_left, sla_target_seconds=target)
@@ -69,6 +70,7 @@ def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
                                                             "to": result.priority,
                                                             "urgency": result.score})
         ticket.set_priority(result.priority)
+        sla.apply_policy(ticket)
         changed = True
     return changed
 
@@ -80,8 +82,35 @@ def route_ticket(ticket_id: int, config_path: str | None = None) -> None:
     if ticket is None or ticket.status == "closed":
         db.session.rollback()
         return
-    if score_ticket(ticket, config_path):
+    changed = score_ticket(ticket, config_path)
+    if settings.get("routing_mode") == "push" and assignment.push_assign(ticket):
+        changed = False  # give() announced the assignment with the new score
+    if changed:
         events.ticket_changed(ticket)
         if ticket.assignee_id is None and ticket.status in ("new", "open"):
             events.queue_changed()
     commit()
+
+
+def sla_timer(ticket_id: int, clock: str, kind: str, due_iso: str,
+              config_path: str | None = None) -> bool:
+    """An SLA timer fired: warn, or breach and re-score (a breach raises urgency)."""
+    fired = sla.fire(ticket_id, clock, kind, due_iso)
+    if fired and kind == "breach":
+        ticket = db.session.get(Ticket, ticket_id)
+        score_ticket(ticket, config_path)
+        events.ticket_changed(ticket)
+        events.queue_changed()
+    commit()
+    return fired
+
+
+def sweep_overdue(config_path: str | None = None) -> int:
+    """Safety net for lost timers: breach running clocks already past their deadline."""
+    found = sla.overdue()
+    db.session.rollback()
+    for ticket_id, clock in found:
+        ticket = db.session.get(Ticket, ticket_id)
+        due = sla.nearest_due(ticket) if clock == "first_response" else ticket.resolution_due_at
+        sla_timer(ticket_id, clock, "breach", due.isoformat(), config_path)
+    return len(found)

@@ -12,11 +12,12 @@ from helpdesk.errors import ApiError, NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Message, Ticket
 from helpdesk.realtime import events
-from helpdesk.services import ticket_events
+from helpdesk.services import sla, ticket_events
 from helpdesk.services.transaction import after_commit, commit
 
 ROUTE_JOB = "workers.jobs.route_ticket"
 OUTBOUND_JOB = "workers.jobs.send_message"
+FILL_JOB = "workers.jobs.fill_agent"
 
 
 def get(ticket_id: int) -> Ticket:
@@ -74,7 +75,21 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     elif previous == "solved":
         ticket.solved_at = None
         ticket_events.record(ticket, "ticket.reopened", actor)
+    if status == "pending":
+        sla.pause(ticket, now)
+    elif previous == "pending":
+        sla.resume(ticket, now)
+    elif previous == "solved":
+        sla.apply_policy(ticket)
+    sla.refresh(ticket)
     ticket_events.record(ticket, "status.changed", actor, **{"from": previous, "to": status})
+    if previous in ("new", "open") and status not in ("new", "open") and ticket.assignee_id:
+        free_capacity_of(ticket.assignee_id)
+
+
+def free_capacity_of(agent_id: int) -> None:
+    """An agent's load went down: in push mode, give them what waits (after commit)."""
+    after_commit(lambda: queues.enqueue(queues.ROUTING, FILL_JOB, agent_id))
 
 
 def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
@@ -90,7 +105,12 @@ def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
         assignee.last_assigned_at = datetime.now(UTC)
     ticket_events.record(ticket, "assigned", actor, **{"from": ticket.assignee_id,
                                                        "to": agent_id})
+    if ticket.assignee_id is not None:
+        free_capacity_of(ticket.assignee_id)
     ticket.assignee_id = agent_id
+    if agent_id is None:
+        ticket_id = ticket.id
+        after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
     if agent_id is not None and ticket.status == "new":
         ticket.status = "open"
 
@@ -112,6 +132,7 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
                                 "manual": True})
         ticket.set_priority(changes["priority"])
         ticket.priority_manual = True
+        sla.apply_policy(ticket)
     if "tags" in changes:
         ticket.tags = sorted(set(changes["tags"]))
     if "contact_reason" in changes:
@@ -141,6 +162,7 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
             assign(ticket, actor.id, actor)
         if ticket.first_response_at is None:
             ticket.first_response_at = now
+            sla.refresh(ticket)
         if ticket.status == "new":
             ticket.status = "open"
         ticket.last_activity_at = now
@@ -177,6 +199,7 @@ def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
         if assignee is None or assignee.level < level:
             ticket_events.record(ticket, "assigned", actor,
                                  **{"from": ticket.assignee_id, "to": None})
+            free_capacity_of(ticket.assignee_id)
             ticket.assignee_id = None
     ticket.updated_at = datetime.now(UTC)
     events.ticket_changed(ticket)

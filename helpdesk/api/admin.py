@@ -1,0 +1,75 @@
+"""Admin routes: SLA policies, settings, agents."""
+
+from __future__ import annotations
+
+from flask import jsonify
+from sqlalchemy import select
+
+from helpdesk.api.common import json_body, paginate, query_args
+from helpdesk.api.security import requires
+from helpdesk.api.v1 import bp
+from helpdesk.models import Agent
+from helpdesk.schemas.inputs import (
+    AgentCreateSchema,
+    AgentUpdateSchema,
+    PageSchema,
+    SettingsUpdateSchema,
+    SlaPolicySchema,
+)
+from helpdesk.schemas.resources import agent_schema, sla_policy_schema
+from helpdesk.services import auth, settings, sla_policies
+
+
+@bp.get("/sla-policies")
+@requires("supervisor")
+def list_sla_policies():
+    items = sla_policy_schema.dump(sla_policies.all_policies(), many=True)
+    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})
+
+
+@bp.put("/sla-policies/<priority>")
+@requires("admin")
+def put_sla_policy(priority: str):
+    policy = sla_policies.put(priority, json_body(SlaPolicySchema()))
+    return jsonify(sla_policy_schema.dump(policy))
+
+
+@bp.delete("/sla-policies/<priority>")
+@requires("admin")
+def delete_sla_policy(priority: str):
+    sla_policies.delete(priority)
+    return "", 204
+
+
+@bp.get("/settings")
+@requires("admin")
+def get_settings():
+    return jsonify(settings.get_all())
+
+
+@bp.patch("/settings")
+@requires("admin")
+def patch_settings():
+    return jsonify(settings.update(json_body(SettingsUpdateSchema())))
+
+
+@bp.get("/agents")
+@requires("supervisor")
+def list_agents():
+    args = query_args(PageSchema())
+    query = select(Agent).order_by(Agent.id)
+    return jsonify(paginate(query, args["page"], args["per_page"], agent_schema))
+
+
+@bp.post("/agents")
+@requires("admin")
+def create_agent():
+    agent = auth.create_agent(**json_body(AgentCreateSchema()))
+    return jsonify(agent_schema.dump(agent)), 201
+
+
+@bp.patch("/agents/<int:agent_id>")
+@requires("admin")
+def update_agent(agent_id: int):
+    agent = auth.update_agent(agent_id, json_body(AgentUpdateSchema()))
+    return jsonify(agent_schema.dump(agent))

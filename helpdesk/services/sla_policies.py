@@ -1,0 +1,51 @@
+"""SLA policies (admin): one per priority, optional business-hours calendar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from helpdesk.errors import ApiError, NotFound
+from helpdesk.extensions import db
+from helpdesk.models import PRIORITIES, SlaPolicy
+from helpdesk.services.business_hours import Calendar
+from helpdesk.services.transaction import commit
+
+
+def all_policies() -> list[SlaPolicy]:
+    rows = db.session.execute(select(SlaPolicy)).scalars().all()
+    return sorted(rows, key=lambda p: PRIORITIES.index(p.priority))
+
+
+def put(priority: str, data: dict[str, Any]) -> SlaPolicy:
+    """Create or replace the policy for `priority`; applies to tickets from now on."""
+    if priority not in PRIORITIES:
+        raise NotFound("priority")
+    if data.get("calendar") is not None:
+        try:
+            Calendar.from_dict(data["calendar"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ApiError(400, f"calendar: {exc}", "validation_error",
+                           {"calendar": [str(exc)]}) from exc
+    if data.get("first_response_seconds") is None and data.get("resolution_seconds") is None:
+        raise ApiError(400, "set first_response_seconds or resolution_seconds",
+                       "validation_error", {"first_response_seconds": ["one target required"]})
+    policy = db.session.execute(
+        select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+    if policy is None:
+        policy = SlaPolicy(priority=priority)
+        db.session.add(policy)
+    for key, value in data.items():
+        setattr(policy, key, value)
+    commit()
+    return policy
+
+
+def delete(priority: str) -> None:
+    policy = db.session.execute(
+        select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+    if policy is None:
+        raise NotFound("SLA policy")
+    db.session.delete(policy)
+    commit()

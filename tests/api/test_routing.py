@@ -1,0 +1,139 @@
+"""Routing: urgency scores, eligibility (level, language, channel, capacity), push mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import factories
+from tests.support.live import api_message
+
+
+@pytest.fixture
+def channel(app):
+    return factories.channel(app, "api")
+
+
+def send(api, channel, n: int, text: str = "hello, question about my order", **extra):
+    for i in range(n):
+        api.post_api_webhook(channel, api_message(f"{text[:8]}-e{i}-{extra.get('tag', '')}",
+                                                  f"{text[:8]}-m{i}-{extra.get('tag', '')}",
+                                                  text=text, email=f"u{i}{extra.get('tag', '')}"
+                                                  "@example.com",
+                                                  **({"name": extra["name"]}
+                                                     if "name" in extra else {})))
+
+
+def test_angry_vip_scores_urgent_with_reasons(app, api, agent, channel, drain):
+    customer = api.as_(agent).post("/api/v1/customers", json={
+        "name": "Vera", "tier": "vip",
+        "identities": [{"kind": "email", "value": "vera@example.com"}]}).json()
+    api.post_api_webhook(channel, api_message(
+        "e-vip", "m-vip", email="vera@example.com",
+        text="This is UNACCEPTABLE. I want a refund NOW or I'm calling my lawyer. "
+             "Your service is down again!"))
+    drain()
+    ticket = api.as_(agent).get(f"/api/v1/tickets?customer={customer['id']}").json()["items"][0]
+    assert ticket["priority"] == "urgent"
+    assert ticket["urgency"] >= 70
+    factors = {reason["factor"] for reason in ticket["urgency_reasons"]}
+    assert {"keywords", "sentiment", "tier"} <= factors
+    assert ticket["urgency"] == min(100, sum(r["points"] for r in ticket["urgency_reasons"]))
+    assert ticket["language"] == "en"
+
+
+def test_polite_question_scores_low(api, agent, channel, drain):
+    api.post_api_webhook(channel, api_message(
+        "e-p", "m-p", text="Hi, could you tell me how to change my invoice address? Thanks!"))
+    drain()
+    ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+    assert ticket["priority"] == "low" and ticket["urgency"] < 20
+
+
+def test_manual_priority_survives_rescoring(api, agent, channel, drain):
+    api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t1", text="question"))
+    drain()
+    ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+    api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={"priority": "high"})
+    api.post_api_webhook(channel, api_message("e2", "m2", thread_id="t1",
+                                              text="REFUND NOW, this is fraud, lawyer!"))
+    drain()
+    ticket = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+    assert ticket["priority"] == "high"
+    assert ticket["urgency"] > 0
+
+
+def test_language_and_channel_eligibility(app, api, channel, drain):
+    spanish = "Hola, mi pedido no ha llegado todavía y necesito ayuda con la entrega"
+    send(api, channel, 1, text=spanish, tag="es")
+    drain()
+    english_only = factories.agent(app, languages=["en"])
+    email_only = factories.agent(app, channels=["email"])
+    speaks_spanish = factories.agent(app, languages=["es", "en"], channels=["api"])
+    assert api.as_(english_only).post("/api/v1/queue/next").status_code == 204
+    assert api.as_(email_only).post("/api/v1/queue/next").status_code == 204
+    claimed = api.as_(speaks_spanish).post("/api/v1/queue/next")
+    assert claimed.status_code == 200 and claimed.json()["language"] == "es"
+
+
+def test_capacity_is_weighted_per_channel(app, api, channel, drain):
+    send(api, channel, 12)
+    drain("ingest")
+    worker = factories.agent(app, capacity=1.0)
+    codes = [api.as_(worker).post("/api/v1/queue/next").status_code for _ in range(11)]
+    assert codes[:10] == [200] * 10  # an asynchronous ticket takes a tenth
+    assert codes[10] == 409
+    body = api.as_(worker).post("/api/v1/queue/next").json()
+    assert body["error"]["code"] == "at_capacity"
+
+
+def test_push_mode_assigns_to_the_online_agent_with_most_free_capacity(
+        app, api, admin, channel, sockets, drain):
+    assert api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "push"}).json()[
+        "routing_mode"] == "push"
+    busy = factories.agent(app, capacity=1.0)
+    roomy = factories.agent(app, capacity=2.0)
+    offline = factories.agent(app, capacity=5.0)
+    sockets(busy.token)
+    sockets(roomy.token)
+    drain()
+    send(api, channel, 3)
+    drain()
+    tickets = api.as_(admin).get("/api/v1/tickets").json()["items"]
+    assignees = [t["assignee_id"] for t in tickets]
+    assert offline.id not in assignees
+    assert assignees.count(roomy.id) == 3  # 2.0 free beats 1.0 free every time
+    assert api.as_(admin).get("/api/v1/queue").json()["total"] == 0
+
+
+def test_push_mode_waits_for_someone_online_then_assigns(app, api, admin, channel, sockets,
+                                                         drain):
+    api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "push"})
+    send(api, channel, 2)
+    drain()
+    assert api.as_(admin).get("/api/v1/queue").json()["total"] == 2
+    late = factories.agent(app)
+    sockets(late.token)
+    drain()
+    tickets = api.as_(admin).get("/api/v1/tickets").json()["items"]
+    assert {t["assignee_id"] for t in tickets} == {late.id}
+
+
+def test_push_mode_respects_level(app, api, admin, agent, channel, sockets, drain):
+    api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "push"})
+    sockets(agent.token)
+    send(api, channel, 1)
+    drain()
+    ticket = api.as_(admin).get("/api/v1/tickets").json()["items"][0]
+    assert ticket["assignee_id"] == agent.id
+    api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/escalate",
+                        json={"level": 2, "reason": "billing"})
+    drain()
+    after = api.as_(admin).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["assignee_id"] is None and after["level"] == 2
+
+
+def test_settings_are_validated(api, admin, agent):
+    assert api.as_(agent).patch("/api/v1/settings", json={"routing_mode": "push"}
+                                ).status_code == 403
+    bad = api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "sometimes"})
+    assert bad.status_code == 400 and "routing_mode" in bad.json()["error"]["fields"]

@@ -1,0 +1,164 @@
+"""SLA: deadlines from policies, exact timers at the warning point and the deadline, pauses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from rq.scheduler import RQScheduler
+from sqlalchemy import select
+
+from helpdesk.extensions import db
+from helpdesk.models import TicketEvent
+from helpdesk.queues import QUEUE_NAMES, redis_connection
+from tests.support import factories
+from tests.support.live import api_message
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
+
+
+def put_policy(api, admin, first=3600, resolution=4 * 3600, **extra):
+    for priority in ("low", "normal", "high", "urgent"):
+        response = api.as_(admin).put(f"/api/v1/sla-policies/{priority}", json={
+            "first_response_seconds": first, "resolution_seconds": resolution, **extra})
+        assert response.status_code == 200, response.text
+
+
+def event_names(app, ticket_id: int) -> list[str]:
+    with app.app_context():
+        return list(db.session.execute(select(TicketEvent.name).where(
+            TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).scalars())
+
+
+@pytest.fixture
+def fire_due_timers(app, drain):
+    """RQ's own scheduler moving due jobs to their queues, then a worker running them."""
+    scheduler = RQScheduler(list(QUEUE_NAMES), connection=redis_connection(app))
+    scheduler.acquire_locks()
+
+    def run() -> None:
+        scheduler.enqueue_scheduled_jobs()
+        drain()
+
+    yield run
+    scheduler.release_locks()
+
+
+def test_deadlines_and_timers_fire_at_the_right_moments(app, api, admin, fire_due_timers,
+                                                        drain):
+    put_policy(api, admin)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        api.post_api_webhook(channel, api_message(text="hello, question about my order"))
+        drain()
+        ticket = api.as_(admin).get("/api/v1/tickets").json()["items"][0]
+        due = datetime.fromisoformat(ticket["sla"]["first_response_due_at"])
+        assert due == T0 + timedelta(hours=1)
+        assert datetime.fromisoformat(ticket["sla"]["resolution_due_at"]) == T0 + timedelta(
+            hours=4)
+
+        clock.move_to(T0 + timedelta(minutes=47))
+        fire_due_timers()
+        assert "sla.warning" not in event_names(app, ticket["id"])
+
+        clock.move_to(T0 + timedelta(minutes=48, seconds=1))  # 80% of the hour
+        fire_due_timers()
+        assert event_names(app, ticket["id"]).count("sla.warning") == 1
+        assert "sla.breached" not in event_names(app, ticket["id"])
+
+        clock.move_to(T0 + timedelta(hours=1, seconds=1))
+        fire_due_timers()
+        after = api.as_(admin).get(f"/api/v1/tickets/{ticket['id']}").json()
+        assert after["sla"]["breached"] is True
+        assert "sla" in {reason["factor"] for reason in after["urgency_reasons"]}
+        assert after["priority"] in ("high", "urgent")
+        assert event_names(app, ticket["id"]).count("sla.breached") == 1
+
+
+def test_a_met_deadline_fires_nothing(app, api, admin, agent, fire_due_timers, drain):
+    put_policy(api, admin)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        api.post_api_webhook(channel, api_message())
+        drain()
+        ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+        clock.move_to(T0 + timedelta(minutes=10))
+        api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages", json={"text": "On it"})
+        clock.move_to(T0 + timedelta(hours=1, minutes=1))
+        fire_due_timers()
+    names = event_names(app, ticket["id"])
+    assert "sla.warning" not in names and "sla.breached" not in names
+
+
+def test_pending_pauses_the_resolution_clock(app, api, admin, agent, drain):
+    put_policy(api, admin)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t"))
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                            json={"text": "Can you send a photo?", "status": "pending"})
+        clock.move_to(T0 + timedelta(minutes=90))
+        api.post_api_webhook(channel, api_message("e2", "m2", thread_id="t", text="photo"))
+        drain()
+        ticket = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+    assert ticket["status"] == "open"
+    assert datetime.fromisoformat(ticket["sla"]["resolution_due_at"]) == T0 + timedelta(
+        hours=5, minutes=30)
+
+
+def test_business_hours_calendar_moves_deadlines_past_the_weekend(app, api, admin, drain):
+    put_policy(api, admin, first=2 * 3600, calendar={
+        "timezone": "UTC", "hours": {d: [["09:00", "17:00"]] for d in
+                                     ("mon", "tue", "wed", "thu", "fri")}})
+    channel = factories.channel(app, "api")
+    friday_4pm = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    with time_machine.travel(friday_4pm, tick=False):
+        api.post_api_webhook(channel, api_message())
+        drain()
+    ticket = api.as_(admin).get("/api/v1/tickets").json()["items"][0]
+    assert datetime.fromisoformat(ticket["sla"]["first_response_due_at"]) == datetime(
+        2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def test_policy_validation(api, admin, agent):
+    assert api.as_(agent).put("/api/v1/sla-policies/normal",
+                              json={"first_response_seconds": 60}).status_code == 403
+    assert api.as_(admin).put("/api/v1/sla-policies/whenever",
+                              json={"first_response_seconds": 60}).status_code == 404
+    bad = api.as_(admin).put("/api/v1/sla-policies/normal", json={
+        "first_response_seconds": 60, "calendar": {"timezone": "Mars/Olympus", "hours": {}}})
+    assert bad.status_code == 400 and "calendar" in bad.json()["error"]["fields"]
+    empty = api.as_(admin).put("/api/v1/sla-policies/normal", json={})
+    assert empty.status_code == 400
+
+
+def test_real_timer_with_a_worker_process_emits_warning_and_breach(
+        app, api, admin, sockets, redis_url, database_url):
+    put_policy(api, admin, first=3, resolution=3600, warning_ratio=0.5)
+    channel = factories.channel(app, "api")
+    supervisor_socket = sockets(admin.token)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "HELPDESK_DATA_DIR": app.config["DATA_DIR"]}
+    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker"], env=env,
+                              start_new_session=True)
+    try:
+        api.post_api_webhook(channel, api_message(text="hello, question about my order"))
+        warning = supervisor_socket.wait_for("sla.warning", timeout=20)
+        breached = supervisor_socket.wait_for("sla.breached", timeout=20)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    assert warning["data"]["clock"] == "first_response"
+    assert breached["data"]["clock"] == "first_response"
+    assert breached["data"]["ticket"]["sla"]["breached"] is True
+    warned_at = datetime.fromisoformat(warning["at"])
+    breached_at = datetime.fromisoformat(breached["at"])
+    due = datetime.fromisoformat(breached["data"]["due_at"])
+    assert abs((breached_at - due).total_seconds()) < 3  # exact timers, not a sweep
+    assert breached_at - warned_at > timedelta(seconds=0.5)
