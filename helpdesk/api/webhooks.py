@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 from flask import Blueprint, Response, current_app, request
 
@@ -16,7 +18,7 @@ from helpdesk.connectors.base import (
     body_hash,
 )
 from helpdesk.errors import ApiError, NotFound
-from helpdesk.services import channels, deliveries, rate_limit
+from helpdesk.services import channels, deliveries, presence, rate_limit
 
 bp = Blueprint("webhooks", __name__)
 
@@ -82,8 +84,34 @@ def receive(provider: str, key: str) -> Response:
         connector.verify(config, incoming)
     except VerificationError as exc:
         raise ApiError(401, f"webhook verification failed: {exc}", "bad_signature") from exc
-    deliveries.store(channel, incoming, dedupe_key(connector, config, incoming))
-    return as_response(connector.acknowledge(config, incoming, {}))
+    key = dedupe_key(connector, config, incoming)
+    token = connector.replay_token(config, incoming)
+    if token is not None and not deliveries.replay_token_fresh(channel, token, key):
+        raise ApiError(401, "webhook verification failed: token seen before", "replayed_token")
+    deliveries.store(channel, incoming, key, replay_token=token)
+    return as_response(connector.acknowledge(config, incoming, AckContext()))
+
+
+class AckContext(Mapping):
+    """What a connector may ask about when answering (computed only if asked)."""
+
+    _loaders: ClassVar[dict[str, Callable[[], Any]]] = {
+        "agents_online": lambda: bool(presence.online_agent_ids()),
+    }
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            self._values[name] = self._loaders[name]()
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
 
 
 def dedupe_key(connector: Connector, config, incoming: WebhookRequest) -> str:

@@ -33,6 +33,11 @@ class Call(db.Model):
     sequence: Mapped[int] = mapped_column(default=-1)
     outcome: Mapped[str | None] = mapped_column(String(20))
     queue_result: Mapped[str | None] = mapped_column(String(20))
+    dial_status: Mapped[str | None] = mapped_column(String(20))
+    # Our TwiML ran (the incoming-call webhook was answered): a later unanswered end is an
+    # abandon, not a miss.
+    reached_us: Mapped[bool] = mapped_column(default=False)
+    call_duration: Mapped[float | None] = mapped_column()
     wait_seconds: Mapped[float | None] = mapped_column()
     talk_seconds: Mapped[float | None] = mapped_column()
     recording_url: Mapped[str | None] = mapped_column(Text)

@@ -17,6 +17,8 @@ class Delivery(db.Model):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("channel_id", "dedupe_key"),
+        # Providers that sign a one-time token (Mailgun): a token is accepted once.
+        UniqueConstraint("channel_id", "replay_token"),
         Index("ix_deliveries_status_received_at", "status", "received_at"),
     )
 

@@ -199,3 +199,22 @@ class SlaPolicyOutSchema(Schema):
 
 
 sla_policy_schema = SlaPolicyOutSchema()
+
+
+class CallSchema(Schema):
+    """The `call` of a timeline item (API.md "Resources")."""
+
+    id = fields.Integer()
+    external_id = fields.String()
+    direction = fields.String()
+    status = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    wait_seconds = fields.Float(allow_none=True)
+    talk_seconds = fields.Float(allow_none=True)
+    recording_url = fields.String(allow_none=True)
+    transcript = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+
+
+call_schema = CallSchema()

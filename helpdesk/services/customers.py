@@ -7,8 +7,13 @@ from sqlalchemy import select
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.errors import ApiError, Conflict, NotFound
 from helpdesk.extensions import db
-from helpdesk.models import Customer, Identity, Message, Ticket, TicketEvent
-from helpdesk.schemas.resources import ChannelRefSchema, TicketEventSchema, message_schema
+from helpdesk.models import Call, Channel, Customer, Identity, Message, Ticket, TicketEvent
+from helpdesk.schemas.resources import (
+    ChannelRefSchema,
+    TicketEventSchema,
+    call_schema,
+    message_schema,
+)
 from helpdesk.services import identity
 from helpdesk.services.transaction import commit
 
@@ -83,6 +88,11 @@ def timeline(customer_id: int) -> list[dict]:
         items.append({"type": "event", "at": event.created_at, "ticket_id": event.ticket_id,
                       "channel": channel_ref.dump(tickets[event.ticket_id].channel),
                       "event": event_schema.dump(event)})
+    for call in db.session.execute(select(Call).where(
+            Call.customer_id == customer.id)).scalars():
+        items.append({"type": "call", "at": call.started_at, "ticket_id": call.ticket_id,
+                      "channel": channel_ref.dump(db.session.get(Channel, call.channel_id)),
+                      "call": call_schema.dump(call)})
     items.sort(key=lambda item: (item["at"], item["type"] != "event"))
     for item in items:
         item["at"] = item["at"].isoformat()

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from helpdesk import queues
 from helpdesk.connectors import get_connector
 from helpdesk.connectors.base import (
+    CallEvent,
     ChannelConfig,
     InboundEvent,
     MessageEvent,
@@ -22,7 +23,7 @@ from helpdesk.connectors.base import (
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
-from helpdesk.services import inbound
+from helpdesk.services import calls, inbound
 from helpdesk.services.transaction import after_commit, commit
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,14 @@ def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
         db.session.rollback()
         return None
     return delivery
+
+
+def replay_token_fresh(channel: Channel, token: str, dedupe_key: str) -> bool:
+    """A one-time token is fresh unless seen before with a different delivery."""
+    seen = db.session.execute(
+        select(Delivery.dedupe_key).where(Delivery.channel_id == channel.id,
+                                          Delivery.replay_token == token)).scalar_one_or_none()
+    return seen is None or seen == dedupe_key[:255]
 
 
 def commit_with_enqueue(delivery: Delivery) -> None:
@@ -134,10 +143,9 @@ def apply_event(channel: Channel, delivery: Delivery, event: InboundEvent) -> in
         return int(inbound.receive_message(channel, delivery, event) is not None)
     if isinstance(event, StatusEvent):
         return int(inbound.receive_status(channel, event))
-    handler = inbound.HANDLERS.get(type(event))
-    if handler is None:
-        raise PayloadError(f"no handler for {type(event).__name__}")
-    return int(bool(handler(channel, delivery, event)))
+    if isinstance(event, CallEvent):
+        return int(calls.receive_call(channel, delivery, event))
+    raise PayloadError(f"no handler for {type(event).__name__}")
 
 
 def replay(delivery_id: int) -> Delivery:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk import queues
-from helpdesk.connectors.base import InboundEvent, MessageEvent, StatusEvent
+from helpdesk.connectors.base import MessageEvent, StatusEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery, Message, Ticket
 from helpdesk.realtime import events
@@ -20,8 +19,6 @@ ROUTE_JOB = "workers.jobs.route_ticket"
 # Delivery reports only move forward: a late `sent` never overwrites `delivered`.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
-# Further event types (calls, reactions…) register a handler(channel, delivery, event).
-HANDLERS: dict[type[InboundEvent], Callable[[Channel, Delivery, InboundEvent], object]] = {}
 
 
 def message_exists(channel_id: int, external_id: str) -> bool:
@@ -60,9 +57,14 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     events.message_created(message, ticket)
     if ticket.status in ("new", "open"):
         events.queue_changed()
-        ticket_id = ticket.id
-        after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
+        route_after_commit(ticket)
     return message
+
+
+def route_after_commit(ticket: Ticket) -> None:
+    """Score (and in push mode assign) the ticket once this transaction is visible."""
+    ticket_id = ticket.id
+    after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
 
 
 def mark_bounced(message_ids: list[str], error: str) -> None:
