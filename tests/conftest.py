@@ -23,9 +23,9 @@ from tests.support.live import ApiClient, SocketClient
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
 
-TABLES = ("attachments", "work_sessions", "ticket_events", "calls", "chat_sessions", "messages",
-          "tickets", "identities", "customers", "deliveries", "channels", "api_tokens", "agents",
-          "sla_policies", "settings")
+TABLES = ("audit_log", "surveys", "attachments", "work_sessions", "ticket_events", "calls",
+          "chat_sessions", "messages", "tickets", "identities", "customers", "deliveries",
+          "channels", "api_tokens", "agents", "sla_policies", "settings")
 
 
 @pytest.fixture(scope="session")
