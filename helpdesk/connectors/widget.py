@@ -34,6 +34,7 @@ class WidgetConnector(Connector):
     required_settings = frozenset({"website"})
 
     def verify(self, channel: ChannelConfig, request: WebhookRequest) -> None:
+        """Always refused (401): visitors are authenticated by their visitor token."""
         raise VerificationError("the widget takes no webhooks: use /api/v1/chat")
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
