@@ -6,6 +6,7 @@ Queue names are declared here and nowhere else. Jobs take ids, never objects.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,20 +49,33 @@ def get_queue(name: str, app: Flask | None = None) -> Queue:
     return Queue(name, connection=redis_connection(app), default_timeout=JOB_TIMEOUT)
 
 
-def _retry() -> Retry:
-    intervals = current_app.config["JOB_RETRY_INTERVALS"]
-    return Retry(max=len(intervals), interval=intervals)
+def _retry(intervals: Sequence[int] | None) -> Retry | None:
+    """n intervals = n retries (n + 1 attempts); none: a single attempt."""
+    if intervals is None:
+        intervals = current_app.config["JOB_RETRY_INTERVALS"]
+    intervals = list(intervals)
+    return Retry(max=len(intervals), interval=intervals) if intervals else None
+
+
+def outbound_retry_intervals() -> list[int]:
+    """Seconds between send attempts (`HELPDESK_OUTBOUND_RETRY_INTERVALS`)."""
+    return list(current_app.config["OUTBOUND_RETRY_INTERVALS"])
 
 
 def enqueue(queue: str, func: str, *args: Any, job_id: str | None = None,
-            at: datetime | None = None, retry: bool = True) -> bool:
-    """Enqueue `func(*args)`; False (logged) when Redis is unreachable: callers rely on sweeps."""
+            at: datetime | None = None, retry: bool = True,
+            intervals: Sequence[int] | None = None) -> bool:
+    """Enqueue `func(*args)`; False (logged) when Redis is unreachable: callers rely on sweeps.
+
+    Retries wait `intervals` seconds (default `JOB_RETRY_INTERVALS`).
+    """
     try:
         q = get_queue(queue)
         options: dict[str, Any] = {"job_id": job_id, "result_ttl": RESULT_TTL,
                                    "failure_ttl": FAILURE_TTL}
-        if retry:
-            options["retry"] = _retry()
+        policy = _retry(intervals) if retry else None
+        if policy is not None:
+            options["retry"] = policy
         if at is not None:
             q.enqueue_at(at, func, *args, **options)
         else:

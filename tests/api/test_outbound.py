@@ -1,0 +1,532 @@
+"""Public replies go out through the ticket's channel, against real local provider servers.
+
+Tickets are opened the way providers open them (signed webhooks over real HTTP), replies are
+posted through the REST API, and the real RQ worker sends them to `FakeProviders` (a local
+HTTP server speaking the providers' send APIs) or to an aiosmtpd server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import func, select, update
+
+from helpdesk.extensions import db
+from helpdesk.models import Message, Ticket
+from tests.support import factories
+from tests.support.fake_providers import (
+    CALLBACK,
+    GRAPH,
+    TELEGRAM,
+    TWILIO,
+    X_DM,
+    FakeProviders,
+    SmtpServer,
+)
+
+API_BASES = ("TWILIO_API_BASE", "META_GRAPH_API_BASE", "TELEGRAM_API_BASE", "X_API_BASE")
+CONFIG_KEYS = (*API_BASES, "SMTP_URL", "OUTBOUND_RETRY_INTERVALS", "PUBLIC_URL")
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+OUR_NUMBER = "+13456789012"
+CUSTOMER_PHONE = "+12125551234"
+FORM = "application/x-www-form-urlencoded"
+META_IDS = {"whatsapp": ("phone_number_id", "106540352242922"),
+            "messenger": ("page_id", "1234567890"),
+            "instagram": ("instagram_account_id", "17841400000000000")}
+
+
+# --- fixtures: config restored after each test, local servers -------------------------------
+
+@pytest.fixture
+def outbound_config(app):
+    saved = {key: app.config.get(key) for key in CONFIG_KEYS}
+    app.config["OUTBOUND_RETRY_INTERVALS"] = [0, 0]
+    yield app.config
+    app.config.update(saved)
+
+
+@pytest.fixture
+def providers(outbound_config):
+    fake = FakeProviders().start()
+    for key in API_BASES:
+        outbound_config[key] = fake.url
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def smtp(outbound_config):
+    server = SmtpServer().start()
+    outbound_config["SMTP_URL"] = server.url
+    yield server
+    server.stop()
+
+
+# --- opening tickets through the providers' webhooks ----------------------------------------
+
+def _post(api, provider: str, channel, body: bytes, headers: dict):
+    response = api.session.post(f"{api.base_url}/webhooks/{provider}/{channel.key}", data=body,
+                                headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def twilio_signature(token: str, url: str, pairs: list[tuple[str, str]]) -> str:
+    data = url + "".join(name + value for name, value in sorted(pairs))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def post_twilio(api, channel, params: dict[str, str]):
+    pairs = list(params.items())
+    url = f"{api.base_url}/webhooks/twilio/{channel.key}"
+    return _post(api, "twilio", channel, urlencode(pairs).encode(),
+                 {"Content-Type": FORM, "X-Twilio-Signature": twilio_signature("tw-token", url,
+                                                                                pairs)})
+
+
+def twilio_channel(app, kind: str = "sms"):
+    return factories.channel(app, "twilio", kind, settings={"account_sid": ACCOUNT_SID,
+                                                            "phone_number": OUR_NUMBER},
+                             secrets={"auth_token": "tw-token"})
+
+
+def twilio_inbound(api, channel, kind: str = "sms", sid: str = "SMin0001"):
+    prefix = "whatsapp:" if kind == "whatsapp" else ""
+    post_twilio(api, channel, {"MessageSid": sid, "AccountSid": ACCOUNT_SID,
+                               "From": prefix + CUSTOMER_PHONE, "To": prefix + OUR_NUMBER,
+                               "Body": "Where is my order?", "NumMedia": "0"})
+
+
+def meta_channel(app, kind: str):
+    name, value = META_IDS[kind]
+    return factories.channel(app, "meta", kind, settings={name: value},
+                             secrets={"app_secret": "app-secret", "verify_token": "vt",
+                                      "access_token": "meta-token"})
+
+
+def meta_inbound(api, channel, kind: str, at: datetime | None = None):
+    at = at or datetime.now(UTC)
+    if kind == "whatsapp":
+        value = {"messaging_product": "whatsapp",
+                 "metadata": {"display_phone_number": "15550783881",
+                              "phone_number_id": META_IDS[kind][1]},
+                 "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+                 "messages": [{"from": "16505551234", "id": "wamid.IN1", "type": "text",
+                               "timestamp": str(int(at.timestamp())),
+                               "text": {"body": "Does it come in blue?"}}]}
+        data = {"object": "whatsapp_business_account",
+                "entry": [{"id": "1022", "changes": [{"value": value, "field": "messages"}]}]}
+    else:
+        millis = int(at.timestamp() * 1000)
+        data = {"object": "page" if kind == "messenger" else "instagram",
+                "entry": [{"id": META_IDS[kind][1], "time": millis, "messaging": [{
+                    "sender": {"id": "PSID-777"}, "recipient": {"id": META_IDS[kind][1]},
+                    "timestamp": millis, "message": {"mid": "m_in1", "text": "Hi there"}}]}]}
+    body = json.dumps(data).encode()
+    signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+    _post(api, "meta", channel, body, {"Content-Type": "application/json",
+                                       "X-Hub-Signature-256": signature})
+
+
+def telegram_inbound(api, channel, chat_id: int = 555000111):
+    update_ = {"update_id": 9001, "message": {
+        "message_id": 7, "from": {"id": chat_id, "is_bot": False, "first_name": "Ana"},
+        "chat": {"id": chat_id, "type": "private"}, "date": int(time.time()),
+        "text": "My code does not work"}}
+    _post(api, "telegram", channel, json.dumps(update_).encode(),
+          {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+
+
+def x_inbound(api, channel, sender_id: str = "4337869213"):
+    data = {"for_user_id": "2244994945", "direct_message_events": [{
+        "type": "message_create", "id": "dm-in-1",
+        "created_timestamp": str(int(time.time() * 1000)),
+        "message_create": {"target": {"recipient_id": "2244994945"}, "sender_id": sender_id,
+                           "message_data": {"text": "Refund please"}}}]}
+    body = json.dumps(data).encode()
+    digest = hmac.new(b"x-consumer-secret", body, hashlib.sha256).digest()
+    _post(api, "x", channel, body, {"Content-Type": "application/json",
+                                    "x-twitter-webhooks-signature":
+                                        "sha256=" + base64.b64encode(digest).decode()})
+
+
+def mail(message_id: str, subject: str, body: str, extra: str = "") -> bytes:
+    return (f"From: Bob <bob@example.com>\r\nTo: support@acme.test\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{message_id}>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n{extra}"
+            f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n").encode()
+
+
+def email_inbound(api, channel, raw: bytes):
+    _post(api, "raw_mime", channel, raw, {"Content-Type": "message/rfc822"})
+
+
+# --- reading the results ---------------------------------------------------------------------
+
+def ticket_of(app, channel) -> int:
+    with app.app_context():
+        return db.session.execute(
+            select(Ticket.id).where(Ticket.channel_id == channel.id)).scalar_one()
+
+
+def message(app, message_id: int) -> Message:
+    with app.app_context():
+        found = db.session.get(Message, message_id)
+        db.session.expunge(found)
+        return found
+
+
+def message_count(app) -> int:
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(Message)).scalar_one()
+
+
+def reply(api, agent, ticket_id: int, text: str = "Your parcel ships today.", **extra):
+    return api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                               json={"text": text, **extra})
+
+
+def send_reply(api, agent, app, drain, ticket_id: int, text: str = "Your parcel ships today."):
+    """Reply through the API, run the workers, return the stored message."""
+    response = reply(api, agent, ticket_id, text)
+    assert response.status_code == 201, response.text
+    assert response.json()["delivery_status"] == "queued"
+    drain()
+    return message(app, response.json()["id"])
+
+
+# --- each channel ------------------------------------------------------------------------------
+
+def test_sms_reply_reaches_twilio_and_status_callbacks_move_it_forward(
+        app, api, agent, providers, drain, sockets, outbound_config):
+    outbound_config["PUBLIC_URL"] = api.base_url
+    channel = twilio_channel(app)
+    twilio_inbound(api, channel)
+    drain()
+    watcher = sockets(agent.token)
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+
+    [request] = providers.to(TWILIO)
+    assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert request.basic_auth() == (ACCOUNT_SID, "tw-token")
+    assert request.form() == {"To": CUSTOMER_PHONE, "From": OUR_NUMBER,
+                              "Body": "Your parcel ships today.",
+                              "StatusCallback": f"{api.base_url}/webhooks/twilio/{channel.key}"}
+    assert sent.delivery_status == "sent" and sent.external_id.startswith("SM")
+    watcher.wait_for("message.updated", lambda e: e["data"]["id"] == sent.id
+                     and e["data"]["delivery_status"] == "sent")
+
+    for status in ("delivered", "read", "sent"):  # the late `sent` must not move it back
+        post_twilio(api, channel, {"MessageSid": sent.external_id, "AccountSid": ACCOUNT_SID,
+                                   "MessageStatus": status, "From": OUR_NUMBER,
+                                   "To": CUSTOMER_PHONE})
+        drain()
+        expected = "delivered" if status == "delivered" else "read"
+        assert message(app, sent.id).delivery_status == expected
+        watcher.wait_for("message.updated", lambda e, s=expected: e["data"]["id"] == sent.id
+                         and e["data"]["delivery_status"] == s)
+
+
+def test_twilio_whatsapp_reply_uses_whatsapp_addresses(app, api, agent, providers, drain):
+    channel = twilio_channel(app, "whatsapp")
+    twilio_inbound(api, channel, "whatsapp")
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    form = providers.to(TWILIO)[0].form()
+    assert (form["To"], form["From"]) == (f"whatsapp:{CUSTOMER_PHONE}", f"whatsapp:{OUR_NUMBER}")
+    assert "StatusCallback" not in form  # no HELPDESK_PUBLIC_URL: no URL to give
+    assert sent.delivery_status == "sent" and sent.external_id == f"SM{1:032x}"
+
+
+@pytest.mark.parametrize(("kind", "recipient_field", "recipient", "prefix"), [
+    ("whatsapp", "to", "16505551234", "wamid."),
+    ("messenger", "recipient", {"id": "PSID-777"}, "m_"),
+    ("instagram", "recipient", {"id": "PSID-777"}, "m_"),
+])
+def test_meta_reply_goes_to_the_graph_api(app, api, agent, providers, drain, kind,
+                                          recipient_field, recipient, prefix):
+    channel = meta_channel(app, kind)
+    meta_inbound(api, channel, kind)
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+
+    [request] = providers.to(GRAPH)
+    assert request.path == f"/v21.0/{META_IDS[kind][1]}/messages"
+    assert request.header("Authorization") == "Bearer meta-token"
+    body = request.json()
+    assert body[recipient_field] == recipient
+    text = body["text"]["body"] if kind == "whatsapp" else body["message"]["text"]
+    assert text == "Your parcel ships today."
+    assert sent.delivery_status == "sent" and sent.external_id.startswith(prefix)
+
+
+def test_meta_whatsapp_status_reports_find_the_reply(app, api, agent, providers, drain):
+    channel = meta_channel(app, "whatsapp")
+    meta_inbound(api, channel, "whatsapp")
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1065"},
+             "statuses": [{"id": sent.external_id, "status": "delivered",
+                           "timestamp": str(int(time.time())), "recipient_id": "16505551234"}]}
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [
+        {"id": "1022", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+    _post(api, "meta", channel, body, {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(b"app-secret", body,
+                                                    hashlib.sha256).hexdigest()})
+    drain()
+    assert message(app, sent.id).delivery_status == "delivered"
+
+
+def test_telegram_reply_calls_send_message_on_the_customers_chat(app, api, agent, providers,
+                                                                 drain):
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
+                                                          "bot_token": "123:ABC"})
+    telegram_inbound(api, channel, chat_id=555000111)
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    [request] = providers.to(TELEGRAM)
+    assert request.path == "/bot123:ABC/sendMessage"
+    assert request.json() == {"chat_id": "555000111", "text": "Your parcel ships today."}
+    assert sent.delivery_status == "sent" and sent.external_id == "555000111:1001"
+
+
+def test_x_reply_is_a_direct_message(app, api, agent, providers, drain):
+    channel = factories.channel(app, "x", settings={"user_id": "2244994945"},
+                                secrets={"consumer_secret": "x-consumer-secret",
+                                         "access_token": "x-user-token"})
+    x_inbound(api, channel, sender_id="4337869213")
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    [request] = providers.to(X_DM)
+    assert request.path == "/2/dm_conversations/with/4337869213/messages"
+    assert request.header("Authorization") == "Bearer x-user-token"
+    assert request.json() == {"text": "Your parcel ships today."}
+    assert sent.delivery_status == "sent" and sent.external_id == "17" + "0" * 16 + "1"
+
+
+def test_api_channel_posts_a_signed_callback_or_skips_without_one(app, api, agent, providers,
+                                                                  drain):
+    from helpdesk.connectors.api import sign
+    from tests.support.live import api_message
+
+    channel = factories.channel(app, "api", settings={"callback_url": providers.url + "/callback"})
+    api.post_api_webhook(channel, api_message())
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    [request] = providers.to(CALLBACK)
+    timestamp = request.header("X-Helpdesk-Timestamp")
+    assert request.header("X-Helpdesk-Signature") == sign("s3cret", timestamp, request.body)
+    assert request.json()["message"]["text"] == "Your parcel ships today."
+    assert sent.delivery_status == "sent"
+
+    bare = factories.channel(app, "api", name="no callback")
+    api.post_api_webhook(bare, api_message(event_id="evt-2", message_id="m-2",
+                                           email="zoe@example.com"))
+    drain()
+    assert send_reply(api, agent, app, drain, ticket_of(app, bare)).delivery_status == "skipped"
+
+
+# --- email -------------------------------------------------------------------------------------
+
+def test_email_reply_is_threaded_and_the_customers_answer_joins_the_ticket(app, api, agent,
+                                                                           smtp, drain):
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, channel, mail("first@example.com", "Printer broken", "It does not print"))
+    drain()
+    ticket_id = ticket_of(app, channel)
+    email_inbound(api, channel, mail("second@example.com", "Re: Printer broken", "Hello?",
+                                     "In-Reply-To: <first@example.com>\r\n"
+                                     "References: <first@example.com>\r\n"))
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_id, "Try turning it off and on.")
+
+    [delivered] = smtp.messages
+    assert delivered.login == "helpdesk"
+    assert (delivered.mail_from, delivered.rcpt_tos) == ("support@acme.test",
+                                                         ["bob@example.com"])
+    headers = delivered.message
+    our_id = f"helpdesk-msg-{sent.id}@acme.test"
+    assert headers["Message-ID"] == f"<{our_id}>"
+    assert headers["In-Reply-To"] == "<second@example.com>"
+    assert headers["References"] == "<first@example.com> <second@example.com>"
+    assert headers["Reply-To"] == f"support+t{ticket_id}@acme.test"
+    assert headers["Subject"] == "Re: Printer broken"
+    assert headers["From"] == "support@acme.test" and headers["To"] == "bob@example.com"
+    assert headers.get_content().strip() == "Try turning it off and on."
+    assert sent.delivery_status == "sent"
+    assert sent.message_id == our_id and sent.external_id == our_id
+
+    email_inbound(api, channel, mail("third@example.com", "Thanks!", "Works now",
+                                     f"In-Reply-To: <{our_id}>\r\n"))
+    drain()
+    with app.app_context():
+        answer = db.session.execute(select(Message).where(
+            Message.message_id == "third@example.com")).scalar_one()
+        assert answer.ticket_id == ticket_id
+        assert db.session.execute(select(func.count()).select_from(Ticket)).scalar_one() == 1
+
+
+def test_email_without_smtp_url_fails_visibly(app, api, agent, drain, outbound_config):
+    outbound_config["SMTP_URL"] = ""
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, channel, mail("first@example.com", "Printer broken", "It does not print"))
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    assert (sent.delivery_status, sent.delivery_error) == ("failed", "SMTP_URL is not set")
+
+
+def test_smtp_refusal_fails_with_the_servers_answer(app, api, agent, smtp, drain):
+    smtp.refuse_with = "554 5.7.1 Message rejected as spam"
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, channel, mail("first@example.com", "Printer broken", "It does not print"))
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    assert sent.delivery_status == "failed"
+    assert sent.delivery_error == "SMTP 554: 5.7.1 Message rejected as spam"
+
+
+# --- retries and refusals ------------------------------------------------------------------------
+
+def _sms_ticket(app, api, drain) -> int:
+    channel = twilio_channel(app)
+    twilio_inbound(api, channel)
+    drain()
+    return ticket_of(app, channel)
+
+
+def test_a_provider_that_keeps_failing_is_retried_then_failed(app, api, agent, providers,
+                                                              drain):
+    ticket_id = _sms_ticket(app, api, drain)
+    providers.fail(10)
+    sent = send_reply(api, agent, app, drain, ticket_id)
+    assert len(providers.to(TWILIO)) == 3  # two intervals: three attempts
+    assert sent.delivery_status == "failed"
+    assert sent.delivery_error == ("Twilio answered 500: Twilio error 20500: "
+                                   "An internal server error has occurred")
+
+
+def test_a_passing_outage_is_retried_then_sent(app, api, agent, providers, drain):
+    ticket_id = _sms_ticket(app, api, drain)
+    providers.fail(1)
+    sent = send_reply(api, agent, app, drain, ticket_id)
+    assert len(providers.to(TWILIO)) == 2
+    assert sent.delivery_status == "sent" and sent.delivery_error is None
+
+
+def test_a_refusal_fails_without_retry(app, api, agent, providers, drain):
+    ticket_id = _sms_ticket(app, api, drain)
+    providers.reject(400)
+    sent = send_reply(api, agent, app, drain, ticket_id)
+    assert len(providers.to(TWILIO)) == 1
+    assert sent.delivery_status == "failed"
+    assert sent.delivery_error == ("Twilio answered 400: Twilio error 21211: "
+                                   "The 'To' number is not a valid phone number.")
+
+
+def test_a_crashing_sender_is_retried_then_failed(app, api, agent, providers, drain,
+                                                  monkeypatch):
+    from helpdesk.services import outbound
+
+    calls = []
+
+    def crash(channel, ticket, message):
+        calls.append(message.id)
+        raise RuntimeError("boom")
+
+    ticket_id = _sms_ticket(app, api, drain)
+    monkeypatch.setitem(outbound.SENDERS, "twilio", crash)
+    sent = send_reply(api, agent, app, drain, ticket_id)
+    assert len(calls) == 3
+    assert (sent.delivery_status, sent.delivery_error) == (
+        "failed", "internal error while sending")
+
+
+def test_a_customer_without_a_phone_fails_without_retry(app, api, agent, providers, drain):
+    """An SMS ticket whose customer lost their phone identity (e.g. erased) reaches no one."""
+    from helpdesk.models import Identity
+
+    ticket_id = _sms_ticket(app, api, drain)
+    with app.app_context():
+        db.session.execute(Identity.__table__.delete().where(Identity.kind == "phone"))
+        db.session.commit()
+    sent = send_reply(api, agent, app, drain, ticket_id)
+    assert providers.requests == []
+    assert (sent.delivery_status, sent.delivery_error) == (
+        "failed", "the customer has no phone identity to reply to")
+
+
+# --- provider rules ------------------------------------------------------------------------------
+
+def _backdate_inbound(app, hours: int) -> None:
+    with app.app_context():
+        db.session.execute(update(Message).where(Message.direction == "inbound").values(
+            created_at=datetime.now(UTC) - timedelta(hours=hours)))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("provider_kind", ["twilio:whatsapp", "meta:whatsapp", "meta:messenger",
+                                           "meta:instagram"])
+def test_reply_outside_the_24_hour_window_is_409_and_nothing_is_stored(
+        app, api, agent, providers, drain, provider_kind):
+    provider, kind = provider_kind.split(":")
+    if provider == "twilio":
+        channel = twilio_channel(app, kind)
+        twilio_inbound(api, channel, kind)
+    else:
+        channel = meta_channel(app, kind)
+        meta_inbound(api, channel, kind, at=datetime.now(UTC) - timedelta(hours=25))
+    drain()
+    _backdate_inbound(app, 25)
+    ticket_id = ticket_of(app, channel)
+    before = message_count(app)
+
+    response = reply(api, agent, ticket_id)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "outside_reply_window"
+    assert message_count(app) == before
+    ticket = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+    assert ticket["assignee_id"] is None and ticket["first_response_at"] is None
+    note = reply(api, agent, ticket_id, "customer went quiet", internal=True)
+    assert note.status_code == 201  # internal notes are never sent, so never refused
+    drain()
+    assert providers.requests == []
+
+
+def test_reply_inside_the_window_is_sent(app, api, agent, providers, drain):
+    channel = meta_channel(app, "whatsapp")
+    meta_inbound(api, channel, "whatsapp", at=datetime.now(UTC) - timedelta(hours=23))
+    drain()
+    assert send_reply(api, agent, app, drain, ticket_of(app, channel)).delivery_status == "sent"
+
+
+def test_a_reply_longer_than_the_channel_takes_is_409(app, api, agent, providers, drain):
+    ticket_id = _sms_ticket(app, api, drain)
+    response = reply(api, agent, ticket_id, "x" * 1601)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "message_too_long"
+
+
+# --- internal notes ---------------------------------------------------------------------------
+
+def test_internal_notes_reach_no_provider(app, api, agent, providers, smtp, drain):
+    sms = twilio_channel(app)
+    twilio_inbound(api, sms)
+    email = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, email, mail("first@example.com", "Printer broken", "It does not print"))
+    drain()
+    notes = []
+    for channel in (sms, email):
+        response = reply(api, agent, ticket_of(app, channel), "customer is grumpy",
+                         internal=True)
+        assert response.status_code == 201
+        notes.append(response.json()["id"])
+    drain()
+    assert providers.requests == [] and smtp.messages == []
+    assert [message(app, note).delivery_status for note in notes] == ["skipped", "skipped"]
