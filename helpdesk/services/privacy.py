@@ -1,0 +1,242 @@
+"""A customer's data: merging two records of one person, exporting it all, erasing it.
+
+Erasure keeps the metric facts (tickets, message rows with their times and directions,
+calls' outcomes and durations, survey scores) and removes what names or describes the person.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, select, update
+
+from helpdesk.errors import NotFound, Unprocessable
+from helpdesk.extensions import db
+from helpdesk.models import (
+    Agent,
+    Attachment,
+    Call,
+    ChatSession,
+    Customer,
+    Delivery,
+    Identity,
+    Message,
+    Survey,
+    Ticket,
+    TicketEvent,
+)
+from helpdesk.schemas.resources import call_schema, customer_schema, message_schema, ticket_schema
+from helpdesk.schemas.surveys import survey_schema
+from helpdesk.services import attachments, audit, identity
+from helpdesk.services.transaction import after_commit, commit
+
+ERASED = "[erased]"
+# Rows that belong to a customer and move with a merge.
+OWNED = (Identity, Ticket, Call, ChatSession, Survey)
+
+
+def _customer(customer_id: int) -> Customer:
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("customer")
+    return customer
+
+
+def _lock(*ids: int) -> None:
+    """Lock the customers' rows in id order (PostgreSQL; SQLite serializes writers)."""
+    db.session.execute(select(Customer.id).where(Customer.id.in_(sorted(ids)))
+                       .order_by(Customer.id).with_for_update())
+
+
+def _mergeable(customer: Customer) -> None:
+    if customer.erased_at is not None:
+        raise Unprocessable(f"customer {customer.id} was erased", "customer_erased")
+    if customer.merged_into_id is not None:
+        raise Unprocessable(f"customer {customer.id} was merged into customer "
+                            f"{customer.merged_into_id}; use that one", "customer_merged")
+
+
+def merge(survivor_id: int, other_id: int, actor: Agent | None) -> Customer:
+    """Move `other`'s identities, tickets, calls, chats and surveys to the survivor."""
+    # `other` then points to the survivor (`merged_into`); itself, erased or merged-away: 422.
+    survivor = _customer(survivor_id)
+    if other_id == survivor_id:
+        raise Unprocessable("a customer cannot be merged into itself", "same_customer")
+    other = db.session.get(Customer, other_id)
+    if other is None:
+        raise Unprocessable(f"customer {other_id} does not exist", "unknown_customer")
+    _lock(survivor_id, other_id)
+    db.session.refresh(survivor)
+    db.session.refresh(other)
+    _mergeable(survivor)
+    _mergeable(other)
+    moved = _move_everything(other.id, survivor.id)
+    other.merged_into_id = survivor.id
+    survivor.name = survivor.name or other.name
+    if other.tier == "vip":
+        survivor.tier = "vip"
+    audit.record(actor, "customer.merged", "customer", survivor.id, other_id=other.id,
+                 moved=moved)
+    commit()
+    db.session.refresh(survivor)
+    return survivor
+
+
+def _move_everything(from_id: int, to_id: int) -> dict[str, int]:
+    moved = {}
+    for model in OWNED:
+        result = db.session.execute(
+            update(model).where(model.customer_id == from_id).values(customer_id=to_id),
+            execution_options={"synchronize_session": False})
+        moved[model.__tablename__] = result.rowcount
+    db.session.execute(update(Message).where(
+        Message.author_type == "customer", Message.author_id == from_id)
+        .values(author_id=to_id), execution_options={"synchronize_session": False})
+    db.session.execute(update(Customer).where(Customer.merged_into_id == from_id)
+                       .values(merged_into_id=to_id),
+                       execution_options={"synchronize_session": False})
+    db.session.expire_all()
+    return moved
+
+
+def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
+    """Everything held on the person (a merged-away id exports its survivor), audited."""
+    customer = _customer(customer_id)
+    if customer.erased_at is not None:
+        raise NotFound("customer")
+    customer = identity.live_customer(customer)
+    tickets = _all(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id))
+    ticket_ids = [ticket.id for ticket in tickets]
+    data = {
+        "exported_at": datetime.now(UTC).isoformat(),
+        "customer": customer_schema.dump(customer),
+        "merged_customers": [{"id": c.id, "name": c.name, "created_at": c.created_at.isoformat()}
+                             for c in _merged_into(customer.id)],
+        "tickets": ticket_schema.dump(tickets, many=True),
+        "messages": message_schema.dump(_all(select(Message).where(
+            Message.ticket_id.in_(ticket_ids)).order_by(Message.created_at, Message.id)),
+            many=True),
+        "ticket_events": [_event(event) for event in _all(select(TicketEvent).where(
+            TicketEvent.ticket_id.in_(ticket_ids)).order_by(TicketEvent.id))],
+        "calls": call_schema.dump(_owned(Call, customer.id), many=True),
+        "chat_sessions": [_chat(chat) for chat in _owned(ChatSession, customer.id)],
+        "surveys": survey_schema.dump(_owned(Survey, customer.id), many=True),
+    }
+    audit.record(actor, "customer.exported", "customer", customer.id)
+    commit()
+    return data
+
+
+def _all(query) -> list:
+    return list(db.session.execute(query).scalars())
+
+
+def _owned(model, customer_id: int) -> list:
+    return _all(select(model).where(model.customer_id == customer_id).order_by(model.id))
+
+
+def _merged_into(customer_id: int) -> list[Customer]:
+    return _all(select(Customer).where(Customer.merged_into_id == customer_id)
+                .order_by(Customer.id))
+
+
+def _event(event: TicketEvent) -> dict[str, Any]:
+    return {"ticket_id": event.ticket_id, "name": event.name, "data": event.data,
+            "note": event.note, "actor": {"type": event.actor_type, "id": event.actor_id},
+            "at": event.created_at.isoformat()}
+
+
+def _chat(chat: ChatSession) -> dict[str, Any]:
+    return {"id": chat.public_id, "channel_id": chat.channel_id, "ticket_id": chat.ticket_id,
+            "name": chat.name, "email": chat.email, "identity_verified": chat.identity_verified,
+            "created_at": chat.created_at.isoformat(),
+            "last_seen_at": chat.last_seen_at.isoformat()}
+
+
+def erase(customer_id: int, actor: Agent | None) -> None:
+    """Erase the person and the records merged into them; anonymous metric facts stay."""
+    # A merged-away id is 422: erasure is asked of the surviving record, by its own id.
+    customer = _customer(customer_id)
+    if customer.erased_at is not None:
+        raise NotFound("customer")
+    if customer.merged_into_id is not None:
+        raise Unprocessable(f"customer {customer.id} was merged into customer "
+                            f"{customer.merged_into_id}; erase that one", "customer_merged")
+    _lock(customer.id)
+    people = [customer.id] + [c.id for c in _merged_into(customer.id)]
+    ticket_ids = list(db.session.execute(
+        select(Ticket.id).where(Ticket.customer_id.in_(people))).scalars())
+    counts = {"identities": _delete_identities(people),
+              "messages": _erase_messages(ticket_ids),
+              "attachments": _erase_attachments(ticket_ids)}
+    _erase_facts(people, ticket_ids)
+    now = datetime.now(UTC)
+    db.session.execute(update(Customer).where(Customer.id.in_(people))
+                       .values(name=None, erased_at=now),
+                       execution_options={"synchronize_session": False})
+    audit.record(actor, "customer.erased", "customer", customer.id,
+                 merged_customers=people[1:], **counts)
+    commit()
+
+
+def _delete_identities(people: list[int]) -> int:
+    rows = _all(select(Identity).where(Identity.customer_id.in_(people)))
+    for row in rows:
+        db.session.delete(row)
+    return len(rows)
+
+
+def _blank_unless_null(column) -> Any:
+    return case((column.is_(None), None), else_=ERASED)
+
+
+def _erase_messages(ticket_ids: list[int]) -> int:
+    """Texts, subjects, senders' names and mail ids go; rows, times and directions stay."""
+    in_tickets = Message.ticket_id.in_(ticket_ids)
+    db.session.execute(update(Delivery).where(Delivery.id.in_(
+        select(Message.delivery_id).where(in_tickets, Message.delivery_id.is_not(None))))
+        .values(body=b"", headers={}), execution_options={"synchronize_session": False})
+    result = db.session.execute(update(Message).where(in_tickets).values(
+        text=ERASED, html=_blank_unless_null(Message.html),
+        full_text=_blank_unless_null(Message.full_text),
+        subject=_blank_unless_null(Message.subject), delivery_error=None,
+        # Mail ids would thread a later message from the same address into these tickets.
+        message_id=None, in_reply_to=[], references=[],
+        author_name=case((Message.author_type == "customer", None),
+                         else_=Message.author_name)),
+        execution_options={"synchronize_session": False})
+    return result.rowcount
+
+
+def _erase_attachments(ticket_ids: list[int]) -> int:
+    """Anonymize the rows; delete each stored file (after commit) no one else still uses."""
+    rows = _all(select(Attachment).join(Message, Message.id == Attachment.message_id)
+                .where(Message.ticket_id.in_(ticket_ids)))
+    paths = {row.storage_path for row in rows if row.storage_path}
+    for row in rows:
+        row.filename, row.storage_path, row.url, row.sha256 = ERASED, None, None, None
+    db.session.flush()
+    shared = set(db.session.execute(select(Attachment.storage_path).where(
+        Attachment.storage_path.in_(paths))).scalars()) if paths else set()
+    orphaned = sorted(paths - shared)
+    after_commit(lambda: _delete_files(orphaned))
+    return len(rows)
+
+
+def _delete_files(relative_paths: list[str]) -> None:
+    for relative in relative_paths:
+        attachments.data_path(relative).unlink(missing_ok=True)
+
+
+def _erase_facts(people: list[int], ticket_ids: list[int]) -> None:
+    """What else names the person: subjects, thread keys, chat names, transcripts, comments."""
+    quiet = {"synchronize_session": False}
+    db.session.execute(update(Ticket).where(Ticket.id.in_(ticket_ids)).values(
+        subject=_blank_unless_null(Ticket.subject), thread_key=None), execution_options=quiet)
+    db.session.execute(update(ChatSession).where(ChatSession.customer_id.in_(people))
+                       .values(name=None, email=None), execution_options=quiet)
+    db.session.execute(update(Call).where(Call.customer_id.in_(people))
+                       .values(transcript=None, recording_url=None), execution_options=quiet)
+    db.session.execute(update(Survey).where(Survey.customer_id.in_(people))
+                       .values(comment=None), execution_options=quiet)
