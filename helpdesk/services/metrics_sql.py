@@ -1,0 +1,103 @@
+"""SQL building blocks the metrics share, one per dialect where PostgreSQL and SQLite differ.
+
+Percentiles interpolate linearly between the two closest ranks, like PostgreSQL's
+`percentile_cont`: on PostgreSQL with `percentile_cont` itself, on SQLite with window
+functions (row number and count per group) and the same interpolation in SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, Integer, case, cast, func, literal, null, select, text
+from sqlalchemy.sql import ColumnElement, Select
+
+from helpdesk.extensions import db
+
+FRACTIONS = (0.5, 0.9)
+
+
+def dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def tune_session() -> None:
+    """Let PostgreSQL sort a year of values for percentiles in memory, for this transaction."""
+    if dialect() == "postgresql":
+        db.session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+
+def percentile_columns(value: ColumnElement) -> list[ColumnElement] | None:
+    """p50 and p90 as aggregate columns where the database has them (else None)."""
+    if dialect() != "postgresql":
+        return None
+    return [func.percentile_cont(p).within_group(value) for p in FRACTIONS]
+
+
+def day_of(column: ColumnElement) -> ColumnElement:
+    """The UTC date of a timestamp as `YYYY-MM-DD`."""
+    if dialect() == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def seconds_between(later: ColumnElement, earlier: ColumnElement) -> ColumnElement:
+    if dialect() == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def earliest(first: ColumnElement, second: ColumnElement) -> ColumnElement:
+    """The earlier of two nullable timestamps (NULL only when both are)."""
+    return case((first.is_(None), second), (second.is_(None), first),
+                (first <= second, first), else_=second)
+
+
+def ratio(condition: ColumnElement) -> ColumnElement:
+    """The share of rows meeting `condition` (NULL without rows)."""
+    return func.avg(case((condition, literal(1.0, Float)), else_=literal(0.0, Float)))
+
+
+def grouped(query: Select, key: ColumnElement | None) -> Select:
+    return query.group_by(key) if key is not None else query
+
+
+def key_column(key: ColumnElement | None) -> ColumnElement:
+    return (key if key is not None else null()).label("key")
+
+
+def distribution(values: Select) -> dict[Any, tuple[int, float | None, list[float | None]]]:
+    """{key: (count, mean, [p50, p90])} of a select of (`key`, `value`) rows."""
+    sub = values.where(values.selected_columns.value.is_not(None)).subquery()
+    if dialect() == "postgresql":
+        query = _pg_distribution(sub)
+    else:
+        query = _window_distribution(sub)
+    return {row[0]: (row[1], _float(row[2]), [_float(v) for v in row[3:]])
+            for row in db.session.execute(query)}
+
+
+def _pg_distribution(sub) -> Select:
+    key = sub.c.key
+    columns = [func.percentile_cont(p).within_group(sub.c.value) for p in FRACTIONS]
+    return select(key, func.count(), func.avg(sub.c.value), *columns).group_by(key)
+
+
+def _window_distribution(sub) -> Select:
+    order = (func.row_number().over(partition_by=sub.c.key, order_by=sub.c.value) - 1)
+    ranked = select(sub.c.key, sub.c.value, order.label("i"),
+                    func.count().over(partition_by=sub.c.key).label("n")).subquery()
+    columns = []
+    for p in FRACTIONS:
+        position = (ranked.c.n - 1) * p
+        below = cast(position, Integer)
+        low = func.max(case((ranked.c.i == below, ranked.c.value)))
+        high = func.max(case((ranked.c.i == below + 1, ranked.c.value)))
+        fraction = func.max(position - below)
+        columns.append(low + (func.coalesce(high, low) - low) * fraction)
+    return select(ranked.c.key, func.count(), func.avg(ranked.c.value), *columns
+                  ).group_by(ranked.c.key)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

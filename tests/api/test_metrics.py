@@ -1,0 +1,442 @@
+"""Metrics: a scripted day through the public API and Socket.IO, checked against figures
+worked out by hand; grouping, CSV, the Pareto of contact reasons, rebuild, live figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import delete, func, select
+
+from helpdesk.extensions import db
+from helpdesk.models import Call, Customer, Survey, TicketFact
+from tests.support import factories
+from tests.support.live import api_message
+
+DAY = datetime(2026, 11, 2, tzinfo=UTC)
+PERIOD = {"from": "2026-11-02", "to": "2026-11-03"}
+TOL = 1e-3
+_ids = itertools.count(1)
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return DAY + timedelta(hours=hour, minutes=minute)
+
+
+class Day:
+    """Drives the scripted day: the clock, the customers' webhooks and the agents' clients."""
+
+    def __init__(self, app, api, drain, sockets, clock, channel):
+        self.app, self.api, self.drain, self.sockets = app, api, drain, sockets
+        self.clock, self.channel = clock, channel
+
+    def now(self, moment: datetime) -> None:
+        self.clock.move_to(moment)
+
+    def customer_writes(self, email: str, text: str) -> None:
+        n = next(_ids)
+        response = self.api.post_api_webhook(self.channel, api_message(
+            event_id=f"evt-{n}", message_id=f"m-{n}", text=text, email=email))
+        assert response.status_code == 200, response.text
+        self.drain()
+
+    def ticket_of(self, email: str, who) -> int:
+        found = self.api.as_(who).get("/api/v1/customers",
+                                      params={"identity": f"email:{email}"}).json()["items"]
+        tickets = self.api.as_(who).get("/api/v1/tickets",
+                                        params={"customer": found[0]["id"]}).json()["items"]
+        return tickets[0]["id"]
+
+    def reply(self, who, ticket_id: int, status: str | None = None) -> None:
+        body = {"text": "Thanks, on it", **({"status": status} if status else {})}
+        response = self.api.as_(who).post(f"/api/v1/tickets/{ticket_id}/messages", json=body)
+        assert response.status_code == 201, response.text
+        self.drain()
+
+    def patch(self, who, ticket_id: int, **changes) -> dict:
+        response = self.api.as_(who).patch(f"/api/v1/tickets/{ticket_id}", json=changes)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def focus(self, who, ticket_id: int, until: datetime):
+        """Focus the ticket over Socket.IO now, blur it at `until`."""
+        client = self.sockets(who.token)
+        assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+        self.now(until)
+        assert client.call("ticket.blur", {"ticket_id": ticket_id})["ok"]
+        client.disconnect()
+
+    def work(self, who, ticket_id: int, verb: str) -> None:
+        response = self.api.as_(who).post(f"/api/v1/tickets/{ticket_id}/work/{verb}")
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def team_of_two(api, admin, app):
+    """Agents 1 and 2 (level 1) in one team; agent 3 (level 2) in none."""
+    team = api.as_(admin).post("/api/v1/teams", json={"name": "First line"})
+    assert team.status_code == 201, team.text
+    one, two = factories.agent(app, level=1), factories.agent(app, level=1)
+    three = factories.agent(app, level=2)
+    for member in (one, two):
+        response = api.as_(admin).patch(f"/api/v1/agents/{member.id}",
+                                        json={"team_id": team.json()["id"]})
+        assert response.status_code == 200 and response.json()["team_id"] == team.json()["id"]
+    return team.json(), one, two, three
+
+
+def configure(api, admin) -> None:
+    response = api.as_(admin).patch("/api/v1/settings", json={
+        "contact_reasons": ["delivery", "billing", "technical"],
+        "contact_reason_rules": {"delivery": ["parcel", "tracking"],
+                                 "billing": ["charged", "refund"]}})
+    assert response.status_code == 200, response.text
+    for priority in ("low", "normal", "high", "urgent"):  # 30 min to answer, 55 to solve
+        response = api.as_(admin).put(f"/api/v1/sla-policies/{priority}", json={
+            "first_response_seconds": 1800, "resolution_seconds": 3300})
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def scripted_day(app, api, admin, drain, sockets, team_of_two):
+    """Six tickets, five solves (one reopened), work sessions, an escalation; then calls
+    and survey answers. Returns the team, the agents and the tickets."""
+    team, one, two, three = team_of_two
+    configure(api, admin)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(at(9), tick=False) as clock:
+        day = Day(app, api, drain, sockets, clock, channel)
+        # T1: answered after 10 min, 10 min of focus, solved; reason suggested (parcel)
+        day.customer_writes("t1@example.com", "Where is my parcel? The tracking says nothing")
+        t1 = day.ticket_of("t1@example.com", one)
+        day.focus(one, t1, until=at(9, 10))
+        day.reply(one, t1)
+        day.now(at(9, 20))
+        day.patch(one, t1, status="solved")
+        # T2: pending 40 min waiting on the customer; two replies; 65 min of REST work
+        day.now(at(9, 30))
+        day.customer_writes("t2@example.com", "I was charged twice, refund please")
+        t2 = day.ticket_of("t2@example.com", two)
+        day.now(at(9, 40))
+        day.work(two, t2, "start")
+        day.now(at(9, 50))
+        day.reply(two, t2, status="pending")
+        day.now(at(10, 30))
+        day.customer_writes("t2@example.com", "Here is the receipt")
+        day.now(at(10, 40))
+        day.reply(two, t2)
+        day.now(at(10, 45))
+        day.work(two, t2, "stop")
+        day.now(at(10, 50))
+        day.patch(two, t2, status="solved", contact_reason="billing")
+        # T3: escalated to level 2, solved by agent 3 after the 55-minute deadline
+        day.now(at(11))
+        day.customer_writes("t3@example.com", "My app crashes on login")
+        t3 = day.ticket_of("t3@example.com", one)
+        day.now(at(11, 5))
+        client = day.sockets(one.token)
+        assert client.call("ticket.focus", {"ticket_id": t3})["ok"]
+        day.now(at(11, 10))
+        day.reply(one, t3)
+        day.now(at(11, 15))
+        escalated = api.as_(one).post(f"/api/v1/tickets/{t3}/escalate",
+                                      json={"level": 2, "reason": "needs a developer"})
+        assert escalated.status_code == 200 and escalated.json()["level"] == 2
+        day.now(at(11, 20))
+        assert client.call("ticket.blur", {"ticket_id": t3})["ok"]
+        client.disconnect()
+        day.now(at(11, 30))
+        day.work(three, t3, "start")
+        day.now(at(11, 40))
+        day.reply(three, t3)
+        day.now(at(11, 50))
+        day.work(three, t3, "stop")
+        day.now(at(12))
+        day.patch(three, t3, status="solved", contact_reason="technical")
+        # T4: solved with the first reply, blurred after the solve, reopened by the customer
+        day.now(at(12, 30))
+        day.customer_writes("t4@example.com", "The parcel arrived broken")
+        t4 = day.ticket_of("t4@example.com", two)
+        day.now(at(12, 35))
+        client = day.sockets(two.token)
+        assert client.call("ticket.focus", {"ticket_id": t4})["ok"]
+        day.now(at(12, 40))
+        day.reply(two, t4, status="solved")
+        day.now(at(12, 45))
+        assert client.call("ticket.blur", {"ticket_id": t4})["ok"]
+        client.disconnect()
+        day.now(at(13))
+        day.customer_writes("t4@example.com", "It is still broken, I want a new one")
+        assert api.as_(two).get(f"/api/v1/tickets/{t4}").json()["status"] == "open"
+        day.now(at(13, 10))
+        day.reply(two, t4)
+        day.now(at(13, 20))
+        day.patch(two, t4, status="solved")
+        # T5: answered after 30 min, still open; T6: waiting
+        day.now(at(14))
+        day.customer_writes("t5@example.com", "Can I change my address?")
+        t5 = day.ticket_of("t5@example.com", one)
+        day.now(at(14, 30))
+        day.reply(one, t5)
+        day.now(at(15))
+        day.customer_writes("t6@example.com", "Hello?")
+        t6 = day.ticket_of("t6@example.com", one)
+    voice = add_calls(app, one)
+    add_surveys(app, t1, one, channel)
+    return {"team": team, "agents": (one, two, three), "tickets": (t1, t2, t3, t4, t5, t6),
+            "channel": channel, "voice": voice}
+
+
+def add_calls(app, agent):
+    """Inbound calls of the day: 3 answered, 2 abandoned, 1 short abandon (left out),
+    1 voicemail; plus an outbound call and a call the next day (both outside the rate)."""
+    voice = factories.channel(app, "twilio", "voice",
+                              {"account_sid": "AC1", "phone_number": "+15550001111"},
+                              {"auth_token": "tw"})
+    calls = [("answered", 20, at(9)), ("answered", 15, at(10)), ("answered", 40, at(11)),
+             ("abandoned", 30, at(12)), ("abandoned", 60, at(13)), ("abandoned", 2, at(14)),
+             ("voicemail", 45, at(15)), ("abandoned", 90, at(24, 30))]
+    with app.app_context():
+        caller = Customer(name="Caller")
+        db.session.add(caller)
+        db.session.flush()
+        for n, (outcome, wait, started) in enumerate(calls):
+            db.session.add(Call(channel_id=voice.id, customer_id=caller.id,
+                                external_id=f"CA{n}", outcome=outcome, wait_seconds=wait,
+                                started_at=started,
+                                agent_id=agent.id if outcome == "answered" else None))
+        db.session.add(Call(channel_id=voice.id, customer_id=caller.id, external_id="CAout",
+                            direction="outbound", outcome="abandoned", wait_seconds=30,
+                            started_at=at(16)))
+        db.session.commit()
+    return voice
+
+
+def add_surveys(app, ticket_id, agent, channel) -> None:
+    """CSAT 5, 4, 2, 5; CES 2, 5; NPS 10, 9, 9, 7, 3 answered that day; others outside."""
+    answers = [("csat", s) for s in (5, 4, 2, 5)] + [("ces", 2), ("ces", 5)] + [
+        ("nps", s) for s in (10, 9, 9, 7, 3)]
+    with app.app_context():
+        from helpdesk.models import Ticket
+
+        customer_id = db.session.get(Ticket, ticket_id).customer_id
+        rows = [(kind, score, at(16, n)) for n, (kind, score) in enumerate(answers)]
+        rows += [("csat", None, None), ("csat", 1, at(25))]
+        for n, (kind, score, answered) in enumerate(rows):
+            db.session.add(Survey(ticket_id=ticket_id, customer_id=customer_id,
+                                  agent_id=agent.id, channel_id=channel.id, kind=kind,
+                                  token=f"tok-{n}", score=score, answered_at=answered,
+                                  status="answered" if score is not None else "sent"))
+        db.session.commit()
+
+
+def summary(api, who, **params):
+    response = api.as_(who).get("/api/v1/metrics/summary", params={**PERIOD, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# Worked out by hand from the script above.
+SOLVED = {"T1": 600, "T2": 3900, "T3": 900 + 1200, "T4 first": 600, "T4 again": 0}
+EXPECTED = {
+    "tickets_created": 6, "tickets_solved": 5,
+    "aht_seconds": sum(SOLVED.values()) / 5,                    # 1440
+    "flr_rate": 4 / 5,                                          # T3 went to level 2
+    "fcr_rate": 1 / 5,                                          # only T1
+    # FRT 600 (T1), 1200 (T2), 600 (T3), 600 (T4), 1800 (T5, unsolved): sorted
+    # 600 600 600 1200 1800 → p90 at rank 3.6 = 1200 + 0.6 × 600
+    "frt_seconds": {"mean": 4800 / 5, "p50": 600.0, "p90": 1560.0},
+    # resolution per cycle: 1200, 4800, 3600, 600, 1200 → 600 1200 1200 3600 4800
+    "resolution_seconds": {"mean": 11400 / 5, "p50": 1200.0, "p90": 3600 + 0.6 * 1200},
+    "pending_seconds": {"mean": 2400 / 5},
+    "sla_compliance": 4 / 5,                                    # T3 solved after 55 min
+    "abandoned_call_rate": 2 / 6,                               # short abandon left out
+    "csat": {"score": 3 / 4, "mean": 4.0, "responses": 4},
+    "ces": {"mean": 3.5, "responses": 2},
+    "nps": {"score": 100 * (3 - 1) / 5, "responses": 5},
+    "backlog": 2,                                               # T5 and T6
+}
+
+
+def assert_figures(actual: dict, expected: dict) -> None:
+    for name, value in expected.items():
+        if isinstance(value, dict):
+            assert_figures(actual[name], value)
+        elif isinstance(value, float):
+            assert actual[name] == pytest.approx(value, abs=TOL), name
+        else:
+            assert actual[name] == value, name
+
+
+def test_the_scripted_day_matches_the_hand_computed_figures(api, supervisor, scripted_day):
+    body = summary(api, supervisor)
+    assert body["from"] == "2026-11-02T00:00:00+00:00"
+    assert body["to"] == "2026-11-03T00:00:00+00:00"
+    assert body["group_by"] is None and body["groups"] == []
+    assert_figures(body["totals"], EXPECTED)
+
+
+def test_grouped_by_agent_team_channel_and_day(api, supervisor, scripted_day):
+    one, two, three = scripted_day["agents"]
+    by_agent = {g["key"]: g for g in summary(api, supervisor, group_by="agent")["groups"]}
+    assert_figures(by_agent[two.id], {"tickets_solved": 3, "aht_seconds": 4500 / 3,
+                                      "fcr_rate": 0.0, "pending_seconds": {"mean": 800.0}})
+    assert_figures(by_agent[three.id], {"tickets_solved": 1, "flr_rate": 0.0,
+                                        "sla_compliance": 0.0})
+    assert_figures(by_agent[one.id], {"tickets_solved": 1, "fcr_rate": 1.0, "backlog": 1,
+                                      "abandoned_call_rate": 0.0,
+                                      "frt_seconds": {"mean": 1200.0}})
+    assert by_agent[None]["backlog"] == 1 and by_agent[None]["label"] is None
+    assert by_agent[one.id]["label"].startswith("Agent")
+    team = scripted_day["team"]
+    by_team = {g["key"]: g for g in summary(api, supervisor, group_by="team")["groups"]}
+    assert by_team[team["id"]]["label"] == "First line"
+    assert_figures(by_team[team["id"]], {"tickets_solved": 4, "aht_seconds": 5100 / 4})
+    by_channel = {g["key"]: g for g in summary(api, supervisor, group_by="channel")["groups"]}
+    assert_figures(by_channel[scripted_day["voice"].id], {"abandoned_call_rate": 2 / 6,
+                                                          "tickets_created": 0})
+    assert_figures(by_channel[scripted_day["channel"].id], {"tickets_created": 6,
+                                                            "abandoned_call_rate": None})
+    days = summary(api, supervisor, group_by="day", to="2026-11-04")["groups"]
+    assert [g["key"] for g in days] == ["2026-11-02", "2026-11-03"]
+    assert_figures(days[0], {**EXPECTED, "csat": {"responses": 4}})
+    assert_figures(days[1], {"tickets_created": 0, "tickets_solved": 0, "backlog": 2,
+                             "abandoned_call_rate": 1.0, "csat": {"score": 0.0, "mean": 1.0,
+                                                                  "responses": 1}})
+
+
+def test_contact_reasons_pareto(api, supervisor, admin, scripted_day):
+    response = api.as_(supervisor).get("/api/v1/metrics/contact-reasons", params=PERIOD)
+    assert response.status_code == 200
+    assert response.json()["items"] == [
+        {"reason": "delivery", "count": 3, "share": 0.6, "cumulative_share": 0.6,
+         "vital_few": True},
+        {"reason": "billing", "count": 1, "share": 0.2, "cumulative_share": 0.8,
+         "vital_few": True},
+        {"reason": "technical", "count": 1, "share": 0.2, "cumulative_share": 1.0,
+         "vital_few": False}]
+    t1 = scripted_day["tickets"][0]
+    assert api.as_(admin).get(f"/api/v1/tickets/{t1}").json()["contact_reason"] is None
+    bad = api.as_(admin).patch(f"/api/v1/tickets/{t1}", json={"contact_reason": "weather"})
+    assert bad.status_code == 400 and "contact_reason" in bad.json()["error"]["fields"]
+    text = api.as_(supervisor).get("/api/v1/metrics/contact-reasons.csv", params=PERIOD).text
+    assert text.splitlines()[:2] == ["reason,count,share,cumulative_share,vital_few",
+                                     "delivery,3,0.6,0.6,true"]
+
+
+def test_summary_csv(api, supervisor, scripted_day):
+    response = api.as_(supervisor).get("/api/v1/metrics/summary.csv", params=PERIOD)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == 1 and rows[0]["key"] == "totals"
+    assert float(rows[0]["frt_seconds_p90"]) == pytest.approx(1560.0, abs=TOL)
+    assert rows[0]["csat_score"] == "0.75" and rows[0]["tickets_solved"] == "5"
+    grouped = api.as_(supervisor).get("/api/v1/metrics/summary.csv",
+                                      params={**PERIOD, "group_by": "channel"}).text
+    rows = list(csv.DictReader(io.StringIO(grouped)))
+    voice = next(r for r in rows if r["key"] == str(scripted_day["voice"].id))
+    assert voice["aht_seconds"] == "" and voice["csat_responses"] == "0"
+    assert list(rows[0])[:4] == ["key", "label", "tickets_created", "tickets_solved"]
+
+
+def test_rebuild_reproduces_the_figures(app, api, supervisor, scripted_day):
+    before = summary(api, supervisor, group_by="agent")
+    reasons = api.as_(supervisor).get("/api/v1/metrics/contact-reasons", params=PERIOD).json()
+    with app.app_context():
+        rows_before = _fact_rows()
+        db.session.execute(delete(TicketFact))
+        db.session.commit()
+    assert summary(api, supervisor)["totals"]["tickets_solved"] == 0
+    from helpdesk.cli import metrics_rebuild
+
+    result = app.test_cli_runner().invoke(metrics_rebuild)
+    assert result.exit_code == 0, result.output
+    assert "rebuilt 5 ticket facts" in result.output
+    with app.app_context():
+        assert _fact_rows() == rows_before
+    assert summary(api, supervisor, group_by="agent") == before
+    assert api.as_(supervisor).get("/api/v1/metrics/contact-reasons",
+                                   params=PERIOD).json() == reasons
+
+
+def _fact_rows() -> list[tuple]:
+    columns = [c for c in TicketFact.__table__.columns if c.name != "id"]
+    return [tuple(row) for row in db.session.execute(
+        select(*columns).order_by(TicketFact.ticket_id, TicketFact.cycle))]
+
+
+def test_empty_period_gives_nulls_and_zeros(api, supervisor):
+    body = summary(api, supervisor, group_by="agent")
+    assert body["groups"] == []
+    assert body["totals"] == {
+        "tickets_created": 0, "tickets_solved": 0, "aht_seconds": None, "flr_rate": None,
+        "fcr_rate": None, "frt_seconds": {"mean": None, "p50": None, "p90": None},
+        "resolution_seconds": {"mean": None, "p50": None, "p90": None},
+        "pending_seconds": {"mean": None}, "sla_compliance": None,
+        "abandoned_call_rate": None, "csat": {"score": None, "mean": None, "responses": 0},
+        "ces": {"mean": None, "responses": 0}, "nps": {"score": None, "responses": 0},
+        "backlog": 0}
+    days = summary(api, supervisor, group_by="day", **{"from": "2026-11-02T12:00:00Z",
+                                                       "to": "2026-11-04T06:00:00+02:00"})
+    assert [d["key"] for d in days["groups"]] == ["2026-11-02", "2026-11-03", "2026-11-04"]
+    assert days["to"] == "2026-11-04T04:00:00+00:00"
+    reasons = api.as_(supervisor).get("/api/v1/metrics/contact-reasons", params=PERIOD)
+    assert reasons.json() == {"items": []}
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"to": "2026-11-03"}, "from"),
+    ({"from": "yesterday", "to": "2026-11-03"}, "from"),
+    ({"from": "2026-11-03", "to": "2026-11-03"}, "to"),
+    ({"from": "2026-11-03", "to": "2026-11-02T23:00:00Z"}, "to"),
+    ({**PERIOD, "group_by": "week"}, "group_by"),
+])
+def test_bad_periods_are_400_with_fields(api, supervisor, params, field):
+    for path in ("summary", "summary.csv", "contact-reasons"):
+        if path == "contact-reasons" and field == "group_by":
+            continue
+        response = api.as_(supervisor).get(f"/api/v1/metrics/{path}", params=params)
+        assert response.status_code == 400, (path, response.text)
+        assert field in response.json()["error"]["fields"]
+
+
+def test_metrics_take_a_supervisor(api, agent, admin):
+    for path in ("summary", "summary.csv", "contact-reasons", "contact-reasons.csv"):
+        assert api.get(f"/api/v1/metrics/{path}", params=PERIOD).status_code == 401
+        assert api.as_(agent).get(f"/api/v1/metrics/{path}", params=PERIOD).status_code == 403
+        assert api.as_(admin).get(f"/api/v1/metrics/{path}", params=PERIOD).status_code == 200
+    assert api.as_(agent).post("/api/v1/teams", json={"name": "x"}).status_code == 403
+    assert api.as_(admin).post("/api/v1/teams", json={"name": ""}).status_code == 400
+    assert api.as_(admin).patch(f"/api/v1/agents/{agent.id}",
+                                json={"team_id": 999999}).status_code == 422
+
+
+def test_supervisors_get_live_figures_at_most_every_few_seconds(app, api, supervisor, agent,
+                                                                drain, sockets):
+    from helpdesk.services import metrics_live
+
+    channel = factories.channel(app, "api")
+    watcher = sockets(supervisor.token)
+    assert not metrics_live.publish_if_due(app)  # nothing changed yet
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain()
+    assert metrics_live.publish_if_due(app)
+    figures = watcher.wait_for("metrics.updated")["data"]
+    assert figures["queue"]["size"] == 1 and figures["oldest_waiting"]["seconds"] >= 0
+    assert figures["agents_online"] == 1 and figures["tickets_solved"] == 0
+    assert figures["aht_seconds"] is None and figures["flr_rate"] is None
+    ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+    api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={"status": "solved"})
+    assert not metrics_live.publish_if_due(app)  # within the interval: held back
+    with app.app_context():
+        from helpdesk.queues import redis_connection
+
+        redis_connection(app).delete(metrics_live.LOCK)  # the interval has passed
+        assert db.session.execute(select(func.count()).select_from(TicketFact)).scalar() == 1
+    assert metrics_live.publish_if_due(app)
+    watcher.wait_for("metrics.updated", lambda e: e["data"]["tickets_solved"] == 1)
