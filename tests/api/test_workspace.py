@@ -1,0 +1,122 @@
+"""The agent's live workspace: work sessions, viewers, catching up after a reconnect."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from helpdesk.extensions import db
+from helpdesk.models import WorkSession
+from tests.support import factories
+from tests.support.live import api_message
+
+
+@pytest.fixture
+def ticket_id(app, api, drain):
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain("ingest")
+    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]["id"]
+
+
+def sessions(app) -> list[WorkSession]:
+    with app.app_context():
+        rows = db.session.execute(select(WorkSession).order_by(WorkSession.id)).scalars().all()
+        db.session.expunge_all()
+        return rows
+
+
+def test_focus_and_blur_measure_one_session(app, agent, sockets, ticket_id):
+    client = sockets(agent.token)
+    focused = client.call("ticket.focus", {"ticket_id": ticket_id})
+    assert focused["ok"] and focused["work_session"]["ended_at"] is None
+    time.sleep(0.4)
+    blurred = client.call("ticket.blur", {"ticket_id": ticket_id})
+    assert blurred["work_session"]["end_reason"] == "blur"
+    assert 0.4 <= blurred["work_session"]["seconds"] < 5
+    assert len(sessions(app)) == 1
+
+
+def test_two_tabs_are_one_session(app, agent, sockets, ticket_id):
+    first, second = sockets(agent.token), sockets(agent.token)
+    first.call("ticket.focus", {"ticket_id": ticket_id})
+    second.call("ticket.focus", {"ticket_id": ticket_id})
+    assert len(sessions(app)) == 1
+    first.call("ticket.blur", {"ticket_id": ticket_id})
+    assert sessions(app)[0].ended_at is None
+    second.call("ticket.blur", {"ticket_id": ticket_id})
+    assert sessions(app)[0].ended_at is not None and len(sessions(app)) == 1
+
+
+def test_disconnect_closes_the_session(app, agent, sockets, ticket_id):
+    client = sockets(agent.token)
+    client.call("ticket.focus", {"ticket_id": ticket_id})
+    client.disconnect()
+    deadline = time.monotonic() + 5
+    while sessions(app)[0].ended_at is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sessions(app)[0].end_reason == "disconnect"
+
+
+def test_idle_sessions_close_at_the_last_activity(app, api, agent, ticket_id):
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/start").status_code == 200
+        clock.move_to(start + timedelta(minutes=4))
+        with app.app_context():
+            from helpdesk.services import work_sessions
+
+            work_sessions.touch(agent.id)
+            clock.move_to(start + timedelta(minutes=15))
+            assert work_sessions.close_idle() == 1
+    session = sessions(app)[0]
+    assert session.end_reason == "idle"
+    assert session.ended_at - session.started_at == timedelta(minutes=4)
+
+
+def test_rest_twins(api, agent, ticket_id):
+    started = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/start")
+    assert started.status_code == 200 and started.json()["ended_at"] is None
+    stopped = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/stop")
+    assert stopped.status_code == 200 and stopped.json()["ended_at"] is not None
+    assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/stop").status_code == 422
+    assert api.as_(agent).post("/api/v1/tickets/999999/work/start").status_code == 404
+
+
+def test_viewers_see_each_other(app, agent, supervisor, sockets, ticket_id):
+    mine, theirs = sockets(agent.token), sockets(supervisor.token)
+    mine.call("ticket.focus", {"ticket_id": ticket_id})
+    theirs.call("ticket.focus", {"ticket_id": ticket_id})
+    both = mine.wait_for("ticket.viewers", lambda e: len(e["data"]["viewers"]) == 2)
+    assert {v["id"] for v in both["data"]["viewers"]} == {agent.id, supervisor.id}
+    theirs.call("ticket.blur", {"ticket_id": ticket_id})
+    mine.wait_for("ticket.viewers", lambda e: [v["id"] for v in e["data"]["viewers"]]
+                  == [agent.id])
+
+
+def test_reconnecting_client_gets_what_it_missed(app, api, agent, sockets, drain):
+    channel = factories.channel(app, "api")
+    first = sockets(agent.token)
+    api.post_api_webhook(channel, api_message("e1", "m1", email="a@example.com"))
+    drain("ingest")
+    first.wait_for("queue.updated")
+    last_seq = max(data["seq"] for _, data in first.events)
+    first.disconnect()
+    api.post_api_webhook(channel, api_message("e2", "m2", text="while you were away",
+                                              email="b@example.com"))
+    drain("ingest")
+    again = sockets(agent.token)
+    caught_up = again.call("events.since", {"seq": last_seq})
+    assert caught_up["refetch"] is False
+    names = [item["event"] for item in caught_up["events"]]
+    assert "ticket.created" in names and "message.created" in names
+    texts = [item["data"]["data"].get("text") for item in caught_up["events"]
+             if item["event"] == "message.created"]
+    assert texts == ["while you were away"]
+    assert all(item["data"]["seq"] > last_seq for item in caught_up["events"])
+    assert again.call("events.since", {"seq": caught_up["seq"] + 100})["refetch"] is True
+    assert "error" in again.call("events.since", {"seq": "x"})
