@@ -1,0 +1,203 @@
+"""Twilio Voice end to end: TwiML for the incoming call, callbacks merged into one call.
+
+Every callback is a signed form post to the channel's one URL (or the callback URLs our TwiML
+named); after the real worker runs, the call is read back from the customer's timeline.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.support import factories
+from tests.support.signing import (
+    Webhooks,
+    customer_with,
+    deliveries,
+    tickets_of,
+    timeline,
+    twilio_signature,
+)
+
+TOKEN = "voice-auth-token"
+CALLER = "+14155550100"
+OUR_NUMBER = "+18005551212"
+ACCOUNT = "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
+BASE = {"AccountSid": ACCOUNT, "ApiVersion": "2010-04-01", "From": CALLER, "Caller": CALLER,
+        "To": OUR_NUMBER, "Called": OUR_NUMBER, "Direction": "inbound"}
+
+
+@pytest.fixture
+def voice(app):
+    return factories.channel(app, "twilio", "voice",
+                             {"account_sid": ACCOUNT, "phone_number": OUR_NUMBER},
+                             {"auth_token": TOKEN})
+
+
+@pytest.fixture
+def call(api, voice, drain):
+    """post(params, url=None) → the response, after the worker ran."""
+    hooks = Webhooks(api.base_url)
+
+    def post(params: dict, url: str | None = None):
+        response = hooks.twilio(voice, params, TOKEN, url=url)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/xml")
+        drain()
+        return response
+
+    return post
+
+
+def incoming(sid: str) -> dict:
+    return {**BASE, "CallSid": sid, "CallStatus": "ringing"}
+
+
+def status(sid: str, call_status: str, sequence: int, **extra: str) -> dict:
+    return {**BASE, "CallSid": sid, "CallStatus": call_status, "SequenceNumber": str(sequence),
+            "CallbackSource": "call-progress-events",
+            "Timestamp": "Sun, 22 Nov 2026 10:00:00 +0000", **extra}
+
+
+def queue_result(sid: str, result: str, wait: int) -> dict:
+    return {**BASE, "CallSid": sid, "CallStatus": "in-progress", "QueueResult": result,
+            "QueueSid": "QU5ef8732a3c49700934481addd5ce1659", "QueueTime": str(wait)}
+
+
+def twiml(response) -> ET.Element:
+    return ET.fromstring(response.content)
+
+
+def calls_of(api, agent) -> tuple[dict, list[dict]]:
+    """The caller and the call items of their timeline."""
+    customer = customer_with(api.as_(agent), f"phone:{CALLER}")
+    items = timeline(api.as_(agent), customer["id"])
+    return customer, [item for item in items if item["type"] == "call"]
+
+
+# --- the incoming call: queue or voicemail ---------------------------------------------------
+
+def test_nobody_online_records_a_transcribed_voicemail(call):
+    root = twiml(call(incoming("CA00000000000000000000000000000001")))
+    say, record = list(root)
+    assert say.tag == "Say" and say.text
+    assert (record.tag, record.get("transcribe")) == ("Record", "true")
+    for attribute, event in [("action", "recording"), ("transcribeCallback", "transcription"),
+                             ("recordingStatusCallback", "recording_status")]:
+        assert record.get(attribute).endswith(f"?event={event}")
+
+
+def test_an_online_agent_gets_the_caller_enqueued(call, agent, sockets):
+    socket = sockets(agent.token)
+    (enqueue,) = list(twiml(call(incoming("CA00000000000000000000000000000002"))))
+    assert (enqueue.tag, enqueue.text) == ("Enqueue", "support")
+    assert enqueue.get("action").endswith("?event=enqueue")
+    assert socket.call("presence", {"status": "away"}) == {"ok": True}
+    (_say, record) = list(twiml(call(incoming("CA00000000000000000000000000000003"))))
+    assert record.tag == "Record"
+
+
+# --- callbacks out of order and repeated: one call ------------------------------------------
+
+def test_out_of_order_and_repeated_callbacks_make_one_call(api, admin, agent, call, voice):
+    sid = "CA00000000000000000000000000000010"
+    call(status(sid, "completed", 3, CallDuration="95", Duration="2"))  # completed first
+    call(incoming(sid))
+    call(status(sid, "ringing", 0))
+    call(queue_result(sid, "bridged", 15))
+    call(status(sid, "in-progress", 1))
+    call(status(sid, "completed", 3, CallDuration="95", Duration="2"))  # a retry
+    call(status(sid, "ringing", 0))
+    call(incoming(sid))
+    _customer, calls = calls_of(api, agent)
+    assert len(calls) == 1
+    item = calls[0]["call"]
+    assert (item["external_id"], item["direction"]) == (sid, "inbound")
+    assert (item["status"], item["outcome"]) == ("completed", "answered")
+    statuses = [d["status"] for d in deliveries(api.as_(admin))]
+    assert len(statuses) == 5 and "failed" not in statuses  # the repeats were not stored
+
+
+def test_bridged_call_is_answered_with_wait_and_talk_time(api, agent, call):
+    sid = "CA00000000000000000000000000000011"
+    call(incoming(sid))
+    call(status(sid, "in-progress", 1))
+    call(queue_result(sid, "bridged", 22))
+    call(status(sid, "completed", 2, CallDuration="142"))
+    customer, (item,) = calls_of(api, agent)
+    assert item["call"]["outcome"] == "answered"
+    assert (item["call"]["wait_seconds"], item["call"]["talk_seconds"]) == (22, 120)
+    (ticket,) = tickets_of(api.as_(agent), customer["id"])
+    assert item["ticket_id"] == ticket["id"] and ticket["channel"]["kind"] == "voice"
+
+
+def test_caller_hanging_up_in_the_queue_is_abandoned_without_a_ticket(api, agent, call):
+    sid = "CA00000000000000000000000000000012"
+    call(incoming(sid))
+    call(queue_result(sid, "hangup", 42))
+    call(status(sid, "completed", 2, CallDuration="44"))
+    customer, (item,) = calls_of(api, agent)
+    assert (item["call"]["outcome"], item["call"]["status"]) == ("abandoned", "completed")
+    assert (item["call"]["wait_seconds"], item["call"]["talk_seconds"]) == (42, None)
+    assert item["ticket_id"] is None
+    assert tickets_of(api.as_(agent), customer["id"]) == []
+    assert api.as_(agent).get("/api/v1/tickets").json()["total"] == 0
+
+
+@pytest.mark.parametrize("ended", ["busy", "no-answer"])
+def test_call_ending_before_our_twiml_ran_is_missed_with_a_ticket(api, agent, call, ended):
+    sid = "CA00000000000000000000000000000013"
+    call(status(sid, ended, 1, CallDuration="0"))
+    customer, (item,) = calls_of(api, agent)
+    assert (item["call"]["outcome"], item["call"]["status"]) == ("missed", ended)
+    (ticket,) = tickets_of(api.as_(agent), customer["id"])
+    assert item["ticket_id"] == ticket["id"]
+    assert (ticket["subject"], ticket["status"]) == (f"Missed call from {CALLER}", "new")
+    queue = api.as_(agent).get("/api/v1/queue").json()["items"]
+    assert [t["id"] for t in queue] == [ticket["id"]]
+
+
+def test_voicemail_with_transcript_opens_a_ticket(api, agent, call, voice):
+    sid = "CA00000000000000000000000000000014"
+    record = list(twiml(call(incoming(sid))))[1]
+    recording = {"RecordingSid": "RE4c8b2a7e8f1d4a6b9c0d1e2f3a4b5c6d",
+                 "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+                                 "/Recordings/RE4c8b2a7e8f1d4a6b9c0d1e2f3a4b5c6d"}
+    text = "Hi, this is Marco, my router keeps dropping the connection, please call me back."
+    # <Record action>: the call's parameters plus the recording.
+    call({**BASE, "CallSid": sid, "CallStatus": "completed", "RecordingDuration": "14",
+          "Digits": "hangup", **recording}, url=record.get("action"))
+    call({"AccountSid": ACCOUNT, "CallSid": sid, "RecordingStatus": "completed",
+          "RecordingDuration": "14", "RecordingChannels": "1", "RecordingSource": "RecordVerb",
+          "RecordingStartTime": "Sun, 22 Nov 2026 10:00:03 +0000", **recording},
+         url=record.get("recordingStatusCallback"))
+    call({**BASE, "CallSid": sid, "CallStatus": "completed", "TranscriptionSid":
+          "TR8c3a4e4b1f9d4e2a8c7b6a5f4e3d2c1b", "TranscriptionStatus": "completed",
+          "TranscriptionText": text, "TranscriptionType": "fast",
+          "TranscriptionUrl": "https://api.twilio.com/2010-04-01/Accounts/AC/Transcriptions/TR8",
+          **recording}, url=record.get("transcribeCallback"))
+    call(status(sid, "completed", 2, CallDuration="21"))
+    customer, (item,) = calls_of(api, agent)
+    assert item["call"]["outcome"] == "voicemail"
+    assert item["call"]["transcript"] == text
+    assert item["call"]["recording_url"] == recording["RecordingUrl"]
+    (ticket,) = tickets_of(api.as_(agent), customer["id"])
+    assert (item["ticket_id"], ticket["subject"]) == (ticket["id"], f"Voicemail from {CALLER}")
+    messages = [i["message"] for i in timeline(api.as_(agent), customer["id"])
+                if i["type"] == "message"]
+    assert [(m["text"], m["flags"], m["ticket_id"]) for m in messages] == [
+        (text, ["voicemail"], ticket["id"])]
+
+
+def test_callback_urls_are_signed_with_their_query(api, admin, call, voice):
+    record = list(twiml(call(incoming("CA00000000000000000000000000000015"))))[1]
+    hooks = Webhooks(api.base_url)
+    params = {**BASE, "CallSid": "CA00000000000000000000000000000015",
+              "CallStatus": "completed", "RecordingUrl": "https://api.twilio.com/rec/RE1"}
+    signed_without_query = hooks.twilio(voice, params, TOKEN, url=hooks.url(voice))
+    assert signed_without_query.status_code == 200  # posted to the plain URL: fine
+    wrong = hooks.twilio(voice, params, TOKEN, url=record.get("action"),
+                         signature=twilio_signature(TOKEN, hooks.url(voice), list(params.items())))
+    assert wrong.status_code == 401
+    assert len(deliveries(api.as_(admin))) == 2

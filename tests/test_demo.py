@@ -1,0 +1,55 @@
+"""`helpdesk demo` against the live test server: every connector, then a filled queue."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from helpdesk.cli import main
+from helpdesk.demo import run_demo
+from tests.support.signing import deliveries, timeline
+
+
+def test_demo_fills_the_queue_across_channels(app, api, admin, drain):
+    printed: list[str] = []
+    summary = run_demo(api.base_url, admin.token, echo=printed.append)
+    assert summary.refused == []
+    assert len(summary.channels) == 14 and summary.deliveries >= 20
+    assert any("/api/v1/queue" in line for line in printed)
+
+    drain()
+    staff = api.as_(admin)
+    assert deliveries(staff, "failed") == []
+    assert {d["status"] for d in deliveries(staff)} == {"processed"}
+    queue = staff.get("/api/v1/queue").json()
+    assert queue["total"] >= 8
+    tickets = staff.get("/api/v1/tickets", params={"per_page": 200}).json()["items"]
+    assert len({t["channel"]["kind"] for t in tickets}) >= 6
+
+    customers = staff.get("/api/v1/customers", params={"per_page": 200}).json()["items"]
+    timelines = {c["id"]: timeline(staff, c["id"]) for c in customers}
+    on_two = [cid for cid, items in timelines.items()
+              if len({i["channel"]["id"] for i in items if i["type"] == "message"}) >= 2]
+    assert len(on_two) >= 3
+    outcomes = sorted(i["call"]["outcome"] for items in timelines.values()
+                      for i in items if i["type"] == "call")
+    assert outcomes == ["abandoned", "voicemail"]
+    voicemail = next(i["call"] for items in timelines.values() for i in items
+                     if i["type"] == "call" and i["call"]["outcome"] == "voicemail")
+    assert "Marco Rossi" in voicemail["transcript"]
+
+    vip = staff.get(f"/api/v1/customers/{summary.vip_id}").json()
+    assert vip["tier"] == "vip" and summary.vip_id in on_two
+    vip_ticket = next(t for t in tickets if t["customer_id"] == summary.vip_id)
+    ticket = staff.get(f"/api/v1/tickets/{vip_ticket['id']}").json()
+    assert {"tier", "keywords"} <= {r["factor"] for r in ticket["urgency_reasons"]}
+    assert ticket["priority"] in ("high", "urgent")
+
+
+def test_demo_command_explains_a_missing_or_refused_token(api, agent):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["demo", "--url", api.base_url], env={"HELPDESK_TOKEN": ""})
+    assert missing.exit_code == 1 and "token" in missing.output
+    refused = runner.invoke(main, ["demo", "--url", api.base_url, "--token", agent.token])
+    assert refused.exit_code == 1 and "403" in refused.output
+    unreachable = runner.invoke(main, ["demo", "--url", "http://127.0.0.1:9", "--token", "t"])
+    assert unreachable.exit_code == 1 and "cannot reach" in unreachable.output
