@@ -175,5 +175,36 @@ def deliveries_replay(failed: bool) -> None:
     click.echo(f"replaying {delivery_service.replay_failed()} failed deliveries")
 
 
+@main.group()
+def metrics() -> None:
+    """Supervisors' metrics."""
+
+
+@metrics.command("rebuild")
+@with_appcontext
+def metrics_rebuild() -> None:
+    """Recompute every ticket's metric facts from its stored history."""
+    from helpdesk.services import ticket_facts
+
+    click.echo(f"rebuilt {ticket_facts.rebuild()} ticket facts")
+
+
+@main.command(with_appcontext=False)
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True,
+              help="Base URL of the running system")
+@click.option("--token", envvar="HELPDESK_TOKEN", default=None,
+              help="An admin API token (default: $HELPDESK_TOKEN)")
+@click.option("--pace", default=0.3, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between deliveries, so events arrive one by one")
+def demo(url: str, token: str | None, pace: float) -> None:
+    """Fill a running system with realistic, signed traffic on every channel."""
+    from helpdesk.demo import DemoError, run_demo
+
+    try:
+        run_demo(url, token or "", pace=pace, echo=click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 if __name__ == "__main__":
     main()

@@ -24,8 +24,8 @@ _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
 
 TABLES = ("audit_log", "surveys", "attachments", "work_sessions", "ticket_events", "calls",
-          "chat_sessions", "messages", "tickets", "identities", "customers", "deliveries",
-          "channels", "api_tokens", "agents", "sla_policies", "settings")
+          "chat_sessions", "messages", "ticket_facts", "tickets", "identities", "customers",
+          "deliveries", "channels", "api_tokens", "agents", "teams", "sla_policies", "settings")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from rq import get_current_job
 
-from helpdesk.services import deliveries, outbound, queue, routing
+from helpdesk.services import deliveries, outbound, queue, routing, surveys
 
 
 def _final_attempt() -> bool:
@@ -42,3 +42,8 @@ def check_sla(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
 def fill_agent(agent_id: int) -> int:
     """Push mode: give an agent with free capacity what waits in the queue."""
     return queue.fill(agent_id)
+
+
+def send_survey(survey_id: int, base_url: str = "") -> str | None:
+    """Send a scheduled satisfaction survey on its ticket's channel (idempotent)."""
+    return surveys.send(survey_id, base_url)

@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from helpdesk import queues
-from helpdesk.services import deliveries, routing
+from helpdesk.services import deliveries, metrics_live, routing, work_sessions
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"
@@ -58,6 +58,7 @@ def sweep_once(app: Flask) -> int:
             return 0
         swept = deliveries.sweep_unprocessed()
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
+        work_sessions.close_idle()
         return swept
 
 
@@ -74,12 +75,27 @@ def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+def start_live_metrics(app: Flask, stop: threading.Event) -> threading.Thread:
+    """Supervisors' live figures: checked every second, sent at most every few seconds."""
+    def loop() -> None:
+        while not stop.wait(1.0):
+            try:
+                metrics_live.publish_if_due(app)
+            except Exception:
+                log.exception("live metrics pass failed")
+
+    thread = threading.Thread(target=loop, name="live-metrics", daemon=True)
+    thread.start()
+    return thread
+
+
 def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: bool = True,
         burst: bool = False) -> None:
     """Work the queues until stopped (RQ itself reconnects when Redis goes away mid-run)."""
     stop = threading.Event()
     if not burst:
         start_sweeper(app, stop)
+        start_live_metrics(app, stop)
     try:
         while True:
             try:

@@ -7,13 +7,19 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from helpdesk.api import (  # noqa: F401
+        admin,
+        audit,
         auth,
         channels,
+        chat,
         customers,
         deliveries,
         health,
+        metrics,
         openapi,
         queue,
+        surveys,
+        teams,
         tickets,
         v1,
         webhooks,
@@ -21,4 +27,5 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(surveys.bp)
     app.register_blueprint(v1.bp)

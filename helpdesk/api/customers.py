@@ -1,4 +1,4 @@
-"""Customers: create, look up by identity, timeline."""
+"""Customers: create, look up by identity, timeline; merge, export, erase."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from flask import jsonify
 from sqlalchemy import select
 
 from helpdesk.api.common import json_body, page_of, paginate, query_args
+from helpdesk.api.security import current_agent, requires
 from helpdesk.api.v1 import bp
 from helpdesk.models import Customer
 from helpdesk.schemas.inputs import CustomerCreateSchema, CustomerListSchema, PageSchema
+from helpdesk.schemas.privacy import CustomerMergeSchema
 from helpdesk.schemas.resources import customer_schema
-from helpdesk.services import customers
+from helpdesk.services import customers, privacy
 
 
 @bp.post("/customers")
@@ -40,3 +42,22 @@ def get_customer(customer_id: int):
 def customer_timeline(customer_id: int):
     args = query_args(PageSchema())
     return jsonify(page_of(customers.timeline(customer_id), args["page"], args["per_page"]))
+
+
+@bp.post("/customers/<int:customer_id>/merge")
+def merge_customer(customer_id: int):
+    data = json_body(CustomerMergeSchema())
+    survivor = privacy.merge(customer_id, data["other_id"], current_agent())
+    return jsonify(customer_schema.dump(survivor))
+
+
+@bp.get("/customers/<int:customer_id>/export")
+def export_customer(customer_id: int):
+    return jsonify(privacy.export(customer_id, current_agent()))
+
+
+@bp.delete("/customers/<int:customer_id>")
+@requires("admin")
+def erase_customer(customer_id: int):
+    privacy.erase(customer_id, current_agent())
+    return "", 204

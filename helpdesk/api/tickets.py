@@ -7,14 +7,15 @@ from flask import jsonify
 from helpdesk.api.common import json_body, paginate, query_args
 from helpdesk.api.security import current_agent
 from helpdesk.api.v1 import bp
+from helpdesk.errors import Unprocessable
 from helpdesk.schemas.inputs import (
     EscalateSchema,
     MessageCreateSchema,
     TicketListSchema,
     TicketUpdateSchema,
 )
-from helpdesk.schemas.resources import message_schema, ticket_schema
-from helpdesk.services import tickets
+from helpdesk.schemas.resources import message_schema, ticket_schema, work_session_schema
+from helpdesk.services import tickets, work_sessions
 
 
 @bp.get("/tickets")
@@ -58,3 +59,18 @@ def escalate_ticket(ticket_id: int):
     data = json_body(EscalateSchema())
     ticket = tickets.escalate(ticket_id, data["level"], data["reason"], current_agent())
     return jsonify(ticket_schema.dump(ticket))
+
+
+@bp.post("/tickets/<int:ticket_id>/work/start")
+def start_work(ticket_id: int):
+    session = work_sessions.start(current_agent().id, ticket_id, work_sessions.REST_TAB, "rest")
+    return jsonify(work_session_schema.dump(session))
+
+
+@bp.post("/tickets/<int:ticket_id>/work/stop")
+def stop_work(ticket_id: int):
+    tickets.get(ticket_id)
+    session = work_sessions.stop(current_agent().id, ticket_id, work_sessions.REST_TAB)
+    if session is None:
+        raise Unprocessable("you have no work session on this ticket", "no_work_session")
+    return jsonify(work_session_schema.dump(session))

@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -62,8 +62,30 @@ class HandshakeResponse:
     content_type: str = "text/plain"
 
 
+def storable(value: Any) -> Any:
+    """Text without NUL characters: JSON (`\\u0000`) and forms (`%00`) carry them, PostgreSQL
+    refuses them in text columns, and a customer's message must not be lost for one."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "")
+    if isinstance(value, list) and any(isinstance(item, str) and "\x00" in item
+                                       for item in value):
+        return [storable(item) for item in value]
+    return value
+
+
+class _Storable:
+    """What connectors hand the pipeline is storable text, whatever the provider sent."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            cleaned = storable(value)
+            if cleaned is not value:
+                setattr(self, item.name, cleaned)
+
+
 @dataclass
-class IdentityRef:
+class IdentityRef(_Storable):
     """How a sender is named by the channel; the identity service normalizes `value`."""
 
     kind: str
@@ -72,7 +94,7 @@ class IdentityRef:
 
 
 @dataclass
-class AttachmentIn:
+class AttachmentIn(_Storable):
     filename: str
     content_type: str
     size: int
@@ -81,7 +103,7 @@ class AttachmentIn:
 
 
 @dataclass
-class InboundEvent:
+class InboundEvent(_Storable):
     type: ClassVar[str] = "event"
 
 

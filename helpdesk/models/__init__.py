@@ -7,9 +7,11 @@ from helpdesk.models.channel import KINDS, Channel
 from helpdesk.models.chat_session import ChatSession
 from helpdesk.models.customer import IDENTITY_KINDS, Customer, Identity
 from helpdesk.models.delivery import DELIVERY_STATUSES, Delivery
+from helpdesk.models.facts import TicketFact
 from helpdesk.models.message import Attachment, Message
 from helpdesk.models.sla import Setting, SlaPolicy
 from helpdesk.models.survey import SURVEY_KINDS, Survey
+from helpdesk.models.team import Team
 from helpdesk.models.ticket import (
                                     PRIORITIES,
                                     PRIORITY_RANK,
@@ -25,5 +27,5 @@ __all__ = [
     "OUTCOMES", "Call", "ChatSession", "Setting", "SlaPolicy",
     "ROLES", "Agent", "ApiToken", "KINDS", "Channel", "IDENTITY_KINDS", "Customer", "Identity",
     "DELIVERY_STATUSES", "Delivery", "Attachment", "Message", "PRIORITIES", "PRIORITY_RANK",
-    "QUEUED_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession",
+    "QUEUED_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession", "Team", "TicketFact",
 ]

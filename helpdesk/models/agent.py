@@ -24,6 +24,7 @@ class Agent(db.Model):
     languages: Mapped[list] = mapped_column(JSON, default=list)
     channels: Mapped[list] = mapped_column(JSON, default=list)
     capacity: Mapped[float] = mapped_column(default=1.0)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     password_hash: Mapped[str | None] = mapped_column(String(256))
     presence: Mapped[str] = mapped_column(String(20), default="offline")
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,6 +15,7 @@ import socketio as socketio_server
 from flask import Flask, current_app
 
 from helpdesk.extensions import socketio
+from helpdesk.realtime import event_log
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def init_app(app: Flask, *, server: bool) -> None:
                } if url else {}
     socketio.init_app(app, async_mode=async_mode(app.config["ASYNC_MODE"]),
                       cors_allowed_origins="*", logger=False, engineio_logger=False, **options)
-    from helpdesk.realtime import agents  # noqa: F401  (registers the handlers)
+    from helpdesk.realtime import agents, chat  # noqa: F401  (registers the handlers)
 
 
 def pubsub_channel(redis_url: str) -> str:
@@ -71,11 +72,18 @@ def envelope(event_type: str, data: Any) -> dict[str, Any]:
 
 
 def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AGENTS) -> None:
-    """Send one event to rooms now; call it after the commit that made `data` true."""
+    """Send one event to rooms now; call it after the commit that made `data` true.
+
+    Agents' events are numbered (`seq`) and kept for a while, so a client that lost its
+    connection can ask for what it missed (`events.since`).
+    """
     if not rooms:
         return
+    rooms = [rooms] if isinstance(rooms, str) else list(rooms)
     try:
-        publisher().emit(event_type, envelope(event_type, data), namespace=namespace,
-                         room=rooms)
+        message = envelope(event_type, data)
+        if namespace == AGENTS:
+            message["seq"] = event_log.append(event_type, message, rooms)
+        publisher().emit(event_type, message, namespace=namespace, room=rooms)
     except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
         log.warning("emit %s failed: %s", event_type, exc)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from flask import request, session
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
+from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent
-from helpdesk.realtime import AGENTS
-from helpdesk.services import auth, presence
+from helpdesk.realtime import AGENTS, event_log
+from helpdesk.realtime.chat import agent_typing
+from helpdesk.schemas.resources import work_session_schema
+from helpdesk.services import auth, presence, work_sessions
 
 
 @socketio.on("connect", namespace=AGENTS)
@@ -29,6 +32,7 @@ def connect(auth_data=None):
 def disconnect(*_args):
     agent_id = session.get("agent_id")
     if agent_id is not None:
+        work_sessions.disconnected(agent_id, request.sid)
         presence.disconnected(agent_id, request.sid)
 
 
@@ -52,7 +56,12 @@ def focus(data):
     if ticket_id is None:
         return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
     join_room(f"ticket:{ticket_id}")
-    return {"ok": True}
+    try:
+        work = work_sessions.start(session["agent_id"], ticket_id, request.sid, "socket")
+    except NotFound:
+        leave_room(f"ticket:{ticket_id}")
+        return {"error": {"code": "not_found", "message": "ticket not found"}}
+    return {"ok": True, "work_session": work_session_schema.dump(work)}
 
 
 @socketio.on("ticket.blur", namespace=AGENTS)
@@ -61,7 +70,22 @@ def blur(data):
     if ticket_id is None:
         return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
     leave_room(f"ticket:{ticket_id}")
+    work = work_sessions.stop(session["agent_id"], ticket_id, request.sid)
+    return {"ok": True, "work_session": work_session_schema.dump(work) if work else None}
+
+
+@socketio.on("heartbeat", namespace=AGENTS)
+def heartbeat(*_args):
+    work_sessions.touch(session["agent_id"])
     return {"ok": True}
+
+
+@socketio.on("events.since", namespace=AGENTS)
+def events_since(data):
+    seq = (data or {}).get("seq") if isinstance(data, dict) else None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return {"error": {"code": "validation_error", "message": "seq: a non-negative integer"}}
+    return event_log.since(seq, set(socketio.server.rooms(request.sid, namespace=AGENTS)))
 
 
 @socketio.on("typing", namespace=AGENTS)
@@ -70,8 +94,10 @@ def typing(data):
     agent = db.session.get(Agent, session["agent_id"])
     if ticket_id is None or agent is None:
         return None
+    work_sessions.touch(agent.id)
     socketio.emit("typing", {"type": "typing", "at": None,
                              "data": {"ticket_id": ticket_id, "agent_id": agent.id,
                                       "name": agent.name}},
                   to=f"ticket:{ticket_id}", namespace=AGENTS, skip_sid=request.sid)
+    agent_typing(ticket_id, agent)
     return {"ok": True}

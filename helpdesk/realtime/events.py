@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from functools import partial
 
+from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
 from helpdesk.models import PRIORITIES, QUEUED_STATUSES, Message, Ticket
 from helpdesk.realtime import emit
 from helpdesk.schemas.resources import message_schema, ticket_schema
+from helpdesk.services import metrics_live
 from helpdesk.services.transaction import after_commit
 
 
@@ -32,6 +36,7 @@ def message_rooms(ticket: Ticket) -> list[str]:
 def ticket_changed(ticket: Ticket, *, created: bool = False) -> None:
     db.session.flush()
     name = "ticket.created" if created else "ticket.updated"
+    metrics_live.changed()
     after_commit(partial(emit, name, ticket_schema.dump(ticket), ticket_rooms(ticket)))
 
 
@@ -52,5 +57,46 @@ def queue_stats() -> dict:
 
 
 def queue_changed() -> None:
-    db.session.flush()
-    after_commit(partial(emit, "queue.updated", queue_stats(), ["queue", "supervisors"]))
+    """The queue moved: agents hear `queue.updated` soon after the commit (coalesced)."""
+    app = current_app._get_current_object()
+    after_commit(lambda: _queue_throttle(app).request())
+
+
+def _queue_throttle(app: Flask) -> QueueStatsThrottle:
+    throttle = app.extensions.get("helpdesk.queue_throttle")
+    if throttle is None:
+        throttle = app.extensions.setdefault("helpdesk.queue_throttle", QueueStatsThrottle(app))
+    return throttle
+
+
+class QueueStatsThrottle:
+    """At most one `queue.updated` per interval per process, always with fresh figures.
+
+    Counting the queue costs a scan of its index; a busy ingest changes it hundreds of times
+    a second. Changes within the interval share one trailing event computed when it fires.
+    """
+
+    INTERVAL = 0.2
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.lock = threading.Lock()
+        self.pending = False
+        self.last_sent = 0.0
+
+    def request(self) -> None:
+        with self.lock:
+            if self.pending:
+                return
+            self.pending = True
+            delay = max(0.0, self.last_sent + self.INTERVAL - time.monotonic())
+        timer = threading.Timer(delay, self._fire)
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self) -> None:
+        with self.lock:
+            self.pending = False
+            self.last_sent = time.monotonic()
+        with self.app.app_context():  # its own session, closed when the context ends
+            emit("queue.updated", queue_stats(), ["queue", "supervisors"])

@@ -97,3 +97,56 @@ class DeliveryListSchema(PageSchema):
     status = fields.String(validate=validate.OneOf(("received", "processed", "duplicate",
                                                     "failed")))
     channel = fields.Integer()
+
+
+class SlaPolicySchema(Schema):
+    first_response_seconds = fields.Integer(allow_none=True, load_default=None,
+                                            validate=validate.Range(min=1))
+    resolution_seconds = fields.Integer(allow_none=True, load_default=None,
+                                        validate=validate.Range(min=1))
+    warning_ratio = fields.Float(load_default=0.8, validate=validate.Range(min=0.05, max=0.99))
+    calendar = fields.Dict(allow_none=True, load_default=None)
+
+
+class SettingsUpdateSchema(Schema):
+    routing_mode = fields.String(validate=validate.OneOf(("pull", "push")))
+    capacity_weights = fields.Dict(keys=fields.String(), values=fields.Float())
+    surveys = fields.Dict(keys=fields.String())  # options checked by services.settings
+    contact_reasons = fields.List(fields.String())  # checked by services.contact_reasons
+    contact_reason_rules = fields.Dict(keys=fields.String())
+
+
+class AgentUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    role = fields.String(validate=validate.OneOf(ROLES))
+    level = fields.Integer(validate=validate.Range(min=1, max=10))
+    languages = fields.List(fields.String())
+    channels = fields.List(fields.String(validate=validate.OneOf(KINDS)))
+    capacity = fields.Float(validate=validate.Range(min=0.1, max=100))
+    active = fields.Boolean()
+    password = fields.String(validate=validate.Length(min=8))
+    team_id = fields.Integer(allow_none=True, strict=True)
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+class ChatSessionCreateSchema(Schema):
+    name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=320))
+    email_hmac = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(min=1, max=128))
+
+    @validates_schema
+    def _hmac_signs_an_email(self, data: dict, **_kwargs) -> None:
+        if data.get("email_hmac") and not data.get("email"):
+            raise ValidationError("signs the email: send the email too", "email_hmac")
+
+
+class ChatMessageCreateSchema(Schema):
+    text = fields.String(required=True,
+                         validate=[validate.Length(min=1, max=100_000), _not_blank])
+    client_message_id = fields.String(required=True,
+                                      validate=[validate.Length(min=1, max=200), _not_blank])

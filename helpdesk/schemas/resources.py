@@ -40,6 +40,7 @@ class AgentSchema(Schema):
     channels = fields.List(fields.String())
     capacity = fields.Float()
     presence = fields.String()
+    team_id = fields.Integer(allow_none=True)
 
 
 class AgentRefSchema(Schema):

@@ -12,6 +12,7 @@ from helpdesk.errors import ApiError, Conflict, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import Agent, ApiToken
 from helpdesk.models.base import utcnow
+from helpdesk.services import teams
 from helpdesk.services.transaction import commit
 
 # Compared against when the email is unknown, so both paths cost one hash check.
@@ -77,6 +78,7 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
     agent = db.session.get(Agent, agent_id)
     if agent is None:
         raise NotFound("agent")
+    teams.check_exists(changes.get("team_id"))
     password = changes.pop("password", None)
     if password:
         agent.password_hash = generate_password_hash(password)

@@ -140,7 +140,7 @@ def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
                 ticket = None
         created = ticket is None
         if ticket is None:
-            who = customer.name or call.external_id
+            who = customer.name or _number_of(customer) or "an unknown caller"
             ticket = conversations.open_ticket(channel, customer, MessageEvent(
                 external_id=call.external_id, identities=[],
                 subject=SUBJECTS[call.outcome].format(who=who)))
@@ -151,6 +151,11 @@ def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
         inbound.route_after_commit(ticket)
     if event.kind == "transcription" and call.transcript and call.ticket_id:
         _transcript_message(channel, call, event)
+
+
+def _number_of(customer: Customer) -> str | None:
+    """The caller's phone number, for a subject an agent can act on (not the CallSid)."""
+    return next((i.value for i in customer.identities if i.kind == "phone"), None)
 
 
 def _transcript_message(channel: Channel, call: Call, event: CallEvent) -> None:

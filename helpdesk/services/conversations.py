@@ -10,7 +10,7 @@ from sqlalchemy import select
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Message, Ticket
-from helpdesk.services import sla, ticket_events
+from helpdesk.services import sla, ticket_events, ticket_facts
 
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
@@ -115,3 +115,4 @@ def customer_replied(ticket: Ticket, now: datetime) -> None:
                              if ticket.solved_at else None)
         ticket.solved_at = None
         sla.apply_policy(ticket)
+        ticket_facts.changed(ticket)

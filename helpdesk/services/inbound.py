@@ -12,7 +12,7 @@ from helpdesk.connectors.base import MessageEvent, StatusEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery, Message, Ticket
 from helpdesk.realtime import events
-from helpdesk.services import attachments, conversations, identity
+from helpdesk.services import attachments, conversations, identity, surveys
 from helpdesk.services.transaction import after_commit
 
 ROUTE_JOB = "workers.jobs.route_ticket"
@@ -32,7 +32,12 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     if message_exists(channel.id, event.external_id):
         return None
     customer = identity.resolve_customer(event.identities, event.sender_name)
-    ticket, created = conversations.thread_message(channel, customer, event)
+    survey = surveys.answer_from_message(customer, event.text, channel.kind)
+    if survey is not None:  # a digit reply to a survey: filed on its ticket, never reopening it
+        ticket, created = db.session.get(Ticket, survey.ticket_id), False
+        event.flags = [*event.flags, "survey_answer"]
+    else:
+        ticket, created = conversations.thread_message(channel, customer, event)
     now = datetime.now(UTC)
     sent_at = min(event.sent_at, now) if event.sent_at else now
     message = Message(

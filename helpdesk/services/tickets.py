@@ -12,7 +12,15 @@ from helpdesk.errors import ApiError, NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Message, Ticket
 from helpdesk.realtime import events
-from helpdesk.services import sla, ticket_events
+from helpdesk.services import (
+    contact_reasons,
+    reply_rules,
+    settings,
+    sla,
+    surveys,
+    ticket_events,
+    ticket_facts,
+)
 from helpdesk.services.transaction import after_commit, commit
 
 ROUTE_JOB = "workers.jobs.route_ticket"
@@ -83,8 +91,11 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
         sla.apply_policy(ticket)
     sla.refresh(ticket)
     ticket_events.record(ticket, "status.changed", actor, **{"from": previous, "to": status})
+    if status == "solved":
+        surveys.schedule_for(ticket)
     if previous in ("new", "open") and status not in ("new", "open") and ticket.assignee_id:
         free_capacity_of(ticket.assignee_id)
+    ticket_facts.changed(ticket)
 
 
 def free_capacity_of(agent_id: int) -> None:
@@ -136,7 +147,9 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
     if "tags" in changes:
         ticket.tags = sorted(set(changes["tags"]))
     if "contact_reason" in changes:
+        contact_reasons.check(changes["contact_reason"], settings.get("contact_reasons"))
         ticket.contact_reason = changes["contact_reason"]
+        ticket_facts.changed(ticket)
     ticket.updated_at = datetime.now(UTC)
     events.ticket_changed(ticket)
     events.queue_changed()
@@ -150,6 +163,7 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
     ticket = get(ticket_id)
     if ticket.status == "closed" and not internal:
         raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
+    reply_rules.check_reply(ticket, text, internal)
     now = datetime.now(UTC)
     message = Message(ticket_id=ticket.id, channel_id=ticket.channel_id, direction="outbound",
                       internal=internal, author_type="agent", author_id=actor.id,
@@ -178,7 +192,8 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
     if not internal:
         message_id = message.id
         after_commit(lambda: queues.enqueue(queues.OUTBOUND, OUTBOUND_JOB, message_id,
-                                            job_id=f"send-{message_id}"))
+                                            job_id=f"send-{message_id}",
+                                            intervals=queues.outbound_retry_intervals()))
     commit()
     return message
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -111,4 +112,9 @@ class SocketClient:
 
     def disconnect(self) -> None:
         if self.client.connected:
+            ws = getattr(self.client.eio, "ws", None)
+            if ws is not None:
+                # websocket-client waits 3 s for the server's close frame by default; the
+                # server has already seen the engine.io CLOSE packet by then.
+                ws.close = functools.partial(ws.close, timeout=0.2)
             self.client.disconnect()
