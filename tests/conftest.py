@@ -129,6 +129,24 @@ def drain(app):
 
 
 @pytest.fixture
+def fire_due_timers(app, drain):
+    """RQ's own scheduler moving due jobs to their queues, then a worker running them."""
+    from rq.scheduler import RQScheduler
+
+    from helpdesk.queues import QUEUE_NAMES, redis_connection
+
+    scheduler = RQScheduler(list(QUEUE_NAMES), connection=redis_connection(app))
+    scheduler.acquire_locks()
+
+    def run() -> None:
+        scheduler.enqueue_scheduled_jobs()
+        drain()
+
+    yield run
+    scheduler.release_locks()
+
+
+@pytest.fixture
 def sockets(live_server):
     clients: list[SocketClient] = []
 

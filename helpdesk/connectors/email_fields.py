@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from helpdesk.connectors.base import MessageEvent, PayloadError
+from helpdesk.connectors.forms import Form
 from helpdesk.connectors.mime import (
     ParsedAttachment,
     ParsedEmail,
@@ -21,6 +23,7 @@ from helpdesk.connectors.mime import (
     parse_email,
     strip_quoted,
 )
+from helpdesk.connectors.raw_mime import email_event
 
 # The body is not ours to decode: a transfer encoding would apply to an empty body.
 _DROPPED = frozenset({"content-transfer-encoding"})
@@ -84,3 +87,16 @@ def parsed_email(fields: EmailFields) -> ParsedEmail:
 
 def _normalized(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def form_email_event(form: Form, mime_field: str,
+                     fields: Callable[[Form], EmailFields]) -> MessageEvent:
+    """A form-posted email: the raw MIME part when the provider sent one, else its fields."""
+    mime = form.part(mime_field)
+    if mime is not None and mime.data.strip():
+        parsed = parse_email(mime.data)
+    else:
+        parsed = parsed_email(fields(form))
+    if not parsed.from_address:
+        raise PayloadError("the email has no usable From address")
+    return email_event(parsed)

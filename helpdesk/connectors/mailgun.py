@@ -17,10 +17,10 @@ from helpdesk.connectors.base import (
     hmac_hex,
     same,
 )
-from helpdesk.connectors.email_fields import EmailFields, parsed_email
+from helpdesk.connectors.email_fields import EmailFields, form_email_event
 from helpdesk.connectors.forms import Form, FormPart, parse_form
-from helpdesk.connectors.mime import ParsedAttachment, parse_email
-from helpdesk.connectors.raw_mime import email_event, message_id_of
+from helpdesk.connectors.mime import ParsedAttachment
+from helpdesk.connectors.raw_mime import message_id_of
 
 WINDOW_SECONDS = 300
 # Headers Mailgun also posts as fields of their own; read when `message-headers` is unusable.
@@ -75,15 +75,7 @@ class MailgunConnector(Connector):
         return f"message-id:{message_id}" if message_id else body_hash(request.body)
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
-        form = parse_form(raw)
-        mime = form.part("body-mime")
-        if mime is not None and mime.data.strip():
-            parsed = parse_email(mime.data)
-        else:
-            parsed = parsed_email(_fields(form))
-        if not parsed.from_address:
-            raise PayloadError("the email has no usable From address")
-        return [email_event(parsed)]
+        return [form_email_event(parse_form(raw), "body-mime", _fields)]
 
 
 def _message_id(form: Form) -> str | None:

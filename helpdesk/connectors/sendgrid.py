@@ -14,11 +14,11 @@ from helpdesk.connectors.base import (
     body_hash,
     require_basic_auth,
 )
-from helpdesk.connectors.email_fields import EmailFields, header_pairs, parsed_email
+from helpdesk.connectors.email_fields import EmailFields, form_email_event, header_pairs
 from helpdesk.connectors.forms import Form, FormPart, parse_form
-from helpdesk.connectors.mime import ParsedAttachment, parse_email
+from helpdesk.connectors.mime import ParsedAttachment
 from helpdesk.connectors.mime_text import decode_bytes
-from helpdesk.connectors.raw_mime import email_event, message_id_of
+from helpdesk.connectors.raw_mime import message_id_of
 
 
 @register
@@ -41,15 +41,7 @@ class SendgridConnector(Connector):
         return f"message-id:{message_id}" if message_id else body_hash(request.body)
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
-        form = parse_form(raw)
-        mime = form.part("email")
-        if mime is not None and mime.data.strip():
-            parsed = parse_email(mime.data)
-        else:
-            parsed = parsed_email(_fields(form))
-        if not parsed.from_address:
-            raise PayloadError("the email has no usable From address")
-        return [email_event(parsed)]
+        return [form_email_event(parse_form(raw), "email", _fields)]
 
 
 def _json_object(form: Form, name: str) -> dict:

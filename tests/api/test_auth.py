@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+
 def protected_routes(app) -> list[tuple[str, str, str]]:
     """Every non-public /api/v1 route with a concrete path (unknown ids) and its role."""
     from helpdesk.api.v1 import _PUBLIC

@@ -7,14 +7,11 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import time_machine
-from rq.scheduler import RQScheduler
 from sqlalchemy import select
 
 from helpdesk.extensions import db
 from helpdesk.models import TicketEvent
-from helpdesk.queues import QUEUE_NAMES, redis_connection
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -32,20 +29,6 @@ def event_names(app, ticket_id: int) -> list[str]:
     with app.app_context():
         return list(db.session.execute(select(TicketEvent.name).where(
             TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)).scalars())
-
-
-@pytest.fixture
-def fire_due_timers(app, drain):
-    """RQ's own scheduler moving due jobs to their queues, then a worker running them."""
-    scheduler = RQScheduler(list(QUEUE_NAMES), connection=redis_connection(app))
-    scheduler.acquire_locks()
-
-    def run() -> None:
-        scheduler.enqueue_scheduled_jobs()
-        drain()
-
-    yield run
-    scheduler.release_locks()
 
 
 def test_deadlines_and_timers_fire_at_the_right_moments(app, api, admin, fire_due_timers,

@@ -10,14 +10,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-import pytest
 import time_machine
-from rq.scheduler import RQScheduler
 from sqlalchemy import select
 
 from helpdesk.extensions import db
 from helpdesk.models import Message, Ticket, TicketEvent
-from helpdesk.queues import DEFAULT, QUEUE_NAMES, get_queue, redis_connection
+from helpdesk.queues import DEFAULT, get_queue
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -83,20 +81,6 @@ def sms_channel(app):
     return factories.channel(app, "twilio", kind="sms", settings={
         "account_sid": "AC" + "0" * 32, "phone_number": "+13456789012"},
         secrets={"auth_token": TWILIO_TOKEN})
-
-
-@pytest.fixture
-def fire_due_timers(app, drain):
-    """RQ's own scheduler moving due jobs to their queues, then a worker running them."""
-    scheduler = RQScheduler(list(QUEUE_NAMES), connection=redis_connection(app))
-    scheduler.acquire_locks()
-
-    def run() -> None:
-        scheduler.enqueue_scheduled_jobs()
-        drain()
-
-    yield run
-    scheduler.release_locks()
 
 
 def test_solve_schedules_one_survey_and_the_link_is_sent_after_the_delay(
