@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -213,7 +214,7 @@ def require_basic_auth(channel: ChannelConfig, request: WebhookRequest) -> None:
         raise VerificationError("wrong HTTP basic auth")
 
 
-class Connector:
+class Connector(ABC):
     """Base class: one subclass per provider, registered in `connectors/__init__.py`."""
 
     provider: ClassVar[str]
@@ -233,8 +234,9 @@ class Connector:
                                                  "message": "this webhook takes POST"}},
                                  "application/json")
 
+    @abstractmethod
     def verify(self, channel: ChannelConfig, request: WebhookRequest) -> None:
-        raise NotImplementedError
+        """Raise VerificationError unless the request is the provider's (401)."""
 
     def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
         """The provider's event id (else a body hash); PayloadError when unreadable."""
@@ -244,8 +246,9 @@ class Connector:
         """A single-use token the provider signed, for refusing replays; None when it has none."""
         return None
 
+    @abstractmethod
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
-        raise NotImplementedError
+        """The stored delivery as normalized events; any exception quarantines it."""
 
     def acknowledge(self, channel: ChannelConfig, request: WebhookRequest,
                     context: Mapping[str, Any]) -> HandshakeResponse:

@@ -7,6 +7,7 @@ from helpdesk.connectors.base import (
     ChannelConfig,
     Connector,
     InboundEvent,
+    PayloadError,
     VerificationError,
     WebhookRequest,
     hmac_hex,
@@ -38,4 +39,4 @@ class WidgetConnector(Connector):
         raise VerificationError("the widget takes no webhooks: use /api/v1/chat")
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
-        raise NotImplementedError("visitor messages arrive through helpdesk.services.chat")
+        raise PayloadError("visitor messages arrive through helpdesk.services.chat")
