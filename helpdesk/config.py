@@ -76,7 +76,8 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "META_GRAPH_API_BASE": os.environ.get("META_GRAPH_API_BASE", "https://graph.facebook.com"),
         "TELEGRAM_API_BASE": os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org"),
         "X_API_BASE": os.environ.get("X_API_BASE", "https://api.x.com"),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # hide_parameters: SQL errors in logs never carry message bodies or secrets.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "JSON_SORT_KEYS": False,
     }
     if overrides:
