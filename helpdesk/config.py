@@ -77,7 +77,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "TELEGRAM_API_BASE": os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org"),
         "X_API_BASE": os.environ.get("X_API_BASE", "https://api.x.com"),
         # hide_parameters: SQL errors in logs never carry message bodies or secrets.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True,
+                                      "pool_size": _int("HELPDESK_DB_POOL_SIZE", 10),
+                                      "max_overflow": 20},
         "JSON_SORT_KEYS": False,
     }
     if overrides:

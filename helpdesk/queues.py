@@ -62,15 +62,22 @@ def outbound_retry_intervals() -> list[int]:
     return list(current_app.config["OUTBOUND_RETRY_INTERVALS"])
 
 
+WAITING = (b"queued", b"scheduled", b"deferred")
+
+
 def enqueue(queue: str, func: str, *args: Any, job_id: str | None = None,
             at: datetime | None = None, retry: bool = True,
-            intervals: Sequence[int] | None = None) -> bool:
+            intervals: Sequence[int] | None = None, coalesce: bool = False) -> bool:
     """Enqueue `func(*args)`; False (logged) when Redis is unreachable: callers rely on sweeps.
 
-    Retries wait `intervals` seconds (default `JOB_RETRY_INTERVALS`).
+    Retries wait `intervals` seconds (default `JOB_RETRY_INTERVALS`). With `coalesce`, a job
+    of the same `job_id` still waiting to run is enough: it will read the state this commit
+    made, so a second one would only repeat it.
     """
     try:
         q = get_queue(queue)
+        if coalesce and job_id and q.connection.hget(f"rq:job:{job_id}", "status") in WAITING:
+            return True
         options: dict[str, Any] = {"job_id": job_id, "result_ttl": RESULT_TTL,
                                    "failure_ttl": FAILURE_TTL}
         policy = _retry(intervals) if retry else None

@@ -48,11 +48,6 @@ def as_request(delivery: Delivery) -> WebhookRequest:
 def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
           replay_token: str | None = None) -> Delivery | None:
     """Store a verified delivery and enqueue it after commit; None for a duplicate."""
-    existing = db.session.execute(
-        select(Delivery.id).where(Delivery.channel_id == channel.id,
-                                  Delivery.dedupe_key == dedupe_key)).first()
-    if existing:
-        return None
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
                                                                             "cookie")}
     delivery = Delivery(channel_id=channel.id, provider=channel.provider,
@@ -62,7 +57,7 @@ def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
     try:
         db.session.add(delivery)
         commit_with_enqueue(delivery)
-    except IntegrityError:  # a concurrent duplicate won the race
+    except IntegrityError:  # a duplicate: the unique (channel, dedupe key) already holds it
         db.session.rollback()
         return None
     return delivery
@@ -84,7 +79,8 @@ def commit_with_enqueue(delivery: Delivery) -> None:
 
 
 def enqueue_processing(delivery_id: int) -> bool:
-    return queues.enqueue(queues.INGEST, PROCESS_JOB, delivery_id, job_id=f"delivery-{delivery_id}")
+    return queues.enqueue(queues.INGEST, PROCESS_JOB, delivery_id, job_id=f"delivery-{delivery_id}",
+                          coalesce=True)
 
 
 def _lock(delivery_id: int) -> Delivery | None:

@@ -69,7 +69,8 @@ def receive_message(channel: Channel, delivery: Delivery | None,
 def route_after_commit(ticket: Ticket) -> None:
     """Score (and in push mode assign) the ticket once this transaction is visible."""
     ticket_id = ticket.id
-    after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
+    after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id,
+                                                  job_id=f"route-{ticket_id}", coalesce=True))
 
 
 def mark_bounced(message_ids: list[str], error: str) -> None:

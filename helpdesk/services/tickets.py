@@ -121,7 +121,8 @@ def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
     ticket.assignee_id = agent_id
     if agent_id is None:
         ticket_id = ticket.id
-        after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
+        after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id,
+                                                  job_id=f"route-{ticket_id}", coalesce=True))
     if agent_id is not None and ticket.status == "new":
         ticket.status = "open"
 
@@ -220,6 +221,7 @@ def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
     events.ticket_changed(ticket)
     events.queue_changed()
     ticket_id = ticket.id
-    after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id))
+    after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id,
+                                                  job_id=f"route-{ticket_id}", coalesce=True))
     commit()
     return ticket

@@ -178,3 +178,30 @@ def test_parse_failure_marks_delivery_failed_and_replay_works(app, api, admin, d
     drain()
     again = api.as_(admin).get("/api/v1/deliveries?status=failed").json()
     assert again["total"] == 1 and again["items"][0]["attempts"] == 2
+
+
+def test_sweeper_does_not_duplicate_a_job_still_waiting(app, api, drain):
+    from helpdesk.queues import INGEST, get_queue
+    from helpdesk.services import deliveries
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message(text="waiting in the queue"))
+    time.sleep(1.1)  # older than the tests' one-second sweep grace
+    with app.app_context():
+        deliveries.sweep_unprocessed()
+        deliveries.sweep_unprocessed()
+        assert get_queue(INGEST, app).count == 1
+    drain()
+    assert count(app, Message) == 1
+
+
+def test_routing_jobs_for_one_ticket_coalesce(app, api, drain):
+    from helpdesk.queues import ROUTING, get_queue
+
+    channel = factories.channel(app, "api")
+    for n in range(5):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", thread_id="t"))
+    drain("ingest")
+    assert get_queue(ROUTING, app).count == 1
+    drain()
+    assert count(app, Ticket) == 1
