@@ -31,6 +31,14 @@ class TicketFact(db.Model):
         # FRT counts each ticket once, on the cycle in which its first response was known.
         Index("ix_ticket_facts_first_response_at", "first_response_at",
               postgresql_where=text("frt_counted"), sqlite_where=text("frt_counted")),
+        # Resolution times in order, overall and per agent or channel (migration 0007):
+        # exact percentiles of a long period without sorting (index-only on PostgreSQL).
+        Index("ix_ticket_facts_resolution_order", "resolution_seconds",
+              postgresql_include=["solved_at"]),
+        Index("ix_ticket_facts_agent_resolution_order", "assignee_id", "resolution_seconds",
+              postgresql_include=["solved_at"]),
+        Index("ix_ticket_facts_channel_resolution_order", "channel_id", "resolution_seconds",
+              postgresql_include=["solved_at"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

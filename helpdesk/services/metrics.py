@@ -8,25 +8,22 @@ calls by their start; surveys by their answer; backlog at the end of the period.
 from __future__ import annotations
 
 import copy
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import and_, func, not_, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Float, and_, cast, func, select
+from sqlalchemy.sql import ColumnElement, Select
 
 from helpdesk.extensions import db
-from helpdesk.models import Agent, Call, Channel, Message, Survey, Team, Ticket, TicketFact
+from helpdesk.models import Agent, Call, Channel, Message, Team, Ticket, TicketFact
 from helpdesk.services import metrics_backlog
+from helpdesk.services.metrics_parts import SOURCES, joined, keyed
 from helpdesk.services.metrics_sql import (
-    day_of,
+    day_key,
     distribution,
     earliest,
-    grouped,
-    key_column,
-    percentile_columns,
-    ratio,
     seconds_between,
     tune_session,
 )
@@ -41,7 +38,8 @@ EMPTY = {
     "ces": {"mean": None, "responses": 0}, "nps": {"score": None, "responses": 0},
     "backlog": 0,
 }
-COUNTS = ("tickets_created", "tickets_solved", "backlog")
+# Parts that make a group worth showing (for days, every day of the period is shown).
+ACTIVE = ("created", "solved", "backlog", "frt_seconds", "calls", "csat_n", "ces_n", "nps_n")
 
 
 @dataclass(frozen=True)
@@ -57,98 +55,30 @@ class Period:
         return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def group_key(group_by: str | None, agent: ColumnElement | None, channel: ColumnElement,
-              moment: ColumnElement) -> tuple[ColumnElement | None, Any]:
-    """The key expression of a figure's rows and the join it needs (for teams)."""
-    if group_by == "agent":
-        return agent, None
-    if group_by == "channel":
-        return channel, None
-    if group_by == "day":
-        return day_of(moment), None
-    if group_by == "team":
-        return Agent.team_id, agent
-    return None, None
-
-
-def _select(group_by: str | None, agent, channel, moment, *columns):
-    key, join_on = group_key(group_by, agent, channel, moment)
-    query = select(key_column(key), *columns)
-    return query, key, join_on
-
-
-def _run(query, key, join_on, source) -> list:
-    query = query.select_from(source)
-    if join_on is not None:
-        query = query.outerjoin(Agent, Agent.id == join_on)
-    return db.session.execute(grouped(query, key)).all()
-
-
-def created(period: Period, group_by: str | None) -> dict:
-    query, key, join_on = _select(group_by, Ticket.assignee_id, Ticket.channel_id,
-                                  Ticket.created_at, func.count())
-    query = query.where(period.has(Ticket.created_at), not_(metrics_backlog.AUTO_CLOSED))
-    return {row.key: {"tickets_created": row[1]} for row in _run(query, key, join_on, Ticket)}
-
-
-def solved(period: Period, group_by: str | None) -> dict:
+def resolution_values(period: Period, group_by: str | None) -> Select:
     f = TicketFact
-    fcr = and_(f.cycle == 1, f.public_replies <= 1, f.reopened.is_(False))
-    in_sql = percentile_columns(f.resolution_seconds) or []
-    query, key, join_on = _select(
-        group_by, f.assignee_id, f.channel_id, f.solved_at, func.count(),
-        func.avg(f.handle_seconds), ratio(f.max_level <= 1), ratio(fcr),
-        func.avg(f.pending_seconds), func.count().filter(f.sla_met.is_(True)),
-        func.count(f.sla_met), func.avg(f.resolution_seconds), *in_sql)
-    query = query.where(period.has(f.solved_at))
-    result = {}
-    for row in _run(query, key, join_on, f):
-        result[row.key] = {
-            "tickets_solved": row[1], "aht_seconds": _num(row[2]), "flr_rate": _num(row[3]),
-            "fcr_rate": _num(row[4]), "pending_seconds": {"mean": _num(row[5])},
-            "sla_compliance": row[6] / row[7] if row[7] else None,
-            "resolution_seconds": {"mean": _num(row[8]), "p50": _num(row[9]) if in_sql else None,
-                                   "p90": _num(row[10]) if in_sql else None}}
-    if not in_sql:
-        values, key, join_on = _select(group_by, f.assignee_id, f.channel_id, f.solved_at,
-                                       f.resolution_seconds.label("value"))
-        values = _joined(values.where(period.has(f.solved_at)), f, join_on)
-        _put_distribution(result, "resolution_seconds", distribution(values))
-    return result
+    values, _, join_on = keyed(group_by, f.assignee_id, f.channel_id, f.solved_at,
+                               f.resolution_seconds.label("value"))
+    return joined(values.where(period.has(f.solved_at)), f, join_on)
 
 
-def _joined(query, source, join_on):
-    query = query.select_from(source)
-    return query.outerjoin(Agent, Agent.id == join_on) if join_on is not None else query
-
-
-def _put_distribution(result: dict, name: str, found: dict) -> None:
-    for key, (_count, mean, (p50, p90)) in found.items():
-        result.setdefault(key, {})[name] = {"mean": mean, "p50": p50, "p90": p90}
-
-
-def first_response(period: Period, group_by: str | None) -> dict:
+def frt_values(period: Period, group_by: str | None) -> Select:
     """FRT by the first response: facts of solved tickets, and unsolved tickets live."""
     f = TicketFact
-    from_facts, _, join_on = _select(group_by, f.assignee_id, f.channel_id,
-                                     f.first_response_at, f.first_response_seconds.label("value"))
-    from_facts = _joined(from_facts.where(f.frt_counted,  # the partial index's predicate
-                                          period.has(f.first_response_at)), f, join_on)
-    live, _, join_on = _select(group_by, Ticket.assignee_id, Ticket.channel_id,
-                               Ticket.first_response_at,
-                               seconds_between(Ticket.first_response_at,
-                                               _first_contact()).label("value"))
-    live = _joined(live.where(
+    from_facts, _, join_on = keyed(group_by, f.assignee_id, f.channel_id,
+                                   f.first_response_at, f.first_response_seconds.label("value"))
+    from_facts = joined(from_facts.where(f.frt_counted,  # the partial index's predicate
+                                         period.has(f.first_response_at)), f, join_on)
+    live, _, join_on = keyed(group_by, Ticket.assignee_id, Ticket.channel_id,
+                             Ticket.first_response_at,
+                             cast(seconds_between(Ticket.first_response_at, _first_contact()),
+                                  Float).label("value"))  # the facts' type: one ordered union
+    live = joined(live.where(
         metrics_backlog.UNSOLVED, period.has(Ticket.first_response_at),
         ~select(f.id).where(f.ticket_id == Ticket.id, f.frt_counted).exists()),
         Ticket, join_on)
     both = from_facts.union_all(live).subquery()
-    found = distribution(select(both.c.key, both.c.value))
-    result: dict = {}
-    _put_distribution(result, "frt_seconds", found)
-    for key, (count, *_rest) in found.items():
-        result[key]["frt_count"] = count
-    return result
+    return select(both.c.key, both.c.value)
 
 
 def _first_contact() -> ColumnElement:
@@ -160,98 +90,101 @@ def _first_contact() -> ColumnElement:
     return func.coalesce(earliest(message, call), Ticket.created_at)
 
 
-def calls(period: Period, group_by: str | None) -> dict:
-    """Abandoned call rate; abandons shorter than SHORT_ABANDON_SECONDS count nowhere."""
-    short = and_(Call.outcome == "abandoned", Call.wait_seconds.is_not(None),
-                 Call.wait_seconds < current_app.config["SHORT_ABANDON_SECONDS"])
-    query, key, join_on = _select(group_by, Call.agent_id, Call.channel_id, Call.started_at,
-                                  func.count(), ratio(Call.outcome == "abandoned"))
-    query = query.where(period.has(Call.started_at), Call.direction == "inbound",
-                        Call.outcome.is_not(None), not_(short))
-    return {row.key: {"abandoned_call_rate": _num(row[2]), "call_count": row[1]}
-            for row in _run(query, key, join_on, Call)}
+DISTRIBUTIONS = {"resolution_seconds": resolution_values, "frt_seconds": frt_values}
 
 
-def surveys(period: Period, group_by: str | None) -> dict:
-    s = Survey
-    kinds = {kind: s.kind == kind for kind in ("csat", "ces", "nps")}
-    counted = [func.count().filter(kinds["csat"]), func.avg(s.score).filter(kinds["csat"]),
-               func.count().filter(and_(kinds["csat"], s.score >= 4)),
-               func.count().filter(kinds["ces"]), func.avg(s.score).filter(kinds["ces"]),
-               func.count().filter(kinds["nps"]),
-               func.count().filter(and_(kinds["nps"], s.score >= 9)),
-               func.count().filter(and_(kinds["nps"], s.score <= 6))]
-    query, key, join_on = _select(group_by, s.agent_id, s.channel_id, s.answered_at, *counted)
-    query = query.where(period.has(s.answered_at), s.score.is_not(None))
-    return {row.key: _survey_figures(*row[1:]) for row in _run(query, key, join_on, s)}
+def parts(period: Period, group_by: str | None) -> dict[Any, Counter]:
+    """{key: additive parts} of every source, in one grouped query each."""
+    found: dict[Any, Counter] = defaultdict(Counter)
+    for source in SOURCES:
+        for key, values in _by_key(group_by, source(period, group_by)).items():
+            found[key].update({name: value or 0 for name, value in values.items()})
+    return found
 
 
-def _survey_figures(csat_n, csat_mean, csat_good, ces_n, ces_mean, nps_n, promoters,
-                    detractors) -> dict:
+def _by_key(group_by: str | None, found: dict) -> dict:
+    """Days as `YYYY-MM-DD` whatever the database returns them as."""
+    return {day_key(k): v for k, v in found.items()} if group_by == "day" else found
+
+
+def figures(period: Period, group_by: str | None) -> tuple[dict, dict[Any, dict]]:
+    """(totals M, {key: M} for every group with anything to show).
+
+    Additive parts are counted once, per group; the totals add them up. Percentiles
+    and the means next to them are computed per group and once over the whole period."""
+    found = parts(period, group_by)
+    dists = {name: _by_key(group_by, distribution(values(period, group_by),
+                                                  grouped=group_by is not None))
+             for name, values in DISTRIBUTIONS.items()}
+    backlog = metrics_backlog.backlog(period, group_by, found)
+    for key, count in backlog.items():
+        found[key]["backlog"] = count
+    for name, dist in dists.items():
+        for key, (count, *_rest) in dist.items():
+            found[key][name] = count
+    groups = {key: _figures(values, {name: d.get(key) for name, d in dists.items()})
+              for key, values in found.items() if _active(values)}
+    if group_by is None:
+        return groups.get(None) or copy.deepcopy(EMPTY), {}
+    total: Counter = Counter()
+    for values in found.values():
+        total.update(values)
+    total["backlog"] = metrics_backlog.total(period, group_by, backlog)
+    overall = {name: distribution(values(period, None), grouped=False).get(None)
+               for name, values in DISTRIBUTIONS.items()}
+    return _figures(total, overall), groups
+
+
+def _figures(p: Counter, dists: dict) -> dict:
+    solved, calls = p["solved"], p["calls"]
+    values = {**copy.deepcopy(EMPTY), "tickets_created": p["created"],
+              "tickets_solved": solved, "backlog": p["backlog"],
+              "abandoned_call_rate": p["abandoned"] / calls if calls else None,
+              "sla_compliance": p["sla_met"] / p["sla_n"] if p["sla_n"] else None,
+              **_surveys(p)}
+    if solved:
+        values.update(aht_seconds=p["handle_sum"] / solved, flr_rate=p["flr"] / solved,
+                      fcr_rate=p["fcr"] / solved,
+                      pending_seconds={"mean": p["pending_sum"] / solved})
+    for name, found in dists.items():
+        if found is not None:
+            _count, mean, (p50, p90) = found
+            values[name] = {"mean": mean, "p50": p50, "p90": p90}
+    return values
+
+
+def _surveys(p: Counter) -> dict:
+    csat, ces, nps = p["csat_n"], p["ces_n"], p["nps_n"]
     return {
-        "csat": {"score": csat_good / csat_n if csat_n else None, "mean": _num(csat_mean),
-                 "responses": csat_n},
-        "ces": {"mean": _num(ces_mean), "responses": ces_n},
-        "nps": {"score": 100.0 * (promoters - detractors) / nps_n if nps_n else None,
-                "responses": nps_n},
-        "survey_count": csat_n + ces_n + nps_n}
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-FIGURES = (created, solved, first_response, calls, surveys)
-
-
-def figures(period: Period, group_by: str | None) -> dict[Any, dict]:
-    """{key: M} for every group with anything to show (key None for the totals)."""
-    merged: dict[Any, dict] = {}
-    for figure in FIGURES:
-        for key, values in figure(period, group_by).items():
-            _merge(merged.setdefault(key, copy.deepcopy(EMPTY)), values)
-    for key, count in metrics_backlog.backlog(period, group_by).items():
-        merged.setdefault(key, copy.deepcopy(EMPTY))["backlog"] = count
-    return merged
-
-
-def _merge(target: dict, values: dict) -> None:
-    for name, value in values.items():
-        if isinstance(value, dict):
-            target[name].update(value)
-        else:
-            target[name] = value
+        "csat": {"score": p["csat_good"] / csat if csat else None,
+                 "mean": p["csat_sum"] / csat if csat else None, "responses": csat},
+        "ces": {"mean": p["ces_sum"] / ces if ces else None, "responses": ces},
+        "nps": {"score": 100.0 * (p["promoters"] - p["detractors"]) / nps if nps else None,
+                "responses": nps}}
 
 
 def summary(start: datetime, end: datetime, group_by: str | None) -> dict:
     """`GET /metrics/summary`: totals and, when asked, one entry per group."""
     period = Period(start, end)
     tune_session()
-    totals = figures(period, None).get(None) or copy.deepcopy(EMPTY)
-    groups = _groups(period, group_by) if group_by else []
+    totals, found = figures(period, group_by)
+    groups = _groups(period, group_by, found) if group_by else []
     return {"from": start.isoformat(), "to": end.isoformat(), "group_by": group_by,
-            "totals": _public(totals), "groups": groups}
+            "totals": totals, "groups": groups}
 
 
-def _groups(period: Period, group_by: str) -> list[dict]:
-    found = figures(period, group_by)
+def _groups(period: Period, group_by: str, found: dict[Any, dict]) -> list[dict]:
     if group_by == "day":
         keys: list = period.days()
-        found = {str(key): value for key, value in found.items()}
     else:
-        keys = sorted((k for k, v in found.items() if _active(v)), key=lambda k: (k is None, k))
+        keys = sorted(found, key=lambda k: (k is None, k))
     labels = _labels(group_by, [k for k in keys if k is not None])
     return [{"key": key, "label": key if group_by == "day" else labels.get(key),
-             **_public(found.get(key) or copy.deepcopy(EMPTY))} for key in keys]
+             **(found.get(key) or copy.deepcopy(EMPTY))} for key in keys]
 
 
-def _active(values: dict) -> bool:
-    return any(values.get(name) for name in (*COUNTS, "frt_count", "call_count",
-                                               "survey_count"))
-
-
-def _public(values: dict) -> dict:
-    return {name: values[name] for name in EMPTY}
+def _active(p: Counter) -> bool:
+    return any(p[name] for name in ACTIVE)
 
 
 def _labels(group_by: str, keys: list) -> dict:

@@ -13,6 +13,7 @@ ticket counts for its current assignee.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, not_, select
@@ -20,7 +21,7 @@ from sqlalchemy.sql import ColumnElement
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Ticket, TicketFact
-from helpdesk.services.metrics_sql import day_of, grouped, key_column
+from helpdesk.services.metrics_sql import day_key, day_of, grouped, key_column
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,11 +32,22 @@ UNSOLVED = Ticket.status.in_(("new", "open", "pending"))
 AUTO_CLOSED = and_(Ticket.status == "closed", Ticket.solved_at.is_(None))
 
 
-def backlog(period: Period, group_by: str | None) -> dict[Any, int]:
-    """The backlog at the end of the period (per day: at the end of each day)."""
+def backlog(period: Period, group_by: str | None,
+            parts: Mapping[Any, Mapping[str, int]] | None = None) -> dict[Any, int]:
+    """The backlog at the end of the period (per day: at the end of each day).
+
+    Per day, `parts` may give the tickets created and solved each day (the same counts
+    as the summary's), so that only reopens are left to count."""
     if group_by == "day":
-        return by_day(period)
+        return by_day(period, parts)
     return at(period.end, group_by)
+
+
+def total(period: Period, group_by: str | None, found: dict[Any, int]) -> int:
+    """The period's backlog from `backlog(period, group_by)`: the last day's, or the sum."""
+    if group_by == "day":
+        return found.get(period.days()[-1], 0)
+    return sum(found.values())
 
 
 def at(moment: datetime, group_by: str | None) -> dict[Any, int]:
@@ -55,13 +67,19 @@ def at(moment: datetime, group_by: str | None) -> dict[Any, int]:
     return _combine(terms)
 
 
-def by_day(period: Period) -> dict[str, int]:
+def by_day(period: Period, parts: Mapping[Any, Mapping[str, int]] | None = None
+           ) -> dict[str, int]:
     """Backlog at the end of each day of the period (or at its end, for the last one)."""
     running = at(period.start, None).get(None, 0)
-    deltas = _combine([
-        (1, _tickets("day", period.has(Ticket.created_at))),
-        (-1, _facts("day", period.has(TicketFact.solved_at))),
-        (1, _facts("day", period.has(TicketFact.reopened_at), moment=TicketFact.reopened_at))])
+    if parts is None:
+        created = _tickets("day", period.has(Ticket.created_at))
+        solved = _facts("day", period.has(TicketFact.solved_at))
+    else:
+        created = {day: p.get("created", 0) for day, p in parts.items()}
+        solved = {day: p.get("solved", 0) for day, p in parts.items()}
+    reopened = _facts("day", period.has(TicketFact.reopened_at), moment=TicketFact.reopened_at)
+    deltas = _combine([(sign, {day_key(day): n for day, n in counts.items()})
+                       for sign, counts in ((1, created), (-1, solved), (1, reopened))])
     result = {}
     for day in period.days():
         running += deltas.get(day, 0)
