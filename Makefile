@@ -20,8 +20,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(ARGS)
 
+# The spine (webhooks, drain, latencies), queue/next at 10k-1M tickets, metrics at 1M facts.
 bench: install
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.metrics
 
 lint: install
 	$(BIN)/ruff check helpdesk workers tests bench
