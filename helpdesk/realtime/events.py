@@ -74,22 +74,33 @@ class QueueStatsThrottle:
 
     Counting the queue costs a scan of its index; a busy ingest changes it hundreds of times
     a second. Changes within the interval share one trailing event computed when it fires.
+    One count at a time per process, and the interval grows with what a count costs (at
+    most 1/COST_FACTOR of the time), between 0.2 s (small queues) and 2 s (a million).
     """
 
     INTERVAL = 0.2
+    MAX_INTERVAL = 2.0
+    COST_FACTOR = 20
 
     def __init__(self, app: Flask):
         self.app = app
         self.lock = threading.Lock()
         self.pending = False
+        self.running = False
         self.last_sent = 0.0
+        self.interval = self.INTERVAL
 
     def request(self) -> None:
         with self.lock:
             if self.pending:
                 return
             self.pending = True
-            delay = max(0.0, self.last_sent + self.INTERVAL - time.monotonic())
+            if self.running:
+                return  # the running count reschedules when it is done
+            delay = max(0.0, self.last_sent + self.interval - time.monotonic())
+        self._schedule(delay)
+
+    def _schedule(self, delay: float) -> None:
         timer = threading.Timer(delay, self._fire)
         timer.daemon = True
         timer.start()
@@ -97,6 +108,21 @@ class QueueStatsThrottle:
     def _fire(self) -> None:
         with self.lock:
             self.pending = False
-            self.last_sent = time.monotonic()
-        with self.app.app_context():  # its own session, closed when the context ends
-            emit("queue.updated", queue_stats(), ["queue", "supervisors"])
+            self.running = True
+        began = time.monotonic()
+        cost = 0.0
+        try:
+            with self.app.app_context():  # its own session, closed when the context ends
+                stats = queue_stats()
+                cost = time.monotonic() - began
+                emit("queue.updated", stats, ["queue", "supervisors"])
+        finally:
+            with self.lock:
+                self.running = False
+                self.last_sent = began
+                self.interval = min(self.MAX_INTERVAL,
+                                    max(self.INTERVAL, cost * self.COST_FACTOR))
+                again = self.pending
+                delay = max(0.0, began + self.interval - time.monotonic())
+            if again:
+                self._schedule(delay)

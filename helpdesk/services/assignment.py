@@ -25,18 +25,20 @@ def loads(agent_ids: list[int], weights: dict | None = None) -> dict[int, float]
     result = {agent_id: 0.0 for agent_id in agent_ids}
     if not agent_ids:
         return result
+    whose = (Ticket.assignee_id == agent_ids[0] if len(agent_ids) == 1
+             else Ticket.assignee_id.in_(agent_ids))
     rows = db.session.execute(
         select(Ticket.assignee_id, Channel.kind, func.count())
         .join(Channel, Channel.id == Ticket.channel_id)
-        .where(Ticket.assignee_id.in_(agent_ids), Ticket.status.in_(ACTIVE))
+        .where(whose, Ticket.status.in_(ACTIVE))
         .group_by(Ticket.assignee_id, Channel.kind)).all()
     for agent_id, kind, count in rows:
         result[agent_id] += weight(kind, weights) * count
     return result
 
 
-def free_capacity(agent: Agent) -> float:
-    return agent.capacity - loads([agent.id])[agent.id]
+def free_capacity(agent: Agent, weights: dict | None = None) -> float:
+    return agent.capacity - loads([agent.id], weights)[agent.id]
 
 
 def fits(free: float, kind: str, weights: dict) -> bool:
