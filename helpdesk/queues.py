@@ -65,6 +65,20 @@ def outbound_retry_intervals() -> list[int]:
 WAITING = (b"queued", b"scheduled", b"deferred")
 
 
+def job_waiting(job_id: str) -> bool:
+    """A job of this id is queued (or scheduled for a retry) and has not started yet."""
+    return jobs_waiting([job_id]) == {job_id}
+
+
+def jobs_waiting(job_ids: Sequence[str]) -> set[str]:
+    """Which of these jobs are waiting to run (one round trip)."""
+    pipe = redis_connection().pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(f"rq:job:{job_id}", "status")
+    return {job_id for job_id, status in zip(job_ids, pipe.execute(), strict=True)
+            if status in WAITING}
+
+
 def enqueue(queue: str, func: str, *args: Any, job_id: str | None = None,
             at: datetime | None = None, retry: bool = True,
             intervals: Sequence[int] | None = None, coalesce: bool = False) -> bool:
@@ -76,7 +90,7 @@ def enqueue(queue: str, func: str, *args: Any, job_id: str | None = None,
     """
     try:
         q = get_queue(queue)
-        if coalesce and job_id and q.connection.hget(f"rq:job:{job_id}", "status") in WAITING:
+        if coalesce and job_id and job_waiting(job_id):
             return True
         options: dict[str, Any] = {"job_id": job_id, "result_ttl": RESULT_TTL,
                                    "failure_ttl": FAILURE_TTL}

@@ -172,7 +172,13 @@ def sweep_unprocessed() -> int:
         select(Delivery.id).where(Delivery.status == "received", Delivery.received_at < cutoff)
         .order_by(Delivery.id).limit(5000)).scalars().all()
     db.session.rollback()
-    enqueued = sum(enqueue_processing(delivery_id) for delivery_id in ids)
-    if ids:
+    try:
+        waiting = queues.jobs_waiting([f"delivery-{i}" for i in ids])
+        lost = [i for i in ids if f"delivery-{i}" not in waiting]
+    except Exception as exc:  # Redis still down: the next pass tries again
+        log.warning("sweeper: redis unavailable: %s", exc)
+        return 0
+    enqueued = sum(enqueue_processing(delivery_id) for delivery_id in lost)
+    if lost:
         log.info("sweeper re-enqueued %d of %d unprocessed deliveries", enqueued, len(ids))
     return enqueued
