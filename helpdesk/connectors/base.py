@@ -171,6 +171,8 @@ class CallEvent(InboundEvent):
     recording_sid: str | None = None
     transcript: str | None = None
     transcription_sid: str | None = None
+    # The agent who took the call (from the `<Queue url>` dequeue callback).
+    agent_id: int | None = None
     at: datetime | None = None
 
 

@@ -33,6 +33,8 @@ from helpdesk.connectors.forms import parse_form
 from helpdesk.connectors.payload import media_filename
 from helpdesk.connectors.twilio_voice import (
     EMPTY_TWIML,
+    agent_leg,
+    agent_twiml,
     call_event,
     call_kind,
     dedupe_key,
@@ -120,7 +122,7 @@ class TwilioConnector(Connector):
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
         params = form_params(raw)
         if _is_call(params):
-            return [call_event(params)]
+            return [call_event(params, raw.query)]
         status = params.get("MessageStatus") or ""
         if status and status not in _INBOUND_STATUSES:
             return [_status_event(params)] if status in _MESSAGE_STATUSES else []
@@ -128,14 +130,18 @@ class TwilioConnector(Connector):
 
     def acknowledge(self, channel: ChannelConfig, request: WebhookRequest,
                     context: Mapping[str, Any]) -> HandshakeResponse:
-        """TwiML: the incoming call is queued or sent to voicemail; the rest get `<Response/>`."""
+        """TwiML: a caller is queued or sent to voicemail, an agent's softphone is connected
+        to the next caller; the rest get `<Response/>`."""
         try:
             params = form_params(request)
         except PayloadError:
             params = {}
         twiml = EMPTY_TWIML
-        if _is_call(params) and call_kind(params) == "incoming":
+        kind = call_kind(params) if _is_call(params) else None
+        if kind == "incoming":
             twiml = incoming_twiml(request.url, bool(context.get("agents_online")))
+        elif kind == "agent_leg" and (params.get("CallStatus") or "") in ("ringing", "queued"):
+            twiml = agent_twiml(request.url, agent_leg(params))
         return HandshakeResponse(200, twiml, "text/xml")
 
 

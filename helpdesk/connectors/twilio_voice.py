@@ -8,6 +8,7 @@ by its parameters, which Twilio documents, not by our query string.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,12 +27,23 @@ EMPTY_TWIML = _XML + "<Response/>"
 # Caller ids that mean "withheld", not a customer's number.
 _WITHHELD = frozenset({"anonymous", "restricted", "unknown", "private", "+266696687"})
 _MISSED = frozenset({"busy", "failed", "no-answer", "canceled"})
+_AGENT_CLIENT = re.compile(r"^client:agent-(\d+)$")
 _QUEUE_OUTCOMES = {"bridged": "answered", "redirected-from-bridged": "answered",
                    "hangup": "abandoned"}
 
 
+def agent_leg(params: Mapping[str, str]) -> int | None:
+    """The agent id when this call is an agent's softphone (`client:agent-<id>`) leg."""
+    match = _AGENT_CLIENT.match((params.get("From") or "").strip())
+    return int(match.group(1)) if match else None
+
+
 def call_kind(params: Mapping[str, str]) -> str:
     """Which callback this is, from the parameters Twilio sends with each."""
+    if agent_leg(params) is not None:
+        return "agent_leg"
+    if params.get("DequeingCallSid"):
+        return "dequeue"
     if params.get("TranscriptionSid"):
         return "transcription"
     if params.get("QueueResult"):
@@ -60,8 +72,8 @@ def dedupe_key(params: Mapping[str, str]) -> str:
     return f"call:{call_sid}:{params.get('CallStatus') or ''}:{kind}"
 
 
-def call_event(params: Mapping[str, str]) -> CallEvent:
-    """One voice callback as a `CallEvent`."""
+def call_event(params: Mapping[str, str], query: Mapping[str, str] | None = None) -> CallEvent:
+    """One voice callback as a `CallEvent` (`query`: the parameters of our own callback URL)."""
     kind = call_kind(params)
     status = params.get("CallStatus") or None
     outbound = (params.get("Direction") or "").startswith("outbound")
@@ -84,6 +96,7 @@ def call_event(params: Mapping[str, str]) -> CallEvent:
         recording_sid=params.get("RecordingSid") or None,
         transcript=params.get("TranscriptionText") if kind == "transcription" else None,
         transcription_sid=params.get("TranscriptionSid") or None,
+        agent_id=_int((query or {}).get("agent")) if kind == "dequeue" else None,
         at=_time(params.get("Timestamp")),
     )
 
@@ -140,6 +153,13 @@ def callback_url(url: str, event: str) -> str:
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "event"]
     return urlunsplit(parts._replace(query=urlencode(query + [("event", event)]), fragment=""))
+
+
+def agent_twiml(url: str, agent_id: int) -> str:
+    """An agent's softphone dials in: connect it to the next caller in the queue."""
+    dequeued = callback_url(url, "dequeue") + f"&agent={agent_id}"
+    return (f"{_XML}<Response><Dial><Queue url={quoteattr(dequeued)} method=\"POST\">"
+            f"{QUEUE_NAME}</Queue></Dial></Response>")
 
 
 def incoming_twiml(url: str, agents_online: bool) -> str:

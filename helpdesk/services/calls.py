@@ -7,7 +7,7 @@ recording, transcript) is kept once known, and the outcome is recomputed from al
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from helpdesk.connectors.base import CallEvent, IdentityRef, MessageEvent
 from helpdesk.extensions import db
-from helpdesk.models import Call, Channel, Customer, Delivery, Message, Ticket
+from helpdesk.models import Agent, Call, Channel, Customer, Delivery, Message, Ticket, WorkSession
 from helpdesk.realtime import events
-from helpdesk.services import conversations, identity, inbound
+from helpdesk.services import conversations, identity, inbound, sla
 from helpdesk.services.identity import InvalidIdentity
 
 ANSWERED_QUEUE = ("bridged", "redirected-from-bridged")
@@ -29,6 +29,8 @@ SUBJECTS = {"answered": "Call with {who}", "missed": "Missed call from {who}",
 
 def receive_call(channel: Channel, delivery: Delivery | None, event: CallEvent) -> bool:
     """Apply one callback to its call; True when it changed anything."""
+    if event.kind == "agent_leg":
+        return False  # an agent's softphone dialling the queue: not a customer's call
     call = _find_or_create(channel, event)
     before = _snapshot(call)
     _apply(call, event)
@@ -37,7 +39,43 @@ def receive_call(channel: Channel, delivery: Delivery | None, event: CallEvent) 
     changed = _snapshot(call) != before
     if changed:
         _attach_ticket(channel, call, event)
+        _first_response(call)
+        _credit_agent(call)
     return changed
+
+
+def _first_response(call: Call) -> None:
+    """An answered call is the ticket's first response (FRT, the first-response SLA)."""
+    if call.outcome != "answered" or call.ticket_id is None:
+        return
+    ticket = db.session.get(Ticket, call.ticket_id)
+    if ticket.first_response_at is None:
+        ticket.first_response_at = call.answered_at or call.started_at + timedelta(
+            seconds=call.wait_seconds or 0)
+        sla.refresh(ticket)
+
+
+def _taken_by(call: Call, event: CallEvent) -> None:
+    """The dequeue callback names the agent whose softphone took the call."""
+    if event.kind != "dequeue" or event.agent_id is None:
+        return
+    if db.session.get(Agent, event.agent_id) is not None:
+        call.agent_id = event.agent_id
+        call.answered_at = call.answered_at or event.at or datetime.now(UTC)
+
+
+def _credit_agent(call: Call) -> None:
+    """A finished answered call is a work session of the agent who took it (handle time)."""
+    if not (call.agent_id and call.ticket_id and call.talk_seconds and call.answered_at):
+        return
+    exists = db.session.execute(select(WorkSession.id).where(
+        WorkSession.agent_id == call.agent_id, WorkSession.ticket_id == call.ticket_id,
+        WorkSession.source == "call", WorkSession.started_at == call.answered_at)).first()
+    if exists is None:
+        ended = call.answered_at + timedelta(seconds=call.talk_seconds)
+        db.session.add(WorkSession(agent_id=call.agent_id, ticket_id=call.ticket_id,
+                                   source="call", started_at=call.answered_at,
+                                   last_seen_at=ended, ended_at=ended, end_reason="call"))
 
 
 def _find_or_create(channel: Channel, event: CallEvent) -> Call:
@@ -69,6 +107,7 @@ def _caller(refs: list[IdentityRef], name: str | None) -> Customer:
 
 def _snapshot(call: Call) -> tuple:
     return (call.status, call.sequence, call.status_rank, call.queue_result, call.dial_status,
+            call.agent_id,
             call.reached_us, call.wait_seconds, call.call_duration, call.recording_url,
             call.transcript, call.outcome, call.talk_seconds)
 
@@ -76,6 +115,7 @@ def _snapshot(call: Call) -> tuple:
 def _apply(call: Call, event: CallEvent) -> None:
     if event.kind == "incoming":
         call.reached_us = True
+    _taken_by(call, event)
     if event.status and _is_newer(call, event):
         call.status = event.status
         call.sequence = event.sequence if event.sequence is not None else call.sequence

@@ -201,3 +201,39 @@ def test_callback_urls_are_signed_with_their_query(api, admin, call, voice):
                          signature=twilio_signature(TOKEN, hooks.url(voice), list(params.items())))
     assert wrong.status_code == 401
     assert len(deliveries(api.as_(admin))) == 2
+
+
+# --- the agent who took the call -------------------------------------------------------------
+
+def test_agent_softphone_takes_the_call_and_its_talk_time_is_handle_time(
+        app, api, agent, call, sockets):
+    sockets(agent.token)  # online: the caller is queued
+    enqueue = twiml(call(incoming("CA" + "e" * 32))).find("Enqueue")
+    assert enqueue is not None
+    softphone = twiml(call({**BASE, "CallSid": "CA" + "f" * 32, "CallStatus": "ringing",
+                            "From": f"client:agent-{agent.id}", "Caller": "client:x"}))
+    queue = softphone.find("Dial/Queue")
+    assert queue is not None and queue.text == "support"
+    call({**BASE, "CallSid": "CA" + "e" * 32, "CallStatus": "in-progress", "QueueTime": "12",
+          "DequeingCallSid": "CA" + "f" * 32, "QueueSid": "QU1"}, url=queue.get("url"))
+    call(queue_result("CA" + "e" * 32, "bridged", 12), url=enqueue.get("action"))
+    call(status("CA" + "e" * 32, "completed", 3, CallDuration="192"))
+
+    customer, items = calls_of(api, agent)
+    assert len(items) == 1, "the agent's own leg is not a customer call"
+    assert items[0]["call"]["outcome"] == "answered"
+    assert items[0]["call"]["talk_seconds"] == 180
+    ticket = api.as_(agent).get(f"/api/v1/tickets/{items[0]['ticket_id']}").json()
+    assert ticket["first_response_at"] is not None
+    with app.app_context():
+        from sqlalchemy import select
+
+        from helpdesk.extensions import db
+        from helpdesk.models import WorkSession
+
+        sessions = db.session.execute(select(WorkSession)).scalars().all()
+        assert [(s.agent_id, s.source, (s.ended_at - s.started_at).total_seconds())
+                for s in sessions] == [(agent.id, "call", 180.0)]
+    call(status("CA" + "e" * 32, "completed", 3, CallDuration="192"))  # a repeat: no new session
+    with app.app_context():
+        assert len(db.session.execute(select(WorkSession)).scalars().all()) == 1
