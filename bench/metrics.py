@@ -10,7 +10,6 @@ interpolating in Python. Prints a table and writes bench/results/metrics.json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.pg import copy_rows
 from bench.stats import percentile
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,26 +65,6 @@ def make_app(url: str, redis_url: str):
                       socket_server=False)
 
 
-def _copy(conn, table: str, columns: list[str], rows: Iterator[tuple]) -> int:
-    """COPY rows (tuples of str/None) into table, in chunks; the number of rows."""
-    count, buffer = 0, io.StringIO()
-    cursor = conn.cursor()
-
-    def flush() -> None:
-        buffer.seek(0)
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
-        buffer.seek(0)
-        buffer.truncate()
-
-    for row in rows:
-        buffer.write("\t".join(r"\N" if v is None else str(v) for v in row) + "\n")
-        count += 1
-        if count % 100_000 == 0:
-            flush()
-    flush()
-    return count
-
-
 class Loader:
     """Builds the bench data set deterministically (seeded)."""
 
@@ -110,10 +90,10 @@ class Loader:
             "FROM generate_series(1, %s) n", (stamp, self.channels))
         cursor.execute("INSERT INTO customers (name, tier, created_at) SELECT 'c' || n, "
                        "'standard', %s FROM generate_series(1, %s) n", (stamp, self.customers))
-        counts = {"tickets": _copy(conn, "tickets", TICKET_COLUMNS, self._tickets())}
-        counts["ticket_facts"] = _copy(conn, "ticket_facts", FACT_COLUMNS, self._facts())
-        counts["calls"] = _copy(conn, "calls", CALL_COLUMNS, self._calls())
-        counts["surveys"] = _copy(conn, "surveys", SURVEY_COLUMNS, self._surveys())
+        counts = {"tickets": copy_rows(cursor, "tickets", TICKET_COLUMNS, self._tickets())}
+        counts["ticket_facts"] = copy_rows(cursor, "ticket_facts", FACT_COLUMNS, self._facts())
+        counts["calls"] = copy_rows(cursor, "calls", CALL_COLUMNS, self._calls())
+        counts["surveys"] = copy_rows(cursor, "surveys", SURVEY_COLUMNS, self._surveys())
         conn.commit()
         return counts
 

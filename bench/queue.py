@@ -42,7 +42,6 @@ Prints a table with the targets and writes bench/results/queue.json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import multiprocessing
 import os
@@ -57,6 +56,7 @@ from pathlib import Path
 
 from bench.load import LoadResult, LoadSpec
 from bench.load import run as run_load
+from bench.pg import copy_rows
 from bench.stats import summary_ms
 from bench.system import Process, System, recreate_database
 
@@ -113,24 +113,6 @@ def _args(argv: list[str]) -> argparse.Namespace:
 # --------------------------------------------------------------------------- data
 
 
-def _copy(cursor, table: str, columns: list[str], rows) -> int:
-    count, buffer = 0, io.StringIO()
-
-    def flush() -> None:
-        buffer.seek(0)
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
-        buffer.seek(0)
-        buffer.truncate()
-
-    for row in rows:
-        buffer.write("\t".join(r"\N" if v is None else str(v) for v in row) + "\n")
-        count += 1
-        if count % 100_000 == 0:
-            flush()
-    flush()
-    return count
-
-
 TICKET_COLUMNS = [
     "id", "subject", "status", "priority", "priority_rank", "priority_manual", "level",
     "max_level", "urgency", "urgency_reasons", "customer_id", "channel_id", "tags",
@@ -164,7 +146,7 @@ class Data:
                             " created_at) VALUES (%s, %s, 'api', %s, '{}', '{}', %s) "
                             "RETURNING id", (f"bench {kind}", kind, secrets.token_hex(8), stamp))
                 self.channel_ids[kind] = cur.fetchone()[0]
-            _copy(cur, "customers", ["id", "name", "tier", "created_at"],
+            copy_rows(cur, "customers", ["id", "name", "tier", "created_at"],
                   ((n, f"Customer {n}", "vip" if n % 20 == 0 else "standard", stamp)
                    for n in range(1, self.CUSTOMERS + 1)))
             cur.execute("SELECT setval('customers_id_seq', %s)", (self.CUSTOMERS,))
@@ -193,9 +175,9 @@ class Data:
         missing = max(size - self.queued(), 0)
         first = self.next_id
         with self.system.db().cursor() as cur:
-            added = _copy(cur, "tickets", TICKET_COLUMNS, self._tickets(missing))
+            added = copy_rows(cur, "tickets", TICKET_COLUMNS, self._tickets(missing))
             with_text = range(first, min(first + added, self.WITH_MESSAGES + 1))
-            messages = _copy(cur, "messages", MESSAGE_COLUMNS, self._messages(with_text))
+            messages = copy_rows(cur, "messages", MESSAGE_COLUMNS, self._messages(with_text))
             cur.execute("SELECT setval('tickets_id_seq', %s)", (self.next_id,))
             loaded = time.perf_counter() - began
             cur.execute("VACUUM ANALYZE tickets")

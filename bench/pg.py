@@ -1,0 +1,25 @@
+"""PostgreSQL helpers for the benchmarks' data loads."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+
+def copy_rows(cursor, table: str, columns: list[str], rows: Iterable[tuple]) -> int:
+    """COPY rows (tuples of str/None) into `table` in chunks; returns the number of rows."""
+    count, buffer = 0, io.StringIO()
+
+    def flush() -> None:
+        buffer.seek(0)
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+        buffer.seek(0)
+        buffer.truncate()
+
+    for row in rows:
+        buffer.write("\t".join(r"\N" if v is None else str(v) for v in row) + "\n")
+        count += 1
+        if count % 100_000 == 0:
+            flush()
+    flush()
+    return count
