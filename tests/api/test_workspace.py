@@ -103,7 +103,8 @@ def test_reconnecting_client_gets_what_it_missed(app, api, agent, sockets, drain
     first = sockets(agent.token)
     api.post_api_webhook(channel, api_message("e1", "m1", email="a@example.com"))
     drain("ingest")
-    first.wait_for("queue.updated")
+    first.wait_for("message.created", lambda e: e["data"]["text"] == "Hello")
+    first.wait_for("queue.updated", lambda e: e["data"]["size"] == 1)
     last_seq = max(data["seq"] for _, data in first.events)
     first.disconnect()
     api.post_api_webhook(channel, api_message("e2", "m2", text="while you were away",
