@@ -147,18 +147,43 @@ def fire_due_timers(app, drain):
 
 
 @pytest.fixture
-def sockets(live_server):
-    clients: list[SocketClient] = []
+def sockets(app, live_server):
+    clients: list[tuple[SocketClient, str | None]] = []
 
     def connect(token: str | None, namespace: str = "/agents") -> SocketClient:
         client = SocketClient(live_server, namespace)
         client.connect(token)
-        clients.append(client)
+        clients.append((client, token))
         return client
 
     yield connect
-    for client in clients:
+    for client, _token in clients:
         client.disconnect()
+    _wait_until_offline(app, [token for client, token in clients
+                              if client.namespace == "/agents" and token])
+
+
+def _wait_until_offline(app, tokens: list[str], timeout: float = 5.0) -> None:
+    """The server handles a disconnect after the client leaves; let it finish, so a late
+    handler cannot touch the next test's agents (SQLite reuses their ids)."""
+    import time
+
+    from sqlalchemy import select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+    from helpdesk.services import auth
+
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        ids = {agent.id for agent in map(auth.agent_for_token, tokens) if agent is not None}
+        while ids and time.monotonic() < deadline:
+            online = db.session.execute(select(Agent.id).where(
+                Agent.id.in_(ids), Agent.presence != "offline")).scalars().all()
+            db.session.rollback()
+            if not online:
+                return
+            time.sleep(0.02)
 
 
 @pytest.fixture
