@@ -6,7 +6,7 @@ from flask import jsonify
 from sqlalchemy import select
 
 from helpdesk.api.common import json_body, paginate, query_args
-from helpdesk.api.security import requires
+from helpdesk.api.security import current_agent, requires
 from helpdesk.api.v1 import bp
 from helpdesk.models import Agent
 from helpdesk.schemas.inputs import (
@@ -30,14 +30,14 @@ def list_sla_policies():
 @bp.put("/sla-policies/<priority>")
 @requires("admin")
 def put_sla_policy(priority: str):
-    policy = sla_policies.put(priority, json_body(SlaPolicySchema()))
+    policy = sla_policies.put(priority, json_body(SlaPolicySchema()), current_agent())
     return jsonify(sla_policy_schema.dump(policy))
 
 
 @bp.delete("/sla-policies/<priority>")
 @requires("admin")
 def delete_sla_policy(priority: str):
-    sla_policies.delete(priority)
+    sla_policies.delete(priority, current_agent())
     return "", 204
 
 
@@ -50,7 +50,7 @@ def get_settings():
 @bp.patch("/settings")
 @requires("admin")
 def patch_settings():
-    return jsonify(settings.update(json_body(SettingsUpdateSchema())))
+    return jsonify(settings.update(json_body(SettingsUpdateSchema()), current_agent()))
 
 
 @bp.get("/agents")

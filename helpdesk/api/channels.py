@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from helpdesk.api.common import json_body, paginate, query_args
-from helpdesk.api.security import requires
+from helpdesk.api.security import current_agent, requires
 from helpdesk.api.v1 import bp
 from helpdesk.schemas.inputs import ChannelCreateSchema, ChannelUpdateSchema, PageSchema
 from helpdesk.schemas.resources import channel_schema
@@ -15,7 +15,7 @@ from helpdesk.services import channels
 @bp.post("/channels")
 @requires("admin")
 def create_channel():
-    channel = channels.create(**json_body(ChannelCreateSchema()))
+    channel = channels.create(**json_body(ChannelCreateSchema()), actor=current_agent())
     return jsonify(channel_schema.dump(channel)), 201
 
 
@@ -36,11 +36,11 @@ def get_channel(channel_id: int):
 @requires("admin")
 def update_channel(channel_id: int):
     changes = json_body(ChannelUpdateSchema())
-    return jsonify(channel_schema.dump(channels.update(channel_id, changes)))
+    return jsonify(channel_schema.dump(channels.update(channel_id, changes, current_agent())))
 
 
 @bp.delete("/channels/<int:channel_id>")
 @requires("admin")
 def delete_channel(channel_id: int):
-    channels.delete(channel_id)
+    channels.delete(channel_id, current_agent())
     return "", 204

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from helpdesk.connectors import get_connector, providers
 from helpdesk.errors import ApiError, NotFound
 from helpdesk.extensions import db
-from helpdesk.models import Channel
+from helpdesk.models import Agent, Channel
+from helpdesk.services import audit
 from helpdesk.services.transaction import commit
 
 
@@ -48,15 +49,24 @@ def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: 
 
 
 def create(name: str, kind: str, provider: str, settings: dict | None = None,
-           secrets: dict | None = None) -> Channel:
+           secrets: dict | None = None, actor: Agent | None = None) -> Channel:
     """A new channel with a fresh unguessable webhook key."""
     settings, secrets = settings or {}, secrets or {}
     _check(provider, kind, settings, secrets, partial=False)
     channel = Channel(name=name, kind=kind, provider=provider, settings=settings,
                       secrets=secrets, key=token_source.token_urlsafe(24))
     db.session.add(channel)
+    db.session.flush()
+    _audit(actor, "channel.created", channel, settings, secrets)
     commit()
     return channel
+
+
+def _audit(actor: Agent | None, action: str, channel: Channel, settings: dict,
+           secrets: dict) -> None:
+    """Record the change by setting and secret names: secret values never leave the row."""
+    audit.record(actor, action, "channel", channel.id, provider=channel.provider,
+                 settings=sorted(settings), secrets=sorted(secrets))
 
 
 def get(channel_id: int) -> Channel:
@@ -77,7 +87,7 @@ def active() -> Any:
     return select(Channel).where(Channel.deleted_at.is_(None)).order_by(Channel.id)
 
 
-def update(channel_id: int, changes: dict[str, Any]) -> Channel:
+def update(channel_id: int, changes: dict[str, Any], actor: Agent | None = None) -> Channel:
     """Rename, or merge new settings and secrets in (a null value removes one)."""
     channel = get(channel_id)
     settings = {**channel.settings, **changes.get("settings", {})}
@@ -88,13 +98,16 @@ def update(channel_id: int, changes: dict[str, Any]) -> Channel:
     if "name" in changes:
         channel.name = changes["name"]
     channel.settings, channel.secrets = settings, secrets
+    _audit(actor, "channel.updated", channel, changes.get("settings", {}),
+           changes.get("secrets", {}))
     commit()
     return channel
 
 
-def delete(channel_id: int) -> None:
+def delete(channel_id: int, actor: Agent | None = None) -> None:
     """Retire a channel: its webhook stops answering; its history stays."""
     channel = get(channel_id)
     channel.deleted_at = datetime.now(UTC)
     channel.key = f"deleted-{channel.id}-{channel.key}"[:64]
+    audit.record(actor, "channel.deleted", "channel", channel.id)
     commit()

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from helpdesk.errors import ApiError
 from helpdesk.extensions import db
-from helpdesk.models import Setting
-from helpdesk.services import contact_reasons
+from helpdesk.models import Agent, Setting
+from helpdesk.services import audit, contact_reasons
 from helpdesk.services.transaction import commit
 
 # Capacity an item takes from an agent (1.0 = the whole agent): one live call, three chats,
@@ -83,8 +83,8 @@ def surveys() -> dict[str, Any]:
     return {**SURVEY_DEFAULTS, **(get("surveys") or {})}
 
 
-def update(changes: dict[str, Any]) -> dict[str, Any]:
-    """Change settings; unknown keys and bad values are 400."""
+def update(changes: dict[str, Any], actor: Agent | None = None) -> dict[str, Any]:
+    """Change settings (audited); unknown keys and bad values are 400."""
     known = defaults()
     unknown = sorted(set(changes) - set(known))
     if unknown:
@@ -99,5 +99,6 @@ def update(changes: dict[str, Any]) -> dict[str, Any]:
             db.session.add(Setting(key=key, value=value))
         else:
             row.value = value
+    audit.record(actor, "settings.changed", "settings", None, changes=changes)
     commit()
     return get_all()

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from helpdesk.errors import ApiError, NotFound
 from helpdesk.extensions import db
-from helpdesk.models import PRIORITIES, SlaPolicy
+from helpdesk.models import PRIORITIES, Agent, SlaPolicy
+from helpdesk.services import audit
 from helpdesk.services.business_hours import Calendar
 from helpdesk.services.transaction import commit
 
@@ -18,7 +19,7 @@ def all_policies() -> list[SlaPolicy]:
     return sorted(rows, key=lambda p: PRIORITIES.index(p.priority))
 
 
-def put(priority: str, data: dict[str, Any]) -> SlaPolicy:
+def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaPolicy:
     """Create or replace the policy for `priority`; applies to tickets from now on."""
     if priority not in PRIORITIES:
         raise NotFound("priority")
@@ -38,14 +39,16 @@ def put(priority: str, data: dict[str, Any]) -> SlaPolicy:
         db.session.add(policy)
     for key, value in data.items():
         setattr(policy, key, value)
+    audit.record(actor, "sla_policy.saved", "sla_policy", None, priority=priority, **data)
     commit()
     return policy
 
 
-def delete(priority: str) -> None:
+def delete(priority: str, actor: Agent | None = None) -> None:
     policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
     if policy is None:
         raise NotFound("SLA policy")
     db.session.delete(policy)
+    audit.record(actor, "sla_policy.deleted", "sla_policy", None, priority=priority)
     commit()

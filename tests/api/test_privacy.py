@@ -227,3 +227,22 @@ def test_erasure_covers_merged_records_and_keeps_shared_files(app, api, admin, a
         paths = set(db.session.execute(select(Attachment.storage_path)).scalars())
     assert len(paths - {None}) == 1  # Carl's copy of the shared file is still there
     assert (Path(app.config["DATA_DIR"]) / next(iter(paths - {None}))).read_bytes() == shared
+
+
+def test_admin_changes_are_audited_without_secret_values(api, admin):
+    created = api.as_(admin).post("/api/v1/channels", json={
+        "name": "CRM", "kind": "api", "provider": "api",
+        "secrets": {"signing_secret": "VERY-SECRET-VALUE"}}).json()
+    api.as_(admin).patch(f"/api/v1/channels/{created['id']}",
+                         json={"secrets": {"signing_secret": "ROTATED-VALUE"}})
+    api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "push"})
+    api.as_(admin).put("/api/v1/sla-policies/high", json={"first_response_seconds": 600})
+    api.as_(admin).delete(f"/api/v1/channels/{created['id']}")
+    log = api.as_(admin).get("/api/v1/audit")
+    actions = [entry["action"] for entry in log.json()["items"]]
+    assert {"channel.created", "channel.updated", "channel.deleted", "settings.changed",
+            "sla_policy.saved"} <= set(actions)
+    assert "VERY-SECRET-VALUE" not in log.text and "ROTATED-VALUE" not in log.text
+    created_entry = next(e for e in log.json()["items"] if e["action"] == "channel.created")
+    assert created_entry["data"]["secrets"] == ["signing_secret"]
+    assert created_entry["actor_id"] == admin.id
