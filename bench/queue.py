@@ -58,7 +58,7 @@ from bench.load import LoadResult, LoadSpec
 from bench.load import run as run_load
 from bench.pg import copy_rows
 from bench.stats import summary_ms
-from bench.system import Process, System, recreate_database
+from bench.system import SERVICES, Process, System, machine_ticks, process_ticks, recreate_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_P99_MS = 15.0
@@ -367,27 +367,16 @@ def drive(ports: list[int], tokens: list[str], concurrency: int, duration: float
 
 def _cpu(system: System, groups: list[int]) -> dict:
     """CPU ticks: machine, our web process groups, PostgreSQL (ours) and Redis, per pid."""
-    with open("/proc/stat") as stat:
-        fields = [int(x) for x in stat.readline().split()[1:]]
+    busy, total = machine_ticks()
     web: dict[int, int] = {}
     services: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                head, rest = stat.read().rsplit(")", 1)
-        except OSError:
-            continue
-        rest = rest.split()
-        ticks = int(rest[11]) + int(rest[12])
-        if int(rest[2]) in groups:
-            web[int(entry)] = ticks
-        elif head.partition("(")[2].startswith(("postgres", "redis-server")) and \
-                system._ours(entry):
-            services[int(entry)] = ticks
-    return {"at": time.perf_counter(), "busy": sum(fields[:3]) + sum(fields[5:8]),
-            "total": sum(fields[:8]), "web": web, "services": services}
+    for pid, comm, pgid, ticks in process_ticks():
+        if pgid in groups:
+            web[pid] = ticks
+        elif comm.startswith(SERVICES) and system._ours(str(pid)):
+            services[pid] = ticks
+    return {"at": time.perf_counter(), "busy": busy, "total": total, "web": web,
+            "services": services}
 
 
 def _usage(before: dict, after: dict, loadgen_cpu_s: float) -> dict:

@@ -30,6 +30,30 @@ PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=root dbname=postgres"
 ADMIN_EMAIL = "bench-admin@example.com"
 
 
+SERVICES = ("postgres", "redis-server")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    return sum(fields[:3]) + sum(fields[5:8]), sum(fields[:8])
+
+
+def process_ticks():
+    """(pid, command name, process group, user+system ticks) of every live process."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                head, rest = stat.read().rsplit(")", 1)
+        except OSError:
+            continue
+        rest = rest.split()
+        yield int(entry), head.partition("(")[2], int(rest[2]), int(rest[11]) + int(rest[12])
+
+
 def pg_dsn(database: str) -> str:
     return f"host=127.0.0.1 port=5432 user=root dbname={database}"
 
@@ -244,38 +268,26 @@ class System:
     def snapshot(self) -> dict:
         """CPU counters (machine; our process groups; this process; PostgreSQL and Redis
         processes) and the number of PostgreSQL sessions opened so far on our databases."""
-        with open("/proc/stat") as stat:
-            fields = [int(x) for x in stat.readline().split()[1:]]
+        busy, total = machine_ticks()
         groups = {name: p.pid for name, p in (("web", self.web), ("worker", self.worker),
                                               ("ceiling", self.ceiling)) if p is not None}
         cpu = dict.fromkeys(groups, 0)
         services: dict[int, int] = {}
         me = os.getpid()
         bench = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    head, rest = stat.read().rsplit(")", 1)
-            except OSError:
-                continue
-            rest = rest.split()
-            ticks = int(rest[11]) + int(rest[12])
-            for name, pgid in groups.items():
-                if int(rest[2]) == pgid:
+        for pid, comm, pgid, ticks in process_ticks():
+            for name, group in groups.items():
+                if pgid == group:
                     cpu[name] += ticks
-            comm = head.partition("(")[2]
-            if comm.startswith(("postgres", "redis-server")) and self._ours(entry):
-                services[int(entry)] = ticks
-            elif int(entry) == me:
+            if comm.startswith(SERVICES) and self._ours(str(pid)):
+                services[pid] = ticks
+            elif pid == me:
                 bench = ticks
         sessions = self.scalar("SELECT coalesce(sum(sessions), 0) FROM pg_stat_database "
                                "WHERE datname IN (%s, %s)",
                                (self.database, self.ceiling_database))
-        return {"at": time.perf_counter(), "busy": sum(fields[:3]) + sum(fields[5:8]),
-                "total": sum(fields[:8]), "groups": cpu, "services": services,
-                "bench": bench, "pg_sessions": int(sessions)}
+        return {"at": time.perf_counter(), "busy": busy, "total": total, "groups": cpu,
+                "services": services, "bench": bench, "pg_sessions": int(sessions)}
 
     def _ours(self, pid: str) -> bool:
         """Redis, PostgreSQL's own processes, and backends connected to our databases (not

@@ -28,11 +28,6 @@ def send_message(message_id: int) -> str | None:
     return outbound.send(message_id, final_attempt=_final_attempt())
 
 
-def sweep() -> int:
-    """Re-enqueue deliveries stored but never processed."""
-    return deliveries.sweep_unprocessed()
-
-
 def check_sla(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
     """An exact SLA timer (warning or breach); a no-op if the deadline moved or was met."""
     return routing.sla_timer(ticket_id, clock, kind, due_iso,

@@ -176,11 +176,6 @@ class CallEvent(InboundEvent):
     at: datetime | None = None
 
 
-@dataclass
-class ParseResult:
-    events: list[InboundEvent]
-
-
 def hmac_hex(secret: str | bytes, payload: bytes, digest: str = "sha256") -> str:
     key = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(key, payload, digest).hexdigest()

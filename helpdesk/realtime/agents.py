@@ -8,7 +8,7 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent
-from helpdesk.realtime import AGENTS, event_log
+from helpdesk.realtime import AGENTS, envelope, event_log
 from helpdesk.realtime.chat import agent_typing
 from helpdesk.schemas.resources import work_session_schema
 from helpdesk.services import auth, presence, work_sessions
@@ -95,9 +95,8 @@ def typing(data):
     if ticket_id is None or agent is None:
         return None
     work_sessions.touch(agent.id)
-    socketio.emit("typing", {"type": "typing", "at": None,
-                             "data": {"ticket_id": ticket_id, "agent_id": agent.id,
-                                      "name": agent.name}},
-                  to=f"ticket:{ticket_id}", namespace=AGENTS, skip_sid=request.sid)
+    data = {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name}
+    socketio.emit("typing", envelope("typing", data), to=f"ticket:{ticket_id}",
+                  namespace=AGENTS, skip_sid=request.sid)
     agent_typing(ticket_id, agent)
     return {"ok": True}

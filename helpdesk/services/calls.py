@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -212,6 +211,3 @@ def _transcript_message(channel: Channel, call: Call, event: CallEvent) -> None:
     db.session.add(message)
     events.message_created(message, ticket)
 
-
-def short_abandon_seconds() -> int:
-    return current_app.config["SHORT_ABANDON_SECONDS"]

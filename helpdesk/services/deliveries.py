@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -38,8 +39,7 @@ def channel_config(channel: Channel) -> ChannelConfig:
 
 
 def as_request(delivery: Delivery) -> WebhookRequest:
-    from urllib.parse import parse_qs, urlsplit
-
+    """The stored delivery as the request the connector verified (query from its URL)."""
     query = {k: v[-1] for k, v in parse_qs(urlsplit(delivery.url).query).items()}
     return WebhookRequest(method=delivery.method, url=delivery.url, headers=delivery.headers,
                           body=delivery.body, content_type=delivery.content_type, query=query)

@@ -110,7 +110,6 @@ def sweep_overdue(config_path: str | None = None) -> int:
     found = sla.overdue()
     db.session.rollback()
     for ticket_id, clock in found:
-        ticket = db.session.get(Ticket, ticket_id)
-        due = sla.nearest_due(ticket) if clock == "first_response" else ticket.resolution_due_at
+        due = sla.open_deadline(db.session.get(Ticket, ticket_id), clock)
         sla_timer(ticket_id, clock, "breach", due.isoformat(), config_path)
     return len(found)

@@ -84,7 +84,7 @@ def schedule_timers(ticket: Ticket, policy: SlaPolicy | None) -> None:
         return
     plans = []
     for clock in CLOCKS:
-        due = _open_deadline(ticket, clock)
+        due = open_deadline(ticket, clock)
         target = getattr(policy, f"{clock}_seconds")
         if due is None or not target:
             continue
@@ -97,7 +97,7 @@ def schedule_timers(ticket: Ticket, policy: SlaPolicy | None) -> None:
             job_id=f"sla-{ticket_id}-{clock}-{kind}-{int(due.timestamp())}"))
 
 
-def _open_deadline(ticket: Ticket, clock: str) -> datetime | None:
+def open_deadline(ticket: Ticket, clock: str) -> datetime | None:
     """The deadline of a clock that is still running (not met, not paused, not done)."""
     if ticket.status in ("solved", "closed"):
         return None
@@ -139,7 +139,7 @@ def fire(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
                                 .with_for_update(of=Ticket)).scalar_one_or_none()
     if ticket is None:
         return False
-    due = _open_deadline(ticket, clock)
+    due = open_deadline(ticket, clock)
     if due is None or due != datetime.fromisoformat(due_iso):
         return False
     if kind == "breach":
@@ -158,7 +158,7 @@ def breach(ticket: Ticket, clock: str) -> bool:
     ticket.sla_breached = True
     ticket_events.record(ticket, "sla.breached", clock=clock)
     data = {"ticket": ticket_schema.dump(ticket), "clock": clock,
-            "due_at": _open_deadline(ticket, clock).isoformat()}
+            "due_at": open_deadline(ticket, clock).isoformat()}
     after_commit(lambda: emit("sla.breached", data, _rooms(ticket)))
     return True
 
@@ -176,7 +176,7 @@ def overdue() -> list[tuple[int, str]]:
     found = []
     for ticket in rows:
         for clock in CLOCKS:
-            due = _open_deadline(ticket, clock)
+            due = open_deadline(ticket, clock)
             if due is not None and due < now and not getattr(ticket, f"{clock}_breached"):
                 found.append((ticket.id, clock))
     return found
