@@ -79,6 +79,62 @@ def jobs_waiting(job_ids: Sequence[str]) -> set[str]:
             if status in WAITING}
 
 
+PENDING_TTL = 10  # seconds a job may wait to start before another one is enqueued anyway
+
+
+def _pending_key(name: str) -> str:
+    return f"helpdesk:pending:{name}"
+
+
+def enqueue_unless_pending(name: str, queue: str, func: str) -> bool:
+    """Enqueue `func()` unless a job of this `name` is waiting to start: one round trip
+    when one is. The job calls `job_started(name)` before it reads its work, so whatever
+    was committed before this call is seen by the waiting job or by the new one."""
+    try:
+        client = redis_connection()
+        if not client.set(_pending_key(name), "1", nx=True, ex=PENDING_TTL):
+            return True
+    except Exception as exc:  # redis down: the sweeper finds the work in the database
+        log.warning("enqueue %s on %s failed: %s", func, queue, exc)
+        return False
+    if enqueue(queue, func):
+        return True
+    try:
+        client.delete(_pending_key(name))
+    except Exception:  # noqa: S110  (the flag expires by itself)
+        pass
+    return False
+
+
+def job_started(name: str) -> None:
+    """Called by a job enqueued with `enqueue_unless_pending` before it reads its work."""
+    try:
+        redis_connection().delete(_pending_key(name))
+    except Exception as exc:  # the flag expires; at worst the next job starts later
+        log.warning("job %s: pending flag not cleared: %s", name, exc)
+
+
+def enqueue_each(queue: str, func: str, calls: Sequence[tuple[tuple, str]]) -> bool:
+    """Enqueue `func(*args)` for each (args, job_id), skipping any whose job is still waiting
+    (coalesced, as with `enqueue(..., coalesce=True)`): two round trips for all of them."""
+    if not calls:
+        return True
+    try:
+        waiting = jobs_waiting([job_id for _args, job_id in calls])
+        if len(waiting) == len(calls):
+            return True
+        q = get_queue(queue)
+        policy = _retry(None)
+        q.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, result_ttl=RESULT_TTL,
+                                           failure_ttl=FAILURE_TTL, retry=policy,
+                                           timeout=JOB_TIMEOUT)
+                        for args, job_id in calls if job_id not in waiting])
+        return True
+    except Exception as exc:  # redis down, timeouts: the database still has the work
+        log.warning("enqueue of %d %s jobs on %s failed: %s", len(calls), func, queue, exc)
+        return False
+
+
 def enqueue(queue: str, func: str, *args: Any, job_id: str | None = None,
             at: datetime | None = None, retry: bool = True,
             intervals: Sequence[int] | None = None, coalesce: bool = False) -> bool:

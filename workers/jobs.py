@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from rq import get_current_job
 
-from helpdesk.services import deliveries, outbound, queue, routing, surveys
+from helpdesk.services import deliveries, delivery_batches, outbound, queue, routing, surveys
 
 
 def _final_attempt() -> bool:
@@ -16,6 +16,11 @@ def _final_attempt() -> bool:
 def process_delivery(delivery_id: int) -> str | None:
     """Parse a stored delivery and apply its events (idempotent)."""
     return deliveries.process(delivery_id, final_attempt=_final_attempt())
+
+
+def process_deliveries() -> int:
+    """Process the stored deliveries waiting for their first processing, in batches."""
+    return delivery_batches.process_waiting()
 
 
 def route_ticket(ticket_id: int) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from helpdesk.extensions import db
 from helpdesk.models.base import UTCDateTime, utcnow
 
 DELIVERY_STATUSES = ("received", "processed", "duplicate", "failed")
+WAITING = "status = 'received' AND attempts = 0"  # stored, never tried yet
 
 
 class Delivery(db.Model):
@@ -20,6 +21,9 @@ class Delivery(db.Model):
         # Providers that sign a one-time token (Mailgun): a token is accepted once.
         UniqueConstraint("channel_id", "replay_token"),
         Index("ix_deliveries_status_received_at", "status", "received_at"),
+        # What batch jobs claim, oldest first (migration 0009).
+        Index("ix_deliveries_waiting", "id", postgresql_where=text(WAITING),
+              sqlite_where=text(WAITING)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,6 +8,8 @@ state and an event reaches clients of every web process.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ import socketio as socketio_server
 from flask import Flask, current_app
 
 from helpdesk.extensions import socketio
+from helpdesk.queues import redis_connection
 from helpdesk.realtime import event_log
 
 log = logging.getLogger(__name__)
@@ -57,12 +60,42 @@ def async_mode(configured: str) -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
-def publisher() -> socketio_server.RedisManager:
+class Publisher(socketio_server.RedisManager):
+    """A write-only Redis manager that can publish several events in one round trip.
+
+    Messages are built by the library itself (`emit`); only the final PUBLISH is collected,
+    per thread (greenlet under gevent), and sent with the caller's pipeline.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._collecting = threading.local()
+
+    def _publish(self, data: Any) -> Any:
+        collected = getattr(self._collecting, "messages", None)
+        if collected is None:
+            return super()._publish(data)
+        collected.append(self.json.dumps(data))
+        return None
+
+    def collect(self, events: Iterable[tuple[str, dict[str, Any], list[str], str]]
+                ) -> list[str]:
+        """The serialized pub/sub messages of these events, not yet published."""
+        self._collecting.messages = []
+        try:
+            for event_type, message, rooms, namespace in events:
+                self.emit(event_type, message, namespace=namespace, room=rooms)
+            return self._collecting.messages
+        finally:
+            self._collecting.messages = None
+
+
+def publisher() -> Publisher:
     app = current_app._get_current_object()
     manager = app.extensions.get(_PUBLISHER)
     if manager is None:
         url = app.config["REDIS_URL"]
-        manager = socketio_server.RedisManager(url, channel=pubsub_channel(url), write_only=True)
+        manager = Publisher(url, channel=pubsub_channel(url), write_only=True)
         app.extensions[_PUBLISHER] = manager
     return manager
 
@@ -77,13 +110,30 @@ def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AG
     Agents' events are numbered (`seq`) and kept for a while, so a client that lost its
     connection can ask for what it missed (`events.since`).
     """
-    if not rooms:
+    emit_many([(event_type, data, rooms)], namespace)
+
+
+def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS) -> None:
+    """Send several events, in order, in at most two Redis round trips (numbering them, then
+    one pipeline that logs and publishes them all); call it after the commit that made them
+    true."""
+    batch = []
+    for event_type, data, rooms in events:
+        if rooms:
+            rooms = [rooms] if isinstance(rooms, str) else list(rooms)
+            batch.append((event_type, envelope(event_type, data), rooms, namespace))
+    if not batch:
         return
-    rooms = [rooms] if isinstance(rooms, str) else list(rooms)
     try:
-        message = envelope(event_type, data)
+        client = redis_connection()
         if namespace == AGENTS:
-            message["seq"] = event_log.append(event_type, message, rooms)
-        publisher().emit(event_type, message, namespace=namespace, room=rooms)
+            event_log.number(client, [(kind, message, rooms) for kind, message, rooms, _ in batch])
+        manager = publisher()
+        pipe = client.pipeline(transaction=False)
+        if namespace == AGENTS:
+            event_log.keep(pipe, [(kind, message, rooms) for kind, message, rooms, _ in batch])
+        for payload in manager.collect(batch):
+            pipe.publish(manager.channel, payload)
+        pipe.execute()
     except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
-        log.warning("emit %s failed: %s", event_type, exc)
+        log.warning("emit %s failed: %s", ", ".join(sorted({b[0] for b in batch})), exc)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from redis import Redis
+from redis.client import Pipeline
+
 from helpdesk.queues import redis_connection
 
 SEQ = "helpdesk:events:seq"
@@ -16,17 +19,21 @@ LOG = "helpdesk:events:log"
 KEEP = 5000
 
 
-def append(event_type: str, message: dict[str, Any], rooms: list[str]) -> int:
-    """Number an event and keep it; returns its sequence number."""
-    client = redis_connection()
-    seq = client.incr(SEQ)
-    record = json.dumps({"seq": seq, "event": event_type, "rooms": rooms,
-                         "message": {**message, "seq": seq}}, default=str)
-    pipe = client.pipeline(transaction=False)
-    pipe.zadd(LOG, {record: seq})
+def number(client: Redis, events: list[tuple[str, dict[str, Any], list[str]]]) -> None:
+    """Give each event (type, message, rooms) the next sequence number, as `message["seq"]`
+    (one round trip for all of them)."""
+    last = client.incrby(SEQ, len(events))
+    for offset, (_kind, message, _rooms) in enumerate(events):
+        message["seq"] = last - len(events) + 1 + offset
+
+
+def keep(pipe: Pipeline, events: list[tuple[str, dict[str, Any], list[str]]]) -> None:
+    """Queue on `pipe` the commands that keep these numbered events (and forget old ones)."""
+    records = {json.dumps({"seq": message["seq"], "event": kind, "rooms": rooms,
+                           "message": message}, default=str): message["seq"]
+               for kind, message, rooms in events}
+    pipe.zadd(LOG, records)
     pipe.zremrangebyrank(LOG, 0, -KEEP - 1)
-    pipe.execute()
-    return seq
 
 
 def since(seq: int, rooms: set[str]) -> dict[str, Any]:

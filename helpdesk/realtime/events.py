@@ -1,20 +1,26 @@
-"""Which rooms hear about what; serialized now, emitted after commit."""
+"""Which rooms hear about what; serialized at commit, emitted after it."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from functools import partial
+from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
 from helpdesk.models import PRIORITIES, QUEUED_STATUSES, Message, Ticket
-from helpdesk.realtime import emit
+from helpdesk.realtime import emit, emit_many
 from helpdesk.schemas.resources import message_schema, ticket_schema
 from helpdesk.services import metrics_live
 from helpdesk.services.transaction import after_commit
+
+log = logging.getLogger(__name__)
+_PENDING = "helpdesk.events.pending"
 
 
 def ticket_rooms(ticket: Ticket) -> list[str]:
@@ -33,17 +39,69 @@ def message_rooms(ticket: Ticket) -> list[str]:
     return rooms
 
 
+class PendingEvents:
+    """This transaction's ticket and message events, one per object, in first-seen order.
+
+    Serialized once, just before the commit (after one flush), so an object changed several
+    times in a transaction (a batch of deliveries on one ticket) is announced once, in its
+    committed state, to every room any of its changes addressed; emitted after the commit.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, int], list] = {}
+
+    def add(self, kind: str, obj: Any, name: str, rooms: list[str], *, first: bool) -> None:
+        item = self.items.get((kind, id(obj)))
+        if item is None:
+            self.items[(kind, id(obj))] = [name, obj, dict.fromkeys(rooms)]
+            return
+        if first:  # created in this transaction: announced as created, whatever came next
+            item[0] = name
+        item[2].update(dict.fromkeys(rooms))
+
+    def serialize(self) -> list[tuple[str, dict, list[str]]]:
+        schemas = {"ticket": ticket_schema, "message": message_schema}
+        return [(name, schemas[kind].dump(obj), list(rooms))
+                for (kind, _), (name, obj, rooms) in self.items.items()]
+
+
+def _pending() -> PendingEvents:
+    pending = db.session.info.get(_PENDING)
+    if pending is None:
+        pending = db.session.info[_PENDING] = PendingEvents()
+    return pending
+
+
 def ticket_changed(ticket: Ticket, *, created: bool = False) -> None:
-    db.session.flush()
-    name = "ticket.created" if created else "ticket.updated"
+    """Announce the ticket (`ticket.created` or `ticket.updated`) once this commits."""
     metrics_live.changed()
-    after_commit(partial(emit, name, ticket_schema.dump(ticket), ticket_rooms(ticket)))
+    _pending().add("ticket", ticket, "ticket.created" if created else "ticket.updated",
+                   ticket_rooms(ticket), first=created)
 
 
 def message_created(message: Message, ticket: Ticket, *, updated: bool = False) -> None:
-    db.session.flush()
-    name = "message.updated" if updated else "message.created"
-    after_commit(partial(emit, name, message_schema.dump(message), message_rooms(ticket)))
+    """Announce the message (`message.created` or `message.updated`) once this commits."""
+    _pending().add("message", message, "message.updated" if updated else "message.created",
+                   message_rooms(ticket), first=not updated)
+
+
+@event.listens_for(Session, "before_commit")
+def _serialize_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending is None or not pending.items:
+        return
+    try:
+        session.flush()
+        serialized = pending.serialize()
+    except Exception:  # the change itself must still commit; clients refetch
+        log.exception("events not serialized; they will not be emitted")
+        return
+    after_commit(partial(emit_many, serialized))
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def queue_stats() -> dict:
@@ -58,8 +116,7 @@ def queue_stats() -> dict:
 
 def queue_changed() -> None:
     """The queue moved: agents hear `queue.updated` soon after the commit (coalesced)."""
-    app = current_app._get_current_object()
-    after_commit(lambda: _queue_throttle(app).request())
+    after_commit(_queue_throttle(current_app._get_current_object()).request, once=True)
 
 
 def _queue_throttle(app: Flask) -> QueueStatsThrottle:

@@ -8,7 +8,6 @@ from pathlib import Path
 from flask import current_app
 
 from helpdesk.connectors.base import AttachmentIn
-from helpdesk.extensions import db
 from helpdesk.models import Attachment, Message
 
 
@@ -31,10 +30,10 @@ def store_bytes(content: bytes) -> tuple[str, str]:
 
 def attach(message: Message, incoming: list[AttachmentIn]) -> None:
     for item in incoming:
-        attachment = Attachment(message_id=message.id, filename=item.filename[:500],
+        attachment = Attachment(filename=item.filename[:500],
                                 content_type=item.content_type[:255], size=item.size,
                                 url=item.url)
         if item.content is not None:
             attachment.storage_path, attachment.sha256 = store_bytes(item.content)
             attachment.size = len(item.content)
-        db.session.add(attachment)
+        message.attachments.append(attachment)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Message, Ticket
-from helpdesk.services import sla, ticket_events, ticket_facts
+from helpdesk.services import ingest_batch, sla, ticket_events, ticket_facts
 
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
@@ -31,6 +31,10 @@ def ticket_by_message_ids(ids: list[str]) -> Ticket | None:
 
 
 def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
+    batch = ingest_batch.current()
+    known = batch.thread_tickets.get((channel.id, thread_key)) if batch else None
+    if known is not None and known.status != "closed":
+        return known
     return db.session.execute(
         select(Ticket).where(Ticket.channel_id == channel.id, Ticket.thread_key == thread_key,
                              Ticket.status != "closed")
@@ -39,6 +43,9 @@ def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
 
 def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
     """The customer's latest ticket active within the threading window, any channel."""
+    batch = ingest_batch.current()
+    if batch is not None and customer.id in batch.customer_tickets:
+        return batch.customer_tickets[customer.id]  # active in this batch: the latest
     window = timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
     return db.session.execute(
         select(Ticket).where(Ticket.customer_id == customer.id,

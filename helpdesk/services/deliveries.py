@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk import queues
@@ -30,6 +31,8 @@ from helpdesk.services.transaction import after_commit, commit
 log = logging.getLogger(__name__)
 
 PROCESS_JOB = "workers.jobs.process_delivery"
+BATCH_JOB = "workers.jobs.process_deliveries"
+BATCH = "ingest-batch"
 
 
 def channel_config(channel: Channel) -> ChannelConfig:
@@ -46,21 +49,38 @@ def as_request(delivery: Delivery) -> WebhookRequest:
 
 
 def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
-          replay_token: str | None = None) -> Delivery | None:
-    """Store a verified delivery and enqueue it after commit; None for a duplicate."""
+          replay_token: str | None = None) -> int | None:
+    """Store a verified delivery, commit, then make sure a batch job will process it;
+    the new delivery's id, or None for a duplicate (already stored)."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
                                                                             "cookie")}
-    delivery = Delivery(channel_id=channel.id, provider=channel.provider,
-                        dedupe_key=dedupe_key[:255], replay_token=replay_token,
-                        method=request.method, url=request.url,
-                        content_type=request.content_type, headers=headers, body=request.body)
+    values = {"channel_id": channel.id, "provider": channel.provider,
+              "dedupe_key": dedupe_key[:255], "replay_token": replay_token,
+              "method": request.method, "url": request.url,
+              "content_type": request.content_type, "headers": headers, "body": request.body}
     try:
-        db.session.add(delivery)
-        commit_with_enqueue(delivery)
+        delivery_id = db.session.execute(_insert(values)).scalar()
+        db.session.commit()
     except IntegrityError:  # a duplicate: the unique (channel, dedupe key) already holds it
         db.session.rollback()
         return None
-    return delivery
+    if delivery_id is not None:
+        signal_batch()
+    return delivery_id
+
+
+def signal_batch() -> bool:
+    """Make sure a batch job will process what is waiting (one round trip when one is)."""
+    return queues.enqueue_unless_pending(BATCH, queues.INGEST, BATCH_JOB)
+
+
+def _insert(values: dict) -> Insert:
+    """INSERT … RETURNING id; on PostgreSQL a duplicate returns nothing instead of failing
+    (so the connection's transaction stays usable without a round trip to roll back)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return pg_insert(Delivery).values(values).on_conflict_do_nothing().returning(
+            Delivery.id)
+    return insert(Delivery).values(values).returning(Delivery.id)
 
 
 def replay_token_fresh(channel: Channel, token: str, dedupe_key: str) -> bool:
@@ -166,19 +186,25 @@ def replay_failed() -> int:
 
 
 def sweep_unprocessed() -> int:
-    """Re-enqueue deliveries stored but still unprocessed after the grace period."""
+    """Re-enqueue deliveries stored but still unprocessed after the grace period: a batch
+    job for those never tried, their own retrying job for those a batch handed over."""
     cutoff = datetime.now(UTC) - timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"])
-    ids = db.session.execute(
-        select(Delivery.id).where(Delivery.status == "received", Delivery.received_at < cutoff)
-        .order_by(Delivery.id).limit(5000)).scalars().all()
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.attempts)
+        .where(Delivery.status == "received", Delivery.received_at < cutoff)
+        .order_by(Delivery.id).limit(5000)).all()
     db.session.rollback()
+    fresh = sum(1 for _, attempts in rows if not attempts)
+    retried = [delivery_id for delivery_id, attempts in rows if attempts]
     try:
-        waiting = queues.jobs_waiting([f"delivery-{i}" for i in ids])
-        lost = [i for i in ids if f"delivery-{i}" not in waiting]
+        waiting = queues.jobs_waiting([f"delivery-{i}" for i in retried])
     except Exception as exc:  # Redis still down: the next pass tries again
         log.warning("sweeper: redis unavailable: %s", exc)
         return 0
+    lost = [i for i in retried if f"delivery-{i}" not in waiting]
     enqueued = sum(enqueue_processing(delivery_id) for delivery_id in lost)
-    if lost:
-        log.info("sweeper re-enqueued %d of %d unprocessed deliveries", enqueued, len(ids))
+    if fresh and signal_batch():
+        enqueued += fresh
+    if lost or fresh:
+        log.info("sweeper re-enqueued %d of %d unprocessed deliveries", enqueued, len(rows))
     return enqueued

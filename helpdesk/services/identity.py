@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.extensions import db
 from helpdesk.models import IDENTITY_KINDS, Customer, Identity
+from helpdesk.services import ingest_batch
 
 
 class InvalidIdentity(ValueError):
@@ -69,9 +70,16 @@ def normalize_refs(refs: list[IdentityRef]) -> list[IdentityRef]:
     return result
 
 
-def find_identities(refs: list[IdentityRef]) -> list[Identity]:
+def find_identities(refs: list[IdentityRef], *, fresh: bool = False) -> list[Identity]:
+    """The stored identities among `refs`, in their order (`fresh`: ask the database even
+    inside an ingest batch)."""
     if not refs:
         return []
+    batch = None if fresh else ingest_batch.current()
+    if batch is not None:
+        answers = [batch.identity(ref.kind, ref.value) for ref in refs]
+        if all(known for known, _ in answers):
+            return [identity for _, identity in answers if identity is not None]
     keys = [(ref.kind, ref.value) for ref in refs]
     found = db.session.execute(
         select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys))).scalars().all()
@@ -98,7 +106,7 @@ def resolve_customer(refs: list[IdentityRef], name: str | None = None) -> Custom
         created = _create_customer(refs, name)
         if created is not None:
             return created
-        known = find_identities(refs)  # a concurrent delivery created them first
+        known = find_identities(refs, fresh=True)  # a concurrent delivery created them first
     customer = live_customer(known[0].customer)
     if name and not customer.name:
         customer.name = name
@@ -115,13 +123,21 @@ def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | No
             customer = Customer(name=name)
             db.session.add(customer)
             db.session.flush()
-            for ref in refs:
-                db.session.add(Identity(customer_id=customer.id, kind=ref.kind,
-                                        value=ref.value, verified=ref.verified))
+            identities = [Identity(customer_id=customer.id, kind=ref.kind, value=ref.value,
+                                   verified=ref.verified) for ref in refs]
+            db.session.add_all(identities)
             db.session.flush()
     except IntegrityError:
         return None
+    _remember(identities)
     return customer
+
+
+def _remember(identities: list[Identity]) -> None:
+    batch = ingest_batch.current()
+    if batch is not None:
+        for identity in identities:
+            batch.added_identity(identity)
 
 
 def attach_identity(customer: Customer, ref: IdentityRef) -> Identity | None:
@@ -133,4 +149,5 @@ def attach_identity(customer: Customer, ref: IdentityRef) -> Identity | None:
             db.session.add(identity)
     except IntegrityError:
         return None
+    _remember([identity])
     return identity

@@ -12,8 +12,8 @@ from helpdesk.connectors.base import MessageEvent, StatusEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery, Message, Ticket
 from helpdesk.realtime import events
-from helpdesk.services import attachments, conversations, identity, surveys
-from helpdesk.services.transaction import after_commit
+from helpdesk.services import attachments, conversations, identity, ingest_batch, surveys
+from helpdesk.services.transaction import after_commit_each
 
 ROUTE_JOB = "workers.jobs.route_ticket"
 # Delivery reports only move forward: a late `sent` never overwrites `delivered`.
@@ -22,6 +22,10 @@ STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
 def message_exists(channel_id: int, external_id: str) -> bool:
+    batch = ingest_batch.current()
+    known = batch.message_stored(channel_id, external_id) if batch else None
+    if known is not None:
+        return known
     return db.session.execute(select(Message.id).where(
         Message.channel_id == channel_id, Message.external_id == external_id)).first() is not None
 
@@ -29,7 +33,8 @@ def message_exists(channel_id: int, external_id: str) -> bool:
 def receive_message(channel: Channel, delivery: Delivery | None,
                     event: MessageEvent) -> Message | None:
     """Store a customer's message on the right ticket; None when it is a duplicate."""
-    if message_exists(channel.id, event.external_id):
+    external_id = event.external_id[:255]
+    if message_exists(channel.id, external_id):
         return None
     customer = identity.resolve_customer(event.identities, event.sender_name)
     survey = surveys.answer_from_message(customer, event.text, channel.kind)
@@ -43,21 +48,28 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     message = Message(
         ticket_id=ticket.id, channel_id=channel.id, direction="inbound", internal=False,
         author_type="customer", author_id=customer.id, author_name=customer.name,
-        external_id=event.external_id[:255], subject=event.subject, text=event.text or "",
+        external_id=external_id, subject=event.subject, text=event.text or "",
         full_text=event.full_text, html=event.html, message_id=event.message_id,
         in_reply_to=event.in_reply_to, references=event.references,
         delivery_status="received", flags=list(event.flags),
-        delivery_id=delivery.id if delivery else None, created_at=sent_at)
+        delivery_id=delivery.id if delivery else None, created_at=sent_at, attachments=[])
     message.channel = channel
-    try:
-        with db.session.begin_nested():
-            db.session.add(message)
-    except IntegrityError:  # the same message through another delivery, concurrently
-        return None
+    batch = ingest_batch.current()
+    if batch is not None:  # a duplicate stored concurrently fails the batch's flush instead
+        db.session.add(message)
+        batch.stored_message(channel.id, external_id)
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(message)
+        except IntegrityError:  # the same message through another delivery, concurrently
+            return None
     attachments.attach(message, event.attachments)
     if "bounce" in event.flags:
         mark_bounced(event.bounced_message_ids, event.text)
     ticket.last_activity_at = max(ticket.last_activity_at or now, now)
+    if batch is not None:
+        batch.ticket_active(ticket)
     events.ticket_changed(ticket, created=created)
     events.message_created(message, ticket)
     if ticket.status in ("new", "open"):
@@ -68,9 +80,14 @@ def receive_message(channel: Channel, delivery: Delivery | None,
 
 def route_after_commit(ticket: Ticket) -> None:
     """Score (and in push mode assign) the ticket once this transaction is visible."""
-    ticket_id = ticket.id
-    after_commit(lambda: queues.enqueue(queues.ROUTING, ROUTE_JOB, ticket_id,
-                                                  job_id=f"route-{ticket_id}", coalesce=True))
+    after_commit_each(_enqueue_routing, ticket.id)
+
+
+def _enqueue_routing(ticket_ids: list[int]) -> None:
+    """One routing job per ticket; a job still waiting will read this commit's state."""
+    queues.enqueue_each(queues.ROUTING, ROUTE_JOB,
+                        [((ticket_id,), f"route-{ticket_id}") for ticket_id in
+                         dict.fromkeys(ticket_ids)])
 
 
 def mark_bounced(message_ids: list[str], error: str) -> None:

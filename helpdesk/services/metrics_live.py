@@ -30,7 +30,7 @@ AT_RISK_SECONDS = 1800
 
 def changed() -> None:
     """Hook: once this transaction commits, the live figures are due for a refresh."""
-    after_commit(_raise_flag)
+    after_commit(_raise_flag, once=True)
 
 
 def _raise_flag() -> None:

@@ -14,9 +14,37 @@ log = logging.getLogger(__name__)
 _PENDING = "helpdesk.after_commit"
 
 
-def after_commit(callback: Callable[[], None]) -> None:
-    """Run `callback` once the current transaction has committed (dropped on rollback)."""
-    db.session.info.setdefault(_PENDING, []).append(callback)
+def after_commit(callback: Callable[[], None], *, once: bool = False) -> None:
+    """Run `callback` once the current transaction has committed (dropped on rollback);
+    with `once`, the same callback registered again in this transaction is not repeated."""
+    pending = db.session.info.setdefault(_PENDING, [])
+    if once and callback in pending:
+        return
+    pending.append(callback)
+
+
+class _Collected:
+    """One after-commit call with every item collected for it in the transaction."""
+
+    def __init__(self, callback: Callable[[list], None]) -> None:
+        self.callback = callback
+        self.items: list = []
+
+    def __call__(self) -> None:
+        self.callback(self.items)
+
+
+def after_commit_each(callback: Callable[[list], None], item: object) -> None:
+    """Collect `item`; once the transaction commits, `callback(items)` runs once with all
+    of them, in order (dropped on rollback)."""
+    pending = db.session.info.setdefault(_PENDING, [])
+    for entry in pending:
+        if isinstance(entry, _Collected) and entry.callback is callback:
+            entry.items.append(item)
+            return
+    collected = _Collected(callback)
+    collected.items.append(item)
+    pending.append(collected)
 
 
 def commit() -> None:

@@ -1,0 +1,109 @@
+"""What a transaction processing a batch of deliveries already knows.
+
+Processing messages one by one asks the database the same questions for every message: is
+this message stored already, which customer owns this email address, which ticket did this
+customer write on last. A batch asks the first two once for all of its messages (two
+queries), and remembers the tickets its own messages went to, so the per-message work is in
+memory and the writes go out in one flush. The answers hold for the batch's transaction
+only: every entry is either read inside it or written by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import joinedload
+
+from helpdesk.connectors.base import IdentityRef
+from helpdesk.extensions import db
+from helpdesk.models import Identity, Message, Ticket
+
+_KEY = "helpdesk.ingest_batch"
+
+
+class IngestBatch:
+    """Known answers, keyed as the lookups in `inbound`, `identity` and `conversations`."""
+
+    def __init__(self) -> None:
+        self.messages: dict[tuple[int, str], bool] = {}       # (channel, external id) stored?
+        self.identities: dict[tuple[str, str], Identity | None] = {}
+        self.customer_tickets: dict[int, Ticket | None] = {}  # customer -> latest activity
+        self.thread_tickets: dict[tuple[int, str], Ticket] = {}
+
+    def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef]) -> None:
+        """Ask the database once about all of these messages and identities."""
+        message_keys = list(dict.fromkeys(messages))
+        identity_keys = list(dict.fromkeys((ref.kind, ref.value) for ref in refs))
+        self.messages.update(dict.fromkeys(message_keys, False))
+        self.identities.update(dict.fromkeys(identity_keys))
+        if message_keys:
+            self.messages.update((tuple(row), True) for row in db.session.execute(
+                select(Message.channel_id, Message.external_id).where(
+                    tuple_(Message.channel_id, Message.external_id).in_(message_keys))))
+        if identity_keys:
+            for found in db.session.execute(
+                    select(Identity).options(joinedload(Identity.customer)).where(
+                        tuple_(Identity.kind, Identity.value).in_(identity_keys))).scalars():
+                self.identities[(found.kind, found.value)] = found
+        self._load_recent_tickets({found.customer.merged_into_id or found.customer_id
+                                   for found in self.identities.values() if found})
+
+    def _load_recent_tickets(self, customer_ids: set[int]) -> None:
+        """Each known customer's latest ticket active within the threading window (what
+        `conversations.recent_ticket` asks), or None."""
+        if not customer_ids:
+            return
+        since = datetime.now(UTC) - timedelta(
+            seconds=current_app.config["THREADING_WINDOW_SECONDS"])
+        latest = (select(Ticket).where(Ticket.customer_id.in_(sorted(customer_ids)),
+                                       Ticket.last_activity_at >= since)
+                  .order_by(Ticket.customer_id, Ticket.last_activity_at.desc(),
+                            Ticket.id.desc()))
+        self.customer_tickets.update(dict.fromkeys(customer_ids))
+        if db.session.get_bind().dialect.name == "postgresql":
+            found = db.session.execute(latest.distinct(Ticket.customer_id)).scalars()
+        else:  # no DISTINCT ON: the first row per customer, in the same order
+            found = db.session.execute(latest).scalars()
+        for ticket in found:
+            if self.customer_tickets[ticket.customer_id] is None:
+                self.customer_tickets[ticket.customer_id] = ticket
+
+    def message_stored(self, channel_id: int, external_id: str) -> bool | None:
+        """True or False when known, None when this batch was not told about it."""
+        return self.messages.get((channel_id, external_id))
+
+    def stored_message(self, channel_id: int, external_id: str) -> None:
+        self.messages[(channel_id, external_id)] = True
+
+    def identity(self, kind: str, value: str) -> tuple[bool, Identity | None]:
+        """(known, identity): known False when this batch was not told about it."""
+        key = (kind, value)
+        return key in self.identities, self.identities.get(key)
+
+    def added_identity(self, identity: Identity) -> None:
+        self.identities[(identity.kind, identity.value)] = identity
+
+    def ticket_active(self, ticket: Ticket) -> None:
+        """The ticket just got a message: now its customer's latest, and its thread's."""
+        self.customer_tickets[ticket.customer_id] = ticket
+        if ticket.thread_key:
+            self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
+
+
+def current() -> IngestBatch | None:
+    """The batch this transaction is processing, if any."""
+    return db.session.info.get(_KEY)
+
+
+@contextmanager
+def started() -> Iterator[IngestBatch]:
+    """Process a batch in the current transaction; its knowledge ends with the block."""
+    batch = db.session.info[_KEY] = IngestBatch()
+    try:
+        yield batch
+    finally:
+        db.session.info.pop(_KEY, None)
