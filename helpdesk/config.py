@@ -76,8 +76,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "META_GRAPH_API_BASE": os.environ.get("META_GRAPH_API_BASE", "https://graph.facebook.com"),
         "TELEGRAM_API_BASE": os.environ.get("TELEGRAM_API_BASE", "https://api.telegram.org"),
         "X_API_BASE": os.environ.get("X_API_BASE", "https://api.x.com"),
-        # hide_parameters: SQL errors in logs never carry message bodies or secrets.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True,
+        # hide_parameters: SQL errors in logs never carry message bodies or secrets. Pooled
+        # connections idle for a while are pinged before use (extensions.IDLE_PING_SECONDS).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True,
                                       "pool_size": _int("HELPDESK_DB_POOL_SIZE", 10),
                                       "max_overflow": 20},
         "JSON_SORT_KEYS": False,

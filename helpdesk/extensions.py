@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import Pool
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -45,3 +48,28 @@ def _sqlite_begin(conn) -> None:
     # read-then-write (claiming a ticket, processing a delivery) is never interleaved.
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# A pooled connection idle for longer than this is pinged before it is handed out; one used
+# moments ago is not (SQLAlchemy's pool_pre_ping would ping on every checkout: a round trip
+# per request). A dead connection found by the ping is replaced transparently.
+IDLE_PING_SECONDS = 5.0
+
+
+@event.listens_for(Pool, "checkin")
+def _checked_in(_dbapi_connection, record) -> None:
+    record.info["helpdesk_idle_since"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    idle_since = record.info.get("helpdesk_idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        dbapi_connection.rollback()  # psycopg2 opened a transaction for the ping
+    except Exception as exc:
+        raise DisconnectionError("stale pooled connection") from exc

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, request
 
 from helpdesk.connectors import get_connector
 from helpdesk.connectors.base import (
+    ChannelConfig,
     Connector,
     HandshakeResponse,
     PayloadError,
@@ -18,7 +19,7 @@ from helpdesk.connectors.base import (
     body_hash,
 )
 from helpdesk.errors import ApiError, NotFound
-from helpdesk.services import channels, deliveries, presence, rate_limit
+from helpdesk.services import channel_cache, deliveries, presence, rate_limit
 
 bp = Blueprint("webhooks", __name__)
 
@@ -53,32 +54,35 @@ def webhook_request(body: bytes) -> WebhookRequest:
                           query=request.args.to_dict())
 
 
-def _channel_and_connector(provider: str, key: str):
+def _channel_and_connector(provider: str, key: str) -> tuple[ChannelConfig, Connector]:
+    """The channel (404 unless it exists) once its rate limit allows one more request."""
     connector = get_connector(provider)
-    channel = channels.by_key(provider, key) if connector else None
-    if channel is None:
+    config = channel_cache.lookup(provider, key) if connector else None
+    if config is None:
         raise NotFound("channel")
-    return channel, connector
+    # The rate limit's round trip also tells whether a remembered channel is still current.
+    version = rate_limit.check(f"webhook:{config.id}", current_app.config["WEBHOOK_RATE"],
+                               read=channel_cache.VERSION)
+    config = channel_cache.confirm(provider, key, version)
+    if config is None:
+        raise NotFound("channel")
+    return config, connector
 
 
 @bp.get("/webhooks/<provider>/<key>")
 def handshake(provider: str, key: str) -> Response:
-    channel, connector = _channel_and_connector(provider, key)
-    rate_limit.check(f"webhook:{channel.id}", current_app.config["WEBHOOK_RATE"])
-    answer = connector.handshake(deliveries.channel_config(channel), webhook_request(b""))
-    return as_response(answer)
+    config, connector = _channel_and_connector(provider, key)
+    return as_response(connector.handshake(config, webhook_request(b"")))
 
 
 @bp.post("/webhooks/<provider>/<key>")
 def receive(provider: str, key: str) -> Response:
-    channel, connector = _channel_and_connector(provider, key)
-    rate_limit.check(f"webhook:{channel.id}", current_app.config["WEBHOOK_RATE"])
+    config, connector = _channel_and_connector(provider, key)
     limit = current_app.config["MAX_EMAIL_BYTES" if connector.is_email else "MAX_WEBHOOK_BYTES"]
     body = read_body(limit)
     if request.mimetype not in connector.content_types:
         raise ApiError(415, f"{provider} takes {', '.join(sorted(connector.content_types))}",
                        "unsupported_media_type")
-    config = deliveries.channel_config(channel)
     incoming = webhook_request(body)
     try:
         connector.verify(config, incoming)
@@ -86,9 +90,9 @@ def receive(provider: str, key: str) -> Response:
         raise ApiError(401, f"webhook verification failed: {exc}", "bad_signature") from exc
     key = dedupe_key(connector, config, incoming)
     token = connector.replay_token(config, incoming)
-    if token is not None and not deliveries.replay_token_fresh(channel, token, key):
+    if token is not None and not deliveries.replay_token_fresh(config, token, key):
         raise ApiError(401, "webhook verification failed: token seen before", "replayed_token")
-    deliveries.store(channel, incoming, key, replay_token=token)
+    deliveries.store(config, incoming, key, replay_token=token)
     return as_response(connector.acknowledge(config, incoming, AckContext()))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets as token_source
 from datetime import UTC, datetime
 from typing import Any
@@ -12,8 +13,14 @@ from helpdesk.connectors import get_connector, providers
 from helpdesk.errors import ApiError, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Channel
+from helpdesk.queues import redis_connection
 from helpdesk.services import audit
-from helpdesk.services.transaction import commit
+from helpdesk.services.transaction import after_commit, commit
+
+log = logging.getLogger(__name__)
+# Bumped after every committed change to a channel: processes that remember channels
+# (channel_cache) read them again.
+VERSION = "helpdesk:channels:version"
 
 
 def _invalid(fields: dict[str, Any], message: str = "invalid channel") -> ApiError:
@@ -58,6 +65,7 @@ def create(name: str, kind: str, provider: str, settings: dict | None = None,
     db.session.add(channel)
     db.session.flush()
     _audit(actor, "channel.created", channel, settings, secrets)
+    after_commit(_bump_version, once=True)
     commit()
     return channel
 
@@ -67,6 +75,13 @@ def _audit(actor: Agent | None, action: str, channel: Channel, settings: dict,
     """Record the change by setting and secret names: secret values never leave the row."""
     audit.record(actor, action, "channel", channel.id, provider=channel.provider,
                  settings=sorted(settings), secrets=sorted(secrets))
+
+
+def _bump_version() -> None:
+    try:
+        redis_connection().incr(VERSION)
+    except Exception as exc:  # remembered copies expire within a minute anyway
+        log.warning("channel version not bumped: %s", exc)
 
 
 def get(channel_id: int) -> Channel:
@@ -100,6 +115,7 @@ def update(channel_id: int, changes: dict[str, Any], actor: Agent | None = None)
     channel.settings, channel.secrets = settings, secrets
     _audit(actor, "channel.updated", channel, changes.get("settings", {}),
            changes.get("secrets", {}))
+    after_commit(_bump_version, once=True)
     commit()
     return channel
 
@@ -110,4 +126,5 @@ def delete(channel_id: int, actor: Agent | None = None) -> None:
     channel.deleted_at = datetime.now(UTC)
     channel.key = f"deleted-{channel.id}-{channel.key}"[:64]
     audit.record(actor, "channel.deleted", "channel", channel.id)
+    after_commit(_bump_version, once=True)
     commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
@@ -48,7 +49,7 @@ def as_request(delivery: Delivery) -> WebhookRequest:
                           body=delivery.body, content_type=delivery.content_type, query=query)
 
 
-def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
+def store(channel: ChannelConfig, request: WebhookRequest, dedupe_key: str,
           replay_token: str | None = None) -> int | None:
     """Store a verified delivery, commit, then make sure a batch job will process it;
     the new delivery's id, or None for a duplicate (already stored)."""
@@ -59,7 +60,7 @@ def store(channel: Channel, request: WebhookRequest, dedupe_key: str,
               "method": request.method, "url": request.url,
               "content_type": request.content_type, "headers": headers, "body": request.body}
     try:
-        delivery_id = db.session.execute(_insert(values)).scalar()
+        delivery_id = db.session.connection().execute(_insert_statement(), values).scalar()
         db.session.commit()
     except IntegrityError:  # a duplicate: the unique (channel, dedupe key) already holds it
         db.session.rollback()
@@ -74,16 +75,21 @@ def signal_batch() -> bool:
     return queues.enqueue_unless_pending(BATCH, queues.INGEST, BATCH_JOB)
 
 
-def _insert(values: dict) -> Insert:
-    """INSERT … RETURNING id; on PostgreSQL a duplicate returns nothing instead of failing
-    (so the connection's transaction stays usable without a round trip to roll back)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return pg_insert(Delivery).values(values).on_conflict_do_nothing().returning(
-            Delivery.id)
-    return insert(Delivery).values(values).returning(Delivery.id)
+@cache
+def _insert_for(dialect: str) -> Insert:
+    table = Delivery.__table__
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return insert(table).returning(table.c.id)
 
 
-def replay_token_fresh(channel: Channel, token: str, dedupe_key: str) -> bool:
+def _insert_statement() -> Insert:
+    """INSERT … RETURNING id, built once; on PostgreSQL a duplicate returns nothing instead
+    of failing (the transaction stays usable without a round trip to roll it back)."""
+    return _insert_for(db.session.get_bind().dialect.name)
+
+
+def replay_token_fresh(channel: ChannelConfig, token: str, dedupe_key: str) -> bool:
     """A one-time token is fresh unless seen before with a different delivery."""
     seen = db.session.execute(
         select(Delivery.dedupe_key).where(Delivery.channel_id == channel.id,

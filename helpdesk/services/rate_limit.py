@@ -1,7 +1,9 @@
 """Sliding-window rate limits in Redis; they fail open when Redis is down.
 
 The window is approximated from two fixed windows (the previous one weighted by how much of
-it still overlaps), so a burst cannot double its allowance across a window boundary.
+it still overlaps), so a burst cannot double its allowance across a window boundary. One
+hit is one script call: one round trip, which can also read one more key for the caller
+(the webhook path reads the channels' version in it).
 """
 
 from __future__ import annotations
@@ -10,11 +12,26 @@ import logging
 import math
 import time
 
+from redis import Redis
+from redis.commands.core import Script
+
 from helpdesk.errors import ApiError
 from helpdesk.queues import redis_connection
 
 log = logging.getLogger(__name__)
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+UNAVAILABLE = object()  # what `check` returns for `read` when Redis did not answer
+
+# KEYS: this window, the previous one[, a key to read]; ARGV: the window's lifetime.
+_HIT = """
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local before = redis.call('GET', KEYS[2])
+local extra = false
+if #KEYS > 2 then extra = redis.call('GET', KEYS[3]) end
+return {hits, before, extra}
+"""
+_script: Script | None = None
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -23,25 +40,30 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip().rstrip("s") or "minute"]
 
 
-def check(bucket: str, rate: str) -> None:
-    """Count one hit on `bucket`; raise 429 with Retry-After past the limit."""
+def _hit(client: Redis, keys: list[str], lifetime: int) -> list:
+    global _script
+    if _script is None:  # the script's SHA; each call runs it on the caller's client
+        _script = client.register_script(_HIT)
+    return _script(keys, [lifetime], client=client)
+
+
+def check(bucket: str, rate: str, read: str | None = None) -> object:
+    """Count one hit on `bucket`; raise 429 with Retry-After past the limit. Returns the
+    value of the key `read` (None when unset, UNAVAILABLE when Redis did not answer)."""
     limit, period = parse_rate(rate)
     now = time.time()
     window, offset = divmod(now, period)
-    current, previous = f"helpdesk:rate:{bucket}:{int(window)}", \
-        f"helpdesk:rate:{bucket}:{int(window) - 1}"
+    keys = [f"helpdesk:rate:{bucket}:{int(window)}", f"helpdesk:rate:{bucket}:{int(window) - 1}"]
     try:
-        pipe = redis_connection().pipeline()
-        pipe.incr(current)
-        pipe.expire(current, 2 * period + 1)
-        pipe.get(previous)
-        hits, _, before = pipe.execute()
+        client = redis_connection()
+        hits, before, extra = _hit(client, keys + ([read] if read else []), 2 * period + 1)
     except Exception as exc:  # never lose a delivery because the limiter is unreachable
         log.warning("rate limiter unavailable: %s", exc)
-        return
+        return UNAVAILABLE
     overlap = 1 - offset / period
     if int(before or 0) * overlap + hits > limit:
         retry_after = math.ceil(period - offset) if hits > limit else math.ceil(
             period * 0.1) or 1
         raise ApiError(429, "rate limit exceeded", "rate_limited",
                        headers={"Retry-After": str(max(retry_after, 1))})
+    return extra

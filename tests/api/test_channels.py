@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def test_create_returns_key_and_webhook_url_but_never_secrets(api, admin):
     response = api.as_(admin).post("/api/v1/channels", json={
@@ -47,3 +49,45 @@ def test_patch_and_delete(api, admin, http):
     gone = http.post(f"{api.base_url}/webhooks/raw_mime/{created['key']}", data=b"x",
                      headers={"Content-Type": "message/rfc822"})
     assert gone.status_code == 404
+
+
+def _webhook(n: int, secret: str) -> tuple[bytes, dict]:
+    import time
+
+    from helpdesk.connectors.api import sign
+
+    body = json.dumps({"event_id": f"e{n}", "type": "message", "customer": {"email": "a@b.test"},
+                       "message": {"id": f"m{n}", "text": "hi"}}).encode()
+    ts = str(int(time.time()))
+    return body, {"Content-Type": "application/json", "X-Helpdesk-Timestamp": ts,
+                  "X-Helpdesk-Signature": sign(secret, ts, body)}
+
+
+def test_a_changed_or_deleted_channel_takes_effect_on_the_next_webhook(app, api, admin, http):
+    """Web processes remember channels; a change must still count from the next request on,
+    in this process and in another one (a second app has a memory of its own)."""
+    from helpdesk import create_app
+
+    other = create_app({key: app.config[key] for key in (
+        "SQLALCHEMY_DATABASE_URI", "REDIS_URL", "DATA_DIR", "SECRET_KEY")},
+        socket_server=False).test_client()
+    created = api.as_(admin).post("/api/v1/channels", json={
+        "name": "CRM", "kind": "api", "provider": "api",
+        "secrets": {"signing_secret": "old"}}).json()
+    url = f"/webhooks/api/{created['key']}"
+    sequence = iter(range(100))
+
+    def statuses(secret: str) -> tuple[int, int]:
+        """(this process, the other one) for a webhook signed with `secret`."""
+        body, headers = _webhook(next(sequence), secret)
+        here = http.post(api.base_url + url, data=body, headers=headers).status_code
+        body, headers = _webhook(next(sequence), secret)
+        return here, other.post(url, data=body, headers=headers).status_code
+
+    assert statuses("old") == (200, 200)  # both remember the channel now
+    assert api.as_(admin).patch(f"/api/v1/channels/{created['id']}",
+                                json={"secrets": {"signing_secret": "new"}}).status_code == 200
+    assert statuses("old") == (401, 401)
+    assert statuses("new") == (200, 200)
+    assert api.as_(admin).delete(f"/api/v1/channels/{created['id']}").status_code == 204
+    assert statuses("new") == (404, 404)

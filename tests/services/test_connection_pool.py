@@ -1,0 +1,24 @@
+"""Pooled database connections: checked before use only when they sat idle."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, text
+
+from helpdesk import extensions
+from helpdesk.config import normalize_database_url
+
+
+def test_an_idle_connection_that_died_is_replaced_before_use(database_url, monkeypatch):
+    engine = create_engine(normalize_database_url(database_url), pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        # The connection dies while it waits in the pool (a database restart, a proxy's
+        # idle timeout): the next checkout must not hand it out.
+        engine.pool._pool.queue[0].dbapi_connection.close()
+        monkeypatch.setattr(extensions, "IDLE_PING_SECONDS", 0.0)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+
