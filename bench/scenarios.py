@@ -299,7 +299,7 @@ def _one(system: System, sql: str, params: tuple = ()) -> tuple:
 def _sweeper_reenqueued(system: System) -> int:
     if system.worker is None:
         return 0
-    found = re.findall(r"sweeper re-enqueued (\d+) of", system.worker.tail(100_000))
+    found = re.findall(r"sweeper re-enqueued (\d+) jobs", system.worker.tail(100_000))
     return sum(int(n) for n in found)
 
 

@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from helpdesk import queues
-from helpdesk.services import deliveries, metrics_live, routing, work_sessions
+from helpdesk.services import deliveries, metrics_live, routing, urgency, work_sessions
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"
@@ -94,6 +94,7 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
     """Work the queues until stopped (RQ itself reconnects when Redis goes away mid-run)."""
     stop = threading.Event()
     if not burst:
+        urgency.warm_up()
         start_sweeper(app, stop)
         start_live_metrics(app, stop)
     try:

@@ -113,10 +113,11 @@ def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AG
     emit_many([(event_type, data, rooms)], namespace)
 
 
-def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS) -> None:
+def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS,
+              *, flags: tuple[str, ...] = ()) -> None:
     """Send several events, in order, in at most two Redis round trips (numbering them, then
-    one pipeline that logs and publishes them all); call it after the commit that made them
-    true."""
+    one pipeline that logs and publishes them all, and sets `flags`); call it after the
+    commit that made them true."""
     batch = []
     for event_type, data, rooms in events:
         if rooms:
@@ -134,6 +135,8 @@ def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = A
             event_log.keep(pipe, [(kind, message, rooms) for kind, message, rooms, _ in batch])
         for payload in manager.collect(batch):
             pipe.publish(manager.channel, payload)
+        for flag in flags:
+            pipe.set(flag, "1")
         pipe.execute()
     except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
         log.warning("emit %s failed: %s", ", ".join(sorted({b[0] for b in batch})), exc)

@@ -73,8 +73,8 @@ def _pending() -> PendingEvents:
 
 
 def ticket_changed(ticket: Ticket, *, created: bool = False) -> None:
-    """Announce the ticket (`ticket.created` or `ticket.updated`) once this commits."""
-    metrics_live.changed()
+    """Announce the ticket (`ticket.created` or `ticket.updated`) once this commits (and
+    tell the live metrics that they are due for a refresh)."""
     _pending().add("ticket", ticket, "ticket.created" if created else "ticket.updated",
                    ticket_rooms(ticket), first=created)
 
@@ -96,7 +96,8 @@ def _serialize_pending(session: Session) -> None:
     except Exception:  # the change itself must still commit; clients refetch
         log.exception("events not serialized; they will not be emitted")
         return
-    after_commit(partial(emit_many, serialized))
+    tickets = any(kind == "ticket" for kind, _ in pending.items)
+    after_commit(partial(emit_many, serialized, flags=(metrics_live.DIRTY,) if tickets else ()))
 
 
 @event.listens_for(Session, "after_rollback")

@@ -84,6 +84,9 @@ class SlaSchema(Schema):
     breached = fields.Boolean(attribute="sla_breached")
 
 
+_sla_schema = SlaSchema()
+
+
 class TicketSchema(Schema):
     id = fields.Integer()
     subject = fields.String(allow_none=True)
@@ -100,7 +103,7 @@ class TicketSchema(Schema):
     contact_reason = fields.String(allow_none=True)
     tags = fields.List(fields.String())
     identity_verified = fields.Boolean()
-    sla = fields.Function(lambda ticket: SlaSchema().dump(ticket))
+    sla = fields.Function(lambda ticket: _sla_schema.dump(ticket))
     previous_ticket_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -193,7 +193,8 @@ def replay_failed() -> int:
 
 def sweep_unprocessed() -> int:
     """Re-enqueue deliveries stored but still unprocessed after the grace period: a batch
-    job for those never tried, their own retrying job for those a batch handed over."""
+    job for those never tried, their own retrying job for those a batch handed over; the
+    number of jobs enqueued."""
     cutoff = datetime.now(UTC) - timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"])
     rows = db.session.execute(
         select(Delivery.id, Delivery.attempts)
@@ -210,7 +211,8 @@ def sweep_unprocessed() -> int:
     lost = [i for i in retried if f"delivery-{i}" not in waiting]
     enqueued = sum(enqueue_processing(delivery_id) for delivery_id in lost)
     if fresh and signal_batch():
-        enqueued += fresh
+        enqueued += 1
     if lost or fresh:
-        log.info("sweeper re-enqueued %d of %d unprocessed deliveries", enqueued, len(rows))
+        log.info("sweeper re-enqueued %d jobs for %d of %d unprocessed deliveries", enqueued,
+                 fresh + len(lost), len(rows))
     return enqueued

@@ -1,8 +1,8 @@
 """Live figures for supervisors: `metrics.updated` to the `supervisors` room.
 
-Commits that change tickets raise a Redis flag (`changed`); every worker's periodic pass
-(`publish_if_due`) computes today's headline figures and emits them when the flag is up, at
-most once per INTERVAL seconds across all workers.
+Commits that change tickets raise a Redis flag (DIRTY, set in the pipeline that emits their
+events); every worker's periodic pass (`publish_if_due`) computes today's headline figures
+and emits them when the flag is up, at most once per INTERVAL seconds across all workers.
 """
 
 from __future__ import annotations
@@ -19,25 +19,12 @@ from helpdesk.queues import redis_connection
 from helpdesk.realtime import emit
 from helpdesk.services.metrics_backlog import UNSOLVED
 from helpdesk.services.metrics_sql import ratio
-from helpdesk.services.transaction import after_commit
 
 log = logging.getLogger(__name__)
 DIRTY = "helpdesk:metrics:dirty"
 LOCK = "helpdesk:metrics:published"
 INTERVAL = 3
 AT_RISK_SECONDS = 1800
-
-
-def changed() -> None:
-    """Hook: once this transaction commits, the live figures are due for a refresh."""
-    after_commit(_raise_flag, once=True)
-
-
-def _raise_flag() -> None:
-    try:
-        redis_connection().set(DIRTY, "1")
-    except Exception as exc:  # Redis down: the figures catch up on the next change
-        log.warning("metrics flag not set: %s", exc)
 
 
 def publish_if_due(app: Flask) -> bool:

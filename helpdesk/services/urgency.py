@@ -183,6 +183,13 @@ def _analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
+def warm_up() -> None:
+    """Load the language profiles and the sentiment lexicon now (about 2 s of CPU), so the
+    first routing job of a worker is not the one that pays for them."""
+    detect_language("warming up the language detector before the first ticket arrives")
+    _analyzer().polarity_scores("warm up")
+
+
 def detect_language(text: str) -> str | None:
     """Return the ISO 639-1 code of text, or None when it is too short or undetectable."""
     words = len(_LETTER_RUN.findall(text)) + len(_NO_SPACE_SCRIPT.findall(text)) // 2
