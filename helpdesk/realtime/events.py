@@ -21,6 +21,7 @@ from helpdesk.services.transaction import after_commit
 
 log = logging.getLogger(__name__)
 _PENDING = "helpdesk.events.pending"
+_ANNOUNCED = "helpdesk.events.announced"
 
 
 def ticket_rooms(ticket: Ticket) -> list[str]:
@@ -64,6 +65,9 @@ class PendingEvents:
         return [(name, schemas[kind].dump(obj), list(rooms))
                 for (kind, _), (name, obj, rooms) in self.items.items()]
 
+    def objects(self) -> list[Any]:
+        return [obj for _name, obj, _rooms in self.items.values()]
+
 
 def _pending() -> PendingEvents:
     pending = db.session.info.get(_PENDING)
@@ -96,6 +100,8 @@ def _serialize_pending(session: Session) -> None:
     except Exception:  # the change itself must still commit; clients refetch
         log.exception("events not serialized; they will not be emitted")
         return
+    session.info[_ANNOUNCED] = {id(obj): (obj, data) for obj, (_, data, _r) in
+                                zip(pending.objects(), serialized, strict=True)}
     tickets = any(kind == "ticket" for kind, _ in pending.items)
     after_commit(partial(emit_many, serialized, flags=(metrics_live.DIRTY,) if tickets else ()))
 
@@ -103,6 +109,13 @@ def _serialize_pending(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
+
+
+def as_announced(ticket: Ticket) -> dict:
+    """The ticket's JSON as the last commit announced it (serialized then), so a handler
+    answering with the object it just committed does not serialize it twice."""
+    obj, data = db.session.info.get(_ANNOUNCED, {}).get(id(ticket), (None, None))
+    return data if obj is ticket else ticket_schema.dump(ticket)
 
 
 def queue_stats() -> dict:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Channel, Ticket
@@ -25,16 +26,20 @@ def loads(agent_ids: list[int], weights: dict | None = None) -> dict[int, float]
     result = {agent_id: 0.0 for agent_id in agent_ids}
     if not agent_ids:
         return result
-    whose = (Ticket.assignee_id == agent_ids[0] if len(agent_ids) == 1
-             else Ticket.assignee_id.in_(agent_ids))
-    rows = db.session.execute(
-        select(Ticket.assignee_id, Channel.kind, func.count())
-        .join(Channel, Channel.id == Ticket.channel_id)
-        .where(whose, Ticket.status.in_(ACTIVE))
-        .group_by(Ticket.assignee_id, Channel.kind)).all()
+    rows = db.session.execute(_loads_statement(), {"agent_ids": list(agent_ids)}).all()
     for agent_id, kind, count in rows:
         result[agent_id] += weight(kind, weights) * count
     return result
+
+
+@cache
+def _loads_statement() -> Select:
+    """Built once: every claim runs it."""
+    return (select(Ticket.assignee_id, Channel.kind, func.count())
+            .join(Channel, Channel.id == Ticket.channel_id)
+            .where(Ticket.assignee_id.in_(bindparam("agent_ids", expanding=True)),
+                   Ticket.status.in_(ACTIVE))
+            .group_by(Ticket.assignee_id, Channel.kind))
 
 
 def free_capacity(agent: Agent, weights: dict | None = None) -> float:

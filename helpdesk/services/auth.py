@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from helpdesk.errors import ApiError, Conflict, NotFound
@@ -31,14 +32,19 @@ def issue_token(agent: Agent) -> str:
     return token
 
 
+@cache
+def _agent_by_token_hash() -> Select:
+    """Built once: every authenticated request runs it."""
+    return select(Agent).join(ApiToken).where(ApiToken.token_hash == bindparam("token_hash"),
+                                              ApiToken.revoked_at.is_(None),
+                                              Agent.active.is_(True))
+
+
 def agent_for_token(token: str | None) -> Agent | None:
     if not token:
         return None
-    row = db.session.execute(
-        select(Agent).join(ApiToken).where(ApiToken.token_hash == hash_token(token),
-                                           ApiToken.revoked_at.is_(None),
-                                           Agent.active.is_(True))).scalar_one_or_none()
-    return row
+    return db.session.execute(_agent_by_token_hash(),
+                              {"token_hash": hash_token(token)}).scalar_one_or_none()
 
 
 def login(email: str, password: str) -> tuple[str, Agent]:
