@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from helpdesk.errors import ApiError
 from helpdesk.extensions import db
@@ -73,9 +74,15 @@ def get_all() -> dict[str, Any]:
     return values
 
 
+@cache
+def _value_of() -> Select:
+    """Built once: routing and claims read a setting every time."""
+    return select(Setting.value).where(Setting.key == bindparam("key"))
+
+
 def get(key: str) -> Any:
-    row = db.session.get(Setting, key)
-    return row.value if row is not None else defaults()[key]
+    found = db.session.execute(_value_of(), {"key": key}).first()
+    return found[0] if found is not None else defaults()[key]
 
 
 def surveys() -> dict[str, Any]:
