@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 
 
@@ -74,15 +75,20 @@ def storable(value: Any) -> Any:
     return value
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(item.name for item in fields(cls))
+
+
 class _Storable:
     """What connectors hand the pipeline is storable text, whatever the provider sent."""
 
     def __post_init__(self) -> None:
-        for item in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, item.name)
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
             cleaned = storable(value)
             if cleaned is not value:
-                setattr(self, item.name, cleaned)
+                setattr(self, name, cleaned)
 
 
 @dataclass

@@ -45,14 +45,17 @@ def receive_message(channel: Channel, delivery: Delivery | None,
         ticket, created = conversations.thread_message(channel, customer, event)
     now = datetime.now(UTC)
     sent_at = min(event.sent_at, now) if event.sent_at else now
+    given = {"subject": event.subject, "full_text": event.full_text, "html": event.html,
+             "message_id": event.message_id, "in_reply_to": event.in_reply_to,
+             "references": event.references, "flags": list(event.flags),
+             "delivery_id": delivery.id if delivery else None}
+    # Unset columns take their defaults: the ORM sets every keyword one by one, and the
+    # ingest batch builds hundreds of messages per transaction.
     message = Message(
-        ticket_id=ticket.id, channel_id=channel.id, direction="inbound", internal=False,
+        ticket_id=ticket.id, channel_id=channel.id, direction="inbound",
         author_type="customer", author_id=customer.id, author_name=customer.name,
-        external_id=external_id, subject=event.subject, text=event.text or "",
-        full_text=event.full_text, html=event.html, message_id=event.message_id,
-        in_reply_to=event.in_reply_to, references=event.references,
-        delivery_status="received", flags=list(event.flags),
-        delivery_id=delivery.id if delivery else None, created_at=sent_at, attachments=[])
+        external_id=external_id, text=event.text or "", delivery_status="received",
+        created_at=sent_at, attachments=[], **{k: v for k, v in given.items() if v})
     message.channel = channel
     batch = ingest_batch.current()
     if batch is not None:  # a duplicate stored concurrently fails the batch's flush instead
