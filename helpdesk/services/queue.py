@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from functools import cache
 
 from sqlalchemy import Select, TextClause, or_, select, text
+from sqlalchemy.orm import joinedload
 
 from helpdesk.errors import Conflict
 from helpdesk.extensions import db
-from helpdesk.models import KINDS, Agent, Channel, Ticket
+from helpdesk.models import KINDS, Agent, Channel, Customer, Ticket
 from helpdesk.realtime import events
 from helpdesk.services import assignment, settings
 from helpdesk.services.transaction import commit
@@ -103,7 +104,9 @@ def _claim_in_one_statement(agent: Agent, kinds: list[str]) -> Ticket | None:
     if ticket_id is None:
         db.session.rollback()
         return None
-    ticket = db.session.get(Ticket, ticket_id, populate_existing=True)
+    # Its JSON needs the customer's identities: in the same query, not a second one.
+    ticket = db.session.get(Ticket, ticket_id, populate_existing=True,
+                            options=[joinedload(Ticket.customer).joinedload(Customer.identities)])
     events.ticket_changed(ticket)
     events.queue_changed()
     commit()
