@@ -125,14 +125,15 @@ def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = A
             batch.append((event_type, envelope(event_type, data), rooms, namespace))
     if not batch:
         return
+    logged = [(kind, message, rooms) for kind, message, rooms, _ in batch]
     try:
         client = redis_connection()
         if namespace == AGENTS:
-            event_log.number(client, [(kind, message, rooms) for kind, message, rooms, _ in batch])
+            event_log.number(client, logged)
         manager = publisher()
         pipe = client.pipeline(transaction=False)
         if namespace == AGENTS:
-            event_log.keep(pipe, [(kind, message, rooms) for kind, message, rooms, _ in batch])
+            event_log.keep(pipe, logged)
         for payload in manager.collect(batch):
             pipe.publish(manager.channel, payload)
         for flag in flags:
