@@ -183,10 +183,11 @@ def metrics() -> None:
 @metrics.command("rebuild")
 @with_appcontext
 def metrics_rebuild() -> None:
-    """Recompute every ticket's metric facts from its stored history."""
-    from helpdesk.services import ticket_facts
+    """Recompute every ticket's metric facts from its stored history, then the roll-ups."""
+    from helpdesk.services import metrics_rollup, ticket_facts
 
     click.echo(f"rebuilt {ticket_facts.rebuild()} ticket facts")
+    click.echo(f"rebuilt {metrics_rollup.rebuild()} metric roll-up rows")
 
 
 @main.command(with_appcontext=False)

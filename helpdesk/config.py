@@ -65,6 +65,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),
         "WORK_IDLE_SECONDS": _int("HELPDESK_WORK_IDLE_SECONDS", 600),
         "SHORT_ABANDON_SECONDS": _int("HELPDESK_SHORT_ABANDON_SECONDS", 5),
+        # Metric percentiles of a period with at most this many values sort them all;
+        # longer periods count them in the histograms (services/metrics_percentiles.py).
+        "METRICS_SORT_UP_TO": _int("HELPDESK_METRICS_SORT_UP_TO", 20_000),
         "JOB_RETRY_INTERVALS": _intervals("HELPDESK_JOB_RETRY_INTERVALS", "1,5,30"),
         "OUTBOUND_RETRY_INTERVALS": _intervals("HELPDESK_OUTBOUND_RETRY_INTERVALS",
                                                "10,30,120,600,1800"),

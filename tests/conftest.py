@@ -23,7 +23,8 @@ from tests.support.live import ApiClient, SocketClient
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
 
-TABLES = ("audit_log", "surveys", "attachments", "work_sessions", "ticket_events", "calls",
+TABLES = ("metric_rollups", "metric_histograms", "audit_log", "surveys", "attachments",
+          "work_sessions", "ticket_events", "calls",
           "chat_sessions", "messages", "ticket_facts", "tickets", "identities", "customers",
           "deliveries", "channels", "api_tokens", "agents", "teams", "sla_policies", "settings")
 

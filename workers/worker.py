@@ -19,7 +19,14 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from helpdesk import queues
-from helpdesk.services import deliveries, metrics_live, routing, urgency, work_sessions
+from helpdesk.services import (
+    deliveries,
+    metrics_live,
+    metrics_rollup,
+    routing,
+    urgency,
+    work_sessions,
+)
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"
@@ -59,6 +66,7 @@ def sweep_once(app: Flask) -> int:
         swept = deliveries.sweep_unprocessed()
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
         work_sessions.close_idle()
+        metrics_rollup.compact_now()
         return swept
 
 

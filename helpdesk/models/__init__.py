@@ -9,6 +9,7 @@ from helpdesk.models.customer import IDENTITY_KINDS, Customer, Identity
 from helpdesk.models.delivery import DELIVERY_STATUSES, Delivery
 from helpdesk.models.facts import TicketFact
 from helpdesk.models.message import Attachment, Message
+from helpdesk.models.rollups import MetricHistogram, MetricRollup
 from helpdesk.models.sla import Setting, SlaPolicy
 from helpdesk.models.survey import SURVEY_KINDS, Survey
 from helpdesk.models.team import Team
@@ -28,4 +29,5 @@ __all__ = [
     "ROLES", "Agent", "ApiToken", "KINDS", "Channel", "IDENTITY_KINDS", "Customer", "Identity",
     "DELIVERY_STATUSES", "Delivery", "Attachment", "Message", "PRIORITIES", "PRIORITY_RANK",
     "QUEUED_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession", "Team", "TicketFact",
+    "MetricHistogram", "MetricRollup",
 ]

@@ -18,6 +18,7 @@ from helpdesk.models.ticket import Ticket
 
 UNSOLVED = "status IN ('new', 'open', 'pending')"
 AUTO_CLOSED = "status = 'closed' AND solved_at IS NULL"
+FRT_COUNTED = {"postgresql_where": text("frt_counted"), "sqlite_where": text("frt_counted")}
 
 
 class TicketFact(db.Model):
@@ -31,14 +32,26 @@ class TicketFact(db.Model):
         # FRT counts each ticket once, on the cycle in which its first response was known.
         Index("ix_ticket_facts_first_response_at", "first_response_at",
               postgresql_where=text("frt_counted"), sqlite_where=text("frt_counted")),
-        # Resolution times in order, overall and per agent or channel (migration 0007):
-        # exact percentiles of a long period without sorting (index-only on PostgreSQL).
+        # Resolution times in order, overall and per agent or channel (migration 0007): the
+        # percentiles read one bucket's values in order from these (index-only on PostgreSQL).
         Index("ix_ticket_facts_resolution_order", "resolution_seconds",
               postgresql_include=["solved_at"]),
         Index("ix_ticket_facts_agent_resolution_order", "assignee_id", "resolution_seconds",
               postgresql_include=["solved_at"]),
         Index("ix_ticket_facts_channel_resolution_order", "channel_id", "resolution_seconds",
               postgresql_include=["solved_at"]),
+        # One day's values in one bucket, for each day's percentiles (migration 0008).
+        Index("ix_ticket_facts_resolution_day", "resolution_bucket", "solved_at",
+              postgresql_include=["resolution_seconds"]),
+        # The same four orders for first-response times, over the cycles that count them.
+        Index("ix_ticket_facts_frt_order", "first_response_seconds",
+              postgresql_include=["first_response_at"], **FRT_COUNTED),
+        Index("ix_ticket_facts_agent_frt_order", "assignee_id", "first_response_seconds",
+              postgresql_include=["first_response_at"], **FRT_COUNTED),
+        Index("ix_ticket_facts_channel_frt_order", "channel_id", "first_response_seconds",
+              postgresql_include=["first_response_at"], **FRT_COUNTED),
+        Index("ix_ticket_facts_frt_day", "frt_bucket", "first_response_at",
+              postgresql_include=["first_response_seconds"], **FRT_COUNTED),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,6 +70,9 @@ class TicketFact(db.Model):
     first_response_seconds: Mapped[float | None] = mapped_column()
     frt_counted: Mapped[bool] = mapped_column(default=False)
     resolution_seconds: Mapped[float] = mapped_column(default=0.0)
+    # Value buckets of the two times (services/metrics_buckets.py), for exact percentiles.
+    resolution_bucket: Mapped[int] = mapped_column(default=1)
+    frt_bucket: Mapped[int | None] = mapped_column()
     pending_seconds: Mapped[float] = mapped_column(default=0.0)
     handle_seconds: Mapped[float] = mapped_column(default=0.0)
     max_level: Mapped[int] = mapped_column(default=1)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from helpdesk.models import Ticket
+from helpdesk.services.metrics_buckets import bucket_of
 
 FACT_EVENTS = ("status.changed", "ticket.reopened", "assigned", "escalated", "sla.breached")
 FCR_REOPEN_WINDOW = timedelta(days=7)
@@ -144,6 +145,8 @@ def build_facts(history: History, suggest: Callable[[list[str]], str | None]
     for index, cycle in enumerate(cycles):
         previous = cycles[index - 1].solved_at if index else None
         known = response is not None and response <= cycle.solved_at
+        first_response = (response - contact).total_seconds() if known else None
+        resolution = (cycle.solved_at - cycle.started_at).total_seconds()
         rows.append({
             "cycle": index + 1, "started_at": cycle.started_at, "solved_at": cycle.solved_at,
             "reopened_at": cycle.reopened_at,
@@ -152,9 +155,9 @@ def build_facts(history: History, suggest: Callable[[list[str]], str | None]
             "channel_id": history.channel_id, "assignee_id": cycle.assignee_id,
             "contact_reason": reason, "contact_reason_suggested": suggested,
             "first_response_at": response if known else None,
-            "first_response_seconds": (response - contact).total_seconds() if known else None,
+            "first_response_seconds": first_response, "frt_bucket": bucket_of(first_response),
             "frt_counted": known and (previous is None or response > previous),
-            "resolution_seconds": (cycle.solved_at - cycle.started_at).total_seconds(),
+            "resolution_seconds": resolution, "resolution_bucket": bucket_of(resolution),
             "pending_seconds": cycle.pending_seconds,
             "handle_seconds": _handle_seconds(history, cycle),
             "max_level": cycle.max_level,

@@ -26,7 +26,7 @@ from helpdesk.services.metrics_sql import day_key, day_of, grouped, key_column
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from helpdesk.services.metrics import Period
+    from helpdesk.services.metrics_periods import Period
 
 UNSOLVED = Ticket.status.in_(("new", "open", "pending"))
 AUTO_CLOSED = and_(Ticket.status == "closed", Ticket.solved_at.is_(None))

@@ -27,6 +27,7 @@ def tune_session() -> None:
     if dialect() == "postgresql":
         db.session.execute(text("SET LOCAL work_mem = '128MB'"))
         db.session.execute(text("SET LOCAL jit = off"))
+        db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 def day_of(column: ColumnElement) -> ColumnElement:
@@ -35,6 +36,13 @@ def day_of(column: ColumnElement) -> ColumnElement:
     if dialect() == "postgresql":
         return cast(func.timezone("UTC", column), Date)
     return func.strftime("%Y-%m-%d", column)
+
+
+def month_of(column: ColumnElement) -> ColumnElement:
+    """The first day of a timestamp's UTC month (a date, or `YYYY-MM-01` on SQLite)."""
+    if dialect() == "postgresql":
+        return cast(func.date_trunc("month", func.timezone("UTC", column)), Date)
+    return func.strftime("%Y-%m-01", column)
 
 
 def day_key(value: Any) -> str:

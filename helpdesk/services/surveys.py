@@ -20,7 +20,7 @@ from helpdesk.extensions import db
 from helpdesk.models import SURVEY_KINDS, Channel, Customer, Message, Survey, Ticket
 from helpdesk.realtime import events
 from helpdesk.schemas.resources import public_base_url
-from helpdesk.services import settings
+from helpdesk.services import metrics_rollup, settings
 from helpdesk.services.transaction import after_commit, commit
 
 SEND_JOB = "workers.jobs.send_survey"
@@ -199,10 +199,11 @@ def _not_open(survey: Survey) -> Conflict:
 
 def _record(survey: Survey, score: int, comment: str | None, via: str) -> bool:
     """Store the answer once: False when another answer got there first."""
-    result = db.session.execute(update(Survey).where(
-        Survey.id == survey.id, Survey.status == "sent").values(
-        status="answered", score=score, comment=comment, answered_via=via[:20],
-        answered_at=_now()), execution_options={"synchronize_session": False})
+    with metrics_rollup.tracking(Survey, [survey.id]):  # a bulk UPDATE: no flush sees it
+        result = db.session.execute(update(Survey).where(
+            Survey.id == survey.id, Survey.status == "sent").values(
+            status="answered", score=score, comment=comment, answered_via=via[:20],
+            answered_at=_now()), execution_options={"synchronize_session": False})
     db.session.expire(survey)
     return result.rowcount == 1
 

@@ -1,0 +1,199 @@
+"""Exact percentiles from the histograms: count the values per bucket, then read, in value
+order, only the few values of the buckets that hold the wanted ranks.
+
+Percentiles interpolate linearly between the two closest ranks like PostgreSQL's
+`percentile_cont`, with the same floating-point steps. The reads skip to a rank within one
+bucket along an index in value order (per agent or channel, or overall; a team's agents' and
+one day's values are sorted after); on PostgreSQL all of a figure's reads go in one statement
+(LATERAL).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from math import ceil, floor
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Integer,
+    bindparam,
+    column,
+    func,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql import ColumnElement
+
+from helpdesk.extensions import db
+from helpdesk.models import Agent, TicketFact
+from helpdesk.services import metrics_sql
+from helpdesk.services.metrics_buckets import bucket_range
+from helpdesk.services.metrics_histograms import Figure, Group, counts, values_in
+from helpdesk.services.metrics_periods import Period, following
+from helpdesk.services.metrics_sql import day_key, dialect
+
+FRACTIONS = metrics_sql.FRACTIONS
+Distribution = tuple[int, float | None, list[float | None]]  # (count, mean, [p50, p90])
+
+
+@dataclass(frozen=True)
+class Read:
+    """Positions [skip, skip + take) of one group's bucket, in value order."""
+
+    key: Any
+    bucket: int
+    skip: int
+    take: int
+
+
+def distribution(figure: Figure, period: Period, group_by: str | None, direct: bool = False
+                 ) -> dict[Any, Distribution]:
+    """{key: (count, mean, [p50, p90])} of the figure's values in the period, per group.
+
+    `direct`: sort the period's values instead (what a short period costs least with)."""
+    if direct:
+        found = metrics_sql.distribution(values_in(figure, period, group_by),
+                                         grouped=group_by is not None)
+        return {day_key(k): v for k, v in found.items()} if group_by == "day" else found
+    found, live = counts(figure, period, group_by, FRACTIONS)
+    plans = {key: _plan(group) for key, group in found.items()}
+    reads = [_read(key, bucket, positions, live)
+             for key, at in plans.items() for bucket, positions in _by_bucket(at)]
+    read = _values(figure, period, group_by, reads, live)
+    result = {}
+    for key, at in plans.items():
+        def value(rank: int, key=key, at=at) -> float:
+            bucket, position = at[rank]
+            skip, found_values = read[key, bucket]
+            return found_values[position - skip]
+        group = found[key]
+        result[key] = (group.count, group.total / group.count,
+                       [_percentile(p, group.count, value) for p in FRACTIONS])
+    return result
+
+
+def _plan(group: Group) -> dict[int, tuple[int, int]]:
+    """{rank: (bucket, position in the bucket)} of the ranks the fractions need."""
+    at = {}
+    for rank in {r for p in FRACTIONS for r in _ranks(p, group.count)}:
+        bucket, below = next((bucket, below) for bucket, below, n in group.buckets
+                             if below <= rank < below + n)
+        at[rank] = (bucket, rank - below)
+    return at
+
+
+def _ranks(p: float, count: int) -> tuple[int, int]:
+    return floor(p * (count - 1)), ceil(p * (count - 1))
+
+
+def _by_bucket(at: dict[int, tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    positions: dict[int, list[int]] = defaultdict(list)
+    for bucket, position in at.values():
+        positions[bucket].append(position)
+    return sorted(positions.items())
+
+
+def _read(key: Any, bucket: int, positions: list[int], live: dict) -> Read:
+    if live.get((key, bucket)):  # merged with the live values: read the facts from the first
+        return Read(key, bucket, 0, max(positions) + 1)
+    return Read(key, bucket, min(positions), max(positions) - min(positions) + 1)
+
+
+def _percentile(p: float, count: int, value) -> float:
+    position = p * (count - 1)
+    first, second = _ranks(p, count)
+    low = value(first)
+    if second == first:
+        return low
+    return low + (position - first) * (value(second) - low)
+
+
+def _values(figure: Figure, period: Period, group_by: str | None, reads: list[Read],
+            live: dict) -> dict[tuple, tuple[int, list[float]]]:
+    """{(key, bucket): (skip, the values read, merged with that bucket's live values)}."""
+    batched = [r for r in reads if r.key is not None or group_by is None]
+    found = _lateral(figure, period, group_by, batched) if dialect() == "postgresql" else {}
+    for r in reads:
+        if (r.key, r.bucket) not in found:
+            where = _where(figure, period, group_by, _target(period, group_by, r))
+            found[r.key, r.bucket] = list(db.session.execute(
+                select(figure.value).where(*where).order_by(figure.value)
+                .offset(r.skip).limit(r.take)).scalars())
+    result = {}
+    for r in reads:
+        merged = sorted(found[r.key, r.bucket] + live.get((r.key, r.bucket), []))
+        result[r.key, r.bucket] = (r.skip, merged)
+    return result
+
+
+def _target(period: Period, group_by: str | None, r: Read) -> dict[str, Any]:
+    low, high = bucket_range(r.bucket)
+    target = {"key": r.key, "bucket": r.bucket, "low": low, "high": high, "since": None,
+              "until": None}
+    if group_by == "day":
+        day = datetime.fromisoformat(r.key).replace(tzinfo=UTC)
+        target.update(since=max(day, period.start),
+                      until=min(following(day, "day"), period.end))
+    return target
+
+
+def _where(figure: Figure, period: Period, group_by: str | None, t: dict) -> list:
+    """Conditions on the facts of one group's bucket (`t`'s entries: values or columns)."""
+    conditions = list(figure.where)
+    if group_by == "day":  # the (bucket, moment) index: one day's bucket, sorted after
+        return [*conditions, figure.bucket == t["bucket"], figure.moment >= t["since"],
+                figure.moment < t["until"]]
+    conditions += [figure.value >= t["low"], figure.value < t["high"],
+                   period.has(figure.moment)]
+    if group_by in ("agent", "channel"):  # along the (key, value) index
+        key = TicketFact.assignee_id if group_by == "agent" else TicketFact.channel_id
+        conditions.append(key.is_(None) if t["key"] is None else key == t["key"])
+    elif group_by == "team":  # each agent's (assignee, value) range, sorted after
+        conditions.append(_in_team(t["key"]))
+    return conditions
+
+
+def _in_team(team: Any) -> ColumnElement:
+    assignee = TicketFact.assignee_id
+    if team is None:  # unassigned, or an agent in no team (or no longer known)
+        return or_(assignee.is_(None), assignee.not_in(
+            select(Agent.id).where(Agent.team_id.is_not(None)).correlate_except(Agent)))
+    # Correlated (on PostgreSQL `team` is the LATERAL targets' column).
+    return assignee.in_(select(Agent.id).where(Agent.team_id == team).correlate_except(Agent))
+
+
+def _lateral(figure: Figure, period: Period, group_by: str | None, reads: list[Read]
+             ) -> dict[tuple, list[float]]:
+    """Every read in one statement: the targets, passed as arrays, joined LATERAL to their
+    reads (arrays: a few parameters however many targets, cheap to compile)."""
+    if not reads:
+        return {}
+    targets = [_target(period, group_by, r) for r in reads]
+    arrays = {"i": (list(range(len(reads))), Integer),
+              "key": ([None if group_by == "day" else r.key for r in reads], Integer),
+              "bucket": ([r.bucket for r in reads], Integer),
+              "low": ([t["low"] for t in targets], Float),
+              "high": ([t["high"] for t in targets], Float),
+              "since": ([t["since"] for t in targets], DateTime(timezone=True)),
+              "until": ([t["until"] for t in targets], DateTime(timezone=True)),
+              "skip": ([r.skip for r in reads], Integer),
+              "take": ([r.take for r in reads], Integer)}
+    t = func.unnest(*(bindparam(name, values, type_=ARRAY(type_))
+                      for name, (values, type_) in arrays.items())).table_valued(
+        *(column(name, type_) for name, (_, type_) in arrays.items())).render_derived(name="t")
+    inner = (select(figure.value.label("value"))
+             .where(*_where(figure, period, group_by, dict(t.c.items())))
+             .order_by(figure.value).offset(t.c.skip).limit(t.c.take).lateral())
+    found: dict[tuple, list[float]] = defaultdict(list)
+    for i, value in db.session.execute(select(t.c.i, inner.c.value).select_from(t).join(
+            inner, true())):
+        found[reads[i].key, reads[i].bucket].append(value)
+    for values_read in found.values():
+        values_read.sort()
+    return {(r.key, r.bucket): found.get((r.key, r.bucket), []) for r in reads}
