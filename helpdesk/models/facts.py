@@ -21,6 +21,11 @@ AUTO_CLOSED = "status = 'closed' AND solved_at IS NULL"
 FRT_COUNTED = {"postgresql_where": text("frt_counted"), "sqlite_where": text("frt_counted")}
 
 
+def _utc_day(column: str) -> str:
+    """services/metrics_sql.day_of on PostgreSQL, as an index expression."""
+    return f"(CAST(timezone('UTC', {column}) AS DATE))"
+
+
 class TicketFact(db.Model):
     __tablename__ = "ticket_facts"
     __table_args__ = (
@@ -40,9 +45,10 @@ class TicketFact(db.Model):
               postgresql_include=["solved_at"]),
         Index("ix_ticket_facts_channel_resolution_order", "channel_id", "resolution_seconds",
               postgresql_include=["solved_at"]),
-        # One day's values in one bucket, for each day's percentiles (migration 0008).
-        Index("ix_ticket_facts_resolution_day", "resolution_bucket", "solved_at",
-              postgresql_include=["resolution_seconds"]),
+        # Per UTC day too (migration 0008; PostgreSQL only: the expression is its own).
+        Index("ix_ticket_facts_day_resolution_order", text(_utc_day("solved_at")),
+              "resolution_seconds", postgresql_include=["solved_at"]
+              ).ddl_if(dialect="postgresql"),
         # The same four orders for first-response times, over the cycles that count them.
         Index("ix_ticket_facts_frt_order", "first_response_seconds",
               postgresql_include=["first_response_at"], **FRT_COUNTED),
@@ -50,8 +56,9 @@ class TicketFact(db.Model):
               postgresql_include=["first_response_at"], **FRT_COUNTED),
         Index("ix_ticket_facts_channel_frt_order", "channel_id", "first_response_seconds",
               postgresql_include=["first_response_at"], **FRT_COUNTED),
-        Index("ix_ticket_facts_frt_day", "frt_bucket", "first_response_at",
-              postgresql_include=["first_response_seconds"], **FRT_COUNTED),
+        Index("ix_ticket_facts_day_frt_order", text(_utc_day("first_response_at")),
+              "first_response_seconds", postgresql_include=["first_response_at"],
+              **FRT_COUNTED).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -22,6 +22,7 @@ from helpdesk.extensions import db
 ROW_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER only
 UNCOMPACTED = "NOT compacted"
 NO_KEY = 0  # ids start at 1
+EVER = date(1, 1, 1)  # the `start` of all-time histogram rows
 
 # The additive parts (services/metrics_parts.py): counts, and sums of seconds or scores.
 COUNTS = ("created", "solved", "flr", "fcr", "sla_met", "sla_n", "calls", "abandoned",

@@ -3,9 +3,8 @@ order, only the few values of the buckets that hold the wanted ranks.
 
 Percentiles interpolate linearly between the two closest ranks like PostgreSQL's
 `percentile_cont`, with the same floating-point steps. The reads skip to a rank within one
-bucket along an index in value order (per agent or channel, or overall; a team's agents' and
-one day's values are sorted after); on PostgreSQL all of a figure's reads go in one statement
-(LATERAL).
+bucket along an index in value order (per agent, channel or day, or overall; a team's agents'
+values are sorted after); on PostgreSQL all of a figure's reads go in one statement (LATERAL).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from math import ceil, floor
 from typing import Any
 
 from sqlalchemy import (
+    Date,
     DateTime,
     Float,
     Integer,
@@ -34,9 +34,15 @@ from helpdesk.extensions import db
 from helpdesk.models import Agent, TicketFact
 from helpdesk.services import metrics_sql
 from helpdesk.services.metrics_buckets import bucket_range
-from helpdesk.services.metrics_histograms import Figure, Group, counts, values_in
+from helpdesk.services.metrics_counts import Group, counts
+from helpdesk.services.metrics_histograms import (
+    Figure,
+    dimension_of,
+    shift_of,
+    values_in,
+)
 from helpdesk.services.metrics_periods import Period, following
-from helpdesk.services.metrics_sql import day_key, dialect
+from helpdesk.services.metrics_sql import day_key, day_of, dialect
 
 FRACTIONS = metrics_sql.FRACTIONS
 Distribution = tuple[int, float | None, list[float | None]]  # (count, mean, [p50, p90])
@@ -133,24 +139,27 @@ def _values(figure: Figure, period: Period, group_by: str | None, reads: list[Re
 
 
 def _target(period: Period, group_by: str | None, r: Read) -> dict[str, Any]:
-    low, high = bucket_range(r.bucket)
-    target = {"key": r.key, "bucket": r.bucket, "low": low, "high": high, "since": None,
+    """What one read needs: its bucket's range of values (a `day` histogram bucket spans
+    several of the facts'), and for a day, that day and its span within the period."""
+    shift = shift_of(dimension_of(group_by))
+    low = bucket_range(r.bucket << shift)[0]
+    high = bucket_range(((r.bucket + 1) << shift) - 1)[1]
+    target = {"key": r.key, "low": low, "high": high, "day": None, "since": None,
               "until": None}
     if group_by == "day":
         day = datetime.fromisoformat(r.key).replace(tzinfo=UTC)
-        target.update(since=max(day, period.start),
+        target.update(day=day.date(), since=max(day, period.start),
                       until=min(following(day, "day"), period.end))
     return target
 
 
 def _where(figure: Figure, period: Period, group_by: str | None, t: dict) -> list:
     """Conditions on the facts of one group's bucket (`t`'s entries: values or columns)."""
-    conditions = list(figure.where)
-    if group_by == "day":  # the (bucket, moment) index: one day's bucket, sorted after
-        return [*conditions, figure.bucket == t["bucket"], figure.moment >= t["since"],
+    conditions = [*figure.where, figure.value >= t["low"], figure.value < t["high"]]
+    if group_by == "day":  # along the (day, value) index
+        return [*conditions, day_of(figure.moment) == t["day"], figure.moment >= t["since"],
                 figure.moment < t["until"]]
-    conditions += [figure.value >= t["low"], figure.value < t["high"],
-                   period.has(figure.moment)]
+    conditions.append(period.has(figure.moment))
     if group_by in ("agent", "channel"):  # along the (key, value) index
         key = TicketFact.assignee_id if group_by == "agent" else TicketFact.channel_id
         conditions.append(key.is_(None) if t["key"] is None else key == t["key"])
@@ -177,7 +186,7 @@ def _lateral(figure: Figure, period: Period, group_by: str | None, reads: list[R
     targets = [_target(period, group_by, r) for r in reads]
     arrays = {"i": (list(range(len(reads))), Integer),
               "key": ([None if group_by == "day" else r.key for r in reads], Integer),
-              "bucket": ([r.bucket for r in reads], Integer),
+              "day": ([t["day"] for t in targets], Date),
               "low": ([t["low"] for t in targets], Float),
               "high": ([t["high"] for t in targets], Float),
               "since": ([t["since"] for t in targets], DateTime(timezone=True)),

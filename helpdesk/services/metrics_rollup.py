@@ -25,8 +25,7 @@ from sqlalchemy.orm import Session
 from helpdesk.extensions import db
 from helpdesk.models import Call, MetricHistogram, MetricRollup, Survey, Ticket, TicketFact
 from helpdesk.services.metrics_compaction import CELLS, MEASURES, compact_table
-from helpdesk.services.metrics_histograms import DIMENSIONS as HISTOGRAM_DIMENSIONS
-from helpdesk.services.metrics_histograms import FIGURES, histogram_rows
+from helpdesk.services.metrics_histograms import all_histogram_rows
 from helpdesk.services.metrics_parts import DIMENSIONS, SOURCES, rollup_rows
 from helpdesk.services.metrics_sql import dialect
 
@@ -47,9 +46,7 @@ def _queries(model: type, condition) -> list[tuple[type, Any]]:
                                         for dimension in DIMENSIONS)))
              for source in SOURCES if source.model is model]
     if model is TicketFact:
-        found.append((MetricHistogram, union_all(*(
-            histogram_rows(figure, dimension, condition)
-            for figure in FIGURES for dimension in HISTOGRAM_DIMENSIONS))))
+        found.append((MetricHistogram, union_all(*all_histogram_rows(condition))))
     return found
 
 

@@ -23,16 +23,18 @@ depends_on = None
 FRT_COUNTED = 'frt_counted'
 INBOUND_ABANDONED = "direction = 'inbound' AND outcome = 'abandoned'"
 FACT_INDEXES = {  # name: (columns, INCLUDE, partial index predicate)
-    'ix_ticket_facts_resolution_day': (['resolution_bucket', 'solved_at'],
-                                       ['resolution_seconds'], None),
     'ix_ticket_facts_frt_order': (['first_response_seconds'], ['first_response_at'],
                                   FRT_COUNTED),
     'ix_ticket_facts_agent_frt_order': (['assignee_id', 'first_response_seconds'],
                                         ['first_response_at'], FRT_COUNTED),
     'ix_ticket_facts_channel_frt_order': (['channel_id', 'first_response_seconds'],
                                           ['first_response_at'], FRT_COUNTED),
-    'ix_ticket_facts_frt_day': (['frt_bucket', 'first_response_at'],
-                                ['first_response_seconds'], FRT_COUNTED),
+}
+# Values in order per UTC day: PostgreSQL only (its day expression; SQLite needs none).
+DAY_INDEXES = {
+    'ix_ticket_facts_day_resolution_order': ('solved_at', 'resolution_seconds', None),
+    'ix_ticket_facts_day_frt_order': ('first_response_at', 'first_response_seconds',
+                                      FRT_COUNTED),
 }
 COUNTS = ('created', 'solved', 'flr', 'fcr', 'sla_met', 'sla_n', 'calls', 'abandoned',
           'csat_n', 'csat_good', 'ces_n', 'nps_n', 'promoters', 'detractors')
@@ -66,6 +68,11 @@ def upgrade():
         for name, (columns, include, where) in FACT_INDEXES.items():
             batch_op.create_index(name, columns, unique=False, postgresql_include=include,
                                   **_where(where))
+    if op.get_bind().dialect.name == 'postgresql':
+        for name, (moment, value, where) in DAY_INDEXES.items():
+            op.create_index(name, 'ticket_facts',
+                            [sa.text(f"(CAST(timezone('UTC', {moment}) AS DATE))"), value],
+                            postgresql_include=[moment], **_where(where))
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.create_index('ix_calls_abandoned_wait', ['wait_seconds'], unique=False,
                               postgresql_include=['started_at', 'agent_id', 'channel_id'],
@@ -101,6 +108,9 @@ def downgrade():
     op.drop_table('metric_rollups')
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.drop_index('ix_calls_abandoned_wait')
+    if op.get_bind().dialect.name == 'postgresql':
+        for name in reversed(DAY_INDEXES):
+            op.drop_index(name, table_name='ticket_facts')
     with op.batch_alter_table('ticket_facts', schema=None) as batch_op:
         for name in reversed(FACT_INDEXES):
             batch_op.drop_index(name)
@@ -141,6 +151,13 @@ def _day(column, unit='day'):
 
 
 MONTH = "'month'"
+
+
+def _ever():
+    """models/rollups.EVER, the `start` of all-time histogram rows."""
+    if op.get_bind().dialect.name == 'postgresql':
+        return "DATE '0001-01-01'"
+    return "'0001-01-01'"
 
 
 # Each source's parts, as of this revision: (table, moment, agent, channel, where, parts).
@@ -189,12 +206,17 @@ def _fill_rollups():
                f"({' UNION ALL '.join(selects)}) parts GROUP BY day, dimension, key")
     for name, value, bucket, moment, where in FIGURES:
         month = _day(moment, 'month')
-        for dimension, start, key in (('day', _day(moment), None),
-                                      ('agent', month, 'coalesce(assignee_id, 0)'),
-                                      ('channel', month, 'channel_id')):
-            keys = ', '.join(k for k in (start, key, bucket) if k is not None)
+        # (the day histograms' buckets are 4 of the facts' (metrics_histograms.DAY_SHIFT);
+        # agents' and channels' come per month and over all time, EVER)
+        agent, ever = 'coalesce(assignee_id, 0)', _ever()
+        for dimension, start, key, wide in (('day', _day(moment), None, f'{bucket} / 4'),
+                                            ('agent', month, agent, bucket),
+                                            ('channel', month, 'channel_id', bucket),
+                                            ('agent', ever, agent, bucket),
+                                            ('channel', ever, 'channel_id', bucket)):
+            keys = ', '.join(k for k in (start, key, wide) if k is not None and k != ever)
             op.execute(
                 f"INSERT INTO metric_histograms (figure, dimension, start, key, bucket, "
                 f"compacted, n, total) SELECT '{name}', '{dimension}', {start}, {key or 0}, "
-                f"{bucket}, true, count(*), sum({value}) FROM ticket_facts "
+                f"{wide}, true, count(*), sum({value}) FROM ticket_facts "
                 f"WHERE {where} AND {value} IS NOT NULL GROUP BY {keys}")
