@@ -1,14 +1,18 @@
-"""Migrations: one head, and upgrade → downgrade → upgrade on a scratch database."""
+"""Migrations: one head, upgrade → downgrade → upgrade on a scratch database, and the metric
+roll-ups an upgrade fills from existing records."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -31,7 +35,7 @@ def _scratch_database(database_url: str):
     from helpdesk.config import normalize_database_url
 
     url = sa.engine.make_url(normalize_database_url(database_url))
-    name = f"helpdesk_mig_{uuid.uuid4().hex[:10]}"
+    name = f"{url.database}_mig_{uuid.uuid4().hex[:10]}"  # named after the tests' own
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -81,3 +85,77 @@ def test_cli_works_from_any_directory():
     assert result.returncode == 0
     for command in ("run", "web", "worker", "db", "agents", "channels", "deliveries"):
         assert command in result.stdout
+
+
+def _seed_before_rollups(url: str) -> None:
+    """Tickets, facts (no buckets yet), calls and answers, as a database at 0007 holds them."""
+    from helpdesk.models import Agent, Call, Channel, Customer, Survey, Ticket
+
+    rng, base = random.Random(2), datetime(2026, 1, 28, 13, tzinfo=UTC)
+    facts = sa.table("ticket_facts", *(sa.column(name) for name in (
+        "ticket_id", "cycle", "started_at", "solved_at", "reopened", "channel_id",
+        "assignee_id", "contact_reason_suggested", "first_response_at",
+        "first_response_seconds", "frt_counted", "resolution_seconds", "pending_seconds",
+        "handle_seconds", "max_level", "public_replies", "sla_met")))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for n in (1, 2):
+            conn.execute(sa.insert(Channel.__table__).values(
+                id=n, name=f"c{n}", kind="api", provider="api", key=f"k{n}"))
+            conn.execute(sa.insert(Agent.__table__).values(id=n, email=f"a{n}@x", name="A"))
+        conn.execute(sa.insert(Customer.__table__).values(id=1, name="C"))
+        for n in range(1, 41):
+            created = base + timedelta(hours=rng.random() * 24 * 9)
+            solved = created + timedelta(hours=rng.random() * 30)
+            conn.execute(sa.insert(Ticket.__table__).values(
+                id=n, customer_id=1, channel_id=1 + n % 2, assignee_id=rng.choice([1, 2, None]),
+                created_at=created, status="solved" if n < 35 else "open",
+                solved_at=solved if n < 35 else None))
+            if n < 35:
+                conn.execute(sa.insert(facts).values(
+                    ticket_id=n, cycle=1, started_at=created, solved_at=solved, reopened=False,
+                    channel_id=1 + n % 2, assignee_id=rng.choice([1, None]),
+                    contact_reason_suggested=False, first_response_at=created,
+                    first_response_seconds=rng.random() * 900, frt_counted=True,
+                    resolution_seconds=(solved - created).total_seconds(),
+                    pending_seconds=1.0, handle_seconds=rng.random() * 60, max_level=1,
+                    public_replies=n % 3, sla_met=rng.choice([True, False, None])))
+            conn.execute(sa.insert(Call.__table__).values(
+                channel_id=1, customer_id=1, external_id=f"CA{n}", outcome="abandoned",
+                wait_seconds=n, started_at=created, agent_id=1))
+            conn.execute(sa.insert(Survey.__table__).values(
+                ticket_id=n, customer_id=1, channel_id=1, agent_id=2, kind="nps",
+                token=f"t{n}", status="answered", score=n % 11, answered_at=solved))
+    engine.dispose()
+
+
+def test_the_upgrade_fills_the_rollups_as_a_rebuild_would(database_url, redis_url):
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.models import TicketFact
+    from helpdesk.services import metrics_rollup
+    from helpdesk.services.metrics_buckets import bucket_of
+    from tests.support.metrics import rollup_cells
+
+    url, drop = _scratch_database(database_url)
+    try:
+        _helpdesk_db(url, "upgrade", "0007")
+        _seed_before_rollups(url)
+        _helpdesk_db(url, "upgrade")
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url,
+                          "TESTING": True, "SECRET_KEY": "test"}, socket_server=False)
+        with app.app_context():
+            for fact in db.session.execute(sa.select(TicketFact)).scalars():
+                assert fact.resolution_bucket == bucket_of(fact.resolution_seconds)
+                assert fact.frt_bucket == bucket_of(fact.first_response_seconds)
+            filled = rollup_cells()
+            assert len(filled) > 40
+            metrics_rollup.rebuild()
+            rebuilt = rollup_cells()
+            assert filled.keys() == rebuilt.keys()
+            for cell, values in rebuilt.items():
+                assert filled[cell] == {k: pytest.approx(v, rel=1e-12) for k, v in values.items()}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()

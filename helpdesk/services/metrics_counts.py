@@ -205,18 +205,20 @@ def _live_members(group_by: str | None, live: dict[tuple, list[float]]) -> list[
     """The live values' counts as selects (one of arrays on PostgreSQL, literal rows else)."""
     if not live:
         return []
-    key_type = Date if group_by == "day" else Integer
-    columns = {"key": ([date.fromisoformat(k) if group_by == "day" else k
-                        for k, _ in live], key_type),
-               "bucket": ([b for _, b in live], Integer),
+    columns = {"bucket": ([b for _, b in live], Integer),
                "n": ([len(values) for values in live.values()], Integer),
                "total": ([sum(values) for values in live.values()], Float)}
+    if group_by is not None:
+        keys = [date.fromisoformat(k) if group_by == "day" else k for k, _ in live]
+        columns = {"key": (keys, Date if group_by == "day" else Integer), **columns}
     if dialect() == "postgresql":
         rows = func.unnest(*(bindparam(f"live_{name}", values, type_=ARRAY(type_))
                              for name, (values, type_) in columns.items())).table_valued(
             *(column(name, type_) for name, (_, type_) in columns.items())
         ).render_derived(name="live")
-        return [select(*rows.c)]
-    return [select(*(literal(values[i], type_).label(name)
-                     for name, (values, type_) in columns.items()))
-            for i in range(len(live))]
+        cells = [[rows.c[name] for name in columns]]
+    else:
+        cells = [[literal(values[i], type_).label(name)
+                  for name, (values, type_) in columns.items()] for i in range(len(live))]
+    no_key = [] if group_by is not None else [key_column(None)]  # NULL, like the other parts
+    return [select(*no_key, *row) for row in cells]

@@ -14,9 +14,9 @@ from sqlalchemy import delete, func, select
 
 from helpdesk.extensions import db
 from helpdesk.models import Call, Customer, MetricHistogram, MetricRollup, Survey, TicketFact
-from helpdesk.services.metrics_compaction import CELLS
 from tests.support import factories
 from tests.support.live import api_message
+from tests.support.metrics import rollup_cells
 
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
 PERIOD = {"from": "2026-11-02", "to": "2026-11-03"}
@@ -349,7 +349,7 @@ def test_rebuild_reproduces_the_figures(app, api, supervisor, scripted_day):
     before = summary(api, supervisor, group_by="agent")
     reasons = api.as_(supervisor).get("/api/v1/metrics/contact-reasons", params=PERIOD).json()
     with app.app_context():
-        rows_before, rollups_before = _fact_rows(), _rollup_cells()
+        rows_before, rollups_before = _fact_rows(), rollup_cells()
         for derived in (TicketFact, MetricRollup, MetricHistogram):  # lost, say
             db.session.execute(delete(derived))
         db.session.commit()
@@ -361,25 +361,10 @@ def test_rebuild_reproduces_the_figures(app, api, supervisor, scripted_day):
     assert "rebuilt 5 ticket facts" in result.output
     with app.app_context():
         assert _fact_rows() == rows_before
-        assert _rollup_cells() == rollups_before
+        assert rollup_cells() == rollups_before
     assert summary(api, supervisor, group_by="agent") == before
     assert api.as_(supervisor).get("/api/v1/metrics/contact-reasons",
                                    params=PERIOD).json() == reasons
-
-
-def _rollup_cells() -> dict:
-    """The roll-ups' sums per cell, however their rows are split."""
-    from helpdesk.services import metrics_rollup
-
-    metrics_rollup.compact()
-    cells = {}
-    for table in (MetricRollup, MetricHistogram):
-        for row in db.session.execute(select(table)).scalars():
-            values = {c.name: getattr(row, c.name) for c in table.__table__.columns
-                      if c.name not in ("id", "compacted")}
-            cells[table.__tablename__, *(values.pop(k) for k in CELLS[table])] = values
-    db.session.commit()
-    return cells
 
 
 def _fact_rows() -> list[tuple]:
