@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, true, union_all
+from sqlalchemy import delete, event, insert, select, text, true, union_all
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -61,7 +61,7 @@ def _date(value: date | str) -> date:
 
 def contributions(session: Session, ids: dict[type, set[int]], lock: bool = False) -> Cells:
     """{cell: {column: sum}} of these records as the database has them now."""
-    cells: Cells = defaultdict(lambda: defaultdict(float))
+    cells: Cells = defaultdict(lambda: defaultdict(int))
     connection = session.connection()
     for model, model_ids in ids.items():
         if not model_ids:
@@ -139,6 +139,8 @@ def tracking(model: type, ids: list[int]) -> Iterator[None]:
 def rebuild() -> int:
     """Recompute both roll-ups from the records (one transaction); the rows written."""
     connection = db.session.connection()
+    if dialect() == "postgresql":  # writers' changes wait: counted after, or in, never lost
+        connection.execute(text("LOCK TABLE metric_rollups, metric_histograms IN EXCLUSIVE MODE"))
     for table in (MetricRollup, MetricHistogram):
         connection.execute(delete(table))
     for model in TRACKED:
