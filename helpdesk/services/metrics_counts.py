@@ -67,6 +67,8 @@ def counts(figure: Figure, period: Period, group_by: str | None, fractions: tupl
     running count per group, keeping only the buckets next to the fractions' ranks."""
     live = _live(figure, period, group_by)
     members = _members(figure, period, group_by, live)
+    if not members:  # no facts at all, nothing live
+        return {}, live
     parts = (union_all(*members) if len(members) > 1 else members[0]).subquery()
     summed = (select(parts.c.key, parts.c.bucket, cast(func.sum(parts.c.n), BigInteger).label("n"),
                      func.sum(parts.c.total).label("total"))

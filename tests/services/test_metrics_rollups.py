@@ -155,6 +155,15 @@ def test_histogram_percentiles_equal_sorting_every_value(app, history, group_by)
                 db.session.rollback()
 
 
+@pytest.mark.parametrize("group_by", GROUPS)
+def test_no_values_either_way(app, group_by):
+    period = Period(START, START + timedelta(days=DAYS))
+    with app.app_context():
+        for figure in FIGURES:
+            assert distribution(figure, period, group_by) == {}
+            assert distribution(figure, period, group_by, direct=True) == {}
+
+
 def _flat(body, path: str = "") -> dict:
     """{"groups[3].frt_seconds.p50": value, ...}"""
     parts = body.items() if isinstance(body, dict) else enumerate(body) \
