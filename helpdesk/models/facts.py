@@ -30,13 +30,17 @@ class TicketFact(db.Model):
     __tablename__ = "ticket_facts"
     __table_args__ = (
         UniqueConstraint("ticket_id", "cycle"),
-        Index("ix_ticket_facts_solved_at", "solved_at"),
+        # A span's facts without the table (index-only on PostgreSQL; migration 0008).
+        Index("ix_ticket_facts_solved_at", "solved_at", postgresql_include=[
+            "ticket_id", "assignee_id", "channel_id", "resolution_seconds",
+            "resolution_bucket"]),
         Index("ix_ticket_facts_reopened_at", "reopened_at",
               postgresql_where=text("reopened_at IS NOT NULL"),
               sqlite_where=text("reopened_at IS NOT NULL")),
         # FRT counts each ticket once, on the cycle in which its first response was known.
-        Index("ix_ticket_facts_first_response_at", "first_response_at",
-              postgresql_where=text("frt_counted"), sqlite_where=text("frt_counted")),
+        Index("ix_ticket_facts_first_response_at", "first_response_at", postgresql_include=[
+            "assignee_id", "channel_id", "first_response_seconds", "frt_bucket"],
+            **FRT_COUNTED),
         # Resolution times in order, overall and per agent or channel (migration 0007): the
         # percentiles read one bucket's values in order from these (index-only on PostgreSQL).
         Index("ix_ticket_facts_resolution_order", "resolution_seconds",

@@ -81,7 +81,8 @@ class MetricHistogram(db.Model):
 
     __tablename__ = "metric_histograms"
     __table_args__ = (
-        Index("ix_metric_histograms_cell", "figure", "dimension", "start", "key", "bucket"),
+        Index("ix_metric_histograms_cell", "figure", "dimension", "start", "key", "bucket",
+              postgresql_include=["n", "total"]),
         Index("ix_metric_histograms_uncompacted", "id", postgresql_where=text(UNCOMPACTED),
               sqlite_where=text(UNCOMPACTED)),
     )

@@ -45,7 +45,7 @@ from helpdesk.services.metrics_histograms import (
     shift_of,
 )
 from helpdesk.services.metrics_parts import joined, keyed
-from helpdesk.services.metrics_periods import Period, any_of, following, split
+from helpdesk.services.metrics_periods import Period, following, split
 from helpdesk.services.metrics_sql import day_key, dialect, key_column
 
 
@@ -57,6 +57,10 @@ class Group:
     count: int
     total: float
     buckets: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> dict[int, int]:
+        return {bucket: n for bucket, _, n in self.buckets}
 
 
 def counts(figure: Figure, period: Period, group_by: str | None, fractions: tuple[float, ...]
@@ -70,7 +74,8 @@ def counts(figure: Figure, period: Period, group_by: str | None, fractions: tupl
     if not members:  # no facts at all, nothing live
         return {}, live
     parts = (union_all(*members) if len(members) > 1 else members[0]).subquery()
-    summed = (select(parts.c.key, parts.c.bucket, cast(func.sum(parts.c.n), BigInteger).label("n"),
+    # int4 counts: window sums of them are int8, not the much slower numeric
+    summed = (select(parts.c.key, parts.c.bucket, cast(func.sum(parts.c.n), Integer).label("n"),
                      func.sum(parts.c.total).label("total"))
               .group_by(parts.c.key, parts.c.bucket)).subquery()
     cells = select(*summed.c).where(summed.c.n > 0).subquery()
@@ -102,7 +107,7 @@ def _members(figure: Figure, period: Period, group_by: str | None, live: dict) -
         members = [] if whole is None else [
             _stored(figure, group_by, 1, h.start >= whole[0], h.start < whole[1])]
         if partials:
-            members.append(_counted(figure, group_by, [p.inside for p in partials], 1))
+            members += [_counted(figure, group_by, p.inside, 1) for p in partials]
         return members + _live_members(group_by, live)
     return _month_members(figure, period, group_by) + _live_members(group_by, live)
 
@@ -137,8 +142,8 @@ def _month_members(figure: Figure, period: Period, group_by: str | None) -> list
                 units[-1].append(partial.unit)
     members += [_stored(figure, group_by, sign, h.start.in_(unit_list))
                 for sign, unit_list in units.items()]
-    return members + [_counted(figure, group_by, span_list, sign)
-                      for sign, span_list in spans.items()]
+    return members + [_counted(figure, group_by, span, sign)
+                      for sign, span_list in spans.items() for span in span_list]
 
 
 def _data_span(figure: Figure) -> Period | None:
@@ -180,13 +185,14 @@ def _stored(figure: Figure, group_by: str | None, sign: int, *conditions) -> Sel
     return query.outerjoin(Agent, Agent.id == h.key) if group_by == "team" else query
 
 
-def _counted(figure: Figure, group_by: str | None, spans: list[Period], sign: int) -> Select:
+def _counted(figure: Figure, group_by: str | None, span: Period, sign: int) -> Select:
+    """From the facts: one span (a range scan of the moment's covering index)."""
     f = TicketFact
     bucket = histogram_bucket(figure, dimension_of(group_by))
     query, key, join_on = keyed(group_by, f.assignee_id, f.channel_id, figure.moment,
                                 bucket.label("bucket"), (sign * func.count()).label("n"),
                                 (sign * func.sum(figure.value)).label("total"))
-    query = joined(query.where(any_of(spans, figure.moment), figure.value.is_not(None),
+    query = joined(query.where(span.has(figure.moment), figure.value.is_not(None),
                                *figure.where), f, join_on)
     return query.group_by(*([bucket] if key is None else [key, bucket]))
 

@@ -50,12 +50,15 @@ Distribution = tuple[int, float | None, list[float | None]]  # (count, mean, [p5
 
 @dataclass(frozen=True)
 class Read:
-    """Positions [skip, skip + take) of one group's bucket, in value order."""
+    """`take` values of one group's bucket after skipping `skip`, in value order or (`from_top`,
+    when nearer that end) from the largest down; `first`: the first one's position."""
 
     key: Any
     bucket: int
     skip: int
     take: int
+    first: int
+    from_top: bool = False
 
 
 def distribution(figure: Figure, period: Period, group_by: str | None, direct: bool = False
@@ -69,15 +72,15 @@ def distribution(figure: Figure, period: Period, group_by: str | None, direct: b
         return {day_key(k): v for k, v in found.items()} if group_by == "day" else found
     found, live = counts(figure, period, group_by, FRACTIONS)
     plans = {key: _plan(group) for key, group in found.items()}
-    reads = [_read(key, bucket, positions, live)
+    reads = [_read(key, bucket, positions, live, found[key].sizes[bucket])
              for key, at in plans.items() for bucket, positions in _by_bucket(at)]
     read = _values(figure, period, group_by, reads, live)
     result = {}
     for key, at in plans.items():
         def value(rank: int, key=key, at=at) -> float:
             bucket, position = at[rank]
-            skip, found_values = read[key, bucket]
-            return found_values[position - skip]
+            first, found_values = read[key, bucket]
+            return found_values[position - first]
         group = found[key]
         result[key] = (group.count, group.total / group.count,
                        [_percentile(p, group.count, value) for p in FRACTIONS])
@@ -105,10 +108,13 @@ def _by_bucket(at: dict[int, tuple[int, int]]) -> list[tuple[int, list[int]]]:
     return sorted(positions.items())
 
 
-def _read(key: Any, bucket: int, positions: list[int], live: dict) -> Read:
+def _read(key: Any, bucket: int, positions: list[int], live: dict, size: int) -> Read:
+    low, high = min(positions), max(positions)
     if live.get((key, bucket)):  # merged with the live values: read the facts from the first
-        return Read(key, bucket, 0, max(positions) + 1)
-    return Read(key, bucket, min(positions), max(positions) - min(positions) + 1)
+        return Read(key, bucket, 0, high + 1, 0)
+    if size - 1 - high < low:  # nearer the top: skip fewer
+        return Read(key, bucket, size - 1 - high, high - low + 1, low, from_top=True)
+    return Read(key, bucket, low, high - low + 1, low)
 
 
 def _percentile(p: float, count: int, value) -> float:
@@ -122,20 +128,27 @@ def _percentile(p: float, count: int, value) -> float:
 
 def _values(figure: Figure, period: Period, group_by: str | None, reads: list[Read],
             live: dict) -> dict[tuple, tuple[int, list[float]]]:
-    """{(key, bucket): (skip, the values read, merged with that bucket's live values)}."""
-    batched = [r for r in reads if r.key is not None or group_by is None]
-    found = _lateral(figure, period, group_by, batched) if dialect() == "postgresql" else {}
+    """{(key, bucket): (first position, the values read from it up, merged with the bucket's
+    live values)}."""
+    found: dict[tuple, list[float]] = {}
+    if dialect() == "postgresql":
+        batched = [r for r in reads if r.key is not None or group_by is None]
+        for from_top in (False, True):
+            found.update(_lateral(figure, period, group_by,
+                                  [r for r in batched if r.from_top == from_top]))
     for r in reads:
         if (r.key, r.bucket) not in found:
             where = _where(figure, period, group_by, _target(period, group_by, r))
-            found[r.key, r.bucket] = list(db.session.execute(
-                select(figure.value).where(*where).order_by(figure.value)
+            found[r.key, r.bucket] = sorted(db.session.execute(
+                select(figure.value).where(*where).order_by(_order(figure, r.from_top))
                 .offset(r.skip).limit(r.take)).scalars())
-    result = {}
-    for r in reads:
-        merged = sorted(found[r.key, r.bucket] + live.get((r.key, r.bucket), []))
-        result[r.key, r.bucket] = (r.skip, merged)
-    return result
+    return {(r.key, r.bucket): (r.first, sorted(found[r.key, r.bucket]
+                                                + live.get((r.key, r.bucket), [])))
+            for r in reads}
+
+
+def _order(figure: Figure, from_top: bool) -> ColumnElement:
+    return figure.value.desc() if from_top else figure.value
 
 
 def _target(period: Period, group_by: str | None, r: Read) -> dict[str, Any]:
@@ -179,8 +192,8 @@ def _in_team(team: Any) -> ColumnElement:
 
 def _lateral(figure: Figure, period: Period, group_by: str | None, reads: list[Read]
              ) -> dict[tuple, list[float]]:
-    """Every read in one statement: the targets, passed as arrays, joined LATERAL to their
-    reads (arrays: a few parameters however many targets, cheap to compile)."""
+    """Every read (all in one direction) in one statement: the targets, passed as arrays,
+    joined LATERAL to their reads (arrays: a few parameters however many, cheap to compile)."""
     if not reads:
         return {}
     targets = [_target(period, group_by, r) for r in reads]
@@ -198,7 +211,8 @@ def _lateral(figure: Figure, period: Period, group_by: str | None, reads: list[R
         *(column(name, type_) for name, (_, type_) in arrays.items())).render_derived(name="t")
     inner = (select(figure.value.label("value"))
              .where(*_where(figure, period, group_by, dict(t.c.items())))
-             .order_by(figure.value).offset(t.c.skip).limit(t.c.take).lateral())
+             .order_by(_order(figure, reads[0].from_top)).offset(t.c.skip).limit(t.c.take)
+             .lateral())
     found: dict[tuple, list[float]] = defaultdict(list)
     for i, value in db.session.execute(select(t.c.i, inner.c.value).select_from(t).join(
             inner, true())):

@@ -30,6 +30,13 @@ FACT_INDEXES = {  # name: (columns, INCLUDE, partial index predicate)
     'ix_ticket_facts_channel_frt_order': (['channel_id', 'first_response_seconds'],
                                           ['first_response_at'], FRT_COUNTED),
 }
+# A span's facts without the table: PostgreSQL's INCLUDE (SQLite has none to add).
+COVERING = {
+    'ix_ticket_facts_solved_at': ('solved_at', ['ticket_id', 'assignee_id', 'channel_id',
+                                                'resolution_seconds', 'resolution_bucket'], None),
+    'ix_ticket_facts_first_response_at': ('first_response_at', [
+        'assignee_id', 'channel_id', 'first_response_seconds', 'frt_bucket'], FRT_COUNTED),
+}
 # Values in order per UTC day: PostgreSQL only (its day expression; SQLite needs none).
 DAY_INDEXES = {
     'ix_ticket_facts_day_resolution_order': ('solved_at', 'resolution_seconds', None),
@@ -69,6 +76,7 @@ def upgrade():
             batch_op.create_index(name, columns, unique=False, postgresql_include=include,
                                   **_where(where))
     if op.get_bind().dialect.name == 'postgresql':
+        _covering(include=True)
         for name, (moment, value, where) in DAY_INDEXES.items():
             op.create_index(name, 'ticket_facts',
                             [sa.text(f"(CAST(timezone('UTC', {moment}) AS DATE))"), value],
@@ -97,7 +105,8 @@ def upgrade():
                               **_where('NOT compacted'))
     with op.batch_alter_table('metric_histograms', schema=None) as batch_op:
         batch_op.create_index('ix_metric_histograms_cell',
-                              ['figure', 'dimension', 'start', 'key', 'bucket'])
+                              ['figure', 'dimension', 'start', 'key', 'bucket'],
+                              postgresql_include=['n', 'total'])
         batch_op.create_index('ix_metric_histograms_uncompacted', ['id'],
                               **_where('NOT compacted'))
     _fill_rollups()
@@ -111,6 +120,7 @@ def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         for name in reversed(DAY_INDEXES):
             op.drop_index(name, table_name='ticket_facts')
+        _covering(include=False)
     with op.batch_alter_table('ticket_facts', schema=None) as batch_op:
         for name in reversed(FACT_INDEXES):
             batch_op.drop_index(name)
@@ -121,6 +131,14 @@ def downgrade():
         with op.batch_alter_table('ticket_facts', schema=None) as batch_op:
             batch_op.drop_column('frt_bucket')
             batch_op.drop_column('resolution_bucket')
+
+
+def _covering(include):
+    """The facts' moment indexes, with (upgrade) or without (downgrade) their INCLUDE."""
+    for name, (moment, columns, where) in COVERING.items():
+        op.drop_index(name, table_name='ticket_facts')
+        op.create_index(name, 'ticket_facts', [moment],
+                        postgresql_include=columns if include else [], **_where(where))
 
 
 def _fill_buckets(batch=5000):
