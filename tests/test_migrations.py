@@ -88,7 +88,8 @@ def test_cli_works_from_any_directory():
 
 
 def _seed_before_rollups(url: str) -> None:
-    """Tickets, facts (no buckets yet), calls and answers, as a database at 0007 holds them."""
+    """Tickets, facts (no buckets yet), calls and answers, as a database before 0008 holds
+    them."""
     from helpdesk.models import Agent, Call, Channel, Customer, Survey, Ticket
 
     rng, base = random.Random(2), datetime(2026, 1, 28, 13, tzinfo=UTC)
@@ -139,7 +140,7 @@ def test_the_upgrade_fills_the_rollups_as_a_rebuild_would(database_url, redis_ur
 
     url, drop = _scratch_database(database_url)
     try:
-        _helpdesk_db(url, "upgrade", "0007")
+        _helpdesk_db(url, "upgrade", "0009")  # 0008's down revision
         _seed_before_rollups(url)
         _helpdesk_db(url, "upgrade")
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url,

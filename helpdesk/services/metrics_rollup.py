@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
 from helpdesk.models import Call, MetricHistogram, MetricRollup, Survey, Ticket, TicketFact
+from helpdesk.models.rollups import NO_KEY
 from helpdesk.services.metrics_compaction import CELLS, MEASURES, compact_table
 from helpdesk.services.metrics_histograms import all_histogram_rows
 from helpdesk.services.metrics_parts import DIMENSIONS, SOURCES, rollup_rows
@@ -134,6 +135,20 @@ def tracking(model: type, ids: list[int]) -> Iterator[None]:
     before = contributions(session, {model: set(ids)}, lock=True)
     yield
     append(session, contributions(session, {model: set(ids)}), before)
+
+
+def claimed(ticket_id: int) -> None:
+    """A queued ticket just assigned by one SQL statement (queue, on PostgreSQL): unassigned
+    before (and new or open, which counts the same), so its cells move from no agent."""
+    session = db.session
+    after = contributions(session, {Ticket: {ticket_id}})
+    before: Cells = defaultdict(lambda: defaultdict(int))
+    for (table, dimension, *rest), values in after.items():
+        if dimension == "agent":
+            rest[-1] = NO_KEY
+        for name, value in values.items():
+            before[table, dimension, *rest][name] += value
+    append(session, after, before)
 
 
 def rebuild() -> int:

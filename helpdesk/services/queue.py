@@ -13,7 +13,7 @@ from helpdesk.errors import Conflict
 from helpdesk.extensions import db
 from helpdesk.models import KINDS, Agent, Channel, Customer, Ticket
 from helpdesk.realtime import events
-from helpdesk.services import assignment, settings
+from helpdesk.services import assignment, metrics_rollup, settings
 from helpdesk.services.transaction import commit
 
 QUEUE_ORDER = (Ticket.priority_rank.desc(), Ticket.sla_due_at.asc(),
@@ -104,6 +104,7 @@ def _claim_in_one_statement(agent: Agent, kinds: list[str]) -> Ticket | None:
     if ticket_id is None:
         db.session.rollback()
         return None
+    metrics_rollup.claimed(ticket_id)  # an UPDATE no flush saw
     # Its JSON needs the customer's identities: in the same query, not a second one.
     ticket = db.session.get(Ticket, ticket_id, populate_existing=True,
                             options=[joinedload(Ticket.customer).joinedload(Customer.identities)])

@@ -1,7 +1,7 @@
 """metrics roll-up: daily parts and value histograms, bucketed facts, their read orders
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0009 (0008 was written beside 0009; it comes after it)
 
 The summary reads whole days from `metric_rollups` (additive parts per day and agent or
 channel) and `metric_histograms` (resolution and first-response times per value bucket, per
@@ -16,7 +16,7 @@ from alembic import op
 from helpdesk.services.metrics_buckets import bucket_of
 
 revision = '0008'
-down_revision = '0007'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

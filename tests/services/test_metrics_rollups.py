@@ -111,6 +111,16 @@ def test_a_survey_answer_written_in_bulk_is_followed(app, history):
         _same(rollup_cells(), _rebuilt())
 
 
+def test_a_claim_from_the_queue_is_followed(app, api, history):
+    """On PostgreSQL a claim is one SQL statement that no flush sees."""
+    taker = factories.agent(app)
+    response = api.as_(taker).post("/api/v1/queue/next")
+    assert response.status_code == 200, response.text
+    with app.app_context():
+        assert db.session.get(Ticket, response.json()["id"]).assignee_id == taker.id
+        _same(rollup_cells(), _rebuilt())
+
+
 def test_compaction_keeps_the_sums_in_one_row_per_cell(app, history):
     with app.app_context():
         rows = db.session.execute(select(func.count()).select_from(MetricRollup)).scalar()
