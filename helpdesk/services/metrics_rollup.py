@@ -17,9 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, text, true, union_all
+from sqlalchemy import bindparam, delete, event, insert, select, text, true, union_all
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -51,6 +52,13 @@ def _queries(model: type, condition) -> list[tuple[type, Any]]:
     return found
 
 
+@cache
+def _queries_by_ids(model: type, _dialect: str) -> list[tuple[type, Any]]:
+    """`_queries` for the records whose ids are the `ids` parameter, built once per model
+    (every flush that changes a tracked record runs them)."""
+    return _queries(model, model.id.in_(bindparam("ids", expanding=True)))
+
+
 def _cell(table: type, row: dict) -> tuple:
     return (table, *(_date(row[name]) if name in ("day", "start") else row[name]
                      for name in CELLS[table]))
@@ -67,12 +75,12 @@ def contributions(session: Session, ids: dict[type, set[int]], lock: bool = Fals
     for model, model_ids in ids.items():
         if not model_ids:
             continue
-        condition = model.id.in_(sorted(model_ids))
+        ids_param = {"ids": sorted(model_ids)}
         if lock and dialect() == "postgresql":
-            connection.execute(select(model.id).where(condition).order_by(model.id)
-                               .with_for_update())
-        for table, query in _queries(model, condition):
-            for row in connection.execute(query).mappings():
+            connection.execute(select(model.id).where(model.id.in_(ids_param["ids"]))
+                               .order_by(model.id).with_for_update())
+        for table, query in _queries_by_ids(model, dialect()):
+            for row in connection.execute(query, ids_param).mappings():
                 values = cells[_cell(table, row)]
                 for name in MEASURES[table]:
                     if name in row:
