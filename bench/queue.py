@@ -470,6 +470,7 @@ def scoring(system: System, seconds: float) -> dict:
     from helpdesk import create_app
     from helpdesk.extensions import db
     from helpdesk.models import Ticket
+    from helpdesk.realtime.events import QueueStatsThrottle
     from helpdesk.services import routing
     from helpdesk.services.urgency import UrgencyFacts, score_urgency
 
@@ -496,7 +497,7 @@ def scoring(system: System, seconds: float) -> dict:
         result["score_ticket"] = _rate(score, seconds, ids)
         result["route_ticket"] = _rate(routing.route_ticket, seconds, ids[::-1])
         db.session.remove()
-    time.sleep(0.5)  # let the last coalesced queue.updated fire before the database goes
+    time.sleep(QueueStatsThrottle.MAX_INTERVAL + 0.5)  # the last coalesced queue.updated
     return result
 
 

@@ -20,7 +20,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, event, insert, select, text, true, union_all
+from sqlalchemy import bindparam, delete, event, insert, literal, select, text, true, union_all
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -147,16 +147,29 @@ def tracking(model: type, ids: list[int]) -> Iterator[None]:
 
 def claimed(ticket_id: int) -> None:
     """A queued ticket just assigned by one SQL statement (queue, on PostgreSQL): unassigned
-    before (and new or open, which counts the same), so its cells move from no agent."""
-    session = db.session
-    after = contributions(session, {Ticket: {ticket_id}})
-    before: Cells = defaultdict(lambda: defaultdict(int))
-    for (table, dimension, *rest), values in after.items():
-        if dimension == "agent":
-            rest[-1] = NO_KEY
-        for name, value in values.items():
-            before[table, dimension, *rest][name] += value
-    append(session, after, before)
+    before (and new or open, which counts the same), so its cells move from no agent. One
+    INSERT … SELECT per source: the ticket's rows as they are now, and the same taken off
+    no agent."""
+    connection = db.session.connection()
+    for statement in _claimed_statements(dialect()):
+        connection.execute(statement, {"ticket_id": ticket_id})
+
+
+@cache
+def _claimed_statements(_dialect: str) -> list[Any]:
+    """Built once: every claim runs them."""
+    statements = []
+    for source in SOURCES:
+        if source.model is not Ticket:
+            continue
+        after = rollup_rows(source, "agent", Ticket.id == bindparam("ticket_id")).subquery()
+        names = [column.name for column in after.c]
+        day, dimension, _key, *parts = after.c
+        moved = union_all(select(*after.c),
+                          select(day, dimension, literal(NO_KEY), *(-part for part in parts)))
+        statements.append(insert(MetricRollup).from_select(names, moved,
+                                                           include_defaults=False))
+    return statements
 
 
 def rebuild() -> int:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import Select, TextClause, or_, select, text
+from sqlalchemy import Select, TextClause, bindparam, or_, select, text
 from sqlalchemy.orm import joinedload
 
 from helpdesk.errors import Conflict
@@ -73,14 +73,13 @@ def claim_next_ticket(agent: Agent) -> Ticket | None:
 
     409 when the agent has no room left for any kind of ticket.
     """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _claim_in_one_statement(agent)
     weights = settings.get("capacity_weights")
-    free = assignment.free_capacity(agent, weights)
-    kinds = fitting_kinds(free, weights)
+    kinds = fitting_kinds(assignment.free_capacity(agent, weights), weights)
     if not kinds:
         db.session.rollback()
         raise Conflict("you are at capacity", "at_capacity")
-    if db.session.get_bind().dialect.name == "postgresql":
-        return _claim_in_one_statement(agent, kinds)
     ticket = db.session.execute(eligible_for(queued(), agent, kinds).limit(1)).scalars().first()
     if ticket is None:  # SQLite: the write transaction (BEGIN IMMEDIATE) keeps others out
         db.session.rollback()
@@ -90,37 +89,69 @@ def claim_next_ticket(agent: Agent) -> Ticket | None:
     return ticket
 
 
-def _claim_in_one_statement(agent: Agent, kinds: list[str]) -> Ticket | None:
-    """PostgreSQL: lock the first eligible ticket nobody else holds (SKIP LOCKED), assign
-    it, log the assignment and note the agent's last assignment, in one round trip; what
-    `assignment.give` does, without loading anything first."""
-    allowed = allowed_kinds(agent, kinds)
+def _claim_in_one_statement(agent: Agent) -> Ticket | None:
+    """PostgreSQL: weigh the agent's free capacity, lock the first eligible ticket of a kind
+    that fits that nobody else holds (SKIP LOCKED), assign it, log the assignment and note
+    the agent's last assignment, in one round trip; what `claim_next_ticket` does on SQLite
+    in four, without loading anything first."""
     languages = list(agent.languages or [])
+    channels = sorted(agent.channels or [])
     now = datetime.now(UTC)
-    ticket_id = db.session.execute(_claim_statement(bool(languages), allowed is not None), {
-        "agent_id": agent.id, "level": agent.level, "now": now,
-        "data": json.dumps({"from": None, "to": agent.id, "via": "queue.next"}),
-        "languages": languages, "kinds": sorted(allowed or ())}).scalar()
+    ticket_id, has_room = db.session.execute(
+        _claim_statement(bool(languages), bool(channels)), {
+            "agent_id": agent.id, "level": agent.level, "capacity": agent.capacity,
+            "now": now, "default_weights": _DEFAULT_WEIGHTS, "all_kinds": list(KINDS),
+            "data": json.dumps({"from": None, "to": agent.id, "via": "queue.next"}),
+            "languages": languages, "kinds": channels}).one()
     if ticket_id is None:
         db.session.rollback()
+        if not has_room:
+            raise Conflict("you are at capacity", "at_capacity")
         return None
     metrics_rollup.claimed(ticket_id)  # an UPDATE no flush saw
-    # Its JSON needs the customer's identities: in the same query, not a second one.
-    ticket = db.session.get(Ticket, ticket_id, populate_existing=True,
-                            options=[joinedload(Ticket.customer).joinedload(Customer.identities)])
+    ticket = db.session.execute(_ticket_for_json(), {"id": ticket_id}).unique().scalar_one()
     events.ticket_changed(ticket)
     events.queue_changed()
     commit()
     return ticket
 
 
+@cache
+def _ticket_for_json() -> Select:
+    """The claimed ticket, fresh, with what its JSON needs (the customer's identities) in the
+    same query; built once."""
+    return (select(Ticket).where(Ticket.id == bindparam("id"))
+            .options(joinedload(Ticket.customer).joinedload(Customer.identities))
+            .execution_options(populate_existing=True))
+
+
+_DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
+
 # The queue order and eligibility of `queued`/`eligible_for`, in the order of the partial
-# index `ix_tickets_queue_order`. Plain SQL: one statement of data-modifying CTEs, written
-# once per filter shape and sent with parameters only.
+# index `ix_tickets_queue_order`, and the capacity check of `assignment` (a kind's weight:
+# its own, else the `default` one, else 0.1; the setting, else the defaults). Plain SQL:
+# one statement of data-modifying CTEs, written once per filter shape and sent with
+# parameters only. The kinds that fit are an array computed once (an InitPlan), so the
+# scan of the queue's index stays a scan in queue order that stops at the first match.
 _CLAIM_SQL = """
-WITH candidate AS (
+WITH weights AS (
+    SELECT COALESCE((SELECT value FROM settings WHERE key = 'capacity_weights'),
+                    CAST(:default_weights AS JSON)) AS w),
+free AS (
+    SELECT :capacity - COALESCE(SUM(COALESCE(CAST(w ->> c.kind AS FLOAT),
+                                             CAST(w ->> 'default' AS FLOAT), 0.1)), 0) AS room
+    FROM tickets t JOIN channels c ON c.id = t.channel_id CROSS JOIN weights
+    WHERE t.assignee_id = :agent_id AND t.status IN ('new', 'open')),
+fitting AS (
+    SELECT kind FROM unnest(CAST(:all_kinds AS TEXT[])) AS k(kind) CROSS JOIN weights
+    CROSS JOIN free
+    WHERE COALESCE(CAST(w ->> kind AS FLOAT), CAST(w ->> 'default' AS FLOAT), 0.1)
+          <= room + 1e-9),
+candidate AS (
     SELECT id FROM tickets
     WHERE assignee_id IS NULL AND status IN ('new', 'open') AND level <= :level{filters}
+      AND channel_id = ANY(ARRAY(SELECT id FROM channels
+                                 WHERE kind IN (SELECT kind FROM fitting){by_kind}))
     ORDER BY priority_rank DESC, sla_due_at ASC, created_at ASC, id ASC
     LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS (
@@ -132,16 +163,16 @@ logged AS (
 noted AS (
     UPDATE agents SET last_assigned_at = :now
     WHERE id = :agent_id AND EXISTS (SELECT 1 FROM claimed))
-SELECT id FROM claimed
+SELECT (SELECT id FROM claimed), EXISTS (SELECT 1 FROM fitting)
 """
 _BY_LANGUAGE = "\n      AND (language IS NULL OR language = ANY(:languages))"
-_BY_KIND = "\n      AND channel_id IN (SELECT id FROM channels WHERE kind = ANY(:kinds))"
+_BY_KIND = " AND kind = ANY(:kinds)"
 
 
 @cache
 def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
-    filters = (_BY_LANGUAGE if by_language else "") + (_BY_KIND if by_kind else "")
-    return text(_CLAIM_SQL.format(filters=filters))
+    return text(_CLAIM_SQL.format(filters=_BY_LANGUAGE if by_language else "",
+                                  by_kind=_BY_KIND if by_kind else ""))
 
 
 def fill(agent_id: int, batch: int = 50) -> int:

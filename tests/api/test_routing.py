@@ -86,6 +86,38 @@ def test_capacity_is_weighted_per_channel(app, api, channel, drain):
     assert body["error"]["code"] == "at_capacity"
 
 
+def test_a_kind_that_no_longer_fits_is_passed_over_by_the_weights_set(
+        app, api, admin, channel, drain):
+    mail = factories.channel(app, "raw_mime", name="mail")
+    assert api.as_(admin).patch("/api/v1/settings", json={
+        "capacity_weights": {"api": 0.5, "default": 0.2}}).status_code == 200
+
+    def arrive(n: int, kind: str) -> None:
+        if kind == "api":
+            send(api, channel, 1, tag=f"a{n}")
+        else:
+            raw = (f"From: m{n}@example.com\r\nTo: help@example.com\r\nSubject: q{n}\r\n"
+                   f"Message-ID: <q{n}@example.com>\r\n\r\nHello {n}\r\n").encode()
+            assert api.session.post(f"{api.base_url}/webhooks/raw_mime/{mail.key}", data=raw,
+                                    headers={"Content-Type": "message/rfc822"},
+                                    timeout=30).status_code == 200
+        drain("ingest")  # one at a time: the queue keeps this order
+
+    for n, kind in enumerate(("api", "email", "api", "api", "email")):
+        arrive(n, kind)
+    worker = factories.agent(app, capacity=1.0)
+
+    def claim():
+        return api.as_(worker).post("/api/v1/queue/next")
+
+    # api 0.5 (room 0.5), email 0.2 (0.3), api no longer fits: email 0.2 (0.1), then full.
+    assert [claim().json()["channel"]["id"] for _ in range(3)] == [channel.id, mail.id, mail.id]
+    refused = claim()
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "at_capacity"
+    waiting = api.as_(admin).get("/api/v1/queue").json()["items"]
+    assert [ticket["channel"]["id"] for ticket in waiting] == [channel.id, channel.id]
+
+
 def test_push_mode_assigns_to_the_online_agent_with_most_free_capacity(
         app, api, admin, channel, sockets, drain):
     assert api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "push"}).json()[
