@@ -533,8 +533,9 @@ def rows(result: dict) -> list[dict]:
         top = "; ".join(f"{share:.2f} {query[:34]}" for query, share in
                         list(active["top"].items())[:2])
         row(f"  pg active backends ({where})", f"{active['busy_backends_avg']:.2f} avg: {top}")
+    low, high = (f"{size // 1000}k" for size in (min(result["sizes"]), max(result["sizes"])))
     for config, ratio in result["ratios"].items():
-        row(f"latency 1M / 10k ({config})",
+        row(f"latency {high} / {low} ({config})",
             f"p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x",
             f"p50 <= {TARGET_RATIO:.0f}x", ratio["p50"] <= TARGET_RATIO)
     check = result["verify"]
