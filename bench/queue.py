@@ -470,7 +470,6 @@ def scoring(system: System, seconds: float) -> dict:
     from helpdesk import create_app
     from helpdesk.extensions import db
     from helpdesk.models import Ticket
-    from helpdesk.realtime.events import QueueStatsThrottle
     from helpdesk.services import routing
     from helpdesk.services.urgency import UrgencyFacts, score_urgency
 
@@ -497,7 +496,8 @@ def scoring(system: System, seconds: float) -> dict:
         result["score_ticket"] = _rate(score, seconds, ids)
         result["route_ticket"] = _rate(routing.route_ticket, seconds, ids[::-1])
         db.session.remove()
-    time.sleep(QueueStatsThrottle.MAX_INTERVAL + 0.5)  # the last coalesced queue.updated
+    throttle = app.extensions.get("helpdesk.queue_throttle")  # the last queue.updated
+    time.sleep((throttle.interval if throttle else 0) + 0.5)
     return result
 
 

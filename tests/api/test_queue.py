@@ -28,6 +28,18 @@ def test_queue_lists_by_priority_then_age(app, api, agent, supervisor, drain):
     assert order == [newest, oldest, middle]
 
 
+def test_queue_updated_counts_the_queue_by_priority(app, api, agent, supervisor, sockets, drain):
+    make_tickets(app, api, drain, 3)
+    watcher = sockets(supervisor.token)
+    first, second, _third = (item["id"] for item in
+                             api.as_(agent).get("/api/v1/queue").json()["items"])
+    api.as_(supervisor).patch(f"/api/v1/tickets/{first}", json={"priority": "urgent"})
+    api.as_(supervisor).patch(f"/api/v1/tickets/{second}", json={"priority": "low"})
+    expected = {"urgent": 1, "high": 0, "normal": 1, "low": 1}
+    update = watcher.wait_for("queue.updated", lambda e: e["data"]["by_priority"] == expected)
+    assert update["data"]["size"] == 3
+
+
 def test_sixteen_concurrent_claimers_get_each_ticket_once(app, api, drain):
     make_tickets(app, api, drain, 24)
     agents = [factories.agent(app) for _ in range(16)]
