@@ -20,8 +20,9 @@ Scenarios (bench/scenarios.py), in order:
             ONE worker process: messages committed/s between the first and the last
             delivery's `processed_at` (worker start-up excluded, reported apart). Bounded
             (120 s): a slower drain is cut, the rest dropped. Then the routing jobs it left
-            (one per message) run for up to 20 s for their rate; "sustainable" = one ingest
-            job + one routing job per message.
+            (one per ticket: they coalesce while waiting) run, and 200 more, one per
+            message round the bench's tickets, are timed (up to 20 s) for their rate;
+            "sustainable" = one ingest job + one routing job per message.
 4. steady   open loop at 50% of the drain rate (at most 50% of sustainable), worker on: the
             `messages` table is polled every 5 ms for the sent external ids -> webhook ->
             committed p50/p99 (resolution ~5 ms).

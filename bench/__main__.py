@@ -107,7 +107,7 @@ def figures(results: dict) -> list[dict]:
         row("drain incl. worker start-up", drain["wall_messages_per_s"],
             f"{drain['wall_messages_per_s']:.0f} msg/s ({drain['wall_s']:.1f} s)")
         routing = drain["routing"]
-        row("routing jobs (after the drain)", routing["jobs_per_s"],
+        row("routing jobs (200, after the drain)", routing["jobs_per_s"],
             "-" if routing["jobs_per_s"] is None else f"{routing['jobs_per_s']:.0f} jobs/s")
         if len(drain["per_10s"]) > 1:
             row("drain in its first 10 s (before any sweep)", drain["per_10s"][0],
