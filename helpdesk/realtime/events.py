@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -17,7 +17,7 @@ from helpdesk.models import PRIORITIES, QUEUED_STATUSES, Message, Ticket
 from helpdesk.realtime import emit, emit_many
 from helpdesk.schemas.resources import message_schema, ticket_schema
 from helpdesk.services import metrics_live
-from helpdesk.services.transaction import after_commit
+from helpdesk.services.transaction import after_commit, on_rollback
 
 log = logging.getLogger(__name__)
 _PENDING = "helpdesk.events.pending"
@@ -60,6 +60,12 @@ class PendingEvents:
             item[0] = name
         item[2].update(dict.fromkeys(rooms))
 
+    def prune(self) -> None:
+        """Forget objects that are no longer in the database's future: created inside a
+        savepoint that rolled back (the session expunged them)."""
+        self.items = {key: item for key, item in self.items.items()
+                      if inspect(item[1]).persistent}
+
     def serialize(self) -> list[tuple[str, dict, list[str]]]:
         schemas = {"ticket": ticket_schema, "message": message_schema}
         return [(name, schemas[kind].dump(obj), list(rooms))
@@ -96,6 +102,7 @@ def _serialize_pending(session: Session) -> None:
         return
     try:
         session.flush()
+        pending.prune()
         serialized = pending.serialize()
     except Exception:  # the change itself must still commit; clients refetch
         log.exception("events not serialized; they will not be emitted")
@@ -106,7 +113,7 @@ def _serialize_pending(session: Session) -> None:
     after_commit(partial(emit_many, serialized, flags=(metrics_live.DIRTY,) if tickets else ()))
 
 
-@event.listens_for(Session, "after_rollback")
+@on_rollback
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 

@@ -29,6 +29,8 @@ from helpdesk.services.metrics_periods import Period, split
 from helpdesk.services.metrics_sql import day_key, tune_session
 
 GROUPS = ("agent", "channel", "team", "day")
+
+
 def _empty() -> dict:
     """M with no data: zeros and nulls (a fresh dict each time: callers fill it in)."""
     return {

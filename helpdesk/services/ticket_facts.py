@@ -19,6 +19,7 @@ from helpdesk.extensions import db
 from helpdesk.models import Call, Message, Ticket, TicketEvent, TicketFact, WorkSession
 from helpdesk.services import contact_reasons, settings
 from helpdesk.services.fact_cycles import FACT_EVENTS, History, build_facts
+from helpdesk.services.transaction import on_rollback
 
 log = logging.getLogger(__name__)
 _DIRTY = "helpdesk.ticket_facts.dirty"
@@ -44,7 +45,7 @@ def _refresh_marked(session: Session) -> None:
                       sorted(ids))
 
 
-@event.listens_for(Session, "after_rollback")
+@on_rollback
 def _drop_marked(session: Session) -> None:
     session.info.pop(_DIRTY, None)
 

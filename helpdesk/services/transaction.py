@@ -62,6 +62,20 @@ def run_after_commit() -> None:
             log.exception("after-commit callback failed")
 
 
-@event.listens_for(Session, "after_rollback")
+def on_rollback(listener: Callable[[Session], None]) -> Callable[[Session], None]:
+    """Call `listener(session)` when a session's transaction rolls back, but not when only a
+    savepoint does (`begin_nested`: a caught IntegrityError, say): what the outer
+    transaction collected still commits with it. SQLAlchemy's `after_rollback` fires for
+    savepoints too."""
+
+    @event.listens_for(Session, "after_soft_rollback")
+    def _outer_only(session: Session, previous_transaction) -> None:
+        if previous_transaction.parent is None:
+            listener(session)
+
+    return listener
+
+
+@on_rollback
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
