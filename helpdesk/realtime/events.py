@@ -110,7 +110,10 @@ def _serialize_pending(session: Session) -> None:
     session.info[_ANNOUNCED] = {id(obj): (obj, data) for obj, (_, data, _r) in
                                 zip(pending.objects(), serialized, strict=True)}
     tickets = any(kind == "ticket" for kind, _ in pending.items)
-    after_commit(partial(emit_many, serialized, flags=(metrics_live.DIRTY,) if tickets else ()))
+    # First: a job enqueued by this commit (routing) must not announce the ticket's next
+    # state before this commit's events are out.
+    after_commit(partial(emit_many, serialized, flags=(metrics_live.DIRTY,) if tickets else ()),
+                 first=True)
 
 
 @on_rollback

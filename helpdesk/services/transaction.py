@@ -14,13 +14,18 @@ log = logging.getLogger(__name__)
 _PENDING = "helpdesk.after_commit"
 
 
-def after_commit(callback: Callable[[], None], *, once: bool = False) -> None:
+def after_commit(callback: Callable[[], None], *, once: bool = False,
+                 first: bool = False) -> None:
     """Run `callback` once the current transaction has committed (dropped on rollback);
-    with `once`, the same callback registered again in this transaction is not repeated."""
+    with `once`, the same callback registered again in this transaction is not repeated;
+    with `first`, before everything registered earlier."""
     pending = db.session.info.setdefault(_PENDING, [])
     if once and callback in pending:
         return
-    pending.append(callback)
+    if first:
+        pending.insert(0, callback)
+    else:
+        pending.append(callback)
 
 
 class _Collected:

@@ -61,3 +61,12 @@ def test_events_survive_a_savepoint_rolled_back_in_their_transaction(app, api, a
     updated = watcher.wait_for("ticket.updated", lambda e: e["data"]["id"] == ticket_id
                                and e["data"]["tags"] == ["savepoint"])
     assert updated["type"] == "ticket.updated"
+
+
+def test_a_commit_s_events_go_out_before_the_jobs_it_enqueued(app):
+    with app.app_context():
+        ran = []
+        transaction.after_commit(lambda: ran.append("enqueue routing"))
+        transaction.after_commit(lambda: ran.append("emit events"), first=True)
+        transaction.commit()
+        assert ran == ["emit events", "enqueue routing"]
