@@ -19,7 +19,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, func, select, update
 
 from helpdesk import queues
 from helpdesk.connectors import get_connector
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = {"postgresql": 200}
 DEFAULT_BATCH_SIZE = 50  # SQLite: the batch holds the one write lock while it runs
 TIME_BUDGET_SECONDS = 5.0  # then the job hands over to a fresh one
+BATCH_BYTES = 16 * 1024 * 1024  # raw bodies held (and parsed) at once
 
 
 def batch_size() -> int:
@@ -46,9 +47,9 @@ def process_waiting() -> int:
     queues.job_started(deliveries.BATCH)
     limit, started, total = batch_size(), time.monotonic(), 0
     while True:
-        count = process_batch(limit)
+        count, more = process_batch(limit)
         total += count
-        if count < limit:
+        if not more:
             return total
         # A backlog: make sure another job follows (another worker may take it right away).
         deliveries.signal_batch()
@@ -56,23 +57,38 @@ def process_waiting() -> int:
             return total
 
 
-def claim(limit: int) -> list[Row]:
-    """The oldest deliveries waiting for their first processing, locked for this batch."""
-    query = (select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
-                    Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
-             .where(Delivery.status == "received", Delivery.attempts == 0)
-             .order_by(Delivery.id).limit(limit))
+def claim(limit: int) -> tuple[list[Row], bool]:
+    """The oldest deliveries waiting for their first processing, locked for this batch, as
+    many as fit in BATCH_BYTES of bodies (always one: an email may take 50 MiB alone); and
+    whether more may be waiting."""
+    waiting = (select(Delivery.id, func.length(Delivery.body))
+               .where(Delivery.status == "received", Delivery.attempts == 0)
+               .order_by(Delivery.id).limit(limit))
     if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(db.session.execute(query))
+        waiting = waiting.with_for_update(skip_locked=True)
+    sizes = db.session.execute(waiting).all()
+    ids, total = [], 0
+    for delivery_id, size in sizes:
+        total += size or 0
+        if ids and total > BATCH_BYTES:
+            break  # the rest are unlocked at the commit, for the next batch
+        ids.append(delivery_id)
+    if not ids:
+        return [], False
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
+               Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
+        .where(Delivery.id.in_(ids)).order_by(Delivery.id))
+    return list(rows), len(sizes) == limit or len(ids) < len(sizes)
 
 
-def process_batch(limit: int) -> int:
-    """Claim and process up to `limit` waiting deliveries; how many were claimed."""
-    rows = claim(limit)
+def process_batch(limit: int) -> tuple[int, bool]:
+    """Claim and process up to `limit` waiting deliveries; how many were claimed, and
+    whether more may be waiting."""
+    rows, more = claim(limit)
     if not rows:
         db.session.rollback()
-        return 0
+        return 0, False
     parsed, failures = _parse(rows)
     try:
         statuses = _apply(parsed)
@@ -84,7 +100,7 @@ def process_batch(limit: int) -> int:
                     exc_info=True)
         for row in rows:
             _process_alone(row.id)
-    return len(rows)
+    return len(rows), more
 
 
 def _parse(rows: list[Row]) -> tuple[list[tuple[Row, Channel, list[InboundEvent]]],

@@ -39,6 +39,20 @@ def test_a_backlog_larger_than_a_batch_is_processed_in_one_drain(app, api, drain
     assert _count(app, Ticket) == 5  # one per customer: messages join their open ticket
 
 
+def test_bodies_too_big_to_share_a_batch_are_each_processed(app, api, drain, monkeypatch):
+    """Batches are cut by the size of their bodies (large emails): here every body is over
+    the budget, so every batch holds one delivery, and the drain still gets through all."""
+    from helpdesk.services import delivery_batches
+
+    monkeypatch.setattr(delivery_batches, "BATCH_BYTES", 1)
+    channel = factories.channel(app, "api")
+    for n in range(6):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text="x" * 500))
+    drain()
+    assert _statuses(app) == {"processed": 6}
+    assert _count(app, Message) == 6
+
+
 def test_one_bad_delivery_does_not_hold_up_the_others(app, api, admin, drain):
     """A delivery that fails while applied (here: no usable identity) fails its batch; the
     others are processed one by one, and the bad one ends `failed` after its retries."""
