@@ -129,8 +129,8 @@ def as_announced(ticket: Ticket) -> dict:
 
 
 def queue_stats() -> dict:
-    # By rank, the first column of the queue's partial index: PostgreSQL counts from the
-    # index alone (an index-only scan) rather than from every queued row.
+    # By rank, the integer the queue's partial index leads with, so that PostgreSQL may
+    # count from that index alone when it judges it cheaper than reading the rows.
     if db.session.get_bind().dialect.name == "postgresql":
         # Parallel workers would count a big queue 1.5x sooner with 3x the CPU, taken from
         # the requests being served.
@@ -163,7 +163,7 @@ class QueueStatsThrottle:
     a second. Changes within the interval share one trailing event computed when it fires.
     One count at a time per process, and the interval grows with what a count costs (at
     most 1/COST_FACTOR of the time), between 0.2 s (small queues) and 10 s (a million queued
-    tickets take ~0.25 s to count here: one event every ~5 s).
+    tickets took 0.25-0.5 s to count here: one event every 5-10 s).
     """
 
     INTERVAL = 0.2
