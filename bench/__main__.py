@@ -144,8 +144,14 @@ def figures(results: dict) -> list[dict]:
             str(sock["max_jobs_waiting"]))
         if sock["missing"]:
             row("socket: events never received", sock["missing"], str(sock["missing"]))
+    split = results.get("socket_split")
+    if split:  # no target: what a deployment with an ingest-only worker gets
+        s = split["socket"]
+        row(f"webhook->socket p50 / p99 @ {split['rate']:.0f}/s, + ingest-only worker",
+            s["p50_ms"], f"{_ms(s['p50_ms'])} / {_ms(s['p99_ms'])}"
+            + (f" ({split['missing']} never received)" if split["missing"] else ""))
     others = {name: results[name]["usage"]["others_cores"]
-              for name in ("ceiling", "accept", "drain", "steady", "socket")
+              for name in ("ceiling", "accept", "drain", "steady", "socket", "socket_split")
               if results.get(name) and "usage" in results[name]}
     if others:
         worst = max(others.values())
@@ -217,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             _stage("socket: webhook -> message.created")
             results["socket"] = scenarios.run_socket(system, cfg, results["accept"],
                                                      results["drain"])
+            _stage("socket again, with a second worker on ingest only")
+            system.start_ingest_worker()
+            results["socket_split"] = scenarios.run_socket(system, cfg, results["accept"],
+                                                           results["drain"], tag="split")
+            system.stop_ingest_worker()
         except KeyboardInterrupt:
             error = "interrupted"
             print("\ninterrupted: stopping the system", file=sys.stderr)

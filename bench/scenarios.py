@@ -434,8 +434,10 @@ class SocketListener:
             self.client.disconnect()
 
 
-def run_socket(system: System, cfg: Config, accept: dict, drain: dict) -> dict:
-    """Open-loop webhooks at half the accept rate (capped by what one worker sustains)."""
+def run_socket(system: System, cfg: Config, accept: dict, drain: dict,
+               tag: str = "sock") -> dict:
+    """Open-loop webhooks at half the accept rate (capped by what one worker sustains);
+    `tag` makes the messages' ids (a run with another tag sends new messages)."""
     assert system.worker is not None and system.worker.alive()
     wait_idle(system, 30.0)
     half = cfg.socket_fraction * accept["ok_per_s"]
@@ -443,7 +445,7 @@ def run_socket(system: System, cfg: Config, accept: dict, drain: dict) -> dict:
     rate = max(min(half, cap), 1.0)
     listener = SocketListener(system.base_url, system.token)
     try:
-        load = _open_load(system, "sock", rate, cfg.socket_duration, cfg.customers)
+        load = _open_load(system, tag, rate, cfg.socket_duration, cfg.customers)
         queued = 0
         try:
             before = system.snapshot()

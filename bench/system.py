@@ -151,6 +151,7 @@ class System:
         })
         self.web: Process | None = None
         self.worker: Process | None = None
+        self.ingest_worker: Process | None = None
         self.ceiling: Process | None = None
         self.token = ""
         self.webhook_path = ""
@@ -195,6 +196,18 @@ class System:
         self.worker = Process("worker", [sys.executable, "-m", "helpdesk.cli", "worker"],
                               self.env, self.log_dir)
 
+    def start_ingest_worker(self) -> None:
+        """A second worker on the `ingest` queue only (no scheduler): messages never wait
+        behind a routing job."""
+        self.ingest_worker = Process("ingest-worker", [
+            sys.executable, "-m", "helpdesk.cli", "worker", "--no-scheduler", "ingest"],
+            self.env, self.log_dir)
+
+    def stop_ingest_worker(self) -> None:
+        if self.ingest_worker is not None:
+            self.ingest_worker.stop()
+            self.ingest_worker = None
+
     def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.stop()
@@ -229,10 +242,10 @@ class System:
                            f"{process.tail()}")
 
     def close(self) -> None:
-        for process in (self.worker, self.web, self.ceiling):
+        for process in (self.worker, self.ingest_worker, self.web, self.ceiling):
             if process is not None:
                 process.stop()
-        self.worker = self.web = self.ceiling = None
+        self.worker = self.ingest_worker = self.web = self.ceiling = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -270,6 +283,7 @@ class System:
         processes) and the number of PostgreSQL sessions opened so far on our databases."""
         busy, total = machine_ticks()
         groups = {name: p.pid for name, p in (("web", self.web), ("worker", self.worker),
+                                              ("ingest_worker", self.ingest_worker),
                                               ("ceiling", self.ceiling)) if p is not None}
         cpu = dict.fromkeys(groups, 0)
         services: dict[int, int] = {}
