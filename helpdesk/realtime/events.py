@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -17,6 +17,7 @@ from helpdesk.models import PRIORITIES, QUEUED_STATUSES, Message, Ticket
 from helpdesk.realtime import emit, emit_many
 from helpdesk.schemas.resources import message_schema, ticket_schema
 from helpdesk.services import metrics_live
+from helpdesk.services.metrics_sql import serial_scans
 from helpdesk.services.transaction import after_commit, on_rollback
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,7 @@ def as_announced(ticket: Ticket) -> dict:
 def queue_stats() -> dict:
     # By rank, the integer the queue's partial index leads with, so that PostgreSQL may
     # count from that index alone when it judges it cheaper than reading the rows.
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Parallel workers would count a big queue 1.5x sooner with 3x the CPU, taken from
-        # the requests being served.
-        db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    serial_scans()
     rows = db.session.execute(
         select(Ticket.priority_rank, func.count())
         .where(Ticket.assignee_id.is_(None), Ticket.status.in_(QUEUED_STATUSES))

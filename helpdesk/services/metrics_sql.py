@@ -27,6 +27,13 @@ def tune_session() -> None:
     if dialect() == "postgresql":
         db.session.execute(text("SET LOCAL work_mem = '128MB'"))
         db.session.execute(text("SET LOCAL jit = off"))
+    serial_scans()
+
+
+def serial_scans() -> None:
+    """For this transaction: no parallel workers on PostgreSQL. A big scan would finish
+    1.5x sooner with 3x the CPU, taken from the requests being served."""
+    if dialect() == "postgresql":
         db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 

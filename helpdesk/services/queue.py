@@ -129,7 +129,8 @@ _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
 
 # The queue order and eligibility of `queued`/`eligible_for`, in the order of the partial
 # index `ix_tickets_queue_order`, and the capacity check of `assignment` (a kind's weight:
-# its own, else the `default` one, else 0.1; the setting, else the defaults). Plain SQL:
+# its own, else the `default` one, else 0.1; the setting, else the defaults; every channel's
+# kind is one of KINDS). Plain SQL:
 # one statement of data-modifying CTEs, written once per filter shape and sent with
 # parameters only. The kinds that fit are an array computed once (an InitPlan), so the
 # scan of the queue's index stays a scan in queue order that stops at the first match.
@@ -137,16 +138,16 @@ _CLAIM_SQL = """
 WITH weights AS (
     SELECT COALESCE((SELECT value FROM settings WHERE key = 'capacity_weights'),
                     CAST(:default_weights AS JSON)) AS w),
+weight AS (
+    SELECT kind, COALESCE(CAST(w ->> kind AS FLOAT), CAST(w ->> 'default' AS FLOAT),
+                          0.1) AS weight
+    FROM unnest(CAST(:all_kinds AS TEXT[])) AS k(kind) CROSS JOIN weights),
 free AS (
-    SELECT :capacity - COALESCE(SUM(COALESCE(CAST(w ->> c.kind AS FLOAT),
-                                             CAST(w ->> 'default' AS FLOAT), 0.1)), 0) AS room
-    FROM tickets t JOIN channels c ON c.id = t.channel_id CROSS JOIN weights
+    SELECT :capacity - COALESCE(SUM(weight.weight), 0) AS room
+    FROM tickets t JOIN channels c ON c.id = t.channel_id JOIN weight ON weight.kind = c.kind
     WHERE t.assignee_id = :agent_id AND t.status IN ('new', 'open')),
 fitting AS (
-    SELECT kind FROM unnest(CAST(:all_kinds AS TEXT[])) AS k(kind) CROSS JOIN weights
-    CROSS JOIN free
-    WHERE COALESCE(CAST(w ->> kind AS FLOAT), CAST(w ->> 'default' AS FLOAT), 0.1)
-          <= room + 1e-9),
+    SELECT kind FROM weight CROSS JOIN free WHERE weight <= room + 1e-9),
 candidate AS (
     SELECT id FROM tickets
     WHERE assignee_id IS NULL AND status IN ('new', 'open') AND level <= :level{filters}
