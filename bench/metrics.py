@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from bench.pg import copy_rows
 from bench.stats import percentile
-from helpdesk.services.metrics_buckets import bucket_of
+from helpdesk.services.metrics.buckets import bucket_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS_MS = {"day": 100.0, "full": 500.0}
@@ -193,7 +193,7 @@ def _median_ms(action: Callable[[], object], runs: int) -> float:
 
 def time_summaries(app, runs: int, now: datetime, first: datetime) -> list[dict]:
     from helpdesk.extensions import db
-    from helpdesk.services import metrics
+    from helpdesk.services.metrics import summary as metrics
 
     day_end = now.replace(hour=0, minute=0, second=0, microsecond=0)
     windows = {"day": (day_end - timedelta(days=1), day_end),
@@ -218,9 +218,9 @@ def time_percentiles(app, runs: int, start: datetime, end: datetime) -> dict:
     """Resolution p50 and p90: percentile_cont in SQL, fetching the values and interpolating
     in Python, and the summary's own path; all three must agree."""
     from helpdesk.extensions import db
-    from helpdesk.services.metrics_histograms import RESOLUTION
-    from helpdesk.services.metrics_percentiles import distribution
-    from helpdesk.services.metrics_periods import Period
+    from helpdesk.services.metrics.histograms import RESOLUTION
+    from helpdesk.services.metrics.percentiles import distribution
+    from helpdesk.services.metrics.periods import Period
 
     where = "WHERE solved_at >= :start AND solved_at < :end"
     params = {"start": start, "end": end}
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             raw.close()
             counts["load_seconds"] = round(time.perf_counter() - began, 1)
             began = time.perf_counter()
-            from helpdesk.services import metrics_rollup
+            from helpdesk.services.metrics import rollup as metrics_rollup
 
             counts["rollup_rows"] = metrics_rollup.rebuild()  # what COPY did not maintain
             counts["rollup_seconds"] = round(time.perf_counter() - began, 1)

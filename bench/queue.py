@@ -470,8 +470,8 @@ def scoring(system: System, seconds: float) -> dict:
     from helpdesk import create_app
     from helpdesk.extensions import db
     from helpdesk.models import Ticket
-    from helpdesk.services import routing
-    from helpdesk.services.urgency import UrgencyFacts, score_urgency
+    from helpdesk.services.routing import scoring as routing
+    from helpdesk.services.routing.urgency import UrgencyFacts, score_urgency
 
     rng = random.Random(7)
     facts = [UrgencyFacts(channel_kind=rng.choice([k for k, _ in CHANNELS]),

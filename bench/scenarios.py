@@ -12,6 +12,7 @@ from bench import ceiling
 from bench.load import LoadProcess, LoadResult, LoadSpec, external_id
 from bench.stats import summary_ms
 from bench.system import System
+from helpdesk.jobs import ROUTE_TICKET
 
 POLL_INTERVAL = 0.005  # webhook -> committed: the messages table is polled every 5 ms
 
@@ -283,8 +284,8 @@ def measure_routing(system: System, timeout: float) -> dict:
         ids = [row[0] for row in cur.fetchall()]
     backlog = ROUTING_SAMPLE if ids else 0
     if backlog:
-        Queue("routing", connection=system.redis).enqueue_many([
-            Queue.prepare_data("workers.jobs.route_ticket", (ids[i % len(ids)],),
+        Queue(ROUTE_TICKET.queue, connection=system.redis).enqueue_many([
+            Queue.prepare_data(ROUTE_TICKET.func, (ids[i % len(ids)],),
                                job_id=f"bench-route-{i}", result_ttl=0)
             for i in range(backlog)])
     started = time.perf_counter()

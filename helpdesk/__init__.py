@@ -15,11 +15,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
     """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
-    from helpdesk import api, errors, queues, realtime
+    from helpdesk import api, errors, outbox, queues, realtime, transaction
     from helpdesk.extensions import db, migrate
+    from helpdesk.services import metrics
 
     app = Flask(__name__, instance_path=config_module.default_instance_dir().as_posix())
     app.config.from_mapping(config_module.from_environment(config))
+    app.json.sort_keys = False  # resources keep their documented field order
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
@@ -27,6 +29,12 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.MIGRATIONS_DIR))
     queues.init_app(app)
+    # Session hooks, in the order they run: work waiting for a commit is dropped on rollback;
+    # every flush moves the metric roll-ups; before a commit, its events are serialized,
+    # then the facts of the tickets it touched are recomputed.
+    transaction.init_app(app)
+    outbox.init_app(app)
+    metrics.init_app(app)
     realtime.init_app(app, server=socket_server)
     errors.init_app(app)
     api.init_app(app)

@@ -170,7 +170,7 @@ def deliveries() -> None:
 @with_appcontext
 def deliveries_replay(failed: bool) -> None:
     """Put failed deliveries back to processing."""
-    from helpdesk.services import deliveries as delivery_service
+    from helpdesk.services.ingest import deliveries as delivery_service
 
     click.echo(f"replaying {delivery_service.replay_failed()} failed deliveries")
 
@@ -184,7 +184,8 @@ def metrics() -> None:
 @with_appcontext
 def metrics_rebuild() -> None:
     """Recompute every ticket's metric facts from its stored history, then the roll-ups."""
-    from helpdesk.services import metrics_rollup, ticket_facts
+    from helpdesk.services.metrics import facts as ticket_facts
+    from helpdesk.services.metrics import rollup as metrics_rollup
 
     click.echo(f"rebuilt {ticket_facts.rebuild()} ticket facts")
     click.echo(f"rebuilt {metrics_rollup.rebuild()} metric roll-up rows")

@@ -66,7 +66,7 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WORK_IDLE_SECONDS": _int("HELPDESK_WORK_IDLE_SECONDS", 600),
         "SHORT_ABANDON_SECONDS": _int("HELPDESK_SHORT_ABANDON_SECONDS", 5),
         # Metric percentiles of a period with at most this many values sort them all;
-        # longer periods count them in the histograms (services/metrics_percentiles.py).
+        # longer periods count them in the histograms (services/metrics/percentiles.py).
         "METRICS_SORT_UP_TO": _int("HELPDESK_METRICS_SORT_UP_TO", 20_000),
         "JOB_RETRY_INTERVALS": _intervals("HELPDESK_JOB_RETRY_INTERVALS", "1,5,30"),
         "OUTBOUND_RETRY_INTERVALS": _intervals("HELPDESK_OUTBOUND_RETRY_INTERVALS",
@@ -84,7 +84,6 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True,
                                       "pool_size": _int("HELPDESK_DB_POOL_SIZE", 10),
                                       "max_overflow": 20},
-        "JSON_SORT_KEYS": False,
     }
     if overrides:
         config.update(overrides)

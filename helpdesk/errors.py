@@ -30,6 +30,28 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# Domain errors: what services raise. Each knows the status the API answers it with, so
+# services never build HTTP errors themselves.
+
+
+class Invalid(ApiError):
+    """Input that is well-formed but not acceptable here (400 `validation_error`)."""
+
+    def __init__(self, message: str, fields: dict[str, Any]):
+        super().__init__(400, message, "validation_error", fields)
+
+
+class Unauthorized(ApiError):
+    def __init__(self, message: str, code: str = "unauthorized",
+                 headers: dict[str, str] | None = None):
+        super().__init__(401, message, code, headers=headers)
+
+
+class Forbidden(ApiError):
+    def __init__(self, message: str):
+        super().__init__(403, message, "forbidden")
+
+
 class NotFound(ApiError):
     def __init__(self, what: str = "resource"):
         super().__init__(404, f"{what} not found", "not_found")

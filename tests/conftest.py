@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from tests.support import factories
@@ -22,11 +21,6 @@ from tests.support.live import ApiClient, SocketClient
 
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
-
-TABLES = ("metric_rollups", "metric_histograms", "audit_log", "surveys", "attachments",
-          "work_sessions", "ticket_events", "calls",
-          "chat_sessions", "messages", "ticket_facts", "tickets", "identities", "customers",
-          "deliveries", "channels", "api_tokens", "agents", "teams", "sla_policies", "settings")
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +80,9 @@ def clean_state(request, app):
 
     with app.app_context():
         redis_connection(app).flushdb()
-        for table in TABLES:
-            db.session.execute(text(f"DELETE FROM {table}"))
+        # Children before parents: the metadata's dependency order, reversed.
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
         db.session.commit()
     yield
 

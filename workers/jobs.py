@@ -5,7 +5,12 @@ from __future__ import annotations
 from flask import current_app
 from rq import get_current_job
 
-from helpdesk.services import deliveries, delivery_batches, outbound, queue, routing, surveys
+from helpdesk.services.ingest import batches as delivery_batches
+from helpdesk.services.ingest import deliveries
+from helpdesk.services.outbound import sending as outbound
+from helpdesk.services.outbound import surveys
+from helpdesk.services.routing import queue
+from helpdesk.services.routing import scoring as routing
 
 
 def _final_attempt() -> bool:

@@ -19,14 +19,12 @@ from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
 from helpdesk import queues
-from helpdesk.services import (
-    deliveries,
-    metrics_live,
-    metrics_rollup,
-    routing,
-    urgency,
-    work_sessions,
-)
+from helpdesk.services.ingest import deliveries
+from helpdesk.services.metrics import live as metrics_live
+from helpdesk.services.metrics import rollup as metrics_rollup
+from helpdesk.services.routing import scoring as routing
+from helpdesk.services.routing import urgency
+from helpdesk.services.tickets import work_sessions
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"

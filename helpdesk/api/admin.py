@@ -17,7 +17,8 @@ from helpdesk.schemas.inputs import (
     SlaPolicySchema,
 )
 from helpdesk.schemas.resources import agent_schema, sla_policy_schema
-from helpdesk.services import auth, settings, sla_policies
+from helpdesk.services import auth, settings
+from helpdesk.services.sla import policies as sla_policies
 
 
 @bp.get("/sla-policies")

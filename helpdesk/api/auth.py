@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import current_app, jsonify, request
 
+from helpdesk.api import rate_limit
 from helpdesk.api.common import json_body
 from helpdesk.api.security import bearer_token, current_agent
 from helpdesk.api.v1 import bp, public
 from helpdesk.schemas.inputs import LoginSchema
 from helpdesk.schemas.resources import agent_ref_schema, agent_schema
-from helpdesk.services import auth, rate_limit
+from helpdesk.services import auth
 
 
 @bp.post("/auth/login")

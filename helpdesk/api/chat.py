@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, jsonify, request
 
+from helpdesk.api import rate_limit
 from helpdesk.api.common import json_body, paginate, query_args
 from helpdesk.api.security import bearer_token
 from helpdesk.api.v1 import bp, public
 from helpdesk.schemas.inputs import ChatMessageCreateSchema, ChatSessionCreateSchema, PageSchema
 from helpdesk.schemas.resources import message_schema
-from helpdesk.services import chat, rate_limit
+from helpdesk.services.outbound import chat
 
 _CORS_ENDPOINTS = {f"{bp.name}.{name}" for name in
                    ("start_chat_session", "post_chat_message", "list_chat_messages")}

@@ -11,7 +11,7 @@ from helpdesk.api.v1 import bp
 from helpdesk.models import Delivery
 from helpdesk.schemas.inputs import DeliveryListSchema
 from helpdesk.schemas.resources import delivery_schema
-from helpdesk.services import deliveries
+from helpdesk.services.ingest import deliveries
 
 
 @bp.get("/deliveries")

@@ -12,13 +12,15 @@ from helpdesk.schemas.metrics import (
     SummaryQuerySchema,
     contact_reasons_csv,
     summary_csv,
+    summary_schema,
 )
-from helpdesk.services import metrics, metrics_pareto
+from helpdesk.services.metrics import pareto as metrics_pareto
+from helpdesk.services.metrics import summary as metrics
 
 
 def _summary() -> dict:
     args = query_args(SummaryQuerySchema())
-    return metrics.summary(args["from_"], args["to"], args["group_by"])
+    return summary_schema.dump(metrics.summary(args["from_"], args["to"], args["group_by"]))
 
 
 def _reasons() -> list[dict]:

@@ -7,10 +7,10 @@ from flask import jsonify
 from helpdesk.api.common import paginate, query_args
 from helpdesk.api.security import current_agent
 from helpdesk.api.v1 import bp
-from helpdesk.realtime import events
+from helpdesk.outbox import events
 from helpdesk.schemas.inputs import PageSchema
 from helpdesk.schemas.resources import ticket_schema
-from helpdesk.services import queue
+from helpdesk.services.routing import queue
 
 
 @bp.get("/queue")

@@ -18,7 +18,7 @@ from helpdesk.schemas.surveys import (
     survey_answer_out_schema,
     survey_schema,
 )
-from helpdesk.services import surveys
+from helpdesk.services.outbound import surveys
 
 bp = Blueprint("surveys", __name__)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -15,7 +15,8 @@ from helpdesk.schemas.inputs import (
     TicketUpdateSchema,
 )
 from helpdesk.schemas.resources import message_schema, ticket_schema, work_session_schema
-from helpdesk.services import tickets, work_sessions
+from helpdesk.services.tickets import actions as tickets
+from helpdesk.services.tickets import work_sessions
 
 
 @bp.get("/tickets")

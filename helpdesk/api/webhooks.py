@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from flask import Blueprint, Response, current_app, request
 
+from helpdesk.api import rate_limit
 from helpdesk.connectors import get_connector
 from helpdesk.connectors.base import (
     ChannelConfig,
@@ -19,7 +20,8 @@ from helpdesk.connectors.base import (
     body_hash,
 )
 from helpdesk.errors import ApiError, NotFound
-from helpdesk.services import channel_cache, deliveries, presence, rate_limit
+from helpdesk.services.ingest import channel_cache, deliveries
+from helpdesk.services.routing import presence
 
 bp = Blueprint("webhooks", __name__)
 

@@ -39,4 +39,4 @@ class WidgetConnector(Connector):
         raise VerificationError("the widget takes no webhooks: use /api/v1/chat")
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
-        raise PayloadError("visitor messages arrive through helpdesk.services.chat")
+        raise PayloadError("visitor messages arrive through helpdesk.services.outbound.chat")

@@ -18,6 +18,7 @@ from helpdesk.models.ticket import (
                                     PRIORITY_RANK,
                                     QUEUED_STATUSES,
                                     STATUSES,
+                                    WORKING_STATUSES,
                                     Ticket,
                                     TicketEvent,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "OUTCOMES", "Call", "ChatSession", "Setting", "SlaPolicy",
     "ROLES", "Agent", "ApiToken", "KINDS", "Channel", "IDENTITY_KINDS", "Customer", "Identity",
     "DELIVERY_STATUSES", "Delivery", "Attachment", "Message", "PRIORITIES", "PRIORITY_RANK",
-    "QUEUED_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession", "Team", "TicketFact",
+    "QUEUED_STATUSES", "WORKING_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession",
+    "Team", "TicketFact",
     "MetricHistogram", "MetricRollup",
 ]

@@ -81,7 +81,7 @@ class TicketFact(db.Model):
     first_response_seconds: Mapped[float | None] = mapped_column()
     frt_counted: Mapped[bool] = mapped_column(default=False)
     resolution_seconds: Mapped[float] = mapped_column(default=0.0)
-    # Value buckets of the two times (services/metrics_buckets.py), for exact percentiles.
+    # Value buckets of the two times (services/metrics/buckets.py), for exact percentiles.
     resolution_bucket: Mapped[int] = mapped_column(default=1)
     frt_bucket: Mapped[int | None] = mapped_column()
     pending_seconds: Mapped[float] = mapped_column(default=0.0)

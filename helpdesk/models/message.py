@@ -11,7 +11,7 @@ from helpdesk.extensions import db
 from helpdesk.models.base import UTCDateTime, utcnow
 from helpdesk.models.channel import Channel
 
-DELIVERY_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed", "skipped")
+MESSAGE_DELIVERY_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed", "skipped")
 
 
 class Message(db.Model):

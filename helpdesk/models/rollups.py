@@ -3,7 +3,7 @@
 Both tables hold sums: a cell's figure is the sum of its rows. Writers append rows of changes
 (never update a row, so concurrent writers never wait on each other); compaction folds a
 cell's rows into one. Everything here is derived from the stored tickets, facts, calls and
-surveys, and `helpdesk metrics rebuild` recomputes it (services/metrics_rollup.py).
+surveys, and `helpdesk metrics rebuild` recomputes it (services/metrics/rollup.py).
 
 `key` is the agent's or channel's id, or NO_KEY: no agent (unassigned), or no key at all (the
 histograms' `day` dimension). Not NULL, so that a cell's rows can be found by equality.
@@ -24,7 +24,7 @@ UNCOMPACTED = "NOT compacted"
 NO_KEY = 0  # ids start at 1
 EVER = date(1, 1, 1)  # the `start` of all-time histogram rows
 
-# The additive parts (services/metrics_parts.py): counts, and sums of seconds or scores.
+# The additive parts (services/metrics/parts.py): counts, and sums of seconds or scores.
 COUNTS = ("created", "solved", "flr", "fcr", "sla_met", "sla_n", "calls", "abandoned",
           "csat_n", "csat_good", "ces_n", "nps_n", "promoters", "detractors")
 SUMS = ("handle_sum", "pending_sum", "csat_sum", "ces_sum")

@@ -15,7 +15,9 @@ from helpdesk.models.customer import Customer
 STATUSES = ("new", "open", "pending", "solved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
-QUEUED_STATUSES = ("new", "open")
+QUEUED_STATUSES = ("new", "open")  # waiting in the queue while unassigned
+# Statuses that take an assignee's capacity: the same ones (pending waits on the customer).
+WORKING_STATUSES = QUEUED_STATUSES
 NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
 
 

@@ -1,36 +1,20 @@
-"""Socket.IO: the only place that emits. Every event is `{type, at, data}`.
+"""Socket.IO handlers: the `/agents` and `/chat` namespaces (a peer of `api/`).
 
-Web processes run the Socket.IO server; every process (web, worker, CLI) emits through its
-app's own write-only publisher on the Redis message queue, so there is no global emitter
-state and an event reaches clients of every web process.
+Web processes run the Socket.IO server here; emitting lives in `helpdesk.outbox`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
-
 import socketio as socketio_server
-from flask import Flask, current_app
+from flask import Flask
 
 from helpdesk.extensions import socketio
-from helpdesk.queues import redis_connection
-from helpdesk.realtime import event_log
-
-log = logging.getLogger(__name__)
-
-AGENTS = "/agents"
-CHAT = "/chat"
-_PUBLISHER = "helpdesk.socket_publisher"
+from helpdesk.outbox import pubsub_channel
 
 
 def init_app(app: Flask, *, server: bool) -> None:
-    """Bind the Socket.IO server (web processes only); every app gets a publisher."""
+    """Bind the Socket.IO server and its handlers (web processes only)."""
     url = app.config["REDIS_URL"] or None
-    app.extensions[_PUBLISHER] = None
     if not server:
         return
     # Built here because Flask-SocketIO only recognizes redis:// URLs, not unix:// sockets.
@@ -39,14 +23,6 @@ def init_app(app: Flask, *, server: bool) -> None:
     socketio.init_app(app, async_mode=async_mode(app.config["ASYNC_MODE"]),
                       cors_allowed_origins="*", logger=False, engineio_logger=False, **options)
     from helpdesk.realtime import agents, chat  # noqa: F401  (registers the handlers)
-
-
-def pubsub_channel(redis_url: str) -> str:
-    """Pub/sub ignores Redis database numbers: name the channel after the database instead,
-    so two systems sharing one Redis server (e.g. CI and a benchmark) never hear each other."""
-    from redis.connection import parse_url
-
-    return f"helpdesk-socketio-{parse_url(redis_url).get('db', 0)}"
 
 
 def async_mode(configured: str) -> str:
@@ -58,86 +34,3 @@ def async_mode(configured: str) -> str:
     except ImportError:
         return "threading"
     return "gevent" if monkey.is_module_patched("socket") else "threading"
-
-
-class Publisher(socketio_server.RedisManager):
-    """A write-only Redis manager that can publish several events in one round trip.
-
-    Messages are built by the library itself (`emit`); only the final PUBLISH is collected,
-    per thread (greenlet under gevent), and sent with the caller's pipeline.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._collecting = threading.local()
-
-    def _publish(self, data: Any) -> Any:
-        collected = getattr(self._collecting, "messages", None)
-        if collected is None:
-            return super()._publish(data)
-        collected.append(self.json.dumps(data))
-        return None
-
-    def collect(self, events: Iterable[tuple[str, dict[str, Any], list[str], str]]
-                ) -> list[str]:
-        """The serialized pub/sub messages of these events, not yet published."""
-        self._collecting.messages = []
-        try:
-            for event_type, message, rooms, namespace in events:
-                self.emit(event_type, message, namespace=namespace, room=rooms)
-            return self._collecting.messages
-        finally:
-            self._collecting.messages = None
-
-
-def publisher() -> Publisher:
-    app = current_app._get_current_object()
-    manager = app.extensions.get(_PUBLISHER)
-    if manager is None:
-        url = app.config["REDIS_URL"]
-        manager = Publisher(url, channel=pubsub_channel(url), write_only=True)
-        app.extensions[_PUBLISHER] = manager
-    return manager
-
-
-def envelope(event_type: str, data: Any) -> dict[str, Any]:
-    return {"type": event_type, "at": datetime.now(UTC).isoformat(), "data": data}
-
-
-def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AGENTS) -> None:
-    """Send one event to rooms now; call it after the commit that made `data` true.
-
-    Agents' events are numbered (`seq`) and kept for a while, so a client that lost its
-    connection can ask for what it missed (`events.since`).
-    """
-    emit_many([(event_type, data, rooms)], namespace)
-
-
-def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS,
-              *, flags: tuple[str, ...] = ()) -> None:
-    """Send several events, in order, in at most two Redis round trips (numbering them, then
-    one pipeline that logs and publishes them all, and sets `flags`); call it after the
-    commit that made them true."""
-    batch = []
-    for event_type, data, rooms in events:
-        if rooms:
-            rooms = [rooms] if isinstance(rooms, str) else list(rooms)
-            batch.append((event_type, envelope(event_type, data), rooms, namespace))
-    if not batch:
-        return
-    logged = [(kind, message, rooms) for kind, message, rooms, _ in batch]
-    try:
-        client = redis_connection()
-        if namespace == AGENTS:
-            event_log.number(client, logged)
-        manager = publisher()
-        pipe = client.pipeline(transaction=False)
-        if namespace == AGENTS:
-            event_log.keep(pipe, logged)
-        for payload in manager.collect(batch):
-            pipe.publish(manager.channel, payload)
-        for flag in flags:
-            pipe.set(flag, "1")
-        pipe.execute()
-    except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
-        log.warning("emit %s failed: %s", ", ".join(sorted({b[0] for b in batch})), exc)

@@ -8,10 +8,12 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent
-from helpdesk.realtime import AGENTS, envelope, event_log
+from helpdesk.outbox import AGENTS, envelope, event_log, rooms
 from helpdesk.realtime.chat import agent_typing
 from helpdesk.schemas.resources import work_session_schema
-from helpdesk.services import auth, presence, work_sessions
+from helpdesk.services import auth
+from helpdesk.services.routing import presence
+from helpdesk.services.tickets import work_sessions
 
 
 @socketio.on("connect", namespace=AGENTS)
@@ -21,10 +23,10 @@ def connect(auth_data=None):
     if agent is None:
         raise ConnectionRefusedError("unauthorized")
     session["agent_id"] = agent.id
-    join_room(f"agent:{agent.id}")
-    join_room("queue")
+    join_room(rooms.agent(agent.id))
+    join_room(rooms.QUEUE)
     if agent.has_role("supervisor"):
-        join_room("supervisors")
+        join_room(rooms.SUPERVISORS)
     presence.connected(agent.id, request.sid)
 
 
@@ -55,11 +57,11 @@ def focus(data):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
-    join_room(f"ticket:{ticket_id}")
+    join_room(rooms.ticket(ticket_id))
     try:
         work = work_sessions.start(session["agent_id"], ticket_id, request.sid, "socket")
     except NotFound:
-        leave_room(f"ticket:{ticket_id}")
+        leave_room(rooms.ticket(ticket_id))
         return {"error": {"code": "not_found", "message": "ticket not found"}}
     return {"ok": True, "work_session": work_session_schema.dump(work)}
 
@@ -69,7 +71,7 @@ def blur(data):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
-    leave_room(f"ticket:{ticket_id}")
+    leave_room(rooms.ticket(ticket_id))
     work = work_sessions.stop(session["agent_id"], ticket_id, request.sid)
     return {"ok": True, "work_session": work_session_schema.dump(work) if work else None}
 
@@ -96,7 +98,7 @@ def typing(data):
         return None
     work_sessions.touch(agent.id)
     data = {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name}
-    socketio.emit("typing", envelope("typing", data), to=f"ticket:{ticket_id}",
+    socketio.emit("typing", envelope("typing", data), to=rooms.ticket(ticket_id),
                   namespace=AGENTS, skip_sid=request.sid)
     agent_typing(ticket_id, agent)
     return {"ok": True}

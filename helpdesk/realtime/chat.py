@@ -7,8 +7,8 @@ from flask_socketio import ConnectionRefusedError, join_room
 
 from helpdesk.extensions import socketio
 from helpdesk.models import Agent
-from helpdesk.realtime import AGENTS, CHAT, emit
-from helpdesk.services import chat
+from helpdesk.outbox import AGENTS, CHAT, emit, rooms
+from helpdesk.services.outbound import chat
 
 
 @socketio.on("connect", namespace=CHAT)
@@ -30,7 +30,7 @@ def typing(_data=None):
         return {"error": {"code": "no_ticket", "message": "send a message first"}}
     emit("typing", {"ticket_id": chat_session.ticket_id,
                     "customer_id": chat_session.customer_id, "name": chat_session.name},
-         f"ticket:{chat_session.ticket_id}", AGENTS)
+         rooms.ticket(chat_session.ticket_id), AGENTS)
     return {"ok": True}
 
 

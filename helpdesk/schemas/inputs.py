@@ -9,6 +9,14 @@ from helpdesk.models import IDENTITY_KINDS, KINDS, PRIORITIES, ROLES, STATUSES
 NonEmpty = validate.Length(min=1)
 
 
+class ReasonName(fields.String):
+    """A contact reason or keyword: non-blank, at most 200 characters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=[validate.Length(max=200), validate.Regexp(r".*\S")],
+                         **kwargs)
+
+
 class LoginSchema(Schema):
     email = fields.String(required=True, validate=NonEmpty)
     password = fields.String(required=True, validate=NonEmpty)
@@ -108,12 +116,24 @@ class SlaPolicySchema(Schema):
     calendar = fields.Dict(allow_none=True, load_default=None)
 
 
+class SurveySettingsSchema(Schema):
+    """Which satisfaction surveys follow a solved ticket, after how long, how often at most."""
+
+    csat = fields.Boolean(truthy={True}, falsy={False})
+    ces = fields.Boolean(truthy={True}, falsy={False})
+    nps = fields.Boolean(truthy={True}, falsy={False})
+    delay_seconds = fields.Integer(strict=True, validate=validate.Range(0, 30 * 24 * 3600))
+    min_days_between = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+
+
 class SettingsUpdateSchema(Schema):
     routing_mode = fields.String(validate=validate.OneOf(("pull", "push")))
-    capacity_weights = fields.Dict(keys=fields.String(), values=fields.Float())
-    surveys = fields.Dict(keys=fields.String())  # options checked by services.settings
-    contact_reasons = fields.List(fields.String())  # checked by services.contact_reasons
-    contact_reason_rules = fields.Dict(keys=fields.String())
+    capacity_weights = fields.Dict(keys=fields.String(), values=fields.Float(
+        validate=validate.Range(0, 1, min_inclusive=False)))
+    surveys = fields.Nested(SurveySettingsSchema)  # a partial change keeps the other options
+    contact_reasons = fields.List(ReasonName())
+    contact_reason_rules = fields.Dict(keys=ReasonName(), values=fields.List(
+        ReasonName(), validate=NonEmpty))
 
 
 class AgentUpdateSchema(Schema):

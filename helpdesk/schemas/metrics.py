@@ -1,4 +1,4 @@
-"""Metrics: the query (period and grouping) and the CSV rendering of the results."""
+"""Metrics: the query (period and grouping), the response, and its CSV rendering."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import io
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
-from helpdesk.services.metrics import EMPTY, GROUPS
+from helpdesk.services.metrics.summary import EMPTY, GROUPS
 
 
 class Moment(fields.Field):
@@ -35,6 +41,77 @@ class PeriodSchema(Schema):
 
 class SummaryQuerySchema(PeriodSchema):
     group_by = fields.String(load_default=None, validate=validate.OneOf(GROUPS))
+
+
+class _Spread(Schema):
+    mean = fields.Float(allow_none=True)
+    p50 = fields.Float(allow_none=True)
+    p90 = fields.Float(allow_none=True)
+
+
+class _Mean(Schema):
+    mean = fields.Float(allow_none=True)
+
+
+class _Csat(Schema):
+    score = fields.Float(allow_none=True)
+    mean = fields.Float(allow_none=True)
+    responses = fields.Integer()
+
+
+class _Ces(Schema):
+    mean = fields.Float(allow_none=True)
+    responses = fields.Integer()
+
+
+class _Nps(Schema):
+    score = fields.Float(allow_none=True)
+    responses = fields.Integer()
+
+
+class FiguresSchema(Schema):
+    """M: every figure of API.md "Metrics", in the contract's order."""
+
+    class Meta:
+        ordered = True
+
+    tickets_created = fields.Integer()
+    tickets_solved = fields.Integer()
+    aht_seconds = fields.Float(allow_none=True)
+    flr_rate = fields.Float(allow_none=True)
+    fcr_rate = fields.Float(allow_none=True)
+    frt_seconds = fields.Nested(_Spread)
+    resolution_seconds = fields.Nested(_Spread)
+    pending_seconds = fields.Nested(_Mean)
+    sla_compliance = fields.Float(allow_none=True)
+    abandoned_call_rate = fields.Float(allow_none=True)
+    csat = fields.Nested(_Csat)
+    ces = fields.Nested(_Ces)
+    nps = fields.Nested(_Nps)
+    backlog = fields.Integer()
+
+
+class GroupSchema(FiguresSchema):
+    key = fields.Raw(allow_none=True)   # an id, or a date as YYYY-MM-DD
+    label = fields.String(allow_none=True)
+
+    class Meta:
+        ordered = True
+        fields = ("key", "label", *FiguresSchema._declared_fields)
+
+
+class SummarySchema(Schema):
+    class Meta:
+        ordered = True
+
+    from_ = fields.DateTime(data_key="from")
+    to = fields.DateTime()
+    group_by = fields.String(allow_none=True)
+    totals = fields.Nested(FiguresSchema)
+    groups = fields.List(fields.Nested(GroupSchema))
+
+
+summary_schema = SummarySchema()
 
 
 class TeamCreateSchema(Schema):

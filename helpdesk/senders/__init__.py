@@ -1,5 +1,5 @@
 """Outbound senders: one database-free module per provider, like the connectors.
 
 Each module exposes `send(out: Outgoing) -> SendResult` and raises `SendError`;
-`helpdesk.services.outbound` builds the `Outgoing` from the database and stores the result.
+`helpdesk.services.outbound.sending` builds the `Outgoing` from the database and stores the result.
 """

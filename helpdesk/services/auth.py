@@ -9,12 +9,12 @@ from functools import cache
 from sqlalchemy import Select, bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from helpdesk.errors import ApiError, Conflict, NotFound
+from helpdesk.errors import Conflict, NotFound, Unauthorized
 from helpdesk.extensions import db
 from helpdesk.models import Agent, ApiToken
 from helpdesk.models.base import utcnow
 from helpdesk.services import teams
-from helpdesk.services.transaction import commit
+from helpdesk.transaction import commit
 
 # Compared against when the email is unknown, so both paths cost one hash check.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -52,7 +52,7 @@ def login(email: str, password: str) -> tuple[str, Agent]:
         select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
     hashed = agent.password_hash if agent and agent.password_hash else _DUMMY_HASH
     if not check_password_hash(hashed, password) or agent is None or not agent.active:
-        raise ApiError(401, "wrong email or password", "invalid_credentials")
+        raise Unauthorized("wrong email or password", "invalid_credentials")
     return issue_token(agent), agent
 
 

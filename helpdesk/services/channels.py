@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import select
 
 from helpdesk.connectors import get_connector, providers
-from helpdesk.errors import ApiError, NotFound
+from helpdesk.errors import ApiError, Invalid, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Channel
 from helpdesk.queues import redis_connection
 from helpdesk.services import audit
-from helpdesk.services.transaction import after_commit, commit
+from helpdesk.transaction import after_commit, commit
 
 log = logging.getLogger(__name__)
 # Bumped after every committed change to a channel: processes that remember channels
@@ -24,7 +24,7 @@ VERSION = "helpdesk:channels:version"
 
 
 def _invalid(fields: dict[str, Any], message: str = "invalid channel") -> ApiError:
-    return ApiError(400, message, "validation_error", fields)
+    return Invalid(message, fields)
 
 
 def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from helpdesk.connectors.base import IdentityRef
-from helpdesk.errors import ApiError, Conflict, NotFound
+from helpdesk.errors import Conflict, Invalid, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import Call, Channel, Customer, Identity, Message, Ticket, TicketEvent
 from helpdesk.schemas.resources import (
@@ -14,8 +14,8 @@ from helpdesk.schemas.resources import (
     call_schema,
     message_schema,
 )
-from helpdesk.services import identity
-from helpdesk.services.transaction import commit
+from helpdesk.services.ingest import identity
+from helpdesk.transaction import commit
 
 TIMELINE_EVENTS = ("ticket.created", "status.changed", "ticket.reopened", "escalated",
                    "assigned", "priority.changed")
@@ -36,8 +36,8 @@ def create(name: str, identities: list[dict], tier: str = "standard") -> Custome
             refs.append(IdentityRef(item["kind"], identity.normalize(item["kind"],
                                                                        item["value"])))
         except identity.InvalidIdentity as exc:
-            raise ApiError(400, str(exc), "validation_error",
-                           {"identities": {str(index): {"value": [str(exc)]}}}) from exc
+            raise Invalid(str(exc), {"identities": {str(index): {"value": [str(exc)]}}}
+                          ) from exc
     taken = identity.find_identities(refs)
     if taken:
         first = taken[0]
@@ -57,8 +57,8 @@ def find_by_identity(spec: str) -> list[Customer]:
     """`kind:value` → the customers holding that identity (zero or one)."""
     kind, sep, value = spec.partition(":")
     if not sep:
-        raise ApiError(400, "identity must be <kind>:<value>", "validation_error",
-                       {"identity": ["must be <kind>:<value>"]})
+        raise Invalid("identity must be <kind>:<value>",
+                      {"identity": ["must be <kind>:<value>"]})
     try:
         value = identity.normalize(kind, value)
     except identity.InvalidIdentity:

@@ -28,8 +28,9 @@ from helpdesk.models import (
 )
 from helpdesk.schemas.resources import call_schema, customer_schema, message_schema, ticket_schema
 from helpdesk.schemas.surveys import survey_schema
-from helpdesk.services import attachments, audit, identity
-from helpdesk.services.transaction import after_commit, commit
+from helpdesk.services import audit
+from helpdesk.services.ingest import attachments, identity
+from helpdesk.transaction import after_commit, commit
 
 ERASED = "[erased]"
 # Rows that belong to a customer and move with a merge.

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from helpdesk.errors import Conflict, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Team
-from helpdesk.services.transaction import commit
+from helpdesk.transaction import commit
 
 
 def all_teams() -> list[Team]:

@@ -421,7 +421,7 @@ def test_metrics_take_a_supervisor(api, agent, admin):
 
 def test_supervisors_get_live_figures_at_most_every_few_seconds(app, api, supervisor, agent,
                                                                 drain, sockets):
-    from helpdesk.services import metrics_live
+    from helpdesk.services.metrics import live as metrics_live
 
     channel = factories.channel(app, "api")
     watcher = sockets(supervisor.token)

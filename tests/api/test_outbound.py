@@ -45,11 +45,12 @@ META_IDS = {"whatsapp": ("phone_number_id", "106540352242922"),
 # --- fixtures: config restored after each test, local servers -------------------------------
 
 @pytest.fixture
-def outbound_config(app):
-    saved = {key: app.config.get(key) for key in CONFIG_KEYS}
-    app.config["OUTBOUND_RETRY_INTERVALS"] = [0, 0]
-    yield app.config
-    app.config.update(saved)
+def outbound_config(app, monkeypatch):
+    """The app's config for this test; monkeypatch restores every key a test sets."""
+    for key in CONFIG_KEYS:
+        monkeypatch.setitem(app.config, key, app.config.get(key))
+    monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [0, 0])
+    return app.config
 
 
 @pytest.fixture
@@ -432,7 +433,7 @@ def test_a_refusal_fails_without_retry(app, api, agent, providers, drain):
 
 def test_a_crashing_sender_is_retried_then_failed(app, api, agent, providers, drain,
                                                   monkeypatch):
-    from helpdesk.services import outbound
+    from helpdesk.services.outbound import sending as outbound
 
     calls = []
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from helpdesk.connectors.base import StatusEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Message
-from helpdesk.services import inbound
+from helpdesk.services.ingest import inbound
 from tests.support import factories
 from tests.support.payloads import sample
 from tests.support.signing import (

@@ -183,7 +183,7 @@ def test_parse_failure_marks_delivery_failed_and_replay_works(app, api, admin, d
 
 def test_sweeper_does_not_duplicate_a_job_still_waiting(app, api, drain):
     from helpdesk.queues import INGEST, get_queue
-    from helpdesk.services import deliveries
+    from helpdesk.services.ingest import deliveries
 
     channel = factories.channel(app, "api")
     api.post_api_webhook(channel, api_message(text="waiting in the queue"))

@@ -68,7 +68,7 @@ def test_idle_sessions_close_at_the_last_activity(app, api, agent, ticket_id):
         assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/start").status_code == 200
         clock.move_to(start + timedelta(minutes=4))
         with app.app_context():
-            from helpdesk.services import work_sessions
+            from helpdesk.services.tickets import work_sessions
 
             work_sessions.touch(agent.id)
             clock.move_to(start + timedelta(minutes=15))

@@ -18,8 +18,8 @@ from helpdesk.models import (
     Ticket,
     TicketFact,
 )
-from helpdesk.services.metrics_buckets import BOUNDS, bucket_of
-from helpdesk.services.metrics_compaction import CELLS
+from helpdesk.services.metrics.buckets import BOUNDS, bucket_of
+from helpdesk.services.metrics.compaction import CELLS
 
 # Values a bucket edge, or equal to another, or odd (zero, negative) must not trip.
 SPECIAL_SECONDS = [0.0, 1.0, BOUNDS[9], BOUNDS[57], 600.0, 600.0, 3600.0, -5.0]
@@ -27,7 +27,7 @@ SPECIAL_SECONDS = [0.0, 1.0, BOUNDS[9], BOUNDS[57], 600.0, 600.0, 3600.0, -5.0]
 
 def rollup_cells() -> dict:
     """The roll-ups' sums per cell, however their rows are split (compacts them first)."""
-    from helpdesk.services import metrics_rollup
+    from helpdesk.services.metrics import rollup as metrics_rollup
 
     metrics_rollup.compact()
     cells = {}

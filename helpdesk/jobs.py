@@ -1,0 +1,69 @@
+"""Every background job in one registry: its function, queue, job id and coalescing.
+
+Job names are spelled here and nowhere else; services enqueue through these entries (after
+the commit that makes their work visible) and `workers/jobs.py` holds the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from helpdesk import queues
+
+
+@dataclass(frozen=True)
+class Job:
+    """One kind of job. `job_id` names a run by its arguments, so a second enqueue of the
+    same work is recognised; with `coalesce`, one still waiting to start is enough."""
+
+    func: str
+    queue: str
+    job_id: Callable[..., str] | None = None
+    coalesce: bool = False
+    retry_intervals: Callable[[], Sequence[int]] | None = None
+    pending: str | None = None  # the flag `enqueue_unless_pending` keeps while one waits
+
+    def id_for(self, *args: Any) -> str | None:
+        return self.job_id(*args) if self.job_id else None
+
+    def enqueue(self, *args: Any, at: datetime | None = None) -> bool:
+        """Enqueue `func(*args)` (at `at`); False (logged) when Redis is unreachable."""
+        intervals = self.retry_intervals() if self.retry_intervals else None
+        return queues.enqueue(self.queue, self.func, *args, job_id=self.id_for(*args), at=at,
+                              intervals=intervals, coalesce=self.coalesce)
+
+    def enqueue_each(self, calls: Sequence[tuple]) -> bool:
+        """Enqueue `func(*args)` for each args tuple, skipping any whose job still waits."""
+        return queues.enqueue_each(self.queue, self.func,
+                                   [(args, self.id_for(*args)) for args in calls])
+
+    def enqueue_unless_pending(self) -> bool:
+        """Enqueue `func()` unless a run of it is waiting to start (see queues)."""
+        return queues.enqueue_unless_pending(self.pending or self.func, self.queue, self.func)
+
+    def started(self) -> None:
+        """Called by a job enqueued with `enqueue_unless_pending` before it reads its work."""
+        queues.job_started(self.pending or self.func)
+
+
+PROCESS_DELIVERY = Job("workers.jobs.process_delivery", queues.INGEST,
+                       job_id=lambda delivery_id: f"delivery-{delivery_id}", coalesce=True)
+PROCESS_DELIVERIES = Job("workers.jobs.process_deliveries", queues.INGEST,
+                         pending="ingest-batch")
+ROUTE_TICKET = Job("workers.jobs.route_ticket", queues.ROUTING,
+                   job_id=lambda ticket_id: f"route-{ticket_id}", coalesce=True)
+FILL_AGENT = Job("workers.jobs.fill_agent", queues.ROUTING)
+SEND_MESSAGE = Job("workers.jobs.send_message", queues.OUTBOUND,
+                   job_id=lambda message_id: f"send-{message_id}",
+                   retry_intervals=queues.outbound_retry_intervals)
+CHECK_SLA = Job("workers.jobs.check_sla", queues.DEFAULT,
+                job_id=lambda ticket_id, clock, kind, due_iso:
+                f"sla-{ticket_id}-{clock}-{kind}-{int(datetime.fromisoformat(due_iso).timestamp())}")
+SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
+                  job_id=lambda survey_id, _base_url="": f"survey-{survey_id}")
+
+ALL = (PROCESS_DELIVERY, PROCESS_DELIVERIES, ROUTE_TICKET, FILL_AGENT, SEND_MESSAGE,
+       CHECK_SLA, SEND_SURVEY)

@@ -1,0 +1,166 @@
+"""Processing stored deliveries in batches: many deliveries, one transaction.
+
+Processing one delivery per job pays, for every message, a job's bookkeeping in Redis, a
+transaction, the same lookups, single-row writes and a Redis round trip per event. A batch
+claims the oldest waiting deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers
+never share one), asks its lookups once (`ingest_batch`), applies every event with the same
+code as a single delivery, and commits once: one flush, one pipeline of events, one
+enqueue per ticket to route.
+
+A batch that fails as a whole (a duplicate that raced in from another worker, a bug) is
+rolled back and its deliveries are processed one by one, each in its own transaction; one
+that still fails is handed to its own retrying job (`deliveries.process`), so a single bad
+delivery never holds up the others and ends `failed` with its error after the last retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import Row, and_, func, select, update
+
+from helpdesk import jobs
+from helpdesk.connectors import get_connector
+from helpdesk.connectors.base import InboundEvent, MessageEvent
+from helpdesk.extensions import db
+from helpdesk.models import Channel, Delivery
+from helpdesk.services.ingest import batch_state, deliveries, identity
+from helpdesk.transaction import commit
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = {"postgresql": 200}
+DEFAULT_BATCH_SIZE = 50  # SQLite: the batch holds the one write lock while it runs
+TIME_BUDGET_SECONDS = 5.0  # then the job hands over to a fresh one
+BATCH_BYTES = 16 * 1024 * 1024  # raw bodies held (and parsed) at once
+
+
+def batch_size() -> int:
+    return BATCH_SIZE.get(db.session.get_bind().dialect.name, DEFAULT_BATCH_SIZE)
+
+
+def process_waiting() -> int:
+    """The batch job: process waiting deliveries until none are left (or the time budget
+    is spent, then a new job takes over); the number of deliveries processed."""
+    jobs.PROCESS_DELIVERIES.started()
+    limit, started, total = batch_size(), time.monotonic(), 0
+    while True:
+        count, more = process_batch(limit)
+        total += count
+        if not more:
+            return total
+        # A backlog: make sure another job follows (another worker may take it right away).
+        deliveries.signal_batch()
+        if time.monotonic() - started >= TIME_BUDGET_SECONDS:
+            return total
+
+
+def claim(limit: int) -> tuple[list[Row], bool]:
+    """The oldest deliveries waiting for their first processing, locked for this batch, as
+    many as fit in BATCH_BYTES of bodies (always one: an email may take 50 MiB alone); and
+    whether more may be waiting."""
+    waiting = (select(Delivery.id, func.length(Delivery.body))
+               .where(Delivery.status == "received", Delivery.attempts == 0)
+               .order_by(Delivery.id).limit(limit))
+    if db.session.get_bind().dialect.name == "postgresql":
+        waiting = waiting.with_for_update(skip_locked=True)
+    sizes = db.session.execute(waiting).all()
+    ids, total = [], 0
+    for delivery_id, size in sizes:
+        total += size or 0
+        if ids and total > BATCH_BYTES:
+            break  # the rest are unlocked at the commit, for the next batch
+        ids.append(delivery_id)
+    if not ids:
+        return [], False
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
+               Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
+        .where(Delivery.id.in_(ids)).order_by(Delivery.id))
+    return list(rows), len(sizes) == limit or len(ids) < len(sizes)
+
+
+def process_batch(limit: int) -> tuple[int, bool]:
+    """Claim and process up to `limit` waiting deliveries; how many were claimed, and
+    whether more may be waiting."""
+    rows, more = claim(limit)
+    if not rows:
+        db.session.rollback()
+        return 0, False
+    parsed, failures = _parse(rows)
+    try:
+        statuses = _apply(parsed)
+        _record(statuses, failures)
+        commit()
+    except Exception:
+        db.session.rollback()
+        log.warning("a batch of %d deliveries failed; processing them one by one", len(rows),
+                    exc_info=True)
+        for row in rows:
+            _process_alone(row.id)
+    return len(rows), more
+
+
+def _parse(rows: list[Row]) -> tuple[list[tuple[Row, Channel, list[InboundEvent]]],
+                                      dict[int, str]]:
+    parsed, failures = [], {}
+    for row in rows:
+        channel = db.session.get(Channel, row.channel_id)
+        try:
+            events = get_connector(row.provider).parse(deliveries.channel_config(channel),
+                                                       deliveries.as_request(row))
+        except Exception as exc:  # bad provider payloads are quarantined, never retried
+            log.info("delivery %s failed to parse: %s", row.id, type(exc).__name__)
+            failures[row.id] = f"{type(exc).__name__}: {exc}"
+            continue
+        parsed.append((row, channel, events))
+    return parsed, failures
+
+
+def _apply(parsed: list[tuple[Row, Channel, list[InboundEvent]]]) -> dict[int, str]:
+    """Apply every delivery's events in this transaction; {delivery id: new status}."""
+    messages = [(channel, event) for _row, channel, events in parsed for event in events
+                if isinstance(event, MessageEvent)]
+    statuses = {}
+    with batch_state.started() as batch:
+        batch.load([(channel.id, event.external_id[:255]) for channel, event in messages],
+                   identity.normalize_refs([ref for _, event in messages
+                                            for ref in event.identities]))
+        for row, channel, events in parsed:
+            created = sum(deliveries.apply_event(channel, row, event) for event in events)
+            has_messages = any(isinstance(event, MessageEvent) for event in events)
+            statuses[row.id] = "processed" if created or not has_messages else "duplicate"
+        db.session.flush()
+    return statuses
+
+
+def _record(statuses: dict[int, str], failures: dict[int, str]) -> None:
+    now = datetime.now(UTC)
+    for status in ("processed", "duplicate"):
+        ids = [delivery_id for delivery_id, value in statuses.items() if value == status]
+        if ids:
+            _update(Delivery.id.in_(ids), status=status, processed_at=now)
+    for delivery_id, error in failures.items():
+        _update(Delivery.id == delivery_id, status="failed", error=error[:2000],
+                processed_at=now)
+
+
+def _update(condition, **values) -> None:
+    db.session.execute(update(Delivery).where(condition)
+                       .values(attempts=Delivery.attempts + 1, **values)
+                       .execution_options(synchronize_session=False))
+
+
+def _process_alone(delivery_id: int) -> None:
+    """Process one delivery of a failed batch in its own transaction; if it fails again,
+    its own job retries it with backoff (and batches leave it alone: attempts > 0)."""
+    try:
+        deliveries.process(delivery_id, final_attempt=False)
+    except Exception:
+        db.session.rollback()
+        log.warning("delivery %s failed; retrying it on its own", delivery_id, exc_info=True)
+        _update(and_(Delivery.id == delivery_id, Delivery.status == "received"))
+        commit()
+        deliveries.enqueue_processing(delivery_id)

@@ -1,0 +1,128 @@
+"""Threading: which ticket an inbound customer message belongs to (DESIGN.md step 4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from helpdesk.connectors.base import MessageEvent
+from helpdesk.extensions import db
+from helpdesk.models import Channel, Customer, Message, Ticket
+from helpdesk.services.ingest import batch_state
+from helpdesk.services.metrics import facts as ticket_facts
+from helpdesk.services.sla import clocks as sla
+from helpdesk.services.tickets import history
+
+LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
+EMAIL_KINDS = ("email",)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def ticket_by_message_ids(ids: list[str]) -> Ticket | None:
+    """The ticket of the most recent message carrying one of these RFC Message-IDs."""
+    if not ids:
+        return None
+    row = db.session.execute(
+        select(Message.ticket_id).where(Message.message_id.in_(ids))
+        .order_by(Message.id.desc()).limit(1)).first()
+    return db.session.get(Ticket, row[0]) if row else None
+
+
+def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
+    batch = batch_state.current()
+    known = batch.thread_tickets.get((channel.id, thread_key)) if batch else None
+    if known is not None and known.status != "closed":
+        return known
+    return db.session.execute(
+        select(Ticket).where(Ticket.channel_id == channel.id, Ticket.thread_key == thread_key,
+                             Ticket.status != "closed")
+        .order_by(Ticket.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
+    """The customer's latest ticket active within the threading window, any channel."""
+    batch = batch_state.current()
+    if batch is not None and customer.id in batch.customer_tickets:
+        return batch.customer_tickets[customer.id]  # active in this batch: the latest
+    window = timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
+    return db.session.execute(
+        select(Ticket).where(Ticket.customer_id == customer.id,
+                             Ticket.last_activity_at >= now - window)
+        .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ticket | None:
+    """The existing ticket this message continues, if any (it may be solved or closed)."""
+    now = _now()
+    if channel.kind in EMAIL_KINDS or event.in_reply_to or event.references:
+        ids = event.in_reply_to + list(reversed(event.references)) + event.bounced_message_ids
+        ticket = ticket_by_message_ids(ids)
+        if ticket is not None or channel.kind in EMAIL_KINDS:
+            return ticket
+    if event.thread_key:
+        return ticket_by_thread_key(channel, event.thread_key)
+    if channel.kind in LIVE_THREADED_KINDS:
+        return None
+    return recent_ticket(customer, now)
+
+
+def can_reopen(ticket: Ticket, now: datetime) -> bool:
+    if ticket.status == "closed":
+        return False
+    if ticket.status != "solved" or ticket.solved_at is None:
+        return True
+    window = timedelta(seconds=current_app.config["REOPEN_WINDOW_SECONDS"])
+    return ticket.solved_at + window >= now
+
+
+def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
+                previous: Ticket | None = None, status: str = "new") -> Ticket:
+    subject = event.subject or (event.text or "").strip().split("\n")[0][:120] or None
+    ticket = Ticket(subject=subject, status=status, customer_id=customer.id,
+                    channel_id=channel.id, thread_key=event.thread_key,
+                    identity_verified=event.identity_verified,
+                    previous_ticket_id=previous.id if previous else None)
+    ticket.customer, ticket.channel = customer, channel
+    db.session.add(ticket)
+    db.session.flush()
+    history.record(ticket, "ticket.created", channel=channel.kind,
+                   previous_ticket_id=ticket.previous_ticket_id)
+    if status != "closed":
+        sla.apply_policy(ticket)
+    return ticket
+
+
+def thread_message(channel: Channel, customer: Customer,
+                   event: MessageEvent) -> tuple[Ticket, bool]:
+    """The ticket for this inbound message and whether it was created for it."""
+    now = _now()
+    quiet = bool({"auto_reply", "bounce"} & set(event.flags))
+    ticket = find_thread(channel, customer, event)
+    if ticket is not None and (quiet or can_reopen(ticket, now)):
+        if not quiet:
+            customer_replied(ticket, now)
+        return ticket, False
+    # Auto-replies and bounces never put work in the queue.
+    return open_ticket(channel, customer, event, previous=ticket,
+                       status="closed" if quiet else "new"), True
+
+
+def customer_replied(ticket: Ticket, now: datetime) -> None:
+    ticket.last_activity_at = now
+    if ticket.status == "pending":
+        ticket.status = "open"
+        history.record(ticket, "status.changed", **{"from": "pending", "to": "open"})
+        sla.resume(ticket, now)
+    elif ticket.status == "solved":
+        ticket.status = "open"
+        history.record(ticket, "ticket.reopened", solved_at=ticket.solved_at.isoformat()
+                       if ticket.solved_at else None)
+        ticket.solved_at = None
+        sla.apply_policy(ticket)
+        ticket_facts.changed(ticket)

@@ -1,0 +1,153 @@
+"""Identities: normalize how a channel names a person, and find or create the customer."""
+
+from __future__ import annotations
+
+import phonenumbers
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk.connectors.base import IdentityRef
+from helpdesk.extensions import db
+from helpdesk.models import IDENTITY_KINDS, Customer, Identity
+from helpdesk.services.ingest import batch_state
+
+
+class InvalidIdentity(ValueError):
+    """An identity value that cannot be normalized (not an email, not a phone number)."""
+
+
+def normalize_phone(value: str) -> str:
+    raw = value.strip()
+    if raw.lower().startswith("whatsapp:"):
+        raw = raw.split(":", 1)[1]
+    if raw.lower().startswith("tel:"):
+        raw = raw[4:]
+    if raw and raw[0].isdigit() and raw.replace(" ", "").isdigit():
+        raw = "+" + raw  # WhatsApp wa_id and Twilio numbers without the plus sign
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentity(f"not a phone number: {value!r}") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidIdentity(f"not a phone number: {value!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    email = value.strip().strip("<>").lower()
+    local, _, domain = email.rpartition("@")
+    if not local or not domain or " " in email:
+        raise InvalidIdentity(f"not an email address: {value!r}")
+    return email
+
+
+def normalize(kind: str, value: str) -> str:
+    """The canonical form of an identity value; raise InvalidIdentity when there is none."""
+    if kind not in IDENTITY_KINDS:
+        raise InvalidIdentity(f"unknown identity kind: {kind!r}")
+    if kind == "email":
+        return normalize_email(value)
+    if kind == "phone":
+        return normalize_phone(value)
+    cleaned = str(value).strip()
+    if not cleaned:
+        raise InvalidIdentity(f"empty {kind} identity")
+    return cleaned
+
+
+def normalize_refs(refs: list[IdentityRef]) -> list[IdentityRef]:
+    """Normalized, deduplicated refs; unparseable ones are dropped."""
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for ref in refs:
+        try:
+            value = normalize(ref.kind, ref.value)
+        except InvalidIdentity:
+            continue
+        if (ref.kind, value) not in seen:
+            seen.add((ref.kind, value))
+            result.append(IdentityRef(ref.kind, value, ref.verified))
+    return result
+
+
+def find_identities(refs: list[IdentityRef], *, fresh: bool = False) -> list[Identity]:
+    """The stored identities among `refs`, in their order (`fresh`: ask the database even
+    inside an ingest batch)."""
+    if not refs:
+        return []
+    batch = None if fresh else batch_state.current()
+    if batch is not None:
+        answers = [batch.identity(ref.kind, ref.value) for ref in refs]
+        if all(known for known, _ in answers):
+            return [identity for _, identity in answers if identity is not None]
+    keys = [(ref.kind, ref.value) for ref in refs]
+    found = db.session.execute(
+        select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys))).scalars().all()
+    order = {key: index for index, key in enumerate(keys)}
+    return sorted(found, key=lambda identity: order[(identity.kind, identity.value)])
+
+
+def live_customer(customer: Customer) -> Customer:
+    """Follow merges to the surviving customer."""
+    seen = set()
+    while customer.merged_into_id and customer.id not in seen:
+        seen.add(customer.id)
+        customer = db.session.get(Customer, customer.merged_into_id)
+    return customer
+
+
+def resolve_customer(refs: list[IdentityRef], name: str | None = None) -> Customer:
+    """The one customer these identities name, created (with its identities) when new."""
+    refs = normalize_refs(refs)
+    if not refs:
+        raise InvalidIdentity("the sender has no usable identity")
+    known = find_identities(refs)
+    if not known:
+        created = _create_customer(refs, name)
+        if created is not None:
+            return created
+        known = find_identities(refs, fresh=True)  # a concurrent delivery created them first
+    customer = live_customer(known[0].customer)
+    if name and not customer.name:
+        customer.name = name
+    known_keys = {(identity.kind, identity.value) for identity in known}
+    for ref in refs:
+        if (ref.kind, ref.value) not in known_keys:
+            attach_identity(customer, ref)
+    return customer
+
+
+def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | None:
+    try:
+        with db.session.begin_nested():
+            customer = Customer(name=name)
+            db.session.add(customer)
+            db.session.flush()
+            identities = [Identity(customer_id=customer.id, kind=ref.kind, value=ref.value,
+                                   verified=ref.verified) for ref in refs]
+            db.session.add_all(identities)
+            db.session.flush()
+    except IntegrityError:
+        return None
+    _remember(identities)
+    return customer
+
+
+def _remember(identities: list[Identity]) -> None:
+    batch = batch_state.current()
+    if batch is not None:
+        for identity in identities:
+            batch.added_identity(identity)
+
+
+def attach_identity(customer: Customer, ref: IdentityRef) -> Identity | None:
+    """Give `customer` this identity unless someone holds it already (a race lost: no-op)."""
+    identity = Identity(customer_id=customer.id, kind=ref.kind, value=ref.value,
+                        verified=ref.verified)
+    try:
+        with db.session.begin_nested():
+            db.session.add(identity)
+    except IntegrityError:
+        return None
+    _remember([identity])
+    return identity

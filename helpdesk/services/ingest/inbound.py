@@ -1,0 +1,119 @@
+"""Applying normalized inbound events: customer messages and delivery reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk import jobs
+from helpdesk.connectors.base import MessageEvent, StatusEvent
+from helpdesk.extensions import db
+from helpdesk.models import QUEUED_STATUSES, Channel, Delivery, Message, Ticket
+from helpdesk.outbox import events
+from helpdesk.services.ingest import attachments, batch_state, conversations, identity
+from helpdesk.services.outbound import surveys
+from helpdesk.services.routing import queue_updates
+from helpdesk.transaction import after_commit_each
+
+# Delivery reports only move forward: a late `sent` never overwrites `delivered`.
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+
+def message_exists(channel_id: int, external_id: str) -> bool:
+    batch = batch_state.current()
+    known = batch.message_stored(channel_id, external_id) if batch else None
+    if known is not None:
+        return known
+    return db.session.execute(select(Message.id).where(
+        Message.channel_id == channel_id, Message.external_id == external_id)).first() is not None
+
+
+def receive_message(channel: Channel, delivery: Delivery | None,
+                    event: MessageEvent) -> Message | None:
+    """Store a customer's message on the right ticket; None when it is a duplicate."""
+    external_id = event.external_id[:255]
+    if message_exists(channel.id, external_id):
+        return None
+    customer = identity.resolve_customer(event.identities, event.sender_name)
+    survey = surveys.answer_from_message(customer, event.text, channel.kind)
+    if survey is not None:  # a digit reply to a survey: filed on its ticket, never reopening it
+        ticket, created = db.session.get(Ticket, survey.ticket_id), False
+        event.flags = [*event.flags, "survey_answer"]
+    else:
+        ticket, created = conversations.thread_message(channel, customer, event)
+    now = datetime.now(UTC)
+    sent_at = min(event.sent_at, now) if event.sent_at else now
+    given = {"subject": event.subject, "full_text": event.full_text, "html": event.html,
+             "message_id": event.message_id, "in_reply_to": event.in_reply_to,
+             "references": event.references, "flags": list(event.flags),
+             "delivery_id": delivery.id if delivery else None}
+    # Unset columns take their defaults: the ORM sets every keyword one by one, and the
+    # ingest batch builds hundreds of messages per transaction.
+    message = Message(
+        ticket_id=ticket.id, channel_id=channel.id, direction="inbound",
+        author_type="customer", author_id=customer.id, author_name=customer.name,
+        external_id=external_id, text=event.text or "", delivery_status="received",
+        created_at=sent_at, attachments=[], **{k: v for k, v in given.items() if v})
+    message.channel = channel
+    batch = batch_state.current()
+    if batch is not None:  # a duplicate stored concurrently fails the batch's flush instead
+        db.session.add(message)
+        batch.stored_message(channel.id, external_id)
+    else:
+        try:
+            with db.session.begin_nested():
+                db.session.add(message)
+        except IntegrityError:  # the same message through another delivery, concurrently
+            return None
+    attachments.attach(message, event.attachments)
+    if "bounce" in event.flags:
+        mark_bounced(event.bounced_message_ids, event.text)
+    ticket.last_activity_at = max(ticket.last_activity_at or now, now)
+    if batch is not None:
+        batch.ticket_active(ticket)
+    events.ticket_changed(ticket, created=created)
+    events.message_created(message, ticket)
+    if ticket.status in QUEUED_STATUSES:
+        queue_updates.queue_changed()
+        route_after_commit(ticket)
+    return message
+
+
+def route_after_commit(ticket: Ticket) -> None:
+    """Score (and in push mode assign) the ticket once this transaction is visible."""
+    after_commit_each(_enqueue_routing, ticket.id)
+
+
+def _enqueue_routing(ticket_ids: list[int]) -> None:
+    """One routing job per ticket; a job still waiting will read this commit's state."""
+    jobs.ROUTE_TICKET.enqueue_each([(ticket_id,) for ticket_id in dict.fromkeys(ticket_ids)])
+
+
+def mark_bounced(message_ids: list[str], error: str) -> None:
+    """A bounce names our outbound message: it was not delivered."""
+    if not message_ids:
+        return
+    for message in db.session.execute(select(Message).where(
+            Message.message_id.in_(message_ids), Message.direction == "outbound")).scalars():
+        message.delivery_status = "failed"
+        message.delivery_error = (error or "bounced")[:2000]
+
+
+def receive_status(channel: Channel, event: StatusEvent) -> bool:
+    """Move an outbound message's delivery status forward; False when nothing changed."""
+    message = db.session.execute(select(Message).where(
+        Message.channel_id == channel.id, Message.external_id == event.external_id,
+        Message.direction == "outbound")).scalar_one_or_none()
+    if message is None or event.status not in STATUS_RANK:
+        return False
+    current = STATUS_RANK.get(message.delivery_status, -1)
+    if STATUS_RANK[event.status] <= current:
+        return False
+    message.delivery_status = event.status
+    if event.error:
+        message.delivery_error = event.error[:2000]
+    events.message_created(message, db.session.get(Ticket, message.ticket_id), updated=True)
+    return True

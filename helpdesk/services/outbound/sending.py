@@ -1,0 +1,202 @@
+"""Sending agents' public replies through the ticket's channel (the `outbound` job).
+
+The senders in `helpdesk.senders` know nothing of the database: this module builds their
+`Outgoing` (recipient, thread headers, the channel's account), stores what they answer
+(`external_id`, so the provider's status callbacks find the message, and the new status) and
+emits `message.updated` after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from flask import current_app
+from sqlalchemy import select
+
+from helpdesk.connectors.api import sign
+from helpdesk.extensions import db
+from helpdesk.models import Channel, Customer, Identity, Message, Ticket
+from helpdesk.outbox import events
+from helpdesk.schemas.resources import customer_schema, message_schema
+from helpdesk.senders import meta, smtp, telegram, twilio, x
+from helpdesk.senders.base import Outgoing, SendError, SendResult, body_of, post, refused
+from helpdesk.services.ingest import identity
+from helpdesk.services.outbound import chat
+from helpdesk.transaction import commit
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[Channel, Ticket, Message], SendResult]
+
+# The configuration key of each provider's base URL (API.md "Operators").
+API_BASES = {"twilio": "TWILIO_API_BASE", "meta": "META_GRAPH_API_BASE",
+             "telegram": "TELEGRAM_API_BASE", "x": "X_API_BASE"}
+EMAIL_PROVIDERS = ("raw_mime", "postmark", "mailgun", "sendgrid")
+# Which of the customer's identities a channel kind writes to.
+RECIPIENT_KINDS = {"email": "email", "sms": "phone", "whatsapp": "phone", "voice": "phone",
+                   "messenger": "messenger", "instagram": "instagram", "telegram": "telegram",
+                   "x": "x"}
+
+
+def _send_api(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
+    """The `api` channel: a signed POST to its `callback_url`; `skipped` without one."""
+    url = (channel.settings or {}).get("callback_url")
+    if not url:
+        return SendResult(external_id=None, status="skipped")
+    customer = db.session.get(Customer, ticket.customer_id)
+    payload = {"event_id": f"msg-{message.id}", "type": "message", "ticket_id": ticket.id,
+               "customer": customer_schema.dump(customer),
+               "message": message_schema.dump(message)}
+    body = json.dumps(payload).encode()
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/json", "X-Helpdesk-Timestamp": timestamp,
+               "X-Helpdesk-Signature": sign(channel.secrets["signing_secret"], timestamp, body)}
+    response = post("callback", url, data=body, headers=headers)
+    if not 200 <= response.status_code < 300:
+        error = body_of(response).get("error")
+        raise refused("callback", response, str(error)[:500] if error else None)
+    return SendResult(external_id=None)
+
+
+def _send_widget(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
+    """Website chat: live to the visitor's `/chat` room."""
+    return SendResult(external_id=None, status=chat.send_reply(channel, ticket, message))
+
+
+def through(send: Callable[[Outgoing], SendResult]) -> Sender:
+    """A database-free sender, fed the `Outgoing` built for this message."""
+    def sender(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
+        return send(outgoing(channel, ticket, message))
+    return sender
+
+
+# provider → sender(channel, ticket, message) returning what was sent and the new status.
+SENDERS: dict[str, Sender] = {
+    "api": _send_api, "widget": _send_widget, "twilio": through(twilio.send),
+    "meta": through(meta.send), "telegram": through(telegram.send), "x": through(x.send),
+    **{provider: through(smtp.send) for provider in EMAIL_PROVIDERS}}
+
+
+def last_inbound(ticket: Ticket) -> Message | None:
+    """The customer's latest message on this ticket through the ticket's channel."""
+    return db.session.execute(
+        select(Message).where(Message.ticket_id == ticket.id,
+                              Message.channel_id == ticket.channel_id,
+                              Message.direction == "inbound")
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def identity_value(customer_id: int, kind: str) -> str | None:
+    """The customer's identity of this kind (verified first, then the oldest)."""
+    customer = identity.live_customer(db.session.get(Customer, customer_id))
+    return db.session.execute(
+        select(Identity.value).where(Identity.customer_id == customer.id, Identity.kind == kind)
+        .order_by(Identity.verified.desc(), Identity.id).limit(1)).scalar_one_or_none()
+
+
+def recipient(channel: Channel, ticket: Ticket, last: Message | None) -> str:
+    """Who the reply goes to; a permanent SendError when the customer cannot be reached."""
+    if channel.kind == "telegram" and last is not None and last.external_id:
+        return last.external_id.split(":", 1)[0]  # `<chat_id>:<message_id>`
+    kind = RECIPIENT_KINDS.get(channel.kind)
+    value = identity_value(ticket.customer_id, kind) if kind else None
+    if not value:
+        raise SendError(f"the customer has no {kind or channel.kind} identity to reply to",
+                        retryable=False)
+    return value
+
+
+def endpoint(channel: Channel) -> str:
+    """The provider's base URL, or SMTP_URL for email, read from the config at call time."""
+    key = "SMTP_URL" if channel.kind == "email" else API_BASES.get(channel.provider)
+    return str(current_app.config.get(key) or "") if key else ""
+
+
+def status_callback(channel: Channel) -> str | None:
+    """The channel's webhook URL for delivery reports, when the public URL is known."""
+    base = current_app.config.get("PUBLIC_URL")
+    return f"{base}/webhooks/{channel.provider}/{channel.key}" if base else None
+
+
+def thread_of(last: Message | None) -> tuple[str | None, tuple[str, ...]]:
+    """In-Reply-To and References for a reply to `last` (its Message-ID and references)."""
+    if last is None or not last.message_id:
+        return None, ()
+    return last.message_id, (*(last.references or []), last.message_id)
+
+
+def outgoing(channel: Channel, ticket: Ticket, message: Message) -> Outgoing:
+    """The plain-data message a sender needs."""
+    last = last_inbound(ticket)
+    parent_id, references = thread_of(last)
+    return Outgoing(
+        message_id=message.id, ticket_id=ticket.id, kind=channel.kind, text=message.text,
+        recipient=recipient(channel, ticket, last), endpoint=endpoint(channel),
+        settings=dict(channel.settings or {}), secrets=dict(channel.secrets or {}),
+        subject=ticket.subject, in_reply_to=parent_id, references=references,
+        status_callback=status_callback(channel))
+
+
+def record_sent(message: Message, result: SendResult) -> None:
+    """Store the new status and the ids status callbacks and email replies will name."""
+    message.delivery_status, message.delivery_error = result.status, None
+    if result.external_id:
+        message.external_id = result.external_id[:255]
+    if result.message_id:
+        message.message_id = result.message_id[:500]
+
+
+def record_failed(message: Message, error: SendError) -> None:
+    """`failed`, with the provider's error for the agent to read."""
+    message.delivery_status, message.delivery_error = "failed", error.message[:2000]
+
+
+def sender_for(provider: str) -> Sender:
+    """The provider's sender; a permanent SendError for a provider without one."""
+    sender = SENDERS.get(provider)
+    if sender is None:
+        raise SendError(f"no sender for provider {provider}", retryable=False)
+    return sender
+
+
+def attempt(channel: Channel, ticket: Ticket, message: Message, final_attempt: bool) -> None:
+    """Call the channel's sender and record the outcome; re-raise what RQ should retry."""
+    message_id, provider = message.id, channel.provider
+    try:
+        result = sender_for(provider)(channel, ticket, message)
+    except SendError as exc:
+        if exc.retryable and not final_attempt:
+            db.session.rollback()
+            log.warning("message %s via %s: %s (will retry)", message_id, provider, exc.message)
+            raise
+        log.warning("message %s via %s failed: %s", message_id, provider, exc.message)
+        record_failed(message, exc)
+    except Exception:  # a bug or a malformed record: retried, then visible as `failed`
+        db.session.rollback()
+        if not final_attempt:
+            raise
+        log.exception("message %s via %s: sending crashed", message_id, provider)
+        record_failed(message, SendError("internal error while sending", retryable=False))
+    else:
+        record_sent(message, result)
+
+
+def send(message_id: int, *, final_attempt: bool = True) -> str | None:
+    """Send a queued public reply; idempotent (only `queued` messages are sent).
+
+    A retryable failure (or a crash) re-raises for RQ to retry unless this is the last
+    attempt; a permanent one, or the last attempt, marks the message `failed` with the error.
+    """
+    message = db.session.execute(
+        select(Message).where(Message.id == message_id)).scalar_one_or_none()
+    if message is None or message.delivery_status != "queued" or message.internal:
+        db.session.rollback()
+        return None
+    ticket = db.session.get(Ticket, message.ticket_id)
+    attempt(db.session.get(Channel, message.channel_id), ticket, message, final_attempt)
+    events.message_created(message, ticket, updated=True)
+    commit()
+    return message.delivery_status

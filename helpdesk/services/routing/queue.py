@@ -1,0 +1,201 @@
+"""The one queue: unassigned new/open tickets by priority, SLA deadline, age."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+
+from sqlalchemy import Select, TextClause, bindparam, or_, select, text
+from sqlalchemy.orm import joinedload
+
+from helpdesk.errors import Conflict
+from helpdesk.extensions import db
+from helpdesk.models import KINDS, QUEUED_STATUSES, Agent, Channel, Customer, Ticket
+from helpdesk.outbox import events
+from helpdesk.services import settings
+from helpdesk.services.metrics import rollup as metrics_rollup
+from helpdesk.services.routing import assignment, queue_updates
+from helpdesk.transaction import commit
+
+QUEUE_ORDER = (Ticket.priority_rank.desc(), Ticket.sla_due_at.asc(),
+               Ticket.created_at.asc(), Ticket.id.asc())
+
+
+_QUEUED = (Ticket.assignee_id.is_(None), Ticket.status.in_(QUEUED_STATUSES))
+
+
+def queued() -> Select:
+    """Unassigned tickets waiting for an agent, in queue order."""
+    return select(Ticket).where(*_QUEUED).order_by(*QUEUE_ORDER)
+
+
+def eligible_for(query: Select, agent: Agent, kinds: list[str] | None = None) -> Select:
+    """Only tickets this agent may take: level, languages and channels when set, and (when
+    `kinds` is given) channel kinds that fit the agent's free capacity."""
+    allowed = allowed_kinds(agent, kinds)
+    return _eligible(query, agent.level, agent.languages or None,
+                     sorted(allowed) if allowed is not None else None)
+
+
+def allowed_kinds(agent: Agent, kinds: list[str] | None) -> set[str] | None:
+    """The channel kinds the agent may take now; None when any will do."""
+    allowed = set(agent.channels or []) or None
+    # When every kind fits (capacity to spare: the usual case) the kinds filter is a no-op,
+    # since a channel's kind is always one of KINDS; leaving it out saves a subquery.
+    if kinds is not None and not set(KINDS) <= set(kinds):
+        allowed = set(kinds) if allowed is None else allowed & set(kinds)
+    return allowed
+
+
+def _eligible(query: Select, level: int, languages: list[str] | None,
+              kinds: list[str] | None) -> Select:
+    """The eligibility filters (languages and kinds: None for no filter)."""
+    query = query.where(Ticket.level <= level)
+    if languages is not None:
+        query = query.where(or_(Ticket.language.is_(None), Ticket.language.in_(languages)))
+    if kinds is not None:
+        query = query.where(Ticket.channel_id.in_(
+            select(Channel.id).where(Channel.kind.in_(kinds))))
+    return query
+
+
+def fitting_kinds(free: float, weights: dict) -> list[str]:
+    return [kind for kind in KINDS if assignment.fits(free, kind, weights)]
+
+
+def _lock(query: Select) -> Select:
+    if db.session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=Ticket)
+    return query
+
+
+def claim_next_ticket(agent: Agent) -> Ticket | None:
+    """Assign the first eligible queued ticket to `agent`; never the same one to two agents.
+
+    409 when the agent has no room left for any kind of ticket.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _claim_in_one_statement(agent)
+    weights = settings.get("capacity_weights")
+    kinds = fitting_kinds(assignment.free_capacity(agent, weights), weights)
+    if not kinds:
+        db.session.rollback()
+        raise Conflict("you are at capacity", "at_capacity")
+    ticket = db.session.execute(eligible_for(queued(), agent, kinds).limit(1)).scalars().first()
+    if ticket is None:  # SQLite: the write transaction (BEGIN IMMEDIATE) keeps others out
+        db.session.rollback()
+        return None
+    assignment.give(ticket, db.session.get(Agent, agent.id), "queue.next")
+    commit()
+    return ticket
+
+
+def _claim_in_one_statement(agent: Agent) -> Ticket | None:
+    """PostgreSQL: weigh the agent's free capacity, lock the first eligible ticket of a kind
+    that fits that nobody else holds (SKIP LOCKED), assign it, log the assignment and note
+    the agent's last assignment, in one round trip; what `claim_next_ticket` does on SQLite
+    in four, without loading anything first."""
+    languages = list(agent.languages or [])
+    channels = sorted(agent.channels or [])
+    now = datetime.now(UTC)
+    ticket_id, has_room = db.session.execute(
+        _claim_statement(bool(languages), bool(channels)), {
+            "agent_id": agent.id, "level": agent.level, "capacity": agent.capacity,
+            "now": now, "default_weights": _DEFAULT_WEIGHTS, "all_kinds": list(KINDS),
+            "data": json.dumps({"from": None, "to": agent.id, "via": "queue.next"}),
+            "languages": languages, "kinds": channels}).one()
+    if ticket_id is None:
+        db.session.rollback()
+        if not has_room:
+            raise Conflict("you are at capacity", "at_capacity")
+        return None
+    metrics_rollup.claimed(ticket_id)  # an UPDATE no flush saw
+    ticket = db.session.execute(_ticket_for_json(), {"id": ticket_id}).unique().scalar_one()
+    events.ticket_changed(ticket)
+    queue_updates.queue_changed()
+    commit()
+    return ticket
+
+
+@cache
+def _ticket_for_json() -> Select:
+    """The claimed ticket, fresh, with what its JSON needs (the customer's identities) in the
+    same query; built once."""
+    return (select(Ticket).where(Ticket.id == bindparam("id"))
+            .options(joinedload(Ticket.customer).joinedload(Customer.identities))
+            .execution_options(populate_existing=True))
+
+
+_DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
+
+# The queue order and eligibility of `queued`/`eligible_for`, in the order of the partial
+# index `ix_tickets_queue_order`, and the capacity check of `assignment` (a kind's weight:
+# its own, else the `default` one, else 0.1; the setting, else the defaults; every channel's
+# kind is one of KINDS). Plain SQL:
+# one statement of data-modifying CTEs, written once per filter shape and sent with
+# parameters only. The kinds that fit are an array computed once (an InitPlan), so the
+# scan of the queue's index stays a scan in queue order that stops at the first match.
+_CLAIM_SQL = """
+WITH weights AS (
+    SELECT COALESCE((SELECT value FROM settings WHERE key = 'capacity_weights'),
+                    CAST(:default_weights AS JSON)) AS w),
+weight AS (
+    SELECT kind, COALESCE(CAST(w ->> kind AS FLOAT), CAST(w ->> 'default' AS FLOAT),
+                          0.1) AS weight
+    FROM unnest(CAST(:all_kinds AS TEXT[])) AS k(kind) CROSS JOIN weights),
+free AS (
+    SELECT :capacity - COALESCE(SUM(weight.weight), 0) AS room
+    FROM tickets t JOIN channels c ON c.id = t.channel_id JOIN weight ON weight.kind = c.kind
+    WHERE t.assignee_id = :agent_id AND t.status IN ('new', 'open')),
+fitting AS (
+    SELECT kind FROM weight CROSS JOIN free WHERE weight <= room + 1e-9),
+candidate AS (
+    SELECT id FROM tickets
+    WHERE assignee_id IS NULL AND status IN ('new', 'open') AND level <= :level{filters}
+      AND channel_id = ANY(ARRAY(SELECT id FROM channels
+                                 WHERE kind IN (SELECT kind FROM fitting){by_kind}))
+    ORDER BY priority_rank DESC, sla_due_at ASC, created_at ASC, id ASC
+    LIMIT 1 FOR UPDATE SKIP LOCKED),
+claimed AS (
+    UPDATE tickets SET assignee_id = :agent_id, status = 'open', updated_at = :now
+    FROM candidate WHERE tickets.id = candidate.id RETURNING tickets.id),
+logged AS (
+    INSERT INTO ticket_events (ticket_id, name, actor_type, data, created_at)
+    SELECT id, 'assigned', 'system', CAST(:data AS JSON), :now FROM claimed),
+noted AS (
+    UPDATE agents SET last_assigned_at = :now
+    WHERE id = :agent_id AND EXISTS (SELECT 1 FROM claimed))
+SELECT (SELECT id FROM claimed), EXISTS (SELECT 1 FROM fitting)
+"""
+_BY_LANGUAGE = "\n      AND (language IS NULL OR language = ANY(:languages))"
+_BY_KIND = " AND kind = ANY(:kinds)"
+
+
+@cache
+def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
+    return text(_CLAIM_SQL.format(filters=_BY_LANGUAGE if by_language else "",
+                                  by_kind=_BY_KIND if by_kind else ""))
+
+
+def fill(agent_id: int, batch: int = 50) -> int:
+    """Push mode: give an agent who came online or freed capacity what fits from the queue."""
+    if settings.get("routing_mode") != "push":
+        return 0
+    agent = db.session.execute(select(Agent).where(Agent.id == agent_id)
+                               .with_for_update()).scalar_one_or_none()
+    if agent is None or agent.presence != "online" or not agent.active:
+        db.session.rollback()
+        return 0
+    weights = settings.get("capacity_weights")
+    free = agent.capacity - assignment.loads([agent.id], weights)[agent.id]
+    given = 0
+    candidates = db.session.execute(_lock(eligible_for(queued(), agent).limit(batch))).scalars()
+    for ticket in candidates:
+        kind = ticket.channel.kind
+        if assignment.fits(free, kind, weights):
+            assignment.give(ticket, agent, "push")
+            free -= assignment.weight(kind, weights)
+            given += 1
+    commit()
+    return given

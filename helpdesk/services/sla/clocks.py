@@ -1,0 +1,180 @@
+"""SLA clocks: deadlines from the policy of the ticket's priority, exact timers, pauses.
+
+First response: from creation to the first public agent reply. Resolution: from creation to
+solved, paused while the ticket is `pending` (waiting on the customer). Both count business
+time when the policy has a calendar. Deadlines are stored on the ticket; a timer job is
+scheduled for the warning point and for the deadline, and does nothing if, when it fires,
+the deadline has moved or been met.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from helpdesk import jobs
+from helpdesk.extensions import db
+from helpdesk.models import SlaPolicy, Ticket
+from helpdesk.models.ticket import NO_DEADLINE
+from helpdesk.outbox import emit, rooms
+from helpdesk.schemas.resources import ticket_schema
+from helpdesk.services.sla.business_hours import (
+    Calendar,
+    add_business_seconds,
+    business_seconds_between,
+)
+from helpdesk.services.tickets import history
+from helpdesk.transaction import after_commit
+
+CLOCKS = ("first_response", "resolution")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def calendar_of(policy: SlaPolicy) -> Calendar | None:
+    return Calendar.from_dict(policy.calendar) if policy.calendar else None
+
+
+def policy_for(priority: str) -> SlaPolicy | None:
+    return db.session.execute(
+        select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+
+
+def nearest_due(ticket: Ticket) -> datetime | None:
+    """The deadline the queue orders by: the first open clock's."""
+    if ticket.status in ("solved", "closed"):
+        return None
+    if ticket.first_response_at is None and ticket.first_response_due_at is not None:
+        return ticket.first_response_due_at
+    if ticket.sla_paused_at is not None:
+        return None
+    return ticket.resolution_due_at
+
+
+def apply_policy(ticket: Ticket) -> None:
+    """(Re)compute the ticket's deadlines from its priority's policy and schedule timers."""
+    db.session.flush()
+    policy = policy_for(ticket.priority)
+    ticket.sla_policy_id = policy.id if policy else None
+    if policy is None:
+        ticket.first_response_due_at = ticket.resolution_due_at = None
+    else:
+        calendar = calendar_of(policy)
+        ticket.first_response_due_at = _due(ticket.created_at, policy.first_response_seconds,
+                                            calendar)
+        ticket.resolution_due_at = _due(ticket.created_at, policy.resolution_seconds, calendar,
+                                        ticket.sla_paused_seconds)
+    ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
+    schedule_timers(ticket, policy)
+
+
+def _due(start: datetime, seconds: int | None, calendar: Calendar | None,
+         paused: float = 0.0) -> datetime | None:
+    if seconds is None:
+        return None
+    return add_business_seconds(start, seconds + paused, calendar)
+
+
+def schedule_timers(ticket: Ticket, policy: SlaPolicy | None) -> None:
+    if policy is None:
+        return
+    plans = []
+    for clock in CLOCKS:
+        due = open_deadline(ticket, clock)
+        target = getattr(policy, f"{clock}_seconds")
+        if due is None or not target:
+            continue
+        warn_at = due - timedelta(seconds=target * (1 - policy.warning_ratio))
+        plans += [(warn_at, clock, "warning", due), (due, clock, "breach", due)]
+    ticket_id = ticket.id
+    for at, clock, kind, due in plans:
+        after_commit(lambda at=at, clock=clock, kind=kind, due=due: jobs.CHECK_SLA.enqueue(
+            ticket_id, clock, kind, due.isoformat(), at=at))
+
+
+def open_deadline(ticket: Ticket, clock: str) -> datetime | None:
+    """The deadline of a clock that is still running (not met, not paused, not done)."""
+    if ticket.status in ("solved", "closed"):
+        return None
+    if clock == "first_response":
+        return ticket.first_response_due_at if ticket.first_response_at is None else None
+    return None if ticket.sla_paused_at is not None else ticket.resolution_due_at
+
+
+def refresh(ticket: Ticket) -> None:
+    """Recompute the queue's deadline key after a reply or a status change."""
+    ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
+
+
+def pause(ticket: Ticket, now: datetime | None = None) -> None:
+    """Waiting on the customer: the resolution clock stops."""
+    if ticket.sla_paused_at is None:
+        ticket.sla_paused_at = now or _now()
+        ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
+
+
+def resume(ticket: Ticket, now: datetime | None = None) -> None:
+    """The customer answered (or an agent reopened): the resolution clock runs again."""
+    if ticket.sla_paused_at is None:
+        return
+    now = now or _now()
+    policy = db.session.get(SlaPolicy, ticket.sla_policy_id) if ticket.sla_policy_id else None
+    calendar = calendar_of(policy) if policy else None
+    ticket.sla_paused_seconds += business_seconds_between(ticket.sla_paused_at, now, calendar)
+    ticket.sla_paused_at = None
+    if policy is not None:
+        apply_policy(ticket)
+    else:
+        ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
+
+
+def fire(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
+    """A timer: warn or breach unless the deadline moved or the clock stopped."""
+    ticket = db.session.execute(select(Ticket).where(Ticket.id == ticket_id)
+                                .with_for_update(of=Ticket)).scalar_one_or_none()
+    if ticket is None:
+        return False
+    due = open_deadline(ticket, clock)
+    if due is None or due != datetime.fromisoformat(due_iso):
+        return False
+    if kind == "breach":
+        return breach(ticket, clock)
+    history.record(ticket, "sla.warning", clock=clock, due_at=due.isoformat())
+    data = {"ticket": ticket_schema.dump(ticket), "clock": clock, "due_at": due.isoformat()}
+    after_commit(lambda: emit("sla.warning", data, _rooms(ticket)))
+    return True
+
+
+def breach(ticket: Ticket, clock: str) -> bool:
+    flag = f"{clock}_breached"
+    if getattr(ticket, flag):
+        return False
+    setattr(ticket, flag, True)
+    ticket.sla_breached = True
+    history.record(ticket, "sla.breached", clock=clock)
+    data = {"ticket": ticket_schema.dump(ticket), "clock": clock,
+            "due_at": open_deadline(ticket, clock).isoformat()}
+    after_commit(lambda: emit("sla.breached", data, _rooms(ticket)))
+    return True
+
+
+def _rooms(ticket: Ticket) -> list[str]:
+    return [rooms.SUPERVISORS, *rooms.assignee(ticket)]
+
+
+def overdue() -> list[tuple[int, str]]:
+    """The safety net: running clocks past their deadline but not yet marked breached."""
+    now = _now()
+    rows = db.session.execute(select(Ticket).where(
+        Ticket.status.notin_(("solved", "closed")),
+        or_(Ticket.first_response_due_at < now, Ticket.resolution_due_at < now))).scalars()
+    found = []
+    for ticket in rows:
+        for clock in CLOCKS:
+            due = open_deadline(ticket, clock)
+            if due is not None and due < now and not getattr(ticket, f"{clock}_breached"):
+                found.append((ticket.id, clock))
+    return found

@@ -1,0 +1,53 @@
+"""SLA policies (admin): one per priority, optional business-hours calendar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from helpdesk.errors import Invalid, NotFound
+from helpdesk.extensions import db
+from helpdesk.models import PRIORITIES, Agent, SlaPolicy
+from helpdesk.services import audit
+from helpdesk.services.sla.business_hours import Calendar
+from helpdesk.transaction import commit
+
+
+def all_policies() -> list[SlaPolicy]:
+    rows = db.session.execute(select(SlaPolicy)).scalars().all()
+    return sorted(rows, key=lambda p: PRIORITIES.index(p.priority))
+
+
+def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaPolicy:
+    """Create or replace the policy for `priority`; applies to tickets from now on."""
+    if priority not in PRIORITIES:
+        raise NotFound("priority")
+    if data.get("calendar") is not None:
+        try:
+            Calendar.from_dict(data["calendar"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise Invalid(f"calendar: {exc}", {"calendar": [str(exc)]}) from exc
+    if data.get("first_response_seconds") is None and data.get("resolution_seconds") is None:
+        raise Invalid("set first_response_seconds or resolution_seconds",
+                      {"first_response_seconds": ["one target required"]})
+    policy = db.session.execute(
+        select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+    if policy is None:
+        policy = SlaPolicy(priority=priority)
+        db.session.add(policy)
+    for key, value in data.items():
+        setattr(policy, key, value)
+    audit.record(actor, "sla_policy.saved", "sla_policy", None, priority=priority, **data)
+    commit()
+    return policy
+
+
+def delete(priority: str, actor: Agent | None = None) -> None:
+    policy = db.session.execute(
+        select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+    if policy is None:
+        raise NotFound("SLA policy")
+    db.session.delete(policy)
+    audit.record(actor, "sla_policy.deleted", "sla_policy", None, priority=priority)
+    commit()

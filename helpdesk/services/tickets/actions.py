@@ -1,0 +1,216 @@
+"""Tickets: reading, changing, replying, escalating (one commit per use case)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+
+from helpdesk import jobs
+from helpdesk.errors import Forbidden, NotFound, Unprocessable
+from helpdesk.extensions import db
+from helpdesk.models import QUEUED_STATUSES, Agent, Message, Ticket
+from helpdesk.outbox import events
+from helpdesk.services import settings
+from helpdesk.services.metrics import facts as ticket_facts
+from helpdesk.services.outbound import surveys
+from helpdesk.services.routing import queue_updates
+from helpdesk.services.sla import clocks as sla
+from helpdesk.services.tickets import contact_reasons, history, reply_rules
+from helpdesk.transaction import after_commit, commit
+
+
+def get(ticket_id: int) -> Ticket:
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound("ticket")
+    return ticket
+
+
+def messages_of(ticket: Ticket) -> list[Message]:
+    return list(db.session.execute(
+        select(Message).where(Message.ticket_id == ticket.id)
+        .order_by(Message.created_at, Message.id)).scalars())
+
+
+def search(filters: dict[str, Any], agent: Agent) -> Select:
+    """The ticket list query for API filters (newest first)."""
+    query = select(Ticket)
+    if filters.get("status"):
+        query = query.where(Ticket.status == filters["status"])
+    if filters.get("priority"):
+        query = query.where(Ticket.priority == filters["priority"])
+    assignee = filters.get("assignee")
+    if assignee == "me":
+        query = query.where(Ticket.assignee_id == agent.id)
+    elif assignee == "none":
+        query = query.where(Ticket.assignee_id.is_(None))
+    elif assignee:
+        query = query.where(Ticket.assignee_id == int(assignee))
+    if filters.get("channel"):
+        query = query.where(Ticket.channel_id == filters["channel"])
+    if filters.get("customer"):
+        query = query.where(Ticket.customer_id == filters["customer"])
+    if filters.get("q"):
+        pattern = f"%{filters['q'].lower()}%"
+        query = query.where(or_(func.lower(Ticket.subject).like(pattern),
+                                Ticket.id.in_(select(Message.ticket_id).where(
+                                    func.lower(Message.text).like(pattern)))))
+    return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+
+
+def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
+    if status == ticket.status:
+        return
+    now = datetime.now(UTC)
+    if ticket.status == "closed":
+        raise Unprocessable("a closed ticket cannot change status", "ticket_closed")
+    previous = ticket.status
+    ticket.status = status
+    if status == "solved":
+        ticket.solved_at = now
+    elif status == "closed":
+        ticket.closed_at = now
+        ticket.solved_at = ticket.solved_at or now
+    elif previous == "solved":
+        ticket.solved_at = None
+        history.record(ticket, "ticket.reopened", actor)
+    if status == "pending":
+        sla.pause(ticket, now)
+    elif previous == "pending":
+        sla.resume(ticket, now)
+    elif previous == "solved":
+        sla.apply_policy(ticket)
+    sla.refresh(ticket)
+    history.record(ticket, "status.changed", actor, **{"from": previous, "to": status})
+    if status == "solved":
+        surveys.schedule_for(ticket)
+    if previous in QUEUED_STATUSES and status not in QUEUED_STATUSES and ticket.assignee_id:
+        free_capacity_of(ticket.assignee_id)
+    ticket_facts.changed(ticket)
+
+
+def free_capacity_of(agent_id: int) -> None:
+    """An agent's load went down: in push mode, give them what waits (after commit)."""
+    after_commit(lambda: jobs.FILL_AGENT.enqueue(agent_id))
+
+
+def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
+    if agent_id == ticket.assignee_id:
+        return
+    if agent_id is not None:
+        assignee = db.session.get(Agent, agent_id)
+        if assignee is None or not assignee.active:
+            raise Unprocessable("no such active agent", "unknown_agent")
+        if assignee.level < ticket.level:
+            raise Unprocessable(f"agent level {assignee.level} is below ticket level "
+                                f"{ticket.level}", "level_too_low")
+        assignee.last_assigned_at = datetime.now(UTC)
+    history.record(ticket, "assigned", actor, **{"from": ticket.assignee_id,
+                                                 "to": agent_id})
+    if ticket.assignee_id is not None:
+        free_capacity_of(ticket.assignee_id)
+    ticket.assignee_id = agent_id
+    if agent_id is None:
+        ticket_id = ticket.id
+        after_commit(lambda: jobs.ROUTE_TICKET.enqueue(ticket_id))
+    if agent_id is not None and ticket.status == "new":
+        ticket.status = "open"
+
+
+def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
+    """PATCH a ticket; assigning to someone else takes a supervisor."""
+    ticket = get(ticket_id)
+    if "assignee_id" in changes:
+        target = changes["assignee_id"]
+        if target not in (None, actor.id) and not actor.has_role("supervisor"):
+            raise Forbidden("assigning tickets to others takes a supervisor")
+        assign(ticket, target, actor)
+    if "status" in changes:
+        set_status(ticket, changes["status"], actor)
+    if "priority" in changes and (changes["priority"] != ticket.priority
+                                  or not ticket.priority_manual):
+        history.record(ticket, "priority.changed", actor,
+                       **{"from": ticket.priority, "to": changes["priority"],
+                          "manual": True})
+        ticket.set_priority(changes["priority"])
+        ticket.priority_manual = True
+        sla.apply_policy(ticket)
+    if "tags" in changes:
+        ticket.tags = sorted(set(changes["tags"]))
+    if "contact_reason" in changes:
+        contact_reasons.check(changes["contact_reason"], settings.get("contact_reasons"))
+        ticket.contact_reason = changes["contact_reason"]
+        ticket_facts.changed(ticket)
+    ticket.updated_at = datetime.now(UTC)
+    events.ticket_changed(ticket)
+    queue_updates.queue_changed()
+    commit()
+    return ticket
+
+
+def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
+                status: str | None = None) -> Message:
+    """An agent's internal note, or a public reply queued for its channel."""
+    ticket = get(ticket_id)
+    if ticket.status == "closed" and not internal:
+        raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
+    reply_rules.check_reply(ticket, text, internal)
+    now = datetime.now(UTC)
+    message = Message(ticket_id=ticket.id, channel_id=ticket.channel_id, direction="outbound",
+                      internal=internal, author_type="agent", author_id=actor.id,
+                      author_name=actor.name, text=text,
+                      delivery_status="skipped" if internal else "queued", created_at=now)
+    message.channel = ticket.channel
+    db.session.add(message)
+    if not internal:
+        if ticket.assignee_id is None:
+            assign(ticket, actor.id, actor)
+        if ticket.first_response_at is None:
+            ticket.first_response_at = now
+            sla.refresh(ticket)
+        if ticket.status == "new":
+            ticket.status = "open"
+        ticket.last_activity_at = now
+    if status:
+        set_status(ticket, status, actor)
+    ticket.updated_at = now
+    db.session.flush()
+    history.record(ticket, "note.added" if internal else "reply.added", actor,
+                   message_id=message.id)
+    events.message_created(message, ticket)
+    events.ticket_changed(ticket)
+    queue_updates.queue_changed()
+    if not internal:
+        message_id = message.id
+        after_commit(lambda: jobs.SEND_MESSAGE.enqueue(message_id))
+    commit()
+    return message
+
+
+def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
+    """Raise the ticket's level; an assignee below it lets go and the ticket is re-routed."""
+    ticket = get(ticket_id)
+    if level <= ticket.level:
+        raise Unprocessable(f"the ticket is already at level {ticket.level}", "not_higher")
+    if ticket.status in ("solved", "closed"):
+        raise Unprocessable(f"a {ticket.status} ticket cannot be escalated", "ticket_done")
+    history.record(ticket, "escalated", actor, note=reason,
+                   **{"from": ticket.level, "to": level, "reason": reason})
+    ticket.level = level
+    ticket.max_level = max(ticket.max_level, level)
+    if ticket.assignee_id is not None:
+        assignee = db.session.get(Agent, ticket.assignee_id)
+        if assignee is None or assignee.level < level:
+            history.record(ticket, "assigned", actor,
+                           **{"from": ticket.assignee_id, "to": None})
+            free_capacity_of(ticket.assignee_id)
+            ticket.assignee_id = None
+    ticket.updated_at = datetime.now(UTC)
+    events.ticket_changed(ticket)
+    queue_updates.queue_changed()
+    ticket_id = ticket.id
+    after_commit(lambda: jobs.ROUTE_TICKET.enqueue(ticket_id))
+    commit()
+    return ticket

@@ -1,0 +1,90 @@
+"""Ingest in batches: many deliveries, one transaction, and nothing lost when one is bad."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from helpdesk.extensions import db
+from helpdesk.models import Delivery, Message, Ticket
+from tests.support import factories
+from tests.support.live import api_message
+
+
+def _statuses(app) -> dict[str, int]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+        db.session.rollback()
+    return dict(rows)
+
+
+def _count(app, model) -> int:
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def test_a_backlog_larger_than_a_batch_is_processed_in_one_drain(app, api, drain):
+    from helpdesk.services.ingest.batches import batch_size
+
+    channel = factories.channel(app, "api")
+    with app.app_context():
+        total = batch_size() * 2 + 7
+    for n in range(total):
+        response = api.post_api_webhook(channel, api_message(
+            f"e{n}", f"m{n}", text=f"message {n}", email=f"customer{n % 5}@example.com"))
+        assert response.status_code == 200
+    drain()
+    assert _statuses(app) == {"processed": total}
+    assert _count(app, Message) == total
+    assert _count(app, Ticket) == 5  # one per customer: messages join their open ticket
+
+
+def test_bodies_too_big_to_share_a_batch_are_each_processed(app, api, drain, monkeypatch):
+    """Batches are cut by the size of their bodies (large emails): here every body is over
+    the budget, so every batch holds one delivery, and the drain still gets through all."""
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    monkeypatch.setattr(delivery_batches, "BATCH_BYTES", 1)
+    channel = factories.channel(app, "api")
+    for n in range(6):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text="x" * 500))
+    drain()
+    assert _statuses(app) == {"processed": 6}
+    assert _count(app, Message) == 6
+
+
+def test_one_bad_delivery_does_not_hold_up_the_others(app, api, admin, drain):
+    """A delivery that fails while applied (here: no usable identity) fails its batch; the
+    others are processed one by one, and the bad one ends `failed` after its retries."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email="ana@example.com"))
+    api.post_api_webhook(channel, api_message("e2", "m2", email="not an email address"))
+    api.post_api_webhook(channel, api_message("e3", "m3", email="bo@example.com"))
+    drain()
+    assert _statuses(app) == {"processed": 2, "failed": 1}
+    assert _count(app, Message) == 2
+    failed = api.as_(admin).get("/api/v1/deliveries?status=failed").json()["items"]
+    assert "identity" in failed[0]["error"]
+    assert failed[0]["attempts"] >= 2  # the batch's try, then its own job's
+
+
+def test_a_batch_announces_each_message_once_and_its_ticket_once(app, api, admin, sockets,
+                                                                  drain):
+    channel = factories.channel(app, "api")
+    supervisor = sockets(admin.token)
+    for n in range(4):  # stored while no worker runs: one batch picks all four up
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=f"part {n}",
+                                                  thread_id="one-conversation"))
+    drain("ingest")
+    supervisor.wait_for("message.created", lambda e: e["data"]["text"] == "part 3")
+    texts = [data["data"]["text"] for name, data in supervisor.events
+             if name == "message.created"]
+    assert sorted(texts) == ["part 0", "part 1", "part 2", "part 3"]
+    tickets = [(name, data["data"]) for name, data in supervisor.events
+               if name.startswith("ticket.")]
+    assert [name for name, _ in tickets] == ["ticket.created"]
+    announced = tickets[0][1]
+    with app.app_context():
+        ticket = db.session.get(Ticket, announced["id"])
+        assert announced["updated_at"] == ticket.updated_at.isoformat()  # committed state
+    assert _count(app, Ticket) == 1

@@ -1,0 +1,219 @@
+import json
+
+import pytest
+
+from helpdesk.services.routing.urgency import (
+    UrgencyFacts,
+    detect_language,
+    load_urgency_config,
+    match_terms,
+    score_urgency,
+)
+
+ANGRY = (
+    "This is UNACCEPTABLE. I want a refund NOW or I'm calling my lawyer. "
+    "Your service is down again!"
+)
+POLITE = "Hi, could you tell me how to change my invoice address? Thanks!"
+PLAIN = "hello, question about my order"
+
+
+def facts(
+    text: str = PLAIN,
+    channel: str = "email",
+    tier: str = "standard",
+    contacts: int = 1,
+    left: float | None = None,
+    target: float | None = None,
+) -> UrgencyFacts:
+    return UrgencyFacts(
+        channel_kind=channel,
+        texts=[text],
+        tier=tier,
+        recent_contacts=contacts,
+        seconds_to_deadline=left,
+        sla_target_seconds=target,
+    )
+
+
+def factors(result) -> dict[str, int]:
+    return {r.factor: r.points for r in result.reasons}
+
+
+def keyword_terms(text: str) -> list[str]:
+    return match_terms(text, load_urgency_config(None).keyword_terms)
+
+
+def test_angry_vip_email_is_urgent():
+    result = score_urgency(facts(ANGRY, tier="vip"))
+    assert result.score >= 70
+    assert result.priority == "urgent"
+    assert {"keywords", "sentiment", "tier"} <= set(factors(result))
+    keywords = next(r for r in result.reasons if r.factor == "keywords")
+    for term in ("refund", "lawyer", "down"):
+        assert term in keywords.detail
+    sentiment = next(r for r in result.reasons if r.factor == "sentiment")
+    assert sentiment.detail.startswith("compound -")
+
+
+def test_polite_email_is_low():
+    result = score_urgency(facts(POLITE))
+    assert result.score < 20
+    assert result.priority == "low"
+    assert "keywords" not in factors(result)
+    assert "sentiment" not in factors(result)
+
+
+def test_plain_chat_is_normal():
+    result = score_urgency(facts(PLAIN, channel="chat"))
+    assert 20 <= result.score <= 44
+    assert result.priority == "normal"
+    assert factors(result) == {"channel": result.score}
+
+
+def test_channel_order_live_then_messaging_then_email():
+    points = {
+        kind: score_urgency(facts(PLAIN, channel=kind)).score
+        for kind in ("voice", "chat", "whatsapp", "sms", "x", "email", "api")
+    }
+    assert points["voice"] >= points["chat"] > points["whatsapp"]
+    assert points["whatsapp"] == points["sms"] == points["x"] > points["email"]
+    assert points["email"] == points["api"] == 0
+
+
+def test_reasons_only_contain_non_zero_factors_in_stable_order():
+    result = score_urgency(facts(ANGRY, channel="voice", tier="vip", contacts=3, left=-60))
+    names = [r.factor for r in result.reasons]
+    assert names == ["channel", "keywords", "sentiment", "tier", "repeat_contact", "sla"]
+    assert all(r.points != 0 for r in result.reasons)
+
+
+def test_score_is_clamped_at_100():
+    result = score_urgency(facts(ANGRY, channel="voice", tier="vip", contacts=6, left=-3600))
+    assert sum(r.points for r in result.reasons) > 100
+    assert result.score == 100
+    assert result.priority == "urgent"
+
+
+@pytest.mark.parametrize(
+    "text, term",
+    [
+        ("Quiero un reembolso ya", "reembolso"),
+        ("JE VEUX UN REMBOURSEMENT", "remboursement"),
+        ("Ich möchte eine Rückerstattung", "rückerstattung"),
+        ("ich moechte eine ruckerstattung", "rückerstattung"),
+        ("O aplicativo não funciona", "não funciona"),
+        ("o aplicativo NAO FUNCIONA", "não funciona"),
+        ("La aplicación no   funciona desde ayer", "no funciona"),
+        ("Quiero cancelar mi suscripción", "cancelar"),
+        ("I requested a cancellation last week", "cancellation"),
+        ("C'est URGENT, merci", "urgent"),
+        ("Das ist DRINGEND", "dringend"),
+        ("my account was HACKED", "hacked"),
+        ("It doesn\u2019t work at all", "doesn't work"),
+    ],
+)
+def test_multilingual_keywords_ignore_case_and_accents(text, term):
+    assert term in keyword_terms(text)
+
+
+def test_keywords_match_on_word_boundaries_only():
+    assert keyword_terms("The download finished, the downside is small") == []
+    assert keyword_terms("Your site is down.") == ["down"]
+    assert "cancel" not in keyword_terms("cancellation please")
+
+
+def test_keyword_points_count_distinct_terms_and_are_capped():
+    one = factors(score_urgency(facts("refund refund refund")))
+    assert one["keywords"] == 10
+    many = score_urgency(facts("refund, fraud, hacked, lawyer, outage, urgent"))
+    assert factors(many)["keywords"] == 30
+    detail = next(r.detail for r in many.reasons if r.factor == "keywords")
+    assert detail.split(", ") == ["refund", "outage", "lawyer", "fraud", "hacked", "urgent"]
+
+
+def test_negative_sentiment_scales_with_negativity():
+    mild = factors(score_urgency(facts("my order is a bit disappointing")))
+    strong = factors(score_urgency(facts("I am very angry, this is terrible and awful")))
+    assert 0 < mild["sentiment"] < strong["sentiment"]
+
+
+def test_vip_tier_adds_points():
+    assert factors(score_urgency(facts(tier="vip")))["tier"] > 0
+    assert "tier" not in factors(score_urgency(facts(tier="standard")))
+
+
+def test_repeat_contact_grows_with_count_and_is_capped():
+    points = [
+        factors(score_urgency(facts(contacts=n))).get("repeat_contact", 0) for n in (1, 2, 3, 4, 10)
+    ]
+    assert points[0] == 0
+    assert 0 < points[1] < points[2] <= points[3]
+    assert points[4] == points[3]
+    detail = next(r.detail for r in score_urgency(facts(contacts=3)).reasons)
+    assert detail == "3 contacts in 24 h"
+
+
+def test_sla_points_grow_as_time_runs_out_and_peak_when_breached():
+    def sla(left):
+        result = score_urgency(facts(left=left, target=3600))
+        return next(((r.points, r.detail) for r in result.reasons if r.factor == "sla"), (0, ""))
+
+    assert sla(3000) == (0, "")
+    quarter, breached = sla(900), sla(-720)
+    assert quarter[1] == "25% of time left"
+    assert 0 < quarter[0] < sla(60)[0] < breached[0]
+    assert breached[1] == "breached 12 min ago"
+
+
+def test_sla_breach_alone_makes_an_email_at_least_high():
+    assert score_urgency(facts(PLAIN)).priority == "low"
+    assert score_urgency(facts(PLAIN, left=-1, target=3600)).priority in ("high", "urgent")
+    assert score_urgency(facts(PLAIN, left=-1, target=None)).priority in ("high", "urgent")
+
+
+def test_override_file_changes_a_weight(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"tier": {"points": {"vip": 50}}}), encoding="utf-8")
+    config = load_urgency_config(str(override))
+    assert config.tier_points["vip"] == 50
+    assert config.tier_points["standard"] == 0  # deep merge keeps sibling keys
+    assert config.channel_points == load_urgency_config(None).channel_points
+    result = score_urgency(facts(tier="vip"), config)
+    assert factors(result)["tier"] == 50
+    assert result.priority == "high"
+
+
+def test_override_file_can_add_keywords(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"keywords": {"terms": {"it": ["rimborso"]}}}))
+    config = load_urgency_config(str(override))
+    assert "keywords" in factors(score_urgency(facts("Voglio un RIMBORSO"), config))
+    assert "refund" in config.keyword_terms
+
+
+def test_override_with_unknown_section_is_rejected(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"teir": {"points": {"vip": 50}}}))
+    with pytest.raises(ValueError, match="teir"):
+        load_urgency_config(str(override))
+
+
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("Hello, I would like to know where my order is, please help me.", "en"),
+        ("Hola, quisiera saber dónde está mi pedido, por favor ayúdenme.", "es"),
+        ("Bonjour, je voudrais savoir où se trouve ma commande, merci.", "fr"),
+        ("Hallo, ich möchte wissen, wo meine Bestellung ist, bitte helfen Sie mir.", "de"),
+        ("Olá, gostaria de saber onde está a minha encomenda, por favor.", "pt"),
+    ],
+)
+def test_detect_language(text, code):
+    assert detect_language(text) == code
+    assert detect_language(text) == code  # deterministic
+
+
+@pytest.mark.parametrize("text", ["ok", "", "12345 678", "!!! ???", "thanks a"])
+def test_detect_language_returns_none_for_short_text(text):
+    assert detect_language(text) is None
