@@ -4,43 +4,93 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
+    pre_load,
     validate,
     validates_schema,
 )
 
 from helpdesk.services.metrics.summary import EMPTY, GROUPS
 
+MAX_PERIOD_DAYS = 3653   # ten years
+MAX_DAY_GROUPS = 400
+DEFAULT_DAYS = 7
+
 
 class Moment(fields.Field):
     """An ISO 8601 date (midnight UTC) or datetime (UTC when it names no offset)."""
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
+        text = str(value).strip()
         try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError as exc:
+            moment = datetime.fromisoformat(text)
+        except (ValueError, OverflowError) as exc:
             raise ValidationError("an ISO 8601 date or datetime") from exc
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _is_date(value: Any) -> bool:
+    try:
+        date.fromisoformat(str(value).strip())
+    except ValueError:
+        return False
+    return True
+
+
 class PeriodSchema(Schema):
-    from_ = Moment(required=True, data_key="from")
-    to = Moment(required=True)
+    """`from` inclusive, `to` exclusive. Neither: the last 7 UTC days including today; a
+    date `to` equal to a date `from`: that whole day."""
+
+    from_ = Moment(load_default=None, data_key="from")
+    to = Moment(load_default=None)
+
+    @pre_load
+    def _whole_day(self, data: Any, **_kwargs) -> Any:
+        if (hasattr(data, "get") and data.get("from") is not None
+                and data.get("from") == data.get("to") and _is_date(data["to"])):
+            data = dict(data)
+            data["to"] = (date.fromisoformat(data["to"].strip()) + timedelta(days=1)).isoformat()
+        return data
 
     @validates_schema
     def _ordered(self, data: dict, **_kwargs) -> None:
-        if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
+        start, end = data.get("from_"), data.get("to")
+        if (start is None) != (end is None):
+            raise ValidationError("give both from and to, or neither (the last 7 days)",
+                                  "to" if end is None else "from")
+        if start is not None and end <= start:
             raise ValidationError("must be after from", "to")
+        if start is not None and end - start > timedelta(days=MAX_PERIOD_DAYS):
+            raise ValidationError("a period is at most 10 years", "to")
+
+    @post_load
+    def _default_period(self, data: dict, **_kwargs) -> dict:
+        if data["from_"] is None:
+            tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(),
+                                        tzinfo=UTC)
+            data["from_"], data["to"] = tomorrow - timedelta(days=DEFAULT_DAYS), tomorrow
+        self.check_period(data)
+        return data
+
+    def check_period(self, data: dict) -> None:
+        """Further limits on the complete period (subclasses)."""
 
 
 class SummaryQuerySchema(PeriodSchema):
     group_by = fields.String(load_default=None, validate=validate.OneOf(GROUPS))
+
+    def check_period(self, data: dict) -> None:
+        if data["group_by"] == "day" and (data["to"] - data["from_"]) > timedelta(
+                days=MAX_DAY_GROUPS):
+            raise ValidationError(f"grouped by day, a period is at most {MAX_DAY_GROUPS} days",
+                                  "group_by")
 
 
 class _Spread(Schema):

@@ -395,7 +395,11 @@ def test_empty_period_gives_nulls_and_zeros(api, supervisor):
 @pytest.mark.parametrize("params, field", [
     ({"to": "2026-11-03"}, "from"),
     ({"from": "yesterday", "to": "2026-11-03"}, "from"),
-    ({"from": "2026-11-03", "to": "2026-11-03"}, "to"),
+    ({"from": "2026-11-03T10:00:00Z", "to": "2026-11-03T10:00:00Z"}, "to"),
+    ({"from": "2026-11-03"}, "to"),
+    ({"from": "1000-01-01", "to": "3000-01-01"}, "to"),
+    ({"from": "2026-01-01", "to": "9999-12-31"}, "to"),
+    ({"from": "2024-01-01", "to": "2026-01-01", "group_by": "day"}, "group_by"),
     ({"from": "2026-11-03", "to": "2026-11-02T23:00:00Z"}, "to"),
     ({**PERIOD, "group_by": "week"}, "group_by"),
 ])
@@ -406,6 +410,23 @@ def test_bad_periods_are_400_with_fields(api, supervisor, params, field):
         response = api.as_(supervisor).get(f"/api/v1/metrics/{path}", params=params)
         assert response.status_code == 400, (path, response.text)
         assert field in response.json()["error"]["fields"]
+
+
+def test_a_date_to_equal_to_from_is_that_whole_day(api, supervisor):
+    body = api.as_(supervisor).get("/api/v1/metrics/summary", params={
+        "from": "2026-11-03", "to": "2026-11-03", "group_by": "day"}).json()
+    assert (body["from"], body["to"]) == ("2026-11-03T00:00:00+00:00",
+                                          "2026-11-04T00:00:00+00:00")
+    assert [group["key"] for group in body["groups"]] == ["2026-11-03"]
+
+
+def test_without_a_period_the_last_seven_days_including_today(api, supervisor):
+    today = datetime.now(UTC).date()
+    body = api.as_(supervisor).get("/api/v1/metrics/summary",
+                                   params={"group_by": "day"}).json()
+    assert [group["key"] for group in body["groups"]] == [
+        (today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
+    assert api.as_(supervisor).get("/api/v1/metrics/contact-reasons").status_code == 200
 
 
 def test_metrics_take_a_supervisor(api, agent, admin):
