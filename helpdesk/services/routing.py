@@ -13,14 +13,17 @@ from helpdesk.realtime import events
 from helpdesk.services import assignment, settings, sla, ticket_events
 from helpdesk.services.transaction import commit
 from helpdesk.services.urgency import (
+    LANGUAGE_PREFIX_CHARS,
     UrgencyConfig,
     UrgencyFacts,
+    bounded_text,
     detect_language,
     load_urgency_config,
     score_urgency,
 )
 
 RECENT_TEXTS = 5
+TEXT_PREFIX_CHARS = 8000  # per message; the scorer itself reads at most its prefix_chars
 CONTACT_WINDOW = timedelta(hours=24)
 
 
@@ -39,9 +42,10 @@ def recent_contacts(customer_id: int, now: datetime) -> int:
 
 
 def urgency_facts(ticket: Ticket, now: datetime) -> UrgencyFacts:
+    # Only a prefix of each message leaves the database: scoring reads a bounded prefix.
     texts = db.session.execute(
-        select(Message.text).where(Message.ticket_id == ticket.id,
-                                   Message.direction == "inbound")
+        select(func.substr(Message.text, 1, TEXT_PREFIX_CHARS))
+        .where(Message.ticket_id == ticket.id, Message.direction == "inbound")
         .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).scalars().all()
     customer = db.session.get(Customer, ticket.customer_id)
     seconds_left = target = None
@@ -61,7 +65,8 @@ def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
     result = score_urgency(facts, urgency_config(config_path))
     reasons = [{"factor": r.factor, "points": r.points, "detail": r.detail}
                for r in result.reasons]
-    language = ticket.language or detect_language("\n".join(facts.texts))
+    language = ticket.language or detect_language(bounded_text(facts.texts,
+                                                               LANGUAGE_PREFIX_CHARS))
     changed = (ticket.urgency, ticket.urgency_reasons, ticket.language) != (
         result.score, reasons, language)
     ticket.urgency, ticket.urgency_reasons, ticket.language = result.score, reasons, language
