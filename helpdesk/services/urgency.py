@@ -121,6 +121,9 @@ class UrgencyConfig:
     intent_labels: Mapping[str, str]
     low_intents: frozenset[str]
     only_alone_intents: frozenset[str]
+    upgrade_with_impact: Mapping[str, str]
+    thanks_win_over: frozenset[str]
+    contrast_words: frozenset[str]
     intents: PhraseMatcher
     impact_points: int
     impact_ignored: frozenset[str]
@@ -236,6 +239,10 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         intent_labels={str(k): str(v) for k, v in intents.get("labels", {}).items()},
         low_intents=_set(intents.get("low_intents")),
         only_alone_intents=_set(intents.get("only_alone")),
+        upgrade_with_impact={str(k): str(v)
+                             for k, v in intents.get("upgrade_with_impact", {}).items()},
+        thanks_win_over=_set(intents.get("thanks_win_over")),
+        contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
         intents=PhraseMatcher(intent_phrases),
         impact_points=int(impact["points"]),
         impact_ignored=_set(impact.get("ignored_for_intents")),
@@ -296,9 +303,9 @@ def bounded_text(texts: list[str], limit: int) -> str:
     for text in texts:
         if left <= 0:
             break
-        if not text or not text.strip():
-            continue
         part = text[:left]
+        if not part.strip():
+            continue
         parts.append(part)
         left -= len(part) + 1
     return "\n".join(parts)
@@ -353,19 +360,31 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     text = bounded_text(facts.texts, cfg.prefix_chars)
     toks = tokens(text)
     found = cfg.intents.find(toks)
-    intent = _choose_intent(found, cfg)
     shouted = caps_words(text, cfg.acronyms)
     exclamations = text.count("!")
     compound, felt = sentiment(toks, {normalize_text(w) for w in shouted}, exclamations,
                                cfg.lexicon)
+    impact = tuple(cfg.impact.find(toks).get("impact", ()))
+    escalation = tuple(cfg.escalation.find(toks).get("escalation", ()))
+    intent = _choose_intent(found, cfg)
+    terms = tuple(found.get(intent, ()))
+    if impact and intent in cfg.upgrade_with_impact:  # broken for everyone: an outage
+        intent = cfg.upgrade_with_impact[intent]
+        terms = (*found.get(intent, ()), *terms)
+    if (intent in cfg.thanks_win_over and compound >= 0 and not escalation
+            and not cfg.contrast_words.intersection(toks)):
+        for alone in cfg.only_alone_intents:  # unqualified gratitude for a solved problem
+            if alone in found:
+                intent, terms = alone, tuple(found[alone])
+                break
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     return UrgencyFeatures(
         channel_kind=facts.channel_kind,
         tier=facts.tier,
         intent=intent,
-        intent_terms=tuple(found.get(intent, ())),
-        impact_terms=tuple(cfg.impact.find(toks).get("impact", ())),
-        escalation_terms=tuple(cfg.escalation.find(toks).get("escalation", ())),
+        intent_terms=terms,
+        impact_terms=impact,
+        escalation_terms=escalation,
         caps_words=len(shouted),
         exclamations=exclamations,
         sentiment=round(compound, 3),
