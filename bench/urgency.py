@@ -107,9 +107,10 @@ def _per_call_us(fn: Callable[[str], object], texts: list[str], rounds: int = 20
     return (time.perf_counter() - began) / (rounds * len(texts)) * 1e6
 
 
-def run(split: str, seconds: float, config_path: str | None) -> dict:
+def run(split: str, seconds: float, config_path: str | None, batch: str = "all") -> dict:
     config = load_urgency_config(config_path)
-    rows = [r for r in load_set() if split == "all" or r["split"] == split]
+    rows = [r for r in load_set() if (split == "all" or r["split"] == split)
+            and (batch == "all" or str(r.get("batch", 1)) == batch)]
     samples = samples_of(rows, config)
     overall = evaluate(samples, config)
     by_language = {lang: evaluate([s for s in samples if s.group["language"] == lang], config)
@@ -141,8 +142,10 @@ def run(split: str, seconds: float, config_path: str | None) -> dict:
         shouted = {normalize_text(w) for w in caps_words(text, config.acronyms)}
         return sentiment(tokens(text), shouted, text.count("!"), config.lexicon)
 
+    fresh = evaluate([s for s, r in zip(samples, rows, strict=True) if r.get("batch") == 2],
+                     config)
     return {
-        "split": split, "messages": len(rows), "overall": overall,
+        "split": split, "messages": len(rows), "overall": overall, "fresh": fresh,
         "by_language": by_language, "by_category": by_category,
         "language_detected": detected / len(rows) if rows else 0.0,
         "wrong_language": wrong_language,
@@ -188,6 +191,11 @@ def report(result: dict, verbose: bool) -> dict:
         ("pre-issue-16 scorer's agreement, same set", _pct(result["legacy_agreement"]), "",
          None),
     ]
+    fresh = result["fresh"]
+    if fresh.total:
+        rows.append((f"batch 2 only ({fresh.total}): agreement", _pct(fresh.agreement), "", None))
+        rows.append(("batch 2 only: dangerous / false alarms",
+                     f"{fresh.dangerous} / {fresh.false_alarms}", "", None))
     for name, value, target, ok in rows:
         print(f"{name:<44} {value:>12} {target:>10}  {'' if ok is None else _flag(ok)}")
     print("per category:")
@@ -215,6 +223,8 @@ def report(result: dict, verbose: bool) -> dict:
         "ratio": result["ratio"], "per_second_3mb": result["per_second_3mb"],
         "sentiment_us": result["sentiment_us"], "language_us": result["language_us"],
         "legacy_agreement": result["legacy_agreement"],
+        "batch2_agreement": result["fresh"].agreement, "batch2_messages": result["fresh"].total,
+        "batch2_dangerous": result["fresh"].dangerous,
     }
     return summary
 
@@ -242,13 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="an urgency override JSON file")
     parser.add_argument("--tune", action="store_true",
                         help="propose weights from the tuning half instead")
+    parser.add_argument("--batch", choices=("1", "2", "all"), default="all",
+                        help="batch 2 was written after the first look at the held-out half")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.tune:
         propose(args.config)
         return 0
     default_config_data()  # fail early on a broken defaults file
-    summary = report(run(args.split, args.seconds, args.config), args.verbose)
+    summary = report(run(args.split, args.seconds, args.config, args.batch), args.verbose)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "urgency.json").write_text(json.dumps(summary, indent=2) + "\n",
                                           encoding="utf-8")
