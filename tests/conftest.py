@@ -24,7 +24,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
 
 TABLES = ("metric_rollups", "metric_histograms", "audit_log", "surveys", "attachments",
-          "work_sessions", "ticket_events", "calls",
+          "work_sessions", "ticket_events", "urgency_corrections", "calls",
           "chat_sessions", "messages", "ticket_facts", "tickets", "identities", "customers",
           "deliveries", "channels", "api_tokens", "agents", "teams", "sla_policies", "settings")
 

@@ -21,6 +21,7 @@ from helpdesk.models.ticket import (
                                     Ticket,
                                     TicketEvent,
 )
+from helpdesk.models.urgency_correction import UrgencyCorrection
 from helpdesk.models.work_session import WorkSession
 
 __all__ = [
@@ -29,5 +30,5 @@ __all__ = [
     "ROLES", "Agent", "ApiToken", "KINDS", "Channel", "IDENTITY_KINDS", "Customer", "Identity",
     "DELIVERY_STATUSES", "Delivery", "Attachment", "Message", "PRIORITIES", "PRIORITY_RANK",
     "QUEUED_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession", "Team", "TicketFact",
-    "MetricHistogram", "MetricRollup",
+    "MetricHistogram", "MetricRollup", "UrgencyCorrection",
 ]

@@ -14,6 +14,7 @@ from helpdesk.services import assignment, settings, sla, ticket_events
 from helpdesk.services.transaction import commit
 from helpdesk.services.urgency import (
     LANGUAGE_PREFIX_CHARS,
+    SENDER_PRIORITIES,
     UrgencyConfig,
     UrgencyFacts,
     bounded_text,
@@ -24,6 +25,7 @@ from helpdesk.services.urgency import (
 
 RECENT_TEXTS = 5
 TEXT_PREFIX_CHARS = 8000  # per message; the scorer itself reads at most its prefix_chars
+SENDER_RANK = {level: rank for rank, level in enumerate(SENDER_PRIORITIES)}
 CONTACT_WINDOW = timedelta(hours=24)
 
 
@@ -43,19 +45,25 @@ def recent_contacts(customer_id: int, now: datetime) -> int:
 
 def urgency_facts(ticket: Ticket, now: datetime) -> UrgencyFacts:
     # Only a prefix of each message leaves the database: scoring reads a bounded prefix.
-    texts = db.session.execute(
-        select(func.substr(Message.text, 1, TEXT_PREFIX_CHARS))
+    rows = db.session.execute(
+        select(func.substr(Message.text, 1, TEXT_PREFIX_CHARS), Message.sender_priority)
         .where(Message.ticket_id == ticket.id, Message.direction == "inbound")
-        .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).scalars().all()
+        .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).all()
+    texts = list(reversed([text or "" for text, _ in rows]))
+    subject = (ticket.subject or "").strip()
+    if subject and not any(text.lstrip().startswith(subject) for text in texts):
+        texts.insert(0, subject)  # an email's subject often says it first ("Hacked!")
+    flags = [flag for _, flag in rows if flag in SENDER_RANK]
     customer = db.session.get(Customer, ticket.customer_id)
     seconds_left = target = None
     due = sla.nearest_due(ticket)
     if due is not None:
         seconds_left = (due - now).total_seconds()
         target = (due - ticket.created_at).total_seconds()
-    return UrgencyFacts(channel_kind=ticket.channel.kind, texts=list(reversed(texts)),
+    return UrgencyFacts(channel_kind=ticket.channel.kind, texts=texts,
                         tier=customer.tier, recent_contacts=recent_contacts(customer.id, now),
-                        seconds_to_deadline=seconds_left, sla_target_seconds=target)
+                        seconds_to_deadline=seconds_left, sla_target_seconds=target,
+                        sender_priority=max(flags, key=SENDER_RANK.get) if flags else None)
 
 
 def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, func, or_, select
 
 from helpdesk import queues
@@ -15,11 +16,13 @@ from helpdesk.realtime import events
 from helpdesk.services import (
     contact_reasons,
     reply_rules,
+    routing,
     settings,
     sla,
     surveys,
     ticket_events,
     ticket_facts,
+    urgency_corrections,
 )
 from helpdesk.services.transaction import after_commit, commit
 
@@ -139,6 +142,9 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
         set_status(ticket, changes["status"], actor)
     if "priority" in changes and (changes["priority"] != ticket.priority
                                   or not ticket.priority_manual):
+        urgency_corrections.record(ticket, changes["priority"], actor,
+                                   routing.urgency_config(current_app.config.get(
+                                       "URGENCY_CONFIG")))
         ticket_events.record(ticket, "priority.changed", actor,
                              **{"from": ticket.priority, "to": changes["priority"],
                                 "manual": True})

@@ -29,7 +29,7 @@ RANK = {level: i for i, level in enumerate(LEVELS)}
 DANGEROUS_COST = 6.0
 FALSE_ALARM_COST = 3.0
 OTHER_COST = 1.0
-STEPS = (-10, -5, 5, 10)
+STEP = 5  # weights move on a grid of 5 points
 MAX_ROUNDS = 6
 
 # The weights `tune` may move: (path in the config, lowest, highest). Intents, channels and
@@ -176,8 +176,9 @@ class TuneResult:
 
 def tune(samples: Sequence[Sample], data: Mapping[str, Any],
          max_rounds: int = MAX_ROUNDS) -> TuneResult:
-    """Coordinate descent over the point values: each round tries every weight ±5/±10 and
-    keeps a move only when it lowers the total cost (ties keep the current value)."""
+    """Coordinate descent over the point values: each round tries every value of each
+    weight on a grid of 5 within its bounds and keeps the one with the lowest total cost
+    (ties: the value nearest the current one, so nothing moves without a reason)."""
     current = copy.deepcopy(dict(data))
     base = config_from_dict(current)
     best = _total_cost(samples, base)
@@ -187,15 +188,16 @@ def tune(samples: Sequence[Sample], data: Mapping[str, Any],
         improved = False
         for path, low, high in paths:
             value = int(_get(current, path))
-            for step in STEPS:
-                candidate = value + step
-                if not low <= candidate <= high:
+            chosen = value
+            for candidate in sorted(range(low - low % STEP, high + 1, STEP),
+                                    key=lambda c, v=value: abs(c - v)):
+                if candidate == value or not low <= candidate <= high:
                     continue
                 _set(current, path, candidate)
                 trial = _total_cost(samples, with_weights(base, current))
                 if trial < best - 1e-9:
-                    best, value, improved = trial, candidate, True
-                _set(current, path, value)
+                    best, chosen, improved = trial, candidate, True
+            _set(current, path, chosen)
         if not improved:
             break
     changes: dict[tuple[str, ...], tuple[int, int]] = {}
