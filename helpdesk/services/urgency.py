@@ -124,10 +124,10 @@ class UrgencyConfig:
     upgrade_with_impact: Mapping[str, str]
     thanks_win_over: frozenset[str]
     contrast_words: frozenset[str]
-    intents: PhraseMatcher
+    matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
+    combos: tuple[tuple[str, str, int], ...]  # (intent, why, number of groups)
     impact_points: int
     impact_ignored: frozenset[str]
-    impact: PhraseMatcher
     caps_words_min: int
     caps_points: int
     exclamations_min: int
@@ -136,7 +136,6 @@ class UrgencyConfig:
     intensity_max_points: int
     intensity_ignored: frozenset[str]
     acronyms: frozenset[str]
-    escalation: PhraseMatcher
     sentiment_threshold: float
     sentiment_full_at: float
     sentiment_max_points: int
@@ -146,9 +145,7 @@ class UrgencyConfig:
     keyword_max_points: int
     keyword_ignored: frozenset[str]
     keyword_terms: tuple[str, ...]
-    keywords: PhraseMatcher
     calm_points: int
-    calm: PhraseMatcher
     sender_priority_points: Mapping[str, int]
     sender_priority_ignored: frozenset[str]
     tier_points: Mapping[str, int]
@@ -221,6 +218,9 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
     kw, sent, rep, sla = data["keywords"], data["sentiment"], data["repeat_contact"], data["sla"]
     intents, impact, intensity = data["intents"], data["impact"], data["intensity"]
     calm, sender = data["calm"], data["sender_priority"]
+    for combo in intents.get("combos", ()):
+        if combo["intent"] not in intents["points"] or len(combo["all"]) < 2:
+            raise ValueError(f"combo {combo!r}: needs a known intent and 2+ word groups")
     intent_phrases: dict[str, list[str]] = {}
     for intent, languages in intents["phrases"].items():
         if intent not in intents["points"]:
@@ -243,10 +243,19 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
                              for k, v in intents.get("upgrade_with_impact", {}).items()},
         thanks_win_over=_set(intents.get("thanks_win_over")),
         contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
-        intents=PhraseMatcher(intent_phrases),
+        matcher=PhraseMatcher({
+            **{f"i:{intent}": phrases for intent, phrases in intent_phrases.items()},
+            **{f"c:{i}:{j}": group for i, combo in enumerate(intents.get("combos", ()))
+               for j, group in enumerate(combo["all"])},
+            "impact": _flat(impact["phrases"]),
+            "escalation": _flat(intensity["phrases"]),
+            "keywords": list(terms.values()),
+            "calm": _flat(calm["phrases"]),
+        }),
+        combos=tuple((str(c["intent"]), str(c.get("why", "")), len(c["all"]))
+                     for c in intents.get("combos", ())),
         impact_points=int(impact["points"]),
         impact_ignored=_set(impact.get("ignored_for_intents")),
-        impact=_language_matcher("impact", impact["phrases"]),
         caps_words_min=int(intensity["caps_words_min"]),
         caps_points=int(intensity["caps_points"]),
         exclamations_min=int(intensity["exclamations_min"]),
@@ -255,7 +264,6 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         intensity_max_points=int(intensity["max_points"]),
         intensity_ignored=_set(intensity.get("ignored_for_intents")),
         acronyms=frozenset(normalize_text(a) for a in intensity.get("acronyms", ())),
-        escalation=_language_matcher("escalation", intensity["phrases"]),
         sentiment_threshold=float(sent["threshold"]),
         sentiment_full_at=float(sent["full_at"]),
         sentiment_max_points=int(sent["max_points"]),
@@ -265,9 +273,7 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         keyword_max_points=int(kw["max_points"]),
         keyword_ignored=_set(kw.get("ignored_for_intents")),
         keyword_terms=tuple(terms.values()),
-        keywords=PhraseMatcher({"keywords": list(terms.values())}),
         calm_points=int(calm["points"]),
-        calm=_language_matcher("calm", calm["phrases"]),
         sender_priority_points=_ints(sender["points"]),
         sender_priority_ignored=_set(sender.get("ignored_for_intents")),
         tier_points=_ints(data["tier"]["points"]),
@@ -283,8 +289,8 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
     )
 
 
-def _language_matcher(label: str, languages: Mapping[str, Any]) -> PhraseMatcher:
-    return PhraseMatcher({label: [p for words in languages.values() for p in words]})
+def _flat(languages: Mapping[str, Any]) -> list[str]:
+    return [p for words in languages.values() for p in words]
 
 
 @lru_cache(maxsize=1)
@@ -359,13 +365,16 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     cfg = config or _default_config()
     text = bounded_text(facts.texts, cfg.prefix_chars)
     toks = tokens(text)
-    found = cfg.intents.find(toks)
+    hits = cfg.matcher.find(toks)
+    found = {label[2:]: words for label, words in hits.items() if label.startswith("i:")}
+    if cfg.combos:
+        _add_combos(found, hits, cfg)
     shouted = caps_words(text, cfg.acronyms)
     exclamations = text.count("!")
     compound, felt = sentiment(toks, {normalize_text(w) for w in shouted}, exclamations,
                                cfg.lexicon)
-    impact = tuple(cfg.impact.find(toks).get("impact", ()))
-    escalation = tuple(cfg.escalation.find(toks).get("escalation", ()))
+    impact = tuple(hits.get("impact", ()))
+    escalation = tuple(hits.get("escalation", ()))
     intent = _choose_intent(found, cfg)
     terms = tuple(found.get(intent, ()))
     if impact and intent in cfg.upgrade_with_impact:  # broken for everyone: an outage
@@ -389,13 +398,26 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         exclamations=exclamations,
         sentiment=round(compound, 3),
         sentiment_terms=tuple(felt[:4]),
-        urgent_terms=tuple(cfg.keywords.find(toks).get("keywords", ())),
-        calm_terms=tuple(cfg.calm.find(toks).get("calm", ())),
+        urgent_terms=tuple(hits.get("keywords", ())),
+        calm_terms=tuple(hits.get("calm", ())),
         sender_priority=sender,
         recent_contacts=facts.recent_contacts,
         seconds_to_deadline=facts.seconds_to_deadline,
         sla_target_seconds=facts.sla_target_seconds,
     )
+
+
+def _add_combos(found: dict[str, list[str]], groups: Mapping[str, list[str]],
+                cfg: UrgencyConfig) -> None:
+    """An intent also counts when words of each of its combo's groups occur anywhere in the
+    text (e.g. card + charged + "not me"), however they are phrased together."""
+    for i, (intent, _why, size) in enumerate(cfg.combos):
+        hits = [groups.get(f"c:{i}:{j}") for j in range(size)]
+        if all(hits):
+            terms = found.setdefault(intent, [])
+            joined = " + ".join(h[0] for h in hits if h)
+            if joined not in terms:
+                terms.append(joined)
 
 
 def _choose_intent(found: Mapping[str, list[str]], cfg: UrgencyConfig) -> str:

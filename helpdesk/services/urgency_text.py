@@ -6,7 +6,7 @@ of the text, not with the number of phrases. Callers pass a bounded prefix of th
 
 Phrase syntax (the operator's config uses it): words separated by spaces, case and accents
 ignored; `word*` matches any word starting with `word` (at least 3 letters before the star);
-`...` skips up to three words. Punctuation splits words, so "can't" is "can t" both in the
+`...` skips up to five words. Punctuation splits words, so "can't" is "can t" both in the
 phrase and in the text.
 """
 
@@ -22,7 +22,8 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _WORD = re.compile(r"[^\W_]+")
 _LETTERS = re.compile(r"[^\W\d_]{3,}")
 GAP = "..."
-GAP_MAX = 3
+_CACHE_MAX = 50_000  # distinct tokens remembered per table (a bounded memo, then reset)
+GAP_MAX = 5
 
 
 def normalize_text(text: str) -> str:
@@ -113,6 +114,21 @@ class PhraseMatcher:
         for bucket in (*self._exact.values(), *self._prefix.values()):
             bucket.sort(key=lambda e: -len(e.pattern))  # longest phrase first at a position
         self._lengths = tuple(sorted(lengths))
+        self._cache: dict[str, tuple[_Entry, ...]] = {}
+
+    def _candidates(self, token: str) -> tuple[_Entry, ...]:
+        found = self._cache.get(token)
+        if found is None:
+            found = tuple(self._exact.get(token, ()))
+            for n in self._lengths:
+                if len(token) >= n:
+                    more = self._prefix.get(token[:n])
+                    if more:
+                        found += tuple(more)
+            if len(self._cache) > _CACHE_MAX:
+                self._cache.clear()
+            self._cache[token] = found
+        return found
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._exact.values()) + sum(
@@ -127,14 +143,11 @@ class PhraseMatcher:
         "is down")."""
         found: dict[str, list[str]] = {}
         covered: dict[str, int] = {}
+        cache = self._cache
         for t, token in enumerate(toks):
-            candidates = self._exact.get(token)
-            if self._lengths:
-                for n in self._lengths:
-                    if len(token) >= n:
-                        more = self._prefix.get(token[:n])
-                        if more:
-                            candidates = [*(candidates or ()), *more]
+            candidates = cache.get(token)
+            if candidates is None:
+                candidates = self._candidates(token)
             if not candidates:
                 continue
             for entry in candidates:
@@ -169,17 +182,22 @@ class WordTable:
             else:
                 self._exact[key] = float(value)
         self._lengths = tuple(sorted({len(k) for k in self._prefix}, reverse=True))
+        self._cache: dict[str, float | None] = {}
 
     def get(self, token: str) -> float | None:
+        if token in self._cache:
+            return self._cache[token]
         value = self._exact.get(token)
-        if value is not None:
-            return value
-        for n in self._lengths:  # longest prefix first
-            if len(token) >= n:
-                value = self._prefix.get(token[:n])
-                if value is not None:
-                    return value
-        return None
+        if value is None:
+            for n in self._lengths:  # longest prefix first
+                if len(token) >= n:
+                    value = self._prefix.get(token[:n])
+                    if value is not None:
+                        break
+        if len(self._cache) > _CACHE_MAX:
+            self._cache.clear()
+        self._cache[token] = value
+        return value
 
     def __contains__(self, token: str) -> bool:
         return self.get(token) is not None
