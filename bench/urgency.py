@@ -142,10 +142,11 @@ def run(split: str, seconds: float, config_path: str | None, batch: str = "all")
         shouted = {normalize_text(w) for w in caps_words(text, config.acronyms)}
         return sentiment(tokens(text), shouted, text.count("!"), config.lexicon)
 
-    fresh = evaluate([s for s, r in zip(samples, rows, strict=True) if r.get("batch") == 2],
-                     config)
+    batches = {b: evaluate([s for s, r in zip(samples, rows, strict=True)
+                            if r.get("batch", 1) == b], config)
+               for b in sorted({r.get("batch", 1) for r in rows})}
     return {
-        "split": split, "messages": len(rows), "overall": overall, "fresh": fresh,
+        "split": split, "messages": len(rows), "overall": overall, "batches": batches,
         "by_language": by_language, "by_category": by_category,
         "language_detected": detected / len(rows) if rows else 0.0,
         "wrong_language": wrong_language,
@@ -161,7 +162,7 @@ def report(result: dict, verbose: bool) -> dict:
     o = result["overall"]
     print(f"urgency bench: {result['messages']} messages ({result['split']} half of "
           f"{DATA.relative_to(DATA.parent.parent.parent)})")
-    print(f"{'figure':<44} {'value':>12} {'target':>10}  result")
+    print(f"{'figure':<52} {'value':>14} {'target':>10}  result")
     rows = [
         ("agreement (exact or defensible neighbour)", _pct(o.agreement),
          f">= {TARGET_AGREEMENT:.0%}", o.agreement >= TARGET_AGREEMENT),
@@ -191,13 +192,11 @@ def report(result: dict, verbose: bool) -> dict:
         ("pre-issue-16 scorer's agreement, same set", _pct(result["legacy_agreement"]), "",
          None),
     ]
-    fresh = result["fresh"]
-    if fresh.total:
-        rows.append((f"batch 2 only ({fresh.total}): agreement", _pct(fresh.agreement), "", None))
-        rows.append(("batch 2 only: dangerous / false alarms",
-                     f"{fresh.dangerous} / {fresh.false_alarms}", "", None))
+    for batch, ev in result["batches"].items():
+        rows.append((f"batch {batch} ({ev.total}): agreement; dangerous, false alarms",
+                     f"{_pct(ev.agreement)}; {ev.dangerous}, {ev.false_alarms}", "", None))
     for name, value, target, ok in rows:
-        print(f"{name:<44} {value:>12} {target:>10}  {'' if ok is None else _flag(ok)}")
+        print(f"{name:<52} {value:>14} {target:>10}  {'' if ok is None else _flag(ok)}")
     print("per category:")
     for cat, ev in result["by_category"].items():
         print(f"  {cat:<16} {ev.agreed:>3}/{ev.total:<3} {_pct(ev.agreement)}  "
@@ -223,8 +222,9 @@ def report(result: dict, verbose: bool) -> dict:
         "ratio": result["ratio"], "per_second_3mb": result["per_second_3mb"],
         "sentiment_us": result["sentiment_us"], "language_us": result["language_us"],
         "legacy_agreement": result["legacy_agreement"],
-        "batch2_agreement": result["fresh"].agreement, "batch2_messages": result["fresh"].total,
-        "batch2_dangerous": result["fresh"].dangerous,
+        "batches": {str(b): {"messages": ev.total, "agreement": ev.agreement,
+                             "dangerous_misses": ev.dangerous, "false_alarms": ev.false_alarms}
+                    for b, ev in result["batches"].items()},
     }
     return summary
 
@@ -252,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="an urgency override JSON file")
     parser.add_argument("--tune", action="store_true",
                         help="propose weights from the tuning half instead")
-    parser.add_argument("--batch", choices=("1", "2", "all"), default="all",
-                        help="batch 2 was written after the first look at the held-out half")
+    parser.add_argument("--batch", choices=("1", "2", "3", "all"), default="all",
+                        help="batch 2 was written after the first look at the held-out half, "
+                             "batch 3 after the last change to the phrase lists")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.tune:
