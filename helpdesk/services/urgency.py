@@ -122,6 +122,9 @@ class UrgencyConfig:
     low_intents: frozenset[str]
     only_alone_intents: frozenset[str]
     upgrade_with_impact: Mapping[str, str]
+    thanks_intent: str
+    question_intent: str | None
+    short_only: Mapping[str, int]
     thanks_win_over: frozenset[str]
     contrast_words: frozenset[str]
     matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
@@ -241,6 +244,9 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         only_alone_intents=_set(intents.get("only_alone")),
         upgrade_with_impact={str(k): str(v)
                              for k, v in intents.get("upgrade_with_impact", {}).items()},
+        thanks_intent=str(intents.get("thanks_intent", "thanks")),
+        question_intent=intents.get("question_intent"),
+        short_only=_ints(intents.get("short_only", {})),
         thanks_win_over=_set(intents.get("thanks_win_over")),
         contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
         matcher=PhraseMatcher({
@@ -380,12 +386,18 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     if impact and intent in cfg.upgrade_with_impact:  # broken for everyone: an outage
         intent = cfg.upgrade_with_impact[intent]
         terms = (*found.get(intent, ()), *terms)
-    if (intent in cfg.thanks_win_over and compound >= 0 and not escalation
-            and not cfg.contrast_words.intersection(toks)):
-        for alone in cfg.only_alone_intents:  # unqualified gratitude for a solved problem
-            if alone in found:
-                intent, terms = alone, tuple(found[alone])
-                break
+    if (intent in cfg.thanks_win_over and cfg.thanks_intent in found and compound >= 0
+            and not escalation and not cfg.contrast_words.intersection(toks)):
+        intent = cfg.thanks_intent  # unqualified gratitude for a solved problem
+        terms = tuple(found[intent])
+    if intent in cfg.short_only and len(toks) > cfg.short_only[intent]:
+        intent, terms = "general", ()  # "merci de corriger ..." is a request, not thanks
+    if intent in cfg.only_alone_intents and (compound < cfg.sentiment_threshold
+                                             or len(escalation) > 1):
+        intent, terms = "general", ()  # "thanks for nothing, third time I write"
+    if (intent == "general" and cfg.question_intent and "?" in text
+            and compound >= cfg.sentiment_threshold and not escalation):
+        intent, terms = cfg.question_intent, ("?",)  # a calm question about nothing broken
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     return UrgencyFeatures(
         channel_kind=facts.channel_kind,
@@ -428,7 +440,8 @@ def _choose_intent(found: Mapping[str, list[str]], cfg: UrgencyConfig) -> str:
     serious = [i for i in found if i not in cfg.low_intents]
     if serious:
         return max(serious, key=lambda i: (cfg.intent_points.get(i, 0), -_order(found, i)))
-    alone = [i for i in found if i in cfg.only_alone_intents]
+    alone = sorted((i for i in found if i in cfg.only_alone_intents),
+                   key=lambda i: cfg.intent_points.get(i, 0))  # strong thanks first
     others = [i for i in found if i not in cfg.only_alone_intents]
     if alone and not others:
         return alone[0]
