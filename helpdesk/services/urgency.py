@@ -125,6 +125,7 @@ class UrgencyConfig:
     thanks_intent: str
     question_intent: str | None
     short_only: Mapping[str, int]
+    complaint_questions: PhraseMatcher
     thanks_win_over: frozenset[str]
     contrast_words: frozenset[str]
     matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
@@ -247,6 +248,7 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         thanks_intent=str(intents.get("thanks_intent", "thanks")),
         question_intent=intents.get("question_intent"),
         short_only=_ints(intents.get("short_only", {})),
+        complaint_questions=PhraseMatcher({"why": list(intents.get("complaint_questions", ()))}),
         thanks_win_over=_set(intents.get("thanks_win_over")),
         contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
         matcher=PhraseMatcher({
@@ -396,7 +398,8 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
                                              or len(escalation) > 1):
         intent, terms = "general", ()  # "thanks for nothing, third time I write"
     if (intent == "general" and cfg.question_intent and "?" in text
-            and compound >= cfg.sentiment_threshold and not escalation):
+            and compound >= cfg.sentiment_threshold and not escalation
+            and not cfg.complaint_questions.find(toks)):
         intent, terms = cfg.question_intent, ("?",)  # a calm question about nothing broken
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     return UrgencyFeatures(
