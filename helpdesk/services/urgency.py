@@ -126,6 +126,8 @@ class UrgencyConfig:
     question_intent: str | None
     short_only: Mapping[str, int]
     complaint_questions: PhraseMatcher
+    question_max_words: int
+    problem_words: PhraseMatcher
     thanks_win_over: frozenset[str]
     contrast_words: frozenset[str]
     matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
@@ -249,6 +251,8 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         question_intent=intents.get("question_intent"),
         short_only=_ints(intents.get("short_only", {})),
         complaint_questions=PhraseMatcher({"why": list(intents.get("complaint_questions", ()))}),
+        question_max_words=int(intents.get("question_max_words", 15)),
+        problem_words=PhraseMatcher({"problem": list(intents.get("problem_words", ()))}),
         thanks_win_over=_set(intents.get("thanks_win_over")),
         contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
         matcher=PhraseMatcher({
@@ -398,9 +402,10 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
                                              or len(escalation) > 1):
         intent, terms = "general", ()  # "thanks for nothing, third time I write"
     if (intent == "general" and cfg.question_intent and "?" in text
-            and compound >= cfg.sentiment_threshold and not escalation
-            and not cfg.complaint_questions.find(toks)):
-        intent, terms = cfg.question_intent, ("?",)  # a calm question about nothing broken
+            and len(toks) <= cfg.question_max_words and compound >= cfg.sentiment_threshold
+            and not escalation and not cfg.complaint_questions.find(toks)
+            and not cfg.problem_words.find(toks)):
+        intent, terms = cfg.question_intent, ("?",)  # a short calm question, nothing broken
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     return UrgencyFeatures(
         channel_kind=facts.channel_kind,
