@@ -20,11 +20,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(ARGS)
 
-# The spine (webhooks, drain, latencies), queue/next at 10k-1M tickets, metrics at 1M facts.
+# The spine (webhooks, drain, latencies), queue/next at 10k-1M tickets, metrics at 1M facts,
+# urgency judgement on the held-out half of the labelled set.
 bench: install
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.metrics
+	$(BIN)/python -m bench.urgency
 
 lint: install
 	$(BIN)/ruff check helpdesk workers tests bench

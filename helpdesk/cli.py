@@ -191,6 +191,92 @@ def metrics_rebuild() -> None:
     click.echo(f"rebuilt {metrics_rollup.rebuild()} metric roll-up rows")
 
 
+@main.group()
+def urgency() -> None:
+    """Urgency scoring against the priorities people set by hand (docs/urgency.md)."""
+
+
+def _urgency_config_path(path: str | None) -> str | None:
+    return path or current_app.config.get("URGENCY_CONFIG")
+
+
+@urgency.command("evaluate")
+@click.option("--config", "config_path", default=None,
+              help="urgency override file (default: HELPDESK_URGENCY_CONFIG)")
+@with_appcontext
+def urgency_evaluate(config_path: str | None) -> None:
+    """Agreement between the urgency score and hand-set priorities."""
+    from helpdesk.services.routing import corrections as urgency_corrections
+    from helpdesk.services.routing.tuning import LEVELS, evaluate
+    from helpdesk.services.routing.urgency import load_urgency_config
+
+    path = _urgency_config_path(config_path)
+    config = load_urgency_config(path)
+    rows = urgency_corrections.latest_per_ticket()
+    if not rows:
+        click.echo("no hand-set priorities yet")
+        return
+    then = sum(row.scored_priority == row.chosen_priority for row in rows)
+    result = evaluate(urgency_corrections.samples(rows), config)
+    click.echo(f"{len(rows)} tickets with a hand-set priority (config: {path or 'defaults'})")
+    click.echo(f"agreement when they were set: {then}/{len(rows)} ({then / len(rows):.1%})")
+    click.echo(f"agreement re-scored now:      {result.exact}/{result.total} "
+               f"({result.agreement:.1%})")
+    click.echo(f"dangerous misses (urgent scored normal/low, high scored low): "
+               f"{result.dangerous}")
+    click.echo(f"false alarms (low scored high/urgent): {result.false_alarms}")
+    click.echo("chosen / scored  " + "  ".join(f"{level:>6}" for level in LEVELS))
+    for chosen in LEVELS:
+        counts = [result.confusion.get((chosen, scored), 0) for scored in LEVELS]
+        click.echo(f"{chosen:<16} " + "  ".join(f"{n:>6}" for n in counts))
+
+
+@urgency.command("tune")
+@click.option("--config", "config_path", default=None,
+              help="urgency override file to start from and to write (default: "
+                   "HELPDESK_URGENCY_CONFIG)")
+@click.option("--apply", "apply_", is_flag=True, help="write the proposed weights to the file")
+@with_appcontext
+def urgency_tune(config_path: str | None, apply_: bool) -> None:
+    """Propose weights that agree better with hand-set priorities (--apply writes them)."""
+    import json
+    from pathlib import Path
+
+    from helpdesk.services.routing import corrections as urgency_corrections
+    from helpdesk.services.routing.tuning import evaluate, merge_override, tune
+    from helpdesk.services.routing.urgency import load_urgency_config
+
+    path = _urgency_config_path(config_path)
+    config = load_urgency_config(path)
+    samples = urgency_corrections.samples(urgency_corrections.latest_per_ticket())
+    if not samples:
+        click.echo("no hand-set priorities yet: nothing to tune")
+        return
+    result = tune(samples, config.raw)
+    before = evaluate(samples, config)
+    click.echo(f"{len(samples)} tickets; agreement {before.agreement:.1%}; "
+               f"cost {result.before:.0f} -> {result.after:.0f}")
+    if not result.changes:
+        click.echo("the current weights are already the best found")
+        return
+    for key, (old, new) in result.changes.items():
+        click.echo(f"  {'.'.join(key)}: {old} -> {new}")
+    if not apply_:
+        click.echo(json.dumps(result.override, indent=2))
+        click.echo("(not written: add --apply)")
+        return
+    if not path:
+        raise click.ClickException("no config file to write: pass --config PATH or set "
+                                   "HELPDESK_URGENCY_CONFIG")
+    target = Path(path)
+    existing = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+    target.write_text(json.dumps(merge_override(existing, result.override), indent=2,
+                                 ensure_ascii=False) + "\n", encoding="utf-8")
+    after = evaluate(samples, load_urgency_config(str(target)))
+    click.echo(f"wrote {target}; agreement now {after.agreement:.1%} (workers read it when "
+               "they start)")
+
+
 @main.command(with_appcontext=False)
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True,
               help="Base URL of the running system")

@@ -41,7 +41,7 @@ def test_demo_fills_the_queue_across_channels(app, api, admin, drain):
     assert vip["tier"] == "vip" and summary.vip_id in on_two
     vip_ticket = next(t for t in tickets if t["customer_id"] == summary.vip_id)
     ticket = staff.get(f"/api/v1/tickets/{vip_ticket['id']}").json()
-    assert {"tier", "keywords"} <= {r["factor"] for r in ticket["urgency_reasons"]}
+    assert {"tier", "intent"} <= {r["factor"] for r in ticket["urgency_reasons"]}
     assert ticket["priority"] in ("high", "urgent")
 
 

@@ -23,6 +23,7 @@ from helpdesk.connectors.base import (
 )
 
 WINDOW_SECONDS = 300
+PRIORITIES = ("low", "normal", "high", "urgent")  # message.priority, the sender's own flag
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -92,6 +93,7 @@ class ApiConnector(Connector):
             sender_name=customer.get("name"),
             sent_at=_timestamp(message.get("sent_at")),
             thread_key=_text(message, "thread_id", "message"),
+            sender_priority=message.get("priority") or None,
             attachments=[AttachmentIn(filename=a.get("filename") or "attachment",
                                       content_type=a.get("content_type") or
                                       "application/octet-stream",
@@ -124,6 +126,8 @@ class ApiConnector(Connector):
         if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
             raise PayloadError("message.attachments must be a list of objects")
         _timestamp(message.get("sent_at"))
+        if message.get("priority") not in (None, *PRIORITIES):
+            raise PayloadError(f"message.priority must be one of {', '.join(PRIORITIES)}")
         return data
 
 

@@ -135,6 +135,9 @@ class MessageEvent(InboundEvent):
     full_text: str | None = None
     bounced_message_ids: list[str] = field(default_factory=list)
     identity_verified: bool = True
+    # The sender's own priority flag (email headers, the api format's `priority`): low,
+    # normal, high or urgent; an urgency factor, never the ticket's priority by itself.
+    sender_priority: str | None = None
 
 
 @dataclass

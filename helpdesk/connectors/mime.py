@@ -88,6 +88,7 @@ class ParsedEmail:
     is_bounce: bool
     bounced_message_ids: list[str]
     headers: dict[str, str]
+    priority: str | None = None  # the sender's flag (Priority, Importance, X-Priority)
 
 
 @dataclass
@@ -150,6 +151,7 @@ def _extract(msg: Message, raw: bytes) -> ParsedEmail:
         is_bounce=bounce,
         bounced_message_ids=_bounced_ids(leaves, full_text) if bounce else [],
         headers=_display_headers(msg),
+        priority=sender_priority(msg),
     )
 
 
@@ -176,6 +178,32 @@ def _emails(msg: Message, name: str) -> list[str]:
 
 def _first_word(value: str) -> str:
     return re.split(r"[\s;(]", value.strip().lower(), maxsplit=1)[0]
+
+
+_PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+_PRIORITY_WORDS = {
+    "priority": {"urgent": "urgent", "normal": "normal", "non-urgent": "low"},  # RFC 2156
+    "importance": {"high": "high", "normal": "normal", "low": "low"},
+    "x-priority": {"1": "high", "2": "high", "3": "normal", "4": "low", "5": "low"},
+    "x-msmail-priority": {"high": "high", "normal": "normal", "low": "low"},
+}
+
+
+def sender_priority(msg: Message) -> str | None:
+    """The priority the sender set: `Priority: urgent`, `Importance: high`, `X-Priority: 1`
+    or `2`, `X-MSMail-Priority: High` (low, normal, high or urgent; the highest given)."""
+    found = None
+    for name, words in _PRIORITY_WORDS.items():
+        value = _header(msg, name)
+        if value is None:
+            continue
+        word = _first_word(value)
+        if name == "x-priority":
+            word = word[:1]
+        level = words.get(word)
+        if level and (found is None or _PRIORITY_RANK[level] > _PRIORITY_RANK[found]):
+            found = level
+    return found
 
 
 def _is_auto_reply(msg: Message) -> bool:

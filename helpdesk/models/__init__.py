@@ -22,6 +22,7 @@ from helpdesk.models.ticket import (
                                     Ticket,
                                     TicketEvent,
 )
+from helpdesk.models.urgency_correction import UrgencyCorrection
 from helpdesk.models.work_session import WorkSession
 
 __all__ = [
@@ -31,5 +32,5 @@ __all__ = [
     "DELIVERY_STATUSES", "Delivery", "Attachment", "Message", "PRIORITIES", "PRIORITY_RANK",
     "QUEUED_STATUSES", "WORKING_STATUSES", "STATUSES", "Ticket", "TicketEvent", "WorkSession",
     "Team", "TicketFact",
-    "MetricHistogram", "MetricRollup",
+    "MetricHistogram", "MetricRollup", "UrgencyCorrection",
 ]

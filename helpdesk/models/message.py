@@ -41,6 +41,8 @@ class Message(db.Model):
     delivery_status: Mapped[str] = mapped_column(String(20))
     delivery_error: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[list] = mapped_column(JSON, default=list)
+    # The sender's own priority flag (low/normal/high/urgent), an urgency factor.
+    sender_priority: Mapped[str | None] = mapped_column(String(10))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -36,7 +36,7 @@ def test_angry_vip_scores_urgent_with_reasons(app, api, agent, channel, drain):
     assert ticket["priority"] == "urgent"
     assert ticket["urgency"] >= 70
     factors = {reason["factor"] for reason in ticket["urgency_reasons"]}
-    assert {"keywords", "sentiment", "tier"} <= factors
+    assert {"intent", "sentiment", "tier"} <= factors
     assert ticket["urgency"] == min(100, sum(r["points"] for r in ticket["urgency_reasons"]))
     assert ticket["language"] == "en"
 

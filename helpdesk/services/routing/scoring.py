@@ -13,8 +13,11 @@ from helpdesk.outbox import events
 from helpdesk.services import settings
 from helpdesk.services.routing import assignment, queue_updates
 from helpdesk.services.routing.urgency import (
+    LANGUAGE_PREFIX_CHARS,
+    SENDER_PRIORITIES,
     UrgencyConfig,
     UrgencyFacts,
+    bounded_text,
     detect_language,
     load_urgency_config,
     score_urgency,
@@ -24,6 +27,8 @@ from helpdesk.services.tickets import history
 from helpdesk.transaction import commit
 
 RECENT_TEXTS = 5
+TEXT_PREFIX_CHARS = 8000  # per message; the scorer itself reads at most its prefix_chars
+SENDER_RANK = {level: rank for rank, level in enumerate(SENDER_PRIORITIES)}
 CONTACT_WINDOW = timedelta(hours=24)
 
 
@@ -42,19 +47,26 @@ def recent_contacts(customer_id: int, now: datetime) -> int:
 
 
 def urgency_facts(ticket: Ticket, now: datetime) -> UrgencyFacts:
-    texts = db.session.execute(
-        select(Message.text).where(Message.ticket_id == ticket.id,
-                                   Message.direction == "inbound")
-        .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).scalars().all()
+    # Only a prefix of each message leaves the database: scoring reads a bounded prefix.
+    rows = db.session.execute(
+        select(func.substr(Message.text, 1, TEXT_PREFIX_CHARS), Message.sender_priority)
+        .where(Message.ticket_id == ticket.id, Message.direction == "inbound")
+        .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).all()
+    texts = list(reversed([text or "" for text, _ in rows]))
+    subject = (ticket.subject or "").strip()
+    if subject and not any(text.lstrip().startswith(subject) for text in texts):
+        texts.insert(0, subject)  # an email's subject often says it first ("Hacked!")
+    flags = [flag for _, flag in rows if flag in SENDER_RANK]
     customer = db.session.get(Customer, ticket.customer_id)
     seconds_left = target = None
     due = sla.nearest_due(ticket)
     if due is not None:
         seconds_left = (due - now).total_seconds()
         target = (due - ticket.created_at).total_seconds()
-    return UrgencyFacts(channel_kind=ticket.channel.kind, texts=list(reversed(texts)),
+    return UrgencyFacts(channel_kind=ticket.channel.kind, texts=texts,
                         tier=customer.tier, recent_contacts=recent_contacts(customer.id, now),
-                        seconds_to_deadline=seconds_left, sla_target_seconds=target)
+                        seconds_to_deadline=seconds_left, sla_target_seconds=target,
+                        sender_priority=max(flags, key=SENDER_RANK.get) if flags else None)
 
 
 def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
@@ -64,7 +76,8 @@ def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
     result = score_urgency(facts, urgency_config(config_path))
     reasons = [{"factor": r.factor, "points": r.points, "detail": r.detail}
                for r in result.reasons]
-    language = ticket.language or detect_language("\n".join(facts.texts))
+    language = ticket.language or detect_language(bounded_text(facts.texts,
+                                                               LANGUAGE_PREFIX_CHARS))
     changed = (ticket.urgency, ticket.urgency_reasons, ticket.language) != (
         result.score, reasons, language)
     ticket.urgency, ticket.urgency_reasons, ticket.language = result.score, reasons, language

@@ -1,8 +1,15 @@
 """Explainable urgency scoring for tickets (pure: no database, no I/O beyond config files).
 
-Every factor returns its points and a human-readable detail; the score is their sum
-clamped to 0..100 and the priority is the bucket the score falls in. Weights and word
-lists live in `helpdesk/defaults/urgency.json` and can be overridden by a JSON file.
+Scoring has two steps. `extract_features` reads a bounded prefix of the customer's messages
+and finds what they are dealing with (the intent: security incident, legal threat, outage,
+...), how strongly they feel (sentiment from a multilingual lexicon, shouting, escalation
+phrases), business impact, explicit urgency words and the sender's own priority flag.
+`score_features` turns those features plus channel, tier, repeat contact and SLA time into
+points per factor; the score is their sum clamped to 0..100 and the priority is the bucket
+the score falls in. Every factor says what it saw and how many points it gave.
+
+Weights and word lists live in `helpdesk/defaults/urgency.json` and can be overridden by a
+JSON file (docs/urgency.md).
 """
 
 from __future__ import annotations
@@ -10,24 +17,40 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from helpdesk.services.routing.urgency_text import (
+    PhraseMatcher,
+    SentimentLexicon,
+    build_lexicon,
+    caps_words,
+    normalize_text,
+    sentiment,
+    tokens,
+)
+
+__all__ = [
+    "DEFAULTS_PATH", "UrgencyConfig", "UrgencyFacts", "UrgencyFeatures", "UrgencyReason",
+    "UrgencyScore", "bounded_text", "detect_language", "extract_features", "load_urgency_config",
+    "match_terms", "normalize_text", "priority_for", "score_features", "score_urgency", "warm_up",
+]
 
 DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "defaults" / "urgency.json"
 
 # Below this probability the detector is guessing (short or mixed texts): no language.
 MIN_LANGUAGE_CONFIDENCE = 0.3
+# Language detection reads at most this much text: the first lines say it all.
+LANGUAGE_PREFIX_CHARS = 2000
+SENDER_PRIORITIES = ("low", "normal", "high", "urgent")
 
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 _NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +61,7 @@ class UrgencyFacts:
     recent_contacts: int
     seconds_to_deadline: float | None
     sla_target_seconds: float | None
+    sender_priority: str | None = None  # the sender's own flag: low | normal | high | urgent
 
 
 @dataclass(frozen=True)
@@ -55,14 +79,81 @@ class UrgencyScore:
 
 
 @dataclass(frozen=True)
+class UrgencyFeatures:
+    """What the scorer saw in a ticket: everything `score_features` needs, nothing more.
+
+    Stored with hand-set priorities (corrections), so weights can be re-tuned later
+    without the messages.
+    """
+
+    channel_kind: str
+    tier: str
+    intent: str = "general"
+    intent_terms: tuple[str, ...] = ()
+    impact_terms: tuple[str, ...] = ()
+    escalation_terms: tuple[str, ...] = ()
+    caps_words: int = 0
+    exclamations: int = 0
+    sentiment: float = 0.0
+    sentiment_terms: tuple[str, ...] = ()
+    urgent_terms: tuple[str, ...] = ()
+    calm_terms: tuple[str, ...] = ()
+    sender_priority: str | None = None
+    recent_contacts: int = 0
+    seconds_to_deadline: float | None = None
+    sla_target_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UrgencyFeatures:
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in data.items() if k in known}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class UrgencyConfig:
     channel_points: Mapping[str, int]
-    keyword_points_per_term: int
-    keyword_max_points: int
-    keyword_terms: tuple[str, ...]
+    intent_points: Mapping[str, int]
+    intent_labels: Mapping[str, str]
+    low_intents: frozenset[str]
+    only_alone_intents: frozenset[str]
+    upgrade_with_impact: Mapping[str, str]
+    thanks_intent: str
+    question_intent: str | None
+    short_only: Mapping[str, int]
+    complaint_questions: PhraseMatcher
+    question_max_words: int
+    problem_words: PhraseMatcher
+    thanks_win_over: frozenset[str]
+    contrast_words: frozenset[str]
+    matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
+    combos: tuple[tuple[str, str, int], ...]  # (intent, why, number of groups)
+    impact_points: int
+    impact_ignored: frozenset[str]
+    caps_words_min: int
+    caps_points: int
+    exclamations_min: int
+    exclamation_points: int
+    escalation_points_per_phrase: int
+    intensity_max_points: int
+    intensity_ignored: frozenset[str]
+    acronyms: frozenset[str]
     sentiment_threshold: float
     sentiment_full_at: float
     sentiment_max_points: int
+    sentiment_ignored: frozenset[str]
+    lexicon: SentimentLexicon
+    keyword_points_per_term: int
+    keyword_max_points: int
+    keyword_ignored: frozenset[str]
+    keyword_terms: tuple[str, ...]
+    calm_points: int
+    sender_priority_points: Mapping[str, int]
+    sender_priority_ignored: frozenset[str]
     tier_points: Mapping[str, int]
     repeat_min_contacts: int
     repeat_points_per_extra: int
@@ -71,14 +162,20 @@ class UrgencyConfig:
     sla_start_share: float
     sla_max_points_before_breach: int
     buckets: tuple[tuple[str, int], ...]
+    prefix_chars: int
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- config
 
 
+def default_config_data() -> dict[str, Any]:
+    return json.loads(DEFAULTS_PATH.read_text(encoding="utf-8"))
+
+
 def load_urgency_config(path: str | None = None) -> UrgencyConfig:
     """Read the default config and deep-merge the optional override JSON file on top."""
-    data = json.loads(DEFAULTS_PATH.read_text(encoding="utf-8"))
+    data = default_config_data()
     if path:
         try:
             override = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -86,14 +183,16 @@ def load_urgency_config(path: str | None = None) -> UrgencyConfig:
             raise ValueError(f"cannot read urgency config {path}: {exc}") from exc
         if not isinstance(override, dict):
             raise ValueError(f"urgency config {path} must be a JSON object")
-        unknown = sorted(set(override) - set(data))
-        if unknown:
-            raise ValueError(f"unknown urgency config sections: {', '.join(unknown)}")
-        data = _deep_merge(data, override)
-    try:
-        return _config_from_dict(data)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"invalid urgency config: {exc!r}") from exc
+        data = merge_config(data, override, str(path))
+    return config_from_dict(data)
+
+
+def merge_config(base: dict[str, Any], override: Mapping[str, Any],
+                 where: str = "override") -> dict[str, Any]:
+    unknown = sorted(set(override) - set(base))
+    if unknown:
+        raise ValueError(f"unknown urgency config sections in {where}: {', '.join(unknown)}")
+    return _deep_merge(base, override)
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,8 +205,33 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
+    try:
+        return _config_from_dict(data)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"invalid urgency config: {exc!r}") from exc
+
+
+def _ints(mapping: Mapping[str, Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in mapping.items()}
+
+
+def _set(items: Any) -> frozenset[str]:
+    return frozenset(str(i) for i in items or ())
+
+
 def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
     kw, sent, rep, sla = data["keywords"], data["sentiment"], data["repeat_contact"], data["sla"]
+    intents, impact, intensity = data["intents"], data["impact"], data["intensity"]
+    calm, sender = data["calm"], data["sender_priority"]
+    for combo in intents.get("combos", ()):
+        if combo["intent"] not in intents["points"] or len(combo["all"]) < 2:
+            raise ValueError(f"combo {combo!r}: needs a known intent and 2+ word groups")
+    intent_phrases: dict[str, list[str]] = {}
+    for intent, languages in intents["phrases"].items():
+        if intent not in intents["points"]:
+            raise ValueError(f"intent {intent!r} has phrases but no points")
+        intent_phrases[intent] = [p for words in languages.values() for p in words]
     terms: dict[str, str] = {}
     for words in kw["terms"].values():
         for word in words:
@@ -116,14 +240,55 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         ((str(k), int(v)) for k, v in data["priority_buckets"].items()), key=lambda item: -item[1]
     )
     return UrgencyConfig(
-        channel_points={str(k): int(v) for k, v in data["channel"]["points"].items()},
-        keyword_points_per_term=int(kw["points_per_term"]),
-        keyword_max_points=int(kw["max_points"]),
-        keyword_terms=tuple(terms.values()),
+        channel_points=_ints(data["channel"]["points"]),
+        intent_points=_ints(intents["points"]),
+        intent_labels={str(k): str(v) for k, v in intents.get("labels", {}).items()},
+        low_intents=_set(intents.get("low_intents")),
+        only_alone_intents=_set(intents.get("only_alone")),
+        upgrade_with_impact={str(k): str(v)
+                             for k, v in intents.get("upgrade_with_impact", {}).items()},
+        thanks_intent=str(intents.get("thanks_intent", "thanks")),
+        question_intent=intents.get("question_intent"),
+        short_only=_ints(intents.get("short_only", {})),
+        complaint_questions=PhraseMatcher({"why": list(intents.get("complaint_questions", ()))}),
+        question_max_words=int(intents.get("question_max_words", 15)),
+        problem_words=PhraseMatcher({"problem": list(intents.get("problem_words", ()))}),
+        thanks_win_over=_set(intents.get("thanks_win_over")),
+        contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
+        matcher=PhraseMatcher({
+            **{f"i:{intent}": phrases for intent, phrases in intent_phrases.items()},
+            **{f"c:{i}:{j}": group for i, combo in enumerate(intents.get("combos", ()))
+               for j, group in enumerate(combo["all"])},
+            "impact": _flat(impact["phrases"]),
+            "escalation": _flat(intensity["phrases"]),
+            "keywords": list(terms.values()),
+            "calm": _flat(calm["phrases"]),
+        }),
+        combos=tuple((str(c["intent"]), str(c.get("why", "")), len(c["all"]))
+                     for c in intents.get("combos", ())),
+        impact_points=int(impact["points"]),
+        impact_ignored=_set(impact.get("ignored_for_intents")),
+        caps_words_min=int(intensity["caps_words_min"]),
+        caps_points=int(intensity["caps_points"]),
+        exclamations_min=int(intensity["exclamations_min"]),
+        exclamation_points=int(intensity["exclamation_points"]),
+        escalation_points_per_phrase=int(intensity["points_per_phrase"]),
+        intensity_max_points=int(intensity["max_points"]),
+        intensity_ignored=_set(intensity.get("ignored_for_intents")),
+        acronyms=frozenset(normalize_text(a) for a in intensity.get("acronyms", ())),
         sentiment_threshold=float(sent["threshold"]),
         sentiment_full_at=float(sent["full_at"]),
         sentiment_max_points=int(sent["max_points"]),
-        tier_points={str(k): int(v) for k, v in data["tier"]["points"].items()},
+        sentiment_ignored=_set(sent.get("ignored_for_intents")),
+        lexicon=build_lexicon(sent),
+        keyword_points_per_term=int(kw["points_per_term"]),
+        keyword_max_points=int(kw["max_points"]),
+        keyword_ignored=_set(kw.get("ignored_for_intents")),
+        keyword_terms=tuple(terms.values()),
+        calm_points=int(calm["points"]),
+        sender_priority_points=_ints(sender["points"]),
+        sender_priority_ignored=_set(sender.get("ignored_for_intents")),
+        tier_points=_ints(data["tier"]["points"]),
         repeat_min_contacts=int(rep["min_contacts"]),
         repeat_points_per_extra=int(rep["points_per_extra_contact"]),
         repeat_max_points=int(rep["max_points"]),
@@ -131,7 +296,13 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         sla_start_share=float(sla["start_share"]),
         sla_max_points_before_breach=int(sla["max_points_before_breach"]),
         buckets=tuple(buckets),
+        prefix_chars=int(data["text"]["prefix_chars"]),
+        raw=data,
     )
+
+
+def _flat(languages: Mapping[str, Any]) -> list[str]:
+    return [p for words in languages.values() for p in words]
 
 
 @lru_cache(maxsize=1)
@@ -142,62 +313,52 @@ def _default_config() -> UrgencyConfig:
 # --------------------------------------------------------------------------- text helpers
 
 
-def normalize_text(text: str) -> str:
-    """Casefold, strip accents and unify apostrophes so matching ignores case and accents."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_APOSTROPHES))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def _term_pattern(normalized_term: str) -> re.Pattern[str]:
-    body = r"\s+".join(re.escape(part) for part in normalized_term.split())
-    return re.compile(rf"(?<!\w){body}(?!\w)")
-
-
-@lru_cache(maxsize=16)
-def _longest_first(terms: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    ordered = sorted(terms, key=lambda t: -len(normalize_text(t)))
-    return tuple((term, _term_pattern(normalize_text(term))) for term in ordered)
+def bounded_text(texts: list[str], limit: int) -> str:
+    """The texts joined, reading at most `limit` characters in all (earliest first): a
+    3 MiB mail costs what its first pages cost."""
+    parts: list[str] = []
+    left = limit
+    for text in texts:
+        if left <= 0:
+            break
+        part = text[:left]
+        if not part.strip():
+            continue
+        parts.append(part)
+        left -= len(part) + 1
+    return "\n".join(parts)
 
 
 def match_terms(text: str, terms: tuple[str, ...]) -> list[str]:
-    """Return the distinct terms found in text on word boundaries, in the order of `terms`.
-
-    Longer terms are matched first and their matches masked, so "en panne" does not
-    also count as "panne".
-    """
-    haystack = normalize_text(text)
-    found: set[str] = set()
-    for term, pattern in _longest_first(terms):
-        if pattern.search(haystack):
-            found.add(term)
-            haystack = pattern.sub(lambda m: "\0" * len(m.group()), haystack)
+    """The distinct terms (phrase syntax of the config) found in text, in the order of
+    `terms`."""
+    found = set(_matcher_for(terms).find(tokens(text), phrases=True).get("t", ()))
     return [term for term in terms if term in found]
 
 
-@lru_cache(maxsize=1)
-def _analyzer() -> SentimentIntensityAnalyzer:
-    # Lazy singleton: loading the lexicon takes a moment, so it happens once per process.
-    # VADER's lexicon is English-only; other languages mostly score neutral, which is
-    # acceptable because the multilingual keyword list carries the non-English signal.
-    return SentimentIntensityAnalyzer()
+@lru_cache(maxsize=16)
+def _matcher_for(terms: tuple[str, ...]) -> PhraseMatcher:
+    return PhraseMatcher({"t": terms})
 
 
 def warm_up() -> None:
-    """Load the language model and the sentiment lexicon now, so the first routing job of a
-    worker is not the one that pays for them."""
+    """Load the language model and the config now, so the first routing job of a worker is
+    not the one that pays for them."""
     detect_language("warming up the language detector before the first ticket arrives")
-    _analyzer().polarity_scores("warm up")
+    _default_config()
 
 
 @lru_cache(maxsize=1)
 def _language_identifier() -> LanguageIdentifier:
-    # py3langid (langid.py's maintained successor): deterministic, and ~0.1 ms a text where
-    # langdetect took ~5 ms on the same machine, with the same answers on our test texts.
+    # py3langid (langid.py's maintained successor): deterministic, ~0.1 ms a text.
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def detect_language(text: str) -> str | None:
-    """Return the ISO 639-1 code of text, or None when it is too short or undetectable."""
+    """Return the ISO 639-1 code of text, or None when it is too short or undetectable.
+
+    Only the first LANGUAGE_PREFIX_CHARS characters are read."""
+    text = text[:LANGUAGE_PREFIX_CHARS]
     words = len(_LETTER_RUN.findall(text)) + len(_NO_SPACE_SCRIPT.findall(text)) // 2
     if words < 3:
         return None
@@ -207,6 +368,100 @@ def detect_language(text: str) -> str | None:
     return str(code)
 
 
+# --------------------------------------------------------------------------- features
+
+
+def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
+                     ) -> UrgencyFeatures:
+    """Read the facts' texts (a bounded prefix) and return what the scorer needs."""
+    cfg = config or _default_config()
+    text = bounded_text(facts.texts, cfg.prefix_chars)
+    toks = tokens(text)
+    hits = cfg.matcher.find(toks)
+    found = {label[2:]: words for label, words in hits.items() if label.startswith("i:")}
+    if cfg.combos:
+        _add_combos(found, hits, cfg)
+    shouted = caps_words(text, cfg.acronyms)
+    exclamations = text.count("!")
+    compound, felt = sentiment(toks, {normalize_text(w) for w in shouted}, exclamations,
+                               cfg.lexicon)
+    impact = tuple(hits.get("impact", ()))
+    escalation = tuple(hits.get("escalation", ()))
+    intent = _choose_intent(found, cfg)
+    terms = tuple(found.get(intent, ()))
+    if impact and intent in cfg.upgrade_with_impact:  # broken for everyone: an outage
+        intent = cfg.upgrade_with_impact[intent]
+        terms = (*found.get(intent, ()), *terms)
+    if (intent in cfg.thanks_win_over and cfg.thanks_intent in found and compound >= 0
+            and not escalation and not cfg.contrast_words.intersection(toks)):
+        intent = cfg.thanks_intent  # unqualified gratitude for a solved problem
+        terms = tuple(found[intent])
+    if intent in cfg.short_only and len(toks) > cfg.short_only[intent]:
+        intent, terms = "general", ()  # "merci de corriger ..." is a request, not thanks
+    if intent in cfg.only_alone_intents and (compound < cfg.sentiment_threshold
+                                             or len(escalation) > 1):
+        intent, terms = "general", ()  # "thanks for nothing, third time I write"
+    if (intent == "general" and cfg.question_intent and "?" in text
+            and len(toks) <= cfg.question_max_words and compound >= cfg.sentiment_threshold
+            and not escalation and not cfg.complaint_questions.find(toks)
+            and not cfg.problem_words.find(toks)):
+        intent, terms = cfg.question_intent, ("?",)  # a short calm question, nothing broken
+    sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
+    return UrgencyFeatures(
+        channel_kind=facts.channel_kind,
+        tier=facts.tier,
+        intent=intent,
+        intent_terms=terms,
+        impact_terms=impact,
+        escalation_terms=escalation,
+        caps_words=len(shouted),
+        exclamations=exclamations,
+        sentiment=round(compound, 3),
+        sentiment_terms=tuple(felt[:4]),
+        urgent_terms=tuple(hits.get("keywords", ())),
+        calm_terms=tuple(hits.get("calm", ())),
+        sender_priority=sender,
+        recent_contacts=facts.recent_contacts,
+        seconds_to_deadline=facts.seconds_to_deadline,
+        sla_target_seconds=facts.sla_target_seconds,
+    )
+
+
+def _add_combos(found: dict[str, list[str]], groups: Mapping[str, list[str]],
+                cfg: UrgencyConfig) -> None:
+    """An intent also counts when words of each of its combo's groups occur anywhere in the
+    text (e.g. card + charged + "not me"), however they are phrased together."""
+    for i, (intent, _why, size) in enumerate(cfg.combos):
+        hits = [groups.get(f"c:{i}:{j}") for j in range(size)]
+        if all(hits):
+            terms = found.setdefault(intent, [])
+            joined = " + ".join(h[0] for h in hits if h)
+            if joined not in terms:
+                terms.append(joined)
+
+
+def _choose_intent(found: Mapping[str, list[str]], cfg: UrgencyConfig) -> str:
+    """The weightiest intent found; `only_alone` intents (thanks) count only when nothing
+    else but low intents is there, and a low intent never outranks a serious one."""
+    if not found:
+        return "general"
+    serious = [i for i in found if i not in cfg.low_intents]
+    if serious:
+        return max(serious, key=lambda i: (cfg.intent_points.get(i, 0), -_order(found, i)))
+    alone = sorted((i for i in found if i in cfg.only_alone_intents),
+                   key=lambda i: cfg.intent_points.get(i, 0))  # strong thanks first
+    others = [i for i in found if i not in cfg.only_alone_intents]
+    if alone and not others:
+        return alone[0]
+    if alone and set(others) <= {"feedback"}:  # thanks plus a suggestion is still praise
+        return alone[0]
+    return max(others, key=lambda i: (cfg.intent_points.get(i, 0), -_order(found, i)))
+
+
+def _order(found: Mapping[str, list[str]], intent: str) -> int:
+    return list(found).index(intent)
+
+
 # --------------------------------------------------------------------------- factors
 
 
@@ -214,47 +469,95 @@ def _round(value: float) -> int:
     return int(math.floor(value + 0.5))
 
 
-def _channel(facts: UrgencyFacts, cfg: UrgencyConfig) -> tuple[int, str]:
-    return cfg.channel_points.get(facts.channel_kind, 0), facts.channel_kind
+def _quote(terms: tuple[str, ...] | list[str], limit: int = 3) -> str:
+    return ", ".join(f'"{t}"' for t in list(terms)[:limit])
 
 
-def _keywords(facts: UrgencyFacts, cfg: UrgencyConfig) -> tuple[int, str]:
-    matched = match_terms("\n".join(facts.texts), cfg.keyword_terms)
-    points = min(cfg.keyword_max_points, cfg.keyword_points_per_term * len(matched))
-    return points, ", ".join(matched)
+def _channel(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    return cfg.channel_points.get(f.channel_kind, 0), f.channel_kind
 
 
-def _sentiment(facts: UrgencyFacts, cfg: UrgencyConfig) -> tuple[int, str]:
-    text = "\n".join(t for t in facts.texts if t.strip())
-    if not text:
+def _intent(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    label = cfg.intent_labels.get(f.intent, f.intent.replace("_", " "))
+    points = cfg.intent_points.get(f.intent, 0)
+    if not f.intent_terms:
+        return points, label
+    return points, f"{label}: {_quote(f.intent_terms)}"
+
+
+def _impact(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    if not f.impact_terms or f.intent in cfg.impact_ignored:
         return 0, ""
-    compound = float(_analyzer().polarity_scores(text)["compound"])
-    if compound >= cfg.sentiment_threshold:
+    return cfg.impact_points, f"business impact: {_quote(f.impact_terms)}"
+
+
+def _intensity(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    if f.intent in cfg.intensity_ignored:
+        return 0, ""
+    points, seen = 0, []
+    if f.caps_words >= cfg.caps_words_min:
+        points += cfg.caps_points
+        seen.append(f"{f.caps_words} words in capitals")
+    if f.exclamations >= cfg.exclamations_min:
+        points += cfg.exclamation_points
+        seen.append(f"{f.exclamations} exclamation marks")
+    if f.escalation_terms:
+        points += cfg.escalation_points_per_phrase * len(f.escalation_terms)
+        seen.append(_quote(f.escalation_terms))
+    return min(points, cfg.intensity_max_points), "; ".join(seen)
+
+
+def _sentiment(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    compound = f.sentiment
+    if compound >= cfg.sentiment_threshold or f.intent in cfg.sentiment_ignored:
         return 0, ""
     span = cfg.sentiment_threshold - cfg.sentiment_full_at
     share = 1.0 if span <= 0 else min(1.0, (cfg.sentiment_threshold - compound) / span)
-    return _round(cfg.sentiment_max_points * share), f"compound {compound:.2f}"
+    detail = f"compound {compound:.2f}"
+    if f.sentiment_terms:
+        detail += f" ({_quote(f.sentiment_terms)})"
+    return _round(cfg.sentiment_max_points * share), detail
 
 
-def _tier(facts: UrgencyFacts, cfg: UrgencyConfig) -> tuple[int, str]:
-    return cfg.tier_points.get(facts.tier, 0), facts.tier
-
-
-def _repeat_contact(facts: UrgencyFacts, cfg: UrgencyConfig) -> tuple[int, str]:
-    if facts.recent_contacts < cfg.repeat_min_contacts:
+def _keywords(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    if not f.urgent_terms or f.intent in cfg.keyword_ignored or f.calm_terms:
         return 0, ""
-    extra = facts.recent_contacts - cfg.repeat_min_contacts + 1
+    points = min(cfg.keyword_max_points, cfg.keyword_points_per_term * len(f.urgent_terms))
+    return points, ", ".join(f.urgent_terms)
+
+
+def _calm(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    if not f.calm_terms:
+        return 0, ""
+    return cfg.calm_points, f"the sender says it can wait: {_quote(f.calm_terms)}"
+
+
+def _sender_priority(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    if not f.sender_priority or f.intent in cfg.sender_priority_ignored:
+        return 0, ""
+    points = cfg.sender_priority_points.get(f.sender_priority, 0)
+    return points, f"the sender marked it {f.sender_priority}"
+
+
+def _tier(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    return cfg.tier_points.get(f.tier, 0), f.tier
+
+
+def _repeat_contact(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    if f.recent_contacts < cfg.repeat_min_contacts:
+        return 0, ""
+    extra = f.recent_contacts - cfg.repeat_min_contacts + 1
     points = min(cfg.repeat_max_points, cfg.repeat_points_per_extra * extra)
-    return points, f"{facts.recent_contacts} contacts in 24 h"
+    return points, f"{f.recent_contacts} contacts in 24 h"
 
 
-def _sla(facts: UrgencyFacts, cfg: UrgencyConfig) -> tuple[int, str]:
-    left = facts.seconds_to_deadline
+def _sla(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
+    left = f.seconds_to_deadline
     if left is None:
         return 0, ""
     if left <= 0:
         return cfg.sla_breached_points, f"breached {_duration(-left)} ago"
-    target = facts.sla_target_seconds
+    target = f.sla_target_seconds
     if not target or target <= 0 or cfg.sla_start_share <= 0:
         return 0, ""
     share = min(1.0, left / target)
@@ -276,10 +579,15 @@ def _duration(seconds: float) -> str:
     return f"{hours // 24} d {hours % 24} h"
 
 
-_FACTORS: tuple[tuple[str, Callable[[UrgencyFacts, UrgencyConfig], tuple[int, str]]], ...] = (
+FACTORS = (
     ("channel", _channel),
-    ("keywords", _keywords),
+    ("intent", _intent),
+    ("impact", _impact),
+    ("intensity", _intensity),
     ("sentiment", _sentiment),
+    ("keywords", _keywords),
+    ("calm", _calm),
+    ("sender_priority", _sender_priority),
     ("tier", _tier),
     ("repeat_contact", _repeat_contact),
     ("sla", _sla),
@@ -289,16 +597,23 @@ _FACTORS: tuple[tuple[str, Callable[[UrgencyFacts, UrgencyConfig], tuple[int, st
 # --------------------------------------------------------------------------- scoring
 
 
-def score_urgency(facts: UrgencyFacts, config: UrgencyConfig | None = None) -> UrgencyScore:
-    """Score a ticket 0..100 from explainable factors and map the score to a priority."""
+def score_features(features: UrgencyFeatures, config: UrgencyConfig | None = None
+                   ) -> UrgencyScore:
+    """Points per factor from extracted features, their sum clamped to 0..100, the bucket."""
     cfg = config or _default_config()
     reasons = []
-    for name, factor in _FACTORS:
-        points, detail = factor(facts, cfg)
+    for name, factor in FACTORS:
+        points, detail = factor(features, cfg)
         if points:
             reasons.append(UrgencyReason(factor=name, points=points, detail=detail))
     score = max(0, min(100, sum(r.points for r in reasons)))
     return UrgencyScore(score=score, reasons=reasons, priority=priority_for(score, cfg))
+
+
+def score_urgency(facts: UrgencyFacts, config: UrgencyConfig | None = None) -> UrgencyScore:
+    """Score a ticket 0..100 from explainable factors and map the score to a priority."""
+    cfg = config or _default_config()
+    return score_features(extract_features(facts, cfg), cfg)
 
 
 def priority_for(score: int, config: UrgencyConfig | None = None) -> str:

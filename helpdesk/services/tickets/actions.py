@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, func, or_, select
 
 from helpdesk import jobs
@@ -15,7 +16,9 @@ from helpdesk.outbox import events
 from helpdesk.services import settings
 from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.outbound import surveys
+from helpdesk.services.routing import corrections as urgency_corrections
 from helpdesk.services.routing import queue_updates
+from helpdesk.services.routing import scoring as routing
 from helpdesk.services.sla import clocks as sla
 from helpdesk.services.tickets import contact_reasons, history, reply_rules
 from helpdesk.transaction import after_commit, commit
@@ -131,6 +134,9 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
         set_status(ticket, changes["status"], actor)
     if "priority" in changes and (changes["priority"] != ticket.priority
                                   or not ticket.priority_manual):
+        urgency_corrections.record(ticket, changes["priority"], actor,
+                                   routing.urgency_config(current_app.config.get(
+                                       "URGENCY_CONFIG")))
         history.record(ticket, "priority.changed", actor,
                        **{"from": ticket.priority, "to": changes["priority"],
                           "manual": True})

@@ -48,10 +48,9 @@ def test_angry_vip_email_is_urgent():
     result = score_urgency(facts(ANGRY, tier="vip"))
     assert result.score >= 70
     assert result.priority == "urgent"
-    assert {"keywords", "sentiment", "tier"} <= set(factors(result))
-    keywords = next(r for r in result.reasons if r.factor == "keywords")
-    for term in ("refund", "lawyer", "down"):
-        assert term in keywords.detail
+    assert {"intent", "sentiment", "tier"} <= set(factors(result))
+    intent = next(r for r in result.reasons if r.factor == "intent")
+    assert intent.detail == 'legal threat: "lawyer"'
     sentiment = next(r for r in result.reasons if r.factor == "sentiment")
     assert sentiment.detail.startswith("compound -")
 
@@ -68,12 +67,12 @@ def test_plain_chat_is_normal():
     result = score_urgency(facts(PLAIN, channel="chat"))
     assert 20 <= result.score <= 44
     assert result.priority == "normal"
-    assert factors(result) == {"channel": result.score}
+    assert factors(result) == {"channel": 15, "intent": 5}  # a question, on a live channel
 
 
 def test_channel_order_live_then_messaging_then_email():
     points = {
-        kind: score_urgency(facts(PLAIN, channel=kind)).score
+        kind: factors(score_urgency(facts(PLAIN, channel=kind))).get("channel", 0)
         for kind in ("voice", "chat", "whatsapp", "sms", "x", "email", "api")
     }
     assert points["voice"] >= points["chat"] > points["whatsapp"]
@@ -82,9 +81,11 @@ def test_channel_order_live_then_messaging_then_email():
 
 
 def test_reasons_only_contain_non_zero_factors_in_stable_order():
-    result = score_urgency(facts(ANGRY, channel="voice", tier="vip", contacts=3, left=-60))
+    result = score_urgency(facts(ANGRY + " Urgent.", channel="voice", tier="vip", contacts=3,
+                                 left=-60))
     names = [r.factor for r in result.reasons]
-    assert names == ["channel", "keywords", "sentiment", "tier", "repeat_contact", "sla"]
+    assert names == ["channel", "intent", "intensity", "sentiment", "keywords", "tier",
+                     "repeat_contact", "sla"]
     assert all(r.points != 0 for r in result.reasons)
 
 
@@ -95,41 +96,25 @@ def test_score_is_clamped_at_100():
     assert result.priority == "urgent"
 
 
-@pytest.mark.parametrize(
-    "text, term",
-    [
-        ("Quiero un reembolso ya", "reembolso"),
-        ("JE VEUX UN REMBOURSEMENT", "remboursement"),
-        ("Ich möchte eine Rückerstattung", "rückerstattung"),
-        ("ich moechte eine ruckerstattung", "rückerstattung"),
-        ("O aplicativo não funciona", "não funciona"),
-        ("o aplicativo NAO FUNCIONA", "não funciona"),
-        ("La aplicación no   funciona desde ayer", "no funciona"),
-        ("Quiero cancelar mi suscripción", "cancelar"),
-        ("I requested a cancellation last week", "cancellation"),
-        ("C'est URGENT, merci", "urgent"),
-        ("Das ist DRINGEND", "dringend"),
-        ("my account was HACKED", "hacked"),
-        ("It doesn\u2019t work at all", "doesn't work"),
-    ],
-)
-def test_multilingual_keywords_ignore_case_and_accents(text, term):
-    assert term in keyword_terms(text)
+def test_match_terms_ignores_case_and_accents_on_word_boundaries():
+    terms = ("no funciona", "rückerstattung", "down", "cancel", "hack*", "doesn't work")
+    assert match_terms("o aplicativo NAO FUNCIONA", ("não funciona",)) == ["não funciona"]
+    assert match_terms("ich moechte eine ruckerstattung", terms) == ["rückerstattung"]
+    assert match_terms("The download finished, the downside is small", terms) == []
+    assert match_terms("Your site is down.", terms) == ["down"]
+    assert match_terms("cancellation please", terms) == []
+    assert match_terms("we got HACKED", terms) == ["hack*"]
+    assert match_terms("It doesn\u2019t work at all", terms) == ["doesn't work"]
+    assert match_terms("La aplicación no   funciona desde ayer", terms) == ["no funciona"]
 
 
-def test_keywords_match_on_word_boundaries_only():
-    assert keyword_terms("The download finished, the downside is small") == []
-    assert keyword_terms("Your site is down.") == ["down"]
-    assert "cancel" not in keyword_terms("cancellation please")
-
-
-def test_keyword_points_count_distinct_terms_and_are_capped():
-    one = factors(score_urgency(facts("refund refund refund")))
-    assert one["keywords"] == 10
-    many = score_urgency(facts("refund, fraud, hacked, lawyer, outage, urgent"))
-    assert factors(many)["keywords"] == 30
+def test_urgency_words_count_distinct_terms_and_are_capped():
+    one = factors(score_urgency(facts("my order hasn't arrived, urgent urgent urgent")))
+    assert one["keywords"] == 6
+    many = score_urgency(facts("my order hasn't arrived, urgent, asap, immediately"))
+    assert factors(many)["keywords"] == 10
     detail = next(r.detail for r in many.reasons if r.factor == "keywords")
-    assert detail.split(", ") == ["refund", "outage", "lawyer", "fraud", "hacked", "urgent"]
+    assert detail.split(", ") == ["urgent", "asap", "immediately"]
 
 
 def test_negative_sentiment_scales_with_negativity():
@@ -150,7 +135,8 @@ def test_repeat_contact_grows_with_count_and_is_capped():
     assert points[0] == 0
     assert 0 < points[1] < points[2] <= points[3]
     assert points[4] == points[3]
-    detail = next(r.detail for r in score_urgency(facts(contacts=3)).reasons)
+    detail = next(r.detail for r in score_urgency(facts(contacts=3)).reasons
+                  if r.factor == "repeat_contact")
     assert detail == "3 contacts in 24 h"
 
 
@@ -189,7 +175,7 @@ def test_override_file_can_add_keywords(tmp_path):
     override.write_text(json.dumps({"keywords": {"terms": {"it": ["rimborso"]}}}))
     config = load_urgency_config(str(override))
     assert "keywords" in factors(score_urgency(facts("Voglio un RIMBORSO"), config))
-    assert "refund" in config.keyword_terms
+    assert "asap" in config.keyword_terms
 
 
 def test_override_with_unknown_section_is_rejected(tmp_path):
