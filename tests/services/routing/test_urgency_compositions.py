@@ -1,0 +1,111 @@
+"""Urgency judgement that generalises (issue 16, round 2): security incidents recognised by
+composition (what happened + who did it) rather than by one exact phrase, and alarm words
+set aside when the sender says nothing happened."""
+
+import json
+
+import pytest
+
+from helpdesk.services.routing.urgency import (
+    UrgencyFacts,
+    default_config_data,
+    extract_features,
+    load_urgency_config,
+    score_urgency,
+)
+
+# Phrasings written for these tests: none of them is in the bench's labelled set.
+COMPOSED = {
+    "money moved that the customer did not make": {
+        "en": "There is a transfer of 300 pounds on my statement to a Mr Novak, I never sent that",
+        "es": "Veo una transferencia de 400 euros que yo no he hecho a un tal Ramírez",
+        "fr": "Un virement de 250 € est parti de mon compte, je n'ai jamais fait ça",
+        "de": "Da ist eine Überweisung über 700 € an eine Firma, die ich nicht kenne",
+        "pt": "Tem uma transferência de 500 reais na minha conta que eu não fiz",
+    },
+    "a code, PIN or password given to a caller": {
+        "en": "A woman phoned saying she was from the bank and I told her my PIN",
+        "es": "Me llamaron del supuesto soporte y les dije el código que me llegó",
+        "fr": "Quelqu'un m'a appelé au téléphone et je lui ai donné mon mot de passe",
+        "de": "Ein Anrufer wollte meinen Code und ich habe ihn ihm genannt",
+        "pt": "Recebi uma ligação de um suposto atendente e passei a senha para ele",
+    },
+    "contact details changed by someone else": {
+        "en": "My phone number on the account was changed and I did not change it",
+        "es": "Alguien ha modificado la dirección de correo de mi perfil",
+        "fr": "Quelqu'un a modifié le numéro de téléphone de mon compte",
+        "de": "Jemand hat die Telefonnummer in meinem Profil geändert",
+        "pt": "Alguém alterou o endereço de e-mail do meu cadastro",
+    },
+}
+
+
+def facts(text, channel="email", tier="standard"):
+    return UrgencyFacts(channel_kind=channel, texts=[text], tier=tier, recent_contacts=1,
+                        seconds_to_deadline=None, sla_target_seconds=None)
+
+
+def intent_reason(result):
+    return next(r for r in result.reasons if r.factor == "intent")
+
+
+@pytest.mark.parametrize("why, language", [(w, lang) for w in COMPOSED
+                                           for lang in ("en", "es", "fr", "de", "pt")])
+def test_a_security_incident_is_recognised_by_its_parts(why, language):
+    result = score_urgency(facts(COMPOSED[why][language]))
+    assert result.priority == "urgent", result
+    detail = intent_reason(result).detail
+    assert detail.startswith("security or fraud:") and " + " in detail  # the parts it saw
+
+
+@pytest.mark.parametrize("text", [
+    "I made a transfer yesterday, when will it reach the other account?",  # money, no denial
+    "I gave my colleague the code so she can print the invoices",  # a code, no caller
+    "How do I change the phone number on my profile?",  # details changed, by the customer
+    "Can someone check whether my last payment went through?",  # someone, not a stranger
+])
+def test_one_part_alone_is_not_a_security_incident(text):
+    features = extract_features(facts(text))
+    assert features.intent != "security", features
+
+
+@pytest.mark.parametrize("text", [
+    "Just curious, nothing happened: what should I do if my account is hacked?",
+    "Thought my card was stolen but it was in my other jacket, sorry! All good.",
+    "Achei que era golpe, mas era a minha própria assinatura. Obrigada!",
+    "Ich dachte, das sei Betrug, aber es war meine eigene Bestellung.",
+])
+def test_alarm_words_are_set_aside_when_nothing_happened(text):
+    result = score_urgency(facts(text))
+    assert result.priority in ("low", "normal"), result
+    assert extract_features(facts(text)).intent != "security"
+    assert "alarm words set aside" in intent_reason(result).detail
+
+
+def test_a_composition_still_counts_when_the_sender_plays_it_down():
+    result = score_urgency(facts("Nothing happened yet I think, but a man called from your "
+                                 "bank and I read out the code from my text message"))
+    assert result.priority == "urgent"
+    assert " + " in intent_reason(result).detail
+
+
+def test_combo_groups_name_concepts_an_operator_can_edit(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"intents": {
+        "concepts": {"pet": ["hamster*", "parrot"]},
+        "combos": [{"intent": "safety", "why": "a pet in danger",
+                    "all": ["@pet", ["swallowed", "trapped"]]}],
+    }}), encoding="utf-8")
+    config = load_urgency_config(str(override))
+    features = extract_features(facts("Our hamsters are trapped in the delivery box"), config)
+    assert features.intent == "safety" and features.intent_terms == ("hamsters + trapped",)
+    assert default_config_data()["intents"]["concepts"]["denial"]  # the shipped concepts
+
+
+def test_a_combo_naming_an_unknown_concept_is_refused(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"intents": {"combos": [
+        {"intent": "security", "why": "typo", "all": ["@mony_out", "@denial"]}]}}),
+        encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown concept @mony_out"):
+        load_urgency_config(str(override))
