@@ -132,8 +132,9 @@ class UrgencyConfig:
     thanks_win_over: frozenset[str]
     contrast_words: frozenset[str]
     matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
-    # (intent, why, groups); a group is the matcher labels whose hits satisfy it
-    combos: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...]
+    # (intent, why, groups, unless); a group is the matcher labels whose hits satisfy it,
+    # `unless` the labels whose hits stop the combo ("refund": money missing is not theft)
+    combos: tuple[tuple[str, str, tuple[tuple[str, ...], ...], tuple[str, ...]], ...]
     defusable: frozenset[str]
     impact_points: int
     impact_ignored: frozenset[str]
@@ -231,7 +232,7 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
     for combo in intents.get("combos", ()):
         if combo["intent"] not in intents["points"] or len(combo["all"]) < 2:
             raise ValueError(f"combo {combo!r}: needs a known intent and 2+ word groups")
-        for group in combo["all"]:
+        for group in (*combo["all"], combo.get("unless", [])):
             for ref in _concept_refs(group):
                 if ref not in concepts:
                     raise ValueError(f"combo {combo!r}: unknown concept @{ref}")
@@ -268,6 +269,9 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
             **{f"c:{i}:{j}": words for i, combo in enumerate(intents.get("combos", ()))
                for j, group in enumerate(combo["all"])
                if (words := [w for w in _group_items(group) if not w.startswith("@")])},
+            **{f"n:{i}": words for i, combo in enumerate(intents.get("combos", ()))
+               if (words := [w for w in _group_items(combo.get("unless", []))
+                             if not w.startswith("@")])},
             **{f"k:{name}": words for name, words in concepts.items()},
             "defused": _flat(intents.get("defused_by", {})),
             "impact": _flat(impact["phrases"]),
@@ -277,7 +281,8 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         }),
         combos=tuple((str(c["intent"]), str(c.get("why", "")),
                       tuple((f"c:{i}:{j}", *(f"k:{r}" for r in _concept_refs(group)))
-                            for j, group in enumerate(c["all"])))
+                            for j, group in enumerate(c["all"])),
+                      (f"n:{i}", *(f"k:{r}" for r in _concept_refs(c.get("unless", [])))))
                      for i, c in enumerate(intents.get("combos", ()))),
         defusable=_set(intents.get("defusable")),
         impact_points=int(impact["points"]),
@@ -461,10 +466,11 @@ def _add_combos(found: dict[str, list[str]], groups: Mapping[str, list[str]],
                 cfg: UrgencyConfig) -> None:
     """An intent also counts when words of each of its combo's groups occur anywhere in the
     text (e.g. money moved + "never heard of" the payee), however they are phrased together.
-    A group is its own words plus the concepts (`@name`) it names."""
-    for intent, _why, labels in cfg.combos:
+    A group is its own words plus the concepts (`@name`) it names; a word of `unless` stops
+    the combo."""
+    for intent, _why, labels, unless in cfg.combos:
         hits = [[w for label in group for w in groups.get(label, ())] for group in labels]
-        if all(hits):
+        if all(hits) and not any(groups.get(label) for label in unless):
             terms = found.setdefault(intent, [])
             joined = " + ".join(h[0] for h in hits if h)
             if joined not in terms:

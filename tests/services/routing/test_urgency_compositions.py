@@ -30,6 +30,20 @@ COMPOSED = {
         "de": "Ein Anrufer wollte meinen Code und ich habe ihn ihm genannt",
         "pt": "Recebi uma ligação de um suposto atendente e passei a senha para ele",
     },
+    "money gone from the account": {
+        "en": "My savings are empty, 4,000 moved out overnight and I have no idea where it went",
+        "es": "Me han desaparecido 300 euros de la cuenta sin explicación",
+        "fr": "Il manque 1 500 € sur mon compte, je n'ai fait aucune opération",
+        "de": "Mir fehlen 800 € auf dem Konto, das Geld ist einfach verschwunden",
+        "pt": "Sumiram 2 mil reais da minha conta hoje de manhã",
+    },
+    "the customer acted for an impersonator": {
+        "en": "A fake bank advisor texted me and I approved the payment in my app",
+        "es": "Me escribieron haciéndose pasar por mi hija y les hice un bizum",
+        "fr": "Un faux conseiller m'a fait valider une opération sur mon application",
+        "de": "Ein angeblicher Mitarbeiter rief an und ich habe die Zahlung freigegeben",
+        "pt": "Um falso atendente me ligou e eu confirmei a transferência no app",
+    },
     "contact details changed by someone else": {
         "en": "My phone number on the account was changed and I did not change it",
         "es": "Alguien ha modificado la dirección de correo de mi perfil",
@@ -58,8 +72,24 @@ def test_a_security_incident_is_recognised_by_its_parts(why, language):
     assert detail.startswith("security or fraud:") and " + " in detail  # the parts it saw
 
 
+@pytest.mark.parametrize("language, text", [
+    ("en", "The charger got so hot that the wall socket went black"),
+    ("es", "El enchufe del cargador se derritió y huele a plástico"),
+    ("fr", "La prise du chargeur a fondu et crépite"),
+    ("de", "Das Netzteil ist überhitzt und das Kabel geschmolzen"),
+    ("pt", "O carregador esquentou tanto que derreteu a tomada"),
+])
+def test_a_power_part_overheating_is_a_safety_hazard(language, text):
+    result = score_urgency(facts(text))
+    assert result.priority == "urgent"
+    assert intent_reason(result).detail.startswith("safety hazard:")
+
+
 @pytest.mark.parametrize("text", [
     "I made a transfer yesterday, when will it reach the other account?",  # money, no denial
+    "The refund money is still missing from my account",  # money missing: a refund (unless)
+    "Das Geld fehlt noch, die Erstattung ist nicht angekommen",
+    "My charger cable is too short, do you sell longer ones?",  # a power part, no damage
     "I gave my colleague the code so she can print the invoices",  # a code, no caller
     "How do I change the phone number on my profile?",  # details changed, by the customer
     "Can someone check whether my last payment went through?",  # someone, not a stranger
@@ -100,6 +130,18 @@ def test_combo_groups_name_concepts_an_operator_can_edit(tmp_path):
     features = extract_features(facts("Our hamsters are trapped in the delivery box"), config)
     assert features.intent == "safety" and features.intent_terms == ("hamsters + trapped",)
     assert default_config_data()["intents"]["concepts"]["denial"]  # the shipped concepts
+
+
+def test_an_unless_word_stops_a_combo(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"intents": {
+        "concepts": {"pet": ["hamster*"]},
+        "combos": [{"intent": "safety", "why": "a pet in danger", "all": ["@pet", ["trapped"]],
+                    "unless": ["toy"]}],
+    }}), encoding="utf-8")
+    config = load_urgency_config(str(override))
+    assert extract_features(facts("The hamster is trapped"), config).intent == "safety"
+    assert extract_features(facts("The toy hamster is trapped"), config).intent != "safety"
 
 
 def test_a_combo_naming_an_unknown_concept_is_refused(tmp_path):
