@@ -25,6 +25,7 @@ from typing import Any
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from helpdesk.services.routing.urgency_model import IntentModel, load_model
 from helpdesk.services.routing.urgency_text import (
     PhraseMatcher,
     SentimentLexicon,
@@ -99,6 +100,7 @@ class UrgencyFeatures:
     urgent_terms: tuple[str, ...] = ()
     calm_terms: tuple[str, ...] = ()
     defused_terms: tuple[str, ...] = ()  # "nothing happened", "just in case": alarm words set aside
+    model_probability: float | None = None  # the intent came from the learned backstop
     sender_priority: str | None = None
     recent_contacts: int = 0
     seconds_to_deadline: float | None = None
@@ -136,6 +138,8 @@ class UrgencyConfig:
     # `unless` the labels whose hits stop the combo ("refund": money missing is not theft)
     combos: tuple[tuple[str, str, tuple[tuple[str, ...], ...], tuple[str, ...]], ...]
     defusable: frozenset[str]
+    model: IntentModel | None  # the learned backstop (urgency_model.py), None when disabled
+    model_thresholds: Mapping[str, float]  # intent -> probability from which it counts
     impact_points: int
     impact_ignored: frozenset[str]
     caps_words_min: int
@@ -285,6 +289,9 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
                       (f"n:{i}", *(f"k:{r}" for r in _concept_refs(c.get("unless", [])))))
                      for i, c in enumerate(intents.get("combos", ()))),
         defusable=_set(intents.get("defusable")),
+        model=_model(data.get("model", {})),
+        model_thresholds={str(k): float(v)
+                          for k, v in data.get("model", {}).get("thresholds", {}).items()},
         impact_points=int(impact["points"]),
         impact_ignored=_set(impact.get("ignored_for_intents")),
         caps_words_min=int(intensity["caps_words_min"]),
@@ -322,6 +329,21 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
 
 def _flat(languages: Mapping[str, Any]) -> list[str]:
     return [p for words in languages.values() for p in words]
+
+
+def _model(section: Mapping[str, Any]) -> IntentModel | None:
+    name = section.get("file")
+    if not name or not section.get("thresholds"):
+        return None
+    path = Path(name) if Path(name).is_absolute() else DEFAULTS_PATH.parent / name
+    try:
+        model = load_model(str(path))
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ValueError(f"cannot read the urgency model {path}: {exc!r}") from exc
+    unknown = set(section["thresholds"]) - set(model.intents)
+    if unknown:
+        raise ValueError(f"the urgency model {path} has no intent {', '.join(sorted(unknown))}")
+    return model
 
 
 def _group_items(group: Any) -> list[str]:
@@ -440,6 +462,9 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
             and not escalation and not cfg.complaint_questions.find(toks)
             and not cfg.problem_words.find(toks)):
         intent, terms = cfg.question_intent, ("?",)  # a short calm question, nothing broken
+    probability = None
+    if cfg.model and not defused and intent not in cfg.only_alone_intents:
+        intent, terms, probability = _backstop(toks, intent, terms, cfg)
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     return UrgencyFeatures(
         channel_kind=facts.channel_kind,
@@ -455,11 +480,32 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         urgent_terms=tuple(hits.get("keywords", ())),
         calm_terms=tuple(hits.get("calm", ())),
         defused_terms=defused if intent not in cfg.defusable else (),
+        model_probability=probability,
         sender_priority=sender,
         recent_contacts=facts.recent_contacts,
         seconds_to_deadline=facts.seconds_to_deadline,
         sla_target_seconds=facts.sla_target_seconds,
     )
+
+
+def _backstop(toks: list[str], intent: str, terms: tuple[str, ...], cfg: UrgencyConfig
+              ) -> tuple[str, tuple[str, ...], float | None]:
+    """The learned model's intent when it is weightier than what the phrases found and the
+    model is sure enough (its threshold); the words that added most become the terms."""
+    assert cfg.model is not None
+    current = cfg.intent_points.get(intent, 0)
+    candidates = [i for i, threshold in cfg.model_thresholds.items()
+                  if cfg.intent_points.get(i, 0) > current]
+    if not candidates:
+        return intent, terms, None
+    best = None
+    for name, (p, words) in cfg.model.predict(toks).items():
+        if name in candidates and p >= cfg.model_thresholds[name] and (
+                best is None or p > best[1]):
+            best = (name, p, words)
+    if best is None:
+        return intent, terms, None
+    return best[0], tuple(best[2]), round(best[1], 2)
 
 
 def _add_combos(found: dict[str, list[str]], groups: Mapping[str, list[str]],
@@ -517,6 +563,8 @@ def _channel(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
 def _intent(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
     label = cfg.intent_labels.get(f.intent, f.intent.replace("_", " "))
     points = cfg.intent_points.get(f.intent, 0)
+    if f.model_probability is not None:
+        label += f" (learned model, {f.model_probability:.2f})"
     if f.intent_terms:
         label = f"{label}: {_quote(f.intent_terms)}"
     if f.defused_terms:

@@ -151,3 +151,53 @@ def test_a_combo_naming_an_unknown_concept_is_refused(tmp_path):
         encoding="utf-8")
     with pytest.raises(ValueError, match="unknown concept @mony_out"):
         load_urgency_config(str(override))
+
+
+# --------------------------------------------------------------------------- learned backstop
+
+
+def test_the_learned_backstop_catches_fraud_no_phrase_covers_and_says_why(tmp_path):
+    text = "Tem uma compra estranha no meu cartão em outra cidade"
+    off = tmp_path / "off.json"
+    off.write_text(json.dumps({"model": {"file": None}}), encoding="utf-8")
+    assert extract_features(facts(text), load_urgency_config(str(off))).intent != "security"
+    features = extract_features(facts(text))
+    assert features.intent == "security" and features.model_probability >= 0.6
+    detail = intent_reason(score_urgency(facts(text))).detail
+    assert detail.startswith("security or fraud (learned model, 0.")
+    assert all(f'"{w}"' in detail for w in features.intent_terms) and features.intent_terms
+
+
+def test_the_backstop_never_overrides_thanks_or_defused_alarm_words():
+    for text in ("Obrigada, minha conta e o pix estão funcionando de novo!",
+                 "Just curious, nothing happened: what if a transfer leaves my account?"):
+        assert extract_features(facts(text)).model_probability is None
+
+
+def test_the_shipped_model_is_what_the_training_script_builds_and_is_small_and_fast():
+    import time
+    from pathlib import Path
+
+    from bench import urgency_train
+    from helpdesk.services.routing.urgency_model import load_model
+    from helpdesk.services.routing.urgency_text import tokens
+
+    shipped = Path(urgency_train.OUT)
+    assert shipped.read_text(encoding="utf-8") == urgency_train.build()  # reproducible
+    assert shipped.stat().st_size < 300_000
+    load_model.cache_clear()
+    began = time.perf_counter()
+    model = load_model(str(shipped))
+    assert time.perf_counter() - began < 0.5
+    toks = tokens("Alguien ha hecho una transferencia desde mi cuenta que no reconozco " * 3)
+    began = time.perf_counter()
+    for _ in range(200):
+        model.predict(toks)
+    assert (time.perf_counter() - began) / 200 < 0.001  # well under a millisecond a message
+
+
+def test_a_model_threshold_for_an_intent_the_model_lacks_is_refused(tmp_path):
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"model": {"thresholds": {"legal": 0.5}}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="no intent legal"):
+        load_urgency_config(str(override))
