@@ -252,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="an urgency override JSON file")
     parser.add_argument("--tune", action="store_true",
                         help="propose weights from the tuning half instead")
-    parser.add_argument("--batch", choices=(*"1234567", "all"), default="all",
-                        help="batch 2 was written after the first look at the held-out half, "
-                             "batches 3 to 7 each after a round of phrase-list changes")
+    parser.add_argument("--batch", default="all",
+                        help="a batch number or all: batch 2 was written after the first look "
+                             "at the held-out half, batches 3 to 9 each after a round of changes "
+                             "(docs/urgency.md)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every miss")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.tune:

@@ -25,6 +25,7 @@ from typing import Any
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
+from helpdesk.services.routing.urgency_model import IntentModel, load_model
 from helpdesk.services.routing.urgency_text import (
     PhraseMatcher,
     SentimentLexicon,
@@ -98,6 +99,8 @@ class UrgencyFeatures:
     sentiment_terms: tuple[str, ...] = ()
     urgent_terms: tuple[str, ...] = ()
     calm_terms: tuple[str, ...] = ()
+    defused_terms: tuple[str, ...] = ()  # "nothing happened", "just in case": alarm words set aside
+    model_probability: float | None = None  # the intent came from the learned backstop
     sender_priority: str | None = None
     recent_contacts: int = 0
     seconds_to_deadline: float | None = None
@@ -131,7 +134,12 @@ class UrgencyConfig:
     thanks_win_over: frozenset[str]
     contrast_words: frozenset[str]
     matcher: PhraseMatcher  # every phrase list, labelled: one pass over the tokens
-    combos: tuple[tuple[str, str, int], ...]  # (intent, why, number of groups)
+    # (intent, why, groups, unless); a group is the matcher labels whose hits satisfy it,
+    # `unless` the labels whose hits stop the combo ("refund": money missing is not theft)
+    combos: tuple[tuple[str, str, tuple[tuple[str, ...], ...], tuple[str, ...]], ...]
+    defusable: frozenset[str]
+    model: IntentModel | None  # the learned backstop (urgency_model.py), None when disabled
+    model_thresholds: Mapping[str, float]  # intent -> probability from which it counts
     impact_points: int
     impact_ignored: frozenset[str]
     caps_words_min: int
@@ -224,9 +232,14 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
     kw, sent, rep, sla = data["keywords"], data["sentiment"], data["repeat_contact"], data["sla"]
     intents, impact, intensity = data["intents"], data["impact"], data["intensity"]
     calm, sender = data["calm"], data["sender_priority"]
+    concepts = {str(k): list(v) for k, v in intents.get("concepts", {}).items()}
     for combo in intents.get("combos", ()):
         if combo["intent"] not in intents["points"] or len(combo["all"]) < 2:
             raise ValueError(f"combo {combo!r}: needs a known intent and 2+ word groups")
+        for group in (*combo["all"], combo.get("unless", [])):
+            for ref in _concept_refs(group):
+                if ref not in concepts:
+                    raise ValueError(f"combo {combo!r}: unknown concept @{ref}")
     intent_phrases: dict[str, list[str]] = {}
     for intent, languages in intents["phrases"].items():
         if intent not in intents["points"]:
@@ -257,15 +270,28 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         contrast_words=frozenset(normalize_text(w) for w in intents.get("contrast_words", ())),
         matcher=PhraseMatcher({
             **{f"i:{intent}": phrases for intent, phrases in intent_phrases.items()},
-            **{f"c:{i}:{j}": group for i, combo in enumerate(intents.get("combos", ()))
-               for j, group in enumerate(combo["all"])},
+            **{f"c:{i}:{j}": words for i, combo in enumerate(intents.get("combos", ()))
+               for j, group in enumerate(combo["all"])
+               if (words := [w for w in _group_items(group) if not w.startswith("@")])},
+            **{f"n:{i}": words for i, combo in enumerate(intents.get("combos", ()))
+               if (words := [w for w in _group_items(combo.get("unless", []))
+                             if not w.startswith("@")])},
+            **{f"k:{name}": words for name, words in concepts.items()},
+            "defused": _flat(intents.get("defused_by", {})),
             "impact": _flat(impact["phrases"]),
             "escalation": _flat(intensity["phrases"]),
             "keywords": list(terms.values()),
             "calm": _flat(calm["phrases"]),
         }),
-        combos=tuple((str(c["intent"]), str(c.get("why", "")), len(c["all"]))
-                     for c in intents.get("combos", ())),
+        combos=tuple((str(c["intent"]), str(c.get("why", "")),
+                      tuple((f"c:{i}:{j}", *(f"k:{r}" for r in _concept_refs(group)))
+                            for j, group in enumerate(c["all"])),
+                      (f"n:{i}", *(f"k:{r}" for r in _concept_refs(c.get("unless", [])))))
+                     for i, c in enumerate(intents.get("combos", ()))),
+        defusable=_set(intents.get("defusable")),
+        model=_model(data.get("model", {})),
+        model_thresholds={str(k): float(v)
+                          for k, v in data.get("model", {}).get("thresholds", {}).items()},
         impact_points=int(impact["points"]),
         impact_ignored=_set(impact.get("ignored_for_intents")),
         caps_words_min=int(intensity["caps_words_min"]),
@@ -303,6 +329,30 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
 
 def _flat(languages: Mapping[str, Any]) -> list[str]:
     return [p for words in languages.values() for p in words]
+
+
+def _model(section: Mapping[str, Any]) -> IntentModel | None:
+    name = section.get("file")
+    if not name or not section.get("thresholds"):
+        return None
+    path = Path(name) if Path(name).is_absolute() else DEFAULTS_PATH.parent / name
+    try:
+        model = load_model(str(path))
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise ValueError(f"cannot read the urgency model {path}: {exc!r}") from exc
+    unknown = set(section["thresholds"]) - set(model.intents)
+    if unknown:
+        raise ValueError(f"the urgency model {path} has no intent {', '.join(sorted(unknown))}")
+    return model
+
+
+def _group_items(group: Any) -> list[str]:
+    """A combo group: a list of phrases and `@concept` references, or one `@concept`."""
+    return [group] if isinstance(group, str) else [str(w) for w in group]
+
+
+def _concept_refs(group: Any) -> list[str]:
+    return [w[1:] for w in _group_items(group) if w.startswith("@")]
 
 
 @lru_cache(maxsize=1)
@@ -379,6 +429,12 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     toks = tokens(text)
     hits = cfg.matcher.find(toks)
     found = {label[2:]: words for label, words in hits.items() if label.startswith("i:")}
+    defused: tuple[str, ...] = ()
+    if hits.get("defused") and cfg.defusable.intersection(found):
+        # "nothing happened, just to be safe" / "I thought it was a scam but it was my
+        # mistake": alarm words alone are set aside; a composition below still counts
+        defused = tuple(hits["defused"])
+        found = {i: w for i, w in found.items() if i not in cfg.defusable}
     if cfg.combos:
         _add_combos(found, hits, cfg)
     shouted = caps_words(text, cfg.acronyms)
@@ -406,6 +462,9 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
             and not escalation and not cfg.complaint_questions.find(toks)
             and not cfg.problem_words.find(toks)):
         intent, terms = cfg.question_intent, ("?",)  # a short calm question, nothing broken
+    probability = None
+    if cfg.model and not defused and intent not in cfg.only_alone_intents:
+        intent, terms, probability = _backstop(toks, intent, terms, cfg)
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     return UrgencyFeatures(
         channel_kind=facts.channel_kind,
@@ -420,6 +479,8 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         sentiment_terms=tuple(felt[:4]),
         urgent_terms=tuple(hits.get("keywords", ())),
         calm_terms=tuple(hits.get("calm", ())),
+        defused_terms=defused if intent not in cfg.defusable else (),
+        model_probability=probability,
         sender_priority=sender,
         recent_contacts=facts.recent_contacts,
         seconds_to_deadline=facts.seconds_to_deadline,
@@ -427,13 +488,35 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     )
 
 
+def _backstop(toks: list[str], intent: str, terms: tuple[str, ...], cfg: UrgencyConfig
+              ) -> tuple[str, tuple[str, ...], float | None]:
+    """The learned model's intent when it is weightier than what the phrases found and the
+    model is sure enough (its threshold); the words that added most become the terms."""
+    assert cfg.model is not None
+    current = cfg.intent_points.get(intent, 0)
+    candidates = [i for i, threshold in cfg.model_thresholds.items()
+                  if cfg.intent_points.get(i, 0) > current]
+    if not candidates:
+        return intent, terms, None
+    best = None
+    for name, (p, words) in cfg.model.predict(toks).items():
+        if name in candidates and p >= cfg.model_thresholds[name] and (
+                best is None or p > best[1]):
+            best = (name, p, words)
+    if best is None:
+        return intent, terms, None
+    return best[0], tuple(best[2]), round(best[1], 2)
+
+
 def _add_combos(found: dict[str, list[str]], groups: Mapping[str, list[str]],
                 cfg: UrgencyConfig) -> None:
     """An intent also counts when words of each of its combo's groups occur anywhere in the
-    text (e.g. card + charged + "not me"), however they are phrased together."""
-    for i, (intent, _why, size) in enumerate(cfg.combos):
-        hits = [groups.get(f"c:{i}:{j}") for j in range(size)]
-        if all(hits):
+    text (e.g. money moved + "never heard of" the payee), however they are phrased together.
+    A group is its own words plus the concepts (`@name`) it names; a word of `unless` stops
+    the combo."""
+    for intent, _why, labels, unless in cfg.combos:
+        hits = [[w for label in group for w in groups.get(label, ())] for group in labels]
+        if all(hits) and not any(groups.get(label) for label in unless):
             terms = found.setdefault(intent, [])
             joined = " + ".join(h[0] for h in hits if h)
             if joined not in terms:
@@ -480,9 +563,13 @@ def _channel(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
 def _intent(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
     label = cfg.intent_labels.get(f.intent, f.intent.replace("_", " "))
     points = cfg.intent_points.get(f.intent, 0)
-    if not f.intent_terms:
-        return points, label
-    return points, f"{label}: {_quote(f.intent_terms)}"
+    if f.model_probability is not None:
+        label += f" (learned model, {f.model_probability:.2f})"
+    if f.intent_terms:
+        label = f"{label}: {_quote(f.intent_terms)}"
+    if f.defused_terms:
+        label += f" (alarm words set aside: {_quote(f.defused_terms)})"
+    return points, label
 
 
 def _impact(f: UrgencyFeatures, cfg: UrgencyConfig) -> tuple[int, str]:
