@@ -15,7 +15,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
     """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
-    from helpdesk import api, errors, queues, realtime
+    from helpdesk import api, console, errors, queues, realtime
     from helpdesk.extensions import db, migrate
 
     app = Flask(__name__, instance_path=config_module.default_instance_dir().as_posix())
@@ -30,4 +30,5 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     realtime.init_app(app, server=socket_server)
     errors.init_app(app)
     api.init_app(app)
+    console.init_app(app)
     return app
