@@ -116,5 +116,16 @@ def worker(app, live_server, redis_url, database_url):
 
 
 @pytest.fixture
-def channel(app):
-    return factories.channel(app, "api")
+def providers():
+    """A local stand-in for an integrator's callback endpoint (and the providers' APIs)."""
+    from tests.support.fake_providers import FakeProviders
+
+    fake = FakeProviders().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def channel(app, providers):
+    """An `api` channel whose replies are POSTed to the fake callback server."""
+    return factories.channel(app, "api", settings={"callback_url": providers.url + "/callback"})

@@ -6,6 +6,7 @@ import time
 
 from playwright.sync_api import expect
 
+from tests.support import factories
 from tests.support.browser import login
 from tests.support.live import api_message
 
@@ -56,3 +57,133 @@ def test_a_signed_webhook_shows_up_in_the_queue_without_a_reload(page, api, agen
     assert item.get_attribute("data-priority") in ("low", "normal", "high", "urgent")
     assert item.get_attribute("data-urgency").isdigit()
     shoot(page, "queue")
+
+
+RAW_EMAIL = (b"From: Ana <ana@example.com>\r\nTo: support@acme.test\r\n"
+             b"Subject: Invoice is wrong\r\nMessage-ID: <inv-1@example.com>\r\n"
+             b"Date: Fri, 04 Dec 2026 09:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+             b"The invoice charges me twice.\r\n")
+
+
+def take_next(page):
+    page.click("[data-test=next-ticket]")
+    view = page.locator("[data-test=ticket-view]")
+    expect(view).to_be_visible()
+    return view
+
+
+def wait_for_queue(page, count: int):
+    expect(page.locator("[data-test=queue-item]")).to_have_count(count, timeout=10_000)
+
+
+def test_next_ticket_opens_the_ticket_with_the_customers_timeline_across_channels(
+        app, page, api, agent, channel, worker, http, live_server, shoot):
+    email = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    login(page, agent)
+    assert http.post(f"{live_server}/webhooks/raw_mime/{email.key}", data=RAW_EMAIL,
+                     headers={"Content-Type": "message/rfc822"}).status_code == 200
+    api.post_api_webhook(channel, api_message(text="Also, where is my parcel?"))
+    wait_for_queue(page, 1)  # one customer, one ticket: messages join across channels
+
+    page.keyboard.press("n")  # the keyboard way
+    view = page.locator("[data-test=ticket-view]")
+    expect(view).to_be_visible()
+    assert view.get_attribute("data-ticket-id").isdigit()
+    assert view.get_attribute("data-status") in ("new", "open")
+    items = page.locator("[data-test=timeline-item][data-type=message]")
+    expect(items).to_have_count(2)
+    assert {items.nth(i).get_attribute("data-channel") for i in range(2)} == {"email", "api"}
+    expect(page.locator("[data-test=customer-panel] [data-test=identity]")).to_contain_text(
+        ["email: ana@example.com"])
+    expect(page.locator("[data-test=my-ticket]")).to_have_count(1)
+    expect(page.locator("[data-test=queue-item]")).to_have_count(0)
+    expect(page.locator("[data-test=urgency-reason]").first).to_be_attached()
+    assert page.url.endswith(f"/tickets/{view.get_attribute('data-ticket-id')}")
+    shoot(page, "ticket")
+
+    page.keyboard.press("n")
+    expect(page.locator("[data-test=next-ticket-empty]")).to_be_visible()
+
+
+def test_a_reply_goes_from_queued_to_sent_by_itself_and_a_note_is_never_sent(
+        app, page, api, agent, channel, worker, providers, monkeypatch):
+    from tests.support.fake_providers import CALLBACK
+
+    # A failed send is retried a second later (the web process schedules the retries).
+    monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [1, 1])
+    login(page, agent)
+    api.post_api_webhook(channel, api_message(text="Can you resend my receipt?"))
+    wait_for_queue(page, 1)
+    take_next(page)
+    page.evaluate("""() => {
+        window.seenStatuses = [];
+        const record = () => document.querySelectorAll(
+            '[data-test=message][data-direction=outbound] [data-test=delivery-status]'
+        ).forEach((el) => window.seenStatuses.push(el.textContent));
+        new MutationObserver(record).observe(document.body, {subtree: true, childList: true,
+                                                             characterData: true});
+    }""")
+    providers.fail(1, 503)  # the first attempt fails: the reply waits, queued, for a retry
+
+    page.fill("[data-test=composer-text]", "Sent again, check your inbox.")
+    page.click("[data-test=send-reply]")
+    reply = page.locator("[data-test=message][data-direction=outbound]")
+    expect(reply).to_have_count(1)
+    expect(reply.locator("[data-test=delivery-status]")).to_have_text("sent", timeout=10_000)
+    assert page.evaluate("window.seenStatuses")[0] == "queued"
+    assert reply.get_attribute("data-internal") == "false"
+    assert len(providers.to(CALLBACK)) == 2
+
+    page.fill("[data-test=composer-text]", "Customer is grumpy; be kind.")
+    page.click("[data-test=send-note]")
+    note = page.locator("[data-test=message][data-internal=true]")
+    expect(note).to_have_count(1)
+    expect(page.locator("[data-test=composer-text]")).to_have_value("")
+    page.wait_for_timeout(1500)
+    assert len(providers.to(CALLBACK)) == 2  # nothing more went out
+    assert note.locator("[data-test=delivery-status]").text_content() not in (
+        "queued", "sent", "delivered")
+
+
+def test_a_customers_script_is_shown_as_text_and_runs_nothing(page, api, agent, channel,
+                                                              worker):
+    hostile = ('<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+               '<b>bold?</b>')
+    login(page, agent)
+    api.post_api_webhook(channel, api_message(text=hostile, name="<i>Eve</i>"))
+    wait_for_queue(page, 1)
+    take_next(page)
+    message = page.locator("[data-test=message][data-direction=inbound]")
+    expect(message).to_contain_text("<script>window.pwned = 1</script>")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("[data-test=ticket-view] script, [data-test=ticket-view] img, "
+                        "[data-test=queue] i, [data-test=ticket-view] b").count() == 0
+
+
+def test_logout_revokes_the_token_and_a_revoked_token_returns_to_login(
+        page, new_page, api, agent):
+    login(page, agent)
+    token = page.evaluate("sessionStorage.getItem('helpdesk.token')")
+    page.click("[data-test=logout]")
+    expect(page.locator("[data-test=login-email]")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('helpdesk.token')") is None
+    assert api.get("/api/v1/auth/me",
+                   headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    other = new_page()
+    login(other, agent)
+    held = other.evaluate("sessionStorage.getItem('helpdesk.token')")
+    assert api.post("/api/v1/auth/logout",
+                    headers={"Authorization": f"Bearer {held}"}).status_code == 204
+    other.click("[data-test=next-ticket]")  # the next API call meets a 401
+    expect(other.locator("[data-test=login-email]")).to_be_visible()
+
+
+def test_an_agent_sees_forbidden_on_the_supervisor_and_admin_views(page, api, agent):
+    login(page, agent, "/supervisor")
+    expect(page.locator("[data-test=forbidden]")).to_be_visible()
+    expect(page.locator("[data-test=metric-tickets_solved]")).to_have_count(0)
+    page.goto("/admin")
+    expect(page.locator("[data-test=forbidden]")).to_be_visible()
+    assert api.as_(agent).get("/api/v1/metrics/summary").status_code == 403
