@@ -15,7 +15,7 @@ function frame(width, height, label) {
 const COLORS = { bar: '#8aa4d6', vital: '#2456c9', line: '#d9480f', eighty: '#5f6b7a', a: '#2456c9', b: '#1f7a3a' };
 
 // Bars by count (vital few darker), the cumulative share line, and the 80% line.
-export function pareto(items, { width = 560, height = 240 } = {}) {
+export function pareto(items, { width = 560, height = 210 } = {}) {
   const svg = frame(width, height, 'Pareto chart of contact reasons');
   const pad = { l: 36, r: 40, t: 12, b: 54 };
   const w = width - pad.l - pad.r;
@@ -34,7 +34,7 @@ export function pareto(items, { width = 560, height = 240 } = {}) {
     return svg;
   }
   const step = w / items.length;
-  const barW = Math.max(4, step * 0.7);
+  const barW = Math.min(56, Math.max(4, step * 0.7));
   const points = [];
   items.forEach((item, i) => {
     const x = pad.l + i * step + (step - barW) / 2;

@@ -159,7 +159,7 @@ export function mount(main, { api, live }) {
   }
 
   function drawBoard() {
-    const agents = [...state.agents.values()].map((a) => a.agent).filter((a) => a.active);
+    const agents = [...state.agents.values()].map((a) => a.agent).filter((a) => a.active !== false);
     replace(board, h('thead', {}, h('tr', {}, ['Agent', 'Status', 'Role', 'Level', 'Load'].map((c, i) => h('th', { class: i > 2 ? 'num' : null }, c)))),
       h('tbody', {}, agents.map(agentRow)));
   }
@@ -172,7 +172,7 @@ export function mount(main, { api, live }) {
   });
 
   const loadLoads = coalesce(async () => {
-    const active = [...state.agents.values()].filter((a) => a.agent.active);
+    const active = [...state.agents.values()].filter((a) => a.agent.active !== false);
     await Promise.all(active.map(async (entry) => {
       const counts = await Promise.all(['new', 'open', 'pending'].map((status) =>
         api.get('/tickets', { assignee: entry.agent.id, status, per_page: 1 }).then((r) => r.total)));

@@ -73,7 +73,7 @@ function timelineRow(item, currentId, open) {
   const link = h('a', { href: `/tickets/${item.ticket_id}` }, `#${item.ticket_id}`);
   link.addEventListener('click', (event) => { event.preventDefault(); open(item.ticket_id); });
   return h('li', {
-    test: 'timeline-item', class: `timeline-item ${item.type}${item.ticket_id === currentId ? ' current' : ''}`,
+    test: 'timeline-item', class: `timeline-item tl-${item.type}${item.ticket_id === currentId ? ' current' : ''}`,
     data: { type: item.type, channel: kind, 'ticket-id': item.ticket_id },
   },
   h('div', { class: 'tl-head' },
