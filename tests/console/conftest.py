@@ -80,9 +80,9 @@ def screenshots(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def shoot(screenshots):
-    def save(tab, name: str) -> Path:
+    def save(tab, name: str, full_page: bool = False) -> Path:
         path = screenshots / f"console-{name}.png"
-        tab.screenshot(path=str(path))
+        tab.screenshot(path=str(path), full_page=full_page)
         return path
 
     return save

@@ -105,10 +105,10 @@ def test_admin_creates_a_channel_and_an_agent(page, admin, shoot):
     agents.get_by_role("button", name="Create agent").click()
     new_row = page.locator("[data-test=agent-admin-row]", has_text="new.agent@example.com")
     expect(new_row).to_have_count(1)
-    new_row.get_by_role("button", name="Deactivate").click()
-    expect(page.locator("[data-test=agent-admin-row]", has_text="new.agent@example.com")
-           .get_by_role("button", name="Activate")).to_be_visible()
-    shoot(page, "admin")
+    new_row.get_by_role("button", name="Deactivate", exact=True).click()
+    expect(new_row.get_by_role("button", name="Activate", exact=True)).to_be_visible()
+    expect(new_row).to_have_attribute("data-active", "false")
+    shoot(page, "admin", full_page=True)
 
 
 def test_attachments_are_served_behind_auth(app, api, agent):

@@ -41,7 +41,7 @@ function channelsSection(api) {
   const name = h('input', { required: true, placeholder: 'Support email' });
   const provider = h('select', {}, Object.keys(PROVIDERS).map((p) => option(p)));
   const kind = h('select');
-  const extra = h('div', { class: 'inline' });
+  const extra = h('div', { class: 'fields' });
   let inputs = [];
   const drawProvider = () => {
     const spec = PROVIDERS[provider.value];
@@ -125,11 +125,13 @@ function agentsSection(api) {
   const email = h('input', { type: 'email', required: true });
   const name = h('input', { required: true });
   const role = h('select', {}, ROLES.map((r) => option(r)));
-  const level = h('input', { type: 'number', min: 1, max: 10, value: 1 });
+  const level = h('input', { type: 'number', min: 1, max: 10, value: '1' });
+  level.defaultValue = '1';
   const password = h('input', { type: 'password', autocomplete: 'new-password', minlength: 8 });
   const languages = h('input', { placeholder: 'en, es', size: 8 });
   const channels = h('input', { placeholder: KINDS.slice(0, 3).join(', '), size: 12 });
-  const capacity = h('input', { type: 'number', min: 0.1, max: 100, step: 0.1, value: 1 });
+  const capacity = h('input', { type: 'number', min: 0.1, max: 100, step: 0.1, value: '1' });
+  capacity.defaultValue = '1';
   const form = h('form', { class: 'inline', 'aria-label': 'New agent' },
     field('Email', email), field('Name', name), field('Role', role), field('Level', level),
     field('Password', password), field('Languages', languages), field('Channels', channels), field('Capacity', capacity),
