@@ -176,8 +176,9 @@ def test_logout_revokes_the_token_and_a_revoked_token_returns_to_login(
     held = other.evaluate("sessionStorage.getItem('helpdesk.token')")
     assert api.post("/api/v1/auth/logout",
                     headers={"Authorization": f"Bearer {held}"}).status_code == 204
-    other.click("[data-test=next-ticket]")  # the next API call meets a 401
+    other.keyboard.press("n")  # the next API call meets a 401: back to the login form
     expect(other.locator("[data-test=login-email]")).to_be_visible()
+    expect(other.locator("[data-test=login-error]")).to_contain_text("log in again")
 
 
 def test_an_agent_sees_forbidden_on_the_supervisor_and_admin_views(page, api, agent):

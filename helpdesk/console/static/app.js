@@ -148,6 +148,10 @@ function showApp(me) {
       try { await api.get('/auth/me'); setTimeout(live.retry, 2000); } catch { /* 401 handled */ }
     },
   });
+  // A token revoked elsewhere (logout in another tab, an admin) shows up within a minute
+  // even on an idle page; any API call that meets a 401 notices at once.
+  const check = setInterval(() => { api.get('/auth/me').catch(() => {}); }, 60000);
+  cleanup.push(() => clearInterval(check));
   mountView(main, me).catch((err) => main.append(h('p', { class: 'error', role: 'alert' }, String(err))));
 }
 

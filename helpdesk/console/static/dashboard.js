@@ -147,7 +147,7 @@ export function mount(main, { api, live }) {
       error.textContent = err.describe ? err.describe() : String(err);
       error.hidden = false;
     }
-  }, 150);
+  }, 800);
 
   function agentRow(agent) {
     const load = state.agents.get(agent.id)?.load;
@@ -155,7 +155,7 @@ export function mount(main, { api, live }) {
       h('td', {}, h('span', { class: `dot-${agent.presence || 'offline'}`, 'aria-hidden': 'true' }, '● '), agent.name),
       h('td', { class: 'presence-cell' }, agent.presence || 'offline'),
       h('td', {}, agent.role), h('td', { class: 'num' }, `L${agent.level}`),
-      h('td', { class: 'num', title: 'open tickets assigned / capacity' }, `${load ?? '…'} / ${agent.capacity}`));
+      h('td', { class: 'num', title: 'tickets assigned and not yet pending or solved / capacity' }, `${load ?? '…'} / ${agent.capacity}`));
   }
 
   function drawBoard() {
@@ -174,12 +174,12 @@ export function mount(main, { api, live }) {
   const loadLoads = coalesce(async () => {
     const active = [...state.agents.values()].filter((a) => a.agent.active !== false);
     await Promise.all(active.map(async (entry) => {
-      const counts = await Promise.all(['new', 'open', 'pending'].map((status) =>
+      const counts = await Promise.all(['new', 'open'].map((status) =>
         api.get('/tickets', { assignee: entry.agent.id, status, per_page: 1 }).then((r) => r.total)));
       entry.load = counts.reduce((a, b) => a + b, 0);
     }));
     drawBoard();
-  }, 800);
+  }, 2000);
 
   function drawQueue(stats) {
     if (!stats) return;

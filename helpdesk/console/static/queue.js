@@ -47,7 +47,7 @@ function mineRow(ticket, open) {
   return h('li', { test: 'my-ticket', class: 'my-ticket', data: { 'ticket-id': ticket.id } }, link);
 }
 
-export function mount(el, { api, live, open }) {
+export function mount(el, { api, live, me, open }) {
   let page = 1;
   let pages = 1;
   let items = [];
@@ -147,7 +147,12 @@ export function mount(el, { api, live, open }) {
       loadQueue();
     }),
     live.on('ticket.created', () => loadQueue()),
-    live.on('ticket.updated', refresh),
+    live.on('ticket.updated', (t) => {
+      // Refetch only what this change can touch: the queue page, or my tickets.
+      const queued = !t.assignee_id && ['new', 'open'].includes(t.status);
+      if (queued || items.some((i) => i.id === t.id)) loadQueue();
+      if (t.assignee_id === me.id || mine.some((i) => i.id === t.id)) loadMine();
+    }),
     live.on('refetch', refresh),
   ];
   const clock = setInterval(drawQueue, 30000);
