@@ -188,3 +188,78 @@ def test_an_agent_sees_forbidden_on_the_supervisor_and_admin_views(page, api, ag
     page.goto("/admin")
     expect(page.locator("[data-test=forbidden]")).to_be_visible()
     assert api.as_(agent).get("/api/v1/metrics/summary").status_code == 403
+
+
+def work_sessions(app, ticket_id: int) -> list:
+    from sqlalchemy import select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import WorkSession
+
+    with app.app_context():
+        rows = db.session.execute(select(WorkSession).where(WorkSession.ticket_id == ticket_id)
+                                  .order_by(WorkSession.id)).scalars().all()
+        return [(row.agent_id, row.ended_at is None) for row in rows]
+
+
+def wait_until(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def set_visibility(page, state: str) -> None:
+    page.evaluate("""(state) => {
+        Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", state)
+
+
+def test_work_sessions_follow_the_screen_and_colleagues_see_each_other(
+        app, page, new_page, api, agent, supervisor, channel, worker):
+    api.post_api_webhook(channel, api_message(text="Hello there"))
+    login(page, agent)
+    wait_for_queue(page, 1)
+    ticket_id = int(take_next(page).get_attribute("data-ticket-id"))
+    assert wait_until(lambda: work_sessions(app, ticket_id) == [(agent.id, True)])
+
+    set_visibility(page, "hidden")  # another tab in front: the work stops
+    assert wait_until(lambda: work_sessions(app, ticket_id) == [(agent.id, False)])
+    set_visibility(page, "visible")
+    assert wait_until(lambda: work_sessions(app, ticket_id) == [(agent.id, False),
+                                                                (agent.id, True)])
+
+    colleague = new_page()
+    login(colleague, supervisor, f"/tickets/{ticket_id}")  # a deep link
+    expect(colleague.locator("[data-test=ticket-view]")).to_have_attribute(
+        "data-ticket-id", str(ticket_id))
+    expect(page.locator("[data-test=viewers]")).to_contain_text("Supervisor")
+    expect(colleague.locator("[data-test=viewers]")).to_contain_text("Agent")
+    colleague.fill("[data-test=composer-text]", "Let me take a look")
+    expect(page.locator(".typing")).to_contain_text("is typing")
+
+    page.click("[data-test=escalate]")
+    page.fill("[data-test=escalate-level]", "2")
+    page.fill("[data-test=escalate-reason]", "needs a specialist")
+    page.click("[data-test=escalate-submit]")
+    expect(page.locator("[data-test=ticket-view]")).to_contain_text("level 2")
+    expect(colleague.locator("[data-test=ticket-view]")).to_contain_text("level 2")
+    page.select_option("[data-test=set-priority]", "urgent")
+    expect(colleague.locator("[data-test=ticket-view]")).to_have_attribute(
+        "data-priority", "urgent")
+
+
+def test_next_ticket_at_capacity(app, page, api, channel, worker):
+    busy = factories.agent(app, capacity=0.1)  # room for one asynchronous ticket
+    for n in (1, 2):
+        api.post_api_webhook(channel, api_message(event_id=f"e{n}", message_id=f"m{n}",
+                                                  email=f"c{n}@example.com"))
+    login(page, busy)
+    wait_for_queue(page, 2)
+    take_next(page)
+    page.click("[data-test=next-ticket]")
+    expect(page.locator("[data-test=next-ticket-at-capacity]")).to_be_visible()
+    expect(page.locator("[data-test=next-ticket-empty]")).to_be_hidden()

@@ -18,6 +18,7 @@ const HEADLINES = [
 ];
 const PERIODS = { today: 1, '7d': 7, '30d': 30 };
 const GROUPS = ['agent', 'channel', 'team', 'day'];
+const NONE = { agent: '(unassigned)', team: '(no team)', channel: '(no channel)' };
 
 export function format(value, kind) {
   if (value === null || value === undefined) return '—';
@@ -101,7 +102,7 @@ export function mount(main, { api, live }) {
   function drawGroups(groups) {
     const head = h('tr', {}, h('th', {}, state.groupBy), ['Created', 'Solved', 'AHT', 'FRT p50', 'FLR', 'FCR', 'SLA met', 'CSAT', 'Backlog'].map((c) => h('th', { class: 'num' }, c)));
     const rows = groups.map((g) => h('tr', { test: 'group-row', data: { key: g.key } },
-      h('td', {}, g.label ?? String(g.key)),
+      h('td', {}, g.label ?? (g.key === null || g.key === undefined ? NONE[state.groupBy] || '—' : String(g.key))),
       [[g.tickets_created, 'count'], [g.tickets_solved, 'count'], [g.aht_seconds, 'time'],
         [g.frt_seconds && g.frt_seconds.p50, 'time'], [g.flr_rate, 'rate'], [g.fcr_rate, 'rate'],
         [g.sla_compliance, 'rate'], [g.csat && g.csat.score, 'rate'], [g.backlog, 'count']]
