@@ -263,3 +263,25 @@ def test_next_ticket_at_capacity(app, page, api, channel, worker):
     page.click("[data-test=next-ticket]")
     expect(page.locator("[data-test=next-ticket-at-capacity]")).to_be_visible()
     expect(page.locator("[data-test=next-ticket-empty]")).to_be_hidden()
+
+
+def test_an_attachment_downloads_with_the_token(app, page, api, agent, channel, worker):
+    from helpdesk.extensions import db
+    from helpdesk.models import Attachment, Message
+    from helpdesk.services.attachments import store_bytes
+
+    login(page, agent)
+    api.post_api_webhook(channel, api_message(text="Invoice attached"))
+    wait_for_queue(page, 1)
+    with app.app_context():
+        message = db.session.execute(db.select(Message)).scalars().first()
+        path, digest = store_bytes(b"%PDF-1.4 the invoice")
+        message.attachments.append(Attachment(
+            filename="invoice.pdf", content_type="application/pdf", size=20,
+            storage_path=path, sha256=digest))
+        db.session.commit()
+    take_next(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="invoice.pdf").click()
+    assert download.value.suggested_filename == "invoice.pdf"
+    assert download.value.path().read_bytes() == b"%PDF-1.4 the invoice"

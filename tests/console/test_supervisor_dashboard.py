@@ -143,3 +143,21 @@ def test_attachments_are_served_behind_auth(app, api, agent):
     assert got.status_code == 200 and got.content == b"%PDF-1.4 invoice"
     assert got.headers["Content-Type"] == "application/pdf"
     assert "attachment" in got.headers["Content-Disposition"]
+
+
+def test_sla_alerts_appear_as_they_happen_and_link_to_the_ticket(page, api, admin, channel,
+                                                                  worker):
+    for priority in ("low", "normal", "high", "urgent"):
+        assert api.as_(admin).put(f"/api/v1/sla-policies/{priority}", json={
+            "first_response_seconds": 3, "resolution_seconds": 3600,
+            "warning_ratio": 0.5}).status_code == 200
+    login(page, admin, "/supervisor")
+    api.post_api_webhook(channel, api_message(text="question about my order"))
+    alerts = page.locator("[data-test=sla-alert]")
+    expect(alerts).to_have_count(2, timeout=20_000)  # the warning, then the breach
+    expect(alerts.first).to_contain_text("Breached")
+    link = alerts.first.locator("a")
+    ticket_id = link.get_attribute("href").rsplit("/", 1)[1]
+    link.click()
+    expect(page.locator("[data-test=ticket-view]")).to_have_attribute("data-ticket-id",
+                                                                      ticket_id)
