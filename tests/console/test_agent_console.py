@@ -285,3 +285,19 @@ def test_an_attachment_downloads_with_the_token(app, page, api, agent, channel, 
         page.get_by_role("button", name="invoice.pdf").click()
     assert download.value.suggested_filename == "invoice.pdf"
     assert download.value.path().read_bytes() == b"%PDF-1.4 the invoice"
+
+
+def test_after_the_server_drops_the_connection_the_console_reconnects_and_catches_up(
+        app, page, api, agent, channel, worker):
+    from helpdesk.extensions import socketio
+
+    login(page, agent)
+    connection = page.locator("[data-test=connection]")
+    sids = [sid for sid, _ in socketio.server.manager.get_participants("/agents", "queue")]
+    assert sids
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/agents")
+    expect(connection).to_have_text("offline")
+    api.post_api_webhook(channel, api_message(text="Sent while you were away"))
+    expect(connection).to_have_text("live", timeout=10_000)
+    expect(page.locator("[data-test=queue-item]")).to_have_count(1)

@@ -47,16 +47,27 @@ function receive(name, envelope) {
   dispatch(envelope.type || name, envelope.data, envelope);
 }
 
-async function catchUp() {
-  let answer;
+async function since(seq) {
   try {
-    answer = await socket.timeout(10000).emitWithAck('events.since', { seq: lastSeq });
-  } catch { answer = { refetch: true }; }
+    return await socket.timeout(10000).emitWithAck('events.since', { seq });
+  } catch { return { refetch: true }; }
+}
+
+// Where the event log stands when we first connect: asking from beyond its end answers
+// "refetch" with the current number, so a later catch-up does not replay older events.
+async function baseline() {
+  const answer = await since(Number.MAX_SAFE_INTEGER);
+  if (answer && typeof answer.seq === 'number') lastSeq = Math.max(lastSeq, answer.seq);
+}
+
+async function catchUp() {
+  const answer = lastSeq > 0 ? await since(lastSeq) : { refetch: true };
   if (!answer || answer.error || answer.refetch) {
     dispatch('refetch', {});
     return;
   }
-  for (const envelope of answer.events || []) receive(envelope.type, envelope);
+  // Each item is {event, data}: the envelope as it was sent.
+  for (const item of answer.events || []) receive(item.event, item.data);
 }
 
 export function start(tokenValue, { refused }) {
@@ -66,12 +77,18 @@ export function start(tokenValue, { refused }) {
   socket.on('connect', async () => {
     status();
     if (connectedOnce) await catchUp();
+    else await baseline();
     connectedOnce = true;
     if (presence === 'away') socket.emit('presence', { status: 'away' });
     focused = null;
     syncFocus();
   });
-  socket.on('disconnect', () => status());
+  socket.on('disconnect', (reason) => {
+    status();
+    // Socket.IO leaves reconnecting to us when the server closed the connection (a restart,
+    // a deploy): try again; a revoked token is refused at connect and ends at the login form.
+    if (reason === 'io server disconnect') setTimeout(() => { if (socket) socket.connect(); }, 1000);
+  });
   socket.on('connect_error', (err) => {
     status();
     if (!socket.active) refused(err);  // the server said no: the token may be revoked
