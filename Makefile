@@ -12,6 +12,9 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# The browser tests use the system Chromium when there is one (Debian: `chromium`).
+	command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+		$(BIN)/playwright install chromium
 	touch $(STAMP)
 
 run: install

@@ -15,7 +15,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
     """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
-    from helpdesk import api, errors, outbox, queues, realtime, transaction
+    from helpdesk import api, console, errors, outbox, queues, realtime, transaction
     from helpdesk.extensions import db, migrate
     from helpdesk.services import metrics
 
@@ -38,4 +38,5 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     realtime.init_app(app, server=socket_server)
     errors.init_app(app)
     api.init_app(app)
+    console.init_app(app)
     return app

@@ -36,7 +36,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SHORT_BUSY_MS if _cooperative() else BUSY_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -47,7 +47,44 @@ def _sqlite_begin(conn) -> None:
     # SQLite has no row locks: every transaction takes the write lock up front, so a
     # read-then-write (claiming a ticket, processing a delivery) is never interleaved.
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if _cooperative():
+            _begin_yielding(conn.connection.driver_connection)
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+BUSY_MS = 30000
+SHORT_BUSY_MS = 20
+
+
+def _cooperative() -> bool:
+    """True in a gevent-patched process (the web server)."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("time")
+
+
+def _begin_yielding(raw: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE that waits for the write lock without blocking the process.
+
+    Under gevent, SQLite's own busy wait sleeps in C: every greenlet stops, including the one
+    holding the lock (waiting on Redis before its commit), so both wait out the whole busy
+    timeout (the web server froze for 30 s and gunicorn killed it). Here the wait is short
+    and the retries sleep through gevent, letting the holder finish.
+    """
+    deadline = time.monotonic() + BUSY_MS / 1000
+    pause = 0.002
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)  # gevent's sleep: other greenlets run
+        pause = min(pause * 2, 0.05)
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out; one used

@@ -36,7 +36,7 @@ def stop_embedded_redis(server) -> None:
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
-def prepare_database(app) -> None:
+def prepare_database(app, console_url: str | None = None) -> None:
     """Apply migrations; on a database with no agents, create an admin and print how to log in."""
     from flask_migrate import upgrade
 
@@ -52,7 +52,8 @@ def prepare_database(app) -> None:
         admin = auth.create_agent(email="admin@helpdesk.local", name="Admin", role="admin",
                                   level=3, password=password)
         token = auth.issue_token(admin)
-        click.echo("\n  First run: an admin was created. Log in with\n"
+        where = f" at {console_url}" if console_url else ""
+        click.echo(f"\n  First run: an admin was created. Log in to the console{where} with\n"
                    f"    email:    {admin.email}\n    password: {password}\n"
                    f"    API token: {token}\n  (shown once; `helpdesk agents token "
                    f"{admin.email}` makes a new token)\n")
@@ -75,11 +76,13 @@ def run_all(host: str, port: int, workers: int) -> int:
         click.echo(f"  embedded Redis at {env['REDIS_URL']}")
     env.setdefault("HELPDESK_SECRET_KEY", secrets.token_hex(32))
     os.environ["HELPDESK_SECRET_KEY"] = env["HELPDESK_SECRET_KEY"]
-    prepare_database(create_app(socket_server=False))
+    prepare_database(create_app(socket_server=False), f"http://{host}:{port}/")
     children = [_spawn(["web", "--host", host, "--port", str(port)], env)]
     for index in range(max(workers, 1)):
         children.append(_spawn(["worker"] + (["--no-scheduler"] if index else []), env))
-    click.echo(f"  helpdesk is running on http://{host}:{port}  (Ctrl-C stops everything)")
+    click.echo(f"  helpdesk is running on http://{host}:{port}  (Ctrl-C stops everything)\n"
+               f"  console: open http://{host}:{port}/ in a browser (supervisors: /supervisor, "
+               "admins: /admin)")
     stopping = []
 
     def stop(signum, _frame) -> None:

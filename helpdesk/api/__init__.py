@@ -8,6 +8,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from helpdesk.api import (  # noqa: F401
         admin,
+        attachments,
         audit,
         auth,
         channels,

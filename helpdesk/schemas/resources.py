@@ -41,6 +41,7 @@ class AgentSchema(Schema):
     capacity = fields.Float()
     presence = fields.String()
     team_id = fields.Integer(allow_none=True)
+    active = fields.Boolean()  # API.md lists it; the console needs it to deactivate
 
 
 class AgentRefSchema(Schema):

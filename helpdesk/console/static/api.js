@@ -1,0 +1,87 @@
+// The REST API with the tab's token; JSON errors become ApiError with a readable message.
+
+const KEY = 'helpdesk.token';
+
+export const token = {
+  get: () => sessionStorage.getItem(KEY),
+  set: (value) => sessionStorage.setItem(KEY, value),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+let unauthorized = () => {};
+export function whenUnauthorized(fn) { unauthorized = fn; }
+
+export class ApiError extends Error {
+  constructor(status, code, message, fields) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.fields = fields || null;
+  }
+
+  describe() {
+    if (!this.fields) return this.message;
+    const details = Object.entries(this.fields)
+      .map(([name, problems]) => `${name}: ${[].concat(problems).map(p => typeof p === 'string' ? p : JSON.stringify(p)).join(', ')}`);
+    return `${this.message} (${details.join('; ')})`;
+  }
+}
+
+function query(params) {
+  if (!params) return '';
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+export async function request(method, path, body, { raw = false, auth = true } = {}) {
+  const headers = { Accept: 'application/json' };
+  const held = token.get();
+  if (auth && held) headers.Authorization = `Bearer ${held}`;
+  let payload;
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, { method, headers, body: payload, cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, 'network', 'The server cannot be reached.');
+  }
+  if (response.status === 401 && auth) {
+    token.clear();
+    unauthorized();
+  }
+  if (!response.ok) {
+    let error = {};
+    try { error = (await response.json()).error || {}; } catch { /* not JSON */ }
+    throw new ApiError(response.status, error.code || 'error',
+      error.message || response.statusText || `HTTP ${response.status}`, error.fields);
+  }
+  if (raw) return response;
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+export const get = (path, params) => request('GET', path + query(params));
+export const post = (path, body = {}) => request('POST', path, body);
+export const patch = (path, body) => request('PATCH', path, body);
+export const put = (path, body) => request('PUT', path, body);
+export const del = (path) => request('DELETE', path);
+
+// Saves a protected file (attachment, CSV): fetched with the token, handed over as a blob.
+export async function download(path, filename) {
+  const response = await request('GET', path, undefined, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30000);
+}
+
+export { query };

@@ -1,0 +1,162 @@
+// The one Socket.IO connection of the tab: events to subscribers, reconnect with
+// `events.since` catch-up, presence, and the work-session signals (focus, blur, heartbeat).
+import { io } from './vendor/socket.io.esm.min.js';
+
+const HEARTBEAT_MS = 60000;
+const subscribers = new Map();
+const statusWatchers = new Set();
+const seen = new Set();
+let socket = null;
+let lastSeq = 0;
+let connectedOnce = false;
+let presence = 'online';
+let wanted = null;   // the ticket on screen
+let focused = null;  // the ticket we told the server about
+let beat = null;
+
+export function on(type, fn) {
+  if (!subscribers.has(type)) subscribers.set(type, new Set());
+  subscribers.get(type).add(fn);
+  return () => subscribers.get(type).delete(fn);
+}
+
+function dispatch(type, data, envelope) {
+  for (const fn of subscribers.get(type) || []) {
+    try { fn(data, envelope); } catch (err) { console.error(err); }
+  }
+}
+
+export function onStatus(fn) {
+  statusWatchers.add(fn);
+  fn(isLive());
+  return () => statusWatchers.delete(fn);
+}
+
+export const isLive = () => Boolean(socket && socket.connected);
+
+function status() { for (const fn of statusWatchers) fn(isLive()); }
+
+function receive(name, envelope) {
+  if (!envelope || typeof envelope !== 'object') return;
+  if (typeof envelope.seq === 'number') {
+    if (seen.has(envelope.seq)) return;
+    seen.add(envelope.seq);
+    if (seen.size > 2000) seen.delete(seen.values().next().value);
+    lastSeq = Math.max(lastSeq, envelope.seq);
+  }
+  dispatch(envelope.type || name, envelope.data, envelope);
+}
+
+async function since(seq) {
+  try {
+    return await socket.timeout(10000).emitWithAck('events.since', { seq });
+  } catch { return { refetch: true }; }
+}
+
+// Where the event log stands when we first connect: asking from beyond its end answers
+// "refetch" with the current number, so a later catch-up does not replay older events.
+async function baseline() {
+  const answer = await since(Number.MAX_SAFE_INTEGER);
+  if (answer && typeof answer.seq === 'number') lastSeq = Math.max(lastSeq, answer.seq);
+}
+
+async function catchUp() {
+  const answer = lastSeq > 0 ? await since(lastSeq) : { refetch: true };
+  if (!answer || answer.error || answer.refetch) {
+    dispatch('refetch', {});
+    return;
+  }
+  // Each item is {event, data}: the envelope as it was sent.
+  for (const item of answer.events || []) receive(item.event, item.data);
+}
+
+export function start(tokenValue, { refused }) {
+  stop();
+  socket = io('/agents', { auth: { token: tokenValue }, transports: ['websocket'],
+    reconnectionDelayMax: 5000 });
+  socket.on('connect', async () => {
+    status();
+    if (connectedOnce) await catchUp();
+    else await baseline();
+    connectedOnce = true;
+    if (presence === 'away') socket.emit('presence', { status: 'away' });
+    focused = null;
+    syncFocus();
+  });
+  socket.on('disconnect', (reason) => {
+    status();
+    // Socket.IO leaves reconnecting to us when the server closed the connection (a restart,
+    // a deploy): try again; a revoked token is refused at connect and ends at the login form.
+    if (reason === 'io server disconnect') setTimeout(() => { if (socket) socket.connect(); }, 1000);
+  });
+  socket.on('connect_error', (err) => {
+    status();
+    if (!socket.active) refused(err);  // the server said no: the token may be revoked
+  });
+  socket.onAny(receive);
+  document.addEventListener('visibilitychange', syncFocus);
+  window.addEventListener('pagehide', leaveTicket);
+}
+
+export function retry() { if (socket && !socket.connected) socket.connect(); }
+
+export function stop() {
+  document.removeEventListener('visibilitychange', syncFocus);
+  window.removeEventListener('pagehide', leaveTicket);
+  clearInterval(beat);
+  beat = null;
+  if (socket) {
+    socket.removeAllListeners();
+    socket.offAny();
+    socket.disconnect();
+  }
+  socket = null;
+  connectedOnce = false;
+  focused = null;
+  wanted = null;
+  presence = 'online';
+  status();
+}
+
+export function setPresence(value) {
+  presence = value;
+  if (socket && socket.connected) socket.emit('presence', { status: value });
+}
+
+export const getPresence = () => presence;
+
+export function typing(ticketId) {
+  if (socket && socket.connected) socket.emit('typing', { ticket_id: ticketId });
+}
+
+// Work sessions: a ticket counts as worked while it is on screen and the tab is visible.
+export function showTicket(ticketId) {
+  wanted = ticketId;
+  syncFocus();
+}
+
+function leaveTicket() {
+  if (focused !== null && socket && socket.connected) {
+    socket.emit('ticket.blur', { ticket_id: focused });
+  }
+  focused = null;
+}
+
+function syncFocus() {
+  const target = document.visibilityState === 'visible' ? wanted : null;
+  if (target === focused || !socket || !socket.connected) {
+    if (!socket || !socket.connected) focused = null;
+    return;
+  }
+  leaveTicket();
+  if (target !== null) {
+    socket.emit('ticket.focus', { ticket_id: target });
+    focused = target;
+  }
+  clearInterval(beat);
+  beat = focused === null ? null : setInterval(() => {
+    if (socket && socket.connected && focused !== null) {
+      socket.emit('heartbeat', { ticket_id: focused });
+    }
+  }, HEARTBEAT_MS);
+}

@@ -1,0 +1,378 @@
+// The open ticket: header and actions, messages with live delivery status, the composer,
+// the customer panel and the customer's whole cross-channel timeline.
+import { h, replace, when, until, span, coalesce } from './dom.js';
+import { dueAt } from './queue.js';
+
+const STATUSES = ['new', 'open', 'pending', 'solved', 'closed'];
+const PRIORITIES = ['low', 'normal', 'high', 'urgent'];
+const TIMELINE_PAGE = 200;
+const channelKind = (channel) => (typeof channel === 'string' ? channel : (channel && channel.kind) || '');
+
+function attachmentList(api, attachments) {
+  if (!attachments || !attachments.length) return null;
+  return h('ul', { class: 'attachments' }, attachments.map((a) => {
+    const size = a.size >= 1048576 ? `${(a.size / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round((a.size || 0) / 1024))} KB`;
+    const label = `${a.filename} (${size})`;
+    let path = null;
+    try {
+      const url = new URL(a.url, location.href);
+      if (/^\/api\/v1\/attachments\/\d+$/.test(url.pathname)) path = url.pathname.slice('/api/v1'.length);
+    } catch { /* not a URL */ }
+    if (!path) {
+      return h('li', {}, a.url ? h('a', { href: a.url, rel: 'noopener noreferrer', target: '_blank' }, label) : label);
+    }
+    const button = h('button', { type: 'button', class: 'link' }, `⬇ ${label}`);
+    button.addEventListener('click', () => api.download(path, a.filename).catch((err) => alert(err.message)));
+    return h('li', {}, button);
+  }));
+}
+
+function messageRow(api, m) {
+  const author = (m.author && (m.author.name || m.author.type)) || '';
+  return h('li', {
+    test: 'message', class: `message ${m.direction}${m.internal ? ' internal' : ''}`,
+    data: { 'message-id': m.id, direction: m.direction, internal: Boolean(m.internal) },
+  },
+  h('div', { class: 'message-head' },
+    h('span', { class: 'author' }, author),
+    m.internal ? h('span', { class: 'badge note' }, 'internal note') : null,
+    h('span', { class: 'muted' }, `via ${channelKind(m.channel)}`),
+    h('time', { datetime: m.created_at, class: 'muted' }, when(m.created_at)),
+    h('span', { class: 'spacer' }),
+    h('span', { test: 'delivery-status', class: `delivery ${m.delivery_status || ''}`, title: 'Delivery status' }, m.delivery_status || ''),
+    m.delivery_error ? h('span', { class: 'error' }, m.delivery_error) : null),
+  m.subject ? h('p', { class: 'message-subject' }, m.subject) : null,
+  h('p', { class: 'message-text' }, m.text || ''),
+  attachmentList(api, m.attachments));
+}
+
+function timelineBody(item) {
+  if (item.type === 'message' && item.message) {
+    const m = item.message;
+    const who = (m.author && (m.author.name || m.author.type)) || '';
+    const text = (m.text || '').length > 400 ? `${m.text.slice(0, 400)}…` : (m.text || '');
+    return [h('p', { class: 'tl-who' }, `${who}${m.internal ? ' (internal note)' : ''}`), h('p', { class: 'tl-text' }, text)];
+  }
+  if (item.type === 'call' && item.call) {
+    const c = item.call;
+    const facts = [`${c.direction || ''} call`, c.outcome || c.status || '',
+      c.wait_seconds != null ? `waited ${span(c.wait_seconds)}` : '',
+      c.talk_seconds != null ? `talked ${span(c.talk_seconds)}` : ''].filter(Boolean).join(' · ');
+    return [h('p', {}, facts),
+      c.recording_url ? h('p', {}, h('a', { href: c.recording_url, rel: 'noopener noreferrer', target: '_blank' }, 'Recording')) : null,
+      c.transcript ? h('blockquote', { class: 'tl-text' }, c.transcript) : null];
+  }
+  const e = item.event || {};
+  const data = e.data && Object.keys(e.data).length
+    ? Object.entries(e.data).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ') : '';
+  return [h('p', {}, `${e.name || 'event'}${data ? ` — ${data}` : ''}`)];
+}
+
+function timelineRow(item, currentId, open) {
+  const kind = channelKind(item.channel);
+  const link = h('a', { href: `/tickets/${item.ticket_id}` }, `#${item.ticket_id}`);
+  link.addEventListener('click', (event) => { event.preventDefault(); open(item.ticket_id); });
+  return h('li', {
+    test: 'timeline-item', class: `timeline-item tl-${item.type}${item.ticket_id === currentId ? ' current' : ''}`,
+    data: { type: item.type, channel: kind, 'ticket-id': item.ticket_id },
+  },
+  h('div', { class: 'tl-head' },
+    h('span', { class: `chan chan-${kind}` }, kind || '—'),
+    h('span', { class: 'muted' }, item.type),
+    h('time', { datetime: item.at, class: 'muted' }, when(item.at)), link),
+  timelineBody(item));
+}
+
+export function create(center, { api, live, me }) {
+  let ticket = null;
+  let messages = new Map();
+  let reasons = null; // the configured contact reasons, when this role may read them
+  let changeWatchers = [];
+  let chain = Promise.resolve();
+  let typingTimer = null;
+  let lastTyping = 0;
+  const parts = {};
+  const open = (id) => { history.pushState({}, '', `/tickets/${id}`); load(id); };
+
+  function notifyChange() { changeWatchers.forEach((fn) => fn()); }
+
+  function showError(err) {
+    if (!parts.error) return;
+    parts.error.textContent = err ? (err.describe ? err.describe() : String(err)) : '';
+    parts.error.hidden = !err;
+  }
+
+  // Ticket changes go one after another, so two quick edits cannot cross.
+  function change(fn) {
+    chain = chain.then(async () => {
+      showError(null);
+      try {
+        const updated = await fn();
+        if (updated && updated.id === ticket?.id) { ticket = { ...ticket, ...updated }; drawHeader(); }
+        notifyChange();
+      } catch (err) { showError(err); drawHeader(); }
+    });
+    return chain;
+  }
+
+  function reasonControl() {
+    const id = 'ticket-reason';
+    if (reasons && reasons.length) {
+      const select = h('select', { id, test: 'contact-reason' }, h('option', { value: '' }, '—'),
+        reasons.map((r) => h('option', { value: r, selected: r === ticket.contact_reason }, r)));
+      return select;
+    }
+    return h('input', { id, test: 'contact-reason', type: 'text', value: ticket.contact_reason || '', placeholder: 'e.g. billing', maxlength: 200 });
+  }
+
+  function drawHeader() {
+    if (!ticket || !parts.view) return;
+    const view = parts.view;
+    view.dataset.ticketId = String(ticket.id);
+    view.dataset.status = ticket.status;
+    view.dataset.priority = ticket.priority;
+    const sla = ticket.sla || {};
+    replace(parts.title, ticket.subject || '(no subject)');
+    replace(parts.meta,
+      h('span', {}, `#${ticket.id}`),
+      h('span', { class: `chan chan-${channelKind(ticket.channel)}` }, channelKind(ticket.channel)),
+      h('span', { class: `badge status-${ticket.status}` }, ticket.status),
+      h('span', { class: `badge prio-${ticket.priority}` }, ticket.priority),
+      h('span', {}, `level ${ticket.level}`),
+      h('span', { title: 'urgency score' }, `urgency ${ticket.urgency}`),
+      ticket.assignee_id ? h('span', {}, ticket.assignee_id === me.id ? 'assigned to you' : `assignee #${ticket.assignee_id}`) : h('span', {}, 'unassigned'),
+      ticket.identity_verified === false ? h('span', { class: 'badge warn', title: 'The customer claimed this identity; it was not verified' }, 'unverified identity') : null);
+    replace(parts.sla,
+      h('span', {}, `First response due: ${sla.first_response_due_at ? when(sla.first_response_due_at) : '—'}`),
+      h('span', {}, `Resolution due: ${sla.resolution_due_at ? when(sla.resolution_due_at) : '—'}`),
+      h('span', { class: sla.breached ? 'badge breached' : 'muted' }, sla.breached ? 'SLA breached' : until(dueAt(ticket))));
+    replace(parts.reasons, (ticket.urgency_reasons || []).map((r) => h('li', { test: 'urgency-reason', class: 'urgency-reason' },
+      h('strong', {}, r.factor), ` +${r.points}`, r.detail ? ` — ${r.detail}` : '')));
+    if (document.activeElement !== parts.status) parts.status.value = ticket.status;
+    if (document.activeElement !== parts.priority) parts.priority.value = ticket.priority;
+    if (document.activeElement !== parts.reason) parts.reason.value = ticket.contact_reason || '';
+    if (document.activeElement !== parts.tags) parts.tags.value = (ticket.tags || []).join(', ');
+    parts.level.min = String(ticket.level + 1);
+    if (Number(parts.level.value) <= ticket.level) parts.level.value = String(ticket.level + 1);
+  }
+
+  function drawMessages() {
+    replace(parts.messages, [...messages.values()].sort((a, b) => a.id - b.id).map((m) => messageRow(api, m)));
+    if (!messages.size) parts.messages.append(h('li', { class: 'muted' }, 'No messages yet.'));
+  }
+
+  function upsertMessage(m, { keep = false } = {}) {
+    if (!ticket || m.ticket_id !== ticket.id) return;
+    if (keep && messages.has(m.id)) return;
+    const fresh = !messages.has(m.id);
+    messages.set(m.id, m);
+    const row = parts.messages.querySelector(`[data-message-id="${m.id}"]`);
+    if (row && !fresh) row.replaceWith(messageRow(api, m));
+    else drawMessages();
+  }
+
+  const loadCustomer = coalesce(async () => {
+    if (!ticket) return;
+    const id = ticket.customer_id;
+    const [customer, first, others] = await Promise.all([
+      api.get(`/customers/${id}`),
+      api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE }),
+      api.get('/tickets', { customer: id, per_page: 20 })]);
+    let items = first.items;
+    const lastPage = Math.ceil(first.total / TIMELINE_PAGE);
+    if (lastPage > 1) {
+      // Long histories: the most recent page (the API lists oldest first).
+      items = (await api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE, page: lastPage })).items;
+    }
+    if (!ticket || ticket.customer_id !== id) return;
+    drawCustomer(customer, others.items);
+    replace(parts.timeline, items.map((item) => timelineRow(item, ticket.id, open)));
+    if (!items.length) parts.timeline.append(h('li', { class: 'muted' }, 'Nothing yet.'));
+    parts.timelineNote.textContent = first.total > items.length ? `The latest ${items.length} of ${first.total} items.` : `${first.total} items across every channel.`;
+  }, 100);
+
+  function drawCustomer(customer, others) {
+    replace(parts.customer,
+      h('h2', {}, customer.name || `Customer ${customer.id}`,
+        customer.tier === 'vip' ? h('span', { class: 'badge vip' }, 'VIP') : h('span', { class: 'badge' }, customer.tier || 'standard')),
+      h('ul', { class: 'identities', 'aria-label': 'Identities' },
+        (customer.identities || []).map((i) => h('li', { test: 'identity', title: i.verified ? 'verified' : 'not verified' }, `${i.kind}: ${i.value}`))),
+      h('h3', {}, 'Tickets'),
+      h('ul', { class: 'other-tickets' }, others.map((t) => {
+        const link = h('a', { href: `/tickets/${t.id}`, 'aria-current': t.id === ticket.id ? 'page' : null },
+          `#${t.id} ${t.subject || '(no subject)'} · ${t.status}`);
+        link.addEventListener('click', (event) => { event.preventDefault(); open(t.id); });
+        return h('li', {}, link);
+      })));
+  }
+
+  function build() {
+    parts.title = h('h1', { id: 'ticket-title' });
+    parts.meta = h('div', { class: 'meta' });
+    parts.sla = h('div', { class: 'meta sla-times' });
+    parts.reasons = h('ul', { class: 'reasons', 'aria-label': 'Why this urgency' });
+    parts.viewers = h('div', { test: 'viewers', class: 'viewers muted', role: 'status' });
+    parts.typing = h('div', { class: 'typing muted', role: 'status' });
+    parts.error = h('p', { class: 'error', role: 'alert', hidden: true });
+    parts.status = h('select', { id: 'ticket-status', test: 'set-status' }, STATUSES.map((s) => h('option', { value: s }, s)));
+    parts.priority = h('select', { id: 'ticket-priority', test: 'set-priority' }, PRIORITIES.map((p) => h('option', { value: p }, p)));
+    parts.reason = reasonControl();
+    parts.tags = h('input', { id: 'ticket-tags', type: 'text', placeholder: 'tag, tag', class: 'tags' });
+    parts.level = h('input', { id: 'escalate-level', test: 'escalate-level', type: 'number', min: 2, max: 10, value: 2 });
+    parts.escalateReason = h('input', { id: 'escalate-reason', test: 'escalate-reason', type: 'text', required: true });
+    const escalateForm = h('form', { class: 'escalate-form', hidden: true, 'aria-label': 'Escalate' },
+      h('label', { for: 'escalate-level' }, 'Level'), parts.level,
+      h('label', { for: 'escalate-reason' }, 'Reason'), parts.escalateReason,
+      h('button', { type: 'submit', test: 'escalate-submit' }, 'Escalate'));
+    const escalate = h('button', { type: 'button', test: 'escalate', 'aria-expanded': 'false' }, 'Escalate…');
+    escalate.addEventListener('click', () => {
+      escalateForm.hidden = !escalateForm.hidden;
+      escalate.setAttribute('aria-expanded', String(!escalateForm.hidden));
+      if (!escalateForm.hidden) parts.escalateReason.focus();
+    });
+    escalateForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const id = ticket.id;
+      change(async () => {
+        const updated = await api.post(`/tickets/${id}/escalate`, { level: Number(parts.level.value), reason: parts.escalateReason.value });
+        parts.escalateReason.value = '';
+        escalateForm.hidden = true;
+        escalate.setAttribute('aria-expanded', 'false');
+        return updated;
+      });
+    });
+    parts.status.addEventListener('change', () => {
+      const id = ticket.id;
+      const body = { status: parts.status.value };
+      const reason = parts.reason.value.trim();
+      if (reason && reason !== (ticket.contact_reason || '')) body.contact_reason = reason;
+      change(() => api.patch(`/tickets/${id}`, body));
+    });
+    parts.priority.addEventListener('change', () => {
+      const id = ticket.id;
+      change(() => api.patch(`/tickets/${id}`, { priority: parts.priority.value }));
+    });
+    parts.reason.addEventListener('change', () => {
+      const id = ticket.id;
+      const value = parts.reason.value.trim() || null;
+      if (value === (ticket.contact_reason || null)) return;
+      change(() => api.patch(`/tickets/${id}`, { contact_reason: value }));
+    });
+    parts.tags.addEventListener('change', () => {
+      const id = ticket.id;
+      const tags = parts.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+      change(() => api.patch(`/tickets/${id}`, { tags }));
+    });
+
+    parts.messages = h('ol', { class: 'messages', 'aria-label': 'Messages' });
+    const text = h('textarea', { id: 'composer-text', test: 'composer-text', rows: 4, placeholder: 'Write a reply to the customer, or an internal note for colleagues' });
+    const send = (internal) => async () => {
+      const body = text.value;
+      if (!body.trim() || !ticket) return;
+      const id = ticket.id;
+      showError(null);
+      try {
+        const message = await api.post(`/tickets/${id}/messages`, { text: body, internal });
+        text.value = '';
+        upsertMessage(message, { keep: true });
+        loadCustomer();
+        notifyChange();
+      } catch (err) { showError(err); }
+    };
+    const reply = h('button', { type: 'button', test: 'send-reply', class: 'primary' }, 'Send reply');
+    const note = h('button', { type: 'button', test: 'send-note' }, 'Add internal note');
+    reply.addEventListener('click', send(false));
+    note.addEventListener('click', send(true));
+    text.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(false)(); }
+    });
+    text.addEventListener('input', () => {
+      if (ticket && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); live.typing(ticket.id); }
+    });
+    parts.customer = h('section', { test: 'customer-panel', class: 'customer-panel panel', 'aria-label': 'Customer' });
+    parts.timeline = h('ol', { class: 'timeline', 'aria-label': 'Customer timeline' });
+    parts.timelineNote = h('p', { class: 'muted' });
+    const field = (label, control) => h('div', { class: 'field' }, h('label', { for: control.id }, label), control);
+    parts.view = h('section', { test: 'ticket-view', class: 'ticket-view', 'aria-labelledby': 'ticket-title' },
+      h('div', { class: 'conversation' },
+        h('header', { class: 'ticket-head' }, parts.title, parts.meta, parts.sla, parts.reasons,
+          h('div', { class: 'presence-line' }, parts.viewers, parts.typing)),
+        h('div', { class: 'actions' },
+          field('Status', parts.status), field('Priority', parts.priority),
+          field('Contact reason', parts.reason), field('Tags', parts.tags),
+          h('div', { class: 'field' }, h('span', { class: 'label' }, ' '), escalate)),
+        escalateForm, parts.error, parts.messages,
+        h('div', { class: 'composer' },
+          h('label', { for: 'composer-text', class: 'visually-hidden' }, 'Message'), text,
+          h('div', { class: 'composer-actions' }, h('span', { class: 'muted' }, 'Ctrl+Enter sends the reply'), note, reply))),
+      h('aside', { class: 'ticket-side' }, parts.customer,
+        h('section', { class: 'panel', 'aria-labelledby': 'timeline-title' },
+          h('h2', { id: 'timeline-title' }, 'Timeline'), parts.timelineNote, parts.timeline)));
+    return parts.view;
+  }
+
+  async function load(id) {
+    showError(null);
+    if (reasons === null) {
+      reasons = [];
+      if (me.role === 'admin') {
+        try { reasons = (await api.get('/settings')).contact_reasons || []; } catch { reasons = []; }
+      }
+    }
+    let data;
+    try {
+      data = await api.get(`/tickets/${id}`);
+    } catch (err) {
+      ticket = null;
+      live.showTicket(null);
+      replace(center, h('section', { class: 'placeholder', role: 'alert' },
+        h('h1', {}, err.status === 404 ? `Ticket #${id} does not exist` : 'The ticket could not be loaded'),
+        h('p', {}, err.describe ? err.describe() : String(err))));
+      return;
+    }
+    const { messages: list, ...rest } = data;
+    ticket = rest;
+    messages = new Map(list.map((m) => [m.id, m]));
+    replace(center, build());
+    drawHeader();
+    drawMessages();
+    replace(parts.viewers);
+    live.showTicket(ticket.id);
+    loadCustomer();
+    parts.title.setAttribute('tabindex', '-1');
+  }
+
+  function close() {
+    ticket = null;
+    live.showTicket(null);
+    replace(center, h('section', { class: 'placeholder' },
+      h('h1', {}, 'No ticket open'),
+      h('p', {}, 'Press ', h('kbd', {}, 'n'), ' or the Next ticket button to take the most urgent ticket you can work, or pick one from the queue.')));
+  }
+
+  const refetch = coalesce(async () => { if (ticket) await load(ticket.id); }, 200);
+  const off = [
+    live.on('ticket.updated', (t) => { if (ticket && t.id === ticket.id) { ticket = { ...ticket, ...t }; drawHeader(); } }),
+    live.on('message.created', (m) => { if (ticket && m.ticket_id === ticket.id) { upsertMessage(m); loadCustomer(); } }),
+    live.on('message.updated', (m) => upsertMessage(m)),
+    live.on('ticket.viewers', (data) => {
+      if (!ticket || data.ticket_id !== ticket.id) return;
+      const others = (data.viewers || []).filter((v) => v.id !== me.id);
+      parts.viewers.textContent = others.length ? `Also viewing: ${others.map((v) => v.name).join(', ')}` : '';
+    }),
+    live.on('typing', (data) => {
+      if (!ticket || data.ticket_id !== ticket.id || data.agent_id === me.id) return;
+      parts.typing.textContent = `${data.name || (data.customer_id ? 'The customer' : 'Someone')} is typing…`;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(() => { parts.typing.textContent = ''; }, 4000);
+    }),
+    live.on('refetch', refetch),
+  ];
+
+  return {
+    open: load,
+    close,
+    onChange: (fn) => changeWatchers.push(fn),
+    destroy: () => { off.forEach((fn) => fn()); live.showTicket(null); changeWatchers = []; },
+  };
+}

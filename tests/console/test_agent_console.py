@@ -1,0 +1,303 @@
+"""The agent console in a real browser: login, the live queue, next ticket, the ticket view."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+from tests.support import factories
+from tests.support.browser import login
+from tests.support.live import api_message
+
+
+def test_console_routes_serve_the_shell_with_a_strict_csp(api):
+    for path in ("/", "/supervisor", "/admin", "/tickets/123"):
+        response = api.get(path)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        csp = response.headers["Content-Security-Policy"]
+        script_src = next(part for part in csp.split(";") if "script-src" in part).split()
+        assert script_src == ["script-src", "'self'"]
+        assert "unsafe-inline" not in csp and "http" not in csp
+
+
+def test_login_with_a_wrong_password_then_the_right_one(page, agent, shoot):
+    page.goto("/tickets/42")
+    shoot(page, "login")
+    page.fill("[data-test=login-email]", agent.email)
+    page.fill("[data-test=login-password]", "wrong horse")
+    page.click("[data-test=login-submit]")
+    expect(page.locator("[data-test=login-error]")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('helpdesk.token')") is None
+
+    page.fill("[data-test=login-password]", "correct horse")
+    page.click("[data-test=login-submit]")
+    expect(page.locator("[data-test=connection]")).to_have_text("live")
+    assert page.url.endswith("/tickets/42")  # the page stays where it was opened
+    token = page.evaluate("sessionStorage.getItem('helpdesk.token')")
+    assert token and page.evaluate("localStorage.length") == 0
+    expect(page.locator("[data-test=nav-console]")).to_be_visible()
+    expect(page.locator("[data-test=nav-supervisor]")).to_have_count(0)
+    expect(page.locator("[data-test=queue]")).to_be_attached()
+    expect(page.locator("[data-test=my-tickets]")).to_be_attached()
+
+
+def test_a_signed_webhook_shows_up_in_the_queue_without_a_reload(page, api, agent, channel,
+                                                                 worker, shoot):
+    login(page, agent)
+    expect(page.locator("[data-test=queue-size]")).to_have_text("0")
+    response = api.post_api_webhook(channel, api_message(text="My order never arrived"))
+    assert response.status_code == 200
+    started = time.monotonic()
+    item = page.locator("[data-test=queue-item]")
+    expect(item).to_have_count(1, timeout=2000)
+    assert time.monotonic() - started < 2.0
+    expect(page.locator("[data-test=queue-size]")).to_have_text("1")
+    assert item.get_attribute("data-priority") in ("low", "normal", "high", "urgent")
+    assert item.get_attribute("data-urgency").isdigit()
+    shoot(page, "queue")
+
+
+RAW_EMAIL = (b"From: Ana <ana@example.com>\r\nTo: support@acme.test\r\n"
+             b"Subject: Invoice is wrong\r\nMessage-ID: <inv-1@example.com>\r\n"
+             b"Date: Fri, 04 Dec 2026 09:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+             b"The invoice charges me twice.\r\n")
+
+
+def take_next(page):
+    page.click("[data-test=next-ticket]")
+    view = page.locator("[data-test=ticket-view]")
+    expect(view).to_be_visible()
+    return view
+
+
+def wait_for_queue(page, count: int):
+    expect(page.locator("[data-test=queue-item]")).to_have_count(count, timeout=10_000)
+
+
+def test_next_ticket_opens_the_ticket_with_the_customers_timeline_across_channels(
+        app, page, api, agent, channel, worker, http, live_server, shoot):
+    email = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    login(page, agent)
+    assert http.post(f"{live_server}/webhooks/raw_mime/{email.key}", data=RAW_EMAIL,
+                     headers={"Content-Type": "message/rfc822"}).status_code == 200
+    api.post_api_webhook(channel, api_message(text="Also, where is my parcel?"))
+    wait_for_queue(page, 1)  # one customer, one ticket: messages join across channels
+
+    page.keyboard.press("n")  # the keyboard way
+    view = page.locator("[data-test=ticket-view]")
+    expect(view).to_be_visible()
+    assert view.get_attribute("data-ticket-id").isdigit()
+    assert view.get_attribute("data-status") in ("new", "open")
+    items = page.locator("[data-test=timeline-item][data-type=message]")
+    expect(items).to_have_count(2)
+    assert {items.nth(i).get_attribute("data-channel") for i in range(2)} == {"email", "api"}
+    expect(page.locator("[data-test=customer-panel] [data-test=identity]")).to_contain_text(
+        ["email: ana@example.com"])
+    expect(page.locator("[data-test=my-ticket]")).to_have_count(1)
+    expect(page.locator("[data-test=queue-item]")).to_have_count(0)
+    expect(page.locator("[data-test=urgency-reason]").first).to_be_attached()
+    assert page.url.endswith(f"/tickets/{view.get_attribute('data-ticket-id')}")
+    shoot(page, "ticket")
+
+    page.keyboard.press("n")
+    expect(page.locator("[data-test=next-ticket-empty]")).to_be_visible()
+
+
+def test_a_reply_goes_from_queued_to_sent_by_itself_and_a_note_is_never_sent(
+        app, page, api, agent, channel, worker, providers, monkeypatch):
+    from tests.support.fake_providers import CALLBACK
+
+    # A failed send is retried a second later (the web process schedules the retries).
+    monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [1, 1])
+    login(page, agent)
+    api.post_api_webhook(channel, api_message(text="Can you resend my receipt?"))
+    wait_for_queue(page, 1)
+    take_next(page)
+    page.evaluate("""() => {
+        window.seenStatuses = [];
+        const record = () => document.querySelectorAll(
+            '[data-test=message][data-direction=outbound] [data-test=delivery-status]'
+        ).forEach((el) => window.seenStatuses.push(el.textContent));
+        new MutationObserver(record).observe(document.body, {subtree: true, childList: true,
+                                                             characterData: true});
+    }""")
+    providers.fail(1, 503)  # the first attempt fails: the reply waits, queued, for a retry
+
+    page.fill("[data-test=composer-text]", "Sent again, check your inbox.")
+    page.click("[data-test=send-reply]")
+    reply = page.locator("[data-test=message][data-direction=outbound]")
+    expect(reply).to_have_count(1)
+    expect(reply.locator("[data-test=delivery-status]")).to_have_text("sent", timeout=10_000)
+    assert page.evaluate("window.seenStatuses")[0] == "queued"
+    assert reply.get_attribute("data-internal") == "false"
+    assert len(providers.to(CALLBACK)) == 2
+
+    page.fill("[data-test=composer-text]", "Customer is grumpy; be kind.")
+    page.click("[data-test=send-note]")
+    note = page.locator("[data-test=message][data-internal=true]")
+    expect(note).to_have_count(1)
+    expect(page.locator("[data-test=composer-text]")).to_have_value("")
+    page.wait_for_timeout(1500)
+    assert len(providers.to(CALLBACK)) == 2  # nothing more went out
+    assert note.locator("[data-test=delivery-status]").text_content() not in (
+        "queued", "sent", "delivered")
+
+
+def test_a_customers_script_is_shown_as_text_and_runs_nothing(page, api, agent, channel,
+                                                              worker):
+    hostile = ('<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+               '<b>bold?</b>')
+    login(page, agent)
+    api.post_api_webhook(channel, api_message(text=hostile, name="<i>Eve</i>"))
+    wait_for_queue(page, 1)
+    take_next(page)
+    message = page.locator("[data-test=message][data-direction=inbound]")
+    expect(message).to_contain_text("<script>window.pwned = 1</script>")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("[data-test=ticket-view] script, [data-test=ticket-view] img, "
+                        "[data-test=queue] i, [data-test=ticket-view] b").count() == 0
+
+
+def test_logout_revokes_the_token_and_a_revoked_token_returns_to_login(
+        page, new_page, api, agent):
+    login(page, agent)
+    token = page.evaluate("sessionStorage.getItem('helpdesk.token')")
+    page.click("[data-test=logout]")
+    expect(page.locator("[data-test=login-email]")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('helpdesk.token')") is None
+    assert api.get("/api/v1/auth/me",
+                   headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    other = new_page()
+    login(other, agent)
+    held = other.evaluate("sessionStorage.getItem('helpdesk.token')")
+    assert api.post("/api/v1/auth/logout",
+                    headers={"Authorization": f"Bearer {held}"}).status_code == 204
+    other.keyboard.press("n")  # the next API call meets a 401: back to the login form
+    expect(other.locator("[data-test=login-email]")).to_be_visible()
+    expect(other.locator("[data-test=login-error]")).to_contain_text("log in again")
+
+
+def test_an_agent_sees_forbidden_on_the_supervisor_and_admin_views(page, api, agent):
+    login(page, agent, "/supervisor")
+    expect(page.locator("[data-test=forbidden]")).to_be_visible()
+    expect(page.locator("[data-test=metric-tickets_solved]")).to_have_count(0)
+    page.goto("/admin")
+    expect(page.locator("[data-test=forbidden]")).to_be_visible()
+    assert api.as_(agent).get("/api/v1/metrics/summary").status_code == 403
+
+
+def work_sessions(app, ticket_id: int) -> list:
+    from sqlalchemy import select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import WorkSession
+
+    with app.app_context():
+        rows = db.session.execute(select(WorkSession).where(WorkSession.ticket_id == ticket_id)
+                                  .order_by(WorkSession.id)).scalars().all()
+        return [(row.agent_id, row.ended_at is None) for row in rows]
+
+
+def wait_until(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def set_visibility(page, state: str) -> None:
+    page.evaluate("""(state) => {
+        Object.defineProperty(document, 'visibilityState', {value: state, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", state)
+
+
+def test_work_sessions_follow_the_screen_and_colleagues_see_each_other(
+        app, page, new_page, api, agent, supervisor, channel, worker):
+    api.post_api_webhook(channel, api_message(text="Hello there"))
+    login(page, agent)
+    wait_for_queue(page, 1)
+    ticket_id = int(take_next(page).get_attribute("data-ticket-id"))
+    assert wait_until(lambda: work_sessions(app, ticket_id) == [(agent.id, True)])
+
+    set_visibility(page, "hidden")  # another tab in front: the work stops
+    assert wait_until(lambda: work_sessions(app, ticket_id) == [(agent.id, False)])
+    set_visibility(page, "visible")
+    assert wait_until(lambda: work_sessions(app, ticket_id) == [(agent.id, False),
+                                                                (agent.id, True)])
+
+    colleague = new_page()
+    login(colleague, supervisor, f"/tickets/{ticket_id}")  # a deep link
+    expect(colleague.locator("[data-test=ticket-view]")).to_have_attribute(
+        "data-ticket-id", str(ticket_id))
+    expect(page.locator("[data-test=viewers]")).to_contain_text("Supervisor")
+    expect(colleague.locator("[data-test=viewers]")).to_contain_text("Agent")
+    colleague.fill("[data-test=composer-text]", "Let me take a look")
+    expect(page.locator(".typing")).to_contain_text("is typing")
+
+    page.click("[data-test=escalate]")
+    page.fill("[data-test=escalate-level]", "2")
+    page.fill("[data-test=escalate-reason]", "needs a specialist")
+    page.click("[data-test=escalate-submit]")
+    expect(page.locator("[data-test=ticket-view]")).to_contain_text("level 2")
+    expect(colleague.locator("[data-test=ticket-view]")).to_contain_text("level 2")
+    page.select_option("[data-test=set-priority]", "urgent")
+    expect(colleague.locator("[data-test=ticket-view]")).to_have_attribute(
+        "data-priority", "urgent")
+
+
+def test_next_ticket_at_capacity(app, page, api, channel, worker):
+    busy = factories.agent(app, capacity=0.1)  # room for one asynchronous ticket
+    for n in (1, 2):
+        api.post_api_webhook(channel, api_message(event_id=f"e{n}", message_id=f"m{n}",
+                                                  email=f"c{n}@example.com"))
+    login(page, busy)
+    wait_for_queue(page, 2)
+    take_next(page)
+    page.click("[data-test=next-ticket]")
+    expect(page.locator("[data-test=next-ticket-at-capacity]")).to_be_visible()
+    expect(page.locator("[data-test=next-ticket-empty]")).to_be_hidden()
+
+
+def test_an_attachment_downloads_with_the_token(app, page, api, agent, channel, worker):
+    from helpdesk.extensions import db
+    from helpdesk.models import Attachment, Message
+    from helpdesk.services.ingest.attachments import store_bytes
+
+    login(page, agent)
+    api.post_api_webhook(channel, api_message(text="Invoice attached"))
+    wait_for_queue(page, 1)
+    with app.app_context():
+        message = db.session.execute(db.select(Message)).scalars().first()
+        path, digest = store_bytes(b"%PDF-1.4 the invoice")
+        message.attachments.append(Attachment(
+            filename="invoice.pdf", content_type="application/pdf", size=20,
+            storage_path=path, sha256=digest))
+        db.session.commit()
+    take_next(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="invoice.pdf").click()
+    assert download.value.suggested_filename == "invoice.pdf"
+    assert download.value.path().read_bytes() == b"%PDF-1.4 the invoice"
+
+
+def test_after_the_server_drops_the_connection_the_console_reconnects_and_catches_up(
+        app, page, api, agent, channel, worker):
+    from helpdesk.extensions import socketio
+
+    login(page, agent)
+    connection = page.locator("[data-test=connection]")
+    sids = [sid for sid, _ in socketio.server.manager.get_participants("/agents", "queue")]
+    assert sids
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/agents")
+    expect(connection).to_have_text("offline")
+    api.post_api_webhook(channel, api_message(text="Sent while you were away"))
+    expect(connection).to_have_text("live", timeout=10_000)
+    expect(page.locator("[data-test=queue-item]")).to_have_count(1)
