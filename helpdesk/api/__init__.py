@@ -12,6 +12,7 @@ def init_app(app: Flask) -> None:
         auth,
         channels,
         chat,
+        common,
         customers,
         deliveries,
         health,
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
         webhooks,
     )
 
+    app.before_request(common.limit_request_body)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(surveys.bp)

@@ -63,7 +63,7 @@ class ApiConnector(Connector):
             raise VerificationError("missing X-Helpdesk-Timestamp or X-Helpdesk-Signature")
         try:
             age = abs(time.time() - int(timestamp))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: 400 digits
             raise VerificationError("X-Helpdesk-Timestamp is not Unix seconds") from exc
         if age > WINDOW_SECONDS:
             raise VerificationError("timestamp outside the 5-minute window")
@@ -72,7 +72,7 @@ class ApiConnector(Connector):
             raise VerificationError("signature mismatch")
 
     def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
-        return "event:" + self._payload(request.body)["event_id"]
+        return "event:" + str(self._payload(request.body)["event_id"])
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
         payload = self._payload(raw.body)

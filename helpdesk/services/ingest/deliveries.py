@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -53,9 +54,11 @@ def store(channel: ChannelConfig, request: WebhookRequest, dedupe_key: str,
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
                                                                             "cookie")}
     values = {"channel_id": channel.id, "provider": channel.provider,
-              "dedupe_key": dedupe_key[:255], "replay_token": replay_token,
+              "dedupe_key": storable_key(dedupe_key), "replay_token": storable_key(replay_token),
               "method": request.method, "url": request.url,
-              "content_type": request.content_type, "headers": headers, "body": request.body}
+              "content_type": _storable_text(request.content_type)[:255],
+              "headers": {k: _storable_text(v) for k, v in headers.items()},
+              "body": request.body}
     try:
         delivery_id = db.session.connection().execute(_insert_statement(), values).scalar()
         db.session.commit()
@@ -90,8 +93,27 @@ def replay_token_fresh(channel: ChannelConfig, token: str, dedupe_key: str) -> b
     """A one-time token is fresh unless seen before with a different delivery."""
     seen = db.session.execute(
         select(Delivery.dedupe_key).where(Delivery.channel_id == channel.id,
-                                          Delivery.replay_token == token)).scalar_one_or_none()
-    return seen is None or seen == dedupe_key[:255]
+                                          Delivery.replay_token == storable_key(token))
+    ).scalar_one_or_none()
+    return seen is None or seen == storable_key(dedupe_key)
+
+
+def storable_key(key: str | None) -> str | None:
+    """A provider's id as a key column can hold it: one longer than the column, or with
+    characters the database refuses (NUL, lone surrogates), is stored as its hash."""
+    if key is None:
+        return None
+    if len(key) <= 255 and "\x00" not in key:
+        try:
+            key.encode("utf-8")
+            return key
+        except UnicodeEncodeError:
+            pass
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _storable_text(text: str | None) -> str:
+    return (text or "").replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def commit_with_enqueue(delivery: Delivery) -> None:
