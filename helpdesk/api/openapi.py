@@ -69,7 +69,7 @@ class Op:
 
 
 OPERATIONS: dict[str, Op] = {
-    "v1.login": Op(body=inputs.LoginSchema, response=LoginResultSchema, also=(429,)),
+    "v1.login": Op(body=inputs.LoginSchema, response=LoginResultSchema, also=(401, 429)),
     "v1.logout": Op(status=204),
     "v1.me": Op(response=resources.AgentSchema),
     "v1.create_channel": Op(body=inputs.ChannelCreateSchema, response=resources.ChannelSchema,
@@ -193,7 +193,7 @@ def _error_statuses(endpoint: str, op: Op, rule: Rule, method: str, role: str | 
     if role and role != "agent":
         statuses.add(403)
     if rule.arguments:
-        statuses.add(404)
+        statuses |= {404, 405}  # a malformed parameter may name another route's path
     if method != "get":
         statuses.add(413)  # any body past the cap, even where none is read
     return statuses
