@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from helpdesk.connectors import register
 from helpdesk.connectors.base import (
@@ -123,8 +124,19 @@ class ApiConnector(Connector):
         attachments = message.get("attachments") or []
         if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
             raise PayloadError("message.attachments must be a list of objects")
+        for attachment in attachments:
+            _attachment_url(attachment.get("url"))
         _timestamp(message.get("sent_at"))
         return data
+
+
+def _attachment_url(value: Any) -> None:
+    """Only http(s) URLs: `file:`, `gopher:` and the like would make us read what we must not."""
+    if value is None:
+        return
+    if not isinstance(value, str) or urlsplit(value.strip()).scheme.lower() not in (
+            "http", "https") or not urlsplit(value.strip()).netloc:
+        raise PayloadError("message.attachments[].url must be an http or https URL")
 
 
 def _timestamp(value: Any) -> datetime | None:

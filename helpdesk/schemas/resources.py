@@ -41,6 +41,7 @@ class AgentSchema(Schema):
     capacity = fields.Float()
     presence = fields.String()
     team_id = fields.Integer(allow_none=True)
+    active = fields.Boolean()
 
 
 class AgentRefSchema(Schema):

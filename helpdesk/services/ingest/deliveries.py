@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import current_app
 from sqlalchemy import Insert, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from helpdesk import jobs, queues
 from helpdesk.connectors import get_connector
@@ -148,7 +148,7 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         events = connector.parse(channel_config(channel), as_request(delivery))
     except Exception as exc:  # bad provider payloads are quarantined, never retried forever
         log.info("delivery %s failed to parse: %s", delivery_id, type(exc).__name__)
-        return _fail(delivery, f"{type(exc).__name__}: {exc}")
+        return _fail(delivery, readable_error(exc))
     try:
         created = sum(apply_event(channel, delivery, event) for event in events)
     except Exception as exc:
@@ -156,7 +156,7 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         if not final_attempt:
             raise
         log.exception("delivery %s failed", delivery_id)
-        return _fail(_lock(delivery_id), f"{type(exc).__name__}: {exc}")
+        return _fail(_lock(delivery_id), readable_error(exc))
     delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
     delivery.attempts += 1
     delivery.processed_at = datetime.now(UTC)
@@ -166,6 +166,16 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
 
 def _has_messages(events: list[InboundEvent]) -> bool:
     return any(isinstance(event, MessageEvent) for event in events)
+
+
+def readable_error(exc: BaseException) -> str:
+    """What an admin reads on a failed delivery: the cause, never the SQL statement or its
+    parameters (a database error names the driver's error and its first line only)."""
+    cause = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else None
+    if cause is not None:
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        return f"{type(cause).__name__}: {first_line}"[:2000]
+    return f"{type(exc).__name__}: {exc}".split("\n[SQL:", 1)[0][:2000]
 
 
 def _fail(delivery: Delivery, error: str) -> str:
