@@ -70,18 +70,25 @@ def agents() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
 @with_appcontext
 def agents_create(email, name, role, level, password, password_stdin) -> None:
-    """Create an agent."""
+    """Create an agent (no password given: a random one is printed, once)."""
+    import secrets
+
     from helpdesk.errors import ApiError
     from helpdesk.services import auth
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
+    generated = password is None
+    if generated:
+        password = secrets.token_urlsafe(12)
     try:
         agent = auth.create_agent(email=email, name=name, role=role, level=level,
                                   password=password)
     except ApiError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"created agent {agent.id} {agent.email} ({agent.role}, level {agent.level})")
+    if generated:
+        click.echo(f"password: {password}  (shown once)")
 
 
 @agents.command("token")

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,13 @@ def init_app(app: Flask) -> None:
     def _validation_error(exc: ValidationError):
         fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         return error_response(400, "validation_error", "invalid input", fields)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        from flask import request
+
+        limit = request.max_content_length
+        return error_response(413, "too_large", f"body larger than {limit} bytes")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` in our routes: an id beyond what an id column holds is simply not found."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def init_app(app: Flask) -> None:
@@ -13,6 +22,7 @@ def init_app(app: Flask) -> None:
         auth,
         channels,
         chat,
+        common,
         customers,
         deliveries,
         health,
@@ -26,6 +36,8 @@ def init_app(app: Flask) -> None:
         webhooks,
     )
 
+    app.url_map.converters["int"] = RowIdConverter
+    app.before_request(common.limit_request_body)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(surveys.bp)

@@ -1,37 +1,134 @@
-"""Request parsing and response helpers shared by the REST blueprints."""
+"""Request parsing and response helpers shared by the REST blueprints.
+
+Every JSON body and query string passes the same checks before a schema sees it (docs/
+errors.md): at most MAX_JSON_DEPTH levels of nesting, and no text the database cannot store
+(NUL characters, lone surrogates). The size cap is applied to the stream, before any parsing
+(`limit_request_body`).
+"""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 from flask import current_app, request
 from marshmallow import Schema
 from sqlalchemy import Select, func, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from helpdesk.errors import ApiError
+from helpdesk.errors import ApiError, Invalid
 from helpdesk.extensions import db
+
+MAX_JSON_DEPTH = 32
+UNSTORABLE = "must not contain NUL characters or lone surrogates"
+
+
+def storable(text: str) -> bool:
+    """Text the database can hold: no NUL, no lone surrogate (what `\\ud800` decodes to)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def limit_request_body() -> None:
+    """Before every request: cap the body read from the stream, chunked bodies included
+    (werkzeug answers 413 as soon as a read goes past the cap)."""
+    limit = current_app.config["MAX_WEBHOOK_BYTES"]
+    if request.blueprint == "webhooks" and _is_email_provider():
+        limit = current_app.config["MAX_EMAIL_BYTES"]
+    request.max_content_length = limit
+    if request.content_length is None and "wsgi.input_terminated" in request.environ:
+        _buffer_chunked_body(limit)
+
+
+def _buffer_chunked_body(limit: int) -> None:
+    """werkzeug checks only a declared Content-Length, and silently truncates a chunked body
+    at the cap: read it here, at most one byte past the cap, and answer 413 if it is over."""
+    environ = request.environ
+    stream, chunks, size = environ["wsgi.input"], [], 0
+    while size <= limit:
+        chunk = stream.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise RequestEntityTooLarge()
+    environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+    environ["CONTENT_LENGTH"] = str(size)
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _is_email_provider() -> bool:
+    from helpdesk.connectors import get_connector
+
+    connector = get_connector((request.view_args or {}).get("provider", ""))
+    return bool(connector and connector.is_email)
 
 
 def json_body(schema: Schema) -> dict[str, Any]:
     """Load the JSON body with `schema`: 415 not JSON, 413 too large, 400 malformed/invalid."""
     if not request.is_json:
         raise ApiError(415, "send Content-Type: application/json", "unsupported_media_type")
-    limit = current_app.config["MAX_WEBHOOK_BYTES"]
-    if (request.content_length or 0) > limit:
-        raise ApiError(413, f"body larger than {limit} bytes", "too_large")
-    raw = request.get_data(cache=True)
-    if len(raw) > limit:
-        raise ApiError(413, f"body larger than {limit} bytes", "too_large")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "body is not valid JSON", "malformed_json")
+    data = parse_json(request.get_data(cache=True))
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object", "validation_error")
     return schema.load(data)
 
 
+def parse_json(raw: bytes) -> Any:
+    """JSON that passes the common checks (400 otherwise, naming the offending fields)."""
+    try:
+        data = json.loads(raw)
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    except ValueError as exc:
+        raise ApiError(400, "body is not valid JSON", "malformed_json") from exc
+    bad = _unstorable_fields(data)
+    if bad:
+        raise Invalid("invalid input", {name: [UNSTORABLE] for name in bad})
+    return data
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "malformed_json")
+
+
+def _unstorable_fields(data: Any) -> list[str]:
+    """Top-level field names (or `_body`) holding unstorable text; iterative, depth-bounded."""
+    bad: list[str] = []
+    stack: list[tuple[Any, int, str]] = [(data, 0, "_body")]
+    while stack:
+        value, depth, field = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        if isinstance(value, str):
+            if not storable(value) and field not in bad:
+                bad.append(field)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = key if depth == 0 else field
+                if not storable(key) and name not in bad:
+                    bad.append(name if storable(name) else "_body")
+                stack.append((item, depth + 1, name if storable(name) else "_body"))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, field) for item in value)
+    return bad
+
+
 def query_args(schema: Schema) -> dict[str, Any]:
-    return schema.load(request.args.to_dict())
+    args = request.args.to_dict()
+    bad = [name if storable(name) else "_query" for name, value in args.items()
+           if not (storable(name) and storable(value))]
+    if bad:
+        raise Invalid("invalid query", {name: [UNSTORABLE] for name in bad})
+    return schema.load(args)
 
 
 def paginate(query: Select, page: int, per_page: int, schema: Schema) -> dict[str, Any]:

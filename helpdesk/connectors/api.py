@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from helpdesk.connectors import register
 from helpdesk.connectors.base import (
@@ -64,7 +65,7 @@ class ApiConnector(Connector):
             raise VerificationError("missing X-Helpdesk-Timestamp or X-Helpdesk-Signature")
         try:
             age = abs(time.time() - int(timestamp))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: 400 digits
             raise VerificationError("X-Helpdesk-Timestamp is not Unix seconds") from exc
         if age > WINDOW_SECONDS:
             raise VerificationError("timestamp outside the 5-minute window")
@@ -73,7 +74,7 @@ class ApiConnector(Connector):
             raise VerificationError("signature mismatch")
 
     def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
-        return "event:" + self._payload(request.body)["event_id"]
+        return "event:" + str(self._payload(request.body)["event_id"])
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
         payload = self._payload(raw.body)
@@ -125,10 +126,21 @@ class ApiConnector(Connector):
         attachments = message.get("attachments") or []
         if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
             raise PayloadError("message.attachments must be a list of objects")
+        for attachment in attachments:
+            _attachment_url(attachment.get("url"))
         _timestamp(message.get("sent_at"))
         if message.get("priority") not in (None, *PRIORITIES):
             raise PayloadError(f"message.priority must be one of {', '.join(PRIORITIES)}")
         return data
+
+
+def _attachment_url(value: Any) -> None:
+    """Only http(s) URLs: `file:`, `gopher:` and the like would make us read what we must not."""
+    if value is None:
+        return
+    if not isinstance(value, str) or urlsplit(value.strip()).scheme.lower() not in (
+            "http", "https") or not urlsplit(value.strip()).netloc:
+        raise PayloadError("message.attachments[].url must be an http or https URL")
 
 
 def _timestamp(value: Any) -> datetime | None:

@@ -53,7 +53,7 @@ class MailgunConnector(Connector):
             raise VerificationError("missing timestamp, token or signature")
         try:
             age = abs(time.time() - int(timestamp))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: 400 digits
             raise VerificationError("timestamp is not Unix seconds") from exc
         if age > WINDOW_SECONDS:
             raise VerificationError("timestamp outside the 5-minute window")

@@ -7,6 +7,17 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from helpdesk.models import IDENTITY_KINDS, KINDS, PRIORITIES, ROLES, STATUSES
 
 NonEmpty = validate.Length(min=1)
+MAX_ID = 2**31 - 1           # what an id column holds on every database we run on
+MAX_PAGE = 1_000_000
+MAX_SECONDS = 3653 * 86400   # ten years: any duration setting
+
+
+class RowId(fields.Integer):
+    """A row id: an integer an id column can hold (beyond it: 400, not a database error)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("validate", validate.Range(min=1, max=MAX_ID))
+        super().__init__(**kwargs)
 
 
 class ReasonName(fields.String):
@@ -39,7 +50,7 @@ class ChannelUpdateSchema(Schema):
 class TicketUpdateSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
-    assignee_id = fields.Integer(allow_none=True, strict=True)
+    assignee_id = RowId(allow_none=True, strict=True)
     tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
     contact_reason = fields.String(allow_none=True, validate=validate.Length(max=200))
 
@@ -78,7 +89,7 @@ class AgentCreateSchema(Schema):
 
 
 class PageSchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -86,14 +97,15 @@ class TicketListSchema(PageSchema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     assignee = fields.String()  # an id, "me" or "none"
-    channel = fields.Integer()
-    customer = fields.Integer()
+    channel = RowId()
+    customer = RowId()
     q = fields.String(validate=validate.Length(max=200))
 
     @validates_schema
     def _assignee(self, data: dict, **_kwargs) -> None:
         value = data.get("assignee")
-        if value is not None and value not in ("me", "none") and not value.isdigit():
+        if value is not None and value not in ("me", "none") and not (
+                value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
             raise ValidationError("an agent id, 'me' or 'none'", "assignee")
 
 
@@ -104,14 +116,14 @@ class CustomerListSchema(PageSchema):
 class DeliveryListSchema(PageSchema):
     status = fields.String(validate=validate.OneOf(("received", "processed", "duplicate",
                                                     "failed")))
-    channel = fields.Integer()
+    channel = RowId()
 
 
 class SlaPolicySchema(Schema):
     first_response_seconds = fields.Integer(allow_none=True, load_default=None,
-                                            validate=validate.Range(min=1))
+                                            validate=validate.Range(min=1, max=MAX_SECONDS))
     resolution_seconds = fields.Integer(allow_none=True, load_default=None,
-                                        validate=validate.Range(min=1))
+                                        validate=validate.Range(min=1, max=MAX_SECONDS))
     warning_ratio = fields.Float(load_default=0.8, validate=validate.Range(min=0.05, max=0.99))
     calendar = fields.Dict(allow_none=True, load_default=None)
 
@@ -145,7 +157,7 @@ class AgentUpdateSchema(Schema):
     capacity = fields.Float(validate=validate.Range(min=0.1, max=100))
     active = fields.Boolean()
     password = fields.String(validate=validate.Length(min=8))
-    team_id = fields.Integer(allow_none=True, strict=True)
+    team_id = RowId(allow_none=True, strict=True)
 
 
 def _not_blank(value: str) -> None:

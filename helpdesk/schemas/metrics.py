@@ -195,12 +195,23 @@ def _flat(values: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, float) else str(value)
+    return neutralised(str(value))
+
+
+def neutralised(text: str) -> str:
+    """Text a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+`, `-`, `@`, tab, CR)
+    gets a leading apostrophe (OWASP "CSV injection")."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def to_csv(columns: list[str], rows: list[dict]) -> str:

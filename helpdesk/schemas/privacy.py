@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from helpdesk.schemas.inputs import PageSchema
+from helpdesk.schemas.inputs import PageSchema, RowId
 
 
 class CustomerMergeSchema(Schema):
-    other_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    other_id = RowId(required=True, strict=True)
 
 
 class AuditListSchema(PageSchema):
     action = fields.String(validate=validate.Length(min=1, max=50))
     subject_type = fields.String(validate=validate.Length(min=1, max=30))
-    subject_id = fields.Integer()
-    actor_id = fields.Integer()
+    subject_id = RowId()
+    actor_id = RowId()
 
 
 class AuditEntrySchema(Schema):

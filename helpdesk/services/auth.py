@@ -9,7 +9,7 @@ from functools import cache
 from sqlalchemy import Select, bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from helpdesk.errors import Conflict, NotFound, Unauthorized
+from helpdesk.errors import Conflict, Invalid, NotFound, Unauthorized
 from helpdesk.extensions import db
 from helpdesk.models import Agent, ApiToken
 from helpdesk.models.base import utcnow
@@ -64,6 +64,16 @@ def logout(token: str) -> None:
         commit()
 
 
+MIN_PASSWORD_LENGTH = 8
+
+
+def check_password(password: str) -> None:
+    """The one password policy (API, CLI): at least MIN_PASSWORD_LENGTH characters."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"a password has at least {MIN_PASSWORD_LENGTH} characters",
+                      {"password": [f"Shorter than minimum length {MIN_PASSWORD_LENGTH}."]})
+
+
 def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
                  password: str | None = None, languages: list[str] | None = None,
                  channels: list[str] | None = None, capacity: float = 1.0) -> Agent:
@@ -71,6 +81,8 @@ def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
     email = email.strip().lower()
     if db.session.execute(select(Agent.id).where(Agent.email == email)).first():
         raise Conflict(f"an agent with email {email} exists", "agent_exists")
+    if password is not None:
+        check_password(password)
     agent = Agent(email=email, name=name, role=role, level=level,
                   languages=languages or [], channels=channels or [], capacity=capacity,
                   password_hash=generate_password_hash(password) if password else None)
@@ -86,7 +98,8 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
         raise NotFound("agent")
     teams.check_exists(changes.get("team_id"))
     password = changes.pop("password", None)
-    if password:
+    if password is not None:
+        check_password(password)
         agent.password_hash = generate_password_hash(password)
     for key, value in changes.items():
         setattr(agent, key, value)

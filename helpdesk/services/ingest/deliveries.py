@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -10,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import current_app
 from sqlalchemy import Insert, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from helpdesk import jobs, queues
 from helpdesk.connectors import get_connector
@@ -53,9 +54,11 @@ def store(channel: ChannelConfig, request: WebhookRequest, dedupe_key: str,
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
                                                                             "cookie")}
     values = {"channel_id": channel.id, "provider": channel.provider,
-              "dedupe_key": dedupe_key[:255], "replay_token": replay_token,
+              "dedupe_key": storable_key(dedupe_key), "replay_token": storable_key(replay_token),
               "method": request.method, "url": request.url,
-              "content_type": request.content_type, "headers": headers, "body": request.body}
+              "content_type": _storable_text(request.content_type)[:255],
+              "headers": {k: _storable_text(v) for k, v in headers.items()},
+              "body": request.body}
     try:
         delivery_id = db.session.connection().execute(_insert_statement(), values).scalar()
         db.session.commit()
@@ -90,8 +93,27 @@ def replay_token_fresh(channel: ChannelConfig, token: str, dedupe_key: str) -> b
     """A one-time token is fresh unless seen before with a different delivery."""
     seen = db.session.execute(
         select(Delivery.dedupe_key).where(Delivery.channel_id == channel.id,
-                                          Delivery.replay_token == token)).scalar_one_or_none()
-    return seen is None or seen == dedupe_key[:255]
+                                          Delivery.replay_token == storable_key(token))
+    ).scalar_one_or_none()
+    return seen is None or seen == storable_key(dedupe_key)
+
+
+def storable_key(key: str | None) -> str | None:
+    """A provider's id as a key column can hold it: one longer than the column, or with
+    characters the database refuses (NUL, lone surrogates), is stored as its hash."""
+    if key is None:
+        return None
+    if len(key) <= 255 and "\x00" not in key:
+        try:
+            key.encode("utf-8")
+            return key
+        except UnicodeEncodeError:
+            pass
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _storable_text(text: str | None) -> str:
+    return (text or "").replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def commit_with_enqueue(delivery: Delivery) -> None:
@@ -126,7 +148,7 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         events = connector.parse(channel_config(channel), as_request(delivery))
     except Exception as exc:  # bad provider payloads are quarantined, never retried forever
         log.info("delivery %s failed to parse: %s", delivery_id, type(exc).__name__)
-        return _fail(delivery, f"{type(exc).__name__}: {exc}")
+        return _fail(delivery, readable_error(exc))
     try:
         created = sum(apply_event(channel, delivery, event) for event in events)
     except Exception as exc:
@@ -134,7 +156,7 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         if not final_attempt:
             raise
         log.exception("delivery %s failed", delivery_id)
-        return _fail(_lock(delivery_id), f"{type(exc).__name__}: {exc}")
+        return _fail(_lock(delivery_id), readable_error(exc))
     delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
     delivery.attempts += 1
     delivery.processed_at = datetime.now(UTC)
@@ -144,6 +166,16 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
 
 def _has_messages(events: list[InboundEvent]) -> bool:
     return any(isinstance(event, MessageEvent) for event in events)
+
+
+def readable_error(exc: BaseException) -> str:
+    """What an admin reads on a failed delivery: the cause, never the SQL statement or its
+    parameters (a database error names the driver's error and its first line only)."""
+    cause = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else None
+    if cause is not None:
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        return f"{type(cause).__name__}: {first_line}"[:2000]
+    return f"{type(exc).__name__}: {exc}".split("\n[SQL:", 1)[0][:2000]
 
 
 def _fail(delivery: Delivery, error: str) -> str:

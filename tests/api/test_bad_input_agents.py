@@ -1,0 +1,103 @@
+"""Issue 12 item 4: bad input on authenticated routes is a 400 (or 404), never a 5xx.
+
+NUL and lone surrogates in any text field or query parameter, numbers beyond what a column
+holds, and digits that are not ASCII all once reached the database (500 on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import factories
+from tests.support.live import api_message
+
+BAD_TEXT = ["a\u0000b", "a\ud800b"]
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def ticket(app, api, drain):
+    channel = factories.channel(app, "api")
+    assert api.post_api_webhook(channel, api_message()).status_code == 200
+    drain()
+    return channel
+
+
+def send(client, method: str, path: str, body: dict):
+    return client.request(method, path, data=json.dumps(body).encode(), headers=dict(JSON))
+
+
+@pytest.mark.parametrize("bad", BAD_TEXT)
+def test_text_fields_refuse_nul_and_surrogates(app, api, admin, ticket, bad):
+    client = api.as_(admin)
+    ticket_id = client.get("/api/v1/tickets").json()["items"][0]["id"]
+    customer_id = client.get("/api/v1/customers").json()["items"][0]["id"]
+    cases = [
+        ("POST", "/api/v1/customers", {"name": bad}),
+        ("POST", "/api/v1/customers", {"name": "Ana", "identities": [
+            {"kind": "email", "value": bad}]}),
+        ("POST", f"/api/v1/tickets/{ticket_id}/messages", {"text": bad}),
+        ("PATCH", f"/api/v1/tickets/{ticket_id}", {"contact_reason": bad}),
+        ("PATCH", f"/api/v1/tickets/{ticket_id}", {"tags": ["ok", bad]}),
+        ("POST", f"/api/v1/tickets/{ticket_id}/escalate", {"level": 2, "reason": bad}),
+        ("POST", "/api/v1/teams", {"name": bad}),
+        ("POST", "/api/v1/channels", {"name": bad, "kind": "api", "provider": "api",
+                                      "secrets": {"signing_secret": "x"}}),
+        ("POST", "/api/v1/agents", {"email": "b@example.com", "name": bad}),
+        ("PATCH", "/api/v1/settings", {"contact_reasons": [bad]}),
+        ("POST", f"/api/v1/customers/{customer_id}/merge", {bad: 1}),
+    ]
+    for method, path, body in cases:
+        response = send(client, method, path, body)
+        assert response.status_code == 400, (method, path, body, response.text)
+        assert response.json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("query", [
+    "/api/v1/tickets?q=a%00b", "/api/v1/customers?identity=email:a%00b@example.com",
+    "/api/v1/tickets?page=10000000000000000000", "/api/v1/tickets?assignee=%C2%B2",
+    "/api/v1/tickets?assignee=99999999999999999999", "/api/v1/tickets?channel=99999999999",
+    "/api/v1/customers?per_page=5&page=99999999999", "/api/v1/deliveries?channel=9999999999",
+    "/api/v1/audit?subject_id=99999999999", "/api/v1/surveys?ticket=99999999999",
+    "/api/v1/metrics/summary?from=9990-01-01&to=9999-12-31&group_by=day",
+    "/api/v1/metrics/summary?from=1000-01-01&to=3000-01-01",
+    "/api/v1/metrics/contact-reasons?from=a%00&to=b",
+])
+def test_query_parameters_out_of_range_are_400(api, admin, query):
+    response = api.as_(admin).get(query)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tickets/99999999999999999999",
+                                  "/api/v1/customers/9999999999/timeline",
+                                  "/api/v1/channels/99999999999"])
+def test_ids_beyond_any_row_are_404(api, admin, path):
+    assert api.as_(admin).get(path).status_code == 404
+
+
+@pytest.mark.parametrize("body", [
+    {"first_response_seconds": 10**12}, {"resolution_seconds": 1e12},
+    {"first_response_seconds": 10**40},
+])
+def test_sla_policy_beyond_the_column_is_400(api, admin, body):
+    response = send(api.as_(admin), "PUT", "/api/v1/sla-policies/high", body)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("body", [{"assignee_id": 10**12}, {"assignee_id": 2**63}])
+def test_ticket_assignee_beyond_the_column_is_400(api, admin, ticket, body):
+    client = api.as_(admin)
+    ticket_id = client.get("/api/v1/tickets").json()["items"][0]["id"]
+    assert send(client, "PATCH", f"/api/v1/tickets/{ticket_id}", body).status_code == 400
+    response = send(client, "POST", "/api/v1/customers/1/merge", {"other_id": 10**12})
+    assert response.status_code == 400
+    response = send(client, "PATCH", f"/api/v1/agents/{admin.id}", {"team_id": 10**12})
+    assert response.status_code == 400
+
+
+def test_metrics_in_year_9999_answer(api, admin):
+    response = api.as_(admin).get("/api/v1/metrics/summary?from=9999-01-01&to=9999-12-31"
+                                  "&group_by=day")
+    assert response.status_code == 200 and len(response.json()["groups"]) == 364
