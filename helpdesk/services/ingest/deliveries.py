@@ -8,9 +8,9 @@ from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from helpdesk import jobs, queues
 from helpdesk.connectors import get_connector
@@ -110,12 +110,43 @@ def _lock(delivery_id: int) -> Delivery | None:
         select(Delivery).where(Delivery.id == delivery_id).with_for_update()).scalar_one_or_none()
 
 
+def claim(delivery_id: int) -> bool:
+    """Record, in a commit of its own, that a run starts processing this delivery; False
+    when there is nothing to do: gone, no longer `received`, or quarantined now because as
+    many runs before this one died without finishing it."""
+    delivery = _lock(delivery_id)
+    if delivery is None or delivery.status != "received":
+        db.session.rollback()
+        return False
+    if delivery.claims >= current_app.config["DELIVERY_MAX_CLAIMS"]:
+        log.warning("delivery %s quarantined: %d runs died processing it", delivery_id,
+                    delivery.claims)
+        _fail(delivery, f"worker died while processing (claimed {delivery.claims} times "
+                        "without finishing); replay it after a fix")
+        return False
+    delivery.claims += 1
+    commit()
+    return True
+
+
+def unclaim(delivery_ids: list[int]) -> None:
+    """These runs end in order (to be retried): their claims are not deaths."""
+    db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids),
+                                              Delivery.claims > 0)
+                       .values(claims=Delivery.claims - 1)
+                       .execution_options(synchronize_session=False))
+    commit()
+
+
 def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
     """Parse a stored delivery and apply its events; returns the delivery's new status.
 
     Idempotent: the row lock (a write transaction on SQLite) serializes concurrent runs and
-    a delivery that is no longer `received` is left alone.
+    a delivery that is no longer `received` is left alone. Whatever fails, the final commit
+    included, ends `failed` with a readable error on the last attempt.
     """
+    if not claim(delivery_id):
+        return None
     delivery = _lock(delivery_id)
     if delivery is None or delivery.status != "received":
         db.session.rollback()
@@ -126,20 +157,31 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         events = connector.parse(channel_config(channel), as_request(delivery))
     except Exception as exc:  # bad provider payloads are quarantined, never retried forever
         log.info("delivery %s failed to parse: %s", delivery_id, type(exc).__name__)
-        return _fail(delivery, f"{type(exc).__name__}: {exc}")
+        return _fail(delivery, describe(exc))
     try:
         created = sum(apply_event(channel, delivery, event) for event in events)
+        delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
+        delivery.attempts += 1
+        delivery.processed_at = datetime.now(UTC)
+        commit()
     except Exception as exc:
         db.session.rollback()
         if not final_attempt:
+            unclaim([delivery_id])
             raise
         log.exception("delivery %s failed", delivery_id)
-        return _fail(_lock(delivery_id), f"{type(exc).__name__}: {exc}")
-    delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
-    delivery.attempts += 1
-    delivery.processed_at = datetime.now(UTC)
-    commit()
+        failed = _lock(delivery_id)
+        return _fail(failed, describe(exc)) if failed is not None else None
     return delivery.status
+
+
+def describe(exc: BaseException) -> str:
+    """A readable error to store: the cause, not a SQL statement; no NULs or lone
+    surrogates (which the database would refuse)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = f"{type(cause).__name__}: {cause}".split("\n[SQL:")[0].strip()
+    text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
+    return text[:2000]
 
 
 def _has_messages(events: list[InboundEvent]) -> bool:
@@ -173,7 +215,7 @@ def replay(delivery_id: int) -> Delivery:
         raise NotFound("delivery")
     if delivery.status == "received":
         raise Unprocessable("the delivery is waiting to be processed", "not_processed")
-    delivery.status, delivery.error = "received", None
+    delivery.status, delivery.error, delivery.claims = "received", None, 0
     commit_with_enqueue(delivery)
     return delivery
 
@@ -193,12 +235,14 @@ def sweep_unprocessed() -> int:
     number of jobs enqueued."""
     cutoff = datetime.now(UTC) - timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"])
     rows = db.session.execute(
-        select(Delivery.id, Delivery.attempts)
+        select(Delivery.id, Delivery.attempts + Delivery.claims)
         .where(Delivery.status == "received", Delivery.received_at < cutoff)
         .order_by(Delivery.id).limit(5000)).all()
     db.session.rollback()
-    fresh = sum(1 for _, attempts in rows if not attempts)
-    retried = [delivery_id for delivery_id, attempts in rows if attempts]
+    # Never tried: a batch takes them. Tried, or claimed by a run that died: their own job,
+    # which counts its claims and quarantines a delivery that keeps killing its worker.
+    fresh = sum(1 for _, tried in rows if not tried)
+    retried = [delivery_id for delivery_id, tried in rows if tried]
     try:
         waiting = queues.jobs_waiting([f"delivery-{i}" for i in retried])
     except Exception as exc:  # Redis still down: the next pass tries again
