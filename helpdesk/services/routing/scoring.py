@@ -24,6 +24,10 @@ from helpdesk.services.tickets import history
 from helpdesk.transaction import commit
 
 RECENT_TEXTS = 5
+# Scoring and language detection read this prefix of each message, never the whole of a
+# 3 MiB mail: the work per message stays bounded whatever its size (urgent words, tone and
+# language show in its first lines).
+SCORED_CHARS = 4000
 CONTACT_WINDOW = timedelta(hours=24)
 
 
@@ -43,8 +47,9 @@ def recent_contacts(customer_id: int, now: datetime) -> int:
 
 def urgency_facts(ticket: Ticket, now: datetime) -> UrgencyFacts:
     texts = db.session.execute(
-        select(Message.text).where(Message.ticket_id == ticket.id,
-                                   Message.direction == "inbound")
+        select(func.substr(Message.text, 1, SCORED_CHARS)).where(
+            Message.ticket_id == ticket.id,
+            Message.direction == "inbound")
         .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).scalars().all()
     customer = db.session.get(Customer, ticket.customer_id)
     seconds_left = target = None
