@@ -30,6 +30,10 @@ from helpdesk.services.ingest import calls, inbound
 from helpdesk.transaction import after_commit, commit
 
 log = logging.getLogger(__name__)
+# Headers that carry a credential itself (not a signature of the body): verified at the
+# door, never stored with the delivery.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
+                            "x-telegram-bot-api-secret-token"})
 
 
 
@@ -50,8 +54,7 @@ def store(channel: ChannelConfig, request: WebhookRequest, dedupe_key: str,
           replay_token: str | None = None) -> int | None:
     """Store a verified delivery, commit, then make sure a batch job will process it;
     the new delivery's id, or None for a duplicate (already stored)."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
-                                                                            "cookie")}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
     values = {"channel_id": channel.id, "provider": channel.provider,
               "dedupe_key": dedupe_key[:255], "replay_token": replay_token,
               "method": request.method, "url": request.url,
