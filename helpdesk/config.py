@@ -81,6 +81,8 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_IP_RATE": os.environ.get("HELPDESK_LOGIN_IP_RATE", "30/minute"),
         "THREADING_WINDOW_SECONDS": _int("HELPDESK_THREADING_WINDOW_SECONDS", 24 * 3600),
         "REOPEN_WINDOW_SECONDS": _int("HELPDESK_REOPEN_WINDOW_SECONDS", 7 * 24 * 3600),
+        # Integrators' callback_urls may point into private networks only when allowed.
+        "ALLOW_PRIVATE_CALLBACKS": os.environ.get("HELPDESK_ALLOW_PRIVATE_CALLBACKS") == "1",
         "DELIVERY_MAX_CLAIMS": _int("HELPDESK_DELIVERY_MAX_CLAIMS", 3),
         "SWEEP_AFTER_SECONDS": _int("HELPDESK_SWEEP_AFTER_SECONDS", 30),
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),

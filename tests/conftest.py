@@ -54,6 +54,7 @@ def app(redis_url, database_url):
         "SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url,
         "DATA_DIR": str(_TMP / "data"), "ASYNC_MODE": "threading", "TESTING": True,
         "JOB_RETRY_INTERVALS": [0], "SWEEP_AFTER_SECONDS": 1, "SECRET_KEY": "test",
+        "ALLOW_PRIVATE_CALLBACKS": True,  # callbacks go to local stand-ins
     })
     with app.app_context():
         upgrade(directory=str(MIGRATIONS_DIR))
