@@ -190,6 +190,29 @@ def _pairs(items: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.group()
+def secrets() -> None:
+    """Channel secrets at rest."""
+
+
+@secrets.command("rotate")
+@with_appcontext
+def secrets_rotate() -> None:
+    """Re-encrypt every channel's secrets under the current HELPDESK_SECRET_KEY.
+
+    Set the new key in HELPDESK_SECRET_KEY and the old one in HELPDESK_OLD_SECRET_KEYS
+    (comma-separated), run this, then drop HELPDESK_OLD_SECRET_KEYS.
+    """
+    from helpdesk.models.encrypted import SecretsUnreadable
+    from helpdesk.services import channels as channel_service
+
+    try:
+        count = channel_service.rotate_secrets()
+    except SecretsUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"re-encrypted the secrets of {count} channels under the current key")
+
+
+@main.group()
 def deliveries() -> None:
     """Inspect and replay stored webhook deliveries."""
 

@@ -69,6 +69,10 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "ENV_NAME": env,
         "SECRET_KEY": secret,
+        # Keys that still decrypt channel secrets while `helpdesk secrets rotate` runs.
+        "OLD_SECRET_KEYS": [key.strip() for key in
+                            os.environ.get("HELPDESK_OLD_SECRET_KEYS", "").split(",")
+                            if key.strip()],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "PUBLIC_URL": os.environ.get("HELPDESK_PUBLIC_URL", "").rstrip("/"),

@@ -21,6 +21,8 @@ from tests.support.live import ApiClient, SocketClient
 
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
+# The app's SECRET_KEY: worker processes the tests start decrypt channel secrets with it.
+os.environ.setdefault("HELPDESK_SECRET_KEY", "test")
 
 
 @pytest.fixture(scope="session")
