@@ -112,3 +112,16 @@ def test_a_delivery_that_kills_its_worker_is_quarantined_and_the_others_go_throu
     assert replayed.status_code == 200 and replayed.json()["status"] == "received"
     drain()  # this worker does not crash: the delivery goes through after the "fix"
     assert _delivery(app, poison_id).status == "processed"
+
+
+def test_a_stored_error_names_the_cause_not_the_statement_and_holds_no_nul():
+    from sqlalchemy.exc import DataError
+
+    from helpdesk.services.ingest.deliveries import describe
+
+    error = DataError("INSERT INTO calls (sequence) VALUES (%(s)s)", {"s": 1},
+                      ValueError("integer out of range\x00 \ud800 /bot1:SECRET/x"))
+    text = describe(error)
+    assert text.startswith("ValueError: integer out of range")
+    assert "INSERT" not in text and "\x00" not in text and "SECRET" not in text
+    text.encode("utf-8")  # no lone surrogate left

@@ -26,6 +26,7 @@ from helpdesk.connectors.base import (
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
+from helpdesk.redaction import redact
 from helpdesk.services.ingest import calls, inbound
 from helpdesk.transaction import after_commit, commit
 
@@ -184,7 +185,7 @@ def describe(exc: BaseException) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     text = f"{type(cause).__name__}: {cause}".split("\n[SQL:")[0].strip()
     text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
-    return text[:2000]
+    return redact(text)[:2000]
 
 
 def _has_messages(events: list[InboundEvent]) -> bool:

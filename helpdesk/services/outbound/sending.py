@@ -20,6 +20,7 @@ from helpdesk.connectors.api import sign
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Identity, Message, Ticket
 from helpdesk.outbox import events
+from helpdesk.redaction import redact
 from helpdesk.schemas.resources import customer_schema, message_schema
 from helpdesk.senders import callbacks, meta, smtp, telegram, twilio, x
 from helpdesk.senders.base import Outgoing, SendError, SendResult, body_of, refused
@@ -152,7 +153,7 @@ def record_sent(message: Message, result: SendResult) -> None:
 
 def record_failed(message: Message, error: SendError) -> None:
     """`failed`, with the provider's error for the agent to read."""
-    message.delivery_status, message.delivery_error = "failed", error.message[:2000]
+    message.delivery_status, message.delivery_error = "failed", redact(error.message)[:2000]
 
 
 def sender_for(provider: str) -> Sender:
