@@ -66,7 +66,7 @@ class PendingEvents:
 
 def message_event(message: Message) -> dict:
     """The message's REST resource with `text` and `html` cut to PREVIEW_CHARS, and
-    `truncated` saying whether either was cut."""
+    `"truncated": true` when either was cut (a message that fits is its resource as is)."""
     return bounded(message_schema.dump(message))
 
 
@@ -77,7 +77,8 @@ def bounded(data: dict) -> dict:
         value = data.get(field)
         if isinstance(value, str) and len(value) > PREVIEW_CHARS:
             data[field], truncated = value[:PREVIEW_CHARS], True
-    data["truncated"] = truncated
+    if truncated:
+        data["truncated"] = True
     return data
 
 
