@@ -15,7 +15,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
     """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
-    from helpdesk import api, console, errors, outbox, queues, realtime, transaction
+    from helpdesk import api, console, errors, outbox, queues, realtime, redaction, transaction
     from helpdesk.extensions import db, migrate
     from helpdesk.services import metrics
 
@@ -25,6 +25,7 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    redaction.install()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.MIGRATIONS_DIR))

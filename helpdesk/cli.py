@@ -107,6 +107,35 @@ def agents_token(email: str) -> None:
     click.echo(auth.issue_token(agent))
 
 
+@agents.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input")
+@with_appcontext
+def agents_password(email: str, password_stdin: bool) -> None:
+    """Reset the password of the agent with EMAIL (a random one is printed unless given on
+    standard input); every token the agent had stops working and their sockets close."""
+    import secrets
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+    from helpdesk.services import auth
+    from helpdesk.transaction import commit
+
+    agent = db.session.execute(
+        select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
+    if agent is None:
+        raise click.ClickException(f"no agent with email {email}")
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else secrets.token_urlsafe(12))
+    if len(password) < 8:
+        raise click.ClickException("password: at least 8 characters")
+    auth.set_password(agent, password)
+    commit()
+    click.echo(f"password reset for {agent.email}; its tokens are revoked")
+    if not password_stdin:
+        click.echo(f"new password: {password}")
+
+
 @agents.command("list")
 @with_appcontext
 def agents_list() -> None:
@@ -165,6 +194,29 @@ def _pairs(items: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE")
         result[name] = value
     return result
+
+
+@main.group()
+def secrets() -> None:
+    """Channel secrets at rest."""
+
+
+@secrets.command("rotate")
+@with_appcontext
+def secrets_rotate() -> None:
+    """Re-encrypt every channel's secrets under the current HELPDESK_SECRET_KEY.
+
+    Set the new key in HELPDESK_SECRET_KEY and the old one in HELPDESK_OLD_SECRET_KEYS
+    (comma-separated), run this, then drop HELPDESK_OLD_SECRET_KEYS.
+    """
+    from helpdesk.models.encrypted import SecretsUnreadable
+    from helpdesk.services import channels as channel_service
+
+    try:
+        count = channel_service.rotate_secrets()
+    except SecretsUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"re-encrypted the secrets of {count} channels under the current key")
 
 
 @main.group()

@@ -37,6 +37,25 @@ def default_instance_dir() -> Path:
     return Path(os.environ.get("HELPDESK_INSTANCE_DIR", PROJECT_ROOT / "instance"))
 
 
+def _development_secret(instance: Path) -> str:
+    """Development without HELPDESK_SECRET_KEY: one random key kept in the instance folder,
+    so every process of `helpdesk run` (and the next run) derives the same keys from it
+    (channel secrets are encrypted with one)."""
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        draft = instance / f".secret_key.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic; another process may have won: theirs is kept
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app configuration; `overrides` win over the environment."""
     instance = default_instance_dir()
@@ -45,11 +64,15 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not secret:
         if env == "production":
             raise RuntimeError("HELPDESK_SECRET_KEY is required when HELPDESK_ENV=production")
-        secret = secrets.token_hex(32)
+        secret = _development_secret(instance)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'helpdesk.db'}"
     config: dict[str, Any] = {
         "ENV_NAME": env,
         "SECRET_KEY": secret,
+        # Keys that still decrypt channel secrets while `helpdesk secrets rotate` runs.
+        "OLD_SECRET_KEYS": [key.strip() for key in
+                            os.environ.get("HELPDESK_OLD_SECRET_KEYS", "").split(",")
+                            if key.strip()],
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "PUBLIC_URL": os.environ.get("HELPDESK_PUBLIC_URL", "").rstrip("/"),
@@ -59,8 +82,12 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "MAX_WEBHOOK_BYTES": _int("HELPDESK_MAX_WEBHOOK_BYTES", 1024 * 1024),
         "WEBHOOK_RATE": os.environ.get("HELPDESK_WEBHOOK_RATE", "6000/minute"),
         "LOGIN_RATE": os.environ.get("HELPDESK_LOGIN_RATE", "10/minute"),
+        "LOGIN_IP_RATE": os.environ.get("HELPDESK_LOGIN_IP_RATE", "30/minute"),
         "THREADING_WINDOW_SECONDS": _int("HELPDESK_THREADING_WINDOW_SECONDS", 24 * 3600),
         "REOPEN_WINDOW_SECONDS": _int("HELPDESK_REOPEN_WINDOW_SECONDS", 7 * 24 * 3600),
+        # Integrators' callback_urls may point into private networks only when allowed.
+        "ALLOW_PRIVATE_CALLBACKS": os.environ.get("HELPDESK_ALLOW_PRIVATE_CALLBACKS") == "1",
+        "DELIVERY_MAX_CLAIMS": _int("HELPDESK_DELIVERY_MAX_CLAIMS", 3),
         "SWEEP_AFTER_SECONDS": _int("HELPDESK_SWEEP_AFTER_SECONDS", 30),
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),
         "WORK_IDLE_SECONDS": _int("HELPDESK_WORK_IDLE_SECONDS", 600),
@@ -87,6 +114,12 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if overrides:
         config.update(overrides)
+    if config["ENV_NAME"] == "production" and not config["PUBLIC_URL"]:
+        # Links sent to customers (surveys) and webhook URLs are never built from a
+        # request's Host header, which the client chooses.
+        raise RuntimeError("HELPDESK_PUBLIC_URL is required when HELPDESK_ENV=production "
+                           "(e.g. https://help.example.com): survey links and webhook URLs "
+                           "are built from it, never from a request's Host header")
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
     # Flask's own request limit: the larger of ours; per-route limits are checked in handlers.
     config["MAX_CONTENT_LENGTH"] = None

@@ -21,6 +21,8 @@ from tests.support.live import ApiClient, SocketClient
 
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
+# The app's SECRET_KEY: worker processes the tests start decrypt channel secrets with it.
+os.environ.setdefault("HELPDESK_SECRET_KEY", "test")
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +56,7 @@ def app(redis_url, database_url):
         "SQLALCHEMY_DATABASE_URI": database_url, "REDIS_URL": redis_url,
         "DATA_DIR": str(_TMP / "data"), "ASYNC_MODE": "threading", "TESTING": True,
         "JOB_RETRY_INTERVALS": [0], "SWEEP_AFTER_SECONDS": 1, "SECRET_KEY": "test",
+        "ALLOW_PRIVATE_CALLBACKS": True,  # callbacks go to local stand-ins
     })
     with app.app_context():
         upgrade(directory=str(MIGRATIONS_DIR))

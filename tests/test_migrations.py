@@ -120,7 +120,8 @@ def _seed_before_rollups(url: str) -> None:
     with engine.begin() as conn:
         for n in (1, 2):
             conn.execute(sa.insert(Channel.__table__).values(
-                id=n, name=f"c{n}", kind="api", provider="api", key=f"k{n}"))
+                id=n, name=f"c{n}", kind="api", provider="api", key=f"k{n}",
+                settings=sa.literal_column("'{}'"), secrets=sa.literal_column("'{}'")))
             conn.execute(sa.insert(Agent.__table__).values(id=n, email=f"a{n}@x", name="A"))
         conn.execute(sa.insert(Customer.__table__).values(id=1, name="C"))
         for n in range(1, 41):

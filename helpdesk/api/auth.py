@@ -18,6 +18,8 @@ from helpdesk.services import auth
 def login():
     data = json_body(LoginSchema())
     email = data["email"].strip().lower()
+    # Per IP too, so one address cannot spray passwords over many emails.
+    rate_limit.check(f"login-ip:{request.remote_addr}", current_app.config["LOGIN_IP_RATE"])
     rate_limit.check(f"login:{request.remote_addr}:{email}", current_app.config["LOGIN_RATE"])
     token, agent = auth.login(email, data["password"])
     return jsonify({"token": token, "agent": agent_ref_schema.dump(agent)})

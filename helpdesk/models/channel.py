@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from helpdesk.extensions import db
 from helpdesk.models.base import UTCDateTime, utcnow
+from helpdesk.models.encrypted import EncryptedJSON
 
 KINDS = ("email", "chat", "voice", "sms", "whatsapp", "messenger", "instagram",
          "telegram", "x", "api")
@@ -23,8 +24,8 @@ class Channel(db.Model):
     provider: Mapped[str] = mapped_column(String(30))
     key: Mapped[str] = mapped_column(String(64), unique=True)
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
-    # Write-only through the API; never serialized or logged.
-    secrets: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Write-only through the API; never serialized or logged; encrypted at rest.
+    secrets: Mapped[dict] = mapped_column(EncryptedJSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -39,5 +39,9 @@ class Delivery(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="received")
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
+    # Runs that started processing it, committed before each run begins: a worker that dies
+    # mid-run (SIGKILL, segfault, OOM) leaves its claim behind, and after
+    # HELPDESK_DELIVERY_MAX_CLAIMS of them the delivery is quarantined as `failed`.
+    claims: Mapped[int] = mapped_column(default=0, server_default="0")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,6 +23,10 @@ _ANNOUNCED = "helpdesk.events.announced"
 # Raised in the pipeline that emits a commit's ticket events: the live metrics are due for a
 # refresh (services/metrics/live.py reads and clears it).
 METRICS_DIRTY = "helpdesk:metrics:dirty"
+# Message events carry at most this many characters of `text` and of `html`, flagged
+# `truncated`: a 5 MiB email is not pushed whole to every agent's socket nor kept whole in
+# the event log; clients fetch the full message over REST (GET /tickets/<id>).
+PREVIEW_CHARS = 16 * 1024
 
 
 class PendingEvents:
@@ -52,12 +56,30 @@ class PendingEvents:
                       if inspect(item[1]).persistent}
 
     def serialize(self) -> list[tuple[str, dict, list[str]]]:
-        schemas = {"ticket": ticket_schema, "message": message_schema}
-        return [(name, schemas[kind].dump(obj), list(rooms))
+        dump = {"ticket": ticket_schema.dump, "message": message_event}
+        return [(name, dump[kind](obj), list(rooms))
                 for (kind, _), (name, obj, rooms) in self.items.items()]
 
     def objects(self) -> list[Any]:
         return [obj for _name, obj, _rooms in self.items.values()]
+
+
+def message_event(message: Message) -> dict:
+    """The message's REST resource with `text` and `html` cut to PREVIEW_CHARS, and
+    `"truncated": true` when either was cut (a message that fits is its resource as is)."""
+    return bounded(message_schema.dump(message))
+
+
+def bounded(data: dict) -> dict:
+    """A serialized message as events carry it (see PREVIEW_CHARS)."""
+    truncated = False
+    for field in ("text", "html"):
+        value = data.get(field)
+        if isinstance(value, str) and len(value) > PREVIEW_CHARS:
+            data[field], truncated = value[:PREVIEW_CHARS], True
+    if truncated:
+        data["truncated"] = True
+    return data
 
 
 def _pending() -> PendingEvents:

@@ -8,7 +8,7 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent
-from helpdesk.outbox import AGENTS, envelope, event_log, rooms
+from helpdesk.outbox import AGENTS, envelope, event_log, rooms, sockets
 from helpdesk.realtime.chat import agent_typing
 from helpdesk.schemas.resources import work_session_schema
 from helpdesk.services import auth
@@ -22,7 +22,15 @@ def connect(auth_data=None):
     agent = auth.agent_for_token(token)
     if agent is None:
         raise ConnectionRefusedError("unauthorized")
+    token_hash = auth.hash_token(token)
+    sockets.opened(token_hash, agent.id, request.sid)
+    # Checked again once recorded: a revocation committed in between found no connection.
+    db.session.rollback()
+    if auth.agent_for_token(token) is None:
+        sockets.closed(token_hash, agent.id, request.sid)
+        raise ConnectionRefusedError("unauthorized")
     session["agent_id"] = agent.id
+    session["token_hash"] = token_hash
     join_room(rooms.agent(agent.id))
     join_room(rooms.QUEUE)
     if agent.has_role("supervisor"):
@@ -34,6 +42,7 @@ def connect(auth_data=None):
 def disconnect(*_args):
     agent_id = session.get("agent_id")
     if agent_id is not None:
+        sockets.closed(session["token_hash"], agent_id, request.sid)
         work_sessions.disconnected(agent_id, request.sid)
         presence.disconnected(agent_id, request.sid)
 

@@ -67,8 +67,11 @@ def post(provider: str, url: str, **kwargs: Any) -> requests.Response:
     """POST to a provider; unreachable (connection, timeout) is a retryable SendError."""
     try:
         return requests.post(url, timeout=TIMEOUT, **kwargs)
-    except requests.RequestException as exc:  # the URL may hold a token: name the type only
-        raise SendError(f"{provider} unreachable: {type(exc).__name__}") from exc
+    except requests.RequestException as exc:
+        # The URL may hold a token (Telegram's /bot<token>/): name the type only, and drop
+        # the chained exception, whose text names the URL, from every traceback.
+        error = SendError(f"{provider} unreachable: {type(exc).__name__}")
+    raise error from None
 
 
 def body_of(response: requests.Response) -> dict:

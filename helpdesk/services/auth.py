@@ -13,8 +13,9 @@ from helpdesk.errors import Conflict, Invalid, NotFound, Unauthorized
 from helpdesk.extensions import db
 from helpdesk.models import Agent, ApiToken
 from helpdesk.models.base import utcnow
+from helpdesk.outbox import sockets
 from helpdesk.services import teams
-from helpdesk.transaction import commit
+from helpdesk.transaction import after_commit, commit
 
 # Compared against when the email is unknown, so both paths cost one hash check.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -57,10 +58,13 @@ def login(email: str, password: str) -> tuple[str, Agent]:
 
 
 def logout(token: str) -> None:
+    """Revoke this token; the sockets opened with it are closed once that is committed."""
+    token_hash = hash_token(token)
     row = db.session.execute(
-        select(ApiToken).where(ApiToken.token_hash == hash_token(token))).scalar_one_or_none()
+        select(ApiToken).where(ApiToken.token_hash == token_hash)).scalar_one_or_none()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+        after_commit(lambda: sockets.close_token(token_hash))
         commit()
 
 
@@ -72,6 +76,25 @@ def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"a password has at least {MIN_PASSWORD_LENGTH} characters",
                       {"password": [f"Shorter than minimum length {MIN_PASSWORD_LENGTH}."]})
+
+
+def revoke_all_tokens(agent: Agent) -> None:
+    """Revoke every token of `agent` in the current transaction (a password change, a
+    deactivation); once committed, the agent's open sockets are closed. Reactivating the
+    agent does not bring the tokens back."""
+    now = utcnow()
+    for row in db.session.execute(select(ApiToken).where(
+            ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))).scalars():
+        row.revoked_at = now
+    agent_id = agent.id
+    after_commit(lambda: sockets.close_agent(agent_id))
+
+
+def set_password(agent: Agent, password: str) -> None:
+    """A new password (admin, CLI): every token issued before it stops working."""
+    check_password(password)
+    agent.password_hash = generate_password_hash(password)
+    revoke_all_tokens(agent)
 
 
 def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
@@ -99,8 +122,9 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
     teams.check_exists(changes.get("team_id"))
     password = changes.pop("password", None)
     if password is not None:
-        check_password(password)
-        agent.password_hash = generate_password_hash(password)
+        set_password(agent, password)
+    if changes.get("active") is False and agent.active:
+        revoke_all_tokens(agent)
     for key, value in changes.items():
         setattr(agent, key, value)
     commit()

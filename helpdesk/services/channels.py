@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 
 from helpdesk.connectors import get_connector, providers
 from helpdesk.errors import ApiError, Invalid, NotFound
@@ -128,3 +129,13 @@ def delete(channel_id: int, actor: Agent | None = None) -> None:
     audit.record(actor, "channel.deleted", "channel", channel.id)
     after_commit(_bump_version, once=True)
     commit()
+
+
+def rotate_secrets() -> int:
+    """Re-encrypt every channel's secrets under the current HELPDESK_SECRET_KEY (read with
+    it or any of HELPDESK_OLD_SECRET_KEYS); the number of channels rewritten."""
+    channels = list(db.session.execute(select(Channel).order_by(Channel.id)).scalars())
+    for channel in channels:
+        flag_modified(channel, "secrets")
+    commit()
+    return len(channels)

@@ -58,13 +58,21 @@ def process_waiting() -> int:
 
 
 def claim(limit: int) -> tuple[list[Row], bool]:
-    """The oldest deliveries waiting for their first processing, locked for this batch, as
+    """The oldest deliveries waiting for their first processing, claimed for this batch, as
     many as fit in BATCH_BYTES of bodies (always one: an email may take 50 MiB alone); and
-    whether more may be waiting."""
+    whether more may be waiting.
+
+    The claim is committed before anything is parsed: if the worker dies in the batch (a
+    parser's segfault, the OOM killer), its deliveries are left claimed, no batch takes them
+    again, and the sweeper hands each to its own job, which quarantines the one that kills
+    its worker (`deliveries.claim`) while the others go through.
+    """
     waiting = (select(Delivery.id, func.length(Delivery.body))
-               .where(Delivery.status == "received", Delivery.attempts == 0)
+               .where(Delivery.status == "received", Delivery.attempts == 0,
+                      Delivery.claims == 0)
                .order_by(Delivery.id).limit(limit))
-    if db.session.get_bind().dialect.name == "postgresql":
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    if postgres:
         waiting = waiting.with_for_update(skip_locked=True)
     sizes = db.session.execute(waiting).all()
     ids, total = [], 0
@@ -75,11 +83,16 @@ def claim(limit: int) -> tuple[list[Row], bool]:
         ids.append(delivery_id)
     if not ids:
         return [], False
-    rows = db.session.execute(
-        select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
-               Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
-        .where(Delivery.id.in_(ids)).order_by(Delivery.id))
-    return list(rows), len(sizes) == limit or len(ids) < len(sizes)
+    db.session.execute(update(Delivery).where(Delivery.id.in_(ids))
+                       .values(claims=Delivery.claims + 1)
+                       .execution_options(synchronize_session=False))
+    commit()
+    rows = (select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
+                   Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
+            .where(Delivery.id.in_(ids), Delivery.status == "received").order_by(Delivery.id))
+    if postgres:  # held until the batch commits: a sweeper's job for one of them waits
+        rows = rows.with_for_update()
+    return list(db.session.execute(rows)), len(sizes) == limit or len(ids) < len(sizes)
 
 
 def process_batch(limit: int) -> tuple[int, bool]:
@@ -98,6 +111,7 @@ def process_batch(limit: int) -> tuple[int, bool]:
         db.session.rollback()
         log.warning("a batch of %d deliveries failed; processing them one by one", len(rows),
                     exc_info=True)
+        deliveries.unclaim([row.id for row in rows])
         for row in rows:
             _process_alone(row.id)
     return len(rows), more
@@ -113,7 +127,7 @@ def _parse(rows: list[Row]) -> tuple[list[tuple[Row, Channel, list[InboundEvent]
                                                        deliveries.as_request(row))
         except Exception as exc:  # bad provider payloads are quarantined, never retried
             log.info("delivery %s failed to parse: %s", row.id, type(exc).__name__)
-            failures[row.id] = f"{type(exc).__name__}: {exc}"
+            failures[row.id] = deliveries.readable_error(exc)
             continue
         parsed.append((row, channel, events))
     return parsed, failures

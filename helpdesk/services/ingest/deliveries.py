@@ -9,9 +9,9 @@ from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from helpdesk import jobs, queues
 from helpdesk.connectors import get_connector
@@ -27,10 +27,15 @@ from helpdesk.connectors.base import (
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
+from helpdesk.redaction import redact
 from helpdesk.services.ingest import calls, inbound
 from helpdesk.transaction import after_commit, commit
 
 log = logging.getLogger(__name__)
+# Headers that carry a credential itself (not a signature of the body): verified at the
+# door, never stored with the delivery.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
+                            "x-telegram-bot-api-secret-token"})
 
 
 
@@ -51,8 +56,7 @@ def store(channel: ChannelConfig, request: WebhookRequest, dedupe_key: str,
           replay_token: str | None = None) -> int | None:
     """Store a verified delivery, commit, then make sure a batch job will process it;
     the new delivery's id, or None for a duplicate (already stored)."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization",
-                                                                            "cookie")}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
     values = {"channel_id": channel.id, "provider": channel.provider,
               "dedupe_key": storable_key(dedupe_key), "replay_token": storable_key(replay_token),
               "method": request.method, "url": request.url,
@@ -132,12 +136,43 @@ def _lock(delivery_id: int) -> Delivery | None:
         select(Delivery).where(Delivery.id == delivery_id).with_for_update()).scalar_one_or_none()
 
 
+def claim(delivery_id: int) -> bool:
+    """Record, in a commit of its own, that a run starts processing this delivery; False
+    when there is nothing to do: gone, no longer `received`, or quarantined now because as
+    many runs before this one died without finishing it."""
+    delivery = _lock(delivery_id)
+    if delivery is None or delivery.status != "received":
+        db.session.rollback()
+        return False
+    if delivery.claims >= current_app.config["DELIVERY_MAX_CLAIMS"]:
+        log.warning("delivery %s quarantined: %d runs died processing it", delivery_id,
+                    delivery.claims)
+        _fail(delivery, f"worker died while processing (claimed {delivery.claims} times "
+                        "without finishing); replay it after a fix")
+        return False
+    delivery.claims += 1
+    commit()
+    return True
+
+
+def unclaim(delivery_ids: list[int]) -> None:
+    """These runs end in order (to be retried): their claims are not deaths."""
+    db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids),
+                                              Delivery.claims > 0)
+                       .values(claims=Delivery.claims - 1)
+                       .execution_options(synchronize_session=False))
+    commit()
+
+
 def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
     """Parse a stored delivery and apply its events; returns the delivery's new status.
 
     Idempotent: the row lock (a write transaction on SQLite) serializes concurrent runs and
-    a delivery that is no longer `received` is left alone.
+    a delivery that is no longer `received` is left alone. Whatever fails, the final commit
+    included, ends `failed` with a readable error on the last attempt.
     """
+    if not claim(delivery_id):
+        return None
     delivery = _lock(delivery_id)
     if delivery is None or delivery.status != "received":
         db.session.rollback()
@@ -151,16 +186,18 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         return _fail(delivery, readable_error(exc))
     try:
         created = sum(apply_event(channel, delivery, event) for event in events)
+        delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
+        delivery.attempts += 1
+        delivery.processed_at = datetime.now(UTC)
+        commit()
     except Exception as exc:
         db.session.rollback()
         if not final_attempt:
+            unclaim([delivery_id])
             raise
         log.exception("delivery %s failed", delivery_id)
-        return _fail(_lock(delivery_id), readable_error(exc))
-    delivery.status = "processed" if created or not _has_messages(events) else "duplicate"
-    delivery.attempts += 1
-    delivery.processed_at = datetime.now(UTC)
-    commit()
+        failed = _lock(delivery_id)
+        return _fail(failed, readable_error(exc)) if failed is not None else None
     return delivery.status
 
 
@@ -170,12 +207,15 @@ def _has_messages(events: list[InboundEvent]) -> bool:
 
 def readable_error(exc: BaseException) -> str:
     """What an admin reads on a failed delivery: the cause, never the SQL statement or its
-    parameters (a database error names the driver's error and its first line only)."""
-    cause = getattr(exc, "orig", None) if isinstance(exc, SQLAlchemyError) else None
+    parameters (a database error names the driver's error and its first line only); no
+    NULs or lone surrogates (which the database would refuse); no secrets."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else None
     if cause is not None:
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        return f"{type(cause).__name__}: {first_line}"[:2000]
-    return f"{type(exc).__name__}: {exc}".split("\n[SQL:", 1)[0][:2000]
+        text = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
+    else:
+        text = f"{type(exc).__name__}: {exc}".split("\n[SQL:", 1)[0].strip()
+    text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
+    return redact(text)[:2000]
 
 
 def _fail(delivery: Delivery, error: str) -> str:
@@ -205,7 +245,7 @@ def replay(delivery_id: int) -> Delivery:
         raise NotFound("delivery")
     if delivery.status == "received":
         raise Unprocessable("the delivery is waiting to be processed", "not_processed")
-    delivery.status, delivery.error = "received", None
+    delivery.status, delivery.error, delivery.claims = "received", None, 0
     commit_with_enqueue(delivery)
     return delivery
 
@@ -225,12 +265,14 @@ def sweep_unprocessed() -> int:
     number of jobs enqueued."""
     cutoff = datetime.now(UTC) - timedelta(seconds=current_app.config["SWEEP_AFTER_SECONDS"])
     rows = db.session.execute(
-        select(Delivery.id, Delivery.attempts)
+        select(Delivery.id, Delivery.attempts + Delivery.claims)
         .where(Delivery.status == "received", Delivery.received_at < cutoff)
         .order_by(Delivery.id).limit(5000)).all()
     db.session.rollback()
-    fresh = sum(1 for _, attempts in rows if not attempts)
-    retried = [delivery_id for delivery_id, attempts in rows if attempts]
+    # Never tried: a batch takes them. Tried, or claimed by a run that died: their own job,
+    # which counts its claims and quarantines a delivery that keeps killing its worker.
+    fresh = sum(1 for _, tried in rows if not tried)
+    retried = [delivery_id for delivery_id, tried in rows if tried]
     try:
         waiting = queues.jobs_waiting([f"delivery-{i}" for i in retried])
     except Exception as exc:  # Redis still down: the next pass tries again

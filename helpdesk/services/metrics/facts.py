@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import null, select
+from sqlalchemy import func, null, select
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -117,7 +117,9 @@ def load_histories(session: Session, ticket_ids: list[int],
 
 def _load_messages(session: Session, ticket_ids: list[int], histories: dict[int, History],
                    texts: bool) -> None:
-    text = Message.text if texts else null().label("text")  # bodies only to suggest reasons
+    # Bodies only to suggest reasons, and only their first lines (bounded work per message).
+    text = (func.substr(Message.text, 1, contact_reasons.SUGGESTED_FROM_CHARS).label("text")
+            if texts else null().label("text"))
     for row in session.execute(
             select(Message.ticket_id, Message.created_at, Message.direction,
                    Message.author_type, text)

@@ -20,9 +20,10 @@ from helpdesk.connectors.api import sign
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Identity, Message, Ticket
 from helpdesk.outbox import events
+from helpdesk.redaction import redact
 from helpdesk.schemas.resources import customer_schema, message_schema
-from helpdesk.senders import meta, smtp, telegram, twilio, x
-from helpdesk.senders.base import Outgoing, SendError, SendResult, body_of, post, refused
+from helpdesk.senders import callbacks, meta, smtp, telegram, twilio, x
+from helpdesk.senders.base import Outgoing, SendError, SendResult, body_of, refused
 from helpdesk.services.ingest import identity
 from helpdesk.services.outbound import chat
 from helpdesk.transaction import commit
@@ -54,7 +55,8 @@ def _send_api(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Helpdesk-Timestamp": timestamp,
                "X-Helpdesk-Signature": sign(channel.secrets["signing_secret"], timestamp, body)}
-    response = post("callback", url, data=body, headers=headers)
+    response = callbacks.post(url, data=body, headers=headers,
+                              allow_private=current_app.config["ALLOW_PRIVATE_CALLBACKS"])
     if not 200 <= response.status_code < 300:
         error = body_of(response).get("error")
         raise refused("callback", response, str(error)[:500] if error else None)
@@ -151,7 +153,7 @@ def record_sent(message: Message, result: SendResult) -> None:
 
 def record_failed(message: Message, error: SendError) -> None:
     """`failed`, with the provider's error for the agent to read."""
-    message.delivery_status, message.delivery_error = "failed", error.message[:2000]
+    message.delivery_status, message.delivery_error = "failed", redact(error.message)[:2000]
 
 
 def sender_for(provider: str) -> Sender:

@@ -123,12 +123,16 @@ def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
 
 
 def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
-    """PATCH a ticket; assigning to someone else takes a supervisor."""
+    """PATCH a ticket; assigning to someone else, or taking a ticket away from another
+    agent, takes a supervisor."""
     ticket = get(ticket_id)
     if "assignee_id" in changes:
         target = changes["assignee_id"]
         if target not in (None, actor.id) and not actor.has_role("supervisor"):
             raise Forbidden("assigning tickets to others takes a supervisor")
+        if (ticket.assignee_id not in (None, actor.id, target)
+                and not actor.has_role("supervisor")):
+            raise Forbidden("unassigning another agent's ticket takes a supervisor")
         assign(ticket, target, actor)
     if "status" in changes:
         set_status(ticket, changes["status"], actor)

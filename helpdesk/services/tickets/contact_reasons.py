@@ -19,6 +19,10 @@ def check(reason: str | None, allowed: list[str]) -> None:
     raise Invalid("unknown contact reason", {"contact_reason": [f"one of: {', '.join(allowed)}"]})
 
 
+# A suggestion reads this prefix of each customer message: bounded work for a huge mail.
+SUGGESTED_FROM_CHARS = 4000
+
+
 def suggest(text: str, rules: dict[str, list[str]]) -> str | None:
     """The reason whose keywords occur most often in `text` (ties: the first rule wins)."""
     lowered = text.lower()

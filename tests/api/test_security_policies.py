@@ -1,0 +1,73 @@
+"""The security policies (README "Security"): roles, login limits, stored headers, the
+public URL in production."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from sqlalchemy import select
+
+from helpdesk.extensions import db
+from helpdesk.models import Delivery
+from tests.support import factories
+from tests.support.live import api_message
+
+
+@pytest.fixture
+def ticket(app, api, drain):
+    channel = factories.channel(app, "api", settings={})
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain("ingest")
+    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
+
+
+def test_unassigning_another_agents_ticket_takes_a_supervisor(app, api, agent, supervisor,
+                                                              ticket):
+    other = factories.agent(app)
+    path = f"/api/v1/tickets/{ticket['id']}"
+    assert api.as_(other).patch(path, json={"assignee_id": other.id}).status_code == 200
+    refused = api.as_(agent).patch(path, json={"assignee_id": None})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    assert api.as_(agent).get(path).json()["assignee_id"] == other.id
+    assert api.as_(other).patch(path, json={"assignee_id": None}).status_code == 200  # own
+    assert api.as_(other).patch(path, json={"assignee_id": other.id}).status_code == 200
+    unassigned = api.as_(supervisor).patch(path, json={"assignee_id": None})
+    assert unassigned.status_code == 200 and unassigned.json()["assignee_id"] is None
+
+
+def test_login_is_rate_limited_per_ip_across_emails(app, api, monkeypatch):
+    monkeypatch.setitem(app.config, "LOGIN_IP_RATE", "5/minute")
+    codes = [api.post("/api/v1/auth/login", json={"email": f"spray{n}@example.com",
+                                                  "password": "Winter2026!"}).status_code
+             for n in range(6)]
+    assert codes == [401] * 5 + [429]
+
+
+def test_telegrams_secret_token_header_is_not_stored_with_the_delivery(app, api):
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret-abc",
+                                                          "bot_token": "1:x"})
+    update = {"update_id": 77, "message": {
+        "message_id": 1, "from": {"id": 5, "is_bot": False, "first_name": "Ana"},
+        "chat": {"id": 5, "type": "private"}, "date": int(time.time()), "text": "hi"}}
+    response = api.session.post(
+        f"{api.base_url}/webhooks/telegram/{channel.key}", data=json.dumps(update),
+        headers={"Content-Type": "application/json",
+                 "X-Telegram-Bot-Api-Secret-Token": "tg-secret-abc"}, timeout=30)
+    assert response.status_code == 200
+    with app.app_context():
+        headers = db.session.execute(select(Delivery.headers)).scalar_one()
+    assert headers and "tg-secret-abc" not in json.dumps(headers)
+
+
+def test_production_requires_a_public_url(monkeypatch):
+    from helpdesk.config import from_environment
+
+    monkeypatch.setenv("HELPDESK_ENV", "production")
+    monkeypatch.setenv("HELPDESK_SECRET_KEY", "k" * 32)
+    monkeypatch.delenv("HELPDESK_PUBLIC_URL", raising=False)
+    with pytest.raises(RuntimeError, match="HELPDESK_PUBLIC_URL is required"):
+        from_environment()
+    monkeypatch.setenv("HELPDESK_PUBLIC_URL", "https://help.example.com/")
+    assert from_environment()["PUBLIC_URL"] == "https://help.example.com"

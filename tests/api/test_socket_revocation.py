@@ -1,0 +1,108 @@
+"""Revoking a token closes every `/agents` socket opened with it, in every web process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import socketio
+
+from tests.support.live import SocketClient
+
+
+def _closed_within(client: SocketClient, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not client.client.connected:
+            return True
+        time.sleep(0.02)
+    return not client.client.connected
+
+
+def test_logout_closes_the_sockets_opened_with_that_token_only(api, agent, sockets):
+    login = api.post("/api/v1/auth/login", json={"email": agent.email, "password": "correct horse"})
+    second_token = login.json()["token"]
+    revoked = sockets(agent.token)
+    kept = sockets(second_token)
+    assert api.as_(agent).post("/api/v1/auth/logout").status_code == 204
+    assert _closed_within(revoked, 1.0)
+    time.sleep(0.2)
+    assert kept.client.connected
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        sockets(agent.token)
+
+
+def test_deactivation_closes_the_sockets_and_reactivation_does_not_revive_tokens(
+        api, admin, agent, sockets):
+    client = sockets(agent.token)
+    response = api.as_(admin).patch(f"/api/v1/agents/{agent.id}", json={"active": False})
+    assert response.status_code == 200
+    assert _closed_within(client, 1.0)
+    assert api.as_(admin).patch(f"/api/v1/agents/{agent.id}", json={"active": True}).ok
+    assert api.as_(agent).get("/api/v1/tickets").status_code == 401
+    login = api.post("/api/v1/auth/login", json={"email": agent.email, "password": "correct horse"})
+    assert login.status_code == 200
+
+
+def test_a_password_change_by_an_admin_revokes_tokens_and_closes_sockets(
+        api, admin, agent, sockets):
+    client = sockets(agent.token)
+    response = api.as_(admin).patch(f"/api/v1/agents/{agent.id}",
+                                    json={"password": "a brand new one"})
+    assert response.status_code == 200
+    assert _closed_within(client, 1.0)
+    assert api.as_(agent).get("/api/v1/tickets").status_code == 401
+    assert api.as_(admin).get("/api/v1/tickets").status_code == 200
+
+
+def test_a_password_reset_from_the_cli_revokes_tokens(app, api, agent):
+    from helpdesk.cli import main
+
+    result = app.test_cli_runner().invoke(main, ["agents", "password", agent.email])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("new password: ")[1].strip()
+    assert api.as_(agent).get("/api/v1/tickets").status_code == 401
+    login = api.post("/api/v1/auth/login", json={"email": agent.email, "password": password})
+    assert login.status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def second_web_process(app):
+    """`helpdesk web` in a process of its own, sharing the database and Redis."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": app.config["REDIS_URL"], "HELPDESK_SECRET_KEY": app.config["SECRET_KEY"]}
+    process = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "web", "--port", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_logout_in_one_web_process_closes_the_socket_held_by_another(
+        api, agent, second_web_process):
+    client = SocketClient(second_web_process, "/agents")
+    client.connect(agent.token)
+    try:
+        assert api.as_(agent).post("/api/v1/auth/logout").status_code == 204
+        assert _closed_within(client, 1.0)
+    finally:
+        client.disconnect()
