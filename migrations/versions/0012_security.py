@@ -1,7 +1,7 @@
 """security: delivery claims; channel secrets encrypted at rest
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 
 `deliveries.claims` counts the runs that started processing a delivery, committed before
 each run begins; a delivery claimed HELPDESK_DELIVERY_MAX_CLAIMS times without finishing is
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
 revision = '0012'
-down_revision = '0008'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
