@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, Select, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -178,13 +179,30 @@ def replay(delivery_id: int) -> Delivery:
     return delivery
 
 
-def replay_failed() -> int:
-    ids = db.session.execute(select(Delivery.id).where(Delivery.status == "failed")).scalars()
+def failed_ids() -> list[int]:
+    return list(db.session.execute(
+        select(Delivery.id).where(Delivery.status == "failed").order_by(Delivery.id)).scalars())
+
+
+def replay_failed(progress: Callable[[int], object] | None = None) -> int:
+    """Replay every failed delivery; `progress(1)` after each (the CLI's progress bar)."""
     count = 0
-    for delivery_id in list(ids):
+    for delivery_id in failed_ids():
         replay(delivery_id)
         count += 1
+        if progress:
+            progress(1)
     return count
+
+
+def search(status: str | None = None, channel_id: int | None = None) -> Select:
+    """Stored deliveries, newest first (the API's and the CLI's listing)."""
+    query = select(Delivery).order_by(Delivery.id.desc())
+    if status:
+        query = query.where(Delivery.status == status)
+    if channel_id:
+        query = query.where(Delivery.channel_id == channel_id)
+    return query
 
 
 def sweep_unprocessed() -> int:
