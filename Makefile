@@ -9,10 +9,12 @@ ARGS ?=
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
+	@echo "Installing helpdesk and its dependencies into $(VENV) (first time: a minute or two)…"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@echo "Installed."
 
 run: install
 	$(BIN)/helpdesk run $(ARGS)

@@ -100,6 +100,8 @@ def run_all(host: str, port: int, workers: int) -> int:
                 code = 1
                 break
         time.sleep(0.3)
+    click.echo("  stopping… (web, workers, scheduler" +
+               (", embedded Redis)" if redis_server is not None else ")"))
     _stop_children(children)
     if redis_server is not None:
         stop_embedded_redis(redis_server, config_module.default_instance_dir())
