@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# A non-editable install (the Docker image) ships migrations/ beside it and says where.
+MIGRATIONS_DIR = Path(os.environ.get("HELPDESK_MIGRATIONS_DIR") or PROJECT_ROOT / "migrations")
 # `helpdesk run` writes its embedded Redis's URL here, so commands run beside it reach it.
 REDIS_URL_FILE = "redis.url"
 
