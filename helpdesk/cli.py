@@ -291,6 +291,9 @@ def deliveries_replay(failed: bool) -> None:
     from helpdesk.services.ingest import deliveries as delivery_service
 
     total, started = len(delivery_service.failed_ids()), time.monotonic()
+    if not total:
+        click.echo("no failed deliveries")
+        return
     with _progress(total, "replaying failed deliveries") as step:
         replayed = delivery_service.replay_failed(progress=step)
     click.echo(f"replayed {replayed} failed deliveries{_took(replayed, started)}")
