@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -63,16 +64,11 @@ def check_database(app: Flask) -> None:
 
 
 def check_redis(app: Flask) -> None:
-    """REDIS_URL set (or a `helpdesk run` beside us) and answering."""
-    from helpdesk.queues import redis_connection
-
+    """REDIS_URL set, or a `helpdesk run` beside us (a Redis still starting is waited for:
+    the worker retries its connection)."""
     if not app.config["REDIS_URL"]:
         raise StartupError("REDIS_URL is not set: set it to redis://host:6379/0, or start "
                            "`helpdesk run` (its embedded Redis is used when REDIS_URL is unset)")
-    try:
-        redis_connection(app).ping()
-    except Exception as exc:
-        raise StartupError(f"cannot reach Redis at REDIS_URL ({exc}): is it running?") from exc
 
 
 def safe_url(app: Flask) -> str:
@@ -90,6 +86,8 @@ def explain(exc: BaseException) -> str | None:
         return f"the database is not migrated: {MIGRATE_HINT}"
     if isinstance(exc, sa_exc.ProgrammingError) and _is_unmigrated(exc):
         return f"the database is not migrated: {MIGRATE_HINT}"
+    if isinstance(exc, RedisConnectionError):
+        return f"cannot reach Redis at REDIS_URL ({exc}): is it running?"
     if isinstance(exc, sa_exc.OperationalError):
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return (f"cannot use the database at DATABASE_URL ({first}): check the URL and that "
