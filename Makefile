@@ -9,6 +9,7 @@ ARGS ?=
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
+	@echo "Installing helpdesk and its dependencies into $(VENV) (first time: a minute or two)…"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -16,6 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 	command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
 		$(BIN)/playwright install chromium
 	touch $(STAMP)
+	@echo "Installed."
 
 run: install
 	$(BIN)/helpdesk run $(ARGS)

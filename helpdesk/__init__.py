@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,20 @@ from flask import Flask
 
 from helpdesk import config as config_module
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = True) -> Flask:
     """Build the app; `socket_server=False` binds Socket.IO write-only (workers, CLI)."""
-    from helpdesk import api, console, errors, outbox, queues, realtime, redaction, transaction
+    from helpdesk import (
+        api,
+        console,
+        errors,
+        logs,
+        outbox,
+        queues,
+        realtime,
+        redaction,
+        transaction,
+    )
     from helpdesk.extensions import db, migrate
     from helpdesk.services import metrics
 
@@ -24,7 +31,7 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     app.json.sort_keys = False  # resources keep their documented field order
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logs.configure()
     redaction.install()
 
     db.init_app(app)
@@ -38,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     metrics.init_app(app)
     realtime.init_app(app, server=socket_server)
     errors.init_app(app)
+    logs.init_app(app)
     api.init_app(app)
     console.init_app(app)
     return app

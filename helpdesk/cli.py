@@ -3,23 +3,59 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from helpdesk import create_app
+from helpdesk import create_app, startup
+
+# Flask's generic options (--app, --env-file, --debug) mean nothing for this program.
+_FLASK_OPTIONS = ("app", "env_file", "debug")
 
 
 def _cli_app():
     return create_app(socket_server=False)
 
 
-@click.group(cls=FlaskGroup, create_app=_cli_app, add_default_commands=False,
-             load_dotenv=False, set_debug_flag=False)
+class HelpdeskGroup(FlaskGroup):
+    """Our commands only, and start-up errors as one line with exit code 2."""
+
+    def __init__(self, **attrs) -> None:
+        super().__init__(create_app=_cli_app, add_default_commands=False,
+                         add_version_option=False, load_dotenv=False, set_debug_flag=False,
+                         **attrs)
+        self.params = [p for p in self.params if p.name not in _FLASK_OPTIONS]
+
+    # Flask would also list plugins' commands (Flask-Migrate's whole `db`) and load the
+    # app just to print the help.
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = startup.explain(exc)
+            if message is None:
+                raise
+            click.echo(f"helpdesk: {message}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=HelpdeskGroup)
 def main() -> None:
-    """helpdesk: one customer, one timeline, one queue."""
+    """helpdesk: one customer, one timeline, one queue.
+
+    Start with `helpdesk run` (everything in one process group, for a laptop);
+    in production run `helpdesk db upgrade`, then `helpdesk web` and `helpdesk worker`.
+    """
 
 
 @main.command()
@@ -41,6 +77,8 @@ def web(host: str, port: int) -> None:
     """Serve the API and Socket.IO (gunicorn, one gevent worker process per port)."""
     from helpdesk.server import exec_web
 
+    app = _cli_app()
+    startup.check_database(app)  # an unmigrated database would only answer 500s
     exec_web(host, port)
 
 
@@ -53,7 +91,48 @@ def worker(queue_names: tuple[str, ...], burst: bool, no_scheduler: bool) -> Non
     from workers.worker import run as run_worker
 
     app = current_app._get_current_object()
+    startup.check_redis(app)
+    startup.check_database(app)
     run_worker(app, list(queue_names) or None, with_scheduler=not no_scheduler, burst=burst)
+
+
+@main.group()
+def db() -> None:
+    """Apply or revert the database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: the latest)."""
+    import flask_migrate
+
+    flask_migrate.upgrade(revision=revision)
+    click.echo(f"database at {startup.safe_url(current_app)} upgraded to {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision", default="-1")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Revert the database to REVISION (default: one step back; `base` empties it)."""
+    import flask_migrate
+
+    flask_migrate.downgrade(revision=revision)
+    click.echo(f"database at {startup.safe_url(current_app)} downgraded to {revision}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the database's revision and the code's latest."""
+    from helpdesk.extensions import db as database
+
+    with database.engine.connect() as connection:
+        revision = startup.database_revision(connection)
+    latest = ", ".join(sorted(startup.migration_heads()))
+    click.echo(f"database: {', '.join(sorted(revision)) or 'not migrated'}; code: {latest}")
 
 
 @main.group()
@@ -153,10 +232,30 @@ def channels() -> None:
     """Manage channels."""
 
 
-@channels.command("create")
+def _providers_help() -> str:
+    from helpdesk.connectors import providers
+
+    return "\b\nProviders and their kinds:\n" + "\n".join(
+        f"  {name:<9} {', '.join(sorted(connector.kinds))}"
+        for name, connector in sorted(providers().items()))
+
+
+def _kinds() -> list[str]:
+    from helpdesk.models.channel import KINDS
+
+    return list(KINDS)
+
+
+def _provider_names() -> list[str]:
+    from helpdesk.connectors import providers
+
+    return sorted(providers())
+
+
+@channels.command("create", epilog=_providers_help())
 @click.option("--name", required=True)
-@click.option("--kind", required=True)
-@click.option("--provider", required=True)
+@click.option("--kind", required=True, type=click.Choice(_kinds()))
+@click.option("--provider", required=True, type=click.Choice(_provider_names()))
 @click.option("--setting", "settings", multiple=True, metavar="NAME=VALUE")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME=VALUE")
 @with_appcontext
@@ -224,6 +323,25 @@ def deliveries() -> None:
     """Inspect and replay stored webhook deliveries."""
 
 
+DELIVERY_STATUSES = ("received", "processed", "duplicate", "failed")
+
+
+@deliveries.command("list")
+@click.option("--status", type=click.Choice(DELIVERY_STATUSES), default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@with_appcontext
+def deliveries_list(status: str | None, limit: int) -> None:
+    """List stored deliveries, newest first (id, status, channel, received, error)."""
+    from helpdesk.extensions import db as database
+    from helpdesk.services.ingest import deliveries as delivery_service
+
+    for delivery in database.session.execute(
+            delivery_service.search(status).limit(limit)).scalars():
+        error = (delivery.error or "").splitlines()[0][:120] if delivery.error else ""
+        click.echo(f"{delivery.id}\t{delivery.status}\tchannel {delivery.channel_id}\t"
+                   f"{delivery.received_at:%Y-%m-%d %H:%M:%S}\t{error}")
+
+
 @deliveries.command("replay")
 @click.option("--failed", is_flag=True, required=True, help="Replay every failed delivery")
 @with_appcontext
@@ -231,7 +349,52 @@ def deliveries_replay(failed: bool) -> None:
     """Put failed deliveries back to processing."""
     from helpdesk.services.ingest import deliveries as delivery_service
 
-    click.echo(f"replaying {delivery_service.replay_failed()} failed deliveries")
+    total, started = len(delivery_service.failed_ids()), time.monotonic()
+    if not total:
+        click.echo("no failed deliveries")
+        return
+    with _progress(total, "replaying failed deliveries") as step:
+        replayed = delivery_service.replay_failed(progress=step)
+    click.echo(f"replayed {replayed} failed deliveries{_took(replayed, started)}")
+    _warn_without_redis()
+
+
+def _progress(total: int, label: str):
+    """A progress bar with counts and rate, on standard error."""
+    started = time.monotonic()
+    done = [0]
+
+    def rate(_item) -> str:
+        elapsed = time.monotonic() - started
+        return f"{done[0] / elapsed:.0f}/s" if elapsed > 0 and done[0] else ""
+
+    bar = click.progressbar(length=total, label=label, show_pos=True, show_eta=True,
+                            item_show_func=rate, file=sys.stderr)
+
+    class _Step:
+        def __enter__(self) -> Callable[[int], None]:
+            bar.__enter__()
+
+            def step(count: int) -> None:
+                done[0] += count
+                bar.update(count)
+            return step
+
+        def __exit__(self, *exc_info) -> None:
+            bar.__exit__(*exc_info)
+
+    return _Step()
+
+
+def _took(count: int, started: float) -> str:
+    elapsed = time.monotonic() - started
+    return f" in {elapsed:.1f} s ({count / elapsed:.0f}/s)" if elapsed > 0 else ""
+
+
+def _warn_without_redis() -> None:
+    if not current_app.config["REDIS_URL"]:
+        click.echo("note: REDIS_URL is not set and no `helpdesk run` is up here: the work "
+                   "is stored and the sweeper enqueues it once a worker runs", err=True)
 
 
 @main.group()
@@ -243,10 +406,18 @@ def metrics() -> None:
 @with_appcontext
 def metrics_rebuild() -> None:
     """Recompute every ticket's metric facts from its stored history, then the roll-ups."""
+    from helpdesk.extensions import db as database
+    from helpdesk.models import Ticket
     from helpdesk.services.metrics import facts as ticket_facts
     from helpdesk.services.metrics import rollup as metrics_rollup
 
-    click.echo(f"rebuilt {ticket_facts.rebuild()} ticket facts")
+    total = database.session.execute(select(func.count()).select_from(Ticket)).scalar_one()
+    database.session.rollback()
+    started = time.monotonic()
+    with _progress(total, "ticket facts") as step:
+        facts = ticket_facts.rebuild(progress=step)
+    click.echo(f"rebuilt {facts} ticket facts{_took(total, started)}")
+    click.echo("rebuilding the metric roll-ups (one transaction)…")
     click.echo(f"rebuilt {metrics_rollup.rebuild()} metric roll-up rows")
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# A non-editable install (the Docker image) ships migrations/ beside it and says where.
+MIGRATIONS_DIR = Path(os.environ.get("HELPDESK_MIGRATIONS_DIR") or PROJECT_ROOT / "migrations")
+# `helpdesk run` writes its embedded Redis's URL here, so commands run beside it reach it.
+REDIS_URL_FILE = "redis.url"
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot start the system; the message says what to set."""
 
 
 def normalize_database_url(url: str) -> str:
@@ -56,6 +63,16 @@ def _development_secret(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def recorded_redis_url(instance: Path) -> str:
+    """The embedded Redis of a `helpdesk run` on this instance folder, while it runs."""
+    try:
+        url = (instance / REDIS_URL_FILE).read_text().strip()
+    except OSError:
+        return ""
+    socket = url.removeprefix("unix://")
+    return url if url.startswith("unix://") and os.path.exists(socket) else ""
+
+
 def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app configuration; `overrides` win over the environment."""
     instance = default_instance_dir()
@@ -63,7 +80,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     secret = os.environ.get("HELPDESK_SECRET_KEY")
     if not secret:
         if env == "production":
-            raise RuntimeError("HELPDESK_SECRET_KEY is required when HELPDESK_ENV=production")
+            raise ConfigError("HELPDESK_SECRET_KEY is not set and HELPDESK_ENV=production: "
+                              "set it to a long random string (python -c 'import secrets; "
+                              "print(secrets.token_hex(32))')")
         secret = _development_secret(instance)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'helpdesk.db'}"
     config: dict[str, Any] = {
@@ -74,7 +93,7 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                             os.environ.get("HELPDESK_OLD_SECRET_KEYS", "").split(",")
                             if key.strip()],
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "REDIS_URL": os.environ.get("REDIS_URL") or recorded_redis_url(instance),
         "PUBLIC_URL": os.environ.get("HELPDESK_PUBLIC_URL", "").rstrip("/"),
         "DATA_DIR": os.environ.get("HELPDESK_DATA_DIR") or str(instance / "data"),
         "INSTANCE_DIR": str(instance),
@@ -117,7 +136,7 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if config["ENV_NAME"] == "production" and not config["PUBLIC_URL"]:
         # Links sent to customers (surveys) and webhook URLs are never built from a
         # request's Host header, which the client chooses.
-        raise RuntimeError("HELPDESK_PUBLIC_URL is required when HELPDESK_ENV=production "
+        raise ConfigError("HELPDESK_PUBLIC_URL is required when HELPDESK_ENV=production "
                            "(e.g. https://help.example.com): survey links and webhook URLs "
                            "are built from it, never from a request's Host header")
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])

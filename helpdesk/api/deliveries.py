@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from flask import jsonify
-from sqlalchemy import select
 
 from helpdesk.api.common import paginate, query_args
 from helpdesk.api.security import requires
 from helpdesk.api.v1 import bp
-from helpdesk.models import Delivery
 from helpdesk.schemas.inputs import DeliveryListSchema
 from helpdesk.schemas.resources import delivery_schema
 from helpdesk.services.ingest import deliveries
@@ -18,11 +16,7 @@ from helpdesk.services.ingest import deliveries
 @requires("admin")
 def list_deliveries():
     args = query_args(DeliveryListSchema())
-    query = select(Delivery).order_by(Delivery.id.desc())
-    if args.get("status"):
-        query = query.where(Delivery.status == args["status"])
-    if args.get("channel"):
-        query = query.where(Delivery.channel_id == args["channel"])
+    query = deliveries.search(args.get("status"), args.get("channel"))
     return jsonify(paginate(query, args["page"], args["per_page"], delivery_schema))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from helpdesk import startup
 from helpdesk.extensions import db
 from helpdesk.queues import redis_connection
 
@@ -21,8 +22,11 @@ def readyz():
     down = []
     try:
         db.session.execute(text("SELECT 1"))
+        if startup.database_revision(db.session.connection()) != startup.migration_heads():
+            down.append("migrations")  # serving would answer 500s: `helpdesk db upgrade`
         db.session.rollback()
     except Exception:
+        db.session.rollback()
         down.append("database")
     try:
         redis_connection().ping()

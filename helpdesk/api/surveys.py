@@ -34,6 +34,11 @@ PAGE = """<!doctype html>
 label{{margin-right:.6rem}}textarea{{width:100%}}</style></head>
 <body><h1>{question}</h1>{body}</body></html>
 """
+THANKS = "<p>Thank you: your answer is recorded. You can close this page.</p>"
+# What the ends of each scale mean, shown beside the choices.
+SCALE_ENDS = {"csat": ("very dissatisfied", "very satisfied"),
+              "ces": ("very difficult", "very easy"),
+              "nps": ("not at all likely", "extremely likely")}
 
 
 @bp.get("/surveys/<token>")
@@ -47,7 +52,11 @@ def survey_page(token: str) -> Response:
 def answer_survey(token: str):
     data = _answer_body()
     survey = surveys.answer(token, data["score"], data.get("comment"))
-    return jsonify(survey_answer_out_schema.dump(survey))
+    if request.is_json:
+        return jsonify(survey_answer_out_schema.dump(survey))
+    # A browser posted the page's form: it gets a page back, not JSON.
+    return Response(PAGE.format(question="Thank you", body=THANKS),
+                    content_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @v1.get("/surveys")
@@ -77,14 +86,17 @@ def _page(survey: Survey) -> str:
     elif survey.status != "sent":
         body = "<p>This survey is closed.</p>"
     else:
-        body = _form(*SURVEY_KINDS[survey.kind])
+        body = _form(survey.kind)
     return PAGE.format(question=question, body=body)
 
 
-def _form(low: int, high: int) -> str:
+def _form(kind: str) -> str:
+    low, high = SURVEY_KINDS[kind]
+    low_means, high_means = SCALE_ENDS[kind]
     choices = "".join(f'<label><input type="radio" name="score" value="{n}" required> {n}'
                       "</label>" for n in range(low, high + 1))
     return (f'<form method="post"><p>{choices}</p>'
+            f'<p class="scale">{low} = {low_means}, {high} = {high_means}</p>'
             '<p><textarea name="comment" rows="4" maxlength="5000" '
             'placeholder="Anything you would like to add? (optional)"></textarea></p>'
             '<p><button type="submit">Send</button></p></form>')

@@ -127,6 +127,7 @@ def test_link_answer_is_recorded_against_ticket_and_agent(app, api, admin, agent
     assert page.headers["Referrer-Policy"] == "no-referrer"
     assert [f'value="{n}"' in page.text for n in range(1, 6)] == [True] * 5
     assert 'value="6"' not in page.text
+    assert "1 = very dissatisfied, 5 = very satisfied" in page.text
 
     for bad in (0, 6):
         response = api.post(f"/surveys/{token}", json={"score": bad})
@@ -158,8 +159,13 @@ def test_the_page_form_answers_and_unknown_tokens_are_404(app, api, admin, agent
     assert text.startswith("How easy was it")
     token = LINK.search(text).group(2)
     assert api.post(f"/surveys/{token}", data={"score": "8"}).status_code == 400
+    assert "1 = very difficult, 7 = very easy" in api.get(f"/surveys/{token}").text
     response = api.post(f"/surveys/{token}", data={"score": "7", "comment": ""})
     assert response.status_code == 200, response.text
+    # A browser posting the form gets a thank-you page, not JSON.
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "Thank you" in response.text and '"score"' not in response.text
+    assert response.headers["Referrer-Policy"] == "no-referrer"
     [survey] = surveys_of(api, supervisor, kind="ces")
     assert (survey["score"], survey["comment"]) == (7, None)
     assert api.get("/surveys/nope").status_code == 404

@@ -126,7 +126,7 @@ def _parse(rows: list[Row]) -> tuple[list[tuple[Row, Channel, list[InboundEvent]
             events = get_connector(row.provider).parse(deliveries.channel_config(channel),
                                                        deliveries.as_request(row))
         except Exception as exc:  # bad provider payloads are quarantined, never retried
-            log.info("delivery %s failed to parse: %s", row.id, type(exc).__name__)
+            log.info("delivery %s failed to parse: %s", row.id, deliveries.parse_reason(exc))
             failures[row.id] = deliveries.readable_error(exc)
             continue
         parsed.append((row, channel, events))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import Insert, Select, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -182,7 +183,7 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
     try:
         events = connector.parse(channel_config(channel), as_request(delivery))
     except Exception as exc:  # bad provider payloads are quarantined, never retried forever
-        log.info("delivery %s failed to parse: %s", delivery_id, type(exc).__name__)
+        log.info("delivery %s failed to parse: %s", delivery_id, parse_reason(exc))
         return _fail(delivery, readable_error(exc))
     try:
         created = sum(apply_event(channel, delivery, event) for event in events)
@@ -199,6 +200,12 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         failed = _lock(delivery_id)
         return _fail(failed, readable_error(exc)) if failed is not None else None
     return delivery.status
+
+
+def parse_reason(exc: Exception) -> str:
+    """Why a payload did not parse, for the log: the connector's words, never the body
+    (they name fields and positions, not values)."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _has_messages(events: list[InboundEvent]) -> bool:
@@ -250,13 +257,30 @@ def replay(delivery_id: int) -> Delivery:
     return delivery
 
 
-def replay_failed() -> int:
-    ids = db.session.execute(select(Delivery.id).where(Delivery.status == "failed")).scalars()
+def failed_ids() -> list[int]:
+    return list(db.session.execute(
+        select(Delivery.id).where(Delivery.status == "failed").order_by(Delivery.id)).scalars())
+
+
+def replay_failed(progress: Callable[[int], object] | None = None) -> int:
+    """Replay every failed delivery; `progress(1)` after each (the CLI's progress bar)."""
     count = 0
-    for delivery_id in list(ids):
+    for delivery_id in failed_ids():
         replay(delivery_id)
         count += 1
+        if progress:
+            progress(1)
     return count
+
+
+def search(status: str | None = None, channel_id: int | None = None) -> Select:
+    """Stored deliveries, newest first (the API's and the CLI's listing)."""
+    query = select(Delivery).order_by(Delivery.id.desc())
+    if status:
+        query = query.where(Delivery.status == status)
+    if channel_id:
+        query = query.where(Delivery.channel_id == channel_id)
+    return query
 
 
 def sweep_unprocessed() -> int:

@@ -146,8 +146,9 @@ def _load_calls(session: Session, ticket_ids: list[int],
             history.add_answer(row.started_at, row.answered_at, row.wait_seconds)
 
 
-def rebuild() -> int:
-    """Recompute every ticket's facts from its history (`helpdesk metrics rebuild`)."""
+def rebuild(progress: Callable[[int], object] | None = None) -> int:
+    """Recompute every ticket's facts from its history (`helpdesk metrics rebuild`);
+    `progress(n)` after each chunk of n tickets."""
     session = db.session
     last_id, written = 0, 0
     while True:
@@ -159,6 +160,8 @@ def rebuild() -> int:
         written += refresh(ids, session)
         session.commit()
         last_id = ids[-1]
+        if progress:
+            progress(len(ids))
     session.commit()
     return written
 

@@ -1,0 +1,146 @@
+"""The `helpdesk` command as an operator meets it: plain one-line errors (exit 2, never a
+traceback), our own help, the listing and replay commands, and `helpdesk run`'s Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+from click.testing import CliRunner
+
+from helpdesk.cli import main
+from tests.support import factories
+
+
+def _helpdesk(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "HELPDESK_ENV", "HELPDESK_SECRET_KEY")}
+    base["HELPDESK_INSTANCE_DIR"] = str(tmp_path / "instance")
+    return subprocess.run([sys.executable, "-m", "helpdesk.cli", *args],
+                          env={**base, **env}, capture_output=True, text=True, timeout=120)
+
+
+def _one_plain_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("helpdesk: "), result.stderr
+    return lines[0]
+
+
+def test_startup_errors_are_one_line_with_exit_code_2(tmp_path):
+    line = _one_plain_line(_helpdesk("agents", "list", tmp_path=tmp_path,
+                                     HELPDESK_ENV="production"))
+    assert "HELPDESK_SECRET_KEY" in line and "set it" in line
+
+    line = _one_plain_line(_helpdesk("worker", "--burst", tmp_path=tmp_path))
+    assert "REDIS_URL is not set" in line
+
+    line = _one_plain_line(_helpdesk("agents", "list", tmp_path=tmp_path,
+                                     DATABASE_URL="nosuchdb://x"))
+    assert "DATABASE_URL" in line and "postgresql://" in line
+
+    line = _one_plain_line(_helpdesk("agents", "list", tmp_path=tmp_path,
+                                     DATABASE_URL="postgresql://u:secret@127.0.0.1:9/x"))
+    assert "cannot use the database" in line and "secret" not in line
+
+    unmigrated = f"sqlite:///{tmp_path / 'empty.db'}"
+    line = _one_plain_line(_helpdesk("agents", "list", tmp_path=tmp_path,
+                                     DATABASE_URL=unmigrated))
+    assert "helpdesk db upgrade" in line
+    # The web server refuses to start rather than answer 500s.
+    line = _one_plain_line(_helpdesk("web", "--port", "9", tmp_path=tmp_path,
+                                     DATABASE_URL=unmigrated))
+    assert "not migrated" in line and "helpdesk db upgrade" in line
+
+
+_SERVE_ONE = """
+from werkzeug.serving import make_server
+from helpdesk import create_app
+server = make_server("127.0.0.1", 0, create_app({"ASYNC_MODE": "threading"}), threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+def test_readyz_names_an_unmigrated_database(tmp_path, redis_url):
+    # Its own process: a second app here would rebind the tests' Socket.IO server.
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+           "REDIS_URL": redis_url, "HELPDESK_INSTANCE_DIR": str(tmp_path / "instance")}
+    server = subprocess.Popen([sys.executable, "-c", _SERVE_ONE], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        port = int(server.stdout.readline())
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    finally:
+        server.terminate()
+        server.wait(10)
+        server.stdout.close()
+    assert ready.status_code == 503
+    assert ready.json()["down"] == ["migrations"]
+
+
+def test_help_shows_our_commands_not_flasks():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for generic in ("--app", "--env-file", "--debug", "--version", "Flask"):
+        assert generic not in result.output
+    for command in ("run", "web", "worker", "db", "agents", "channels", "deliveries",
+                    "metrics", "demo"):
+        assert f"  {command} " in result.output
+
+    db_help = CliRunner().invoke(main, ["db", "--help"]).output
+    commands = [line.split()[0] for line in db_help.split("Commands:")[1].splitlines()
+                if line.strip()]
+    assert commands == ["current", "downgrade", "upgrade"]
+    for authoring in ("revision", "migrate", "stamp", "merge", "init"):
+        assert f"  {authoring} " not in db_help
+
+    create = CliRunner().invoke(main, ["channels", "create", "--help"]).output
+    assert "twilio    sms, voice, whatsapp" in create and "whatsapp|messenger" in create
+    wrong = CliRunner().invoke(main, ["channels", "create", "--name", "n", "--kind", "fax",
+                                      "--provider", "api"])
+    assert wrong.exit_code == 2 and "'fax' is not one of" in wrong.output
+
+
+def test_deliveries_list_and_replay_with_progress(app, api, admin, drain):
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
+                                                        "bot_token": "123:abc"})
+    response = api.post(f"/webhooks/telegram/{channel.key}", data="{not json",
+                        headers={"Content-Type": "application/json",
+                                 "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    assert response.status_code == 200, response.text
+    drain()
+    runner = app.test_cli_runner()
+    from helpdesk.cli import deliveries_list, deliveries_replay
+
+    listed = runner.invoke(deliveries_list, ["--status", "failed"])
+    assert listed.exit_code == 0, listed.output
+    [row] = listed.output.strip().splitlines()
+    assert row.split("\t")[1] == "failed" and f"channel {channel.id}" in row
+
+    replayed = runner.invoke(deliveries_replay, ["--failed"])
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 1 failed deliveries in " in replayed.output
+    assert "/s)" in replayed.output  # the rate (the bar itself is drawn on a terminal)
+    assert runner.invoke(deliveries_list, ["--status", "failed"]).output == ""
+
+
+def test_commands_beside_helpdesk_run_use_its_embedded_redis(tmp_path, monkeypatch):
+    from helpdesk import config, runner
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    instance = tmp_path / "instance"
+    server, url = runner.start_embedded_redis(instance)
+    try:
+        assert config.recorded_redis_url(instance) == url
+        monkeypatch.setenv("HELPDESK_INSTANCE_DIR", str(instance))
+        assert config.from_environment()["REDIS_URL"] == url
+    finally:
+        runner.stop_embedded_redis(server, instance)
+    assert config.recorded_redis_url(instance) == ""
+    assert config.from_environment()["REDIS_URL"] == ""
+
