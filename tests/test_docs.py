@@ -10,7 +10,7 @@ from helpdesk.config import PROJECT_ROOT
 
 API_DOC = PROJECT_ROOT / "docs" / "api.md"
 PATH = re.compile(r"(?<![\w.])/(?:api/v1|webhooks|surveys|healthz|readyz|tickets|supervisor|"
-                  r"admin)[^\s`'\"?|)]*")
+                  r"admin|console)[^\s`'\"?|)]*|(?<=`GET )/(?=`)")
 # Rows of the Socket.IO table: | `name` | direction | …
 EVENT_ROW = re.compile(r"^\| `([a-z_.]+)` \| ([^|]+) \|", re.MULTILINE)
 

@@ -50,7 +50,8 @@ def _wait_ready(base_url: str, process: subprocess.Popen, timeout: float = 60) -
 @pytest.fixture(scope="module")
 def two_webs_two_workers(app, database_url, redis_url):
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "HELPDESK_SECRET_KEY": "scale-out", "HELPDESK_DATA_DIR": app.config["DATA_DIR"],
+           "HELPDESK_SECRET_KEY": app.config["SECRET_KEY"],
+           "HELPDESK_DATA_DIR": app.config["DATA_DIR"],
            "HELPDESK_ASYNC_MODE": "auto"}
     ports = [_free_port(), _free_port()]
     processes = [_helpdesk("web", "--host", "127.0.0.1", "--port", str(port), env=env)
@@ -89,10 +90,6 @@ def test_a_webhook_on_web_a_reaches_a_socket_on_web_b(app, two_webs_two_workers)
         on_b.disconnect()
 
 
-@pytest.mark.skipif(os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
-                    reason="SQLite's write lock blocks a gevent web process whole: a request "
-                           "can wait 30 s behind a transaction another request of the same "
-                           "process holds (SQLite under gevent is being fixed separately)")
 def test_agents_pulling_on_both_webs_never_get_one_ticket_twice(app, two_webs_two_workers):
     web_a, web_b = (ApiClient(url) for url in two_webs_two_workers)
     supervisor = factories.agent(app, role="supervisor", level=2)
