@@ -103,6 +103,7 @@ def thread_message(channel: Channel, customer: Customer,
     """The ticket for this inbound message and whether it was created for it."""
     now = _now()
     quiet = bool({"auto_reply", "bounce"} & set(event.flags))
+    batch_state.lock_customers({customer.id})
     ticket = find_thread(channel, customer, event)
     if ticket is not None and (quiet or can_reopen(ticket, now)):
         if not quiet:
