@@ -22,6 +22,8 @@ from helpdesk import queues
 from helpdesk.services.ingest import deliveries
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
+from helpdesk.services.outbound import sending as outbound
+from helpdesk.services.outbound import surveys
 from helpdesk.services.routing import scoring as routing
 from helpdesk.services.routing import urgency
 from helpdesk.services.tickets import work_sessions
@@ -62,7 +64,10 @@ def sweep_once(app: Flask) -> int:
             log.warning("sweeper: redis unavailable: %s", exc)
             return 0
         swept = deliveries.sweep_unprocessed()
+        # Timers rebuilt from the database (lost with an empty or restarted Redis).
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
+        surveys.sweep_due(app.config["SWEEP_AFTER_SECONDS"])
+        outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
         work_sessions.close_idle()
         metrics_rollup.compact_now()
         return swept
@@ -70,11 +75,13 @@ def sweep_once(app: Flask) -> int:
 
 def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
-        while not stop.wait(app.config["SWEEP_INTERVAL_SECONDS"]):
+        # A first pass as the worker starts: timers lost while it was down fire now.
+        while not stop.is_set():
             try:
                 sweep_once(app)
             except Exception:
                 log.exception("sweeper pass failed")
+            stop.wait(app.config["SWEEP_INTERVAL_SECONDS"])
 
     thread = threading.Thread(target=loop, name="sweeper", daemon=True)
     thread.start()
