@@ -135,6 +135,7 @@ class MessageEvent(InboundEvent):
     full_text: str | None = None
     bounced_message_ids: list[str] = field(default_factory=list)
     identity_verified: bool = True
+    recipients: list[str] = field(default_factory=list)  # email: To and Cc addresses
 
 
 @dataclass

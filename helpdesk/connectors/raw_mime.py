@@ -55,6 +55,7 @@ def email_event(parsed: ParsedEmail) -> MessageEvent:
                      for a in parsed.attachments],
         flags=flags,
         bounced_message_ids=parsed.bounced_message_ids,
+        recipients=[*parsed.to, *parsed.cc],
     )
 
 
