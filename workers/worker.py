@@ -36,6 +36,26 @@ class HelpdeskWorker(SimpleWorker):
     """Runs every job inside one app context of the worker's app (one session per job)."""
 
     app: Flask
+    # How long the thread listening for RQ's worker commands waits between looks. RQ asks
+    # for 60 s, and redis-py 8.2's PubSubWorkerThread.stop() waits for the thread to end: a
+    # worker then took up to a minute to stop (after SIGTERM, or after every burst).
+    COMMAND_POLL_SECONDS = 0.2
+    _burst = False
+
+    def work(self, burst: bool = False, *args, **kwargs) -> bool:
+        self._burst = burst
+        return super().work(burst, *args, **kwargs)
+
+    def subscribe(self) -> None:
+        """Listen for RQ's worker commands (stop a job, shut down); a burst worker, which
+        ends as soon as its queues are empty, does not."""
+        if self._burst:
+            return
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=self.COMMAND_POLL_SECONDS, daemon=True,
+            exception_handler=self._pubsub_exception_handler)
 
     def perform_job(self, job, queue, execution) -> bool:
         with self.app.app_context():
