@@ -114,8 +114,10 @@ def _release_write_lock(info: dict) -> None:
 @event.listens_for(Engine, "rollback")
 def _sqlite_end(conn) -> None:
     # Fired just before the COMMIT or ROLLBACK, which runs without yielding to another
-    # greenlet: the next one's BEGIN IMMEDIATE finds the database free.
-    _release_write_lock(conn.info)
+    # greenlet: the next one's BEGIN IMMEDIATE finds the database free. (An invalidated
+    # connection has no info to read; the pool's invalidate event released its lock.)
+    if conn.dialect.name == "sqlite" and not conn.invalidated:
+        _release_write_lock(conn.info)
 
 
 @event.listens_for(Pool, "checkin")
