@@ -15,10 +15,11 @@ import time
 
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from helpdesk import queues
+from helpdesk import jobs, queues
 from helpdesk.services.ingest import deliveries
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
@@ -60,6 +61,29 @@ class HelpdeskWorker(SimpleWorker):
     def perform_job(self, job, queue, execution) -> bool:
         with self.app.app_context():
             return super().perform_job(job, queue, execution)
+
+    def request_stop(self, signum, frame) -> None:
+        """SIGTERM: a batch job hands its backlog back after the batch in hand (one
+        transaction, well under a second), so the worker exits within a few seconds."""
+        jobs.request_stop()
+        super().request_stop(signum, frame)
+
+    def unsubscribe(self) -> None:
+        """RQ's own waits for its pubsub thread without a bound: after a Redis restart that
+        thread sits in a 60 s read on its fresh connection (or in its reconnect sleeps), and
+        a stopping worker waited as long. Here the wait is bounded; the thread is a daemon
+        and ends with the process."""
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        thread.stop(timeout=0)  # clears its running flag
+        try:
+            self.pubsub.unsubscribe()  # the reply wakes a read on a live connection
+        except RedisError:
+            pass
+        thread.join(timeout=1)
+        if not thread.is_alive():
+            self.pubsub.close()
 
 
 def make_worker(app: Flask, queue_names: list[str] | None = None) -> HelpdeskWorker:
