@@ -307,6 +307,16 @@ class Chaos:
             time.sleep(1)
         return False
 
+    def wait_timers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        time.sleep(self.args.sla_seconds + 2)
+        while time.monotonic() < deadline and self.sql(self.PAST_DUE)[0][0]:
+            time.sleep(1)
+
+    PAST_DUE = ("SELECT count(*) FROM tickets WHERE status IN ('new', 'open') AND "
+                "first_response_at IS NULL AND first_response_due_at < now() "
+                "AND NOT first_response_breached")
+
     def audit(self) -> tuple[list[str], bool]:
         stored = defaultdict(int)
         for external_id, count in self.sql(
@@ -335,7 +345,7 @@ class Chaos:
             doubled = [key for key in keys if stored.get(key, 0) > 1]
             split = {item.conversation for item in items} & split_conversations
             count = self.injected_by_phase.get(phase, "")
-            lines.append(f"{name:<28} {count:>2}  sent {len(items):>5}  acknowledged "
+            lines.append(f"{name:<28} {count:>2}  sent {len(keys):>5}  acknowledged "
                          f"{len(acked):>5}  stored {sum(1 for k in keys if stored.get(k)):>5}  "
                          f"lost {len(lost)}  duplicated {len(doubled)}  split {len(split)}")
             clean = clean and not lost and not doubled and not split
@@ -354,9 +364,7 @@ class Chaos:
         after = self.sql("SELECT count(*) FROM ticket_events w JOIN ticket_events b ON "
                          "b.ticket_id = w.ticket_id AND b.name = 'sla.breached' AND "
                          "w.name = 'sla.warning' AND b.id < w.id")[0][0]
-        due = self.sql("SELECT count(*) FROM tickets WHERE status IN ('new', 'open') AND "
-                       "first_response_at IS NULL AND first_response_due_at < now() "
-                       "AND NOT first_response_breached")[0][0]
+        due = self.sql(self.PAST_DUE)[0][0]
         breached = self.sql("SELECT count(*) FROM tickets WHERE first_response_breached")[0][0]
         self.timers_clean = not (twice or after or due)
         return [f"SLA timers: {breached} tickets breached; fired twice {twice}; warning after "
@@ -394,7 +402,7 @@ class Chaos:
         print(f"  traffic stopped after {time.monotonic() - started:.1f} s; waiting for the "
               "backlog", flush=True)
         drained = self.wait_processed(self.args.drain_timeout)
-        time.sleep(self.args.sla_seconds + 6)  # the last SLA timers (and the sweep) fire
+        self.wait_timers(self.args.sla_seconds + 30)  # the last SLA timers (or the sweep)
         lines, clean = self.audit()
         for line in lines:
             print(line)

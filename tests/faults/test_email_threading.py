@@ -65,15 +65,19 @@ def test_a_reply_before_its_parent_and_a_mail_twice_end_as_one_ticket(app, api, 
     reply = mail("reply@example.com", subject="Re: Printer broken",
                  extra="In-Reply-To: <parent@example.com>\r\n"
                        "References: <parent@example.com>\r\n")
+    sibling = mail("sibling@example.com", subject="Re: Printer broken",
+                   extra="In-Reply-To: <parent@example.com>\r\n")
     later = mail("later@example.com", subject="Re: Printer broken",
                  extra="References: <parent@example.com> <reply@example.com>\r\n")
-    for raw in (reply, reply, mail("parent@example.com"), mail("parent@example.com"), later):
+    for raw in (reply, reply, sibling, mail("parent@example.com"), mail("parent@example.com"),
+                later):
         post(api, channel, raw)
         if not one_batch:
             drain("ingest")
     drain("ingest")
     tickets = ticket_of_message(app)
-    assert sorted(tickets) == ["later@example.com", "parent@example.com", "reply@example.com"]
+    assert sorted(tickets) == ["later@example.com", "parent@example.com", "reply@example.com",
+                               "sibling@example.com"]
     assert len(set(tickets.values())) == 1
     with app.app_context():
         assert len(db.session.execute(select(Ticket.id)).all()) == 1

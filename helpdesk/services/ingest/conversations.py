@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, or_, select
 
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
@@ -86,17 +86,19 @@ def _wrote_on(customer: Customer, ticket: Ticket) -> bool:
         Message.author_id == customer.id).limit(1)).first() is not None
 
 
-def ticket_of_early_reply(customer: Customer, message_id: str | None) -> Ticket | None:
+def ticket_of_early_reply(customer: Customer, event: MessageEvent) -> Ticket | None:
     """A reply that arrived before its parent opened the thread's ticket: the parent joins
-    it (the customer's messages naming this Message-ID in In-Reply-To or References)."""
-    if not message_id:
+    it, and so does a sibling reply naming the same missing parent (the customer's messages
+    naming this Message-ID, or one this mail names, in In-Reply-To or References)."""
+    ids = list(dict.fromkeys(filter(None, [event.message_id, *event.in_reply_to,
+                                           *event.references])))[:10]
+    if not ids:
         return None
-    quoted = f'%"{message_id}"%'
+    names = [column.like(f'%"{value}"%') for value in ids
+             for column in (cast(Message.references, String), cast(Message.in_reply_to, String))]
     row = db.session.execute(
         select(Message.ticket_id).join(Ticket, Ticket.id == Message.ticket_id)
-        .where(Ticket.customer_id == customer.id, Message.direction == "inbound",
-               cast(Message.references, String).like(quoted)
-               | cast(Message.in_reply_to, String).like(quoted))
+        .where(Ticket.customer_id == customer.id, Message.direction == "inbound", or_(*names))
         .order_by(Message.id).limit(1)).first()
     return db.session.get(Ticket, row[0]) if row else None
 
@@ -109,7 +111,7 @@ def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ti
         ticket = ticket_by_message_ids(ids)
         if ticket is None and channel.kind in EMAIL_KINDS:
             ticket = (ticket_by_address_tag(channel, customer, event.recipients)
-                      or ticket_of_early_reply(customer, event.message_id))
+                      or ticket_of_early_reply(customer, event))
         if ticket is not None or channel.kind in EMAIL_KINDS:
             return ticket
     if event.thread_key:
