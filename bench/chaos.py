@@ -402,7 +402,7 @@ class Chaos:
         print(f"  traffic stopped after {time.monotonic() - started:.1f} s; waiting for the "
               "backlog", flush=True)
         drained = self.wait_processed(self.args.drain_timeout)
-        self.wait_timers(self.args.sla_seconds + 30)  # the last SLA timers (or the sweep)
+        self.wait_timers(self.args.sla_seconds + 90)  # the last SLA timers (or the sweep)
         lines, clean = self.audit()
         for line in lines:
             print(line)

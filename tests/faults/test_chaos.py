@@ -16,7 +16,7 @@ from bench.system import PROJECT
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
 
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(280)
 @pytest.mark.skipif(not DATABASE_URL.startswith("postgres"),
                     reason="the chaos round needs PostgreSQL (set DATABASE_URL)")
 def test_a_short_chaos_round_loses_duplicates_and_splits_nothing():
@@ -24,6 +24,6 @@ def test_a_short_chaos_round_loses_duplicates_and_splits_nothing():
         [sys.executable, "-m", "bench.chaos", "--database-url", DATABASE_URL,
          "--duration", "25", "--senders", "3", "--customers", "5", "--pause", "0.02",
          "--mail-bytes", "2000", "--sla-seconds", "5", "--drain-timeout", "60"],
-        cwd=PROJECT, capture_output=True, text=True, timeout=160)
+        cwd=PROJECT, capture_output=True, text=True, timeout=270)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "lost 0  duplicated 0  split 0" in done.stdout
