@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,20 @@ def init_app(app: Flask) -> None:
         status = exc.code or 500
         return error_response(status, HTTP_CODES.get(status, "error"),
                               exc.description or exc.name)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        # A lost connection (the server restarted, failed over, or killed our backend) or
+        # one refused: the pool has dropped it, and the client may retry. Only those: a
+        # DataError from bad input is a bug to see, not an outage.
+        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+            return _unexpected(exc)
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        from helpdesk.extensions import db
+
+        db.session.rollback()  # let go of the dead connection before teardown uses the session
+        return error_response(503, "unavailable", "the database is not answering; retry",
+                              headers={"Retry-After": "1"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

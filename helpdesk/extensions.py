@@ -36,7 +36,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SHORT_BUSY_MS if _cooperative() else BUSY_MS}")
+    # Under gevent SQLite's busy wait would stop every greenlet of the process: BEGIN is
+    # retried cooperatively instead (_begin_cooperatively), the driver waits only briefly.
+    cursor.execute(f"PRAGMA busy_timeout={10 if _cooperative() else BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -46,45 +48,83 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin(conn) -> None:
     # SQLite has no row locks: every transaction takes the write lock up front, so a
     # read-then-write (claiming a ticket, processing a delivery) is never interleaved.
-    if conn.dialect.name == "sqlite":
-        if _cooperative():
-            _begin_yielding(conn.connection.driver_connection)
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.dialect.name != "sqlite":
+        return
+    if _cooperative():
+        _begin_cooperatively(conn)
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-BUSY_MS = 30000
-SHORT_BUSY_MS = 20
+# SQLite under gevent (`helpdesk web`, as `make run` serves it). SQLite waits for its write
+# lock in C (sleeping the OS thread), which under gevent stops the whole process: a greenlet
+# holding the lock while it waits on Redis never gets to commit, and every request times
+# out. So within a process the greenlets queue for the write lock on a gevent semaphore (the
+# holder keeps running), and BEGIN IMMEDIATE against another process (a worker) is retried
+# with cooperative sleeps instead of SQLite's blocking busy wait.
+BUSY_TIMEOUT_MS = 30000
+_LOCK_HELD = "helpdesk_sqlite_lock"
+_write_lock = None
 
 
 def _cooperative() -> bool:
-    """True in a gevent-patched process (the web server)."""
     try:
         from gevent import monkey
-    except ImportError:
+    except ImportError:  # pragma: no cover - gevent is a dependency
         return False
-    return monkey.is_module_patched("time")
+    return monkey.is_module_patched("socket")
 
 
-def _begin_yielding(raw: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE that waits for the write lock without blocking the process.
+def _process_write_lock():
+    global _write_lock
+    if _write_lock is None:
+        from gevent.lock import Semaphore
 
-    Under gevent, SQLite's own busy wait sleeps in C: every greenlet stops, including the one
-    holding the lock (waiting on Redis before its commit), so both wait out the whole busy
-    timeout (the web server froze for 30 s and gunicorn killed it). Here the wait is short
-    and the retries sleep through gevent, letting the holder finish.
-    """
-    deadline = time.monotonic() + BUSY_MS / 1000
+        _write_lock = Semaphore(1)
+    return _write_lock
+
+
+def _begin_cooperatively(conn) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    lock = _process_write_lock()
+    if not lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        raise sqlite3.OperationalError("database is locked (waited for this process's "
+                                       "write lock)")
+    conn.info[_LOCK_HELD] = True
+    raw = conn.connection.driver_connection
     pause = 0.002
     while True:
         try:
             raw.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                _release_write_lock(conn.info)
                 raise
-        time.sleep(pause)  # gevent's sleep: other greenlets run
+        time.sleep(pause)  # gevent's sleep: the process's other greenlets run meanwhile
         pause = min(pause * 2, 0.05)
+
+
+def _release_write_lock(info: dict) -> None:
+    if info.pop(_LOCK_HELD, False):
+        _process_write_lock().release()
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _sqlite_end(conn) -> None:
+    # Fired just before the COMMIT or ROLLBACK, which runs without yielding to another
+    # greenlet: the next one's BEGIN IMMEDIATE finds the database free. (An invalidated
+    # connection has no info to read; the pool's invalidate event released its lock.)
+    if conn.dialect.name == "sqlite" and not conn.invalidated:
+        _release_write_lock(conn.info)
+
+
+@event.listens_for(Pool, "checkin")
+@event.listens_for(Pool, "invalidate")
+def _sqlite_returned(_dbapi_connection, record, *_args) -> None:
+    if record is not None:
+        _release_write_lock(record.info)
 
 
 # A pooled connection idle for longer than this is pinged before it is handed out; one used

@@ -6,6 +6,7 @@ the commit that makes their work visible) and `workers/jobs.py` holds the functi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,3 +68,17 @@ SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
 
 ALL = (PROCESS_DELIVERY, PROCESS_DELIVERIES, ROUTE_TICKET, FILL_AGENT, SEND_MESSAGE,
        CHECK_SLA, SEND_SURVEY)
+
+
+_STOPPING = threading.Event()
+
+
+def request_stop() -> None:
+    """The worker process was asked to stop (SIGTERM/SIGINT)."""
+    _STOPPING.set()
+
+
+def stop_requested() -> bool:
+    """Whether this process is stopping: a long job hands its remaining work back (to a
+    fresh job, for another worker) instead of holding the shutdown up."""
+    return _STOPPING.is_set()

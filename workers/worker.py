@@ -15,13 +15,16 @@ import time
 
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 
-from helpdesk import logs, queues
+from helpdesk import jobs, logs, queues
 from helpdesk.services.ingest import deliveries
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
+from helpdesk.services.outbound import sending as outbound
+from helpdesk.services.outbound import surveys
 from helpdesk.services.routing import scoring as routing
 from helpdesk.services.routing import urgency
 from helpdesk.services.tickets import work_sessions
@@ -63,6 +66,29 @@ class HelpdeskWorker(SimpleWorker):
                      (time.perf_counter() - started) * 1000)
         return ok
 
+    def request_stop(self, signum, frame) -> None:
+        """SIGTERM: a batch job hands its backlog back after the batch in hand (one
+        transaction, well under a second), so the worker exits within a few seconds."""
+        jobs.request_stop()
+        super().request_stop(signum, frame)
+
+    def unsubscribe(self) -> None:
+        """RQ's own waits for its pubsub thread without a bound: after a Redis restart that
+        thread sits in a 60 s read on its fresh connection (or in its reconnect sleeps), and
+        a stopping worker waited as long. Here the wait is bounded; the thread is a daemon
+        and ends with the process."""
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        thread.stop(timeout=0)  # clears its running flag
+        try:
+            self.pubsub.unsubscribe()  # the reply wakes a read on a live connection
+        except RedisError:
+            pass
+        thread.join(timeout=1)
+        if not thread.is_alive():
+            self.pubsub.close()
+
 
 def make_worker(app: Flask, queue_names: list[str] | None = None) -> HelpdeskWorker:
     names = queue_names or list(queues.QUEUE_NAMES)
@@ -86,7 +112,10 @@ def sweep_once(app: Flask) -> int:
             log.warning("sweeper: redis unavailable: %s", exc)
             return 0
         swept = deliveries.sweep_unprocessed()
+        # Timers rebuilt from the database (lost with an empty or restarted Redis).
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
+        surveys.sweep_due(app.config["SWEEP_AFTER_SECONDS"])
+        outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
         work_sessions.close_idle()
         metrics_rollup.compact_now()
         return swept
@@ -94,11 +123,13 @@ def sweep_once(app: Flask) -> int:
 
 def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
-        while not stop.wait(app.config["SWEEP_INTERVAL_SECONDS"]):
+        # A first pass as the worker starts: timers lost while it was down fire now.
+        while not stop.is_set():
             try:
                 sweep_once(app)
             except Exception:
                 log.exception("sweeper pass failed")
+            stop.wait(app.config["SWEEP_INTERVAL_SECONDS"])
 
     thread = threading.Thread(target=loop, name="sweeper", daemon=True)
     thread.start()

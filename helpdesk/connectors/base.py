@@ -138,6 +138,7 @@ class MessageEvent(InboundEvent):
     # The sender's own priority flag (email headers, the api format's `priority`): low,
     # normal, high or urgent; an urgency factor, never the ticket's priority by itself.
     sender_priority: str | None = None
+    recipients: list[str] = field(default_factory=list)  # email: To and Cc addresses
 
 
 @dataclass

@@ -56,6 +56,7 @@ def email_event(parsed: ParsedEmail) -> MessageEvent:
         flags=flags,
         bounced_message_ids=parsed.bounced_message_ids,
         sender_priority=parsed.priority,
+        recipients=[*parsed.to, *parsed.cc],
     )
 
 

@@ -11,7 +11,7 @@ import time_machine
 from sqlalchemy import select
 
 from helpdesk.extensions import db
-from helpdesk.models import TicketEvent
+from helpdesk.models import SlaPolicy, Ticket, TicketEvent
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -145,3 +145,19 @@ def test_real_timer_with_a_worker_process_emits_warning_and_breach(
     due = datetime.fromisoformat(breached["data"]["due_at"])
     assert abs((breached_at - due).total_seconds()) < 3  # exact timers, not a sweep
     assert breached_at - warned_at > timedelta(seconds=0.5)
+
+
+def test_a_policy_in_use_cannot_be_deleted(app, api, admin, drain):
+    put_policy(api, admin)
+    assert api.as_(admin).delete("/api/v1/sla-policies/urgent").status_code == 204
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message(text="hello"))
+    drain()
+    with app.app_context():
+        ticket = db.session.execute(select(Ticket)).scalar_one()
+        used = db.session.get(SlaPolicy, ticket.sla_policy_id).priority
+    answer = api.as_(admin).delete(f"/api/v1/sla-policies/{used}")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "policy_in_use"
+    listed = api.as_(admin).get("/api/v1/sla-policies").json()["items"]
+    assert used in {policy["priority"] for policy in listed}

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import joinedload
 
 from helpdesk.connectors.base import IdentityRef
@@ -33,6 +33,7 @@ class IngestBatch:
         self.identities: dict[tuple[str, str], Identity | None] = {}
         self.customer_tickets: dict[int, Ticket | None] = {}  # customer -> latest activity
         self.thread_tickets: dict[tuple[int, str], Ticket] = {}
+        self.locked_customers: set[int] = set()  # conversations.lock_customers
 
     def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef]) -> None:
         """Ask the database once about all of these messages and identities."""
@@ -49,8 +50,12 @@ class IngestBatch:
                     select(Identity).options(joinedload(Identity.customer)).where(
                         tuple_(Identity.kind, Identity.value).in_(identity_keys))).scalars():
                 self.identities[(found.kind, found.value)] = found
-        self._load_recent_tickets({found.customer.merged_into_id or found.customer_id
-                                   for found in self.identities.values() if found})
+        customer_ids = {found.customer.merged_into_id or found.customer_id
+                        for found in self.identities.values() if found}
+        # Before reading their latest tickets: a batch on another worker holding one of
+        # these customers commits first, and its tickets are read here.
+        lock_customers(customer_ids)
+        self._load_recent_tickets(customer_ids)
 
     def _load_recent_tickets(self, customer_ids: set[int]) -> None:
         """Each known customer's latest ticket active within the threading window (what
@@ -92,6 +97,28 @@ class IngestBatch:
         self.customer_tickets[ticket.customer_id] = ticket
         if ticket.thread_key:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
+
+
+CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer
+
+
+def lock_customers(customer_ids: set[int]) -> None:
+    """Serialise threading per customer: until this transaction ends, no other one decides
+    which ticket these customers' messages join (PostgreSQL: transaction-level advisory
+    locks, taken in id order so two batches cannot deadlock on them; SQLite's BEGIN
+    IMMEDIATE already serialises every writing transaction). Ask which ticket a customer
+    wrote on last only after this: a transaction that held the lock has committed by then,
+    and its ticket is visible (READ COMMITTED)."""
+    batch = current()
+    wanted = set(customer_ids) - (batch.locked_customers if batch else set())
+    if not wanted or db.session.get_bind().dialect.name != "postgresql":
+        return
+    db.session.execute(text(
+        "SELECT count(pg_advisory_xact_lock(:space, id)) FROM "
+        "(SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted"),
+        {"space": CUSTOMER_LOCK_SPACE, "ids": sorted(wanted)})
+    if batch:
+        batch.locked_customers.update(wanted)
 
 
 def current() -> IngestBatch | None:

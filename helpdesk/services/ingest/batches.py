@@ -53,7 +53,7 @@ def process_waiting() -> int:
             return total
         # A backlog: make sure another job follows (another worker may take it right away).
         deliveries.signal_batch()
-        if time.monotonic() - started >= TIME_BUDGET_SECONDS:
+        if time.monotonic() - started >= TIME_BUDGET_SECONDS or jobs.stop_requested():
             return total
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import String, cast, or_, select
 
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
@@ -17,6 +18,8 @@ from helpdesk.services.tickets import history
 
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
+# The Reply-To every email reply carries (senders/smtp.py): `local+t<ticket id>@domain`.
+ADDRESS_TAG = re.compile(r"^([^@+\s]+)\+t(\d+)@(\S+)$")
 
 
 def _now() -> datetime:
@@ -57,12 +60,58 @@ def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
     ).scalar_one_or_none()
 
 
+def ticket_by_address_tag(channel: Channel, customer: Customer,
+                          recipients: list[str]) -> Ticket | None:
+    """The ticket named by our own Reply-To tag among the recipients, when the sender is
+    its customer or wrote on it (a colleague in the thread): a client that dropped
+    In-Reply-To and References still threads."""
+    own = str((channel.settings or {}).get("address") or "").lower()
+    for address in recipients:
+        found = ADDRESS_TAG.match(address.strip().lower())
+        if found is None:
+            continue
+        local, ticket_id, domain = found.groups()
+        if own and own != f"{local}@{domain}":
+            continue
+        ticket = db.session.get(Ticket, int(ticket_id))
+        if ticket is not None and ticket.channel_id == channel.id and (
+                ticket.customer_id == customer.id or _wrote_on(customer, ticket)):
+            return ticket
+    return None
+
+
+def _wrote_on(customer: Customer, ticket: Ticket) -> bool:
+    return db.session.execute(select(Message.id).where(
+        Message.ticket_id == ticket.id, Message.author_type == "customer",
+        Message.author_id == customer.id).limit(1)).first() is not None
+
+
+def ticket_of_early_reply(customer: Customer, event: MessageEvent) -> Ticket | None:
+    """A reply that arrived before its parent opened the thread's ticket: the parent joins
+    it, and so does a sibling reply naming the same missing parent (the customer's messages
+    naming this Message-ID, or one this mail names, in In-Reply-To or References)."""
+    ids = list(dict.fromkeys(filter(None, [event.message_id, *event.in_reply_to,
+                                           *event.references])))[:10]
+    if not ids:
+        return None
+    names = [column.like(f'%"{value}"%') for value in ids
+             for column in (cast(Message.references, String), cast(Message.in_reply_to, String))]
+    row = db.session.execute(
+        select(Message.ticket_id).join(Ticket, Ticket.id == Message.ticket_id)
+        .where(Ticket.customer_id == customer.id, Message.direction == "inbound", or_(*names))
+        .order_by(Message.id).limit(1)).first()
+    return db.session.get(Ticket, row[0]) if row else None
+
+
 def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ticket | None:
     """The existing ticket this message continues, if any (it may be solved or closed)."""
     now = _now()
     if channel.kind in EMAIL_KINDS or event.in_reply_to or event.references:
         ids = event.in_reply_to + list(reversed(event.references)) + event.bounced_message_ids
         ticket = ticket_by_message_ids(ids)
+        if ticket is None and channel.kind in EMAIL_KINDS:
+            ticket = (ticket_by_address_tag(channel, customer, event.recipients)
+                      or ticket_of_early_reply(customer, event))
         if ticket is not None or channel.kind in EMAIL_KINDS:
             return ticket
     if event.thread_key:
@@ -103,6 +152,7 @@ def thread_message(channel: Channel, customer: Customer,
     """The ticket for this inbound message and whether it was created for it."""
     now = _now()
     quiet = bool({"auto_reply", "bounce"} & set(event.flags))
+    batch_state.lock_customers({customer.id})
     ticket = find_thread(channel, customer, event)
     if ticket is not None and (quiet or can_reopen(ticket, now)):
         if not quiet:

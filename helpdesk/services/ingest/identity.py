@@ -130,6 +130,11 @@ def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | No
     except IntegrityError:
         return None
     _remember(identities)
+    batch = batch_state.current()
+    if batch is not None:
+        # Needs no threading lock: a transaction creating the same customer waits on the
+        # identities' unique index until this one commits, then finds this customer.
+        batch.locked_customers.add(customer.id)
     return customer
 
 

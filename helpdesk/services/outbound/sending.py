@@ -12,10 +12,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
+from helpdesk import jobs, queues
 from helpdesk.connectors.api import sign
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Identity, Message, Ticket
@@ -184,6 +186,22 @@ def attempt(channel: Channel, ticket: Ticket, message: Message, final_attempt: b
         record_failed(message, SendError("internal error while sending", retryable=False))
     else:
         record_sent(message, result)
+
+
+def sweep_stuck(grace_seconds: float, limit: int = 500) -> int:
+    """Outbound timers rebuilt from the database: a reply still `queued` longer than its
+    whole retry schedule (plus `grace_seconds`) lost its job (Redis restarted empty):
+    enqueue it again, unless a job for it still waits. Only `queued` messages are sent."""
+    budget = sum(queues.outbound_retry_intervals()) + queues.JOB_TIMEOUT + grace_seconds
+    cutoff = datetime.now(UTC) - timedelta(seconds=budget)
+    ids = list(db.session.execute(select(Message.id).where(
+        Message.direction == "outbound", Message.delivery_status == "queued",
+        Message.internal.is_(False), Message.created_at <= cutoff)
+        .order_by(Message.id).limit(limit)).scalars())
+    db.session.rollback()
+    if ids:
+        jobs.SEND_MESSAGE.enqueue_each([(message_id,) for message_id in ids])
+    return len(ids)
 
 
 def send(message_id: int, *, final_attempt: bool = True) -> str | None:

@@ -83,6 +83,20 @@ def _send_after_commit(survey_id: int, at: datetime | None = None) -> None:
     after_commit(lambda: jobs.SEND_SURVEY.enqueue(survey_id, base_url, at=when))
 
 
+def sweep_due(grace_seconds: float, limit: int = 500) -> int:
+    """Survey timers rebuilt from the database: a survey still `scheduled` past its send
+    time (plus `grace_seconds`) lost its job (Redis restarted empty): enqueue it again.
+    Sending claims the survey, so a timer that did survive still sends it once."""
+    cutoff = _now() - timedelta(seconds=settings.surveys()["delay_seconds"] + grace_seconds)
+    ids = list(db.session.execute(select(Survey.id).where(
+        Survey.status == "scheduled", Survey.created_at <= cutoff)
+        .order_by(Survey.id).limit(limit)).scalars())
+    db.session.rollback()
+    if ids:
+        jobs.SEND_SURVEY.enqueue_each([(survey_id,) for survey_id in ids])
+    return len(ids)
+
+
 def _skip_waiting(ticket_id: int) -> None:
     db.session.execute(update(Survey).where(
         Survey.ticket_id == ticket_id, Survey.status == "scheduled").values(status="skipped"),

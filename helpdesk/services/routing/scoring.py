@@ -122,10 +122,14 @@ def sla_timer(ticket_id: int, clock: str, kind: str, due_iso: str,
 
 
 def sweep_overdue(config_path: str | None = None) -> int:
-    """Safety net for lost timers: breach running clocks already past their deadline."""
+    """Safety net for lost timers, rebuilt from the stored deadlines: breach running clocks
+    already past their deadline, warn those past their warning point (each once)."""
     found = sla.overdue()
+    warnings = sla.warnings_due()
     db.session.rollback()
     for ticket_id, clock in found:
         due = sla.open_deadline(db.session.get(Ticket, ticket_id), clock)
         sla_timer(ticket_id, clock, "breach", due.isoformat(), config_path)
-    return len(found)
+    for ticket_id, clock, due in warnings:
+        sla_timer(ticket_id, clock, "warning", due.isoformat(), config_path)
+    return len(found) + len(warnings)

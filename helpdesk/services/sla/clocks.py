@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 
 from helpdesk import jobs
 from helpdesk.extensions import db
-from helpdesk.models import SlaPolicy, Ticket
+from helpdesk.models import SlaPolicy, Ticket, TicketEvent
 from helpdesk.models.ticket import NO_DEADLINE
 from helpdesk.outbox import emit, rooms
 from helpdesk.schemas.resources import ticket_schema
@@ -142,10 +142,28 @@ def fire(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
         return False
     if kind == "breach":
         return breach(ticket, clock)
+    return warn(ticket, clock, due)
+
+
+def warn(ticket: Ticket, clock: str, due: datetime) -> bool:
+    """The warning before `due`: once per deadline, and only before the breach. A late one
+    (its timer lost with Redis, or its worker busy) whose deadline has passed is dropped:
+    the breach says more, and a warning after it would say the wrong thing."""
+    if getattr(ticket, f"{clock}_breached") or _now() >= due or warned(ticket.id, clock, due):
+        return False
     history.record(ticket, "sla.warning", clock=clock, due_at=due.isoformat())
     data = {"ticket": ticket_schema.dump(ticket), "clock": clock, "due_at": due.isoformat()}
     after_commit(lambda: emit("sla.warning", data, _rooms(ticket)))
     return True
+
+
+def warned(ticket_id: int, clock: str, due: datetime) -> bool:
+    """Whether the warning for this deadline was sent (the ticket's history says)."""
+    for data in db.session.execute(select(TicketEvent.data).where(
+            TicketEvent.ticket_id == ticket_id, TicketEvent.name == "sla.warning")).scalars():
+        if data.get("clock") == clock and data.get("due_at") == due.isoformat():
+            return True
+    return False
 
 
 def breach(ticket: Ticket, clock: str) -> bool:
@@ -163,6 +181,32 @@ def breach(ticket: Ticket, clock: str) -> bool:
 
 def _rooms(ticket: Ticket) -> list[str]:
     return [rooms.SUPERVISORS, *rooms.assignee(ticket)]
+
+
+def warnings_due() -> list[tuple[int, str, datetime]]:
+    """The timers rebuilt from stored deadlines: running clocks past their warning point,
+    before their deadline, not warned yet (a warning timer lost with Redis fires late)."""
+    now = _now()
+    policies = {policy.id: policy for policy in db.session.execute(select(SlaPolicy)).scalars()}
+    horizon = max((max(p.first_response_seconds or 0, p.resolution_seconds or 0)
+                   for p in policies.values()), default=0)
+    until = now + timedelta(seconds=horizon)
+    rows = db.session.execute(select(Ticket).where(
+        Ticket.status.notin_(("solved", "closed")), Ticket.sla_policy_id.is_not(None),
+        or_(Ticket.first_response_due_at.between(now, until),
+            Ticket.resolution_due_at.between(now, until)))).scalars()
+    found = []
+    for ticket in rows:
+        policy = policies.get(ticket.sla_policy_id)
+        for clock in CLOCKS:
+            due = open_deadline(ticket, clock)
+            target = getattr(policy, f"{clock}_seconds") if policy else None
+            if due is None or not target or due <= now or getattr(ticket, f"{clock}_breached"):
+                continue
+            if due - timedelta(seconds=target * (1 - policy.warning_ratio)) <= now and \
+                    not warned(ticket.id, clock, due):
+                found.append((ticket.id, clock, due))
+    return found
 
 
 def overdue() -> list[tuple[int, str]]:

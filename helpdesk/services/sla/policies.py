@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from helpdesk.errors import Invalid, NotFound
+from helpdesk.errors import Conflict, Invalid, NotFound
 from helpdesk.extensions import db
-from helpdesk.models import PRIORITIES, Agent, SlaPolicy
+from helpdesk.models import PRIORITIES, Agent, SlaPolicy, Ticket
 from helpdesk.services import audit
 from helpdesk.services.sla.business_hours import Calendar
 from helpdesk.transaction import commit
@@ -44,10 +44,17 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
 
 
 def delete(priority: str, actor: Agent | None = None) -> None:
+    """Delete an unused policy. One that tickets use (solved ones too: their metrics are
+    measured against it) is a 409 `policy_in_use`; PUT changes its targets instead."""
     policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
     if policy is None:
         raise NotFound("SLA policy")
+    using = db.session.execute(select(func.count()).select_from(Ticket).where(
+        Ticket.sla_policy_id == policy.id)).scalar_one()
+    if using:
+        raise Conflict(f"{using} tickets use this policy; PUT changes its targets",
+                       "policy_in_use")
     db.session.delete(policy)
     audit.record(actor, "sla_policy.deleted", "sla_policy", None, priority=priority)
     commit()

@@ -1,0 +1,71 @@
+"""Several workers draining the same customers' deliveries at once produce exactly the tickets
+one worker would: threading is serialised per customer, never left to batch timing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from helpdesk.extensions import db
+from helpdesk.models import Delivery, Message, Ticket
+from tests.support import factories
+from tests.support.live import api_message
+
+CUSTOMERS = 24
+MESSAGES_EACH = 3
+
+
+def _drain_concurrently(app, workers: int, batch: int) -> None:
+    from helpdesk.services.ingest.batches import process_batch
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(workers)
+
+    def work() -> None:
+        try:
+            with app.app_context():
+                start.wait()
+                while process_batch(batch)[0]:
+                    pass
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+
+
+@pytest.mark.parametrize(("workers", "batch"), [(2, 1), (4, 2), (8, 1)])
+def test_existing_customers_writing_across_concurrent_batches_get_one_ticket(
+        app, api, drain, workers, batch):
+    channel = factories.channel(app, "api")
+    for n in range(CUSTOMERS):  # known customers, whose last ticket is long quiet
+        api.post_api_webhook(channel, api_message(f"old{n}", f"old{n}",
+                                                  email=f"c{n}@example.com"))
+    drain()
+    with app.app_context():
+        db.session.execute(update(Ticket).values(
+            last_activity_at=datetime.now(UTC) - timedelta(days=30)))
+        db.session.commit()
+    for n in range(CUSTOMERS):  # each customer's messages side by side: in different batches
+        for m in range(MESSAGES_EACH):
+            response = api.post_api_webhook(channel, api_message(
+                f"e{n}-{m}", f"m{n}-{m}", text=f"still waiting {m}", email=f"c{n}@example.com"))
+            assert response.status_code == 200
+    _drain_concurrently(app, workers, batch)
+    with app.app_context():
+        assert db.session.execute(select(Delivery.status, func.count())
+                                  .group_by(Delivery.status)).all() == [
+            ("processed", CUSTOMERS * (MESSAGES_EACH + 1))]
+        per_customer = db.session.execute(
+            select(Ticket.customer_id, func.count(Ticket.id)).group_by(Ticket.customer_id)
+        ).all()
+        assert sorted(count for _, count in per_customer) == [2] * CUSTOMERS  # old + one new
+        assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == \
+            CUSTOMERS * (MESSAGES_EACH + 1)

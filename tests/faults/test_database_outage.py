@@ -1,0 +1,26 @@
+"""PostgreSQL killing our backends (a failover, `pg_terminate_backend`): the web answers 503 at
+worst, never 500, and serves again on fresh connections."""
+
+from __future__ import annotations
+
+import psycopg2
+
+
+def _terminate_backends(database_url: str) -> int:
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        killed = cursor.fetchone()[0]
+    conn.close()
+    return killed
+
+
+def test_terminated_backends_are_a_503_then_served_again(app, api, admin, database_url):
+    for _ in range(3):  # pooled connections, used moments ago (not pinged on checkout)
+        assert api.as_(admin).get("/api/v1/tickets").status_code == 200
+    assert _terminate_backends(database_url) >= 1
+    statuses = [api.as_(admin).get("/api/v1/tickets").status_code for _ in range(12)]
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[-1] == 200
+    first = next(i for i, status in enumerate(statuses) if status == 200)
+    assert set(statuses[first:]) == {200}, statuses  # fresh connections from then on

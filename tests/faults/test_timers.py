@@ -1,0 +1,146 @@
+"""Timers rebuilt from the database: with Redis emptied, SLA warnings and breaches, surveys and
+outbound retries still fire (late, once) from what the database stores; a warning whose
+deadline has passed is dropped, never sent after the breach."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+from sqlalchemy import select
+
+from helpdesk import jobs
+from helpdesk.extensions import db
+from helpdesk.models import Message, Survey, Ticket, TicketEvent
+from helpdesk.queues import redis_connection
+from tests.support import factories
+from tests.support.live import api_message
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _sla_events(app, ticket_id: int) -> list[str]:
+    with app.app_context():
+        names = list(db.session.execute(select(TicketEvent.name).where(
+            TicketEvent.ticket_id == ticket_id, TicketEvent.name.like("sla.%"))
+            .order_by(TicketEvent.id)).scalars())
+        db.session.rollback()
+        return names
+
+
+def _sweep(app) -> None:
+    """One sweeper pass, as a worker's sweeper thread runs it (and as a worker starts)."""
+    from workers.worker import SWEEP_LOCK, sweep_once
+
+    redis_connection(app).delete(SWEEP_LOCK)
+    sweep_once(app)
+
+
+def _policy(api, admin) -> None:
+    for priority in ("low", "normal", "high", "urgent"):
+        assert api.as_(admin).put(f"/api/v1/sla-policies/{priority}", json={
+            "first_response_seconds": 3600, "resolution_seconds": 4 * 3600}).status_code == 200
+
+
+def _ticket(app, api, admin, drain) -> int:
+    api.post_api_webhook(factories.channel(app, "api"), api_message(text="where is my order"))
+    drain()
+    return api.as_(admin).get("/api/v1/tickets").json()["items"][0]["id"]
+
+
+def test_sla_timers_lost_with_redis_fire_once_from_the_stored_deadlines(
+        app, api, admin, drain, fire_due_timers):
+    _policy(api, admin)
+    with time_machine.travel(T0, tick=False) as clock:
+        ticket_id = _ticket(app, api, admin, drain)
+        redis_connection(app).flushdb()  # every scheduled timer gone
+
+        clock.move_to(T0 + timedelta(minutes=50))  # past the warning point (80%)
+        _sweep(app)
+        drain()
+        _sweep(app)  # again: nothing new
+        drain()
+        assert _sla_events(app, ticket_id) == ["sla.warning"]
+
+        clock.move_to(T0 + timedelta(hours=1, minutes=1))
+        _sweep(app)
+        drain()
+        _sweep(app)
+        fire_due_timers()
+        assert _sla_events(app, ticket_id) == ["sla.warning", "sla.breached"]
+
+
+def test_a_warning_whose_deadline_passed_is_dropped_never_sent_after_the_breach(
+        app, api, admin, drain, fire_due_timers):
+    _policy(api, admin)
+    with time_machine.travel(T0, tick=False) as clock:
+        ticket_id = _ticket(app, api, admin, drain)
+        redis_connection(app).flushdb()
+        clock.move_to(T0 + timedelta(hours=1, minutes=1))  # the worker was away all along
+        _sweep(app)
+        drain()
+        assert _sla_events(app, ticket_id) == ["sla.breached"]
+
+        # The warning's own timer, late (a worker busy, a timer restored): dropped.
+        with app.app_context():
+            due = db.session.get(Ticket, ticket_id).first_response_due_at
+            jobs.CHECK_SLA.enqueue(ticket_id, "first_response", "warning", due.isoformat())
+        drain()
+        assert _sla_events(app, ticket_id) == ["sla.breached"]
+
+
+def test_a_survey_whose_job_was_lost_is_sent_once_by_the_sweep(app, api, admin, agent, drain):
+    response = api.as_(admin).patch("/api/v1/settings", json={"surveys": {"delay_seconds": 60}})
+    assert response.status_code == 200, response.text
+    with time_machine.travel(T0, tick=False) as clock:
+        ticket_id = _ticket(app, api, admin, drain)
+        assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={
+            "assignee_id": agent.id, "status": "solved"}).status_code == 200
+        redis_connection(app).flushdb()
+        _sweep(app)
+        drain()
+        with app.app_context():
+            assert db.session.execute(select(Survey.status)).scalars().all() == ["scheduled"]
+            db.session.rollback()
+
+        clock.shift(timedelta(minutes=5))
+        for _ in range(2):
+            _sweep(app)
+            drain()
+        with app.app_context():
+            assert db.session.execute(select(Survey.status)).scalars().all() == ["sent"]
+            sent = db.session.execute(select(Message).where(
+                Message.ticket_id == ticket_id, Message.author_type == "system")).scalars().all()
+            assert len(sent) == 1
+
+
+def test_a_reply_whose_send_job_was_lost_is_sent_once_by_the_sweep(app, api, agent, drain,
+                                                                   monkeypatch):
+    from tests.support.fake_providers import CALLBACK, FakeProviders
+
+    monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [0, 0])
+    providers = FakeProviders().start()
+    try:
+        channel = factories.channel(app, "api",
+                                    settings={"callback_url": providers.url + "/callback"})
+        with time_machine.travel(T0, tick=False) as clock:
+            api.post_api_webhook(channel, api_message())
+            drain()
+            ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+            answer = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                         json={"text": "Your parcel ships today."})
+            assert answer.status_code == 201, answer.text
+            redis_connection(app).flushdb()  # the send job is gone
+            _sweep(app)
+            drain()
+            assert providers.to(CALLBACK) == []  # not yet: its own job may still come
+
+            clock.shift(timedelta(minutes=10))
+            for _ in range(2):
+                _sweep(app)
+                drain()
+            assert len(providers.to(CALLBACK)) == 1
+            with app.app_context():
+                assert db.session.get(Message, answer.json()["id"]).delivery_status == "sent"
+    finally:
+        providers.stop()
