@@ -50,6 +50,9 @@ def test_sixteen_concurrent_claimers_get_each_ticket_once(app, api, drain):
             response = api.as_(who).post("/api/v1/queue/next")
             if response.status_code == 204:
                 return claimed
+            if response.status_code == 409:  # a fast thread filled its agent (10 api tickets)
+                assert response.json()["error"]["code"] == "at_capacity"
+                return claimed
             assert response.status_code == 200, response.text
             assert response.json()["assignee_id"] == who.id
             claimed.append(response.json()["id"])

@@ -96,7 +96,9 @@ def worker(app, live_server, redis_url, database_url):
     from helpdesk.queues import redis_connection
 
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "HELPDESK_DATA_DIR": app.config["DATA_DIR"], "HELPDESK_SECRET_KEY": "test",
+           "HELPDESK_DATA_DIR": app.config["DATA_DIR"],
+           "HELPDESK_SECRET_KEY": app.config["SECRET_KEY"],
+           "HELPDESK_ALLOW_PRIVATE_CALLBACKS": "1",  # the fake providers listen on loopback
            "HELPDESK_PUBLIC_URL": live_server}
     process = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker"], env=env,
                                start_new_session=True)
