@@ -63,6 +63,7 @@ def sweep_once(app: Flask) -> int:
             return 0
         swept = deliveries.sweep_unprocessed()
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
+        routing.sweep_requested()
         work_sessions.close_idle()
         metrics_rollup.compact_now()
         return swept
