@@ -211,8 +211,9 @@ def route_batch(limit: int, config_path: str | None = None) -> tuple[int, bool]:
 
 def _route(tickets: Sequence[Ticket], facts: dict[int, UrgencyFacts],
            config_path: str | None) -> None:
-    changed = {ticket.id for ticket in tickets
-               if score_ticket(ticket, config_path, facts[ticket.id])}
+    with sla.policies_cached():
+        changed = {ticket.id for ticket in tickets
+                   if score_ticket(ticket, config_path, facts[ticket.id])}
     if settings.get("routing_mode") == "push":
         # The most urgent first: capacity goes to what matters most.
         for ticket in sorted(tickets, key=lambda t: (-t.priority_rank, -t.urgency, t.id)):
