@@ -296,7 +296,8 @@ def measure_batch_of_one(args: argparse.Namespace, path: str) -> dict:
         for side, where in sides if round_ % 2 == 0 else sides[::-1]:
             progress(f"batch of one: round {round_ + 1}/{args.rounds}, {side} "
                      f"({args.messages} messages)")
-            runs[side].append(_measure_in(where, args, path, f"{side}{round_}"))
+            runs[side].append(_measure_in(where, args, path,
+                                          f"{side}{round_}-{time.time_ns()}"))
     result = {side: statistics.median(run["median_ms"] for run in found)
               for side, found in runs.items() if found}
     result["runs"] = runs

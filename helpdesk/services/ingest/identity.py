@@ -130,6 +130,9 @@ def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | No
     except IntegrityError:
         return None
     _remember(identities)
+    batch = batch_state.current()
+    if batch is not None:
+        batch.new_customer(customer.id)
     return customer
 
 
