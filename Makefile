@@ -30,6 +30,7 @@ test: install
 bench: install
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.urgency
 

@@ -56,6 +56,7 @@ PROCESS_DELIVERIES = Job("workers.jobs.process_deliveries", queues.INGEST,
                          pending="ingest-batch")
 ROUTE_TICKET = Job("workers.jobs.route_ticket", queues.ROUTING,
                    job_id=lambda ticket_id: f"route-{ticket_id}", coalesce=True)
+ROUTE_TICKETS = Job("workers.jobs.route_tickets", queues.ROUTING, pending="routing-batch")
 FILL_AGENT = Job("workers.jobs.fill_agent", queues.ROUTING)
 SEND_MESSAGE = Job("workers.jobs.send_message", queues.OUTBOUND,
                    job_id=lambda message_id: f"send-{message_id}",
@@ -66,7 +67,7 @@ CHECK_SLA = Job("workers.jobs.check_sla", queues.DEFAULT,
 SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
                   job_id=lambda survey_id, _base_url="": f"survey-{survey_id}")
 
-ALL = (PROCESS_DELIVERY, PROCESS_DELIVERIES, ROUTE_TICKET, FILL_AGENT, SEND_MESSAGE,
+ALL = (PROCESS_DELIVERY, PROCESS_DELIVERIES, ROUTE_TICKET, ROUTE_TICKETS, FILL_AGENT, SEND_MESSAGE,
        CHECK_SLA, SEND_SURVEY)
 
 

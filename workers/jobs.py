@@ -33,6 +33,11 @@ def route_ticket(ticket_id: int) -> None:
     routing.route_ticket(ticket_id, current_app.config["URGENCY_CONFIG"])
 
 
+def route_tickets() -> int:
+    """Score the tickets waiting to be routed, in batches."""
+    return routing.route_waiting(current_app.config["URGENCY_CONFIG"])
+
+
 def send_message(message_id: int) -> str | None:
     """Send one queued outbound message through its channel (idempotent)."""
     return outbound.send(message_id, final_attempt=_final_attempt())

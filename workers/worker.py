@@ -116,6 +116,7 @@ def sweep_once(app: Flask) -> int:
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
         surveys.sweep_due(app.config["SWEEP_AFTER_SECONDS"])
         outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
+        routing.sweep_requested()
         work_sessions.close_idle()
         metrics_rollup.compact_now()
         return swept

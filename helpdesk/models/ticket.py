@@ -32,6 +32,10 @@ class Ticket(db.Model):
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_customer_activity", "customer_id", "last_activity_at"),
         Index("ix_tickets_thread", "channel_id", "thread_key"),
+        # Tickets waiting for the routing batch to (re)score them, oldest request first.
+        Index("ix_tickets_route_requested", "route_requested_at", "id",
+              postgresql_where=text("route_requested_at IS NOT NULL"),
+              sqlite_where=text("route_requested_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -70,6 +74,7 @@ class Ticket(db.Model):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    route_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # to (re)score
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     channel: Mapped[Channel] = relationship(lazy="joined")

@@ -92,6 +92,10 @@ class IngestBatch:
     def added_identity(self, identity: Identity) -> None:
         self.identities[(identity.kind, identity.value)] = identity
 
+    def new_customer(self, customer_id: int) -> None:
+        """A customer this transaction created: no ticket to continue (no query for it)."""
+        self.customer_tickets.setdefault(customer_id, None)
+
     def ticket_active(self, ticket: Ticket) -> None:
         """The ticket just got a message: now its customer's latest, and its thread's."""
         self.customer_tickets[ticket.customer_id] = ticket

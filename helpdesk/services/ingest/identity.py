@@ -135,6 +135,7 @@ def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | No
         # Needs no threading lock: a transaction creating the same customer waits on the
         # identities' unique index until this one commits, then finds this customer.
         batch.locked_customers.add(customer.id)
+        batch.new_customer(customer.id)
     return customer
 
 

@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from helpdesk import jobs
 from helpdesk.connectors.base import MessageEvent, StatusEvent
 from helpdesk.extensions import db
 from helpdesk.models import QUEUED_STATUSES, Channel, Delivery, Message, Ticket
 from helpdesk.outbox import events
 from helpdesk.services.ingest import attachments, batch_state, conversations, identity
 from helpdesk.services.outbound import surveys
-from helpdesk.services.routing import queue_updates
-from helpdesk.transaction import after_commit_each
+from helpdesk.services.routing import queue_updates, scoring
 
 # Delivery reports only move forward: a late `sent` never overwrites `delivered`.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -84,13 +82,9 @@ def receive_message(channel: Channel, delivery: Delivery | None,
 
 
 def route_after_commit(ticket: Ticket) -> None:
-    """Score (and in push mode assign) the ticket once this transaction is visible."""
-    after_commit_each(_enqueue_routing, ticket.id)
-
-
-def _enqueue_routing(ticket_ids: list[int]) -> None:
-    """One routing job per ticket; a job still waiting will read this commit's state."""
-    jobs.ROUTE_TICKET.enqueue_each([(ticket_id,) for ticket_id in dict.fromkeys(ticket_ids)])
+    """Score (and in push mode assign) the ticket once this transaction is visible: the
+    routing batch claims it."""
+    scoring.request_routing(ticket)
 
 
 def mark_bounced(message_ids: list[str], error: str) -> None:

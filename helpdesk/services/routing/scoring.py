@@ -1,14 +1,27 @@
-"""The routing job's rules: score urgency, set the priority, detect the language."""
+"""The routing job's rules: score urgency, set the priority, detect the language.
+
+Tickets are scored in batches: whatever changes what a ticket's urgency depends on (a
+customer's message, an unassignment, an escalation) calls `request_routing`, which marks the
+ticket (`route_requested_at`) in the same transaction and makes sure a batch job will run.
+The batch claims the oldest requests (`FOR UPDATE SKIP LOCKED` on PostgreSQL), loads the
+facts of all of them in a few queries, scores each, and commits once, announcing every
+changed ticket once and the queue once. A ticket changed while its batch runs is marked
+again by that change (on PostgreSQL the change waits for the batch's row lock; on SQLite
+for its write transaction), so the next batch scores it again.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import func, select
 
+from helpdesk import jobs
 from helpdesk.extensions import db
-from helpdesk.models import QUEUED_STATUSES, Customer, Message, Ticket
+from helpdesk.models import QUEUED_STATUSES, Message, Ticket
 from helpdesk.outbox import events
 from helpdesk.services import settings
 from helpdesk.services.routing import assignment, queue_updates
@@ -24,12 +37,15 @@ from helpdesk.services.routing.urgency import (
 )
 from helpdesk.services.sla import clocks as sla
 from helpdesk.services.tickets import history
-from helpdesk.transaction import commit
+from helpdesk.transaction import after_commit, commit
 
 RECENT_TEXTS = 5
 TEXT_PREFIX_CHARS = 8000  # per message; the scorer itself reads at most its prefix_chars
 SENDER_RANK = {level: rank for rank, level in enumerate(SENDER_PRIORITIES)}
 CONTACT_WINDOW = timedelta(hours=24)
+BATCH_SIZE = {"postgresql": 500}
+DEFAULT_BATCH_SIZE = 200  # SQLite: the batch holds the one write lock while it runs
+TIME_BUDGET_SECONDS = 5.0  # then the job hands over to a fresh one
 
 
 @lru_cache(maxsize=4)
@@ -37,42 +53,80 @@ def urgency_config(path: str | None) -> UrgencyConfig:
     return load_urgency_config(path)
 
 
-def recent_contacts(customer_id: int, now: datetime) -> int:
-    """Contacts in 24 h across channels: distinct (ticket, channel) with a customer message."""
-    pairs = (select(Message.ticket_id, Message.channel_id).distinct()
+def recent_contacts(customer_ids: Iterable[int], now: datetime) -> dict[int, int]:
+    """Contacts in 24 h across channels, per customer: distinct (ticket, channel) with a
+    customer message (one query for all of them)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    pairs = (select(Ticket.customer_id, Message.ticket_id, Message.channel_id).distinct()
              .join(Ticket, Ticket.id == Message.ticket_id)
-             .where(Ticket.customer_id == customer_id, Message.direction == "inbound",
-                    Message.created_at >= now - CONTACT_WINDOW))
-    return db.session.execute(select(func.count()).select_from(pairs.subquery())).scalar_one()
+             .where(Ticket.customer_id.in_(ids), Message.direction == "inbound",
+                    Message.created_at >= now - CONTACT_WINDOW)).subquery()
+    counts = dict.fromkeys(ids, 0)
+    counts.update(db.session.execute(select(pairs.c.customer_id, func.count())
+                                     .group_by(pairs.c.customer_id)).all())
+    return counts
+
+
+def _recent_texts(ticket_ids: list[int]) -> dict[int, list[tuple[str, str | None]]]:
+    """Each ticket's last RECENT_TEXTS customer messages, oldest first, as (a prefix of the
+    text, the sender's priority flag); one query for all of them. Only a prefix of each
+    message leaves the database: scoring reads a bounded prefix."""
+    ranked = (select(Message.ticket_id, func.substr(Message.text, 1, TEXT_PREFIX_CHARS)
+                     .label("text"), Message.sender_priority,
+                     func.row_number().over(partition_by=Message.ticket_id,
+                                            order_by=(Message.created_at.desc(),
+                                                      Message.id.desc())).label("n"))
+              .where(Message.ticket_id.in_(ticket_ids), Message.direction == "inbound")
+              .subquery())
+    found: dict[int, list[tuple[str, str | None]]] = {ticket_id: [] for ticket_id in ticket_ids}
+    for ticket_id, text, flag in db.session.execute(
+            select(ranked.c.ticket_id, ranked.c.text, ranked.c.sender_priority)
+            .where(ranked.c.n <= RECENT_TEXTS).order_by(ranked.c.ticket_id, ranked.c.n.desc())):
+        found[ticket_id].append((text or "", flag))
+    return found
+
+
+def load_facts(tickets: Sequence[Ticket], now: datetime) -> dict[int, UrgencyFacts]:
+    """What the scorer needs to know about each ticket, in two queries for all of them
+    (the customer and the channel come with the ticket)."""
+    if not tickets:
+        return {}
+    texts_of = _recent_texts([ticket.id for ticket in tickets])
+    contacts = recent_contacts((ticket.customer_id for ticket in tickets), now)
+    facts = {}
+    for ticket in tickets:
+        rows = texts_of[ticket.id]
+        texts = [text for text, _ in rows]
+        subject = (ticket.subject or "").strip()
+        if subject and not any(text.lstrip().startswith(subject) for text in texts):
+            texts.insert(0, subject)  # an email's subject often says it first ("Hacked!")
+        flags = [flag for _, flag in rows if flag in SENDER_RANK]
+        seconds_left = target = None
+        due = sla.nearest_due(ticket)
+        if due is not None:
+            seconds_left = (due - now).total_seconds()
+            target = (due - ticket.created_at).total_seconds()
+        facts[ticket.id] = UrgencyFacts(
+            channel_kind=ticket.channel.kind, texts=texts, tier=ticket.customer.tier,
+            recent_contacts=contacts[ticket.customer_id], seconds_to_deadline=seconds_left,
+            sla_target_seconds=target,
+            sender_priority=max(flags, key=SENDER_RANK.get) if flags else None)
+    return facts
 
 
 def urgency_facts(ticket: Ticket, now: datetime) -> UrgencyFacts:
-    # Only a prefix of each message leaves the database: scoring reads a bounded prefix.
-    rows = db.session.execute(
-        select(func.substr(Message.text, 1, TEXT_PREFIX_CHARS), Message.sender_priority)
-        .where(Message.ticket_id == ticket.id, Message.direction == "inbound")
-        .order_by(Message.created_at.desc()).limit(RECENT_TEXTS)).all()
-    texts = list(reversed([text or "" for text, _ in rows]))
-    subject = (ticket.subject or "").strip()
-    if subject and not any(text.lstrip().startswith(subject) for text in texts):
-        texts.insert(0, subject)  # an email's subject often says it first ("Hacked!")
-    flags = [flag for _, flag in rows if flag in SENDER_RANK]
-    customer = db.session.get(Customer, ticket.customer_id)
-    seconds_left = target = None
-    due = sla.nearest_due(ticket)
-    if due is not None:
-        seconds_left = (due - now).total_seconds()
-        target = (due - ticket.created_at).total_seconds()
-    return UrgencyFacts(channel_kind=ticket.channel.kind, texts=texts,
-                        tier=customer.tier, recent_contacts=recent_contacts(customer.id, now),
-                        seconds_to_deadline=seconds_left, sla_target_seconds=target,
-                        sender_priority=max(flags, key=SENDER_RANK.get) if flags else None)
+    return load_facts([ticket], now)[ticket.id]
 
 
-def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
-    """Re-score `ticket`; True when its urgency, priority or language changed."""
+def score_ticket(ticket: Ticket, config_path: str | None = None,
+                 facts: UrgencyFacts | None = None) -> bool:
+    """Re-score `ticket` (from `facts` when the caller loaded them with others); True when
+    its urgency, priority or language changed."""
     now = datetime.now(UTC)
-    facts = urgency_facts(ticket, now)
+    if facts is None:
+        facts = urgency_facts(ticket, now)
     result = score_urgency(facts, urgency_config(config_path))
     reasons = [{"factor": r.factor, "points": r.points, "detail": r.detail}
                for r in result.reasons]
@@ -91,20 +145,99 @@ def score_ticket(ticket: Ticket, config_path: str | None = None) -> bool:
     return changed
 
 
+def request_routing(ticket: Ticket) -> None:
+    """Ask for `ticket` to be (re)scored once this transaction commits: the routing batch
+    claims it. Always a new value, so the row is written (and, on PostgreSQL, waits for a
+    batch scoring it right now: that batch's commit cannot clear this request)."""
+    ticket.route_requested_at = datetime.now(UTC)
+    after_commit(_signal_batch, once=True)
+
+
+def _signal_batch() -> None:
+    jobs.ROUTE_TICKETS.enqueue_unless_pending()
+
+
+def batch_size() -> int:
+    return BATCH_SIZE.get(db.session.get_bind().dialect.name, DEFAULT_BATCH_SIZE)
+
+
+def route_waiting(config_path: str | None = None) -> int:
+    """The routing batch job: score the tickets waiting for it until none are left (or the
+    time budget is spent, then a fresh job takes over); how many were scored."""
+    jobs.ROUTE_TICKETS.started()
+    limit, started, total = batch_size(), time.monotonic(), 0
+    while True:
+        count, more = route_batch(limit, config_path)
+        total += count
+        if not more:
+            return total
+        _signal_batch()  # a backlog: another worker may share it
+        if time.monotonic() - started >= TIME_BUDGET_SECONDS:
+            return total
+
+
+def claim(limit: int) -> tuple[list[Ticket], bool]:
+    """The oldest routing requests, locked for this batch (`SKIP LOCKED` on PostgreSQL, so
+    workers never share a ticket; SQLite's write transaction keeps everyone out), with their
+    customer and channel; and whether more may be waiting."""
+    waiting = (select(Ticket.id).where(Ticket.route_requested_at.is_not(None))
+               .order_by(Ticket.route_requested_at, Ticket.id).limit(limit))
+    if db.session.get_bind().dialect.name == "postgresql":
+        waiting = waiting.with_for_update(skip_locked=True)
+    ids = list(db.session.execute(waiting).scalars())
+    if not ids:
+        return [], False
+    tickets = list(db.session.execute(select(Ticket).where(Ticket.id.in_(ids))
+                                      .order_by(Ticket.id)).unique().scalars())
+    return tickets, len(ids) == limit
+
+
+def route_batch(limit: int, config_path: str | None = None) -> tuple[int, bool]:
+    """Claim up to `limit` tickets waiting to be scored, score them from facts loaded for
+    all of them at once, and commit once; every changed ticket is announced once, the
+    queue once. A ticket changed while this runs asks again and is scored by the next batch.
+    How many were claimed, and whether more may be waiting."""
+    tickets, more = claim(limit)
+    if not tickets:
+        db.session.rollback()
+        return 0, False
+    for ticket in tickets:
+        ticket.route_requested_at = None
+    live = [ticket for ticket in tickets if ticket.status != "closed"]
+    _route(live, load_facts(live, datetime.now(UTC)), config_path)
+    commit()
+    return len(tickets), more
+
+
+def _route(tickets: Sequence[Ticket], facts: dict[int, UrgencyFacts],
+           config_path: str | None) -> None:
+    with sla.policies_cached():
+        changed = {ticket.id for ticket in tickets
+                   if score_ticket(ticket, config_path, facts[ticket.id])}
+    if settings.get("routing_mode") == "push":
+        # The most urgent first: capacity goes to what matters most.
+        for ticket in sorted(tickets, key=lambda t: (-t.priority_rank, -t.urgency, t.id)):
+            if assignment.push_assign(ticket):
+                changed.discard(ticket.id)  # give() announced it with the new score
+    queue_moved = False
+    for ticket in tickets:
+        if ticket.id in changed:
+            events.ticket_changed(ticket)
+            queue_moved |= ticket.assignee_id is None and ticket.status in QUEUED_STATUSES
+    if queue_moved:
+        queue_updates.queue_changed()
+
+
 def route_ticket(ticket_id: int, config_path: str | None = None) -> None:
-    """Score a ticket and tell everyone watching if anything moved."""
+    """Score one ticket now and tell everyone watching if anything moved (the routing
+    batch's work for a single ticket, for callers that must not wait for a batch)."""
     ticket = db.session.execute(select(Ticket).where(Ticket.id == ticket_id)
-                                .with_for_update(of=Ticket)).scalar_one_or_none()
+                                .with_for_update(of=Ticket)).unique().scalar_one_or_none()
     if ticket is None or ticket.status == "closed":
         db.session.rollback()
         return
-    changed = score_ticket(ticket, config_path)
-    if settings.get("routing_mode") == "push" and assignment.push_assign(ticket):
-        changed = False  # give() announced the assignment with the new score
-    if changed:
-        events.ticket_changed(ticket)
-        if ticket.assignee_id is None and ticket.status in QUEUED_STATUSES:
-            queue_updates.queue_changed()
+    ticket.route_requested_at = None
+    _route([ticket], load_facts([ticket], datetime.now(UTC)), config_path)
     commit()
 
 
@@ -133,3 +266,14 @@ def sweep_overdue(config_path: str | None = None) -> int:
     for ticket_id, clock, due in warnings:
         sla_timer(ticket_id, clock, "warning", due.isoformat(), config_path)
     return len(found) + len(warnings)
+
+
+def sweep_requested() -> bool:
+    """Safety net for a lost batch job (Redis was down at the commit): tickets asking to be
+    scored make sure a batch job will run; True when some were waiting."""
+    waiting = db.session.execute(select(Ticket.id).where(Ticket.route_requested_at.is_not(None))
+                                 .limit(1)).first() is not None
+    db.session.rollback()
+    if waiting:
+        _signal_batch()
+    return waiting

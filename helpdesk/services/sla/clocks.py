@@ -9,6 +9,8 @@ the deadline has moved or been met.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -28,6 +30,7 @@ from helpdesk.services.tickets import history
 from helpdesk.transaction import after_commit
 
 CLOCKS = ("first_response", "resolution")
+_POLICIES = "helpdesk.sla_policies"
 
 
 def _now() -> datetime:
@@ -39,8 +42,25 @@ def calendar_of(policy: SlaPolicy) -> Calendar | None:
 
 
 def policy_for(priority: str) -> SlaPolicy | None:
-    return db.session.execute(
+    cache = db.session.info.get(_POLICIES)
+    if cache is not None and priority in cache:
+        return cache[priority]
+    policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+    if cache is not None:
+        cache[priority] = policy
+    return policy
+
+
+@contextmanager
+def policies_cached() -> Iterator[None]:
+    """Within the block (one transaction applying policies to many tickets: the routing
+    batch) each priority's policy is read once."""
+    db.session.info[_POLICIES] = {}
+    try:
+        yield
+    finally:
+        db.session.info.pop(_POLICIES, None)
 
 
 def nearest_due(ticket: Ticket) -> datetime | None:
@@ -56,7 +76,8 @@ def nearest_due(ticket: Ticket) -> datetime | None:
 
 def apply_policy(ticket: Ticket) -> None:
     """(Re)compute the ticket's deadlines from its priority's policy and schedule timers."""
-    db.session.flush()
+    if ticket.id is None or ticket.created_at is None:
+        db.session.flush()  # a new ticket: its id and creation time
     policy = policy_for(ticket.priority)
     ticket.sla_policy_id = policy.id if policy else None
     if policy is None:

@@ -88,3 +88,29 @@ def test_a_batch_announces_each_message_once_and_its_ticket_once(app, api, admin
         ticket = db.session.get(Ticket, announced["id"])
         assert announced["updated_at"] == ticket.updated_at.isoformat()  # committed state
     assert _count(app, Ticket) == 1
+
+
+def test_a_new_customers_message_asks_for_no_ticket_to_continue(app, api, drain):
+    """The batch of one: a customer created by this batch has no ticket yet, so threading
+    does not ask the database for their latest one (one statement less per new customer)."""
+    from sqlalchemy import event
+
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email="new@example.com"))
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert delivery_batches.process_waiting() == 1
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    reads = [s for s in seen if "tickets.last_activity_at >=" in s]  # the threading window
+    assert reads == [], reads
+    assert _count(app, Ticket) == 1

@@ -1,0 +1,131 @@
+"""Routing in batches: a burst is scored by one job, the queue ends in urgency order, and a
+ticket changed while its batch runs is scored again."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import event, func, select
+
+from helpdesk.extensions import db
+from helpdesk.models import Ticket
+from helpdesk.queues import ROUTING, get_queue
+from tests.support import factories
+from tests.support.live import api_message
+
+URGENT = "This is UNACCEPTABLE, the service is down and I want a refund NOW, lawyer!"
+CALM = "Hi, could you tell me how to change my invoice address? Thanks!"
+
+
+def _scores(app) -> dict[int, tuple[int, str, list]]:
+    with app.app_context():
+        rows = db.session.execute(select(Ticket.id, Ticket.urgency, Ticket.priority,
+                                         Ticket.urgency_reasons, Ticket.route_requested_at))
+        found = {row.id: row for row in rows}
+        db.session.rollback()
+    return found
+
+
+def test_a_burst_is_scored_by_one_batch_job_in_urgency_order(app, api, agent, drain):
+    channel = factories.channel(app, "api")
+    texts = [URGENT if n % 3 == 0 else CALM for n in range(30)]
+    for n, text in enumerate(texts):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=text,
+                                                  email=f"burst{n}@example.com"))
+    drain("ingest")
+    with app.app_context():
+        routing = get_queue(ROUTING, app)
+        assert routing.count == 1  # one batch job for the whole burst, not one per ticket
+        assert routing.jobs[0].func_name == "workers.jobs.route_tickets"
+    drain()
+    scores = _scores(app)
+    assert len(scores) == 30
+    assert all(row.urgency_reasons and row.route_requested_at is None for row in scores.values())
+    queue = api.as_(agent).get("/api/v1/queue?per_page=100").json()["items"]
+    urgencies = [scores[item["id"]].urgency for item in queue]
+    assert len(queue) == 30
+    assert {scores[item["id"]].priority for item in queue[:10]} == {"urgent"}
+    assert min(urgencies[:10]) > max(urgencies[10:])
+
+
+def test_facts_for_a_batch_are_loaded_in_a_few_queries(app, api, drain):
+    """The statements a batch runs do not grow with its tickets (priorities already set)."""
+    from helpdesk.services.routing import scoring
+
+    channel = factories.channel(app, "api")
+
+    def statements_for(count: int, tag: str) -> int:
+        for n in range(count):
+            api.post_api_webhook(channel, api_message(f"{tag}{n}", f"{tag}m{n}", text=CALM,
+                                                      email=f"{tag}{n}@example.com"))
+        drain("ingest")
+        drain()  # scored once: priorities set, so the rescore below changes nothing
+        with app.app_context():
+            db.session.execute(Ticket.__table__.update().values(route_requested_at=func.now()))
+            db.session.commit()
+            seen = []
+
+            def count_it(*_args):
+                seen.append(1)
+
+            engine = db.engine
+            event.listen(engine, "before_cursor_execute", count_it)
+            try:
+                assert scoring.route_batch(1000)[0] > 0
+            finally:
+                event.remove(engine, "before_cursor_execute", count_it)
+        return len(seen)
+
+    few = statements_for(3, "a")
+    many = statements_for(40, "b")  # 43 tickets rescored in one batch
+    assert many <= few + 2, (few, many)
+
+
+def test_a_ticket_changed_while_its_batch_runs_is_scored_again(app, api, drain):
+    """A customer writes again while the batch scoring their ticket runs: the new message's
+    transaction waits for the batch (row lock on PostgreSQL, the write lock on SQLite), asks
+    again, and the next batch scores the ticket with it."""
+    from helpdesk.services.ingest import batches as delivery_batches
+    from helpdesk.services.routing import scoring
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t", text=CALM))
+    drain("ingest")
+    api.post_api_webhook(channel, api_message("e2", "m2", thread_id="t", text=URGENT))
+
+    def ingest_in_another_transaction() -> None:
+        with app.app_context():
+            delivery_batches.process_waiting()
+
+    writer = threading.Thread(target=ingest_in_another_transaction)
+
+    def while_scoring(session, *_args) -> None:
+        writer.start()  # the new message arrives now, mid-batch
+        writer.join(timeout=1.5)
+
+    with app.app_context():
+        session = db.session()
+        event.listen(session, "before_flush", while_scoring, once=True)
+        assert scoring.route_batch(100)[0] == 1
+    writer.join(timeout=30)
+    assert not writer.is_alive()
+    [first] = _scores(app).values()
+    assert first.route_requested_at is not None  # asked again after the batch
+    drain()
+    [ticket] = _scores(app).values()
+    assert ticket.priority == "urgent" and ticket.route_requested_at is None
+
+
+def test_the_single_ticket_path_clears_the_request(app, api, drain):
+    """SLA breaches and escalations score one ticket now; that also answers its request."""
+    from helpdesk.services.routing import scoring
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", text=URGENT))
+    drain("ingest")
+    [waiting] = _scores(app).values()
+    assert waiting.route_requested_at is not None
+    with app.app_context():
+        scoring.route_ticket(waiting.id)
+    [ticket] = _scores(app).values()
+    assert ticket.priority == "urgent" and ticket.route_requested_at is None
