@@ -10,10 +10,12 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy.exc import IntegrityError
 from werkzeug.serving import make_server
 
 from tests.support import factories
@@ -83,10 +85,20 @@ def clean_state(request, app):
 
     with app.app_context():
         redis_connection(app).flushdb()
-        # Children before parents: the metadata's dependency order, reversed.
-        for table in reversed(db.metadata.sorted_tables):
-            db.session.execute(table.delete())
-        db.session.commit()
+        # Children before parents: the metadata's dependency order, reversed. A previous
+        # test's browser or worker may still write a row between two DELETEs (a work
+        # session's heartbeat): start over then.
+        for attempt in range(5):
+            try:
+                for table in reversed(db.metadata.sorted_tables):
+                    db.session.execute(table.delete())
+                db.session.commit()
+                break
+            except IntegrityError:
+                db.session.rollback()
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
     yield
 
 

@@ -31,6 +31,7 @@ from helpdesk.services.tickets import work_sessions
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"
+FIRST_SWEEP_AFTER_SECONDS = 3.0
 
 
 class HelpdeskWorker(SimpleWorker):
@@ -124,7 +125,11 @@ def sweep_once(app: Flask) -> int:
 
 def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
-        # A first pass as the worker starts: timers lost while it was down fire now.
+        # A first pass soon after the worker starts: timers lost while it was down fire now.
+        # Not during RQ's own start-up: a pass then (sharing its Redis client while RQ sets
+        # the client's socket timeout for BLPOP) left the worker's first BLPOP timing out
+        # and RQ backing off for up to half a minute.
+        stop.wait(FIRST_SWEEP_AFTER_SECONDS)
         while not stop.is_set():
             try:
                 sweep_once(app)
