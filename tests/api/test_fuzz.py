@@ -51,8 +51,6 @@ def _fuzz(operation, mode: GenerationMode, base_url: str, token: str, counts: Co
         response = case.call(base_url=base_url, session=session,
                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
         counts[response.status_code] += 1
-        if os.environ.get("HELPDESK_FUZZ_DEBUG") and response.status_code == 401:
-            print("401", case.method, case.formatted_path, dict(response.request.headers))
         case.validate_response(response, checks=CHECKS)
 
     run()
