@@ -17,6 +17,7 @@ from marshmallow import Schema
 from sqlalchemy import Select, func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from helpdesk.connectors import get_connector
 from helpdesk.errors import ApiError, Invalid
 from helpdesk.extensions import db
 
@@ -38,9 +39,8 @@ def storable(text: str) -> bool:
 def limit_request_body() -> None:
     """Before every request: cap the body read from the stream, chunked bodies included
     (werkzeug answers 413 as soon as a read goes past the cap)."""
-    limit = current_app.config["MAX_WEBHOOK_BYTES"]
-    if request.blueprint == "webhooks" and _is_email_provider():
-        limit = current_app.config["MAX_EMAIL_BYTES"]
+    limit = body_limit((request.view_args or {}).get("provider", "")
+                       if request.blueprint == "webhooks" else None)
     request.max_content_length = limit
     if request.content_length is None and "wsgi.input_terminated" in request.environ:
         _buffer_chunked_body(limit)
@@ -65,11 +65,12 @@ def _buffer_chunked_body(limit: int) -> None:
     environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
-def _is_email_provider() -> bool:
-    from helpdesk.connectors import get_connector
-
-    connector = get_connector((request.view_args or {}).get("provider", ""))
-    return bool(connector and connector.is_email)
+def body_limit(provider: str | None = None) -> int:
+    """The largest body a request may carry: HELPDESK_MAX_EMAIL_BYTES for an email
+    provider's webhooks, HELPDESK_MAX_WEBHOOK_BYTES for everything else."""
+    connector = get_connector(provider) if provider else None
+    return current_app.config["MAX_EMAIL_BYTES" if connector and connector.is_email
+                              else "MAX_WEBHOOK_BYTES"]
 
 
 def json_body(schema: Schema) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from flask import Blueprint, Response, current_app, request
 
 from helpdesk.api import rate_limit
+from helpdesk.api.common import body_limit
 from helpdesk.connectors import get_connector
 from helpdesk.connectors.base import (
     ChannelConfig,
@@ -80,8 +81,7 @@ def handshake(provider: str, key: str) -> Response:
 @bp.post("/webhooks/<provider>/<key>")
 def receive(provider: str, key: str) -> Response:
     config, connector = _channel_and_connector(provider, key)
-    limit = current_app.config["MAX_EMAIL_BYTES" if connector.is_email else "MAX_WEBHOOK_BYTES"]
-    body = read_body(limit)
+    body = read_body(body_limit(provider))
     if request.mimetype not in connector.content_types:
         raise ApiError(415, f"{provider} takes {', '.join(sorted(connector.content_types))}",
                        "unsupported_media_type")
