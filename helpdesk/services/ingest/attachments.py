@@ -8,11 +8,22 @@ from pathlib import Path
 from flask import current_app
 
 from helpdesk.connectors.base import AttachmentIn
+from helpdesk.errors import NotFound
+from helpdesk.extensions import db
 from helpdesk.models import Attachment, Message
 
 
 def data_path(relative: str) -> Path:
     return Path(current_app.config["DATA_DIR"]) / relative
+
+
+def stored_file(attachment_id: int) -> tuple[Attachment, Path]:
+    """An attachment and the file holding its bytes; NotFound when either is missing."""
+    attachment = db.session.get(Attachment, attachment_id)
+    path = data_path(attachment.storage_path) if attachment and attachment.storage_path else None
+    if path is None or not path.is_file():
+        raise NotFound("attachment")
+    return attachment, path
 
 
 def store_bytes(content: bytes) -> tuple[str, str]:
