@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db
@@ -42,6 +43,20 @@ def open_session(agent_id: int, ticket_id: int) -> WorkSession | None:
         WorkSession.ended_at.is_(None)).with_for_update()).scalar_one_or_none()
 
 
+def _open_or_join(agent_id: int, ticket_id: int, source: str) -> WorkSession:
+    now = datetime.now(UTC)
+    session = open_session(agent_id, ticket_id)
+    if session is None:
+        session = WorkSession(agent_id=agent_id, ticket_id=ticket_id, source=source,
+                              started_at=now, last_seen_at=now)
+        db.session.add(session)
+    else:
+        session.last_seen_at = now
+    _announce_viewers(ticket_id)
+    commit()
+    return session
+
+
 def start(agent_id: int, ticket_id: int, tab: str, source: str) -> WorkSession:
     """Focus: open the agent's session on the ticket, or join it from another tab."""
     if db.session.get(Ticket, ticket_id) is None:
@@ -53,16 +68,11 @@ def start(agent_id: int, ticket_id: int, tab: str, source: str) -> WorkSession:
     if tab != REST_TAB:
         pipe.sadd(_sid_key(tab), ticket_id)
     pipe.execute()
-    now = datetime.now(UTC)
-    session = open_session(agent_id, ticket_id)
-    if session is None:
-        session = WorkSession(agent_id=agent_id, ticket_id=ticket_id, source=source,
-                              started_at=now, last_seen_at=now)
-        db.session.add(session)
-    else:
-        session.last_seen_at = now
-    _announce_viewers(ticket_id)
-    commit()
+    try:
+        session = _open_or_join(agent_id, ticket_id, source)
+    except IntegrityError as exc:  # the ticket (erased) or the agent went away meanwhile
+        db.session.rollback()
+        raise NotFound("ticket") from exc
     return session
 
 
