@@ -351,8 +351,20 @@ export function create(center, { api, live, me }) {
   }
 
   const refetch = coalesce(async () => { if (ticket) await load(ticket.id); }, 200);
+  // Events from different processes (a web request, a routing job) are published after their
+  // commits, in no guaranteed order: a job's event about an older state can arrive after a
+  // newer one. So an update is shown at once and then settled on the ticket as stored now
+  // (header only: the messages and a draft in the composer stay as they are).
+  const settle = coalesce(async () => {
+    if (!ticket) return;
+    const id = ticket.id;
+    try {
+      const { messages: _unused, ...stored } = await api.get(`/tickets/${id}`);
+      if (ticket && ticket.id === id) { ticket = { ...ticket, ...stored }; drawHeader(); }
+    } catch { /* the next event or a reload shows it */ }
+  }, 250);
   const off = [
-    live.on('ticket.updated', (t) => { if (ticket && t.id === ticket.id) { ticket = { ...ticket, ...t }; drawHeader(); } }),
+    live.on('ticket.updated', (t) => { if (ticket && t.id === ticket.id) { ticket = { ...ticket, ...t }; drawHeader(); settle(); } }),
     live.on('message.created', (m) => { if (ticket && m.ticket_id === ticket.id) { upsertMessage(m); loadCustomer(); } }),
     live.on('message.updated', (m) => upsertMessage(m)),
     live.on('ticket.viewers', (data) => {
