@@ -212,7 +212,9 @@ def run_burst(system: System, channel_id: int, prebuilt: list, concurrency: int,
             if tick - go > timeout:
                 break
             time.sleep(max(POLL_SECONDS - (time.perf_counter() - tick), 0))
-        usage = system.usage(before, system.snapshot(), result.cpu_s if result else 0.0)
+        after = system.snapshot()
+        usage = system.usage(before, after, result.cpu_s if result else 0.0)
+        time_window = after["at"] - before["at"]
     finally:
         cur.close()
         load.stop()
@@ -256,7 +258,7 @@ def run_burst(system: System, channel_id: int, prebuilt: list, concurrency: int,
                                        if seen_scored and seen_committed else None),
         "ack": summary_ms([result.done[i] - result.sent[i]
                            for i, s in enumerate(result.status) if 200 <= s < 300]),
-        "worker_jobs": jobs, "usage": usage,
+        "worker_jobs": jobs, "usage": usage, "window_s": time_window,
         # (seconds since go, deliveries stored, still received, tickets, waiting for routing)
         "timeline": timeline,
     }
@@ -564,6 +566,13 @@ def figures(results: dict) -> list[dict]:
             if lag is not None else "-", "<= 1 s", lag is not None and lag <= 1.0)
         errors = burst["errors"]
         row("burst: webhook errors", json.dumps(errors) if errors else "0", "0", not errors)
+        usage, window = burst["usage"], burst.get("window_s") or 0.0
+        if window and burst["ok"]:  # CPU per mail: less sensitive to a busy machine
+            per_mail = {name: usage.get(f"{name}_cores", 0.0) * window * 1000 / burst["ok"]
+                        for name in ("worker", "web")}
+            row("burst: CPU per mail, worker (ingest + routing) / web",
+                f"{per_mail['worker']:.1f} / {per_mail['web']:.1f} ms", "", None,
+                f"others on the machine: {usage['others_cores']:.2f} cores")
     if check:
         row("burst: tickets / threads",
             f"{check['tickets']} / {check['threads']} (split {check['threads_split']}, "
