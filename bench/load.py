@@ -44,6 +44,8 @@ class LoadSpec:
     max_connections: int = 64     # open loop: connection pool bound
     customers: int = 8            # distinct customers the messages come from
     drain_timeout: float = 15.0   # seconds to wait for in-flight responses after the end
+    # Requests built by the caller (raw_request), sent instead of generated `api` webhooks.
+    prebuilt: list[tuple[str, bytes]] | None = None
 
 
 @dataclass
@@ -79,10 +81,21 @@ def webhook_body(tag: str, index: int, customers: int) -> bytes:
     return json.dumps(payload).encode()
 
 
+def raw_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """One HTTP/1.1 POST as it goes on the wire (Host and Content-Length added)."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            + f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
 def build_requests(spec: LoadSpec) -> list[tuple[str, bytes]]:
-    """Pre-built, signed raw HTTP requests (the signature covers a timestamp valid 5 min)."""
+    """Pre-built, signed raw HTTP requests (the signature covers a timestamp valid 5 min);
+    the caller's own (`spec.prebuilt`) when it gave them."""
     from helpdesk.connectors.api import sign
 
+    if spec.prebuilt is not None:
+        return spec.prebuilt
     timestamp = str(int(time.time()))
     built = []
     for index in range(spec.count):

@@ -129,8 +129,11 @@ class System:
     """helpdesk on PostgreSQL + Redis, its web and worker processes, and the ceiling server."""
 
     def __init__(self, *, database: str = "helpdesk_bench", redis_db: int = 14,
-                 port: int = 18431, ceiling_port: int = 18432, log_dir: Path | None = None):
+                 port: int = 18431, ceiling_port: int = 18432, log_dir: Path | None = None,
+                 with_ceiling: bool = True):
         self.database = database
+        # A bench that never starts the ceiling server creates no database for it.
+        self.with_ceiling = with_ceiling
         self.ceiling_database = f"{database}_ceiling"
         self.redis_url = f"redis://127.0.0.1:6379/{redis_db}"
         self.port = port
@@ -163,7 +166,8 @@ class System:
     def prepare(self) -> None:
         """Fresh databases and Redis db, migrations, an admin with a token, an `api` channel."""
         recreate_database(self.database)
-        recreate_database(self.ceiling_database)
+        if self.with_ceiling:
+            recreate_database(self.ceiling_database)
         self.redis.flushdb()
         self.cli("db", "upgrade")
         self.cli("agents", "create", "--email", ADMIN_EMAIL, "--name", "Bench Admin",
@@ -253,7 +257,8 @@ class System:
         # ceiling's database and the Redis db are scratch.
         try:
             self.redis.flushdb()
-            drop_database(self.ceiling_database)
+            if self.with_ceiling:
+                drop_database(self.ceiling_database)
         except Exception as exc:  # cleanup must not hide the run's own error
             print(f"bench cleanup: {exc}", file=sys.stderr)
         shutil.rmtree(self.instance_dir, ignore_errors=True)

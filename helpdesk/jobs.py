@@ -45,6 +45,10 @@ class Job:
         """Enqueue `func()` unless a run of it is waiting to start (see queues)."""
         return queues.enqueue_unless_pending(self.pending or self.func, self.queue, self.func)
 
+    def waiting(self) -> bool:
+        """Whether a run enqueued with `enqueue_unless_pending` is waiting to start."""
+        return queues.pending(self.pending or self.func)
+
     def started(self) -> None:
         """Called by a job enqueued with `enqueue_unless_pending` before it reads its work."""
         queues.job_started(self.pending or self.func)

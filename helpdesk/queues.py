@@ -106,6 +106,15 @@ def enqueue_unless_pending(name: str, queue: str, func: str) -> bool:
     return False
 
 
+def pending(name: str) -> bool:
+    """Whether a job enqueued with `enqueue_unless_pending(name)` is waiting to start (one
+    round trip; False when Redis is unreachable)."""
+    try:
+        return bool(redis_connection().exists(_pending_key(name)))
+    except Exception:  # noqa: BLE001  (a hint for the caller, never a failure)
+        return False
+
+
 def job_started(name: str) -> None:
     """Called by a job enqueued with `enqueue_unless_pending` before it reads its work."""
     try:

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
+from rq.worker import DequeueStrategy
 
 from helpdesk import jobs, logs, queues
 from helpdesk.services.ingest import deliveries
@@ -45,7 +46,12 @@ class HelpdeskWorker(SimpleWorker):
     _burst = False
 
     def work(self, burst: bool = False, *args, **kwargs) -> bool:
+        """Queues are taken in turn (round robin), not ingest first: during a burst the
+        routing batch for what an ingest batch stored runs next, not once the burst is
+        over (issue 17: 900 tickets waited 13-19 s for their scores after the last
+        commit); an ingest job hands over after a batch when routing waits."""
         self._burst = burst
+        kwargs.setdefault("dequeue_strategy", DequeueStrategy.ROUND_ROBIN)
         return super().work(burst, *args, **kwargs)
 
     def subscribe(self) -> None:

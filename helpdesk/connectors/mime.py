@@ -101,20 +101,23 @@ class _Body:
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse one RFC 5322 message; raise PayloadError only when `raw` is not an email at all.
 
-    The modern `email.policy.default` is tried first; if anything in it raises on a
-    malformed message, the message is re-parsed with `compat32` and extracted again.
+    `compat32` is tried first: every header is read raw and decoded here, so the modern
+    policy's header objects only cost time (it re-parses Content-Type on every look: 2.0 ms
+    a mail against 0.67 ms for the burst corpus of bench/burst.py, with the same result on
+    it and on every sample mail). If anything raises on a malformed message, the message is
+    re-parsed with `email.policy.default` and extracted again.
     """
     raw = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
     if not raw.strip():
         raise PayloadError("empty email")
     try:
-        return _extract(BytesParser(policy=email.policy.default).parsebytes(raw), raw)
+        return _extract(BytesParser(policy=email.policy.compat32).parsebytes(raw), raw)
     except PayloadError:
         raise
-    except Exception:  # noqa: BLE001 - modern header parsing can raise on garbage
+    except Exception:  # noqa: BLE001 - garbage may still make either policy raise
         pass
     try:
-        return _extract(BytesParser(policy=email.policy.compat32).parsebytes(raw), raw)
+        return _extract(BytesParser(policy=email.policy.default).parsebytes(raw), raw)
     except PayloadError:
         raise
     except Exception as exc:  # noqa: BLE001

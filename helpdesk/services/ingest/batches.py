@@ -43,7 +43,8 @@ def batch_size() -> int:
 
 def process_waiting() -> int:
     """The batch job: process waiting deliveries until none are left (or the time budget
-    is spent, then a new job takes over); the number of deliveries processed."""
+    is spent, or tickets it stored wait for their routing batch: then a new job takes
+    over); the number of deliveries processed."""
     jobs.PROCESS_DELIVERIES.started()
     limit, started, total = batch_size(), time.monotonic(), 0
     while True:
@@ -53,7 +54,10 @@ def process_waiting() -> int:
             return total
         # A backlog: make sure another job follows (another worker may take it right away).
         deliveries.signal_batch()
-        if time.monotonic() - started >= TIME_BUDGET_SECONDS or jobs.stop_requested():
+        if (time.monotonic() - started >= TIME_BUDGET_SECONDS or jobs.stop_requested()
+                or jobs.ROUTE_TICKETS.waiting()):
+            # The worker alternates its queues (workers/worker.py): the routing batch for
+            # what this batch stored runs before the next ingest job, not after the burst.
             return total
 
 

@@ -129,3 +129,32 @@ def test_the_single_ticket_path_clears_the_request(app, api, drain):
         scoring.route_ticket(waiting.id)
     [ticket] = _scores(app).values()
     assert ticket.priority == "urgent" and ticket.route_requested_at is None
+
+
+def test_a_burst_is_scored_while_it_is_ingested_not_after_it(app, api, drain):
+    """A backlog of several ingest batches: the worker scores what one batch stored before
+    it takes the next one (an ingest job hands over when routing waits, and the worker takes
+    its queues in turn), so the last tickets are scored right after the last commit instead
+    of the whole burst being scored after it (issue 17)."""
+    from helpdesk.models import Delivery, Message
+    from helpdesk.services.ingest.batches import batch_size
+
+    channel = factories.channel(app, "api")
+    with app.app_context():
+        total = batch_size() * 2 + 5
+    for n in range(total):
+        assert api.post_api_webhook(channel, api_message(
+            f"w{n}", f"wm{n}", text=CALM, email=f"wave{n}@example.com")).status_code == 200
+    drain()
+    with app.app_context():
+        rows = db.session.execute(
+            select(Delivery.processed_at, Ticket.updated_at, Ticket.route_requested_at)
+            .join(Message, Message.delivery_id == Delivery.id)
+            .join(Ticket, Ticket.id == Message.ticket_id)).all()
+        db.session.rollback()
+    assert len(rows) == total
+    assert all(row.route_requested_at is None for row in rows)
+    batches = sorted({row.processed_at for row in rows})
+    assert len(batches) >= 3
+    first_scored = max(row.updated_at for row in rows if row.processed_at == batches[0])
+    assert first_scored < batches[-1]  # the first batch's tickets, scored before the last
