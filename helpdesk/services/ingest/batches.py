@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from functools import cache
 
 from sqlalchemy import Row, Select, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from helpdesk import jobs
 from helpdesk.connectors import get_connector
 from helpdesk.connectors.base import InboundEvent, MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
-from helpdesk.services.ingest import batch_state, channel_cache, deliveries, identity
+from helpdesk.services.ingest import batch_state, deliveries, identity
 from helpdesk.transaction import commit
 
 log = logging.getLogger(__name__)
@@ -129,11 +130,30 @@ def _claimed_statement() -> Update:
 
 @cache
 def _rows_statement() -> Select:
+    """The claimed deliveries still waiting, locked, each with its channel's row (a lone
+    delivery then costs no query for its channel)."""
+    channel = [column.label(f"channel_{column.name}") for column in Channel.__table__.c
+               if column.name != "id"]
     rows = (select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
-                   Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
+                   Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body,
+                   *channel)
+            .join(Channel, Channel.id == Delivery.channel_id)
             .where(Delivery.id.in_(bindparam("ids", expanding=True)),
                    Delivery.status == "received").order_by(Delivery.id))
-    return rows.with_for_update()  # FOR UPDATE is left out on SQLite
+    return rows.with_for_update(of=Delivery)  # FOR UPDATE is left out on SQLite
+
+
+def _channels(rows: list[Row]) -> dict[int, Channel]:
+    """The deliveries' channels in the session, as their rows were read with them."""
+    found = {}
+    for row in rows:
+        if row.channel_id not in found:
+            channel = Channel(id=row.channel_id, **{
+                column.name: getattr(row, f"channel_{column.name}")
+                for column in Channel.__table__.c if column.name != "id"})
+            make_transient_to_detached(channel)  # as if loaded by this session
+            found[row.channel_id] = db.session.merge(channel, load=False)
+    return found
 
 
 def process_batch(limit: int) -> tuple[int, bool]:
@@ -161,7 +181,7 @@ def process_batch(limit: int) -> tuple[int, bool]:
 def _parse(rows: list[Row]) -> tuple[list[tuple[Row, Channel, list[InboundEvent]]],
                                       dict[int, str]]:
     parsed, failures = [], {}
-    channels = channel_cache.in_session({row.channel_id for row in rows})
+    channels = _channels(rows)
     for row in rows:
         channel = channels[row.channel_id]
         try:
