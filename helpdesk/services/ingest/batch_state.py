@@ -20,6 +20,11 @@ from sqlalchemy import Select, bindparam, select, text, tuple_
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
+try:  # SQLAlchemy 2.1 (its select().distinct(column) is deprecated)
+    from sqlalchemy.dialects.postgresql import distinct_on
+except ImportError:  # SQLAlchemy 2.0
+    distinct_on = None
+
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.extensions import db
 from helpdesk.models import Customer, Identity, Message, Ticket
@@ -126,7 +131,9 @@ def _recent_tickets(dialect: str) -> Select:
               .order_by(Ticket.customer_id, Ticket.last_activity_at.desc(), Ticket.id.desc())
               .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
     if dialect == "postgresql":
-        return latest.distinct(Ticket.customer_id)
+        if distinct_on is None:  # SQLAlchemy 2.0
+            return latest.distinct(Ticket.customer_id)
+        return latest.ext(distinct_on(Ticket.customer_id))
     return latest  # no DISTINCT ON: the first row per customer, in the same order
 
 
