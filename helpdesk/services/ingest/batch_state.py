@@ -13,14 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from flask import current_app
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Select, bindparam, select, text, tuple_
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
+
+try:  # SQLAlchemy 2.1 (its select().distinct(column) is deprecated)
+    from sqlalchemy.dialects.postgresql import distinct_on
+except ImportError:  # SQLAlchemy 2.0
+    distinct_on = None
 
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.extensions import db
-from helpdesk.models import Identity, Message, Ticket
+from helpdesk.models import Customer, Identity, Message, Ticket
 
 _KEY = "helpdesk.ingest_batch"
 
@@ -42,20 +49,28 @@ class IngestBatch:
         self.messages.update(dict.fromkeys(message_keys, False))
         self.identities.update(dict.fromkeys(identity_keys))
         if message_keys:
-            self.messages.update((tuple(row), True) for row in db.session.execute(
-                select(Message.channel_id, Message.external_id).where(
-                    tuple_(Message.channel_id, Message.external_id).in_(message_keys))))
+            self.messages.update((tuple(row), True) for row in db.session.connection().execute(
+                _STORED_MESSAGES, {"keys": message_keys}))
         if identity_keys:
-            for found in db.session.execute(
-                    select(Identity).options(joinedload(Identity.customer)).where(
-                        tuple_(Identity.kind, Identity.value).in_(identity_keys))).scalars():
-                self.identities[(found.kind, found.value)] = found
+            self._load_identities(identity_keys)
         customer_ids = {found.customer.merged_into_id or found.customer_id
                         for found in self.identities.values() if found}
         # Before reading their latest tickets: a batch on another worker holding one of
         # these customers commits first, and its tickets are read here.
         lock_customers(customer_ids)
         self._load_recent_tickets(customer_ids)
+
+    def _load_identities(self, keys: list[tuple[str, str]]) -> None:
+        """The stored identities among `keys`, with their customers and each customer's
+        every identity (what its events carry), in one query."""
+        owned: dict[Customer, list[Identity]] = {}
+        for found, customer in db.session.execute(_IDENTITIES, {"keys": keys}):
+            owned.setdefault(customer, []).append(found)
+            set_committed_value(found, "customer", customer)
+            if (found.kind, found.value) in self.identities:
+                self.identities[(found.kind, found.value)] = found
+        for customer, identities in owned.items():
+            set_committed_value(customer, "identities", identities)
 
     def _load_recent_tickets(self, customer_ids: set[int]) -> None:
         """Each known customer's latest ticket active within the threading window (what
@@ -64,16 +79,10 @@ class IngestBatch:
             return
         since = datetime.now(UTC) - timedelta(
             seconds=current_app.config["THREADING_WINDOW_SECONDS"])
-        latest = (select(Ticket).where(Ticket.customer_id.in_(sorted(customer_ids)),
-                                       Ticket.last_activity_at >= since)
-                  .order_by(Ticket.customer_id, Ticket.last_activity_at.desc(),
-                            Ticket.id.desc()))
         self.customer_tickets.update(dict.fromkeys(customer_ids))
-        if db.session.get_bind().dialect.name == "postgresql":
-            found = db.session.execute(latest.distinct(Ticket.customer_id)).scalars()
-        else:  # no DISTINCT ON: the first row per customer, in the same order
-            found = db.session.execute(latest).scalars()
-        for ticket in found:
+        found = db.session.execute(_recent_tickets(db.session.get_bind().dialect.name),
+                                   {"ids": sorted(customer_ids), "since": since}).scalars()
+        for ticket in found:  # their customers and channels are in the session already
             if self.customer_tickets[ticket.customer_id] is None:
                 self.customer_tickets[ticket.customer_id] = ticket
 
@@ -103,7 +112,34 @@ class IngestBatch:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
 
 
+# The batch's lookups, built once (each batch runs them).
+_STORED_MESSAGES = select(Message.channel_id, Message.external_id).where(
+    tuple_(Message.channel_id, Message.external_id).in_(bindparam("keys", expanding=True)))
+_OWNERS = select(Identity.customer_id).where(
+    tuple_(Identity.kind, Identity.value).in_(bindparam("keys", expanding=True)))
+_IDENTITIES = (select(Identity, Customer).join(Customer, Customer.id == Identity.customer_id)
+               .where(Identity.customer_id.in_(_OWNERS.scalar_subquery()))
+               .order_by(Identity.id).options(lazyload(Customer.identities)))
+
+
+@cache
+def _recent_tickets(dialect: str) -> Select:
+    """Each customer's tickets active since `since`, latest first (PostgreSQL: the latest
+    only). Their customer and channel are not joined: the batch has them in its session."""
+    latest = (select(Ticket).where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
+                                   Ticket.last_activity_at >= bindparam("since"))
+              .order_by(Ticket.customer_id, Ticket.last_activity_at.desc(), Ticket.id.desc())
+              .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
+    if dialect == "postgresql":
+        if distinct_on is None:  # SQLAlchemy 2.0
+            return latest.distinct(Ticket.customer_id)
+        return latest.ext(distinct_on(Ticket.customer_id))
+    return latest  # no DISTINCT ON: the first row per customer, in the same order
+
+
 CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer
+_LOCK_CUSTOMERS = text("SELECT count(pg_advisory_xact_lock(:space, id)) FROM "
+                       "(SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted")
 
 
 def lock_customers(customer_ids: set[int]) -> None:
@@ -117,10 +153,8 @@ def lock_customers(customer_ids: set[int]) -> None:
     wanted = set(customer_ids) - (batch.locked_customers if batch else set())
     if not wanted or db.session.get_bind().dialect.name != "postgresql":
         return
-    db.session.execute(text(
-        "SELECT count(pg_advisory_xact_lock(:space, id)) FROM "
-        "(SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted"),
-        {"space": CUSTOMER_LOCK_SPACE, "ids": sorted(wanted)})
+    db.session.connection().execute(_LOCK_CUSTOMERS, {"space": CUSTOMER_LOCK_SPACE,
+                                                      "ids": sorted(wanted)})
     if batch:
         batch.locked_customers.update(wanted)
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from functools import cache
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import Row, Select, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from helpdesk import jobs
 from helpdesk.connectors import get_connector
@@ -71,32 +73,91 @@ def claim(limit: int) -> tuple[list[Row], bool]:
     again, and the sweeper hands each to its own job, which quarantines the one that kills
     its worker (`deliveries.claim`) while the others go through.
     """
-    waiting = (select(Delivery.id, func.length(Delivery.body))
-               .where(Delivery.status == "received", Delivery.attempts == 0,
-                      Delivery.claims == 0)
-               .order_by(Delivery.id).limit(limit))
-    postgres = db.session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        waiting = waiting.with_for_update(skip_locked=True)
-    sizes = db.session.execute(waiting).all()
-    ids, total = [], 0
-    for delivery_id, size in sizes:
-        total += size or 0
-        if ids and total > BATCH_BYTES:
-            break  # the rest are unlocked at the commit, for the next batch
-        ids.append(delivery_id)
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        claimed = sorted(connection.execute(_claim_statement(),
+                                            {"limit": limit, "bytes": BATCH_BYTES}))
+        ids, found = [row.id for row in claimed], claimed[0].found if claimed else 0
+    else:
+        sizes = connection.execute(_waiting_statement(), {"limit": limit}).all()
+        ids, total = [], 0
+        for delivery_id, size in sizes:
+            total += size or 0
+            if ids and total > BATCH_BYTES:
+                break  # the rest are unlocked at the commit, for the next batch
+            ids.append(delivery_id)
+        found = len(sizes)
+        if ids:
+            connection.execute(_claimed_statement(), {"ids": ids})
     if not ids:
         return [], False
-    db.session.execute(update(Delivery).where(Delivery.id.in_(ids))
-                       .values(claims=Delivery.claims + 1)
-                       .execution_options(synchronize_session=False))
     commit()
+    # Held until the batch commits (PostgreSQL): a sweeper's job for one of them waits.
+    rows = list(db.session.connection().execute(_rows_statement(), {"ids": ids}))
+    return rows, found == limit or len(ids) < found
+
+
+def _waiting_columns() -> tuple:
+    return (Delivery.status == "received", Delivery.attempts == 0, Delivery.claims == 0)
+
+
+@cache
+def _claim_statement() -> Update:
+    """PostgreSQL: the oldest waiting deliveries locked (skipping those another batch
+    holds), cut at BATCH_BYTES of bodies (the first always taken), claimed in one statement;
+    each row with how many waiting rows were found (the rest are unlocked at the commit)."""
+    waiting = (select(Delivery.id, func.coalesce(func.length(Delivery.body), 0).label("size"))
+               .where(*_waiting_columns()).order_by(Delivery.id).limit(bindparam("limit"))
+               .with_for_update(skip_locked=True).cte("waiting"))
+    sized = select(waiting.c.id, func.count().over().label("found"),
+                   func.row_number().over(order_by=waiting.c.id).label("position"),
+                   func.sum(waiting.c.size).over(order_by=waiting.c.id).label("running"),
+                   ).subquery("sized")
+    return (update(Delivery)
+            .where(Delivery.id == sized.c.id,
+                   or_(sized.c.position == 1, sized.c.running <= bindparam("bytes")))
+            .values(claims=Delivery.claims + 1)
+            .returning(Delivery.id, sized.c.found))
+
+
+@cache
+def _waiting_statement() -> Select:
+    return (select(Delivery.id, func.length(Delivery.body)).where(*_waiting_columns())
+            .order_by(Delivery.id).limit(bindparam("limit")))
+
+
+@cache
+def _claimed_statement() -> Update:
+    return (update(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
+            .values(claims=Delivery.claims + 1))
+
+
+@cache
+def _rows_statement() -> Select:
+    """The claimed deliveries still waiting, locked, each with its channel's row (a lone
+    delivery then costs no query for its channel)."""
+    channel = [column.label(f"channel_{column.name}") for column in Channel.__table__.c
+               if column.name != "id"]
     rows = (select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
-                   Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body)
-            .where(Delivery.id.in_(ids), Delivery.status == "received").order_by(Delivery.id))
-    if postgres:  # held until the batch commits: a sweeper's job for one of them waits
-        rows = rows.with_for_update()
-    return list(db.session.execute(rows)), len(sizes) == limit or len(ids) < len(sizes)
+                   Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body,
+                   *channel)
+            .join(Channel, Channel.id == Delivery.channel_id)
+            .where(Delivery.id.in_(bindparam("ids", expanding=True)),
+                   Delivery.status == "received").order_by(Delivery.id))
+    return rows.with_for_update(of=Delivery)  # FOR UPDATE is left out on SQLite
+
+
+def _channels(rows: list[Row]) -> dict[int, Channel]:
+    """The deliveries' channels in the session, as their rows were read with them."""
+    found = {}
+    for row in rows:
+        if row.channel_id not in found:
+            channel = Channel(id=row.channel_id, **{
+                column.name: getattr(row, f"channel_{column.name}")
+                for column in Channel.__table__.c if column.name != "id"})
+            make_transient_to_detached(channel)  # as if loaded by this session
+            found[row.channel_id] = db.session.merge(channel, load=False)
+    return found
 
 
 def process_batch(limit: int) -> tuple[int, bool]:
@@ -124,8 +185,9 @@ def process_batch(limit: int) -> tuple[int, bool]:
 def _parse(rows: list[Row]) -> tuple[list[tuple[Row, Channel, list[InboundEvent]]],
                                       dict[int, str]]:
     parsed, failures = [], {}
+    channels = _channels(rows)
     for row in rows:
-        channel = db.session.get(Channel, row.channel_id)
+        channel = channels[row.channel_id]
         try:
             events = get_connector(row.provider).parse(deliveries.channel_config(channel),
                                                        deliveries.as_request(row))
@@ -159,16 +221,23 @@ def _record(statuses: dict[int, str], failures: dict[int, str]) -> None:
     for status in ("processed", "duplicate"):
         ids = [delivery_id for delivery_id, value in statuses.items() if value == status]
         if ids:
-            _update(Delivery.id.in_(ids), status=status, processed_at=now)
+            db.session.connection().execute(_recorded_statement(), {
+                "ids": ids, "status": status, "processed_at": now})
     for delivery_id, error in failures.items():
         _update(Delivery.id == delivery_id, status="failed", error=error[:2000],
                 processed_at=now)
 
 
+@cache
+def _recorded_statement() -> Update:
+    return (update(Delivery).where(Delivery.id.in_(bindparam("ids", expanding=True)))
+            .values(attempts=Delivery.attempts + 1, status=bindparam("status"),
+                    processed_at=bindparam("processed_at")))
+
+
 def _update(condition, **values) -> None:
-    db.session.execute(update(Delivery).where(condition)
-                       .values(attempts=Delivery.attempts + 1, **values)
-                       .execution_options(synchronize_session=False))
+    db.session.connection().execute(update(Delivery).where(condition)
+                                    .values(attempts=Delivery.attempts + 1, **values))
 
 
 def _process_alone(delivery_id: int) -> None:

@@ -140,10 +140,10 @@ def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
     ticket.customer, ticket.channel = customer, channel
     db.session.add(ticket)
     db.session.flush()
+    if status != "closed":  # first: its policy's query would flush the history row alone
+        sla.apply_policy(ticket)
     history.record(ticket, "ticket.created", channel=channel.kind,
                    previous_ticket_id=ticket.previous_ticket_id)
-    if status != "closed":
-        sla.apply_policy(ticket)
     return ticket
 
 

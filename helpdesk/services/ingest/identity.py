@@ -119,14 +119,11 @@ def resolve_customer(refs: list[IdentityRef], name: str | None = None) -> Custom
 
 def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | None:
     try:
-        with db.session.begin_nested():
+        with db.session.begin_nested():  # one flush: the customer, then its identities
             customer = Customer(name=name)
-            db.session.add(customer)
-            db.session.flush()
-            identities = [Identity(customer_id=customer.id, kind=ref.kind, value=ref.value,
+            identities = [Identity(customer=customer, kind=ref.kind, value=ref.value,
                                    verified=ref.verified) for ref in refs]
-            db.session.add_all(identities)
-            db.session.flush()
+            db.session.add(customer)
     except IntegrityError:
         return None
     _remember(identities)

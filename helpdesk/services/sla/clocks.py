@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from helpdesk import jobs
 from helpdesk.extensions import db
@@ -31,6 +31,7 @@ from helpdesk.transaction import after_commit
 
 CLOCKS = ("first_response", "resolution")
 _POLICIES = "helpdesk.sla_policies"
+_POLICY_FOR = select(SlaPolicy).where(SlaPolicy.priority == bindparam("priority"))  # built once
 
 
 def _now() -> datetime:
@@ -45,8 +46,7 @@ def policy_for(priority: str) -> SlaPolicy | None:
     cache = db.session.info.get(_POLICIES)
     if cache is not None and priority in cache:
         return cache[priority]
-    policy = db.session.execute(
-        select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
+    policy = db.session.execute(_POLICY_FOR, {"priority": priority}).scalar_one_or_none()
     if cache is not None:
         cache[priority] = policy
     return policy

@@ -114,3 +114,71 @@ def test_a_new_customers_message_asks_for_no_ticket_to_continue(app, api, drain)
     reads = [s for s in seen if "tickets.last_activity_at >=" in s]  # the threading window
     assert reads == [], reads
     assert _count(app, Ticket) == 1
+
+
+def _statements_of_one_batch(app) -> list[str]:
+    """The SQL statements `process_waiting` sends for what is waiting now."""
+    from sqlalchemy import event
+
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert delivery_batches.process_waiting() == 1
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_returning_customers_lone_message_costs_few_statements(app, api):
+    """The batch of one for a customer writing again: the channel comes with the delivery's
+    row, the customer's identities with the lookup, and nothing is asked twice."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email="back@example.com"))
+    assert len(_statements_of_one_batch(app)) > 0
+    api.post_api_webhook(channel, api_message("e2", "m2", email="back@example.com",
+                                              text="me again"))
+    seen = _statements_of_one_batch(app)
+    assert not [s for s in seen if s.startswith("SELECT") and "FROM channels" in s
+                and "JOIN channels" not in s], seen  # no query for the channel alone
+    identity_reads = [s for s in seen if s.startswith("SELECT") and "FROM identities" in s]
+    assert len(identity_reads) == 1, identity_reads  # not again for the event's customer
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    if dialect == "postgresql":  # the claim is one statement; the lock and rows one SELECT
+        assert len([s for s in seen if s.startswith("SELECT") and "FROM deliveries" in s]) == 1
+        assert len([s for s in seen if "SET claims=" in s]) == 1, seen
+        assert seen[0].startswith("WITH waiting AS"), seen
+    # claim (PostgreSQL 1, SQLite 2), rows, duplicate check, identities, [lock], recent
+    # ticket, message, ticket, delivery status; nothing else (SQLite's BEGIN aside)
+    assert len([s for s in seen if not s.startswith("BEGIN")]) <= 10, seen
+    assert not [s for s in seen if s.startswith("SAVEPOINT")], seen
+    assert _count(app, Message) == 2
+    assert _count(app, Ticket) == 1
+
+
+def test_a_new_customers_ticket_event_carries_its_identities(app, api):
+    """The customer created by the batch is announced with its identities (from the batch,
+    not read back)."""
+    import json
+
+    from helpdesk.outbox.event_log import LOG
+    from helpdesk.queues import redis_connection
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email="Fresh@Example.com"))
+    seen = _statements_of_one_batch(app)
+    assert len([s for s in seen if s.startswith("SELECT") and "FROM identities" in s]) == 1
+    with app.app_context():
+        records = [json.loads(raw) for raw in redis_connection(app).zrange(LOG, 0, -1)]
+    created = [r["message"]["data"] for r in records if r["event"] == "ticket.created"]
+    assert len(created) == 1
+    assert created[0]["customer"]["identities"] == [
+        {"kind": "email", "value": "fresh@example.com", "verified": True}]
