@@ -1,53 +1,152 @@
 """`python -m bench.urgency_train`: train the urgency backstop model (issue 16).
 
-Trains one logistic regression per intent in `INTENTS` (the message's category in the
-labelled set is the class) from the TUNING half of bench/data/urgency_set.jsonl, batches up
-to `LAST_BATCH` only: the held-out half and later batches never reach the model. Features
-are stems (the first `STEM_CHARS` letters of each normalized word) and pairs of neighbouring
-stems (helpdesk/services/routing/urgency_model.py). Deterministic: the same data gives the
-same file, byte for byte. Writes helpdesk/defaults/urgency_model.json; `--check` only
-compares (exit 1 when the shipped file differs).
+Trains one logistic regression per intent in `INTENTS` (the message's category is the class)
+from the training data only: the TUNING half of bench/data/urgency_set.jsonl (batches up to
+`LAST_BATCH`) plus bench/data/urgency_train_extra.jsonl (messages written for training by
+people who never saw the scorer; never part of the bench's figures). The held-out half and
+later batches never reach the model. Features (helpdesk/services/routing/urgency_model.py):
+stems (the first `STEM_CHARS` letters of each normalized word), character n-grams within
+words (`NGRAMS`) and pairs of neighbouring stems, weighted 1/sqrt(number of features) so a
+long message does not outvote a short one. The L2 penalty `L2` was chosen by
+cross-validation (`python -m bench.urgency_cv`).
+
+Deterministic (full-batch gradient descent in a fixed order, no randomness): the same data
+gives the same file, byte for byte. Writes helpdesk/defaults/urgency_model.json; `--check`
+only compares (exit 1 when the shipped file differs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from bench.urgency import load_set
-from helpdesk.services.routing.urgency_model import features_of, train_logistic
+from helpdesk.services.routing.urgency_model import features_of
 from helpdesk.services.routing.urgency_text import tokens
 
 OUT = Path(__file__).resolve().parents[1] / "helpdesk" / "defaults" / "urgency_model.json"
-INTENTS = ("security",)
+EXTRA = Path(__file__).resolve().parent / "data" / "urgency_train_extra.jsonl"
+# model class -> the categories of the labelled set it stands for
+CLASSES = {"security": ("security",), "safety": ("safety",), "legal": ("legal",),
+           "outage": ("outage",), "trivial": ("how_to", "feedback", "thanks")}
+INTENTS = tuple(CLASSES)
 STEM_CHARS = 5
-LAST_BATCH = 9  # batch 10 was written to measure the model on messages it never saw
-MIN_WEIGHT = 0.01  # smaller weights change no decision; dropping them keeps the file small
+NGRAMS = (3, 4)
+L2 = 1e-4
+ITERATIONS = 400
+LAST_BATCH = 11  # batch 12 and later were written to measure, never to train
+MIN_WEIGHT = 0.02  # smaller weights change no decision; dropping them keeps the file small
+MIN_COUNT = 3  # a feature seen in fewer training messages says more about them than the class
+DECIMALS = 2
+
+
+def extra_rows(path: Path = EXTRA) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
 
 
 def training_rows() -> list[dict]:
-    return [r for r in load_set() if r["split"] == "tune" and r.get("batch", 1) <= LAST_BATCH]
+    tune = [r for r in load_set() if r["split"] == "tune" and r.get("batch", 1) <= LAST_BATCH]
+    return tune + extra_rows()
 
 
-def build() -> str:
-    rows = training_rows()
-    feats = [list(features_of(tokens(r["text"]), STEM_CHARS)) for r in rows]
-    intents = {}
+def row_features(row: dict, stem_chars: int = STEM_CHARS,
+                 ngrams: tuple[int, ...] = NGRAMS) -> list[str]:
+    return sorted(f for f, _ in features_of(tokens(row["text"]), stem_chars, ngrams))
+
+
+def vocabulary_of(feature_lists: Sequence[Sequence[str]], min_count: int = MIN_COUNT
+                  ) -> set[str]:
+    """The features that occur in at least `min_count` of the messages."""
+    counts = Counter(f for feats in feature_lists for f in set(feats))
+    return {f for f, n in counts.items() if n >= min_count}
+
+
+def compact(bias: float, weights: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """What is shipped: rounded, small weights dropped (the CV judges exactly this)."""
+    return round(bias, DECIMALS), {f: round(w, DECIMALS) for f, w in sorted(weights.items())
+                                   if abs(w) >= MIN_WEIGHT and round(w, DECIMALS)}
+
+
+def fit(feature_lists: Sequence[Sequence[str]], labels: Sequence[bool], l2: float = L2,
+        iterations: int = ITERATIONS, vocabulary: set[str] | None = None
+        ) -> tuple[float, dict[str, float]]:
+    """Class-balanced logistic regression, each message's features (a feature two words
+    share counts twice) weighted 1/sqrt(count), by Nesterov-accelerated full-batch gradient
+    descent: deterministic."""
+    known = vocabulary_of(feature_lists) if vocabulary is None else vocabulary
+    # features outside the vocabulary still count in the 1/sqrt(count) weighting
+    counts = [len(feats) for feats in feature_lists]
+    feature_lists = [[f for f in feats if f in known] for feats in feature_lists]
+    vocabulary = sorted(known)
+    index = {f: i for i, f in enumerate(vocabulary)}
+    rows = np.repeat(np.arange(len(feature_lists)), [len(f) for f in feature_lists])
+    cols = np.fromiter((index[f] for feats in feature_lists for f in feats), dtype=np.int64,
+                       count=len(rows))
+    values = np.repeat(np.array([1 / math.sqrt(max(1, n)) for n in counts]),
+                       [len(f) for f in feature_lists])
+    y = np.array([1.0 if label else 0.0 for label in labels])
+    positives = y.sum()
+    if positives == 0 or positives == len(y):
+        raise ValueError("training needs examples of both classes")
+    c = np.where(y == 1, len(y) / (2 * positives), len(y) / (2 * (len(y) - positives)))
+    c /= c.sum()
+    n, d = len(y), len(vocabulary)
+    # the loss's curvature is at most 0.25 * sum(c * (|x|^2 + 1)) = 0.5 (unit rows, a bias)
+    step = 1.0 / (0.5 + l2)
+    w = np.zeros(d)
+    b = 0.0
+    w_prev, b_prev = w.copy(), b
+    for t in range(1, iterations + 1):
+        momentum = (t - 1) / (t + 2)
+        vw = w + momentum * (w - w_prev)
+        vb = b + momentum * (b - b_prev)
+        z = vb + np.bincount(rows, weights=values * vw[cols], minlength=n)
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        r = c * (p - y)
+        grad_w = np.bincount(cols, weights=values * r[rows], minlength=d) + l2 * vw
+        grad_b = float(r.sum())
+        w_prev, b_prev = w, b
+        w = vw - step * grad_w
+        b = vb - step * grad_b
+    return b, {f: float(w[i]) for i, f in enumerate(vocabulary)}
+
+
+def build(rows: Sequence[dict] | None = None) -> str:
+    rows = training_rows() if rows is None else rows
+    feats = [row_features(r) for r in rows]
+    vocabulary = vocabulary_of(feats)
+    biases, weights = {}, {}
     for intent in INTENTS:
-        model = train_logistic([(f, r["category"] == intent) for f, r in zip(feats, rows,
-                                                                             strict=True)])
-        weights = {k: round(v, 3) for k, v in sorted(model.weights.items())
-                   if abs(v) >= MIN_WEIGHT}
-        intents[intent] = {"bias": round(model.bias, 3), "weights": weights}
+        biases[intent], weights[intent] = compact(*fit(
+            feats, [r["category"] in CLASSES[intent] for r in rows], vocabulary=vocabulary))
+    # one row per feature, a weight per intent (in the order of "intents"): half the size of
+    # one table per intent
+    table = {f: [weights[i].get(f, 0) for i in INTENTS]
+             for f in sorted(set().union(*weights.values()))}
+    extra = sum(1 for r in rows if r["id"] not in {s["id"] for s in load_set()})
     data = {
         "_about": (f"Urgency backstop model: logistic regression per intent over {STEM_CHARS}-"
-                   f"letter stems and stem pairs, trained by `python -m bench.urgency_train` on "
-                   f"the tuning half of bench/data/urgency_set.jsonl (batches 1-{LAST_BATCH}, "
-                   f"{len(rows)} messages). Do not edit by hand: retrain."),
+                   f"letter stems, character {'/'.join(map(str, NGRAMS))}-grams within words "
+                   f"and stem pairs (each weighted 1/sqrt(feature count)), trained by `python -m "
+                   f"bench.urgency_train` on {len(rows)} messages: the tuning half of "
+                   f"bench/data/urgency_set.jsonl (batches 1-{LAST_BATCH}) and {extra} of "
+                   f"bench/data/urgency_train_extra.jsonl. Do not edit by hand: retrain."),
         "stem_chars": STEM_CHARS,
-        "intents": intents,
+        "ngrams": list(NGRAMS),
+        "scale": "rsqrt",
+        "intents": list(INTENTS),
+        "biases": [biases[i] for i in INTENTS],
+        "weights": table,
     }
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
 

@@ -14,6 +14,7 @@ JSON file (docs/urgency.md).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -38,8 +39,9 @@ from helpdesk.services.routing.urgency_text import (
 
 __all__ = [
     "DEFAULTS_PATH", "UrgencyConfig", "UrgencyFacts", "UrgencyFeatures", "UrgencyReason",
-    "UrgencyScore", "bounded_text", "detect_language", "extract_features", "load_urgency_config",
-    "match_terms", "normalize_text", "priority_for", "score_features", "score_urgency", "warm_up",
+    "UrgencyScore", "backstop_applies", "bounded_text", "detect_language", "extract_features",
+    "load_urgency_config", "match_terms", "normalize_text", "priority_for", "score_features",
+    "score_urgency", "warm_up", "with_backstop",
 ]
 
 DEFAULTS_PATH = Path(__file__).resolve().parents[2] / "defaults" / "urgency.json"
@@ -49,6 +51,10 @@ MIN_LANGUAGE_CONFIDENCE = 0.3
 # Language detection reads at most this much text: the first lines say it all.
 LANGUAGE_PREFIX_CHARS = 2000
 SENDER_PRIORITIES = ("low", "normal", "high", "urgent")
+# The learned model's moderate evidence for an intent is its own, weaker intent.
+WATCH_PREFIX = "possible_"
+# The learned model's class for a question, feedback or thanks: nothing urgent.
+TRIVIAL = "trivial"
 
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 _NO_SPACE_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
@@ -118,6 +124,13 @@ class UrgencyFeatures:
 
 
 @dataclass(frozen=True)
+class TrivialPolicy:
+    veto: float | None
+    settle: float | None
+    over: frozenset[str]
+
+
+@dataclass(frozen=True)
 class UrgencyConfig:
     channel_points: Mapping[str, int]
     intent_points: Mapping[str, int]
@@ -140,6 +153,13 @@ class UrgencyConfig:
     defusable: frozenset[str]
     model: IntentModel | None  # the learned backstop (urgency_model.py), None when disabled
     model_thresholds: Mapping[str, float]  # intent -> probability from which it counts
+    # intent -> probability from which its watch intent ("possible_<intent>") counts: enough
+    # evidence that a person should look soon (high), not enough to call it the intent
+    model_watch: Mapping[str, float]
+    # the model's "trivial" class (a question, feedback or thanks): from `veto` it stops the
+    # lifts above; from `settle` it turns an intent of `over` (nothing recognised) into the
+    # trivial intent
+    model_trivial: TrivialPolicy | None
     impact_points: int
     impact_ignored: frozenset[str]
     caps_words_min: int
@@ -292,6 +312,8 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
         model=_model(data.get("model", {})),
         model_thresholds={str(k): float(v)
                           for k, v in data.get("model", {}).get("thresholds", {}).items()},
+        model_watch=_watch(data.get("model", {}), intents["points"]),
+        model_trivial=_trivial(data.get("model", {}), intents["points"]),
         impact_points=int(impact["points"]),
         impact_ignored=_set(impact.get("ignored_for_intents")),
         caps_words_min=int(intensity["caps_words_min"]),
@@ -340,10 +362,33 @@ def _model(section: Mapping[str, Any]) -> IntentModel | None:
         model = load_model(str(path))
     except (OSError, json.JSONDecodeError, KeyError) as exc:
         raise ValueError(f"cannot read the urgency model {path}: {exc!r}") from exc
-    unknown = set(section["thresholds"]) - set(model.intents)
+    unknown = (set(section["thresholds"]) | ({TRIVIAL} if section.get("trivial") else set())
+               ) - set(model.intents)
     if unknown:
         raise ValueError(f"the urgency model {path} has no intent {', '.join(sorted(unknown))}")
     return model
+
+
+def _watch(section: Mapping[str, Any], points: Mapping[str, Any]) -> dict[str, float]:
+    watch = {str(k): float(v) for k, v in (section.get("watch") or {}).items()}
+    for intent in watch:
+        if intent not in (section.get("thresholds") or {}):
+            raise ValueError(f"model watch for {intent}: the intent has no model threshold")
+        if f"{WATCH_PREFIX}{intent}" not in points:
+            raise ValueError(f"model watch for {intent}: no points for {WATCH_PREFIX}{intent}")
+    return watch
+
+
+def _trivial(section: Mapping[str, Any], points: Mapping[str, Any]) -> TrivialPolicy | None:
+    policy = section.get("trivial")
+    if not policy or not section.get("thresholds"):
+        return None
+    if TRIVIAL not in points:
+        raise ValueError(f"model trivial: no points for the {TRIVIAL} intent")
+    veto, settle = policy.get("veto"), policy.get("settle")
+    return TrivialPolicy(veto=None if veto is None else float(veto),
+                         settle=None if settle is None else float(settle),
+                         over=_set(policy.get("over")))
 
 
 def _group_items(group: Any) -> list[str]:
@@ -462,11 +507,8 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
             and not escalation and not cfg.complaint_questions.find(toks)
             and not cfg.problem_words.find(toks)):
         intent, terms = cfg.question_intent, ("?",)  # a short calm question, nothing broken
-    probability = None
-    if cfg.model and not defused and intent not in cfg.only_alone_intents:
-        intent, terms, probability = _backstop(toks, intent, terms, cfg)
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
-    return UrgencyFeatures(
+    features = UrgencyFeatures(
         channel_kind=facts.channel_kind,
         tier=facts.tier,
         intent=intent,
@@ -480,32 +522,59 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         urgent_terms=tuple(hits.get("keywords", ())),
         calm_terms=tuple(hits.get("calm", ())),
         defused_terms=defused if intent not in cfg.defusable else (),
-        model_probability=probability,
         sender_priority=sender,
         recent_contacts=facts.recent_contacts,
         seconds_to_deadline=facts.seconds_to_deadline,
         sla_target_seconds=facts.sla_target_seconds,
     )
+    if cfg.model is None or not backstop_applies(features, cfg):
+        return features
+    return with_backstop(features, cfg.model.predict(toks), cfg)
 
 
-def _backstop(toks: list[str], intent: str, terms: tuple[str, ...], cfg: UrgencyConfig
-              ) -> tuple[str, tuple[str, ...], float | None]:
-    """The learned model's intent when it is weightier than what the phrases found and the
-    model is sure enough (its threshold); the words that added most become the terms."""
-    assert cfg.model is not None
-    current = cfg.intent_points.get(intent, 0)
-    candidates = [i for i, threshold in cfg.model_thresholds.items()
-                  if cfg.intent_points.get(i, 0) > current]
-    if not candidates:
-        return intent, terms, None
-    best = None
-    for name, (p, words) in cfg.model.predict(toks).items():
-        if name in candidates and p >= cfg.model_thresholds[name] and (
-                best is None or p > best[1]):
-            best = (name, p, words)
+def backstop_applies(features: UrgencyFeatures, cfg: UrgencyConfig) -> bool:
+    """The learned model may raise the intent: not over thanks, nor over alarm words the
+    sender set aside ("nothing happened", "just in case")."""
+    return not features.defused_terms and features.intent not in cfg.only_alone_intents
+
+
+def with_backstop(features: UrgencyFeatures, predictions: Mapping[str, tuple[float, list[str]]],
+                  cfg: UrgencyConfig) -> UrgencyFeatures:
+    """The features with the learned model's intent when it is weightier than what the
+    phrases found and the model is sure enough (its threshold), or else its watch intent
+    ("possible security or fraud": a person looks soon) from the lower watch threshold; the
+    words that added most become the terms. Unless the model also finds the message trivial
+    (a question, feedback, thanks) from the veto threshold: then what the phrases found
+    stands. With no lift, from the settle threshold, a message where the phrases recognised
+    nothing becomes trivial.
+    `predictions`: {intent: (probability, words)}."""
+    current = cfg.intent_points.get(features.intent, 0)
+    trivial = cfg.model_trivial
+    p_trivial, trivial_words = predictions.get(TRIVIAL, (0.0, []))
+    best: tuple[int, float, str, list[str]] | None = None
+    for name, (p, words) in predictions.items():
+        threshold = cfg.model_thresholds.get(name)
+        if threshold is None:
+            continue
+        if p >= threshold:
+            chosen = name
+        elif name in cfg.model_watch and p >= cfg.model_watch[name]:
+            chosen = f"{WATCH_PREFIX}{name}"
+        else:
+            continue
+        points = cfg.intent_points.get(chosen, 0)
+        if points > current and (best is None or (points, p) > best[:2]):
+            best = (points, p, chosen, words)
+    if trivial is not None and best is not None:
+        if trivial.veto is not None and p_trivial >= trivial.veto:
+            return features  # mixed evidence: what the phrases found stands
+    elif (trivial is not None and trivial.settle is not None
+            and features.intent in trivial.over and p_trivial >= trivial.settle):
+        best = (0, p_trivial, TRIVIAL, trivial_words)
     if best is None:
-        return intent, terms, None
-    return best[0], tuple(best[2]), round(best[1], 2)
+        return features
+    return dataclasses.replace(features, intent=best[2], intent_terms=tuple(best[3]),
+                               model_probability=round(best[1], 2))
 
 
 def _add_combos(found: dict[str, list[str]], groups: Mapping[str, list[str]],

@@ -118,8 +118,9 @@ def test_urgency_words_count_distinct_terms_and_are_capped():
 
 
 def test_negative_sentiment_scales_with_negativity():
-    mild = factors(score_urgency(facts("my order is a bit disappointing")))
-    strong = factors(score_urgency(facts("I am very angry, this is terrible and awful")))
+    mild = factors(score_urgency(facts("my order has not arrived, a bit disappointing")))
+    strong = factors(score_urgency(facts(
+        "I am very angry, my order has not arrived, this is terrible and awful")))
     assert 0 < mild["sentiment"] < strong["sentiment"]
 
 
@@ -172,7 +173,9 @@ def test_override_file_changes_a_weight(tmp_path):
 
 def test_override_file_can_add_keywords(tmp_path):
     override = tmp_path / "urgency.json"
-    override.write_text(json.dumps({"keywords": {"terms": {"it": ["rimborso"]}}}))
+    # without the learned backstop: it reads this Italian line as a trivial question
+    override.write_text(json.dumps({"keywords": {"terms": {"it": ["rimborso"]}},
+                                    "model": {"file": None}}))
     config = load_urgency_config(str(override))
     assert "keywords" in factors(score_urgency(facts("Voglio un RIMBORSO"), config))
     assert "asap" in config.keyword_terms

@@ -184,11 +184,11 @@ def test_the_shipped_model_is_what_the_training_script_builds_and_is_small_and_f
 
     shipped = Path(urgency_train.OUT)
     assert shipped.read_text(encoding="utf-8") == urgency_train.build()  # reproducible
-    assert shipped.stat().st_size < 300_000
+    assert shipped.stat().st_size < 600_000  # well under 1 MB
     load_model.cache_clear()
     began = time.perf_counter()
     model = load_model(str(shipped))
-    assert time.perf_counter() - began < 0.5
+    assert time.perf_counter() - began < 1.0  # ~20-70 ms on the shared test machine
     toks = tokens("Alguien ha hecho una transferencia desde mi cuenta que no reconozco " * 3)
     began = time.perf_counter()
     for _ in range(200):
@@ -198,6 +198,7 @@ def test_the_shipped_model_is_what_the_training_script_builds_and_is_small_and_f
 
 def test_a_model_threshold_for_an_intent_the_model_lacks_is_refused(tmp_path):
     override = tmp_path / "urgency.json"
-    override.write_text(json.dumps({"model": {"thresholds": {"legal": 0.5}}}), encoding="utf-8")
-    with pytest.raises(ValueError, match="no intent legal"):
+    override.write_text(json.dumps({"model": {"thresholds": {"cancellation": 0.5}}}),
+                        encoding="utf-8")
+    with pytest.raises(ValueError, match="no intent cancellation"):
         load_urgency_config(str(override))

@@ -1,5 +1,6 @@
 """Urgency judgement (issue 16): intents in five languages, emotion, sender signals, bounds."""
 
+import json
 import time
 
 import pytest
@@ -9,6 +10,7 @@ from helpdesk.services.routing.urgency import (
     UrgencyFeatures,
     bounded_text,
     extract_features,
+    load_urgency_config,
     score_features,
     score_urgency,
 )
@@ -171,8 +173,12 @@ def test_a_hacked_account_is_urgent_and_says_why():
     ("de", "Ich bin wütend, das ist eine Frechheit"),
     ("pt", "Estou revoltado, atendimento péssimo"),
 ])
-def test_negative_sentiment_is_read_in_every_language(language, text):
-    result = score_urgency(facts(text))
+def test_negative_sentiment_is_read_in_every_language(language, text, tmp_path):
+    # the lexicon itself: without the learned backstop, which settles a bare rant with no
+    # problem named as trivial (sentiment ignored, as for feedback)
+    override = tmp_path / "urgency.json"
+    override.write_text(json.dumps({"model": {"file": None}}), encoding="utf-8")
+    result = score_urgency(facts(text), load_urgency_config(str(override)))
     sentiment = reason(result, "sentiment")
     assert sentiment is not None and sentiment.points > 0
     assert sentiment.detail.startswith("compound -")
@@ -205,7 +211,8 @@ def test_calm_phrases_lower_the_score_and_silence_urgent_words():
 def test_only_a_bounded_prefix_is_read():
     filler = "lorem ipsum dolor sit amet " * 150_000  # ~4 MB
     late = score_urgency(facts("Hello, " + filler + " I will call my lawyer"))
-    assert reason(late, "intent").detail == "general request"
+    assert not reason(late, "intent").detail.startswith("legal threat")
+    assert late.priority != "urgent"
     assert bounded_text(["a" * 10_000, "b" * 10], 6000) == "a" * 6000
     assert bounded_text(["abc", "", "def"], 100) == "abc\ndef"
     short = facts("My parcel never arrived, where is it?")
