@@ -153,6 +153,9 @@ class System:
         self.worker: Process | None = None
         self.ingest_worker: Process | None = None
         self.ceiling: Process | None = None
+        # Scale-out runs: more web processes (ports after `port`) and workers (bench/scaling.py).
+        self.extra_webs: list[Process] = []
+        self.extra_workers: list[Process] = []
         self.token = ""
         self.webhook_path = ""
         self.redis = redis.Redis.from_url(self.redis_url)
@@ -191,6 +194,33 @@ class System:
                                    "127.0.0.1", "--port", str(self.port)],
                            self.env, self.log_dir)
         self._wait_http(self.web, f"{self.base_url}/healthz", method="GET")
+
+    def add_web(self) -> int:
+        """One more web process, on the port after the last one's; its port. Every web
+        process shares the database and Redis (the Socket.IO message queue)."""
+        port = self.port + len(self.extra_webs) + 1
+        process = Process(f"web{len(self.extra_webs) + 2}", [
+            sys.executable, "-m", "helpdesk.cli", "web", "--host", "127.0.0.1",
+            "--port", str(port)], self.env, self.log_dir)
+        self.extra_webs.append(process)
+        self._wait_http(process, f"http://127.0.0.1:{port}/healthz", method="GET")
+        return port
+
+    def web_ports(self) -> list[int]:
+        return [self.port] + [self.port + n + 1 for n in range(len(self.extra_webs))]
+
+    def add_worker(self) -> Process:
+        """One more worker on every queue (no scheduler: the first worker runs it)."""
+        process = Process(f"worker{len(self.extra_workers) + 2}", [
+            sys.executable, "-m", "helpdesk.cli", "worker", "--no-scheduler"],
+            self.env, self.log_dir)
+        self.extra_workers.append(process)
+        return process
+
+    def stop_extra_workers(self) -> None:
+        for process in self.extra_workers:
+            process.stop()
+        self.extra_workers = []
 
     def start_worker(self) -> None:
         self.worker = Process("worker", [sys.executable, "-m", "helpdesk.cli", "worker"],
@@ -242,10 +272,12 @@ class System:
                            f"{process.tail()}")
 
     def close(self) -> None:
-        for process in (self.worker, self.ingest_worker, self.web, self.ceiling):
+        for process in (self.worker, self.ingest_worker, *self.extra_workers, self.web,
+                        *self.extra_webs, self.ceiling):
             if process is not None:
                 process.stop()
         self.worker = self.ingest_worker = self.web = self.ceiling = None
+        self.extra_webs, self.extra_workers = [], []
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -285,8 +317,10 @@ class System:
         groups = {name: p.pid for name, p in (("web", self.web), ("worker", self.worker),
                                               ("ingest_worker", self.ingest_worker),
                                               ("ceiling", self.ceiling)) if p is not None}
+        groups.update((p.name, p.pid) for p in (*self.extra_webs, *self.extra_workers))
         cpu = dict.fromkeys(groups, 0)
         services: dict[int, int] = {}
+        redis_pids: set[int] = set()
         me = os.getpid()
         bench = 0
         for pid, comm, pgid, ticks in process_ticks():
@@ -295,13 +329,16 @@ class System:
                     cpu[name] += ticks
             if comm.startswith(SERVICES) and self._ours(str(pid)):
                 services[pid] = ticks
+                if comm.startswith("redis"):
+                    redis_pids.add(pid)
             elif pid == me:
                 bench = ticks
         sessions = self.scalar("SELECT coalesce(sum(sessions), 0) FROM pg_stat_database "
                                "WHERE datname IN (%s, %s)",
                                (self.database, self.ceiling_database))
         return {"at": time.perf_counter(), "busy": busy, "total": total, "groups": cpu,
-                "services": services, "bench": bench, "pg_sessions": int(sessions)}
+                "services": services, "redis_pids": redis_pids, "bench": bench,
+                "pg_sessions": int(sessions)}
 
     def _ours(self, pid: str) -> bool:
         """Redis, PostgreSQL's own processes, and backends connected to our databases (not
@@ -329,8 +366,12 @@ class System:
                 / tick / elapsed for name in after["groups"]}
         services = sum(ticks - before["services"].get(pid, 0)
                        for pid, ticks in after["services"].items()) / tick / elapsed
+        redis_cores = sum(ticks - before["services"].get(pid, 0)
+                          for pid, ticks in after["services"].items()
+                          if pid in after.get("redis_pids", ())) / tick / elapsed
         bench = (after["bench"] - before["bench"]) / tick / elapsed + loadgen_cpu_s / elapsed
         return {"machine_busy_cores": machine, **used, "postgres_redis_cores": services,
+                "postgres_cores": services - redis_cores, "redis_cores": redis_cores,
                 "bench_cores": bench,
                 "others_cores": max(machine - sum(used.values()) - services - bench, 0.0),
                 "pg_sessions_opened": after["pg_sessions"] - before["pg_sessions"]}
