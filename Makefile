@@ -26,11 +26,13 @@ test: install
 	$(BIN)/python -m pytest $(ARGS)
 
 # The spine (webhooks, drain, latencies), queue/next at 10k-1M tickets, metrics at 1M facts,
-# urgency judgement on the held-out half of the labelled set.
+# urgency judgement on the held-out half of the labelled set; routing in batches; one vs two
+# web processes and workers (bench.scaling).
 bench: install
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.urgency
 
