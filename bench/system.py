@@ -54,6 +54,23 @@ def process_ticks():
         yield int(entry), head.partition("(")[2], int(rest[2]), int(rest[11]) + int(rest[12])
 
 
+def run_delay_ns(pid: int) -> int:
+    """Nanoseconds this process's threads have spent runnable but waiting for a CPU
+    (/proc/<pid>/task/<tid>/schedstat, second field): CPU starvation, not I/O."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as stat:
+                total += int(stat.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def pg_dsn(database: str) -> str:
     return f"host=127.0.0.1 port=5432 user=root dbname={database}"
 
@@ -323,10 +340,12 @@ class System:
         redis_pids: set[int] = set()
         me = os.getpid()
         bench = 0
+        waiting = dict.fromkeys(groups, 0)
         for pid, comm, pgid, ticks in process_ticks():
             for name, group in groups.items():
                 if pgid == group:
                     cpu[name] += ticks
+                    waiting[name] += run_delay_ns(pid)
             if comm.startswith(SERVICES) and self._ours(str(pid)):
                 services[pid] = ticks
                 if comm.startswith("redis"):
@@ -337,6 +356,7 @@ class System:
                                "WHERE datname IN (%s, %s)",
                                (self.database, self.ceiling_database))
         return {"at": time.perf_counter(), "busy": busy, "total": total, "groups": cpu,
+                "run_delay_ns": waiting,
                 "services": services, "redis_pids": redis_pids, "bench": bench,
                 "pg_sessions": int(sessions)}
 
@@ -364,6 +384,10 @@ class System:
         machine = busy * (os.cpu_count() or 1)
         used = {f"{name}_cores": (after["groups"][name] - before["groups"].get(name, 0))
                 / tick / elapsed for name in after["groups"]}
+        # Time our processes were ready to run but waited for a CPU, per second of the
+        # run (0.5: half of the time one of them would have been running, it queued).
+        starved = {f"{name}_waiting_for_cpu": (ns - before.get("run_delay_ns", {}).get(
+            name, 0)) / 1e9 / elapsed for name, ns in after.get("run_delay_ns", {}).items()}
         services = sum(ticks - before["services"].get(pid, 0)
                        for pid, ticks in after["services"].items()) / tick / elapsed
         redis_cores = sum(ticks - before["services"].get(pid, 0)
@@ -374,6 +398,7 @@ class System:
                 "postgres_cores": services - redis_cores, "redis_cores": redis_cores,
                 "bench_cores": bench,
                 "others_cores": max(machine - sum(used.values()) - services - bench, 0.0),
+                **starved,
                 "pg_sessions_opened": after["pg_sessions"] - before["pg_sessions"]}
 
     def queue_lengths(self) -> dict[str, int]:
