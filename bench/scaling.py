@@ -373,8 +373,12 @@ def cpu_split(usage: dict) -> str:
     parts = [f"{name.removesuffix('_cores')} {value:.2f}" for name, value in usage.items()
              if name.endswith("_cores") and name not in (
                  "machine_busy_cores", "postgres_redis_cores") and value >= 0.005]
-    return ", ".join(parts) + f" (machine {usage.get('machine_busy_cores', 0):.2f} of " \
-                              f"{os.cpu_count()})"
+    waits = [f"{name.removesuffix('_waiting_for_cpu')} {value:.2f}"
+             for name, value in usage.items()
+             if name.endswith("_waiting_for_cpu") and value >= 0.005]
+    return (", ".join(parts) + f" (machine {usage.get('machine_busy_cores', 0):.2f} of "
+            f"{os.cpu_count()})" + ("; runnable, waiting for a CPU: " + ", ".join(waits)
+                                    if waits else ""))
 
 
 def figures(results: dict) -> list[dict]:
