@@ -65,3 +65,21 @@ def test_deliveries_a_live_batch_holds_are_not_handed_to_their_own_jobs(app, api
     with app.app_context():
         statuses = db.session.execute(select(Delivery.status)).scalars().all()
     assert statuses == ["processed"] * 3
+
+
+def test_deliveries_a_batch_finished_since_the_sweepers_first_look_are_not_handed_over(
+        app, api, drain):
+    """The sweeper reads the claimed deliveries, then asks which of them no live run holds:
+    a batch that committed in between has released its locks, but its deliveries are
+    processed, not orphaned."""
+    from helpdesk.services.ingest import deliveries
+
+    channel = factories.channel(app, "api")
+    for n in range(3):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", email=f"c{n}@example.com"))
+    with app.app_context():
+        ids = db.session.execute(select(Delivery.id).order_by(Delivery.id)).scalars().all()
+    drain("ingest")  # claimed, processed and committed: what the first look saw as claimed
+    with app.app_context():
+        assert deliveries._not_being_processed(ids) == []
+        db.session.rollback()

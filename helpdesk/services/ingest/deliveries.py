@@ -293,8 +293,11 @@ def _not_being_processed(delivery_ids: list[int]) -> list[int]:
     locks (a batch holds the database's write lock): every claimed one is handed over."""
     if not delivery_ids or db.session.get_bind().dialect.name != "postgresql":
         return delivery_ids
+    # `received` again: a batch that committed since the sweeper's first look has released
+    # its locks, and its deliveries are processed, not orphaned.
     return list(db.session.execute(
-        select(Delivery.id).where(Delivery.id.in_(delivery_ids)).order_by(Delivery.id)
+        select(Delivery.id).where(Delivery.id.in_(delivery_ids),
+                                  Delivery.status == "received").order_by(Delivery.id)
         .with_for_update(read=True, key_share=True, skip_locked=True)).scalars())
 
 
