@@ -27,12 +27,14 @@ test: install
 
 # The spine (webhooks, drain, latencies), queue/next at 10k-1M tickets, metrics at 1M facts,
 # urgency judgement on the held-out half of the labelled set; routing throughput and the batch
-# of one; a burst of 1,000 raw emails and SQLite under 8 senders (bench.burst).
+# of one; a burst of 1,000 raw emails and SQLite under 8 senders (bench.burst); one vs two web
+# processes and workers, webhook -> socket at half load (bench.scaling).
 bench: install
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.burst
+	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.urgency
 

@@ -13,6 +13,9 @@ Two modes, both bounded by a request count and a duration:
   on an idle connection (up to `max_connections`), else waits; latency is also reported from
   the due time, so a slow server cannot hide behind a slowed-down client.
 
+With `ports`, the connections go round-robin over several web processes (each new connection
+to the next port): the simple load balancer of the scale-out runs (bench/scaling.py).
+
 Timestamps are `time.perf_counter()` (CLOCK_MONOTONIC on Linux: comparable across processes).
 """
 
@@ -46,6 +49,8 @@ class LoadSpec:
     drain_timeout: float = 15.0   # seconds to wait for in-flight responses after the end
     # Requests built by the caller (raw_request), sent instead of generated `api` webhooks.
     prebuilt: list[tuple[str, bytes]] | None = None
+    ports: tuple[int, ...] = ()   # more web processes: connections go round-robin over
+                                  # (port, *ports), a new connection to the next one
 
 
 @dataclass
@@ -162,8 +167,10 @@ def run(spec: LoadSpec, requests: list[tuple[str, bytes]] | None = None) -> Load
     idle: list[_Conn] = []
     conns: set[_Conn] = set()
 
+    targets = (spec.port, *spec.ports)
+
     def open_conn() -> _Conn:
-        conn = _Conn(spec.port)
+        conn = _Conn(targets[result.connections_opened % len(targets)])
         conns.add(conn)
         sel.register(conn.sock, selectors.EVENT_READ, conn)
         result.connections_opened += 1

@@ -80,13 +80,14 @@ def merge_usage(usages: list[tuple[float, dict]]) -> dict:
 
 
 def _closed(system: System, tag: str, count: int, duration: float, concurrency: int,
-            *, port: int | None = None, path: str | None = None, customers: int = 8
-            ) -> tuple[LoadResult, dict]:
-    """A closed-loop run, and the CPU and PostgreSQL sessions it cost (system.usage)."""
+            *, port: int | None = None, path: str | None = None, customers: int = 8,
+            ports: tuple[int, ...] = ()) -> tuple[LoadResult, dict]:
+    """A closed-loop run, and the CPU and PostgreSQL sessions it cost (system.usage);
+    `ports`: more web processes the connections go to, round-robin (bench/load.py)."""
     load = LoadProcess(LoadSpec(
         port=port or system.port, path=path or system.webhook_path,
         secret=system.signing_secret, tag=tag, count=count, duration=duration,
-        mode="closed", concurrency=concurrency, customers=customers)).prepare()
+        mode="closed", concurrency=concurrency, customers=customers, ports=ports)).prepare()
     try:
         before = system.snapshot()
         load.go()
@@ -335,13 +336,14 @@ def wait_idle(system: System, timeout: float = 120.0) -> float:
 
 # -- 4. steady load: webhook -> message committed --------------------------------------------
 
-def _open_load(system: System, tag: str, rate: float, duration: float, customers: int
-               ) -> LoadProcess:
+def _open_load(system: System, tag: str, rate: float, duration: float, customers: int,
+               ports: tuple[int, ...] = ()) -> LoadProcess:
     count = max(int(rate * duration), 1)
     return LoadProcess(LoadSpec(port=system.port, path=system.webhook_path,
                                 secret=system.signing_secret, tag=tag, count=count,
                                 duration=duration + 1.0, mode="open", rate=rate,
-                                max_connections=64, customers=customers)).prepare()
+                                max_connections=64, customers=customers,
+                                ports=ports)).prepare()
 
 
 def run_steady(system: System, cfg: Config, drain: dict) -> dict:
@@ -408,7 +410,8 @@ def run_steady(system: System, cfg: Config, drain: dict) -> dict:
 # -- 5. webhook -> message.created on a Socket.IO client ---------------------------------------
 
 class SocketListener:
-    """A real python-socketio client on /agents; records when each message.created arrives."""
+    """A real python-socketio client on /agents; records when each message.created arrives,
+    and how many times each message's arrived (`created`: delivered exactly once?)."""
 
     def __init__(self, base_url: str, token: str):
         import socketio
@@ -416,6 +419,7 @@ class SocketListener:
         self.client = socketio.Client(reconnection=False)
         self.received: dict[str, float] = {}
         self.counts: Counter = Counter()
+        self.created: Counter = Counter()
         self._lock = threading.Lock()
         self.client.on("*", self._any, namespace="/agents")
         self.client.connect(base_url, namespaces=["/agents"], auth={"token": token},
@@ -427,6 +431,8 @@ class SocketListener:
             self.counts[event] += 1
             if event == "message.created" and isinstance(data, dict):
                 text = (data.get("data") or {}).get("text")
+                if text:
+                    self.created[text] += 1
                 if text and text not in self.received:
                     self.received[text] = now
 

@@ -54,6 +54,23 @@ def process_ticks():
         yield int(entry), head.partition("(")[2], int(rest[2]), int(rest[11]) + int(rest[12])
 
 
+def run_delay_ns(pid: int) -> int:
+    """Nanoseconds this process's threads have spent runnable but waiting for a CPU
+    (/proc/<pid>/task/<tid>/schedstat, second field): CPU starvation, not I/O."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as stat:
+                total += int(stat.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def pg_dsn(database: str) -> str:
     return f"host=127.0.0.1 port=5432 user=root dbname={database}"
 
@@ -156,6 +173,9 @@ class System:
         self.worker: Process | None = None
         self.ingest_worker: Process | None = None
         self.ceiling: Process | None = None
+        # Scale-out runs: more web processes (ports after `port`) and workers (bench/scaling.py).
+        self.extra_webs: list[Process] = []
+        self.extra_workers: list[Process] = []
         self.token = ""
         self.webhook_path = ""
         self.redis = redis.Redis.from_url(self.redis_url)
@@ -195,6 +215,33 @@ class System:
                                    "127.0.0.1", "--port", str(self.port)],
                            self.env, self.log_dir)
         self._wait_http(self.web, f"{self.base_url}/healthz", method="GET")
+
+    def add_web(self) -> int:
+        """One more web process, on the port after the last one's; its port. Every web
+        process shares the database and Redis (the Socket.IO message queue)."""
+        port = self.port + len(self.extra_webs) + 1
+        process = Process(f"web{len(self.extra_webs) + 2}", [
+            sys.executable, "-m", "helpdesk.cli", "web", "--host", "127.0.0.1",
+            "--port", str(port)], self.env, self.log_dir)
+        self.extra_webs.append(process)
+        self._wait_http(process, f"http://127.0.0.1:{port}/healthz", method="GET")
+        return port
+
+    def web_ports(self) -> list[int]:
+        return [self.port] + [self.port + n + 1 for n in range(len(self.extra_webs))]
+
+    def add_worker(self) -> Process:
+        """One more worker on every queue (no scheduler: the first worker runs it)."""
+        process = Process(f"worker{len(self.extra_workers) + 2}", [
+            sys.executable, "-m", "helpdesk.cli", "worker", "--no-scheduler"],
+            self.env, self.log_dir)
+        self.extra_workers.append(process)
+        return process
+
+    def stop_extra_workers(self) -> None:
+        for process in self.extra_workers:
+            process.stop()
+        self.extra_workers = []
 
     def start_worker(self) -> None:
         self.worker = Process("worker", [sys.executable, "-m", "helpdesk.cli", "worker"],
@@ -246,10 +293,12 @@ class System:
                            f"{process.tail()}")
 
     def close(self) -> None:
-        for process in (self.worker, self.ingest_worker, self.web, self.ceiling):
+        for process in (self.worker, self.ingest_worker, *self.extra_workers, self.web,
+                        *self.extra_webs, self.ceiling):
             if process is not None:
                 process.stop()
         self.worker = self.ingest_worker = self.web = self.ceiling = None
+        self.extra_webs, self.extra_workers = [], []
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -290,23 +339,31 @@ class System:
         groups = {name: p.pid for name, p in (("web", self.web), ("worker", self.worker),
                                               ("ingest_worker", self.ingest_worker),
                                               ("ceiling", self.ceiling)) if p is not None}
+        groups.update((p.name, p.pid) for p in (*self.extra_webs, *self.extra_workers))
         cpu = dict.fromkeys(groups, 0)
         services: dict[int, int] = {}
+        redis_pids: set[int] = set()
         me = os.getpid()
         bench = 0
+        waiting = dict.fromkeys(groups, 0)
         for pid, comm, pgid, ticks in process_ticks():
             for name, group in groups.items():
                 if pgid == group:
                     cpu[name] += ticks
+                    waiting[name] += run_delay_ns(pid)
             if comm.startswith(SERVICES) and self._ours(str(pid)):
                 services[pid] = ticks
+                if comm.startswith("redis"):
+                    redis_pids.add(pid)
             elif pid == me:
                 bench = ticks
         sessions = self.scalar("SELECT coalesce(sum(sessions), 0) FROM pg_stat_database "
                                "WHERE datname IN (%s, %s)",
                                (self.database, self.ceiling_database))
         return {"at": time.perf_counter(), "busy": busy, "total": total, "groups": cpu,
-                "services": services, "bench": bench, "pg_sessions": int(sessions)}
+                "run_delay_ns": waiting,
+                "services": services, "redis_pids": redis_pids, "bench": bench,
+                "pg_sessions": int(sessions)}
 
     def _ours(self, pid: str) -> bool:
         """Redis, PostgreSQL's own processes, and backends connected to our databases (not
@@ -332,12 +389,21 @@ class System:
         machine = busy * (os.cpu_count() or 1)
         used = {f"{name}_cores": (after["groups"][name] - before["groups"].get(name, 0))
                 / tick / elapsed for name in after["groups"]}
+        # Time our processes were ready to run but waited for a CPU, per second of the
+        # run (0.5: half of the time one of them would have been running, it queued).
+        starved = {f"{name}_waiting_for_cpu": (ns - before.get("run_delay_ns", {}).get(
+            name, 0)) / 1e9 / elapsed for name, ns in after.get("run_delay_ns", {}).items()}
         services = sum(ticks - before["services"].get(pid, 0)
                        for pid, ticks in after["services"].items()) / tick / elapsed
+        redis_cores = sum(ticks - before["services"].get(pid, 0)
+                          for pid, ticks in after["services"].items()
+                          if pid in after.get("redis_pids", ())) / tick / elapsed
         bench = (after["bench"] - before["bench"]) / tick / elapsed + loadgen_cpu_s / elapsed
         return {"machine_busy_cores": machine, **used, "postgres_redis_cores": services,
+                "postgres_cores": services - redis_cores, "redis_cores": redis_cores,
                 "bench_cores": bench,
                 "others_cores": max(machine - sum(used.values()) - services - bench, 0.0),
+                **starved,
                 "pg_sessions_opened": after["pg_sessions"] - before["pg_sessions"]}
 
     def queue_lengths(self) -> dict[str, int]:

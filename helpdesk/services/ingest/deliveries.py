@@ -283,6 +283,24 @@ def search(status: str | None = None, channel_id: int | None = None) -> Select:
     return query
 
 
+def _not_being_processed(delivery_ids: list[int]) -> list[int]:
+    """Of these claimed deliveries, those no live run holds. A batch keeps its deliveries'
+    rows locked until it commits (batches.claim), and so does a delivery's own job: on
+    PostgreSQL a row locked by another transaction is being processed right now, by a run
+    that has not died. Handing it to its own job anyway (every sweep during a backlog older
+    than the grace period: up to a batch's 200 jobs a pass) made that job wait for the
+    batch's commit, holding its worker up, only to find nothing to do. SQLite has no row
+    locks (a batch holds the database's write lock): every claimed one is handed over."""
+    if not delivery_ids or db.session.get_bind().dialect.name != "postgresql":
+        return delivery_ids
+    # `received` again: a batch that committed since the sweeper's first look has released
+    # its locks, and its deliveries are processed, not orphaned.
+    return list(db.session.execute(
+        select(Delivery.id).where(Delivery.id.in_(delivery_ids),
+                                  Delivery.status == "received").order_by(Delivery.id)
+        .with_for_update(read=True, key_share=True, skip_locked=True)).scalars())
+
+
 def sweep_unprocessed() -> int:
     """Re-enqueue deliveries stored but still unprocessed after the grace period: a batch
     job for those never tried, their own retrying job for those a batch handed over; the
@@ -292,11 +310,11 @@ def sweep_unprocessed() -> int:
         select(Delivery.id, Delivery.attempts + Delivery.claims)
         .where(Delivery.status == "received", Delivery.received_at < cutoff)
         .order_by(Delivery.id).limit(5000)).all()
-    db.session.rollback()
     # Never tried: a batch takes them. Tried, or claimed by a run that died: their own job,
     # which counts its claims and quarantines a delivery that keeps killing its worker.
     fresh = sum(1 for _, tried in rows if not tried)
-    retried = [delivery_id for delivery_id, tried in rows if tried]
+    retried = _not_being_processed([delivery_id for delivery_id, tried in rows if tried])
+    db.session.rollback()
     try:
         waiting = queues.jobs_waiting([f"delivery-{i}" for i in retried])
     except Exception as exc:  # Redis still down: the next pass tries again

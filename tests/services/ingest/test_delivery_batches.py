@@ -116,6 +116,49 @@ def test_a_new_customers_message_asks_for_no_ticket_to_continue(app, api, drain)
     assert _count(app, Ticket) == 1
 
 
+def test_a_batch_tells_stored_messages_from_new_ones_per_channel(app, api, drain, caplog):
+    """The batch asks once which of its messages are stored, keyed by (channel, message id),
+    one `channel = … AND id IN (…)` per channel (not a row-value IN list, which PostgreSQL
+    plans as one OR branch per pair): the same provider message id is a duplicate on the
+    channel that has it and a new message on another, and the batch knows it without
+    falling back to one delivery at a time (which a missed duplicate would cause)."""
+    from sqlalchemy import event
+
+    first = factories.channel(app, "api", name="first")
+    second = factories.channel(app, "api", name="second")
+    api.post_api_webhook(first, api_message("e1", "m1", text="original"))
+    api.post_api_webhook(second, api_message("e2", "m9", text="second's original"))
+    drain("ingest")
+    # Stored while no worker runs: one batch holds all four.
+    api.post_api_webhook(first, api_message("e3", "m1", text="redelivered"))
+    api.post_api_webhook(second, api_message("e4", "m9", text="redelivered too"))
+    api.post_api_webhook(second, api_message("e5", "m1", text="same id, other channel"))
+    api.post_api_webhook(second, api_message("e6", "m2", text="new on the second",
+                                             email="bo@example.com"))
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        drain("ingest")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert "one by one" not in caplog.text
+    assert _statuses(app) == {"processed": 4, "duplicate": 2}
+    with app.app_context():
+        texts = sorted(db.session.execute(select(Message.text)).scalars())
+        db.session.rollback()
+    assert texts == ["new on the second", "original", "same id, other channel",
+                     "second's original"]
+    lookups = [s for s in seen if s.startswith("SELECT messages.channel_id, "
+                                              "messages.external_id FROM messages")]
+    assert len(lookups) == 1 and "messages.external_id) IN" not in lookups[0], lookups
+
+
 def _statements_of_one_batch(app) -> list[str]:
     """The SQL statements `process_waiting` sends for what is waiting now."""
     from sqlalchemy import event
