@@ -18,11 +18,21 @@ class ConfigError(RuntimeError):
     """The environment cannot start the system; the message says what to set."""
 
 
+# PostgreSQL is reached through psycopg 3 (`postgresql+psycopg://`): it binds parameters on
+# the server and prepares a statement the connection has run `prepare_threshold` (5) times,
+# so the queue's claim statement and the other per-request statements are not planned
+# again on every request; and under gevent it waits cooperatively by itself (helpdesk/
+# server.py). URLs naming no driver, or psycopg2 (which the project no longer installs),
+# are mapped to it.
+POSTGRESQL_PREFIXES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
+POSTGRESQL_DRIVER = "postgresql+psycopg://"
+
+
 def normalize_database_url(url: str) -> str:
-    """Map `postgres://` and `postgresql://` to the installed driver."""
-    for prefix in ("postgres://", "postgresql://"):
+    """Map `postgres://`, `postgresql://` and `postgresql+psycopg2://` to psycopg 3."""
+    for prefix in POSTGRESQL_PREFIXES:
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return POSTGRESQL_DRIVER + url[len(prefix):]
     return url
 
 

@@ -22,3 +22,11 @@ def test_an_idle_connection_that_died_is_replaced_before_use(database_url, monke
     finally:
         engine.dispose()
 
+
+
+def test_postgresql_urls_use_psycopg_3():
+    # psycopg 3 prepares the statements a connection repeats (the claim's, the token
+    # lookup's) and waits through gevent; psycopg2 is no longer a dependency of the app.
+    for url in ("postgres://u@h/d", "postgresql://u@h/d", "postgresql+psycopg2://u@h/d"):
+        assert normalize_database_url(url) == "postgresql+psycopg://u@h/d"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
