@@ -150,6 +150,13 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                            "(e.g. https://help.example.com): survey links and webhook URLs "
                            "are built from it, never from a request's Host header")
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    if (config["SQLALCHEMY_DATABASE_URI"].startswith(POSTGRESQL_DRIVER)
+            and os.environ.get("HELPDESK_DB_PREPARE", "1") == "0"):
+        # A pooler that cannot carry prepared statements (PgBouncer < 1.21 in transaction
+        # mode): psycopg 3 then never prepares.
+        options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     # Flask's own request limit: the larger of ours; per-route limits are checked in handlers.
     config["MAX_CONTENT_LENGTH"] = None
     return config
