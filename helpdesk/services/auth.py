@@ -126,8 +126,16 @@ def _token_cache() -> TokenCache:
 
 
 def _auth_epoch() -> int | None:
+    """The current epoch; None (nothing cached) when Redis is unreachable or has no epoch
+    (a new or emptied Redis: it starts again at a random value, so an entry stored before
+    the data was lost never matches the new counter)."""
     try:
-        return int(redis_connection().get(AUTH_EPOCH) or 0)
+        client = redis_connection()
+        epoch = client.get(AUTH_EPOCH)
+        if epoch is None:
+            client.set(AUTH_EPOCH, secrets.randbits(62), nx=True)
+            return None
+        return int(epoch)
     except Exception:  # Redis unreachable: no cache, the database answers
         return None
 
@@ -147,7 +155,10 @@ def _attached(values: dict[str, Any]) -> Agent:
 
 def _bump_auth_epoch() -> None:
     try:
-        redis_connection().incr(AUTH_EPOCH)
+        pipe = redis_connection().pipeline(transaction=False)
+        pipe.set(AUTH_EPOCH, secrets.randbits(62), nx=True)  # see _auth_epoch
+        pipe.incr(AUTH_EPOCH)
+        pipe.execute()
     except Exception as exc:  # entries expire after CACHE_SECONDS anyway
         log.warning("auth epoch not incremented (cached tokens expire in %.0f s): %s",
                     CACHE_SECONDS, exc)
