@@ -2,10 +2,10 @@
 
 from gevent import monkey
 
-if monkey.is_module_patched("socket"):  # psycopg2 must yield to gevent too
-    from psycogreen.gevent import patch_psycopg
+if monkey.is_module_patched("socket"):  # psycopg must wait for the database through gevent
+    from helpdesk.server import check_cooperative_database_driver
 
-    patch_psycopg()
+    check_cooperative_database_driver()
 
 from helpdesk import create_app  # noqa: E402
 

@@ -1,11 +1,13 @@
 """The platform ceiling: a bare Flask endpoint doing one INSERT and one RQ enqueue.
 
 Served exactly like `helpdesk web` (helpdesk/server.py): a freshly gevent-patched interpreter,
-gunicorn with one gevent worker (2000 connections), psycopg2 made cooperative by psycogreen.
-The database layer is a SQLAlchemy Core engine (what Flask-SQLAlchemy builds on) without the
-ORM, with a pool as large as the offered load, and RQ's plain `Queue.enqueue`. It answers the
-same signed requests as the real webhook without verifying or parsing them: what our web tier
-costs over this endpoint is the price of everything the webhook does beyond "store, enqueue".
+gunicorn with one gevent worker (2000 connections), the same PostgreSQL driver as the app
+(psycopg 3, cooperative under gevent by itself; `System.start_ceiling` gives it the URL the
+app's config maps `postgresql://` to). The database layer is a SQLAlchemy Core engine (what
+Flask-SQLAlchemy builds on) without the ORM, with a pool as large as the offered load, and
+RQ's plain `Queue.enqueue`. It answers the same signed requests as the real webhook without
+verifying or parsing them: what our web tier costs over this endpoint is the price of
+everything the webhook does beyond "store, enqueue".
 
 Start it with `python -c "from gevent import monkey; monkey.patch_all(); ..."`, see COMMAND.
 """
@@ -73,9 +75,9 @@ def serve(host: str, port: int) -> None:
                 self.cfg.set(key, value)
 
         def load(self):
-            from psycogreen.gevent import patch_psycopg
+            from helpdesk.server import check_cooperative_database_driver
 
-            patch_psycopg()
+            check_cooperative_database_driver()
             return create_app()
 
     Ceiling().run()

@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import ceiling
@@ -103,46 +104,81 @@ def stored_deliveries(system: System, status: str = "received") -> int:
     return int(system.scalar("SELECT count(*) FROM deliveries WHERE status = %s", (status,)))
 
 
-def run_ceiling_and_accept(system: System, cfg: Config) -> tuple[dict, dict]:
-    """The bare endpoint and our signed `api` webhook under the same closed-loop load, in
-    alternating slices (ceiling, webhook, ceiling, webhook...) so that both see the same
-    machine even when something else on it comes and goes. The worker is stopped: acks
-    measure the web tier alone."""
-    assert system.worker is None, "the accept run measures the web tier alone"
+Slice = tuple[LoadResult | list[LoadResult], dict]
+
+
+def alternate_with_ceiling(system: System, cfg: Config,
+                           measured: Callable[[int, float], Slice | None]
+                           ) -> tuple[dict, list[Slice]]:
+    """The bare ceiling endpoint and a measured load under the same closed-loop width, in
+    alternating slices (ceiling, measured, ceiling, measured...) so that both see the same
+    machine even when something else on it comes and goes.
+
+    `measured(index, seconds)` runs one slice of the measured load (its server already
+    started and warmed by the caller) and returns (result or results, usage), or None when
+    it has nothing left to send. Returns the ceiling's figures (`load_summary` + usage) and
+    the measured slices. The ceiling server is started, warmed and stopped here."""
     system.start_ceiling()
     try:
-        system.start_web()
         _closed(system, "ceiling-warm", 100_000, cfg.warmup, cfg.concurrency,
                 port=system.ceiling_port, path=ceiling.PATH, customers=cfg.customers)
-        _closed(system, "warm", cfg.backlog // 2, cfg.warmup, cfg.concurrency,
-                customers=cfg.customers)
-        already = stored_deliveries(system)
-        budget = cfg.backlog - already  # what the accept run stores is the drain's backlog
         slice_s = cfg.duration / max(cfg.rounds, 1)
-        ceilings, ceiling_usage, accepts, accept_usage = [], [], [], []
+        ceilings, ceiling_usage, slices = [], [], []
         for index in range(max(cfg.rounds, 1)):
             result, usage = _closed(system, f"ceiling{index}", 100_000, slice_s,
                                     cfg.concurrency, port=system.ceiling_port,
                                     path=ceiling.PATH, customers=cfg.customers)
             ceilings.append(result)
             ceiling_usage.append((result.finished - result.started, usage))
-            if budget <= 0:
-                continue
-            result, usage = _closed(system, f"acc{index}", budget, slice_s, cfg.concurrency,
-                                    customers=cfg.customers)
-            accepts.append(result)
-            accept_usage.append((result.finished - result.started, usage))
-            budget -= sum(1 for status in result.status if 200 <= status < 300)
+            done = measured(index, slice_s)
+            if done is not None:
+                slices.append(done)
     finally:
         system.stop_ceiling()
         system.redis.delete(f"rq:queue:{ceiling.QUEUE}")
     how = (f"closed loop, {cfg.concurrency} keep-alive connections, {max(cfg.rounds, 1)} "
-           f"slices of {slice_s:.0f} s alternating ceiling and webhook")
+           f"slices of {slice_s:.0f} s alternating ceiling and the measured load")
+    return {"how": how, **load_summary(ceilings), "usage": merge_usage(ceiling_usage)}, slices
+
+
+def summarize_slices(slices: list[Slice]) -> dict:
+    """`load_summary` and merged usage of the measured slices of `alternate_with_ceiling`."""
+    results: list[LoadResult] = []
+    usages = []
+    for result, usage in slices:
+        parts = result if isinstance(result, list) else [result]
+        results += parts
+        usages.append((max(r.finished for r in parts) - min(r.started for r in parts), usage))
+    return {**load_summary(results), "usage": merge_usage(usages)}
+
+
+def run_ceiling_and_accept(system: System, cfg: Config) -> tuple[dict, dict]:
+    """The bare endpoint and our signed `api` webhook, alternating (`alternate_with_ceiling`).
+    The worker is stopped: acks measure the web tier alone."""
+    assert system.worker is None, "the accept run measures the web tier alone"
+    system.start_web()
+    _closed(system, "warm", cfg.backlog // 2, cfg.warmup, cfg.concurrency,
+            customers=cfg.customers)
+    already = stored_deliveries(system)
+    budget = cfg.backlog - already  # what the accept run stores is the drain's backlog
+
+    def accept_slice(index: int, seconds: float) -> Slice | None:
+        nonlocal budget
+        if budget <= 0:
+            return None
+        result, usage = _closed(system, f"acc{index}", budget, seconds, cfg.concurrency,
+                                customers=cfg.customers)
+        budget -= sum(1 for status in result.status if 200 <= status < 300)
+        return result, usage
+
+    ceiling_figures, slices = alternate_with_ceiling(system, cfg, accept_slice)
     stored = stored_deliveries(system) - already
-    return ({"how": how, **load_summary(ceilings), "usage": merge_usage(ceiling_usage)},
+    how = ceiling_figures["how"].replace("the measured load", "webhook")
+    ceiling_figures["how"] = how
+    return (ceiling_figures,
             {"how": how + f"; bounded by the {cfg.backlog}-delivery backlog of the drain "
                           "run (minus the warm-up's); worker stopped",
-             "stored": stored, **load_summary(accepts), "usage": merge_usage(accept_usage)})
+             "stored": stored, **summarize_slices(slices)})
 
 
 # -- 3. backlog drain with one worker ---------------------------------------------------------

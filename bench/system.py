@@ -24,6 +24,7 @@ import redis
 import requests
 
 from bench import ceiling
+from helpdesk.config import normalize_database_url
 
 PROJECT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=root dbname=postgres"
@@ -266,8 +267,8 @@ class System:
 
     def start_ceiling(self) -> None:
         env = dict(self.env)
-        env["BENCH_CEILING_DATABASE_URL"] = (
-            f"postgresql+psycopg2://root@127.0.0.1/{self.ceiling_database}")
+        env["BENCH_CEILING_DATABASE_URL"] = normalize_database_url(  # the app's driver
+            f"postgresql://root@127.0.0.1/{self.ceiling_database}")
         self.ceiling = Process("ceiling", ceiling.command("127.0.0.1", self.ceiling_port), env,
                                self.log_dir)
         self._wait_http(self.ceiling, f"http://127.0.0.1:{self.ceiling_port}{ceiling.PATH}",

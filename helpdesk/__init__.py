@@ -24,7 +24,7 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
         transaction,
     )
     from helpdesk.extensions import db, migrate
-    from helpdesk.services import metrics
+    from helpdesk.services import auth, metrics
 
     app = Flask(__name__, instance_path=config_module.default_instance_dir().as_posix())
     app.config.from_mapping(config_module.from_environment(config))
@@ -43,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     transaction.init_app(app)
     outbox.init_app(app)
     metrics.init_app(app)
+    auth.init_app(app)  # a commit changing an agent or a token empties the token caches
     realtime.init_app(app, server=socket_server)
     errors.init_app(app)
     logs.init_app(app)

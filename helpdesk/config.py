@@ -18,11 +18,21 @@ class ConfigError(RuntimeError):
     """The environment cannot start the system; the message says what to set."""
 
 
+# PostgreSQL is reached through psycopg 3 (`postgresql+psycopg://`): it binds parameters on
+# the server and prepares a statement the connection has run `prepare_threshold` (5) times,
+# so the queue's claim statement and the other per-request statements are not planned
+# again on every request; and under gevent it waits cooperatively by itself (helpdesk/
+# server.py). URLs naming no driver, or psycopg2 (which the project no longer installs),
+# are mapped to it.
+POSTGRESQL_PREFIXES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
+POSTGRESQL_DRIVER = "postgresql+psycopg://"
+
+
 def normalize_database_url(url: str) -> str:
-    """Map `postgres://` and `postgresql://` to the installed driver."""
-    for prefix in ("postgres://", "postgresql://"):
+    """Map `postgres://`, `postgresql://` and `postgresql+psycopg2://` to psycopg 3."""
+    for prefix in POSTGRESQL_PREFIXES:
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return POSTGRESQL_DRIVER + url[len(prefix):]
     return url
 
 
@@ -140,6 +150,13 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                            "(e.g. https://help.example.com): survey links and webhook URLs "
                            "are built from it, never from a request's Host header")
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    if (config["SQLALCHEMY_DATABASE_URI"].startswith(POSTGRESQL_DRIVER)
+            and os.environ.get("HELPDESK_DB_PREPARE", "1") == "0"):
+        # A pooler that cannot carry prepared statements (PgBouncer < 1.21 in transaction
+        # mode): psycopg 3 then never prepares.
+        options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     # Flask's own request limit: the larger of ours; per-route limits are checked in handlers.
     config["MAX_CONTENT_LENGTH"] = None
     return config

@@ -147,6 +147,6 @@ def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("SELECT 1")
         cursor.close()
-        dbapi_connection.rollback()  # psycopg2 opened a transaction for the ping
+        dbapi_connection.rollback()  # the driver opened a transaction for the ping
     except Exception as exc:
         raise DisconnectionError("stale pooled connection") from exc

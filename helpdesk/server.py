@@ -25,12 +25,21 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         # Created in the worker, after gevent has patched the standard library.
-        from psycogreen.gevent import patch_psycopg
-
         from helpdesk import create_app
 
-        patch_psycopg()
+        check_cooperative_database_driver()
         return create_app()
+
+
+def check_cooperative_database_driver() -> None:
+    """psycopg 3 waits for the server cooperatively when it is first imported after gevent
+    patched `select` (it then polls through gevent instead of blocking in C); imported
+    before, one slow query would stop every request of the process. Say so loudly."""
+    from psycopg import waiting
+
+    if waiting.wait is getattr(waiting, "wait_c", None):
+        raise RuntimeError("psycopg was imported before gevent patched the standard library: "
+                           "its waits would block the whole web process")
 
 
 # gevent must patch the standard library before anything imports ssl or socket users.

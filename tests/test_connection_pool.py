@@ -22,3 +22,24 @@ def test_an_idle_connection_that_died_is_replaced_before_use(database_url, monke
     finally:
         engine.dispose()
 
+
+
+def test_postgresql_urls_use_psycopg_3():
+    # psycopg 3 prepares the statements a connection repeats (the claim's, the token
+    # lookup's) and waits through gevent; psycopg2 is no longer a dependency of the app.
+    for url in ("postgres://u@h/d", "postgresql://u@h/d", "postgresql+psycopg2://u@h/d"):
+        assert normalize_database_url(url) == "postgresql+psycopg://u@h/d"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler(monkeypatch):
+    from helpdesk.config import from_environment
+
+    url = "postgresql://u@h/d"
+    assert "connect_args" not in from_environment(
+        {"SQLALCHEMY_DATABASE_URI": url})["SQLALCHEMY_ENGINE_OPTIONS"]
+    monkeypatch.setenv("HELPDESK_DB_PREPARE", "0")
+    options = from_environment({"SQLALCHEMY_DATABASE_URI": url})["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["connect_args"] == {"prepare_threshold": None}
+    assert "connect_args" not in from_environment(  # SQLite's driver takes no such option
+        {"SQLALCHEMY_DATABASE_URI": "sqlite:///x.db"})["SQLALCHEMY_ENGINE_OPTIONS"]

@@ -26,7 +26,7 @@ def connect(auth_data=None):
     sockets.opened(token_hash, agent.id, request.sid)
     # Checked again once recorded: a revocation committed in between found no connection.
     db.session.rollback()
-    if auth.agent_for_token(token) is None:
+    if auth.agent_for_token(token, fresh=True) is None:
         sockets.closed(token_hash, agent.id, request.sid)
         raise ConnectionRefusedError("unauthorized")
     session["agent_id"] = agent.id

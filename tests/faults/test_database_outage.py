@@ -3,11 +3,11 @@ worst, never 500, and serves again on fresh connections."""
 
 from __future__ import annotations
 
-import psycopg2
+import psycopg
 
 
 def _terminate_backends(database_url: str) -> int:
-    with psycopg2.connect(database_url) as conn, conn.cursor() as cursor:
+    with psycopg.connect(database_url) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
         killed = cursor.fetchone()[0]

@@ -144,31 +144,40 @@ def tracking(model: type, ids: list[int]) -> Iterator[None]:
     append(session, contributions(session, {model: set(ids)}), before)
 
 
-def claimed(ticket_id: int) -> None:
-    """A queued ticket just assigned by one SQL statement (queue, on PostgreSQL): unassigned
-    before (and new or open, which counts the same), so its cells move from no agent. One
-    INSERT … SELECT per source: the ticket's rows as they are now, and the same taken off
-    no agent."""
-    connection = db.session.connection()
-    for statement in _claimed_statements(dialect()):
-        connection.execute(statement, {"ticket_id": ticket_id})
+def claimed_sql(alias: str) -> list[str]:
+    """Plain SQL (PostgreSQL) of the roll-up rows a queued ticket's claim adds, for the claim
+    statement of routing.queue to run as data-modifying CTEs of its own: `alias` names the
+    CTE that returns the claimed ticket as updated (`RETURNING tickets.*`; a CTE reads the
+    table as it was before the statement, so the rows come from that CTE, not the table).
+    The ticket was unassigned before (new or open: they count the same), so its cells move
+    from no agent: one INSERT … SELECT per ticket source, its rows as they are now and the
+    same taken off no agent (what a flush of the change would have appended)."""
+    return list(_claimed_sql(alias))
 
 
 @cache
-def _claimed_statements(_dialect: str) -> list[Any]:
-    """Built once: every claim runs them."""
+def _claimed_sql(alias: str) -> tuple[str, ...]:
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.sql.util import ClauseAdapter
+
+    claimed = Ticket.__table__.alias(alias)
     statements = []
     for source in SOURCES:
         if source.model is not Ticket:
             continue
-        after = rollup_rows(source, "agent", Ticket.id == bindparam("ticket_id")).subquery()
+        after = ClauseAdapter(claimed).traverse(rollup_rows(source, "agent", true())).subquery()
         names = [column.name for column in after.c]
         day, dimension, _key, *parts = after.c
         moved = union_all(select(*after.c),
                           select(day, dimension, literal(NO_KEY), *(-part for part in parts)))
-        statements.append(insert(MetricRollup).from_select(names, moved,
-                                                           include_defaults=False))
-    return statements
+        sql = str(insert(MetricRollup).from_select(names, moved, include_defaults=False)
+                  .compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        # Read from the CTE itself; plain text inside a text() clause: no binds, no escapes.
+        sql = sql.replace(f"FROM tickets AS {alias}", f"FROM {alias}")
+        if "tickets" in sql or ":" in sql or "%" in sql:
+            raise RuntimeError(f"unexpected roll-up SQL for a claim: {sql}")
+        statements.append(sql)
+    return tuple(statements)
 
 
 def rebuild() -> int:

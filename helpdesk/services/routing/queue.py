@@ -93,9 +93,10 @@ def claim_next_ticket(agent: Agent) -> Ticket | None:
 
 def _claim_in_one_statement(agent: Agent) -> Ticket | None:
     """PostgreSQL: weigh the agent's free capacity, lock the first eligible ticket of a kind
-    that fits that nobody else holds (SKIP LOCKED), assign it, log the assignment and note
-    the agent's last assignment, in one round trip; what `claim_next_ticket` does on SQLite
-    in four, without loading anything first."""
+    that fits that nobody else holds (SKIP LOCKED), assign it, log the assignment, note the
+    agent's last assignment and move the metric roll-ups (an UPDATE no flush sees), in one
+    round trip; what `claim_next_ticket` does on SQLite in four, without loading anything
+    first."""
     languages = list(agent.languages or [])
     channels = sorted(agent.channels or [])
     now = datetime.now(UTC)
@@ -110,7 +111,6 @@ def _claim_in_one_statement(agent: Agent) -> Ticket | None:
         if not has_room:
             raise Conflict("you are at capacity", "at_capacity")
         return None
-    metrics_rollup.claimed(ticket_id)  # an UPDATE no flush saw
     ticket = db.session.execute(_ticket_for_json(), {"id": ticket_id}).unique().scalar_one()
     events.ticket_changed(ticket)
     queue_updates.queue_changed()
@@ -159,7 +159,7 @@ candidate AS (
     LIMIT 1 FOR UPDATE SKIP LOCKED),
 claimed AS (
     UPDATE tickets SET assignee_id = :agent_id, status = 'open', updated_at = :now
-    FROM candidate WHERE tickets.id = candidate.id RETURNING tickets.id),
+    FROM candidate WHERE tickets.id = candidate.id RETURNING tickets.*),{rolled}
 logged AS (
     INSERT INTO ticket_events (ticket_id, name, actor_type, data, created_at)
     SELECT id, 'assigned', 'system', CAST(:data AS JSON), :now FROM claimed),
@@ -174,8 +174,10 @@ _BY_KIND = " AND kind = ANY(:kinds)"
 
 @cache
 def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
+    rolled = "".join(f"\nrolled_{n} AS (\n    {sql}),"
+                     for n, sql in enumerate(metrics_rollup.claimed_sql("claimed")))
     return text(_CLAIM_SQL.format(filters=_BY_LANGUAGE if by_language else "",
-                                  by_kind=_BY_KIND if by_kind else ""))
+                                  by_kind=_BY_KIND if by_kind else "", rolled=rolled))
 
 
 def fill(agent_id: int, batch: int = 50) -> int:

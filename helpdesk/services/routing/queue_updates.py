@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -13,6 +14,8 @@ from helpdesk.models import PRIORITIES, QUEUED_STATUSES, Ticket
 from helpdesk.outbox import emit, rooms
 from helpdesk.services.metrics.sql import serial_scans
 from helpdesk.transaction import after_commit
+
+log = logging.getLogger(__name__)
 
 
 def queue_stats() -> dict:
@@ -88,6 +91,8 @@ class QueueStatsThrottle:
                 stats = queue_stats()
                 cost = time.monotonic() - began
                 emit("queue.updated", stats, [rooms.QUEUE, rooms.SUPERVISORS])
+        except Exception as exc:  # e.g. its pooled connection was killed: the next change
+            log.warning("queue.updated not sent: %s", exc)  # of the queue counts again
         finally:
             with self.lock:
                 self.running = False
