@@ -2,7 +2,7 @@
 cross-validation on training data only (issue 16).
 
 The data is what `python -m bench.urgency_train` trains on: the tuning half of
-bench/data/urgency_set.jsonl and bench/data/urgency_train_extra.jsonl. The held-out half is
+bench/data/urgency_set.jsonl and bench/data/urgency_train_extra*.jsonl. The held-out half is
 never read. Each message is in one of `FOLDS` folds (by its number, so translations and twins
 stay together); the model is trained on the other folds and predicts the
 message's fold, so every message gets an out-of-fold probability per intent. The whole
@@ -47,7 +47,17 @@ from helpdesk.services.routing.urgency_text import tokens
 FOLDS = 5
 MAX_FALSE_ALARMS = 0.025  # of all messages: a margin under the 3% target
 THRESHOLDS = [round(0.05 * i, 2) for i in range(4, 20)]  # 0.20 .. 0.95
+# lowest thresholds the search may choose: below 0.4 the safety class read "The toy hamster
+# is trapped" as a hazard (CV cost 408 with 0.3, 410 with 0.4 and a watch at 0.3: a tie)
+MIN_THRESHOLD = {"safety": 0.4}
 WATCHES = [None] + [round(0.05 * i, 2) for i in range(1, 19)]  # none, 0.05 .. 0.90
+# intent points the search may move (the rest are the phrases' own, tuned by `helpdesk
+# urgency tune`): the model's intents and the low ones a live channel's points lift. Not
+# below 0: a breached SLA (45) must still make a question high (-10 scored better in CV,
+# 408 against 412 for 0, but broke that promise)
+POINTS = {"how_to": (0, 5), "trivial": (0, 5),
+          "possible_security": (40, 45, 50), "possible_safety": (40, 45, 50),
+          "possible_legal": (40, 45, 50)}
 
 Preds = dict[str, tuple[float, list[str]]]
 
@@ -60,8 +70,10 @@ def fold_of(rows: Sequence[dict]) -> list[int]:
 
 
 def oof_predictions(rows: Sequence[dict], l2: float, ngrams: tuple[int, ...],
-                    intents: Sequence[str]) -> list[Preds]:
-    feats = [urgency_train.row_features(r, urgency_train.STEM_CHARS, ngrams) for r in rows]
+                    intents: Sequence[str],
+                    stop_words: Sequence[str] = urgency_train.STOP_WORDS) -> list[Preds]:
+    feats = [urgency_train.row_features(r, urgency_train.STEM_CHARS, ngrams, stop_words)
+             for r in rows]
     folds = fold_of(rows)
     out: list[Preds] = [{} for _ in rows]
     for k in range(FOLDS):
@@ -74,7 +86,8 @@ def oof_predictions(rows: Sequence[dict], l2: float, ngrams: tuple[int, ...],
                 [rows[i]["category"] in urgency_train.CLASSES[intent] for i in train],
                 l2=l2, vocabulary=vocabulary))
             models[intent] = LinearIntent(bias, weights)
-        model = IntentModel.from_intents(urgency_train.STEM_CHARS, models, ngrams, rsqrt=True)
+        model = IntentModel.from_intents(urgency_train.STEM_CHARS, models, ngrams, rsqrt=True,
+                                         stop_words=frozenset(stop_words))
         for i, f in enumerate(folds):
             if f == k:
                 out[i] = model.predict(tokens(rows[i]["text"]))
@@ -119,18 +132,25 @@ def figures(rows: Sequence[dict], scored: Sequence[str]) -> dict:
 
 
 def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence[Preds],
-           cfg: UrgencyConfig, intents: Sequence[str], rounds: int = 2
-           ) -> tuple[dict[str, float], dict[str, float], TrivialPolicy | None, dict]:
-    """Coordinate search over (threshold, watch) per intent and the trivial class's veto
-    and settle thresholds: the lowest cost whose false alarms stay within MAX_FALSE_ALARMS
-    (ties: the higher thresholds, fewer alarms)."""
+           cfg: UrgencyConfig, intents: Sequence[str], rounds: int = 2,
+           max_false_alarms: float = MAX_FALSE_ALARMS, angry_settle: bool = True,
+           defuse: bool = True
+           ) -> tuple[dict[str, float], dict[str, float], TrivialPolicy | None, dict,
+                      dict[str, int]]:
+    """Coordinate search over (threshold, watch) per intent, the trivial class's veto,
+    settle, angry-settle and defuse thresholds and the points of `POINTS`: the lowest cost
+    whose false alarms stay within MAX_FALSE_ALARMS (ties: the higher thresholds, fewer
+    alarms)."""
     lifts = [i for i in intents if i != TRIVIAL]
     thresholds = {i: THRESHOLDS[-1] for i in lifts}  # start from (nearly) no lift
     watch: dict[str, float] = {}
     trivial = TrivialPolicy(None, None, frozenset({"general"})) if TRIVIAL in intents else None
+    points = {k: v for k, v in cfg.intent_points.items()}
 
-    def run(th: dict[str, float], wa: dict[str, float], tr: TrivialPolicy | None) -> dict:
-        c = dataclasses.replace(cfg, model_thresholds=th, model_watch=wa, model_trivial=tr)
+    def run(th: dict[str, float], wa: dict[str, float], tr: TrivialPolicy | None,
+            pts: dict[str, int] | None = None) -> dict:
+        c = dataclasses.replace(cfg, model_thresholds=th, model_watch=wa, model_trivial=tr,
+                                intent_points=pts or points)
         return figures(rows, judge(rows, base, preds, c))
 
     best = run(thresholds, watch, trivial)
@@ -138,12 +158,34 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
         if trivial is not None:
             for veto in WATCHES[::-1]:
                 for settle in WATCHES[::-1]:
-                    tr = TrivialPolicy(veto, settle, trivial.over)
+                    tr = dataclasses.replace(trivial, veto=veto, settle=settle)
                     result = run(thresholds, watch, tr)
-                    if result["fa_rate"] <= MAX_FALSE_ALARMS and result["cost"] < best["cost"]:
+                    if result["fa_rate"] <= max_false_alarms and result["cost"] < best["cost"]:
                         best, trivial = result, tr
+            keys = [k for k, on in (("angry_settle", angry_settle), ("defuse", defuse)) if on]
+            for key in keys:
+                for value in WATCHES[::-1]:
+                    if (key == "defuse" and value is not None
+                            and (trivial.veto is None or value < trivial.veto)):
+                        # setting aside words the phrases found takes at least the evidence
+                        # that vetoes a lift: at 0.25 "Me hackearon la cuenta" was trivial
+                        continue
+                    tr = dataclasses.replace(trivial, **{key: value})
+                    result = run(thresholds, watch, tr)
+                    if result["fa_rate"] <= max_false_alarms and result["cost"] < best["cost"]:
+                        best, trivial = result, tr
+        for name, values in POINTS.items():
+            if name not in points:
+                continue
+            for value in values:
+                pts = {**points, name: value}
+                result = run(thresholds, watch, trivial, pts)
+                if result["fa_rate"] <= max_false_alarms and result["cost"] < best["cost"]:
+                    best, points = result, pts
         for intent in lifts:
             for t in THRESHOLDS:
+                if t < MIN_THRESHOLD.get(intent, 0):
+                    continue
                 for w in WATCHES:
                     if w is not None and (w >= t or f"{WATCH_PREFIX}{intent}"
                                           not in cfg.intent_points):
@@ -153,12 +195,12 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
                     if w is not None:
                         wa[intent] = w
                     result = run(th, wa, trivial)
-                    if result["fa_rate"] > MAX_FALSE_ALARMS:
+                    if result["fa_rate"] > max_false_alarms:
                         continue
                     if (result["cost"], -t, -(w or 1)) < (best["cost"], -thresholds[intent],
                                                           -(watch.get(intent) or 1)):
                         best, thresholds, watch = result, th, wa
-    return thresholds, watch, trivial, best
+    return thresholds, watch, trivial, best, points
 
 
 def _line(name: str, f: dict) -> str:
@@ -175,14 +217,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngrams", default=",".join(map(str, urgency_train.NGRAMS)))
     parser.add_argument("--intents", default=",".join(urgency_train.INTENTS))
     parser.add_argument("--show", action="store_true")
+    parser.add_argument("--config", default=None, help="an urgency override JSON file")
+    parser.add_argument("--max-false-alarms", type=float, default=MAX_FALSE_ALARMS,
+                        help="the share of false alarms the search may not exceed")
+    parser.add_argument("--never-settle-angry", action="store_true",
+                        help="never settle an angry message as trivial (no angry_settle)")
+    parser.add_argument("--no-defuse", action="store_true",
+                        help="never let the trivial class set aside alarm words (no defuse)")
+    parser.add_argument("--fixed", action="store_true",
+                        help="judge the config's own thresholds and points (no search)")
+    parser.add_argument("--stop-words", action="store_true",
+                        help="no features of their own for urgency_train.STOP_WORD_CANDIDATES "
+                             "(tried in round 4, not shipped)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     rows = urgency_train.training_rows()
-    cfg = load_urgency_config(None)
+    cfg = load_urgency_config(args.config)
     intents = args.intents.split(",")
+    stop_words = (urgency_train.STOP_WORD_CANDIDATES if args.stop_words
+                  else urgency_train.STOP_WORDS)
     base = phrase_features(rows, cfg)
     sources = {"set": [i for i, r in enumerate(rows) if r["id"][:3] in
                        {f"{lang}-" for lang in LANGUAGES}]}
-    sources["extra"] = [i for i in range(len(rows)) if i not in set(sources["set"])]
+    in_set = set(sources["set"])
+    sources["extra"] = [i for i in range(len(rows)) if i not in in_set]
+    for prefix in ("ta-", "tb-", "tc-", "td-"):
+        sources[prefix[:2]] = [i for i, r in enumerate(rows) if r["id"].startswith(prefix)]
+    sources = {k: v for k, v in sources.items() if v}
     print(f"{len(rows)} training messages: {len(sources['set'])} tuning half, "
           f"{len(sources['extra'])} extra; {FOLDS}-fold cross-validation")
     none = judge(rows, base, [{} for _ in rows],
@@ -194,12 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     for ngrams_text in args.ngrams.split("/"):
         ngrams = tuple(int(n) for n in ngrams_text.split(",") if n)
         for l2 in (float(x) for x in args.l2.split(",")):
-            preds = oof_predictions(rows, l2, ngrams, intents)
-            th, wa, tr, best = search(rows, base, preds, cfg, intents)
+            preds = oof_predictions(rows, l2, ngrams, intents, stop_words)
+            if args.fixed:
+                th, wa, tr, pts = (cfg.model_thresholds, cfg.model_watch, cfg.model_trivial,
+                                   dict(cfg.intent_points))
+                best = figures(rows, judge(rows, base, preds, cfg))
+            else:
+                th, wa, tr, best, pts = search(rows, base, preds, cfg, intents,
+                                               max_false_alarms=args.max_false_alarms,
+                                               angry_settle=not args.never_settle_angry,
+                                               defuse=not args.no_defuse)
             scored = judge(rows, base, preds, dataclasses.replace(
-                cfg, model_thresholds=th, model_watch=wa, model_trivial=tr))
+                cfg, model_thresholds=th, model_watch=wa, model_trivial=tr, intent_points=pts))
             label = f"ngrams {ngrams} l2 {l2:g}"
-            print(f"{label}: thresholds {th} watch {wa} trivial {tr}")
+            moved = {k: v for k, v in pts.items() if cfg.intent_points.get(k) != v}
+            print(f"{label}: thresholds {th} watch {wa} trivial {tr} points {moved}")
             for name, idx in (("all", range(len(rows))), *sources.items()):
                 print(_line(f"  [{name}]", figures([rows[i] for i in idx],
                                                    [scored[i] for i in idx])))

@@ -106,6 +106,10 @@ class UrgencyFeatures:
     urgent_terms: tuple[str, ...] = ()
     calm_terms: tuple[str, ...] = ()
     defused_terms: tuple[str, ...] = ()  # "nothing happened", "just in case": alarm words set aside
+    # the intent rests on alarm words alone (no composition, nothing else serious found) beside
+    # a question, thanks or feedback the phrases also found: the learned model's trivial class
+    # may set them aside ("I thought I'd been hacked... thanks")
+    alarm_only: bool = False
     model_probability: float | None = None  # the intent came from the learned backstop
     sender_priority: str | None = None
     recent_contacts: int = 0
@@ -125,9 +129,17 @@ class UrgencyFeatures:
 
 @dataclass(frozen=True)
 class TrivialPolicy:
+    """The learned model's trivial class (a question, feedback, thanks): from `veto` it stops
+    the model's lifts; from `settle` it turns an intent of `over` (nothing recognised) into
+    the trivial intent, an angry message (negative sentiment or escalation) only from
+    `angry_settle` (None: never: a bare rant is not trivial); from `defuse` it sets aside
+    alarm words that are all the phrases found ("got hacked!!! just kidding, how do I...")."""
+
     veto: float | None
     settle: float | None
     over: frozenset[str]
+    defuse: float | None = None
+    angry_settle: float | None = None
 
 
 @dataclass(frozen=True)
@@ -385,10 +397,13 @@ def _trivial(section: Mapping[str, Any], points: Mapping[str, Any]) -> TrivialPo
         return None
     if TRIVIAL not in points:
         raise ValueError(f"model trivial: no points for the {TRIVIAL} intent")
-    veto, settle = policy.get("veto"), policy.get("settle")
-    return TrivialPolicy(veto=None if veto is None else float(veto),
-                         settle=None if settle is None else float(settle),
-                         over=_set(policy.get("over")))
+    def number(key: str) -> float | None:
+        value = policy.get(key)
+        return None if value is None else float(value)
+
+    return TrivialPolicy(veto=number("veto"), settle=number("settle"),
+                         over=_set(policy.get("over")), defuse=number("defuse"),
+                         angry_settle=number("angry_settle"))
 
 
 def _group_items(group: Any) -> list[str]:
@@ -508,6 +523,12 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
             and not cfg.problem_words.find(toks)):
         intent, terms = cfg.question_intent, ("?",)  # a short calm question, nothing broken
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
+    # alarm words beside a question, thanks or feedback, and nothing else: mixed evidence the
+    # learned model's trivial class may settle ("got hacked!!! just kidding, how do I...")
+    alarm_only = (intent in cfg.defusable and not defused
+                  and not any(" + " in t for t in terms)
+                  and bool(set(found) & cfg.low_intents)
+                  and set(found) - cfg.defusable <= cfg.low_intents)
     features = UrgencyFeatures(
         channel_kind=facts.channel_kind,
         tier=facts.tier,
@@ -522,6 +543,7 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         urgent_terms=tuple(hits.get("keywords", ())),
         calm_terms=tuple(hits.get("calm", ())),
         defused_terms=defused if intent not in cfg.defusable else (),
+        alarm_only=alarm_only,
         sender_priority=sender,
         recent_contacts=facts.recent_contacts,
         seconds_to_deadline=facts.seconds_to_deadline,
@@ -546,7 +568,8 @@ def with_backstop(features: UrgencyFeatures, predictions: Mapping[str, tuple[flo
     words that added most become the terms. Unless the model also finds the message trivial
     (a question, feedback, thanks) from the veto threshold: then what the phrases found
     stands. With no lift, from the settle threshold, a message where the phrases recognised
-    nothing becomes trivial.
+    nothing becomes trivial (an angry one only from `angry_settle`), and from the defuse
+    threshold alarm words that are all the phrases found are set aside: trivial too.
     `predictions`: {intent: (probability, words)}."""
     current = cfg.intent_points.get(features.intent, 0)
     trivial = cfg.model_trivial
@@ -568,9 +591,16 @@ def with_backstop(features: UrgencyFeatures, predictions: Mapping[str, tuple[flo
     if trivial is not None and best is not None:
         if trivial.veto is not None and p_trivial >= trivial.veto:
             return features  # mixed evidence: what the phrases found stands
-    elif (trivial is not None and trivial.settle is not None
-            and features.intent in trivial.over and p_trivial >= trivial.settle):
-        best = (0, p_trivial, TRIVIAL, trivial_words)
+    elif trivial is not None and features.intent in trivial.over:
+        angry = features.sentiment < cfg.sentiment_threshold or bool(features.escalation_terms)
+        settle = trivial.angry_settle if angry else trivial.settle
+        if settle is not None and p_trivial >= settle:
+            best = (0, p_trivial, TRIVIAL, trivial_words)
+    elif (trivial is not None and trivial.defuse is not None and features.alarm_only
+            and p_trivial >= trivial.defuse):
+        return dataclasses.replace(features, intent=TRIVIAL, intent_terms=tuple(trivial_words),
+                                   model_probability=round(p_trivial, 2),
+                                   defused_terms=features.intent_terms)
     if best is None:
         return features
     return dataclasses.replace(features, intent=best[2], intent_terms=tuple(best[3]),
@@ -760,7 +790,7 @@ def score_features(features: UrgencyFeatures, config: UrgencyConfig | None = Non
     reasons = []
     for name, factor in FACTORS:
         points, detail = factor(features, cfg)
-        if points:
+        if points or name == "intent":  # the intent is always said, even at 0 points
             reasons.append(UrgencyReason(factor=name, points=points, detail=detail))
     score = max(0, min(100, sum(r.points for r in reasons)))
     return UrgencyScore(score=score, reasons=reasons, priority=priority_for(score, cfg))

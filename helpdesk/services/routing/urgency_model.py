@@ -51,13 +51,16 @@ def _word_features(word: str, stem_chars: int, ngrams: tuple[int, ...]) -> tuple
     return tuple(dict.fromkeys(out))
 
 
-def features_of(toks: Sequence[str], stem_chars: int, ngrams: tuple[int, ...] = ()
+def features_of(toks: Sequence[str], stem_chars: int, ngrams: tuple[int, ...] = (),
+                stop_words: frozenset[str] = frozenset()
                 ) -> list[tuple[str, tuple[str, ...]]]:
     """(feature, the words of the text that produced it) for each distinct word's stem and
     n-grams, then each distinct pair of neighbouring stems. A feature two different words
-    share counts twice. Digits and one-letter tokens are left out."""
+    share counts twice. Digits and one-letter tokens are left out; a stop word (articles,
+    pronouns, prepositions: "un", "yo", "mi", "the") has no features of its own and only
+    counts within a pair ("yo no", "not me")."""
     words = [t for t in toks if not t.isdigit() and len(t) > 1]
-    out = [(feature, (word,)) for word in dict.fromkeys(words)
+    out = [(feature, (word,)) for word in dict.fromkeys(words) if word not in stop_words
            for feature in _word_features(word, stem_chars, ngrams)]
     pairs: dict[str, tuple[str, str]] = {}
     for a, b in zip(words, words[1:], strict=False):
@@ -79,12 +82,14 @@ class IntentModel:
 
     def __init__(self, stem_chars: int, names: Sequence[str], biases: Sequence[float],
                  table: Mapping[str, Sequence[float]], ngrams: tuple[int, ...] = (),
-                 rsqrt: bool = False, about: str = "") -> None:
+                 rsqrt: bool = False, about: str = "",
+                 stop_words: frozenset[str] = frozenset()) -> None:
         """`table`: {feature: one weight per intent, in the order of `names`}."""
         self.stem_chars = stem_chars
         self.ngrams = tuple(ngrams)
         self.rsqrt = rsqrt
         self.about = about
+        self.stop_words = frozenset(stop_words)
         self.intents = tuple(names)
         self._names = self.intents
         self._biases = tuple(float(b) for b in biases)
@@ -94,13 +99,15 @@ class IntentModel:
 
     @classmethod
     def from_intents(cls, stem_chars: int, intents: Mapping[str, LinearIntent],
-                     ngrams: tuple[int, ...] = (), rsqrt: bool = False) -> IntentModel:
+                     ngrams: tuple[int, ...] = (), rsqrt: bool = False,
+                     stop_words: frozenset[str] = frozenset()) -> IntentModel:
         names = list(intents)
         table: dict[str, list[float]] = {}
         for k, model in enumerate(intents.values()):
             for feature, weight in model.weights.items():
                 table.setdefault(feature, [0.0] * len(names))[k] = weight
-        return cls(stem_chars, names, [m.bias for m in intents.values()], table, ngrams, rsqrt)
+        return cls(stem_chars, names, [m.bias for m in intents.values()], table, ngrams, rsqrt,
+                   stop_words=stop_words)
 
     def _word(self, word: str) -> tuple[int, tuple[float, ...]]:
         """(number of features, summed weights per intent) of one word, remembered."""
@@ -126,7 +133,11 @@ class IntentModel:
         count = 0
         total = [0.0] * len(self._names)
         by_word: dict[str, list[float]] = {}
+        stop = self.stop_words
         for word in dict.fromkeys(words):
+            if word in stop:
+                by_word[word] = [0.0] * len(self._names)
+                continue
             n, sums = self._word(word)
             count += n
             by_word[word] = list(sums)
@@ -151,7 +162,7 @@ class IntentModel:
             z = self._biases[k] + total[k] * scale
             p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
             shown = sorted(((v[k], word) for word, v in by_word.items()
-                            if v[k] > 0 and len(word) > 2),
+                            if v[k] > 0 and len(word) > 2 and word not in stop),
                            key=lambda item: (-item[0], item[1]))
             out[name] = (p, [word for _, word in shown[:3]])
         return out
@@ -160,7 +171,7 @@ class IntentModel:
 @lru_cache(maxsize=4)
 def load_model(path: str) -> IntentModel:
     """Read a model file: {"intents": [names], "biases": [one per intent], "weights":
-    {feature: [one weight per intent]}, "stem_chars", "ngrams", "scale"}."""
+    {feature: [one weight per intent]}, "stem_chars", "ngrams", "scale", "stop_words"}."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     names = [str(name) for name in data["intents"]]
     table = data["weights"]
@@ -169,4 +180,5 @@ def load_model(path: str) -> IntentModel:
     return IntentModel(
         stem_chars=int(data["stem_chars"]), names=names, biases=data["biases"], table=table,
         ngrams=tuple(int(n) for n in data.get("ngrams", ())),
-        rsqrt=data.get("scale") == "rsqrt", about=str(data.get("_about", "")))
+        rsqrt=data.get("scale") == "rsqrt", about=str(data.get("_about", "")),
+        stop_words=frozenset(str(w) for w in data.get("stop_words", ())))

@@ -63,11 +63,14 @@ def test_polite_email_is_low():
     assert "sentiment" not in factors(result)
 
 
-def test_plain_chat_is_normal():
+def test_a_plain_question_on_chat_is_low_and_the_live_channel_is_explained():
+    # round 4: supervisors set a calm question low on chat too (57 of the 90 how-to messages
+    # of the training data, all "low", 33 with "normal" defensible; the issue's own example,
+    # an invoice question on chat scored normal, was a miss); the channel still counts
     result = score_urgency(facts(PLAIN, channel="chat"))
-    assert 20 <= result.score <= 44
-    assert result.priority == "normal"
-    assert factors(result) == {"channel": 15, "intent": 5}  # a question, on a live channel
+    assert result.priority == "low"
+    assert factors(result) == {"channel": 15, "intent": 0}  # a question, on a live channel
+    assert score_urgency(facts(PLAIN)).score < result.score
 
 
 def test_channel_order_live_then_messaging_then_email():

@@ -127,3 +127,50 @@ def test_a_watch_without_its_threshold_or_points_is_refused(tmp_path):
     del data["intents"]["points"]["possible_security"]
     with pytest.raises(ValueError, match="no points for possible_security"):
         config_from_dict(data)
+
+
+# round 4: alarm words set aside by the trivial class, angry messages never settled, a
+# possible legal threat
+
+
+def test_the_trivial_class_sets_aside_alarm_words_that_are_all_the_phrases_found(cfg):
+    policy = dataclasses.replace(cfg.model_trivial, defuse=0.7)
+    c = dataclasses.replace(cfg, model_trivial=policy)
+    joke = phrases_only("my password manager got hacked!!! lol, how do I export my addresses?", c)
+    assert joke.intent == "security" and joke.alarm_only
+    defused = with_backstop(joke, preds(trivial=0.9), c)
+    assert defused.intent == "trivial" and defused.defused_terms == ("hacked",)
+    priority, detail = scored(defused, c)
+    assert priority == "low"
+    assert detail.endswith('(alarm words set aside: "hacked")')
+    # below the threshold, the alarm words stand
+    assert with_backstop(joke, preds(trivial=0.6), c).intent == "security"
+    # a composition is never set aside, nor alarm words next to a serious problem, nor alarm
+    # words with no question, thanks or feedback beside them
+    for text in ("someone logged in and changed my email, it was not me. thanks!",
+                 "I think I was hacked and now I can't log in",
+                 "Me hackearon la cuenta y cambiaron mi contraseña"):
+        features = phrases_only(text, c)
+        assert features.intent == "security" and not features.alarm_only
+        assert with_backstop(features, preds(trivial=0.99), c).intent == "security"
+
+
+def test_an_angry_message_is_settled_as_trivial_only_from_its_own_threshold(cfg):
+    rant = phrases_only("I am furious, this is the worst service ever", cfg)
+    assert rant.intent == "general" and rant.sentiment < cfg.sentiment_threshold
+    # angry_settle None: a bare rant is never trivial, its sentiment counts (normal)
+    kept = with_backstop(rant, preds(trivial=0.95), cfg)
+    assert kept.intent == "general"
+    assert scored(kept, cfg)[0] == "normal"
+    c = dataclasses.replace(cfg, model_trivial=dataclasses.replace(cfg.model_trivial,
+                                                                   angry_settle=0.9))
+    assert with_backstop(rant, preds(trivial=0.95), c).intent == "trivial"
+    assert with_backstop(rant, preds(trivial=0.85), c).intent == "general"
+
+
+def test_moderate_evidence_of_a_legal_threat_lifts_to_high(cfg):
+    c = dataclasses.replace(cfg, model_thresholds={**cfg.model_thresholds, "legal": 0.9},
+                            model_watch={**cfg.model_watch, "legal": 0.4})
+    features = with_backstop(phrases_only(TEXT, c), {"legal": (0.5, ["consumo"])}, c)
+    assert features.intent == "possible_legal"
+    assert scored(features, c) == ("high", 'possible legal threat (learned model, 0.50): "consumo"')

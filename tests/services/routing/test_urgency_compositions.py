@@ -11,6 +11,7 @@ from helpdesk.services.routing.urgency import (
     default_config_data,
     extract_features,
     load_urgency_config,
+    score_features,
     score_urgency,
 )
 
@@ -169,9 +170,14 @@ def test_the_learned_backstop_catches_fraud_no_phrase_covers_and_says_why(tmp_pa
 
 
 def test_the_backstop_never_overrides_thanks_or_defused_alarm_words():
-    for text in ("Obrigada, minha conta e o pix estão funcionando de novo!",
-                 "Just curious, nothing happened: what if a transfer leaves my account?"):
-        assert extract_features(facts(text)).model_probability is None
+    assert extract_features(facts("Obrigada, minha conta e o pix estão funcionando de novo!")
+                            ).model_probability is None
+    # round 4: the hypothetical is not lifted; the trivial class may settle it (a question:
+    # low), which is not an override of the alarm words set aside
+    features = extract_features(facts(
+        "Just curious, nothing happened: what if a transfer leaves my account?"))
+    assert features.intent in ("general", "how_to", "trivial")
+    assert score_features(features).priority == "low"
 
 
 def test_the_shipped_model_is_what_the_training_script_builds_and_is_small_and_fast():

@@ -184,6 +184,21 @@ def test_negative_sentiment_is_read_in_every_language(language, text, tmp_path):
     assert sentiment.detail.startswith("compound -")
 
 
+@pytest.mark.parametrize("text", [
+    "I am furious, this is the worst service ever",
+    "Estoy harto, es un servicio pésimo",
+    "Je suis furieux, c'est scandaleux",
+    "Ich bin wütend, das ist eine Frechheit",
+    "Estou revoltado, atendimento péssimo",
+])
+def test_a_bare_rant_is_normal_with_the_shipped_backstop(text):
+    # round 4: an angry message with no problem named is never settled as trivial: something
+    # went wrong that we do not know yet, a person answers it in the normal course
+    result = score_urgency(facts(text))
+    assert result.priority == "normal"
+    assert reason(result, "sentiment") is not None
+
+
 def test_negation_softens_a_negative_word():
     bad = extract_features(facts("the new version is bad")).sentiment
     not_bad = extract_features(facts("the new version is not bad")).sentiment
