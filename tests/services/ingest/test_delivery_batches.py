@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
@@ -21,6 +24,34 @@ def _statuses(app) -> dict[str, int]:
 def _count(app, model) -> int:
     with app.app_context():
         return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+@contextmanager
+def _statements(app) -> Iterator[list[str]]:
+    """The SQL statements sent to the database (by this process) inside the block."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _statements_of_one_batch(app) -> list[str]:
+    """The SQL statements `process_waiting` sends for what is waiting now."""
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    with _statements(app) as seen, app.app_context():
+        assert delivery_batches.process_waiting() == 1
+    return seen
 
 
 def test_a_backlog_larger_than_a_batch_is_processed_in_one_drain(app, api, drain):
@@ -93,24 +124,9 @@ def test_a_batch_announces_each_message_once_and_its_ticket_once(app, api, admin
 def test_a_new_customers_message_asks_for_no_ticket_to_continue(app, api, drain):
     """The batch of one: a customer created by this batch has no ticket yet, so threading
     does not ask the database for their latest one (one statement less per new customer)."""
-    from sqlalchemy import event
-
-    from helpdesk.services.ingest import batches as delivery_batches
-
     channel = factories.channel(app, "api")
     api.post_api_webhook(channel, api_message("e1", "m1", email="new@example.com"))
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            assert delivery_batches.process_waiting() == 1
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+    seen = _statements_of_one_batch(app)
     reads = [s for s in seen if "tickets.last_activity_at >=" in s]  # the threading window
     assert reads == [], reads
     assert _count(app, Ticket) == 1
@@ -122,8 +138,6 @@ def test_a_batch_tells_stored_messages_from_new_ones_per_channel(app, api, drain
     plans as one OR branch per pair): the same provider message id is a duplicate on the
     channel that has it and a new message on another, and the batch knows it without
     falling back to one delivery at a time (which a missed duplicate would cause)."""
-    from sqlalchemy import event
-
     first = factories.channel(app, "api", name="first")
     second = factories.channel(app, "api", name="second")
     api.post_api_webhook(first, api_message("e1", "m1", text="original"))
@@ -135,18 +149,8 @@ def test_a_batch_tells_stored_messages_from_new_ones_per_channel(app, api, drain
     api.post_api_webhook(second, api_message("e5", "m1", text="same id, other channel"))
     api.post_api_webhook(second, api_message("e6", "m2", text="new on the second",
                                              email="bo@example.com"))
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with _statements(app) as seen:
         drain("ingest")
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert "one by one" not in caplog.text
     assert _statuses(app) == {"processed": 4, "duplicate": 2}
     with app.app_context():
@@ -157,27 +161,6 @@ def test_a_batch_tells_stored_messages_from_new_ones_per_channel(app, api, drain
     lookups = [s for s in seen if s.startswith("SELECT messages.channel_id, "
                                               "messages.external_id FROM messages")]
     assert len(lookups) == 1 and "messages.external_id) IN" not in lookups[0], lookups
-
-
-def _statements_of_one_batch(app) -> list[str]:
-    """The SQL statements `process_waiting` sends for what is waiting now."""
-    from sqlalchemy import event
-
-    from helpdesk.services.ingest import batches as delivery_batches
-
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            assert delivery_batches.process_waiting() == 1
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-    return seen
 
 
 def test_a_returning_customers_lone_message_costs_few_statements(app, api):
