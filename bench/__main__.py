@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import scenarios
+from bench.stats import print_table
 from bench.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -161,17 +162,6 @@ def figures(results: dict) -> list[dict]:
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    headers = ("figure", "value", "target", "result", "vs target/baseline")
-    keys = ("figure", "shown", "target", "result", "ratio")
-    widths = [max(len(headers[i]), *(len(str(r[k])) for r in rows)) for i, k in enumerate(keys)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for r in rows:
-        print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
-
-
 def _stage(name: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
@@ -247,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print()
     if rows:
-        print_table(rows)
+        print_table(rows, (("figure", "figure"), ("value", "shown"), ("target", "target"),
+                           ("result", "result"), ("vs target/baseline", "ratio")))
     print(f"\n{results['elapsed_s']:.0f} s; details in {args.output}; process logs in {log_dir}")
     if error:
         print(f"bench incomplete: {error}", file=sys.stderr)

@@ -52,7 +52,7 @@ import requests
 from bench import mail_corpus
 from bench.load import LoadProcess, LoadResult, LoadSpec, raw_request
 from bench.scenarios import load_summary
-from bench.stats import summary_ms
+from bench.stats import print_table, summary_ms
 from bench.system import PROJECT, Process, System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -613,18 +613,6 @@ def figures(results: dict) -> list[dict]:
         " / ".join(f"{a[0]:.2f}" for a in (load["load_average_at_start"],
                                             load.get("load_average_at_end") or (0, 0, 0))))
     return rows
-
-
-def print_table(rows: list[dict]) -> None:
-    headers = ("figure", "value", "target", "result", "same-run baseline", "ratio")
-    keys = ("figure", "value", "target", "result", "baseline", "ratio")
-    widths = [max(len(h), *(len(str(r[k])) for r in rows)) for h, k in zip(headers, keys,
-                                                                           strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for r in rows:
-        print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)))
 
 
 def _sigterm(signum, _frame) -> None:

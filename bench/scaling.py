@@ -62,7 +62,7 @@ from bench.scenarios import (
     stored_deliveries,
     wait_idle,
 )
-from bench.stats import summary_ms
+from bench.stats import print_table, summary_ms
 from bench.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -482,17 +482,6 @@ def figures(results: dict) -> list[dict]:
                 baseline=f"{final['messages']} messages, {len(final['clients'])} client"
                          f"{'s' if len(final['clients']) > 1 else ''}")
     return rows
-
-
-def print_table(rows: list[dict]) -> None:
-    keys = ("figure", "value", "target", "result", "baseline", "ratio")
-    headers = ("figure", "value", "target", "PASS/MISS", "same-run baseline", "ratio")
-    widths = [max(len(h), *(len(str(r[k])) for r in rows)) for h, k in zip(headers, keys,
-                                                                           strict=True)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(str(r[k]).ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip())
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,4 +1,5 @@
-"""Small statistics helpers (percentiles by linear interpolation between closest ranks)."""
+"""Small statistics helpers (percentiles by linear interpolation between closest ranks) and
+the benches' result table."""
 
 from __future__ import annotations
 
@@ -24,3 +25,18 @@ def summary_ms(seconds: Sequence[float]) -> dict:
     ms = [s * 1000.0 for s in seconds]
     return {"count": len(ms), "p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90),
             "p99_ms": percentile(ms, 99), "max_ms": max(ms), "mean_ms": sum(ms) / len(ms)}
+
+
+# The columns of a bench's result table: (header, key of the row dict).
+TABLE_COLUMNS = (("figure", "figure"), ("value", "value"), ("target", "target"),
+                 ("PASS/MISS", "result"), ("same-run baseline", "baseline"), ("ratio", "ratio"))
+
+
+def print_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> None:
+    """The rows as an aligned text table, one line per figure."""
+    widths = [max(len(header), *(len(str(r[key])) for r in rows)) for header, key in columns]
+    print("  ".join(header.ljust(w) for (header, _), w in zip(columns, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(r[key]).ljust(w)
+                        for (_, key), w in zip(columns, widths, strict=True)).rstrip())
