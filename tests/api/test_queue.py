@@ -89,3 +89,38 @@ def test_claim_emits_ticket_and_queue_updates(app, api, agent, sockets, drain):
     updated = watcher.wait_for("ticket.updated", lambda e: e["data"]["id"] == ticket["id"])
     assert updated["data"]["assignee_id"] == agent.id
     assert watcher.wait_for("queue.updated", lambda e: e["data"]["size"] == 0)
+
+
+def test_next_waits_for_a_ticket_another_transaction_holds_instead_of_204(app, api, agent,
+                                                                          drain):
+    """A routing batch holds the tickets it scores (row locks, up to about a second on a busy
+    machine); an agent asking for the next ticket meanwhile gets it once the batch commits,
+    not a 204 saying the queue is empty (SKIP LOCKED alone would pass over it)."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from helpdesk.extensions import db
+
+    make_tickets(app, api, drain, 1)
+    ticket_id = api.as_(agent).get("/api/v1/queue").json()["items"][0]["id"]
+    with app.app_context():
+        engine = db.engine
+    holder = engine.connect()
+    if engine.dialect.name == "postgresql":
+        holder.execute(text("SELECT id FROM tickets WHERE id = :id FOR UPDATE"), {"id": ticket_id})
+    else:  # SQLite: a write transaction keeps every other writer waiting
+        holder.execute(text("UPDATE tickets SET updated_at = updated_at WHERE id = :id"),
+                       {"id": ticket_id})
+    released = threading.Timer(0.5, holder.rollback)
+    began = time.monotonic()
+    released.start()
+    try:
+        answer = api.as_(agent).post("/api/v1/queue/next")
+    finally:
+        released.join()
+        holder.close()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == ticket_id
+    assert time.monotonic() - began >= 0.4  # it waited for the holder, then took the ticket

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from functools import cache
 
@@ -17,6 +18,12 @@ from helpdesk.services import settings
 from helpdesk.services.metrics import rollup as metrics_rollup
 from helpdesk.services.routing import assignment, queue_updates
 from helpdesk.transaction import commit
+
+# A claim that finds only tickets other transactions hold (a routing batch scores up to 500 at
+# once, for up to about a second on a busy machine) waits for them this long, looking again
+# every LOCKED_POLL_SECONDS, rather than telling the agent the queue is empty.
+LOCKED_WAIT_SECONDS = 3.0
+LOCKED_POLL_SECONDS = 0.05
 
 QUEUE_ORDER = (Ticket.priority_rank.desc(), Ticket.sla_due_at.asc(),
                Ticket.created_at.asc(), Ticket.id.asc())
@@ -99,18 +106,29 @@ def _claim_in_one_statement(agent: Agent) -> Ticket | None:
     first."""
     languages = list(agent.languages or [])
     channels = sorted(agent.channels or [])
-    now = datetime.now(UTC)
-    ticket_id, has_room = db.session.execute(
-        _claim_statement(bool(languages), bool(channels)), {
-            "agent_id": agent.id, "level": agent.level, "capacity": agent.capacity,
-            "now": now, "default_weights": _DEFAULT_WEIGHTS, "all_kinds": list(KINDS),
-            "data": json.dumps({"from": None, "to": agent.id, "via": "queue.next"}),
-            "languages": languages, "kinds": channels}).one()
-    if ticket_id is None:
+    shape = bool(languages), bool(channels)
+    params = {"agent_id": agent.id, "level": agent.level, "capacity": agent.capacity,
+              "default_weights": _DEFAULT_WEIGHTS, "all_kinds": list(KINDS),
+              "languages": languages, "kinds": channels}
+    logged = json.dumps({"from": None, "to": agent.id, "via": "queue.next"})
+    give_up_at = time.monotonic() + LOCKED_WAIT_SECONDS
+    while True:
+        now = datetime.now(UTC)
+        ticket_id, has_room = db.session.execute(_claim_statement(*shape), {
+            **params, "now": now, "data": logged}).one()
+        if ticket_id is not None:
+            break
         db.session.rollback()
         if not has_room:
             raise Conflict("you are at capacity", "at_capacity")
-        return None
+        # SKIP LOCKED passed over what others hold: a colleague's claim (gone once it
+        # commits) or a routing batch scoring the ticket (it stays queued). Only an empty
+        # queue answers "nothing for you".
+        held = db.session.execute(_peek_statement(*shape), params).scalar_one()
+        db.session.rollback()
+        if not held or time.monotonic() >= give_up_at:
+            return None
+        time.sleep(LOCKED_POLL_SECONDS)
     ticket = db.session.execute(_ticket_for_json(), {"id": ticket_id}).unique().scalar_one()
     events.ticket_changed(ticket)
     queue_updates.queue_changed()
@@ -136,7 +154,7 @@ _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
 # one statement of data-modifying CTEs, written once per filter shape and sent with
 # parameters only. The kinds that fit are an array computed once (an InitPlan), so the
 # scan of the queue's index stays a scan in queue order that stops at the first match.
-_CLAIM_SQL = """
+_CANDIDATE_SQL = """
 WITH weights AS (
     SELECT COALESCE((SELECT value FROM settings WHERE key = 'capacity_weights'),
                     CAST(:default_weights AS JSON)) AS w),
@@ -156,7 +174,8 @@ candidate AS (
       AND channel_id = ANY(ARRAY(SELECT id FROM channels
                                  WHERE kind IN (SELECT kind FROM fitting){by_kind}))
     ORDER BY priority_rank DESC, sla_due_at ASC, created_at ASC, id ASC
-    LIMIT 1 FOR UPDATE SKIP LOCKED),
+    LIMIT 1{lock})"""
+_CLAIM_SQL = _CANDIDATE_SQL + """,
 claimed AS (
     UPDATE tickets SET assignee_id = :agent_id, status = 'open', updated_at = :now
     FROM candidate WHERE tickets.id = candidate.id RETURNING tickets.*),{rolled}
@@ -168,6 +187,8 @@ noted AS (
     WHERE id = :agent_id AND EXISTS (SELECT 1 FROM claimed))
 SELECT (SELECT id FROM claimed), EXISTS (SELECT 1 FROM fitting)
 """
+# The same candidate, not locked: is there one that another transaction holds right now?
+_PEEK_SQL = _CANDIDATE_SQL + "\nSELECT EXISTS (SELECT 1 FROM candidate)"
 _BY_LANGUAGE = "\n      AND (language IS NULL OR language = ANY(:languages))"
 _BY_KIND = " AND kind = ANY(:kinds)"
 
@@ -177,7 +198,14 @@ def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
     rolled = "".join(f"\nrolled_{n} AS (\n    {sql}),"
                      for n, sql in enumerate(metrics_rollup.claimed_sql("claimed")))
     return text(_CLAIM_SQL.format(filters=_BY_LANGUAGE if by_language else "",
-                                  by_kind=_BY_KIND if by_kind else "", rolled=rolled))
+                                  by_kind=_BY_KIND if by_kind else "", rolled=rolled,
+                                  lock=" FOR UPDATE SKIP LOCKED"))
+
+
+@cache
+def _peek_statement(by_language: bool, by_kind: bool) -> TextClause:
+    return text(_PEEK_SQL.format(filters=_BY_LANGUAGE if by_language else "",
+                                 by_kind=_BY_KIND if by_kind else "", lock=""))
 
 
 def fill(agent_id: int, batch: int = 50) -> int:
