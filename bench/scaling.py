@@ -61,6 +61,7 @@ from bench.scenarios import (
     merge_usage,
     stored_deliveries,
     wait_idle,
+    watch_open_load,
 )
 from bench.stats import print_table, summary_ms
 from bench.system import System
@@ -212,18 +213,7 @@ def run_socket(system: System, cfg: Config, accept_one: dict, delivered: Deliver
     progress(f"socket: open loop at {rate:.0f}/s ({fraction:.0%} of the one-process "
              f"accept rate) for {cfg.socket_duration:.0f} s, one worker")
     load = _open_load(system, tag, rate, cfg.socket_duration, cfg.customers)
-    queued = 0
-    try:
-        before = system.snapshot()
-        load.go()
-        deadline = time.perf_counter() + cfg.socket_duration + 60
-        while not load.done() and time.perf_counter() < deadline:
-            queued = max(queued, sum(system.queue_lengths().values()))
-            time.sleep(0.05)
-        result = load.result()
-        usage = system.usage(before, system.snapshot(), result.cpu_s)
-    finally:
-        load.stop()
+    result, usage, queued = watch_open_load(system, load, cfg.socket_duration)
     keys = delivered.expect([result])
     delivered.wait(keys, cfg.events_timeout)
     wanted = set(keys)

@@ -382,6 +382,25 @@ def _open_load(system: System, tag: str, rate: float, duration: float, customers
                                 ports=ports)).prepare()
 
 
+def watch_open_load(system: System, load: LoadProcess,
+                    duration: float) -> tuple[LoadResult, dict, int]:
+    """Run a prepared open-loop load to its end (at most `duration` + 60 s), noting the most
+    jobs waiting meanwhile: its result, the CPU used, that peak."""
+    queued = 0
+    try:
+        before = system.snapshot()
+        load.go()
+        deadline = time.perf_counter() + duration + 60
+        while not load.done() and time.perf_counter() < deadline:
+            queued = max(queued, sum(system.queue_lengths().values()))
+            time.sleep(0.05)
+        result = load.result()
+        usage = system.usage(before, system.snapshot(), result.cpu_s)
+    finally:
+        load.stop()
+    return result, usage, queued
+
+
 def run_steady(system: System, cfg: Config, drain: dict) -> dict:
     """Open-loop webhooks below the drain rate; poll `messages` every 5 ms for their rows."""
     assert system.worker is not None and system.worker.alive()
@@ -489,18 +508,7 @@ def run_socket(system: System, cfg: Config, accept: dict, drain: dict,
     listener = SocketListener(system.base_url, system.token)
     try:
         load = _open_load(system, tag, rate, cfg.socket_duration, cfg.customers)
-        queued = 0
-        try:
-            before = system.snapshot()
-            load.go()
-            deadline = time.perf_counter() + cfg.socket_duration + 60
-            while not load.done() and time.perf_counter() < deadline:
-                queued = max(queued, sum(system.queue_lengths().values()))
-                time.sleep(0.05)
-            result = load.result()
-            usage = system.usage(before, system.snapshot(), result.cpu_s)
-        finally:
-            load.stop()
+        result, usage, queued = watch_open_load(system, load, cfg.socket_duration)
         wanted = {result.keys[i] for i, s in enumerate(result.status) if 200 <= s < 300}
         deadline = time.perf_counter() + 15
         while time.perf_counter() < deadline and not wanted <= set(listener.received):
