@@ -16,7 +16,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -59,23 +70,28 @@ class IngestBatch:
                     select(Message.channel_id, Message.external_id).where(_pairs_in(
                         Message.channel_id, Message.external_id, message_keys)))
             self.messages.update((tuple(row), True) for row in found)
-        if identity_keys:
-            self._load_identities(identity_keys)
+        locked = self._load_identities(identity_keys) if identity_keys else False
         customer_ids = {found.customer.merged_into_id or found.customer_id
                         for found in self.identities.values() if found}
         # Before reading their latest tickets: a batch on another worker holding one of
         # these customers commits first, and its tickets are read here.
-        lock_customers(customer_ids)
+        if locked:  # by the identities' statement itself
+            self.locked_customers.update(customer_ids)
+        else:
+            lock_customers(customer_ids)
         self._load_recent_tickets(customer_ids)
 
-    def _load_identities(self, keys: list[tuple[str, str]]) -> None:
+    def _load_identities(self, keys: list[tuple[str, str]]) -> bool:
         """The stored identities among `keys`, with their customers and each customer's
-        every identity (what its events carry), in one query."""
+        every identity (what its events carry), in one query; whether that query also took
+        their customers' threading locks (`lock_customers`)."""
         owned: dict[Customer, list[Identity]] = {}
         groups = _groups(keys)
+        locking = False
         if len(groups) == 1:  # one kind (a batch of emails): the statement built once
             (kind, values), = groups.items()
-            found_rows = db.session.execute(_identities_of_one_kind(),
+            locking = db.session.get_bind().dialect.name == "postgresql"
+            found_rows = db.session.execute(_identities_of_one_kind(locking),
                                             {"kind": kind, "values": values})
         else:
             owners = select(Identity.customer_id).where(
@@ -89,6 +105,7 @@ class IngestBatch:
                 self.identities[(found.kind, found.value)] = found
         for customer, identities in owned.items():
             set_committed_value(customer, "identities", identities)
+        return locking
 
     def _load_recent_tickets(self, customer_ids: set[int]) -> None:
         """Each known customer's latest ticket active within the threading window (what
@@ -137,12 +154,25 @@ _IDENTITIES = (select(Identity, Customer).join(Customer, Customer.id == Identity
 
 
 @cache
-def _identities_of_one_kind() -> Select:
+def _identities_of_one_kind(locking: bool) -> Select:
     """`_IDENTITIES` for the owners of identities of one `kind` among `values` (built once:
-    building an ORM select per batch cost ~0.2 ms of a lone message)."""
+    building an ORM select per batch cost ~0.2 ms of a lone message). `locking`
+    (PostgreSQL): the statement first takes its customers' threading locks
+    (`lock_customers`: the same keys, in id order), in a one-time filter evaluated before
+    any row is read: one round trip less than a statement of their own. The identities are
+    read from the statement's snapshot, taken before the locks, as they were before; the
+    recent tickets are read by the next statement, after the locks."""
     owners = select(Identity.customer_id).where(
         Identity.kind == bindparam("kind"), Identity.value.in_(bindparam("values", expanding=True)))
-    return _IDENTITIES.where(Identity.customer_id.in_(owners.scalar_subquery()))
+    found = _IDENTITIES.where(Identity.customer_id.in_(owners.scalar_subquery()))
+    if not locking:
+        return found
+    wanted = (select(func.coalesce(Customer.merged_into_id, Customer.id).label("id"))
+              .where(Customer.id.in_(owners.scalar_subquery())).distinct()
+              .order_by("id").subquery("wanted"))
+    locked = select(func.count(func.pg_advisory_xact_lock(
+        literal(CUSTOMER_LOCK_SPACE, Integer), wanted.c.id))).scalar_subquery()
+    return found.where(locked >= 0)
 
 
 @cache
