@@ -73,8 +73,13 @@ def claim(limit: int) -> tuple[list[Row], bool]:
     again, and the sweeper hands each to its own job, which quarantines the one that kills
     its worker (`deliveries.claim`) while the others go through.
     """
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if postgresql and not db.session().in_transaction():
+        # One statement: committed by itself (no BEGIN and COMMIT round trips).
+        connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    else:
+        connection = db.session.connection()
+    if postgresql:
         claimed = sorted(connection.execute(_claim_statement(),
                                             {"limit": limit, "bytes": BATCH_BYTES}))
         ids, found = [row.id for row in claimed], claimed[0].found if claimed else 0
