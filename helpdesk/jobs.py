@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from helpdesk import queues
+from helpdesk.extensions import db
+from helpdesk.transaction import after_commit, on_rollback
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,24 @@ class Job:
         """Enqueue `func()` unless a run of it is waiting to start (see queues)."""
         return queues.enqueue_unless_pending(self.pending or self.func, self.queue, self.func)
 
+    def enqueue_unless_pending_after_commit(self) -> None:
+        """`enqueue_unless_pending` once this transaction commits (once per transaction).
+        When the commit announces events, their Redis pipeline carries the flag's SET
+        (`take_signals`, `signal_flagged`): no round trip of its own."""
+        signals = _signals()
+        if self not in signals:
+            signals.append(self)
+        after_commit(_run_signals, once=True)
+
+    def set_pending(self, pipe: Any) -> None:
+        """Queue on `pipe` the first half of `enqueue_unless_pending` (its reply: flagged)."""
+        queues.set_pending(pipe, self.pending or self.func)
+
+    def enqueue_if_flagged(self, flagged: Any) -> bool:
+        """The second half, with the reply of `set_pending`."""
+        return queues.enqueue_if_flagged(flagged, self.pending or self.func, self.queue,
+                                         self.func)
+
     def waiting(self) -> bool:
         """Whether a run enqueued with `enqueue_unless_pending` is waiting to start."""
         return queues.pending(self.pending or self.func)
@@ -73,6 +93,31 @@ SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
 
 ALL = (PROCESS_DELIVERY, PROCESS_DELIVERIES, ROUTE_TICKET, ROUTE_TICKETS, FILL_AGENT, SEND_MESSAGE,
        CHECK_SLA, SEND_SURVEY)
+
+
+_SIGNALS = "helpdesk.jobs.signals"
+
+
+def _signals() -> list[Job]:
+    return db.session.info.setdefault(_SIGNALS, [])
+
+
+def take_signals() -> list[Job]:
+    """The jobs this committed transaction asked to enqueue unless pending, for the caller
+    to flag in its own pipeline (then `Job.enqueue_if_flagged` with each reply)."""
+    return db.session.info.pop(_SIGNALS, [])
+
+
+def _run_signals() -> None:
+    for job in take_signals():  # none left when the commit's events carried them
+        job.enqueue_unless_pending()
+
+
+def _drop_signals(session: Any) -> None:
+    session.info.pop(_SIGNALS, None)
+
+
+on_rollback(_drop_signals)
 
 
 _STOPPING = threading.Event()

@@ -91,16 +91,28 @@ def enqueue_unless_pending(name: str, queue: str, func: str) -> bool:
     when one is. The job calls `job_started(name)` before it reads its work, so whatever
     was committed before this call is seen by the waiting job or by the new one."""
     try:
-        client = redis_connection()
-        if not client.set(_pending_key(name), "1", nx=True, ex=PENDING_TTL):
-            return True
+        flagged = set_pending(redis_connection(), name)
     except Exception as exc:  # redis down: the sweeper finds the work in the database
         log.warning("enqueue %s on %s failed: %s", func, queue, exc)
         return False
+    return enqueue_if_flagged(flagged, name, queue, func)
+
+
+def set_pending(client: Any, name: str) -> Any:
+    """Set the flag that a job of this `name` waits to start, unless it is set (on a client:
+    whether it was set now; on a pipeline, that answer is its reply)."""
+    return client.set(_pending_key(name), "1", nx=True, ex=PENDING_TTL)
+
+
+def enqueue_if_flagged(flagged: Any, name: str, queue: str, func: str) -> bool:
+    """The rest of `enqueue_unless_pending` once `set_pending` answered: enqueue `func()` if
+    this call set the flag (and clear it if the enqueue failed)."""
+    if not flagged:
+        return True
     if enqueue(queue, func):
         return True
     try:
-        client.delete(_pending_key(name))
+        redis_connection().delete(_pending_key(name))
     except Exception:  # noqa: S110  (the flag expires by itself)
         pass
     return False

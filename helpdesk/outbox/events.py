@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
+from helpdesk import jobs
 from helpdesk.extensions import db
 from helpdesk.models import Message, Ticket
 from helpdesk.outbox import rooms
@@ -118,8 +119,14 @@ def _serialize_pending(session: Session) -> None:
     tickets = any(kind == "ticket" for kind, _ in pending.items)
     # First: a job enqueued by this commit (routing) must not announce the ticket's next
     # state before this commit's events are out.
-    after_commit(partial(emit_many, serialized, flags=(METRICS_DIRTY,) if tickets else ()),
+    after_commit(partial(_emit_committed, serialized, (METRICS_DIRTY,) if tickets else ()),
                  first=True)
+
+
+def _emit_committed(serialized: list, flags: tuple[str, ...]) -> None:
+    """The commit's events, with the jobs it asked to enqueue unless pending (their flags
+    ride in the events' pipeline: one Redis round trip less per commit)."""
+    emit_many(serialized, flags=flags, signals=jobs.take_signals())
 
 
 def _drop_pending(session: Session) -> None:

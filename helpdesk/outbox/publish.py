@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio as socketio_server
 from flask import current_app
 
 from helpdesk.outbox import event_log
 from helpdesk.queues import redis_connection
+
+if TYPE_CHECKING:
+    from helpdesk.jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +90,19 @@ def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AG
 
 
 def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS,
-              *, flags: tuple[str, ...] = ()) -> None:
+              *, flags: tuple[str, ...] = (), signals: Sequence[Job] = ()) -> None:
     """Send several events, in order, in at most two Redis round trips (numbering them, then
-    one pipeline that logs and publishes them all, and sets `flags`); call it after the
-    commit that made them true."""
+    one pipeline that logs and publishes them all, sets `flags` and the pending flags of
+    `signals`, whose jobs are then enqueued unless pending: after the events are out); call
+    it after the commit that made them true."""
     batch = []
     for event_type, data, rooms in events:
         if rooms:
             rooms = [rooms] if isinstance(rooms, str) else list(rooms)
             batch.append((event_type, envelope(event_type, data), rooms, namespace))
     if not batch:
+        for job in signals:
+            job.enqueue_unless_pending()
         return
     logged = [(kind, message, rooms) for kind, message, rooms, _ in batch]
     try:
@@ -111,6 +117,13 @@ def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = A
             pipe.publish(manager.channel, payload)
         for flag in flags:
             pipe.set(flag, "1")
-        pipe.execute()
+        for job in signals:
+            job.set_pending(pipe)
+        replies = pipe.execute()
     except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
         log.warning("emit %s failed: %s", ", ".join(sorted({b[0] for b in batch})), exc)
+        for job in signals:  # on their own (the sweeper finds the work if Redis is down)
+            job.enqueue_unless_pending()
+        return
+    for job, flagged in zip(signals, replies[len(replies) - len(signals):], strict=True):
+        job.enqueue_if_flagged(flagged)

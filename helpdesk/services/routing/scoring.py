@@ -37,7 +37,7 @@ from helpdesk.services.routing.urgency import (
 )
 from helpdesk.services.sla import clocks as sla
 from helpdesk.services.tickets import history
-from helpdesk.transaction import after_commit, commit
+from helpdesk.transaction import commit
 
 RECENT_TEXTS = 5
 TEXT_PREFIX_CHARS = 8000  # per message; the scorer itself reads at most its prefix_chars
@@ -150,7 +150,7 @@ def request_routing(ticket: Ticket) -> None:
     claims it. Always a new value, so the row is written (and, on PostgreSQL, waits for a
     batch scoring it right now: that batch's commit cannot clear this request)."""
     ticket.route_requested_at = datetime.now(UTC)
-    after_commit(_signal_batch, once=True)
+    jobs.ROUTE_TICKETS.enqueue_unless_pending_after_commit()
 
 
 def _signal_batch() -> None:

@@ -208,3 +208,48 @@ def test_a_new_customers_ticket_event_carries_its_identities(app, api):
     assert len(created) == 1
     assert created[0]["customer"]["identities"] == [
         {"kind": "email", "value": "fresh@example.com", "verified": True}]
+
+
+def test_a_lone_messages_routing_signal_rides_in_its_events_pipeline(app, api, monkeypatch):
+    """After the commit, the routing batch's pending flag is set in the pipeline that
+    publishes the message's events (not in a round trip of its own), and the routing batch
+    job is enqueued once: after the events are out."""
+    from redis.client import Pipeline, Redis
+    from rq import Queue
+
+    from helpdesk.queues import ROUTING, redis_connection
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email="signal@example.com"))
+    with app.app_context():
+        redis_connection(app).delete("helpdesk:pending:routing-batch")
+        Queue(ROUTING, connection=redis_connection(app)).empty()
+    alone: list[tuple] = []
+    piped: list[list[tuple]] = []
+    execute_command, execute = Redis.execute_command, Pipeline.execute
+
+    def record_command(self, *args, **options):
+        if not isinstance(self, Pipeline):
+            alone.append(args)
+        return execute_command(self, *args, **options)
+
+    def record_pipeline(self, *args, **options):
+        piped.append([command for command, _options in self.command_stack])
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(Redis, "execute_command", record_command)
+    monkeypatch.setattr(Pipeline, "execute", record_pipeline)
+    with app.app_context():
+        assert delivery_batches.process_waiting() == 1
+    monkeypatch.undo()
+
+    def sets_flag(command: tuple) -> bool:
+        return command[0] == "SET" and command[1] == "helpdesk:pending:routing-batch"
+
+    assert not [command for command in alone if sets_flag(command)], alone
+    with_events = [stack for stack in piped if any(c[0] == "PUBLISH" for c in stack)]
+    assert len(with_events) == 1, piped
+    assert [c for c in with_events[0] if sets_flag(c)], with_events[0]
+    with app.app_context():
+        assert Queue(ROUTING, connection=redis_connection(app)).count == 1
