@@ -50,7 +50,9 @@ class Job:
     def enqueue_unless_pending_after_commit(self) -> None:
         """`enqueue_unless_pending` once this transaction commits (once per transaction).
         When the commit announces events, their Redis pipeline carries the flag's SET
-        (`take_signals`, `signal_flagged`): no round trip of its own."""
+        (`take_signals`, `publish.emit_many(signals=...)`): no round trip of its own. If
+        that pipeline fails, each job is signalled on its own, as before (had the failed
+        pipeline set its flag, the job waits for the flag's expiry and the sweeper)."""
         signals = _signals()
         if self not in signals:
             signals.append(self)
