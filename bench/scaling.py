@@ -18,20 +18,25 @@ Steps (a progress line each):
             Target: two processes accept >= 1.5x what one does.
 2. deliver  one worker processes what 1. stored; every accepted message's `message.created`
             must reach the client of EACH web process exactly once (an event published once
-            by the worker, fanned out by Redis to both processes).
-3. socket   one worker running; open loop at half of 1.'s one-process accept rate on one web
-            process: webhook POST sent -> `message.created` received by the client, p50
-            against 1.'s one-process ack p50 (target <= 3x; also shown against the ack p50
-            of the same requests, which rises with this run's own overload), and split in
-            stages (ack, ack -> the delivery's `processed_at`, `processed_at` -> event).
-            Then the same at a tenth of the accept rate (no target: a load the pipeline keeps
-            up with on this box, for comparison).
+            by the worker, fanned out by Redis to both processes). From here on, events are
+            counted on the first process's client only (a second client in the bench
+            process would take CPU from the system being measured).
+3. sustain  one worker running; closed loop on one web process (`--concurrency` connections)
+            for `--sustain-duration` s: the system's sustainable end-to-end rate = the lower
+            of acks/s and deliveries processed/s in the same window (web, worker, PostgreSQL,
+            Redis, the fan-out and this bench sharing the cores as they do at any load).
+   socket   open loop at half of that rate on one web process: webhook POST sent ->
+            `message.created` received by the client, p50 against 1.'s one-process ack
+            p50 (target <= 3x; also shown against the ack p50 of the same requests), and
+            split in stages (ack, ack -> the delivery's `processed_at`, `processed_at` ->
+            event). Then, no target, shown beside it: the earlier definition of half load
+            (half of 1.'s one-process accept rate: the web tier alone, more than web +
+            worker sustain end to end on 2 cores), and a tenth of the accept rate.
 4. drain    a backlog of `--backlog` deliveries stored (webhooks on both processes, workers
             stopped), then drained by one worker or by two, alternating (1, 2, 2, 1, ...).
             The workers are started and idle before the backlog's jobs are handed to them, so
             start-up is left out: rate = backlog / (last `processed_at` - hand-over). Target:
-            two workers >= 1.5x one, every `message.created` received once (by the first
-            web process's client: a second client in the bench would take CPU from them).
+            two workers >= 1.5x one, every `message.created` received once.
 
 Each step records where the cores went (web processes, workers, PostgreSQL, Redis, the bench
 process with its load generator and socket clients, and `others`: the rest of the machine).
@@ -79,8 +84,10 @@ class Config:
     warmup: float = 2.0
     customers: int = 1000
     socket_duration: float = 10.0
-    socket_fraction: float = 0.5  # of the one-process accept rate
-    light_fraction: float = 0.1   # the same again at a light load (no target)
+    sustain_duration: float = 8.0  # closed loop with the worker on: the sustainable rate
+    socket_fraction: float = 0.5  # half load: of the sustainable end-to-end rate (target)
+    accept_fraction: float = 0.5  # the earlier definition: of the one-process accept rate
+    light_fraction: float = 0.1   # of the one-process accept rate, a light load (no target)
     backlog: int = 6000           # deliveries per drain ...
     drain_rounds: int = 2         # ... with 1 and with 2 workers, this many times each
     drain_timeout: float = 90.0
@@ -204,14 +211,69 @@ def run_deliver(system: System, cfg: Config, delivered: Delivered) -> dict:
 
 # -- 3. webhook -> message.created at half load -----------------------------------------------
 
-def run_socket(system: System, cfg: Config, accept_one: dict, delivered: Delivered,
-               fraction: float, tag: str = "sock") -> dict:
+def wait_processed(system: System, timeout: float) -> float:
+    """Wait until no stored delivery waits for processing and no job waits; seconds waited.
+    (A job being run is in no queue: the deliveries it has yet to process are counted.)"""
+    started = time.perf_counter()
+    while stored_deliveries(system) and time.perf_counter() - started < timeout:
+        time.sleep(0.2)
+    wait_idle(system, max(timeout - (time.perf_counter() - started), 1.0))
+    return time.perf_counter() - started
+
+
+def run_sustain(system: System, cfg: Config, delivered: Delivered) -> dict:
+    """The system's sustainable end-to-end rate on this box, now: a closed loop on one web
+    process with the worker running (web, worker, PostgreSQL, Redis and the event fan-out
+    sharing the cores), for `sustain_duration` s. Accepted = acks/s; processed = deliveries
+    of this run whose `processed_at` falls in the load's window, per second. Sustainable =
+    the lower of the two: what the web tier takes in AND the worker gets through at the
+    same time. (A lower bound: at that rate offered in an open loop the web process idles
+    more than in this closed loop, which leaves the worker more CPU.)"""
     assert system.worker is not None and system.worker.alive()
-    wait_idle(system, 30.0)
-    rate = max(fraction * accept_one["ok_per_s"], 1.0)
+    wait_processed(system, cfg.drain_timeout)
+    tag = "sustain"
+    progress(f"sustain: closed loop, {cfg.concurrency} connections on one web process, "
+             f"worker on, {cfg.sustain_duration:.0f} s")
+    result, usage = _closed(system, tag, int(cfg.sustain_duration * 3000) + 1000,
+                            cfg.sustain_duration, cfg.concurrency, customers=cfg.customers)
+    # The load's window in wall-clock time (processed_at is the database's clock).
+    offset = time.time() - time.perf_counter()
+    start, end = result.started + offset, result.finished + offset
+    window = max(end - start, 1e-9)
+    keys = delivered.expect([result])
+    summary = load_summary(result)
+    with system.db().cursor() as cur:
+        cur.execute("SELECT count(*) FILTER (WHERE extract(epoch FROM processed_at) "
+                    "BETWEEN %s AND %s), count(*) FROM deliveries WHERE dedupe_key LIKE %s",
+                    (start, end, f"event:evt-{tag}-%"))
+        processed, stored = cur.fetchone()
+    processed_per_s = int(processed) / window
+    sustainable = min(summary["ok_per_s"], processed_per_s)
+    left = stored_deliveries(system)
+    drained = wait_processed(system, cfg.drain_timeout)
+    delivered.wait(keys, cfg.events_timeout)
+    check = delivered.check(keys)
+    progress(f"sustain: accepted {summary['ok_per_s']:.0f}/s, processed {processed_per_s:.0f}/s "
+             f"in the same window ({left} left at its end, drained in {drained:.1f} s): "
+             f"sustainable {sustainable:.0f}/s")
+    return {"how": f"closed loop, {cfg.concurrency} keep-alive connections on one web process, "
+                   f"worker on, {cfg.sustain_duration:.0f} s; sustainable = min(acks/s, "
+                   "deliveries processed/s in the same window)",
+            "accepted_per_s": summary["ok_per_s"], "processed_per_s": processed_per_s,
+            "sustainable_per_s": sustainable, "stored": int(stored), "left_at_end": left,
+            "load": summary, "usage": usage, "check": check}
+
+
+def run_socket(system: System, cfg: Config, rate: float, what: str, delivered: Delivered,
+               tag: str = "sock") -> dict:
+    """Open loop at `rate`/s on the first web process, one worker: webhook POST sent ->
+    `message.created` received by that process's client."""
+    assert system.worker is not None and system.worker.alive()
+    wait_processed(system, cfg.drain_timeout)  # what an earlier step left
+    rate = max(rate, 1.0)
     listener = delivered.listeners[0]  # on the web process the webhooks go to
-    progress(f"socket: open loop at {rate:.0f}/s ({fraction:.0%} of the one-process "
-             f"accept rate) for {cfg.socket_duration:.0f} s, one worker")
+    progress(f"socket: open loop at {rate:.0f}/s ({what}) for {cfg.socket_duration:.0f} s, "
+             "one worker")
     load = _open_load(system, tag, rate, cfg.socket_duration, cfg.customers)
     result, usage, queued = watch_open_load(system, load, cfg.socket_duration)
     keys = delivered.expect([result])
@@ -226,10 +288,10 @@ def run_socket(system: System, cfg: Config, accept_one: dict, delivered: Deliver
              f"{summary['ack']['p50_ms']:.1f} ms; stages p50: " + ", ".join(
                  f"{name} {value['p50_ms']:.1f}" for name, value in stages.items()
                  if value["p50_ms"] is not None))
-    return {"how": f"open loop at {rate:.0f}/s for {cfg.socket_duration:.0f} s on one web "
-                   "process, one worker; latency = event received by the client on that "
-                   "process - POST sent (time.perf_counter, both on this machine)",
-            "rate": rate, "load": summary, "socket": socket,
+    return {"how": f"open loop at {rate:.0f}/s ({what}) for {cfg.socket_duration:.0f} s on "
+                   "one web process, one worker; latency = event received by the client on "
+                   "that process - POST sent (time.perf_counter, both on this machine)",
+            "rate": rate, "what": what, "load": summary, "socket": socket,
             "missing": len(wanted - listener.received.keys()), "max_jobs_waiting": queued,
             "stages": stages,
             "check": delivered.check(keys), "usage": usage}
@@ -386,14 +448,21 @@ def figures(results: dict) -> list[dict]:
                      "baseline": baseline, "ratio": ratio})
 
     sock, accept = results.get("socket"), results.get("accept")
+    sustain = results.get("sustain")
+    ack = accept["1"]["ack"]["p50_ms"] if accept else None
+    if sustain:
+        row("sustainable end-to-end rate (web + worker, 1 each)",
+            f"{sustain['sustainable_per_s']:.0f} msg/s", "", None,
+            f"accepted {sustain['accepted_per_s']:.0f}/s, processed "
+            f"{sustain['processed_per_s']:.0f}/s in the same window")
+        row("  CPU", cpu_split(sustain["usage"]))
     if sock:
         # The baseline is the accept run's ack p50 (the web tier alone, one process): the
-        # ack p50 of the same requests rises with the socket run's own overload, and a
-        # ratio to it would pass a system that keeps up with nothing.
+        # ack p50 of the same requests is shown beside it.
         p50, same = sock["socket"]["p50_ms"], sock["load"]["ack"]["p50_ms"]
-        ack = accept["1"]["ack"]["p50_ms"] if accept else None
         ok = p50 is not None and ack and p50 <= 3 * ack and not sock["missing"]
-        row(f"webhook -> message.created p50 @ {sock['rate']:.0f}/s (half load)",
+        row(f"webhook -> message.created p50 @ {sock['rate']:.0f}/s (half load: "
+            f"{sock['what']})",
             "-" if p50 is None else f"{p50:.1f} ms", "<= 3x ack p50", ok,
             f"ack p50 {ack:.1f} ms (accept run, 1 web)" if ack else "",
             f"x{p50 / ack:.2f}" if p50 and ack else "")
@@ -410,19 +479,21 @@ def figures(results: dict) -> list[dict]:
                 " / ".join(f"{stages[name]['p50_ms']:.1f}" for name in (
                     "ack", "ack_to_processed", "processed_to_socket")) + " ms")
         row("  CPU", cpu_split(sock["usage"]))
-    light = results.get("socket_light")
-    if light and light["socket"]["p50_ms"] is not None:
-        s = light["socket"]
-        stages = light.get("stages") or {}
-        row(f"webhook -> message.created p50 / p99 @ {light['rate']:.0f}/s (light, no target)",
-            f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms", "", None,
-            f"ack p50 {accept['1']['ack']['p50_ms']:.1f} ms (accept run)" if accept else "",
-            f"x{s['p50_ms'] / accept['1']['ack']['p50_ms']:.2f}" if accept else "")
+    for key, label in (("socket_accept_half", "earlier definition, no target"),
+                       ("socket_light", "light, no target")):
+        other = results.get(key)
+        if not other or other["socket"]["p50_ms"] is None:
+            continue
+        s, stages = other["socket"], other.get("stages") or {}
+        row(f"webhook -> message.created p50 / p99 @ {other['rate']:.0f}/s ({label}: "
+            f"{other['what']})", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms", "", None,
+            f"ack p50 {ack:.1f} ms (accept run)" if ack else "",
+            f"x{s['p50_ms'] / ack:.2f}" if ack else "")
         if stages.get("ack", {}).get("p50_ms") is not None:
             row("  p50 by stage: ack / ack->processed / processed->socket",
                 " / ".join(f"{stages[name]['p50_ms']:.1f}" for name in (
                     "ack", "ack_to_processed", "processed_to_socket")) + " ms")
-        row("  CPU", cpu_split(light["usage"]))
+        row("  CPU", cpu_split(other["usage"]))
     if accept:
         one, two = accept["1"], accept.get("2")
         if two:
@@ -438,6 +509,10 @@ def figures(results: dict) -> list[dict]:
                     baseline=f"{deliver.get('messages')} messages")
             row("  CPU, 1 web process", cpu_split(one["usage"]))
             row("  CPU, 2 web processes", cpu_split(two["usage"]))
+            for webs, found in (("1 web", one), ("2 webs", two)):
+                row(f"  load generator, {webs}", f"{found['loadgen_cores']:.3f} cores",
+                    baseline=f"{found['loadgen_cores'] / found['ok_per_s'] * 1000:.3f} ms "
+                             "CPU per ack" if found["ok_per_s"] else "")
             row("  ack p50 / p99, 1 web", f"{one['ack']['p50_ms']:.1f} / "
                 f"{one['ack']['p99_ms']:.1f} ms")
             row("  ack p50 / p99, 2 webs", f"{two['ack']['p50_ms']:.1f} / "
@@ -526,21 +601,34 @@ def main(argv: list[str] | None = None) -> int:
             if "accept" not in skip:
                 results["accept"] = run_accept(system, cfg, delivered)
             results["deliver"] = run_deliver(system, cfg, delivered)
+            # From here on the events are checked on the first web process's client only:
+            # `deliver` checked both processes' fan-out, and a second client in this
+            # process takes CPU from the pipeline being measured (web, worker, PostgreSQL).
+            for listener in listeners[1:]:
+                listener.close()
+            delivered.listeners = listeners[:1]
             if "socket" not in skip and "accept" in results:
-                results["socket"] = run_socket(system, cfg, results["accept"]["1"], delivered,
-                                               cfg.socket_fraction)
-                # No target: the same at a load this box's pipeline keeps up with.
-                results["socket_light"] = run_socket(system, cfg, results["accept"]["1"],
-                                                     delivered, cfg.light_fraction, "light")
+                accepted = results["accept"]["1"]["ok_per_s"]
+                sustain = results["sustain"] = run_sustain(system, cfg, delivered)
+                # Half load: half of what the whole system (web + worker) sustains now.
+                results["socket"] = run_socket(
+                    system, cfg, cfg.socket_fraction * sustain["sustainable_per_s"],
+                    f"{cfg.socket_fraction:.0%} of the sustainable end-to-end rate "
+                    f"{sustain['sustainable_per_s']:.0f}/s", delivered)
+                # No target, shown so that nothing is hidden: the earlier definition of half
+                # load (half of the web tier's accept rate, more than the system sustains
+                # end to end on 2 cores), then a light load.
+                results["socket_accept_half"] = run_socket(
+                    system, cfg, cfg.accept_fraction * accepted,
+                    f"{cfg.accept_fraction:.0%} of the one-process accept rate "
+                    f"{accepted:.0f}/s", delivered, "halfacc")
+                results["socket_light"] = run_socket(
+                    system, cfg, cfg.light_fraction * accepted,
+                    f"{cfg.light_fraction:.0%} of the one-process accept rate", delivered,
+                    "light")
             system.stop_worker()
             results["final_check"] = delivered.check()
             if "drain" not in skip:
-                # The drains are checked on the first web process's client only: a second
-                # client in this process would take CPU from the workers being measured
-                # (both processes' fan-out was checked by `deliver`).
-                for listener in listeners[1:]:
-                    listener.close()
-                delivered.listeners = listeners[:1]
                 results["drains"] = run_drains(system, cfg, delivered)
                 results["final_check_first_client"] = delivered.check()
         except KeyboardInterrupt:
