@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from bench import urgency_train
 from bench.urgency import LANGUAGES, facts_of
-from helpdesk.services.routing.tuning import cost, is_dangerous, is_false_alarm
+from helpdesk.services.routing.tuning import DANGEROUS_COST, cost, is_dangerous, is_false_alarm
 from helpdesk.services.routing.urgency import (
     TRIVIAL,
     WATCH_PREFIX,
@@ -51,6 +51,10 @@ THRESHOLDS = [round(0.05 * i, 2) for i in range(4, 20)]  # 0.20 .. 0.95
 # is trapped" as a hazard (CV cost 408 with 0.3, 410 with 0.4 and a watch at 0.3: a tie)
 MIN_THRESHOLD = {"safety": 0.4}
 WATCHES = [None] + [round(0.05 * i, 2) for i in range(1, 19)]  # none, 0.05 .. 0.90
+# lowest watch thresholds the search may choose: below 0.2 "possible fraud" lifts plain
+# questions and login troubles by the model's prior alone (round 5: 0.15 and 0.2 tied on
+# dangerous misses, 0.2 had fewer false alarms)
+MIN_WATCH = {"security": 0.2}
 # intent points the search may move (the rest are the phrases' own, tuned by `helpdesk
 # urgency tune`): the model's intents and the low ones a live channel's points lift. Not
 # below 0: a breached SLA (45) must still make a question high (-10 scored better in CV,
@@ -110,7 +114,10 @@ def judge(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence
     return out
 
 
-def figures(rows: Sequence[dict], scored: Sequence[str]) -> dict:
+def figures(rows: Sequence[dict], scored: Sequence[str],
+            dangerous_cost: float = DANGEROUS_COST) -> dict:
+    """Agreement, dangerous misses, false alarms and the tuning cost (a dangerous miss
+    costing `dangerous_cost`)."""
     n = len(rows)
     agreed = [s in (r["priority"], r.get("also")) for r, s in zip(rows, scored, strict=True)]
     out = {
@@ -123,6 +130,7 @@ def figures(rows: Sequence[dict], scored: Sequence[str]) -> dict:
         "false_alarms": sum(is_false_alarm(r["priority"], s) for r, s in zip(rows, scored,
                                                                              strict=True)),
     }
+    out["cost"] += (dangerous_cost - DANGEROUS_COST) * out["dangerous"]
     out["fa_rate"] = out["false_alarms"] / n if n else 0.0
     by_lang = defaultdict(list)
     for r, a in zip(rows, agreed, strict=True):
@@ -134,7 +142,7 @@ def figures(rows: Sequence[dict], scored: Sequence[str]) -> dict:
 def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence[Preds],
            cfg: UrgencyConfig, intents: Sequence[str], rounds: int = 2,
            max_false_alarms: float = MAX_FALSE_ALARMS, angry_settle: bool = True,
-           defuse: bool = True
+           defuse: bool = True, dangerous_cost: float = DANGEROUS_COST
            ) -> tuple[dict[str, float], dict[str, float], TrivialPolicy | None, dict,
                       dict[str, int]]:
     """Coordinate search over (threshold, watch) per intent, the trivial class's veto,
@@ -151,7 +159,7 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
             pts: dict[str, int] | None = None) -> dict:
         c = dataclasses.replace(cfg, model_thresholds=th, model_watch=wa, model_trivial=tr,
                                 intent_points=pts or points)
-        return figures(rows, judge(rows, base, preds, c))
+        return figures(rows, judge(rows, base, preds, c), dangerous_cost)
 
     best = run(thresholds, watch, trivial)
     for _ in range(rounds):
@@ -187,7 +195,8 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
                 if t < MIN_THRESHOLD.get(intent, 0):
                     continue
                 for w in WATCHES:
-                    if w is not None and (w >= t or f"{WATCH_PREFIX}{intent}"
+                    if w is not None and (w >= t or w < MIN_WATCH.get(intent, 0)
+                                          or f"{WATCH_PREFIX}{intent}"
                                           not in cfg.intent_points):
                         continue
                     th = {**thresholds, intent: t}
@@ -201,6 +210,31 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
                                                           -(watch.get(intent) or 1)):
                         best, thresholds, watch = result, th, wa
     return thresholds, watch, trivial, best, points
+
+
+def nested(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence[Preds],
+           cfg: UrgencyConfig, intents: Sequence[str], **options) -> tuple[list[str], list]:
+    """Thresholds and points chosen without the messages they are judged on: for each fold,
+    `search` runs on the other folds' messages (their out-of-fold probabilities) and the
+    choice scores the fold. Returns the priority scored for each message and each fold's
+    choice. (The probabilities of the other folds come from models that saw this fold's
+    messages; only the thresholds are nested, not the training.)"""
+    folds = fold_of(rows)
+    scored: list[str] = [""] * len(rows)
+    chosen = []
+    for k in range(FOLDS):
+        inner = [i for i, f in enumerate(folds) if f != k]
+        outer = [i for i, f in enumerate(folds) if f == k]
+        th, wa, tr, _best, pts = search([rows[i] for i in inner], [base[i] for i in inner],
+                                        [preds[i] for i in inner], cfg, intents, **options)
+        c = dataclasses.replace(cfg, model_thresholds=th, model_watch=wa, model_trivial=tr,
+                                intent_points=pts)
+        for i, s in zip(outer, judge([rows[i] for i in outer], [base[i] for i in outer],
+                                     [preds[i] for i in outer], c), strict=True):
+            scored[i] = s
+        chosen.append((th, wa, tr, {n: v for n, v in pts.items()
+                                    if cfg.intent_points.get(n) != v}))
+    return scored, chosen
 
 
 def _line(name: str, f: dict) -> str:
@@ -226,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="never let the trivial class set aside alarm words (no defuse)")
     parser.add_argument("--fixed", action="store_true",
                         help="judge the config's own thresholds and points (no search)")
+    parser.add_argument("--dangerous-cost", type=float, default=DANGEROUS_COST,
+                        help="what a dangerous miss costs the search (other misses: 1 per "
+                             "level, a false alarm 3)")
+    parser.add_argument("--nested", action="store_true",
+                        help="also choose the thresholds on four folds and judge the fifth "
+                             "(figures not flattered by the search)")
     parser.add_argument("--stop-words", action="store_true",
                         help="no features of their own for urgency_train.STOP_WORD_CANDIDATES "
                              "(tried in round 4, not shipped)")
@@ -240,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                        {f"{lang}-" for lang in LANGUAGES}]}
     in_set = set(sources["set"])
     sources["extra"] = [i for i in range(len(rows)) if i not in in_set]
-    for prefix in ("ta-", "tb-", "tc-", "td-"):
+    for prefix in ("ta-", "tb-", "tc-", "td-", "te-", "tf-"):
         sources[prefix[:2]] = [i for i, r in enumerate(rows) if r["id"].startswith(prefix)]
     sources = {k: v for k, v in sources.items() if v}
     print(f"{len(rows)} training messages: {len(sources['set'])} tuning half, "
@@ -263,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 th, wa, tr, best, pts = search(rows, base, preds, cfg, intents,
                                                max_false_alarms=args.max_false_alarms,
                                                angry_settle=not args.never_settle_angry,
-                                               defuse=not args.no_defuse)
+                                               defuse=not args.no_defuse,
+                                               dangerous_cost=args.dangerous_cost)
             scored = judge(rows, base, preds, dataclasses.replace(
                 cfg, model_thresholds=th, model_watch=wa, model_trivial=tr, intent_points=pts))
             label = f"ngrams {ngrams} l2 {l2:g}"
@@ -272,6 +313,17 @@ def main(argv: list[str] | None = None) -> int:
             for name, idx in (("all", range(len(rows))), *sources.items()):
                 print(_line(f"  [{name}]", figures([rows[i] for i in idx],
                                                    [scored[i] for i in idx])))
+            if args.nested and not args.fixed:
+                nested_scored, chosen = nested(
+                    rows, base, preds, cfg, intents, max_false_alarms=args.max_false_alarms,
+                    angry_settle=not args.never_settle_angry, defuse=not args.no_defuse,
+                    dangerous_cost=args.dangerous_cost)
+                for k, choice in enumerate(chosen):
+                    print(f"  nested, fold {k}: thresholds {choice[0]} watch {choice[1]} "
+                          f"trivial {choice[2]} points {choice[3]}")
+                for name, idx in (("all", range(len(rows))), *sources.items()):
+                    print(_line(f"  nested [{name}]", figures(
+                        [rows[i] for i in idx], [nested_scored[i] for i in idx])))
             results.append((best["cost"], label, th, wa, scored))
     best = min(results, key=lambda item: item[0])
     print(f"lowest cost: {best[1]} thresholds {best[2]} watch {best[3]}")

@@ -35,9 +35,10 @@ OUT = Path(__file__).resolve().parents[1] / "helpdesk" / "defaults" / "urgency_m
 DATA = Path(__file__).resolve().parent / "data"
 # messages written for training only, by people who never saw the scorer: ta-/tb- (round 3),
 # tc- (English-heavy, low priority with alarming words, polite but serious) and td- (chat and
-# SMS style, typos, no accents) (round 4)
+# SMS style, typos, no accents) (round 4), te- (hazard/fraud-heavy, low messages with alarm words
+# in idioms) and tf- (all categories, hard cases, more English) (round 5)
 EXTRA = DATA / "urgency_train_extra.jsonl"
-EXTRA_FILES = (EXTRA, DATA / "urgency_train_extra2.jsonl")
+EXTRA_FILES = (EXTRA, DATA / "urgency_train_extra2.jsonl", DATA / "urgency_train_extra3.jsonl")
 # model class -> the categories of the labelled set it stands for
 CLASSES = {"security": ("security",), "safety": ("safety",), "legal": ("legal",),
            "outage": ("outage",), "trivial": ("how_to", "feedback", "thanks")}

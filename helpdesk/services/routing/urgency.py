@@ -106,6 +106,10 @@ class UrgencyFeatures:
     urgent_terms: tuple[str, ...] = ()
     calm_terms: tuple[str, ...] = ()
     defused_terms: tuple[str, ...] = ()  # "nothing happened", "just in case": alarm words set aside
+    # the sender says nothing has happened ("nothing happened", "I haven't clicked anything",
+    # "afraid of getting hacked"): the learned model lifts no `defusable` intent (security);
+    # a hazard stays one when nobody was hurt
+    nothing_happened: tuple[str, ...] = ()
     # the intent rests on alarm words alone (no composition, nothing else serious found) beside
     # a question, thanks or feedback the phrases also found: the learned model's trivial class
     # may set them aside ("I thought I'd been hacked... thanks")
@@ -163,6 +167,11 @@ class UrgencyConfig:
     # `unless` the labels whose hits stop the combo ("refund": money missing is not theft)
     combos: tuple[tuple[str, str, tuple[tuple[str, ...], ...], tuple[str, ...]], ...]
     defusable: frozenset[str]
+    # intents whose bare alarm words (no composition) beside a question, thanks or feedback
+    # the learned model's trivial class may set aside (`model.trivial.defuse`)
+    alarm_intents: frozenset[str]
+    # figures of speech whose words are no alarm ("the lawyer in me", "stole the show")
+    idioms: PhraseMatcher
     model: IntentModel | None  # the learned backstop (urgency_model.py), None when disabled
     model_thresholds: Mapping[str, float]  # intent -> probability from which it counts
     # intent -> probability from which its watch intent ("possible_<intent>") counts: enough
@@ -321,6 +330,8 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
                       (f"n:{i}", *(f"k:{r}" for r in _concept_refs(c.get("unless", [])))))
                      for i, c in enumerate(intents.get("combos", ()))),
         defusable=_set(intents.get("defusable")),
+        idioms=PhraseMatcher({"idiom": _flat(intents.get("idioms", {}))}),
+        alarm_intents=_set(intents.get("alarm_intents", intents.get("defusable"))),
         model=_model(data.get("model", {})),
         model_thresholds={str(k): float(v)
                           for k, v in data.get("model", {}).get("thresholds", {}).items()},
@@ -487,13 +498,25 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     cfg = config or _default_config()
     text = bounded_text(facts.texts, cfg.prefix_chars)
     toks = tokens(text)
-    hits = cfg.matcher.find(toks)
+    # "the lawyer in me", "stole the show", "o app ta fogo": the words of a figure of speech
+    # are no alarm: the phrases do not see them (the reason names the idiom that took one)
+    idioms = cfg.idioms.spans(toks) if len(cfg.idioms) else []
+    seen = list(toks)
+    for start, end, _words in idioms:
+        seen[start:end] = [""] * (end - start)
+    hits = cfg.matcher.find(seen)
     found = {label[2:]: words for label, words in hits.items() if label.startswith("i:")}
     defused: tuple[str, ...] = ()
+    if idioms:
+        plain = {label: words for label, words in cfg.matcher.find(toks).items()
+                 if label.startswith("i:") and label[2:] not in cfg.low_intents
+                 and set(words) - set(hits.get(label, ()))}
+        defused = tuple(dict.fromkeys(words for _s, _e, words in idioms if any(
+            f" {w} " in f" {words} " for ws in plain.values() for w in ws)))
     if hits.get("defused") and cfg.defusable.intersection(found):
         # "nothing happened, just to be safe" / "I thought it was a scam but it was my
         # mistake": alarm words alone are set aside; a composition below still counts
-        defused = tuple(hits["defused"])
+        defused = (*defused, *hits["defused"])
         found = {i: w for i, w in found.items() if i not in cfg.defusable}
     if cfg.combos:
         _add_combos(found, hits, cfg)
@@ -509,7 +532,8 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         intent = cfg.upgrade_with_impact[intent]
         terms = (*found.get(intent, ()), *terms)
     if (intent in cfg.thanks_win_over and cfg.thanks_intent in found and compound >= 0
-            and not escalation and not cfg.contrast_words.intersection(toks)):
+            and not escalation and not cfg.contrast_words.intersection(toks)
+            and "?" not in text):  # "could you confirm ...? Many thanks" still asks
         intent = cfg.thanks_intent  # unqualified gratitude for a solved problem
         terms = tuple(found[intent])
     if intent in cfg.short_only and len(toks) > cfg.short_only[intent]:
@@ -525,10 +549,10 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
     sender = facts.sender_priority if facts.sender_priority in SENDER_PRIORITIES else None
     # alarm words beside a question, thanks or feedback, and nothing else: mixed evidence the
     # learned model's trivial class may settle ("got hacked!!! just kidding, how do I...")
-    alarm_only = (intent in cfg.defusable and not defused
+    alarm_only = (intent in cfg.alarm_intents and not defused
                   and not any(" + " in t for t in terms)
                   and bool(set(found) & cfg.low_intents)
-                  and set(found) - cfg.defusable <= cfg.low_intents)
+                  and set(found) - cfg.alarm_intents <= cfg.low_intents)
     features = UrgencyFeatures(
         channel_kind=facts.channel_kind,
         tier=facts.tier,
@@ -544,6 +568,7 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         calm_terms=tuple(hits.get("calm", ())),
         defused_terms=defused if intent not in cfg.defusable else (),
         alarm_only=alarm_only,
+        nothing_happened=tuple(hits.get("defused", ())),
         sender_priority=sender,
         recent_contacts=facts.recent_contacts,
         seconds_to_deadline=facts.seconds_to_deadline,
@@ -577,8 +602,8 @@ def with_backstop(features: UrgencyFeatures, predictions: Mapping[str, tuple[flo
     best: tuple[int, float, str, list[str]] | None = None
     for name, (p, words) in predictions.items():
         threshold = cfg.model_thresholds.get(name)
-        if threshold is None:
-            continue
+        if threshold is None or (features.nothing_happened and name in cfg.defusable):
+            continue  # "nothing happened, I haven't clicked": no fraud from weak evidence
         if p >= threshold:
             chosen = name
         elif name in cfg.model_watch and p >= cfg.model_watch[name]:

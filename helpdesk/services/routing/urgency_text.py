@@ -164,6 +164,25 @@ class PhraseMatcher:
                     seen.append(words)
         return found
 
+    def spans(self, toks: Sequence[str]) -> list[tuple[int, int, str]]:
+        """(start, end, the words matched) of each phrase occurrence, longest first at a
+        position, occurrences not overlapping."""
+        out: list[tuple[int, int, str]] = []
+        t = 0
+        while t < len(toks):
+            end = -1
+            for entry in self._candidates(toks[t]):
+                end = t + 1 if len(entry.pattern) == 1 else _match_from(entry.pattern, 1,
+                                                                        toks, t + 1)
+                if end >= 0:
+                    break
+            if end >= 0:
+                out.append((t, end, _display(toks[t:end])))
+                t = end
+            else:
+                t += 1
+        return out
+
 
 def _display(words: Sequence[str]) -> str:
     return " ".join(words).replace(" t ", "'t ")

