@@ -7,7 +7,6 @@ from flask import jsonify
 from helpdesk.api.common import paginate, query_args
 from helpdesk.api.security import current_agent
 from helpdesk.api.v1 import bp
-from helpdesk.outbox import events
 from helpdesk.schemas.inputs import PageSchema
 from helpdesk.schemas.resources import ticket_schema
 from helpdesk.services.routing import queue
@@ -24,4 +23,4 @@ def claim_next():
     ticket = queue.claim_next_ticket(current_agent())
     if ticket is None:
         return "", 204
-    return jsonify(events.as_announced(ticket))
+    return jsonify(ticket)

@@ -36,6 +36,11 @@ def queue_changed() -> None:
     after_commit(_queue_throttle(current_app._get_current_object()).request, once=True)
 
 
+def queue_changed_committed() -> None:
+    """`queue_changed` for a change already committed (a statement run in autocommit mode)."""
+    _queue_throttle(current_app._get_current_object()).request()
+
+
 def _queue_throttle(app: Flask) -> QueueStatsThrottle:
     throttle = app.extensions.get("helpdesk.queue_throttle")
     if throttle is None:
