@@ -88,25 +88,28 @@ def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AG
 
 def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS,
               *, flags: tuple[str, ...] = ()) -> None:
-    """Send several events, in order, in at most two Redis round trips (numbering them, then
-    one pipeline that logs and publishes them all, and sets `flags`); call it after the
-    commit that made them true."""
+    """Send several events, in order, in one Redis round trip (for agents' events a script
+    that numbers, logs and publishes them all and sets `flags`: event_log.emit_numbered;
+    otherwise one pipeline); call it after the commit that made them true."""
     batch = []
     for event_type, data, rooms in events:
         if rooms:
             rooms = [rooms] if isinstance(rooms, str) else list(rooms)
-            batch.append((event_type, envelope(event_type, data), rooms, namespace))
+            message = envelope(event_type, data)
+            if namespace == AGENTS:
+                message["seq"] = event_log.MARKER  # the script writes the number there
+            batch.append((event_type, message, rooms, namespace))
     if not batch:
         return
-    logged = [(kind, message, rooms) for kind, message, rooms, _ in batch]
     try:
         client = redis_connection()
-        if namespace == AGENTS:
-            event_log.number(client, logged)
         manager = publisher()
-        pipe = client.pipeline(transaction=False)
         if namespace == AGENTS:
-            event_log.keep(pipe, logged)
+            event_log.emit_numbered(client, manager.channel, [
+                (kind, message, rooms, manager.collect([(kind, message, rooms, namespace)]))
+                for kind, message, rooms, namespace in batch], flags)
+            return
+        pipe = client.pipeline(transaction=False)
         for payload in manager.collect(batch):
             pipe.publish(manager.channel, payload)
         for flag in flags:
