@@ -94,6 +94,10 @@ class QueueStatsThrottle:
         try:
             with self.app.app_context():  # its own session, closed when the context ends
                 stats = queue_stats()
+                # Ended by COMMIT, not by the pool's ROLLBACK: psycopg 3 forgets every
+                # statement a connection has prepared when it rolls back (DEALLOCATE ALL),
+                # and this connection goes back to the pool the claims draw from.
+                db.session.commit()
                 cost = time.monotonic() - began
                 emit("queue.updated", stats, [rooms.QUEUE, rooms.SUPERVISORS])
         except Exception as exc:  # e.g. its pooled connection was killed: the next change
