@@ -56,6 +56,14 @@ def agent_for_token(token: str | None, *, fresh: bool = False) -> Agent | None:
     """The active agent this unrevoked token belongs to, else None. Answered from the
     process's token cache while the auth epoch is unchanged (see `TokenCache`); `fresh`
     asks the database whatever the cache holds."""
+    found = authenticated(token, fresh=fresh)
+    return None if found is None else attach(found)
+
+
+def authenticated(token: str | None, *, fresh: bool = False) -> Agent | AgentColumns | None:
+    """`agent_for_token`, but from the token cache as the cached columns (`AgentColumns`),
+    not yet an object of the session: what a request that needs no more than them reads
+    (`attach` makes the object when one is needed)."""
     if not token:
         return None
     token_hash = hash_token(token)
@@ -64,12 +72,33 @@ def agent_for_token(token: str | None, *, fresh: bool = False) -> Agent | None:
     if epoch is not None:
         cached = tokens.get(token_hash, epoch)
         if cached is not None:
-            return _attached(cached)
+            return AgentColumns(cached)
     agent = db.session.execute(_agent_by_token_hash(),
                                {"token_hash": token_hash}).scalar_one_or_none()
     if agent is not None and epoch is not None:
         tokens.put(token_hash, epoch, {name: getattr(agent, name) for name in CACHED_COLUMNS})
     return agent
+
+
+class AgentColumns:
+    """A cached agent's columns (CACHED_COLUMNS) as read-only attributes."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return list(value) if isinstance(value, list) else value  # the cache's stays as is
+
+
+def attach(found: Agent | AgentColumns) -> Agent:
+    """The agent `authenticated` found, as an object of this request's session."""
+    return _attached(found.values) if isinstance(found, AgentColumns) else found
 
 
 # -- the token cache ------------------------------------------------------------------------

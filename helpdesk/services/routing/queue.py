@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Select, TextClause, or_, select, text
 from sqlalchemy.exc import DBAPIError
@@ -19,6 +20,9 @@ from helpdesk.services import settings
 from helpdesk.services.metrics import rollup as metrics_rollup
 from helpdesk.services.routing import assignment, queue_updates
 from helpdesk.transaction import commit
+
+if TYPE_CHECKING:
+    from helpdesk.services.auth import AgentColumns
 
 # A claim that finds only tickets other transactions hold (a routing batch scores up to 500 at
 # once, for up to about a second on a busy machine) waits for them this long, looking again
@@ -78,14 +82,14 @@ def _lock(query: Select) -> Select:
     return query
 
 
-def claim_next_ticket(agent: Agent) -> dict | None:
-    """Assign the first eligible queued ticket to `agent`; never the same one to two agents.
-    The ticket's JSON (its REST resource, as `ticket.updated` announced it), None when
-    nothing is eligible.
+def claim_next_ticket(agent: Agent | AgentColumns) -> dict | None:
+    """Assign the first eligible queued ticket to `agent` (its columns are enough); never the
+    same one to two agents. The ticket's JSON (its REST resource, as `ticket.updated`
+    announced it), None when nothing is eligible.
 
     409 when the agent has no room left for any kind of ticket.
     """
-    if db.session.get_bind().dialect.name == "postgresql":
+    if db.engine.dialect.name == "postgresql":  # (without opening the request's session)
         return _claim_in_one_statement(agent)
     weights = settings.get("capacity_weights")
     kinds = fitting_kinds(assignment.free_capacity(agent, weights), weights)
@@ -101,7 +105,7 @@ def claim_next_ticket(agent: Agent) -> dict | None:
     return events.as_announced(ticket)
 
 
-def _claim_in_one_statement(agent: Agent) -> dict | None:
+def _claim_in_one_statement(agent: Agent | AgentColumns) -> dict | None:
     """PostgreSQL: weigh the agent's free capacity, lock the first eligible ticket of a kind
     that fits that nobody else holds (SKIP LOCKED), assign it, log the assignment, note the
     agent's last assignment, move the metric roll-ups and read back what the ticket's JSON
