@@ -176,3 +176,20 @@ def test_claimed_ticket_json_is_the_ticket_resource(app, api, agent, supervisor,
                            "breached": True}
     updated = watcher.wait_for("ticket.updated", lambda e: e["data"]["id"] == ticket_id)
     assert updated["data"] == body
+
+
+def test_a_revoked_token_claims_nothing(app, api, agent, drain):
+    """The claim reads the agent's columns from the token cache (no object of the session):
+    a logout still applies from the next request, and the ticket stays in the queue."""
+    make_tickets(app, api, drain, 2, prefix="revoked")
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 200  # cached now
+    assert api.as_(agent).post("/api/v1/auth/logout").status_code == 204
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 401
+    with app.app_context():
+        from sqlalchemy import text
+
+        from helpdesk.extensions import db
+
+        queued = db.session.execute(text(
+            "SELECT count(*) FROM tickets WHERE assignee_id IS NULL")).scalar_one()
+    assert queued == 1
