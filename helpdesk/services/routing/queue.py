@@ -9,7 +9,6 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Select, TextClause, or_, select, text
-from sqlalchemy.exc import DBAPIError
 
 from helpdesk.errors import Conflict
 from helpdesk.extensions import db
@@ -154,8 +153,8 @@ def _run_claim(connection: Connection, shape: tuple[bool, bool], params: dict) -
     """The claim statement's one row, by name, run on the driver's cursor: SQLAlchemy's
     execution of this statement (its 32 columns' result metadata, the parameters' handling)
     cost about a fifth of a claim's CPU in the web process (callgrind). Errors are raised
-    as SQLAlchemy raises them (DBAPIError; a lost connection invalidated), so the handlers
-    and the pool see what they would have seen."""
+    as SQLAlchemy raises them (DBAPIError; on a lost connection the pool invalidated), so
+    the handlers and the pool see what they would have seen."""
     sql = _claim_driver_sql(*shape)
     driver = connection.connection.dbapi_connection
     try:
@@ -163,11 +162,11 @@ def _run_claim(connection: Connection, shape: tuple[bool, bool], params: dict) -
             cursor.execute(sql, params)
             return dict(zip(_RETURNED_NAMES, cursor.fetchone(), strict=True))
     except connection.dialect.loaded_dbapi.Error as exc:
-        disconnected = connection.dialect.is_disconnect(exc, driver, None)
-        if disconnected:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(sql, params, exc, connection.dialect.loaded_dbapi.Error,
-                                  connection_invalidated=disconnected) from exc
+        # SQLAlchemy's own handling of a driver error (private, but the only way to get all
+        # of it): wrapped in DBAPIError, `handle_error` listeners run, and on a lost
+        # connection the whole pool invalidated (its other connections died with it).
+        connection._handle_dbapi_exception(exc, sql, params, None, None)
+        raise  # (it always raises)
 
 
 _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
