@@ -49,9 +49,9 @@ class Job:
 
     def enqueue_unless_pending_after_commit(self) -> None:
         """`enqueue_unless_pending` once this transaction commits (once per transaction).
-        When the commit announces events, their Redis pipeline carries the flag's SET
-        (`take_signals`, `publish.emit_many(signals=...)`): no round trip of its own. If
-        that pipeline fails, each job is signalled on its own, as before (had the failed
+        When the commit announces events, the round trip that publishes them carries the
+        flag's SET (`take_signals`, `publish.emit_many(signals=...)`): none of its own. If
+        that fails, each job is signalled on its own, as before (had the failed
         pipeline set its flag, the job waits for the flag's expiry and the sweeper)."""
         signals = _signals()
         if self not in signals:
@@ -61,6 +61,11 @@ class Job:
     def set_pending(self, pipe: Any) -> None:
         """Queue on `pipe` the first half of `enqueue_unless_pending` (its reply: flagged)."""
         queues.set_pending(pipe, self.pending or self.func)
+
+    @property
+    def pending_key(self) -> str:
+        """The key `set_pending` sets (for a script that sets it: `event_log.emit_numbered`)."""
+        return queues.pending_key(self.pending or self.func)
 
     def enqueue_if_flagged(self, flagged: Any) -> bool:
         """The second half, with the reply of `set_pending`."""

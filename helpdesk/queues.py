@@ -104,6 +104,12 @@ def set_pending(client: Any, name: str) -> Any:
     return client.set(_pending_key(name), "1", nx=True, ex=PENDING_TTL)
 
 
+def pending_key(name: str) -> str:
+    """The Redis key of `set_pending`'s flag (set `NX` with `PENDING_TTL` seconds), for a
+    caller that sets it in a script of its own (`event_log.emit_numbered`)."""
+    return _pending_key(name)
+
+
 def enqueue_if_flagged(flagged: Any, name: str, queue: str, func: str) -> bool:
     """The rest of `enqueue_unless_pending` once `set_pending` answered: enqueue `func()` if
     this call set the flag (and clear it if the enqueue failed)."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import jsonify
 
 from helpdesk.api.common import paginate, query_args
-from helpdesk.api.security import current_agent
+from helpdesk.api.security import current_agent_columns
 from helpdesk.api.v1 import bp
-from helpdesk.outbox import events
 from helpdesk.schemas.inputs import PageSchema
 from helpdesk.schemas.resources import ticket_schema
 from helpdesk.services.routing import queue
@@ -21,7 +20,7 @@ def list_queue():
 
 @bp.post("/queue/next")
 def claim_next():
-    ticket = queue.claim_next_ticket(current_agent())
+    ticket = queue.claim_next_ticket(current_agent_columns())
     if ticket is None:
         return "", 204
-    return jsonify(events.as_announced(ticket))
+    return jsonify(ticket)

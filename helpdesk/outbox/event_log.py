@@ -7,33 +7,87 @@ Nothing here is the source of truth: losing it only means a refetch.
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
+from redis.commands.core import Script
 
-from helpdesk.queues import redis_connection
+from helpdesk.queues import PENDING_TTL, redis_connection
 
 SEQ = "helpdesk:events:seq"
 LOG = "helpdesk:events:log"
 KEEP = 5000
 
 
-def number(client: Redis, events: list[tuple[str, dict[str, Any], list[str]]]) -> None:
-    """Give each event (type, message, rooms) the next sequence number, as `message["seq"]`
-    (one round trip for all of them)."""
-    last = client.incrby(SEQ, len(events))
-    for offset, (_kind, message, _rooms) in enumerate(events):
-        message["seq"] = last - len(events) + 1 + offset
+# Numbering, keeping and publishing a batch of events in one round trip: the events are
+# serialized (log records and pub/sub messages) with MARKER where their number goes, and the
+# script takes the numbers (INCRBY), puts them in, keeps the records, forgets old ones,
+# publishes the messages and sets the flags, atomically: no other emitter's events can get
+# numbers between two of this batch, or be published between a number and its message (the
+# numbers are published in order). MARKER is a random string per process, so no event's
+# content can contain it (as a JSON string it is written between quotes; a quote inside
+# content is escaped, so `"<marker>"` never occurs in content, whatever the text).
+MARKER = "hdseq" + secrets.token_hex(16)  # letters and digits: no Lua pattern magic
+QUOTED_MARKER = json.dumps(MARKER)
+_EMIT = """
+local marker, channel, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local count, flags, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local last = redis.call('INCRBY', KEYS[1], count)
+local at = 7
+for n = 1, count do
+    local seq = string.format('%d', last - count + n)
+    local record = string.gsub(ARGV[at], marker, seq)
+    redis.call('ZADD', KEYS[2], seq, record)
+    at = at + 1
+end
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -keep - 1)
+local first = last - count + 1
+for n = 1, count do
+    local seq = string.format('%d', first + n - 1)
+    local messages = tonumber(ARGV[at])
+    for m = 1, messages do
+        local message = string.gsub(ARGV[at + m], marker, seq)
+        redis.call('PUBLISH', channel, message)
+    end
+    at = at + messages + 1
+end
+for k = 3, 2 + flags do redis.call('SET', KEYS[k], '1') end
+local flagged = {}
+for k = 3 + flags, #KEYS do
+    flagged[#flagged + 1] = redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) and 1 or 0
+end
+return flagged
+"""
+_script: Script | None = None
 
 
-def keep(pipe: Pipeline, events: list[tuple[str, dict[str, Any], list[str]]]) -> None:
-    """Queue on `pipe` the commands that keep these numbered events (and forget old ones)."""
-    records = {json.dumps({"seq": message["seq"], "event": kind, "rooms": rooms,
-                           "message": message}, default=str): message["seq"]
-               for kind, message, rooms in events}
-    pipe.zadd(LOG, records)
-    pipe.zremrangebyrank(LOG, 0, -KEEP - 1)
+def record(kind: str, message: dict[str, Any], rooms: list[str]) -> str:
+    """The log record of a numbered event (its number is `message["seq"]`)."""
+    return json.dumps({"seq": message["seq"], "event": kind, "rooms": rooms,
+                       "message": message}, default=str)
+
+
+def emit_numbered(client: Redis, channel: str, events: list[tuple[str, dict[str, Any],
+                  list[str], list[str]]], flags: tuple[str, ...] = (),
+                  pending: Sequence[str] = ()) -> list[bool]:
+    """Number, keep and publish these events (kind, message with `seq` = MARKER, rooms, the
+    pub/sub messages that carry it), set `flags`, and set each of the `pending` keys unless
+    it is set (`SET NX` with `queues.PENDING_TTL`), in one round trip (see MARKER); which
+    `pending` keys this call set."""
+    global _script
+    if _script is None:  # the script's SHA; each call runs it on the caller's client
+        _script = client.register_script(_EMIT)
+    records = [record(kind, message, rooms) for kind, message, rooms, _ in events]
+    published: list[Any] = []
+    for _kind, _message, _rooms, messages in events:
+        published.append(len(messages))
+        published.extend(messages)
+    flagged = _script([SEQ, LOG, *flags, *pending],
+                      [QUOTED_MARKER, channel, KEEP, len(events), len(flags), PENDING_TTL,
+                       *records, *published], client=client)
+    return [bool(answer) for answer in flagged]
 
 
 def since(seq: int, rooms: set[str]) -> dict[str, Any]:

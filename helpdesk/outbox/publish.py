@@ -91,39 +91,45 @@ def emit(event_type: str, data: Any, rooms: list[str] | str, namespace: str = AG
 
 def emit_many(events: list[tuple[str, Any, list[str] | str]], namespace: str = AGENTS,
               *, flags: tuple[str, ...] = (), signals: Sequence[Job] = ()) -> None:
-    """Send several events, in order, in at most two Redis round trips (numbering them, then
-    one pipeline that logs and publishes them all, sets `flags` and the pending flags of
-    `signals`, whose jobs are then enqueued unless pending: after the events are out); call
-    it after the commit that made them true."""
+    """Send several events, in order, in one Redis round trip (for agents' events a script
+    that numbers, logs and publishes them all: event_log.emit_numbered; otherwise one
+    pipeline) that also sets `flags` and the pending flags of `signals`, whose jobs are then
+    enqueued unless pending (after the events are out); call it after the commit that made
+    them true."""
     batch = []
     for event_type, data, rooms in events:
         if rooms:
             rooms = [rooms] if isinstance(rooms, str) else list(rooms)
-            batch.append((event_type, envelope(event_type, data), rooms, namespace))
+            message = envelope(event_type, data)
+            if namespace == AGENTS:
+                message["seq"] = event_log.MARKER  # the script writes the number there
+            batch.append((event_type, message, rooms, namespace))
     if not batch:
         for job in signals:
             job.enqueue_unless_pending()
         return
-    logged = [(kind, message, rooms) for kind, message, rooms, _ in batch]
     try:
         client = redis_connection()
-        if namespace == AGENTS:
-            event_log.number(client, logged)
         manager = publisher()
-        pipe = client.pipeline(transaction=False)
         if namespace == AGENTS:
-            event_log.keep(pipe, logged)
-        for payload in manager.collect(batch):
-            pipe.publish(manager.channel, payload)
-        for flag in flags:
-            pipe.set(flag, "1")
-        for job in signals:
-            job.set_pending(pipe)
-        replies = pipe.execute()
+            flagged = event_log.emit_numbered(client, manager.channel, [
+                (kind, message, rooms, manager.collect([(kind, message, rooms, namespace)]))
+                for kind, message, rooms, namespace in batch], flags,
+                [job.pending_key for job in signals])
+        else:
+            pipe = client.pipeline(transaction=False)
+            for payload in manager.collect(batch):
+                pipe.publish(manager.channel, payload)
+            for flag in flags:
+                pipe.set(flag, "1")
+            for job in signals:
+                job.set_pending(pipe)
+            replies = pipe.execute()
+            flagged = replies[len(replies) - len(signals):]
     except Exception as exc:  # Redis down: clients refetch on reconnect; data is committed
         log.warning("emit %s failed: %s", ", ".join(sorted({b[0] for b in batch})), exc)
         for job in signals:  # on their own (the sweeper finds the work if Redis is down)
             job.enqueue_unless_pending()
         return
-    for job, flagged in zip(signals, replies[len(replies) - len(signals):], strict=True):
-        job.enqueue_if_flagged(flagged)
+    for job, answer in zip(signals, flagged, strict=True):
+        job.enqueue_if_flagged(answer)

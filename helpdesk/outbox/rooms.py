@@ -29,7 +29,12 @@ def assignee(item: _Assignable) -> list[str]:
 
 def for_ticket(item: _Assignable) -> list[str]:
     """Who hears `ticket.created` / `ticket.updated`."""
-    return [QUEUE, SUPERVISORS, *assignee(item)]
+    return for_ticket_assigned_to(item.assignee_id)
+
+
+def for_ticket_assigned_to(assignee_id: int | None) -> list[str]:
+    """`for_ticket` of a ticket known by its assignee's id only."""
+    return [QUEUE, SUPERVISORS, *([agent(assignee_id)] if assignee_id else [])]
 
 
 def for_message(item: _Assignable) -> list[str]:

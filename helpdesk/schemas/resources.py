@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from flask import current_app, has_request_context, request
 from marshmallow import Schema, fields, post_dump
 
@@ -223,3 +225,91 @@ class CallSchema(Schema):
 
 
 call_schema = CallSchema()
+
+
+# -- a ticket's JSON from plain values -------------------------------------------------------
+#
+# The claim (`POST /queue/next`, services/routing/queue) answers with the ticket it just
+# assigned, read by its own statement as plain columns: building the same JSON from them costs
+# a tenth of loading the ticket, its customer, their identities and its channel as objects and
+# dumping them with TicketSchema. `ticket_json` must produce exactly what
+# `ticket_schema.dump(ticket)` does (same keys, order and values);
+# tests/api/test_queue.py compares the two.
+
+TICKET_ROW_COLUMNS = (
+    "id", "subject", "status", "priority", "level", "urgency", "urgency_reasons", "language",
+    "assignee_id", "customer_id", "contact_reason", "tags", "identity_verified",
+    "first_response_due_at", "resolution_due_at", "sla_breached", "previous_ticket_id",
+    "created_at", "updated_at", "first_response_at", "solved_at")
+
+
+def _iso(value):
+    # As UTCDateTime reads them (naive: UTC), then as fields.DateTime writes them.
+    if value is None:
+        return None
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None
+            else value.astimezone(UTC)).isoformat()
+
+
+def _int(value):
+    return None if value is None else int(value)
+
+
+def _str(value):
+    return None if value is None else str(value)
+
+
+def _reason(reason: dict) -> dict:
+    # UrgencyReasonSchema: the keys a reason has, in the schema's order.
+    out = {}
+    if "factor" in reason:
+        out["factor"] = _str(reason["factor"])
+    if "points" in reason:
+        out["points"] = _int(reason["points"])
+    if "detail" in reason:
+        out["detail"] = _str(reason["detail"])
+    return out
+
+
+def ticket_json(ticket: dict, channel: tuple, customer: tuple, identities: list) -> dict:
+    """What `ticket_schema.dump` gives for this ticket: `ticket` maps TICKET_ROW_COLUMNS to
+    their values (datetimes timezone-aware, in UTC; JSON columns decoded), `channel` is (id,
+    kind, provider, name), `customer` (id, name, tier, merged_into_id, created_at) and
+    `identities` the customer's (kind, value, verified), in id order."""
+    customer_id, name, tier, merged_into, customer_created = customer
+    customer_json = {
+        "id": _int(customer_id), "name": _str(name), "tier": _str(tier),
+        "identities": [{"kind": _str(kind), "value": _str(value), "verified": verified}
+                       for kind, value, verified in identities],
+    }
+    if merged_into is not None:
+        customer_json["merged_into"] = int(merged_into)
+    customer_json["created_at"] = _iso(customer_created)
+    reasons = ticket["urgency_reasons"]
+    tags = ticket["tags"]
+    return {
+        "id": _int(ticket["id"]),
+        "subject": _str(ticket["subject"]),
+        "status": _str(ticket["status"]),
+        "priority": _str(ticket["priority"]),
+        "level": _int(ticket["level"]),
+        "urgency": _int(ticket["urgency"]),
+        "urgency_reasons": None if reasons is None else [_reason(r) for r in reasons],
+        "language": _str(ticket["language"]),
+        "assignee_id": _int(ticket["assignee_id"]),
+        "customer_id": _int(ticket["customer_id"]),
+        "customer": customer_json,
+        "channel": {"id": _int(channel[0]), "kind": _str(channel[1]),
+                    "provider": _str(channel[2]), "name": _str(channel[3])},
+        "contact_reason": _str(ticket["contact_reason"]),
+        "tags": None if tags is None else [_str(tag) for tag in tags],
+        "identity_verified": ticket["identity_verified"],
+        "sla": {"first_response_due_at": _iso(ticket["first_response_due_at"]),
+                "resolution_due_at": _iso(ticket["resolution_due_at"]),
+                "breached": ticket["sla_breached"]},
+        "previous_ticket_id": _int(ticket["previous_ticket_id"]),
+        "created_at": _iso(ticket["created_at"]),
+        "updated_at": _iso(ticket["updated_at"]),
+        "first_response_at": _iso(ticket["first_response_at"]),
+        "solved_at": _iso(ticket["solved_at"]),
+    }

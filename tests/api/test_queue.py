@@ -124,3 +124,72 @@ def test_next_waits_for_a_ticket_another_transaction_holds_instead_of_204(app, a
     assert answer.status_code == 200, answer.text
     assert answer.json()["id"] == ticket_id
     assert time.monotonic() - began >= 0.4  # it waited for the holder, then took the ticket
+
+
+def test_claimed_ticket_json_is_the_ticket_resource(app, api, agent, supervisor, sockets, drain):
+    """On PostgreSQL the claim builds the ticket's JSON from its own statement's row, without
+    loading or dumping objects: it must be exactly the resource GET /tickets/<id> returns
+    (and `ticket.updated` carries), with every kind of field filled in."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Customer, Identity
+
+    make_tickets(app, api, drain, 1, prefix="shape")
+    ticket_id = api.as_(agent).get("/api/v1/queue").json()["items"][0]["id"]
+    with app.app_context():
+        customer_id = db.session.execute(text("SELECT customer_id FROM tickets WHERE id = :id"),
+                                         {"id": ticket_id}).scalar_one()
+        db.session.add(Identity(customer_id=customer_id, kind="phone", value="+15550100",
+                                verified=False))
+        db.session.add(Identity(customer_id=customer_id, kind="telegram", value="ünïcode ✓"))
+        other = Customer(name=None, tier="vip")
+        db.session.add(other)
+        db.session.flush()
+        db.session.get(Customer, customer_id).merged_into_id = other.id
+        db.session.execute(text(
+            "UPDATE tickets SET tags = :tags, urgency_reasons = :reasons, language = 'de', "
+            "contact_reason = 'billing', subject = NULL, urgency = 71, "
+            "first_response_due_at = :due, resolution_due_at = :due, sla_breached = true "
+            "WHERE id = :id"), {
+                "id": ticket_id, "tags": '["vip", "Straße"]',
+                "reasons": '[{"factor": "sentiment", "points": 30, "detail": "angry"}, '
+                           '{"factor": "vip", "points": 41, "detail": "tier"}]',
+                "due": datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)})
+        db.session.commit()
+    watcher = sockets(agent.token)
+    claimed = api.as_(agent).post("/api/v1/queue/next")
+    assert claimed.status_code == 200, claimed.text
+    body = claimed.json()
+    resource = api.as_(supervisor).get(f"/api/v1/tickets/{ticket_id}").json()
+    resource.pop("messages")
+    assert body == resource
+    assert list(body) == list(resource)  # the documented field order
+    assert list(body["customer"]) == list(resource["customer"])
+    assert body["customer"]["merged_into"] is not None
+    assert [i["kind"] for i in body["customer"]["identities"]] == ["email", "phone", "telegram"]
+    assert body["urgency_reasons"][1] == {"factor": "vip", "points": 41, "detail": "tier"}
+    assert body["sla"] == {"first_response_due_at": "2026-01-02T03:04:05.006000+00:00",
+                           "resolution_due_at": "2026-01-02T03:04:05.006000+00:00",
+                           "breached": True}
+    updated = watcher.wait_for("ticket.updated", lambda e: e["data"]["id"] == ticket_id)
+    assert updated["data"] == body
+
+
+def test_a_revoked_token_claims_nothing(app, api, agent, drain):
+    """The claim reads the agent's columns from the token cache (no object of the session):
+    a logout still applies from the next request, and the ticket stays in the queue."""
+    make_tickets(app, api, drain, 2, prefix="revoked")
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 200  # cached now
+    assert api.as_(agent).post("/api/v1/auth/logout").status_code == 204
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 401
+    with app.app_context():
+        from sqlalchemy import text
+
+        from helpdesk.extensions import db
+
+        queued = db.session.execute(text(
+            "SELECT count(*) FROM tickets WHERE assignee_id IS NULL")).scalar_one()
+    assert queued == 1

@@ -24,3 +24,32 @@ def test_terminated_backends_are_a_503_then_served_again(app, api, admin, databa
     assert statuses[-1] == 200
     first = next(i for i, status in enumerate(statuses) if status == 200)
     assert set(statuses[first:]) == {200}, statuses  # fresh connections from then on
+
+
+def test_claims_on_terminated_backends_are_a_503_then_served_again(app, api, agent, drain,
+                                                                   database_url):
+    """The claim runs its statement on the driver's cursor (services/routing/queue): a lost
+    connection must still be a 503 with the pool invalidated, then claims are served
+    again."""
+    from tests.api.test_queue import make_tickets
+
+    from helpdesk.extensions import db
+
+    make_tickets(app, api, drain, 9, prefix="outage")
+    for _ in range(2):  # (an agent's capacity holds 10 api tickets)
+        assert api.as_(agent).post("/api/v1/queue/next").status_code == 200
+    with app.app_context():
+        engine = db.engine
+    held = [engine.connect() for _ in range(6)]  # several pooled connections, all to die
+    for connection in held:
+        connection.exec_driver_sql("SELECT 1")
+    for connection in held:
+        connection.close()
+    assert _terminate_backends(database_url) >= 1
+    statuses = [api.as_(agent).post("/api/v1/queue/next").status_code for _ in range(6)]
+    assert set(statuses) <= {200, 503}, statuses
+    # The first claim on a dead connection invalidates the whole pool, as SQLAlchemy does:
+    # not one 503 per dead pooled connection.
+    assert statuses.count(503) <= 1, statuses
+    first = next(i for i, status in enumerate(statuses) if status == 200)
+    assert set(statuses[first:]) == {200}, statuses

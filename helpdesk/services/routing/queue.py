@@ -6,18 +6,22 @@ import json
 import time
 from datetime import UTC, datetime
 from functools import cache
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, TextClause, bindparam, or_, select, text
-from sqlalchemy.orm import joinedload
+from sqlalchemy import Connection, Select, TextClause, or_, select, text
 
 from helpdesk.errors import Conflict
 from helpdesk.extensions import db
-from helpdesk.models import KINDS, QUEUED_STATUSES, Agent, Channel, Customer, Ticket
-from helpdesk.outbox import events
+from helpdesk.models import KINDS, QUEUED_STATUSES, Agent, Channel, Ticket
+from helpdesk.outbox import emit_many, events, rooms
+from helpdesk.schemas.resources import TICKET_ROW_COLUMNS, ticket_json
 from helpdesk.services import settings
 from helpdesk.services.metrics import rollup as metrics_rollup
 from helpdesk.services.routing import assignment, queue_updates
 from helpdesk.transaction import commit
+
+if TYPE_CHECKING:
+    from helpdesk.services.auth import AgentColumns
 
 # A claim that finds only tickets other transactions hold (a routing batch scores up to 500 at
 # once, for up to about a second on a busy machine) waits for them this long, looking again
@@ -77,12 +81,14 @@ def _lock(query: Select) -> Select:
     return query
 
 
-def claim_next_ticket(agent: Agent) -> Ticket | None:
-    """Assign the first eligible queued ticket to `agent`; never the same one to two agents.
+def claim_next_ticket(agent: Agent | AgentColumns) -> dict | None:
+    """Assign the first eligible queued ticket to `agent` (its columns are enough); never the
+    same one to two agents. The ticket's JSON (its REST resource, as `ticket.updated`
+    announced it), None when nothing is eligible.
 
     409 when the agent has no room left for any kind of ticket.
     """
-    if db.session.get_bind().dialect.name == "postgresql":
+    if db.engine.dialect.name == "postgresql":  # (without opening the request's session)
         return _claim_in_one_statement(agent)
     weights = settings.get("capacity_weights")
     kinds = fitting_kinds(assignment.free_capacity(agent, weights), weights)
@@ -95,15 +101,17 @@ def claim_next_ticket(agent: Agent) -> Ticket | None:
         return None
     assignment.give(ticket, db.session.get(Agent, agent.id), "queue.next")
     commit()
-    return ticket
+    return events.as_announced(ticket)
 
 
-def _claim_in_one_statement(agent: Agent) -> Ticket | None:
+def _claim_in_one_statement(agent: Agent | AgentColumns) -> dict | None:
     """PostgreSQL: weigh the agent's free capacity, lock the first eligible ticket of a kind
     that fits that nobody else holds (SKIP LOCKED), assign it, log the assignment, note the
-    agent's last assignment and move the metric roll-ups (an UPDATE no flush sees), in one
-    round trip; what `claim_next_ticket` does on SQLite in four, without loading anything
-    first."""
+    agent's last assignment, move the metric roll-ups and read back what the ticket's JSON
+    needs, in one statement, sent alone on a connection in autocommit mode: one round trip
+    (no BEGIN, no COMMIT: a single statement is its own transaction, and every write of the
+    claim is in it). What `claim_next_ticket` does on SQLite in four, without loading
+    anything, as objects or otherwise, first or after."""
     languages = list(agent.languages or [])
     channels = sorted(agent.channels or [])
     shape = bool(languages), bool(channels)
@@ -112,37 +120,53 @@ def _claim_in_one_statement(agent: Agent) -> Ticket | None:
               "languages": languages, "kinds": channels}
     logged = json.dumps({"from": None, "to": agent.id, "via": "queue.next"})
     give_up_at = time.monotonic() + LOCKED_WAIT_SECONDS
-    while True:
-        now = datetime.now(UTC)
-        ticket_id, has_room = db.session.execute(_claim_statement(*shape), {
-            **params, "now": now, "data": logged}).one()
-        if ticket_id is not None:
-            break
-        db.session.rollback()
-        if not has_room:
-            raise Conflict("you are at capacity", "at_capacity")
-        # SKIP LOCKED passed over what others hold: a colleague's claim (gone once it
-        # commits) or a routing batch scoring the ticket (it stays queued). Only an empty
-        # queue answers "nothing for you".
-        held = db.session.execute(_peek_statement(*shape), params).scalar_one()
-        db.session.rollback()
-        if not held or time.monotonic() >= give_up_at:
-            return None
-        time.sleep(LOCKED_POLL_SECONDS)
-    ticket = db.session.execute(_ticket_for_json(), {"id": ticket_id}).unique().scalar_one()
-    events.ticket_changed(ticket)
-    queue_updates.queue_changed()
-    commit()
+    with db.engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        while True:
+            row = _run_claim(connection, shape, {**params, "now": datetime.now(UTC),
+                                                 "data": logged})
+            if row["id"] is not None:
+                break
+            if not row["has_room"]:
+                raise Conflict("you are at capacity", "at_capacity")
+            # SKIP LOCKED passed over what others hold: a colleague's claim (gone once it
+            # commits) or a routing batch scoring the ticket (it stays queued). Only an empty
+            # queue answers "nothing for you".
+            held = connection.execute(_peek_statement(*shape), params).scalar_one()
+            if not held or time.monotonic() >= give_up_at:
+                return None
+            time.sleep(LOCKED_POLL_SECONDS)
+    ticket = ticket_json(
+        row, (row["channel_id"], row["channel_kind"], row["channel_provider"],
+              row["channel_name"]),
+        (row["customer_id"], row["customer_name"], row["customer_tier"],
+         row["customer_merged_into"], row["customer_created_at"]), row["identities"] or [])
+    # Committed: announced as a flush of the change would have been (events.ticket_changed),
+    # then the queue's count.
+    emit_many([("ticket.updated", ticket, rooms.for_ticket_assigned_to(agent.id))],
+              flags=(events.METRICS_DIRTY,))
+    queue_updates.queue_changed_committed()
     return ticket
 
 
-@cache
-def _ticket_for_json() -> Select:
-    """The claimed ticket, fresh, with what its JSON needs (the customer's identities) in the
-    same query; built once."""
-    return (select(Ticket).where(Ticket.id == bindparam("id"))
-            .options(joinedload(Ticket.customer).joinedload(Customer.identities))
-            .execution_options(populate_existing=True))
+def _run_claim(connection: Connection, shape: tuple[bool, bool], params: dict) -> dict:
+    """The claim statement's one row, by name, run on the driver's cursor: SQLAlchemy's
+    execution of this statement (its 32 columns' result metadata, the parameters' handling)
+    cost about a fifth of a claim's CPU in the web process (callgrind). Errors are raised
+    as SQLAlchemy raises them (DBAPIError; on a lost connection the pool invalidated), so
+    the handlers and the pool see what they would have seen."""
+    sql = _claim_driver_sql(*shape)
+    driver = connection.connection.dbapi_connection
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, params)
+            return dict(zip(_RETURNED_NAMES, cursor.fetchone(), strict=True))
+    except connection.dialect.loaded_dbapi.Error as exc:
+        # SQLAlchemy's own handling of a driver error (private, but the only way to get all
+        # of it): wrapped in DBAPIError, `handle_error` listeners run, and on a lost
+        # connection the whole pool invalidated (its other connections died with it).
+        connection._handle_dbapi_exception(exc, sql, params, None, None)
+        raise  # (it always raises)
 
 
 _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
@@ -185,8 +209,23 @@ logged AS (
 noted AS (
     UPDATE agents SET last_assigned_at = :now
     WHERE id = :agent_id AND EXISTS (SELECT 1 FROM claimed))
-SELECT (SELECT id FROM claimed), EXISTS (SELECT 1 FROM fitting)
+SELECT {returned}
+FROM (SELECT 1) AS one LEFT JOIN claimed ON true
+     LEFT JOIN channels ch ON ch.id = claimed.channel_id
+     LEFT JOIN customers cu ON cu.id = claimed.customer_id
 """
+# What the claim returns, in order (name, SQL): the claimed ticket's columns (NULL when none
+# was claimed), its channel's and customer's, the customer's identities, and whether any kind
+# of ticket fits the agent's free capacity.
+_RETURNED = (
+    *((name, f"claimed.{name}") for name in (*TICKET_ROW_COLUMNS, "channel_id")),
+    ("channel_kind", "ch.kind"), ("channel_provider", "ch.provider"), ("channel_name", "ch.name"),
+    ("customer_name", "cu.name"), ("customer_tier", "cu.tier"),
+    ("customer_merged_into", "cu.merged_into_id"), ("customer_created_at", "cu.created_at"),
+    ("identities", "(SELECT json_agg(json_build_array(i.kind, i.value, i.verified) "
+                   "ORDER BY i.id) FROM identities i WHERE i.customer_id = claimed.customer_id)"),
+    ("has_room", "EXISTS (SELECT 1 FROM fitting)"))
+_RETURNED_NAMES = tuple(name for name, _sql in _RETURNED)
 # The same candidate, not locked: is there one that another transaction holds right now?
 _PEEK_SQL = _CANDIDATE_SQL + "\nSELECT EXISTS (SELECT 1 FROM candidate)"
 _BY_LANGUAGE = "\n      AND (language IS NULL OR language = ANY(:languages))"
@@ -197,9 +236,16 @@ _BY_KIND = " AND kind = ANY(:kinds)"
 def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
     rolled = "".join(f"\nrolled_{n} AS (\n    {sql}),"
                      for n, sql in enumerate(metrics_rollup.claimed_sql("claimed")))
+    returned = ",\n       ".join(f"{sql} AS {name}" for name, sql in _RETURNED)
     return text(_CLAIM_SQL.format(filters=_BY_LANGUAGE if by_language else "",
                                   by_kind=_BY_KIND if by_kind else "", rolled=rolled,
-                                  lock=" FOR UPDATE SKIP LOCKED"))
+                                  lock=" FOR UPDATE SKIP LOCKED", returned=returned))
+
+
+@cache
+def _claim_driver_sql(by_language: bool, by_kind: bool) -> str:
+    """The claim statement as the driver takes it (what SQLAlchemy would send)."""
+    return str(_claim_statement(by_language, by_kind).compile(dialect=db.engine.dialect))
 
 
 @cache

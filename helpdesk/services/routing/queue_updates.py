@@ -36,6 +36,11 @@ def queue_changed() -> None:
     after_commit(_queue_throttle(current_app._get_current_object()).request, once=True)
 
 
+def queue_changed_committed() -> None:
+    """`queue_changed` for a change already committed (a statement run in autocommit mode)."""
+    _queue_throttle(current_app._get_current_object()).request()
+
+
 def _queue_throttle(app: Flask) -> QueueStatsThrottle:
     throttle = app.extensions.get("helpdesk.queue_throttle")
     if throttle is None:
@@ -89,6 +94,10 @@ class QueueStatsThrottle:
         try:
             with self.app.app_context():  # its own session, closed when the context ends
                 stats = queue_stats()
+                # Ended by COMMIT, not by the pool's ROLLBACK: psycopg 3 forgets every
+                # statement a connection has prepared when it rolls back (DEALLOCATE ALL),
+                # and this connection goes back to the pool the claims draw from.
+                db.session.commit()
                 cost = time.monotonic() - began
                 emit("queue.updated", stats, [rooms.QUEUE, rooms.SUPERVISORS])
         except Exception as exc:  # e.g. its pooled connection was killed: the next change
