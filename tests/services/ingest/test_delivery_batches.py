@@ -215,11 +215,11 @@ def test_a_new_customers_ticket_event_carries_its_identities(app, api):
         {"kind": "email", "value": "fresh@example.com", "verified": True}]
 
 
-def test_a_lone_messages_routing_signal_rides_in_its_events_pipeline(app, api, monkeypatch):
-    """After the commit, the routing batch's pending flag is set in the pipeline that
-    publishes the message's events (not in a round trip of its own), and the routing batch
-    job is enqueued once: after the events are out."""
-    from redis.client import Pipeline, Redis
+def test_a_lone_messages_routing_signal_rides_with_its_events(app, api, monkeypatch):
+    """After the commit, the routing batch's pending flag is set by the one Redis call that
+    numbers and publishes the message's events (the event log's script), not in a round
+    trip of its own, and the routing batch job is enqueued once: after the events are out."""
+    from redis import Redis
     from rq import Queue
 
     from helpdesk.queues import ROUTING, redis_connection
@@ -230,31 +230,27 @@ def test_a_lone_messages_routing_signal_rides_in_its_events_pipeline(app, api, m
     with app.app_context():
         redis_connection(app).delete("helpdesk:pending:routing-batch")
         Queue(ROUTING, connection=redis_connection(app)).empty()
-    alone: list[tuple] = []
-    piped: list[list[tuple]] = []
-    execute_command, execute = Redis.execute_command, Pipeline.execute
+    commands: list[tuple] = []
+    execute_command = Redis.execute_command
 
     def record_command(self, *args, **options):
-        if not isinstance(self, Pipeline):
-            alone.append(args)
+        commands.append(args)
         return execute_command(self, *args, **options)
 
-    def record_pipeline(self, *args, **options):
-        piped.append([command for command, _options in self.command_stack])
-        return execute(self, *args, **options)
-
     monkeypatch.setattr(Redis, "execute_command", record_command)
-    monkeypatch.setattr(Pipeline, "execute", record_pipeline)
     with app.app_context():
         assert delivery_batches.process_waiting() == 1
     monkeypatch.undo()
 
-    def sets_flag(command: tuple) -> bool:
-        return command[0] == "SET" and command[1] == "helpdesk:pending:routing-batch"
+    flag = "helpdesk:pending:routing-batch"
+    assert not [c for c in commands if c[0] == "SET" and c[1] == flag], commands
+    def keys(command: tuple) -> tuple:
+        return command[3:3 + int(command[2])]
 
-    assert not [command for command in alone if sets_flag(command)], alone
-    with_events = [stack for stack in piped if any(c[0] == "PUBLISH" for c in stack)]
-    assert len(with_events) == 1, piped
-    assert [c for c in with_events[0] if sets_flag(c)], with_events[0]
+    # (the same call twice when the script was not loaded yet: NOSCRIPT, load, again)
+    scripted = {c for c in commands if c[0] == "EVALSHA" and flag in keys(c)}
+    assert len(scripted) == 1, commands
+    call, = scripted
+    assert any("message.created" in str(arg) for arg in call[3 + len(keys(call)):])
     with app.app_context():
         assert Queue(ROUTING, connection=redis_connection(app)).count == 1
