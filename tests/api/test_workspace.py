@@ -52,6 +52,23 @@ def test_two_tabs_are_one_session(app, agent, sockets, ticket_id):
     assert sessions(app)[0].ended_at is not None and len(sessions(app)) == 1
 
 
+def test_tabs_focusing_at_once_open_one_session(app, agent, sockets, ticket_id):
+    """Several tabs focus the same ticket together: one open session, not one per tab (each
+    would otherwise find none open and open its own; a later blur then met two)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tabs = [sockets(agent.token) for _ in range(6)]
+    for _round in range(3):
+        with ThreadPoolExecutor(len(tabs)) as pool:
+            focused = list(pool.map(
+                lambda tab: tab.call("ticket.focus", {"ticket_id": ticket_id}), tabs))
+        assert all(answer["ok"] for answer in focused), focused
+        assert len([s for s in sessions(app) if s.ended_at is None]) == 1
+        for tab in tabs:
+            assert tab.call("ticket.blur", {"ticket_id": ticket_id})["ok"]
+        assert all(s.ended_at is not None for s in sessions(app))
+
+
 def test_disconnect_closes_the_session(app, agent, sockets, ticket_id):
     client = sockets(agent.token)
     client.call("ticket.focus", {"ticket_id": ticket_id})

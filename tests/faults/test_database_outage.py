@@ -31,9 +31,8 @@ def test_claims_on_terminated_backends_are_a_503_then_served_again(app, api, age
     """The claim runs its statement on the driver's cursor (services/routing/queue): a lost
     connection must still be a 503 with the pool invalidated, then claims are served
     again."""
-    from tests.api.test_queue import make_tickets
-
     from helpdesk.extensions import db
+    from tests.api.test_queue import make_tickets
 
     make_tickets(app, api, drain, 9, prefix="outage")
     for _ in range(2):  # (an agent's capacity holds 10 api tickets)

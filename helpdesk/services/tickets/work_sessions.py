@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk.errors import NotFound
@@ -43,7 +43,16 @@ def open_session(agent_id: int, ticket_id: int) -> WorkSession | None:
         WorkSession.ended_at.is_(None)).with_for_update()).scalar_one_or_none()
 
 
+# PostgreSQL: one agent's focus on one ticket at a time (two tabs, or a tab and REST, may
+# focus together: both would find no open session and open one each). A 64-bit key: its
+# space does not overlap the (space, id) locks of ingest. SQLite's BEGIN IMMEDIATE already
+# serialises every writing transaction.
+_LOCK_FOCUS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 def _open_or_join(agent_id: int, ticket_id: int, source: str) -> WorkSession:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_LOCK_FOCUS, {"key": f"focus:{agent_id}:{ticket_id}"})
     now = datetime.now(UTC)
     session = open_session(agent_id, ticket_id)
     if session is None:
