@@ -25,21 +25,24 @@ import dataclasses
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench import urgency_train
 from bench.urgency import LANGUAGES, facts_of
 from helpdesk.services.routing.tuning import DANGEROUS_COST, cost, is_dangerous, is_false_alarm
 from helpdesk.services.routing.urgency import (
     TRIVIAL,
+    FloorPolicy,
     WATCH_PREFIX,
     TrivialPolicy,
     UrgencyConfig,
     UrgencyFeatures,
-    backstop_applies,
+    apply_model,
     extract_features,
     load_urgency_config,
+    model_applies,
     score_features,
-    with_backstop,
+    score_urgency,
 )
 from helpdesk.services.routing.urgency_model import IntentModel, LinearIntent
 from helpdesk.services.routing.urgency_text import tokens
@@ -61,7 +64,14 @@ MIN_WATCH = {"security": 0.2}
 # 408 against 412 for 0, but broke that promise)
 POINTS = {"how_to": (0, 5), "trivial": (0, 5),
           "possible_security": (40, 45, 50), "possible_safety": (40, 45, 50),
-          "possible_legal": (40, 45, 50)}
+          "possible_legal": (40, 45, 50), "not_trivial": (0, 20, 45)}
+
+# round 6: the floor (signs of an incident are never scored trivial): levels per alarm intent
+# the search may choose (None: no floor for that intent), the options it may switch on
+FLOOR_INTENT = "not_trivial"
+FLOOR_LEVELS = [None] + [round(0.05 * i, 2) for i in range(1, 13)]  # none, 0.05 .. 0.60
+FLOOR_INTENTS = ("security", "safety", "legal")
+FLOOR_OPTIONS = ("over_thanks", "over_nothing_happened", "alarm_words")
 
 Preds = dict[str, tuple[float, list[str]]]
 
@@ -108,8 +118,8 @@ def judge(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence
     """The priority scored for each message with these predictions and thresholds."""
     out = []
     for f, p in zip(base, preds, strict=True):
-        if cfg.model_thresholds and backstop_applies(f, cfg):
-            f = with_backstop(f, p, cfg)
+        if model_applies(f, cfg):
+            f = apply_model(f, p, cfg)
         out.append(score_features(f, cfg).priority)
     return out
 
@@ -142,9 +152,10 @@ def figures(rows: Sequence[dict], scored: Sequence[str],
 def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence[Preds],
            cfg: UrgencyConfig, intents: Sequence[str], rounds: int = 2,
            max_false_alarms: float = MAX_FALSE_ALARMS, angry_settle: bool = True,
-           defuse: bool = True, dangerous_cost: float = DANGEROUS_COST
+           defuse: bool = True, dangerous_cost: float = DANGEROUS_COST,
+           floor: bool = False, start_from_config: bool = False
            ) -> tuple[dict[str, float], dict[str, float], TrivialPolicy | None, dict,
-                      dict[str, int]]:
+                      dict[str, int], FloorPolicy | None]:
     """Coordinate search over (threshold, watch) per intent, the trivial class's veto,
     settle, angry-settle and defuse thresholds and the points of `POINTS`: the lowest cost
     whose false alarms stay within MAX_FALSE_ALARMS (ties: the higher thresholds, fewer
@@ -154,11 +165,21 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
     watch: dict[str, float] = {}
     trivial = TrivialPolicy(None, None, frozenset({"general"})) if TRIVIAL in intents else None
     points = {k: v for k, v in cfg.intent_points.items()}
+    # without `floor` the config's floor is kept as it is (not searched)
+    fl = (FloorPolicy(levels={}, intent=FLOOR_INTENT)
+          if floor and FLOOR_INTENT in cfg.intent_points else cfg.model_floor)
+    if start_from_config:  # the config's own choice, improved only where the cost falls
+        thresholds = {i: cfg.model_thresholds.get(i, THRESHOLDS[-1]) for i in lifts}
+        watch = dict(cfg.model_watch)
+        trivial = cfg.model_trivial if TRIVIAL in intents else None
+        if floor and cfg.model_floor is not None:
+            fl = cfg.model_floor
 
     def run(th: dict[str, float], wa: dict[str, float], tr: TrivialPolicy | None,
-            pts: dict[str, int] | None = None) -> dict:
+            pts: dict[str, int] | None = None, fp: FloorPolicy | None | bool = False) -> dict:
         c = dataclasses.replace(cfg, model_thresholds=th, model_watch=wa, model_trivial=tr,
-                                intent_points=pts or points)
+                                intent_points=pts or points,
+                                model_floor=fl if fp is False else fp)
         return figures(rows, judge(rows, base, preds, c), dangerous_cost)
 
     best = run(thresholds, watch, trivial)
@@ -209,7 +230,34 @@ def search(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
                     if (result["cost"], -t, -(w or 1)) < (best["cost"], -thresholds[intent],
                                                           -(watch.get(intent) or 1)):
                         best, thresholds, watch = result, th, wa
-    return thresholds, watch, trivial, best, points
+        if floor and fl is not None:
+            for name in FLOOR_INTENTS:
+                for level in FLOOR_LEVELS[::-1]:
+                    levels = {k: v for k, v in fl.levels.items() if k != name}
+                    if level is not None:
+                        levels[name] = level
+                    fp = dataclasses.replace(fl, levels=levels)
+                    # the floor's points with its levels: at 20 (normal) it cannot turn an
+                    # urgent incident scored low into a non-dangerous miss, at 45 (high) it can
+                    for value in POINTS[FLOOR_INTENT]:
+                        pts = {**points, FLOOR_INTENT: value}
+                        result = run(thresholds, watch, trivial, pts, fp=fp)
+                        if (result["fa_rate"] <= max_false_alarms
+                                and result["cost"] < best["cost"]):
+                            best, fl, points = result, fp, pts
+            for strong in [None, *THRESHOLDS[6:]][::-1]:  # none, 0.50 .. 0.95
+                fp = dataclasses.replace(fl, strong=strong)
+                result = run(thresholds, watch, trivial, fp=fp)
+                if result["fa_rate"] <= max_false_alarms and result["cost"] < best["cost"]:
+                    best, fl = result, fp
+            for option in FLOOR_OPTIONS:
+                fp = dataclasses.replace(fl, **{option: not getattr(fl, option)})
+                result = run(thresholds, watch, trivial, fp=fp)
+                if result["fa_rate"] <= max_false_alarms and result["cost"] < best["cost"]:
+                    best, fl = result, fp
+    if floor and fl is not None and not fl.levels and not fl.alarm_words:
+        fl = None
+    return thresholds, watch, trivial, best, points, fl
 
 
 def nested(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequence[Preds],
@@ -225,16 +273,38 @@ def nested(rows: Sequence[dict], base: Sequence[UrgencyFeatures], preds: Sequenc
     for k in range(FOLDS):
         inner = [i for i, f in enumerate(folds) if f != k]
         outer = [i for i, f in enumerate(folds) if f == k]
-        th, wa, tr, _best, pts = search([rows[i] for i in inner], [base[i] for i in inner],
-                                        [preds[i] for i in inner], cfg, intents, **options)
+        th, wa, tr, _best, pts, fl = search([rows[i] for i in inner],
+                                            [base[i] for i in inner],
+                                            [preds[i] for i in inner], cfg, intents, **options)
         c = dataclasses.replace(cfg, model_thresholds=th, model_watch=wa, model_trivial=tr,
-                                intent_points=pts)
+                                intent_points=pts, model_floor=fl)
         for i, s in zip(outer, judge([rows[i] for i in outer], [base[i] for i in outer],
                                      [preds[i] for i in outer], c), strict=True):
             scored[i] = s
         chosen.append((th, wa, tr, {n: v for n, v in pts.items()
-                                    if cfg.intent_points.get(n) != v}))
+                                    if cfg.intent_points.get(n) != v}, fl))
     return scored, chosen
+
+
+def score_file(path: str, cfg: UrgencyConfig) -> int:
+    """Each message of a JSON-lines file scored by the whole scorer as configured: overall,
+    per source prefix and per category."""
+    rows = urgency_train.extra_rows(Path(path))
+    scored = [score_urgency(facts_of(r), cfg).priority for r in rows]
+    print(f"{len(rows)} messages of {path}, scored once with the config as it is")
+    print(_line("[all]", figures(rows, scored)))
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[f"source {r['id'][:2]}"].append(i)
+        groups[r["category"]].append(i)
+    for name, idx in sorted(groups.items()):
+        print(_line(f"[{name}]", figures([rows[i] for i in idx], [scored[i] for i in idx])))
+    dangerous = defaultdict(int)
+    for r, s in zip(rows, scored, strict=True):
+        if is_dangerous(r["priority"], s):
+            dangerous[f"{r['category']} {r['priority']} scored {s}"] += 1
+    print("dangerous misses:", dict(sorted(dangerous.items())) or "none")
+    return 0
 
 
 def _line(name: str, f: dict) -> str:
@@ -269,9 +339,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-words", action="store_true",
                         help="no features of their own for urgency_train.STOP_WORD_CANDIDATES "
                              "(tried in round 4, not shipped)")
+    parser.add_argument("--floor", action="store_true",
+                        help=f"also search the floor (round 6: signs of an incident never "
+                             f"scored trivial; needs points for {FLOOR_INTENT})")
+    parser.add_argument("--start-from-config", action="store_true",
+                        help="start the search from the config's thresholds, trivial policy "
+                             "and floor (else from no lift)")
+    parser.add_argument("--score", metavar="FILE", default=None,
+                        help="score FILE's messages once with the config as it is (its own "
+                             "model, no training, no search): a fresh measure")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    rows = urgency_train.training_rows()
     cfg = load_urgency_config(args.config)
+    if args.score:
+        return score_file(args.score, cfg)
+    rows = urgency_train.training_rows()
     intents = args.intents.split(",")
     stop_words = (urgency_train.STOP_WORD_CANDIDATES if args.stop_words
                   else urgency_train.STOP_WORDS)
@@ -280,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                        {f"{lang}-" for lang in LANGUAGES}]}
     in_set = set(sources["set"])
     sources["extra"] = [i for i in range(len(rows)) if i not in in_set]
-    for prefix in ("ta-", "tb-", "tc-", "td-", "te-", "tf-"):
+    for prefix in sorted({r["id"][:3] for i, r in enumerate(rows) if i not in in_set}):
         sources[prefix[:2]] = [i for i, r in enumerate(rows) if r["id"].startswith(prefix)]
     sources = {k: v for k, v in sources.items() if v}
     print(f"{len(rows)} training messages: {len(sources['set'])} tuning half, "
@@ -296,20 +377,25 @@ def main(argv: list[str] | None = None) -> int:
         for l2 in (float(x) for x in args.l2.split(",")):
             preds = oof_predictions(rows, l2, ngrams, intents, stop_words)
             if args.fixed:
-                th, wa, tr, pts = (cfg.model_thresholds, cfg.model_watch, cfg.model_trivial,
-                                   dict(cfg.intent_points))
-                best = figures(rows, judge(rows, base, preds, cfg))
+                th, wa, tr, pts, fl = (cfg.model_thresholds, cfg.model_watch,
+                                       cfg.model_trivial, dict(cfg.intent_points),
+                                       cfg.model_floor)
+                best = figures(rows, judge(rows, base, preds, cfg), args.dangerous_cost)
             else:
-                th, wa, tr, best, pts = search(rows, base, preds, cfg, intents,
-                                               max_false_alarms=args.max_false_alarms,
-                                               angry_settle=not args.never_settle_angry,
-                                               defuse=not args.no_defuse,
-                                               dangerous_cost=args.dangerous_cost)
+                th, wa, tr, best, pts, fl = search(rows, base, preds, cfg, intents,
+                                                   max_false_alarms=args.max_false_alarms,
+                                                   angry_settle=not args.never_settle_angry,
+                                                   defuse=not args.no_defuse,
+                                                   dangerous_cost=args.dangerous_cost,
+                                                   floor=args.floor,
+                                                   start_from_config=args.start_from_config)
             scored = judge(rows, base, preds, dataclasses.replace(
-                cfg, model_thresholds=th, model_watch=wa, model_trivial=tr, intent_points=pts))
+                cfg, model_thresholds=th, model_watch=wa, model_trivial=tr, intent_points=pts,
+                model_floor=fl))
             label = f"ngrams {ngrams} l2 {l2:g}"
             moved = {k: v for k, v in pts.items() if cfg.intent_points.get(k) != v}
-            print(f"{label}: thresholds {th} watch {wa} trivial {tr} points {moved}")
+            print(f"{label}: thresholds {th} watch {wa} trivial {tr} points {moved} "
+                  f"floor {fl}")
             for name, idx in (("all", range(len(rows))), *sources.items()):
                 print(_line(f"  [{name}]", figures([rows[i] for i in idx],
                                                    [scored[i] for i in idx])))
@@ -317,10 +403,11 @@ def main(argv: list[str] | None = None) -> int:
                 nested_scored, chosen = nested(
                     rows, base, preds, cfg, intents, max_false_alarms=args.max_false_alarms,
                     angry_settle=not args.never_settle_angry, defuse=not args.no_defuse,
-                    dangerous_cost=args.dangerous_cost)
+                    dangerous_cost=args.dangerous_cost, floor=args.floor,
+                    start_from_config=args.start_from_config)
                 for k, choice in enumerate(chosen):
                     print(f"  nested, fold {k}: thresholds {choice[0]} watch {choice[1]} "
-                          f"trivial {choice[2]} points {choice[3]}")
+                          f"trivial {choice[2]} points {choice[3]} floor {choice[4]}")
                 for name, idx in (("all", range(len(rows))), *sources.items()):
                     print(_line(f"  nested [{name}]", figures(
                         [rows[i] for i in idx], [nested_scored[i] for i in idx])))

@@ -38,7 +38,10 @@ DATA = Path(__file__).resolve().parent / "data"
 # SMS style, typos, no accents) (round 4), te- (hazard/fraud-heavy, low messages with alarm words
 # in idioms) and tf- (all categories, hard cases, more English) (round 5)
 EXTRA = DATA / "urgency_train_extra.jsonl"
-EXTRA_FILES = (EXTRA, DATA / "urgency_train_extra2.jsonl", DATA / "urgency_train_extra3.jsonl")
+# round 6: urgency_train_extra4.jsonl, security/safety/legal situations written as casual
+# questions, how-tos and thanks, plus low messages that resemble them
+EXTRA_FILES = (EXTRA, DATA / "urgency_train_extra2.jsonl", DATA / "urgency_train_extra3.jsonl",
+               DATA / "urgency_train_extra4.jsonl")
 # model class -> the categories of the labelled set it stands for
 CLASSES = {"security": ("security",), "safety": ("safety",), "legal": ("legal",),
            "outage": ("outage",), "trivial": ("how_to", "feedback", "thanks")}

@@ -147,6 +147,31 @@ class TrivialPolicy:
 
 
 @dataclass(frozen=True)
+class FloorPolicy:
+    """Round 6: signs of an incident keep a message from being scored trivial. When the
+    scorer would end on a low intent (a how-to question, feedback, thanks, the model's trivial
+    class, alarm words set aside beside a question) while the learned model reads an intent of
+    `levels` (security, safety, legal) at or above its level, the intent becomes `intent`
+    (points of a general request: normal on email): a person answers it in the normal course
+    instead of last. The trivial class may still stop a lift (high), never push an incident
+    to low. `over_thanks`: thanks too ("thanks for blocking my card" after a fraud);
+    `over_nothing_happened`: also when the sender says nothing happened (the model's
+    security evidence is ignored there unless set); `alarm_words`: alarm words the phrases
+    found and the trivial class set aside land on `intent`, whatever the model reads;
+    `strong`: from this probability an intent of `levels` counts as itself (security,
+    safety, legal: urgent) over the low intent, whatever the trivial class reads ("thanks
+    for yesterday! btw I got a mail asking to confirm my card through a link, already did")."""
+
+    levels: Mapping[str, float]
+    intent: str
+    strong: float | None = None
+    minimum: str | None = "normal"  # the floor intent scores at least this bucket
+    over_thanks: bool = False
+    over_nothing_happened: bool = False
+    alarm_words: bool = False
+
+
+@dataclass(frozen=True)
 class UrgencyConfig:
     channel_points: Mapping[str, int]
     intent_points: Mapping[str, int]
@@ -213,6 +238,8 @@ class UrgencyConfig:
     buckets: tuple[tuple[str, int], ...]
     prefix_chars: int
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # round 6: signs of an incident never scored trivial (FloorPolicy), None: off
+    model_floor: FloorPolicy | None = None
 
 
 # --------------------------------------------------------------------------- config
@@ -337,6 +364,7 @@ def _config_from_dict(data: Mapping[str, Any]) -> UrgencyConfig:
                           for k, v in data.get("model", {}).get("thresholds", {}).items()},
         model_watch=_watch(data.get("model", {}), intents["points"]),
         model_trivial=_trivial(data.get("model", {}), intents["points"]),
+        model_floor=_floor(data.get("model", {}), intents["points"], data["priority_buckets"]),
         impact_points=int(impact["points"]),
         impact_ignored=_set(impact.get("ignored_for_intents")),
         caps_words_min=int(intensity["caps_words_min"]),
@@ -415,6 +443,25 @@ def _trivial(section: Mapping[str, Any], points: Mapping[str, Any]) -> TrivialPo
     return TrivialPolicy(veto=number("veto"), settle=number("settle"),
                          over=_set(policy.get("over")), defuse=number("defuse"),
                          angry_settle=number("angry_settle"))
+
+
+def _floor(section: Mapping[str, Any], points: Mapping[str, Any],
+           buckets: Mapping[str, Any]) -> FloorPolicy | None:
+    policy = section.get("floor")
+    if not policy or not section.get("thresholds") or not policy.get("levels"):
+        return None
+    intent = str(policy.get("intent", "general"))
+    if intent not in points:
+        raise ValueError(f"model floor: no points for the {intent} intent")
+    if policy.get("minimum") not in (None, *buckets):
+        raise ValueError(f"model floor: no priority bucket {policy['minimum']!r}")
+    return FloorPolicy(levels={str(k): float(v) for k, v in policy["levels"].items()
+                               if v is not None},
+                       intent=intent, over_thanks=bool(policy.get("over_thanks")),
+                       strong=None if policy.get("strong") is None else float(policy["strong"]),
+                       over_nothing_happened=bool(policy.get("over_nothing_happened")),
+                       alarm_words=bool(policy.get("alarm_words")),
+                       minimum=policy.get("minimum", "normal"))
 
 
 def _group_items(group: Any) -> list[str]:
@@ -574,15 +621,66 @@ def extract_features(facts: UrgencyFacts, config: UrgencyConfig | None = None
         seconds_to_deadline=facts.seconds_to_deadline,
         sla_target_seconds=facts.sla_target_seconds,
     )
-    if cfg.model is None or not backstop_applies(features, cfg):
+    if cfg.model is None or not model_applies(features, cfg):
         return features
-    return with_backstop(features, cfg.model.predict(toks), cfg)
+    return apply_model(features, cfg.model.predict(toks), cfg)
 
 
 def backstop_applies(features: UrgencyFeatures, cfg: UrgencyConfig) -> bool:
     """The learned model may raise the intent: not over thanks, nor over alarm words the
     sender set aside ("nothing happened", "just in case")."""
     return not features.defused_terms and features.intent not in cfg.only_alone_intents
+
+
+def model_applies(features: UrgencyFeatures, cfg: UrgencyConfig) -> bool:
+    """The learned model has a say: as a backstop, or as the floor under a low intent."""
+    if not cfg.model_thresholds:
+        return False
+    return backstop_applies(features, cfg) or (
+        cfg.model_floor is not None and features.intent in cfg.low_intents)
+
+
+def apply_model(features: UrgencyFeatures, predictions: Mapping[str, tuple[float, list[str]]],
+                cfg: UrgencyConfig) -> UrgencyFeatures:
+    """The backstop (`with_backstop`, where it applies), then the floor (`with_floor`)."""
+    out = with_backstop(features, predictions, cfg) if backstop_applies(features, cfg) \
+        else features
+    return with_floor(out, features, predictions, cfg)
+
+
+def with_floor(features: UrgencyFeatures, before: UrgencyFeatures,
+               predictions: Mapping[str, tuple[float, list[str]]],
+               cfg: UrgencyConfig) -> UrgencyFeatures:
+    """`features` (after the backstop) with the floor intent when they end on a low intent
+    while the model reads signs of an incident (`FloorPolicy`); `before`: the phrases'
+    features. Alarm words inside an idiom, or set aside because the sender says nothing
+    happened (unless `over_nothing_happened`), keep the low intent."""
+    floor = cfg.model_floor
+    if floor is None or features.intent not in cfg.low_intents:
+        return features
+    if before.defused_terms and not (floor.over_nothing_happened and before.nothing_happened):
+        return features
+    if before.intent in cfg.only_alone_intents and not floor.over_thanks:
+        return features
+    best: tuple[float, str, list[str]] | None = None
+    for name, level in floor.levels.items():
+        if (before.nothing_happened and name in cfg.defusable
+                and not floor.over_nothing_happened):
+            continue
+        p, words = predictions.get(name, (0.0, []))
+        if p >= level and (best is None or p > best[0]):
+            best = (p, name, words)
+    if best is None and floor.alarm_words and before.alarm_only and features.intent == TRIVIAL:
+        # alarm words the trivial class set aside: a question about them, not nothing
+        return dataclasses.replace(features, intent=floor.intent,
+                                   intent_terms=before.intent_terms, defused_terms=())
+    if best is None:
+        return features
+    p, name, words = best
+    intent = name if (floor.strong is not None and p >= floor.strong
+                      and name in cfg.intent_points) else floor.intent
+    return dataclasses.replace(features, intent=intent, intent_terms=tuple(words),
+                               model_probability=round(p, 2), defused_terms=())
 
 
 def with_backstop(features: UrgencyFeatures, predictions: Mapping[str, tuple[float, list[str]]],
@@ -817,6 +915,14 @@ def score_features(features: UrgencyFeatures, config: UrgencyConfig | None = Non
         points, detail = factor(features, cfg)
         if points or name == "intent":  # the intent is always said, even at 0 points
             reasons.append(UrgencyReason(factor=name, points=points, detail=detail))
+    floor = cfg.model_floor
+    if floor is not None and floor.minimum and features.intent == floor.intent:
+        # signs of an incident: whatever else counts, at least `minimum` (normal)
+        need = dict(cfg.buckets).get(floor.minimum, 0) - sum(r.points for r in reasons)
+        if need > 0:
+            reasons.append(UrgencyReason(factor="floor", points=need,
+                                         detail=f"signs of an incident: at least "
+                                                f"{floor.minimum}"))
     score = max(0, min(100, sum(r.points for r in reasons)))
     return UrgencyScore(score=score, reasons=reasons, priority=priority_for(score, cfg))
 

@@ -191,7 +191,9 @@ def test_the_shipped_model_is_what_the_training_script_builds_and_is_small_and_f
 
     shipped = Path(urgency_train.OUT)
     assert shipped.read_text(encoding="utf-8") == urgency_train.build()  # reproducible
-    assert shipped.stat().st_size < 600_000  # well under 1 MB
+    # well under 1 MB: 600 KB in round 5 (2,198 messages), 638 KB in round 6 (2,448: the
+    # 250 new messages bring their own words); a bigger model loads and predicts as fast
+    assert shipped.stat().st_size < 700_000
     load_model.cache_clear()
     began = time.perf_counter()
     model = load_model(str(shipped))
