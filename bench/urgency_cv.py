@@ -32,8 +32,8 @@ from bench.urgency import LANGUAGES, facts_of
 from helpdesk.services.routing.tuning import DANGEROUS_COST, cost, is_dangerous, is_false_alarm
 from helpdesk.services.routing.urgency import (
     TRIVIAL,
-    FloorPolicy,
     WATCH_PREFIX,
+    FloorPolicy,
     TrivialPolicy,
     UrgencyConfig,
     UrgencyFeatures,

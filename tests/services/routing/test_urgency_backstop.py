@@ -14,7 +14,6 @@ import pytest
 
 from helpdesk.services.routing.urgency import (
     TrivialPolicy,
-    UrgencyFacts,
     backstop_applies,
     config_from_dict,
     default_config_data,
@@ -23,11 +22,7 @@ from helpdesk.services.routing.urgency import (
     score_features,
     with_backstop,
 )
-
-
-def facts(text, channel="email", tier="standard"):
-    return UrgencyFacts(channel_kind=channel, texts=[text], tier=tier, recent_contacts=1,
-                        seconds_to_deadline=None, sla_target_seconds=None)
+from tests.support.urgency import facts
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ import json
 import pytest
 
 from helpdesk.services.routing.urgency import (
-    UrgencyFacts,
     default_config_data,
     extract_features,
     load_urgency_config,
     score_features,
     score_urgency,
 )
+from tests.support.urgency import facts
 
 # Phrasings written for these tests: none of them is in the bench's labelled set.
 COMPOSED = {
@@ -53,11 +53,6 @@ COMPOSED = {
         "pt": "Alguém alterou o endereço de e-mail do meu cadastro",
     },
 }
-
-
-def facts(text, channel="email", tier="standard"):
-    return UrgencyFacts(channel_kind=channel, texts=[text], tier=tier, recent_contacts=1,
-                        seconds_to_deadline=None, sla_target_seconds=None)
 
 
 def intent_reason(result):

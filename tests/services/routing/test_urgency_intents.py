@@ -7,7 +7,6 @@ import time
 import pytest
 
 from helpdesk.services.routing.urgency import (
-    UrgencyFacts,
     UrgencyFeatures,
     bounded_text,
     extract_features,
@@ -15,6 +14,7 @@ from helpdesk.services.routing.urgency import (
     score_features,
     score_urgency,
 )
+from tests.support.urgency import facts
 
 PRIORITIES = ["low", "normal", "high", "urgent"]
 
@@ -90,12 +90,6 @@ INTENTS = {
         "pt": "Muito obrigado pelo atendimento, vocês são ótimos",
     },
 }
-
-
-def facts(text, channel="email", tier="standard", sender_priority=None, texts=None):
-    return UrgencyFacts(channel_kind=channel, texts=texts or [text], tier=tier, recent_contacts=1,
-                        seconds_to_deadline=None, sla_target_seconds=None,
-                        sender_priority=sender_priority)
 
 
 def reason(result, factor):

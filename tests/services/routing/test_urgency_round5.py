@@ -13,18 +13,13 @@ import pytest
 
 from helpdesk.services.routing.urgency import (
     TrivialPolicy,
-    UrgencyFacts,
     extract_features,
     load_urgency_config,
     score_features,
     score_urgency,
     with_backstop,
 )
-
-
-def facts(text, channel="email", tier="standard"):
-    return UrgencyFacts(channel_kind=channel, texts=[text], tier=tier, recent_contacts=1,
-                        seconds_to_deadline=None, sla_target_seconds=None)
+from tests.support.urgency import facts
 
 
 @pytest.fixture(scope="module")

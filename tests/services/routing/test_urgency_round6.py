@@ -15,19 +15,13 @@ import pytest
 from helpdesk.services.routing.urgency import (
     FloorPolicy,
     TrivialPolicy,
-    UrgencyFacts,
     apply_model,
     extract_features,
     load_urgency_config,
     model_applies,
     score_features,
 )
-
-
-def facts(text, channel="email", tier="standard"):
-    return UrgencyFacts(channel_kind=channel, texts=[text], tier=tier, recent_contacts=1,
-                        seconds_to_deadline=None, sla_target_seconds=None)
-
+from tests.support.urgency import facts
 
 FLOOR = FloorPolicy(levels={"security": 0.2, "safety": 0.3, "legal": 0.3},
                     intent="not_trivial", strong=0.8, over_thanks=True)
