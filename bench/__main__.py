@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import scenarios
-from bench.stats import print_table
+from bench.stats import report
 from bench.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -233,17 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     results["error"] = error
     rows = figures(results)
     results["figures"] = rows
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print()
-    if rows:
-        print_table(rows, (("figure", "figure"), ("value", "shown"), ("target", "target"),
-                           ("result", "result"), ("vs target/baseline", "ratio")))
-    print(f"\n{results['elapsed_s']:.0f} s; details in {args.output}; process logs in {log_dir}")
-    if error:
-        print(f"bench incomplete: {error}", file=sys.stderr)
-        return 130 if error == "interrupted" else 1
-    return 0
+    return report(results, args.output, rows,
+                  f"{results['elapsed_s']:.0f} s; details in {args.output}; "
+                  f"process logs in {log_dir}",
+                  error, (("figure", "figure"), ("value", "shown"), ("target", "target"),
+                          ("result", "result"), ("vs target/baseline", "ratio")))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ import requests
 from bench import mail_corpus
 from bench.load import LoadProcess, LoadResult, LoadSpec, raw_request
 from bench.scenarios import load_summary
-from bench.stats import print_table, summary_ms
+from bench.stats import report, summary_ms
 from bench.system import PROJECT, Process, System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -692,15 +692,9 @@ def main(argv: list[str] | None = None) -> int:
     results["error"] = error
     rows = figures(results)
     results["figures"] = rows
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print()
-    print_table(rows)
-    print(f"\n{results['elapsed_s']:.0f} s; details in {args.output}; logs in {log_dir}")
-    if error:
-        print(f"bench incomplete: {error}", file=sys.stderr)
-        return 130 if error == "interrupted" else 1
-    return 0
+    return report(results, args.output, rows,
+                  f"{results['elapsed_s']:.0f} s; details in {args.output}; logs in {log_dir}",
+                  error)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ from bench.scenarios import (
     wait_idle,
     watch_open_load,
 )
-from bench.stats import print_table, summary_ms
+from bench.stats import report, summary_ms
 from bench.system import System
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -647,19 +647,11 @@ def main(argv: list[str] | None = None) -> int:
     results["error"] = error
     rows = figures(results)
     results["figures"] = rows
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print()
-    if rows:
-        print_table(rows)
     load = results["load_average_at_start"], results["load_average_at_end"]
-    print(f"\n{results['date']}; {results['elapsed_s']:.0f} s; load average "
-          f"{load[0][0]:.1f} at start, {load[1][0]:.1f} at end ({os.cpu_count()} cores); "
-          f"details in {args.output}")
-    if error:
-        print(f"bench incomplete: {error}", file=sys.stderr)
-        return 130 if error == "interrupted" else 1
-    return 0
+    return report(results, args.output, rows,
+                  f"{results['date']}; {results['elapsed_s']:.0f} s; load average "
+                  f"{load[0][0]:.1f} at start, {load[1][0]:.1f} at end ({os.cpu_count()} cores); "
+                  f"details in {args.output}", error)
 
 
 if __name__ == "__main__":

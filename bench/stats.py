@@ -3,7 +3,10 @@ the benches' result table."""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -40,3 +43,19 @@ def print_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]] = TABLE
     for r in rows:
         print("  ".join(str(r[key]).ljust(w)
                         for (_, key), w in zip(columns, widths, strict=True)).rstrip())
+
+
+def report(results: dict, output: Path, rows: Sequence[dict], footer: str, error: str | None,
+           columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> int:
+    """A bench's end: the results written to `output` as JSON, the table and the footer
+    printed; the exit code (1 when the run stopped on `error`, 130 when interrupted)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print()
+    if rows:
+        print_table(rows, columns)
+    print(f"\n{footer}")
+    if error:
+        print(f"bench incomplete: {error}", file=sys.stderr)
+        return 130 if error == "interrupted" else 1
+    return 0
