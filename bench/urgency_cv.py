@@ -297,6 +297,7 @@ def score_file(path: str, cfg: UrgencyConfig) -> int:
     for i, r in enumerate(rows):
         groups[f"source {r['id'][:2]}"].append(i)
         groups[r["category"]].append(i)
+        groups[f"lang {r['language']}"].append(i)
     for name, idx in sorted(groups.items()):
         print(_line(f"[{name}]", figures([rows[i] for i in idx], [scored[i] for i in idx])))
     dangerous = defaultdict(int)
@@ -363,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     sources["extra"] = [i for i in range(len(rows)) if i not in in_set]
     for prefix in sorted({r["id"][:3] for i, r in enumerate(rows) if i not in in_set}):
         sources[prefix[:2]] = [i for i, r in enumerate(rows) if r["id"].startswith(prefix)]
+    for lang in LANGUAGES:  # per language: dangerous misses and false alarms too
+        sources[f"lang {lang}"] = [i for i, r in enumerate(rows) if r["language"] == lang]
     sources = {k: v for k, v in sources.items() if v}
     print(f"{len(rows)} training messages: {len(sources['set'])} tuning half, "
           f"{len(sources['extra'])} extra; {FOLDS}-fold cross-validation")
