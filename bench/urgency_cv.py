@@ -83,6 +83,12 @@ def fold_of(rows: Sequence[dict]) -> list[int]:
     return [int("".join(ch for ch in r["id"] if ch.isdigit()) or 0) % FOLDS for r in rows]
 
 
+def source_of(row: dict) -> str:
+    """Who wrote a training message: its id's prefix ("ta" for "ta-020", "w7a" for
+    "w7a-001")."""
+    return row["id"].split("-")[0]
+
+
 def oof_predictions(rows: Sequence[dict], l2: float, ngrams: tuple[int, ...],
                     intents: Sequence[str],
                     stop_words: Sequence[str] = urgency_train.STOP_WORDS) -> list[Preds]:
@@ -295,8 +301,9 @@ def score_file(path: str, cfg: UrgencyConfig) -> int:
     print(_line("[all]", figures(rows, scored)))
     groups: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        groups[f"source {r['id'][:2]}"].append(i)
+        groups[f"source {source_of(r)}"].append(i)
         groups[r["category"]].append(i)
+        groups[f"lang {r['language']}"].append(i)
     for name, idx in sorted(groups.items()):
         print(_line(f"[{name}]", figures([rows[i] for i in idx], [scored[i] for i in idx])))
     dangerous = defaultdict(int)
@@ -361,8 +368,10 @@ def main(argv: list[str] | None = None) -> int:
                        {f"{lang}-" for lang in LANGUAGES}]}
     in_set = set(sources["set"])
     sources["extra"] = [i for i in range(len(rows)) if i not in in_set]
-    for prefix in sorted({r["id"][:3] for i, r in enumerate(rows) if i not in in_set}):
-        sources[prefix[:2]] = [i for i, r in enumerate(rows) if r["id"].startswith(prefix)]
+    for prefix in sorted({source_of(r) for i, r in enumerate(rows) if i not in in_set}):
+        sources[prefix] = [i for i, r in enumerate(rows) if source_of(r) == prefix]
+    for lang in LANGUAGES:  # per language: dangerous misses and false alarms too
+        sources[f"lang {lang}"] = [i for i, r in enumerate(rows) if r["language"] == lang]
     sources = {k: v for k, v in sources.items() if v}
     print(f"{len(rows)} training messages: {len(sources['set'])} tuning half, "
           f"{len(sources['extra'])} extra; {FOLDS}-fold cross-validation")

@@ -39,9 +39,10 @@ DATA = Path(__file__).resolve().parent / "data"
 # in idioms) and tf- (all categories, hard cases, more English) (round 5)
 EXTRA = DATA / "urgency_train_extra.jsonl"
 # round 6: urgency_train_extra4.jsonl, security/safety/legal situations written as casual
-# questions, how-tos and thanks, plus low messages that resemble them
+# questions, how-tos and thanks, plus low messages that resemble them; round 7:
+# urgency_train_extra5.jsonl, 320 English messages of every category (w7a-, w7b-: two writers)
 EXTRA_FILES = (EXTRA, DATA / "urgency_train_extra2.jsonl", DATA / "urgency_train_extra3.jsonl",
-               DATA / "urgency_train_extra4.jsonl")
+               DATA / "urgency_train_extra4.jsonl", DATA / "urgency_train_extra5.jsonl")
 # model class -> the categories of the labelled set it stands for
 CLASSES = {"security": ("security",), "safety": ("safety",), "legal": ("legal",),
            "outage": ("outage",), "trivial": ("how_to", "feedback", "thanks")}
