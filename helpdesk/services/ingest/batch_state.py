@@ -301,7 +301,7 @@ def unflushed(row: object, reserve: int = 1) -> bool:
         return False
     for column in type(row).__table__.c:
         default = column.default
-        if default is None or getattr(row, column.key) is not None:
+        if default is None or column.key in row.__dict__:  # set, even to None: as given
             continue
         if default.is_scalar:
             setattr(row, column.key, default.arg)
