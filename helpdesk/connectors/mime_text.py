@@ -129,10 +129,23 @@ def message_ids(values: Iterable[str]) -> list[str]:
 _ADDRESS = re.compile(r"[^\s<>\"(),;:@\[\]]+@[^\s<>\"(),;:@\[\]]+")
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+# One plain address, bare or after a name of atoms (RFC 2047 words among them): what most
+# mail carries, read without the modern header parser (~8x the time; the same pairs).
+_SIMPLE_ADDRESS = re.compile(
+    rf"\s*(?:({_ATOM}(?: {_ATOM})*)\s*<({_DOT_ATOM}@{_DOT_ATOM})>|({_DOT_ATOM}@{_DOT_ATOM}))\s*")
+
+
 def parse_addresses(values: Iterable[str]) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs; entries without a usable address are dropped."""
     pairs: list[tuple[str, str]] = []
     for value in values:
+        simple = _SIMPLE_ADDRESS.fullmatch(value)
+        if simple is not None:
+            name, address = simple.group(1, 2) if simple.group(2) else ("", simple.group(3))
+            pairs.append((fix_surrogates(decode_words(name)).strip(), address.lower()))
+            continue
         try:
             header = email.policy.default.header_factory("to", value)
             found = [(a.display_name, a.addr_spec) for a in header.addresses]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from helpdesk.extensions import db
 from helpdesk.models.base import UTCDateTime, utcnow
 from helpdesk.models.channel import Channel
+
+if TYPE_CHECKING:
+    from helpdesk.models.ticket import Ticket
 
 MESSAGE_DELIVERY_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed", "skipped")
 
@@ -50,6 +54,9 @@ class Message(db.Model):
     channel: Mapped[Channel] = relationship(lazy="joined")
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message", order_by="Attachment.id", lazy="selectin")
+    # Set where the message and its new ticket are written by one flush (an ingest batch):
+    # the flush then inserts the ticket first.
+    ticket: Mapped[Ticket] = relationship()
 
 
 class Attachment(db.Model):

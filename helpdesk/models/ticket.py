@@ -97,3 +97,6 @@ class TicketEvent(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Set where the event and its new ticket are written by one flush (an ingest batch).
+    ticket: Mapped[Ticket] = relationship()

@@ -461,3 +461,18 @@ def test_both_policies_read_every_sample_alike() -> None:
                              raw) == modern, path.name
         checked += 1
     assert checked >= 10
+
+
+def test_a_plain_address_list_entry_reads_as_the_full_parser_reads_it():
+    """Plain `Name <address>` entries skip the modern header parser: same pairs, and a name
+    in adjacent RFC 2047 words is joined without the space between them (RFC 2047 6.2)."""
+    from helpdesk.connectors.mime_text import parse_addresses
+
+    assert parse_addresses(["Bob Smith <Bob@Example.COM>", "a.b+c@x.org",
+                            "=?utf-8?q?Ren=C3=A9e?= <r@x.fr>", "\"Smith, Bob\" <s@x.org>",
+                            "bob@x.org (Bob)", "O'Neil  Jr <o@x.org>"]) == [
+        ("Bob Smith", "bob@example.com"), ("", "a.b+c@x.org"), ("Renée", "r@x.fr"),
+        ("Smith, Bob", "s@x.org"), ("", "bob@x.org"), ("O'Neil Jr", "o@x.org")]
+    assert parse_addresses(["=?utf-8?b?0J7Qu9GM0LPQsCDQodC80LjRgNC90L4=?= "
+                            "=?utf-8?b?0LLQsA==?= <olga@x.org>"]) == [
+        ("Ольга Смирнова", "olga@x.org")]

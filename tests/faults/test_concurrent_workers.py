@@ -69,3 +69,28 @@ def test_existing_customers_writing_across_concurrent_batches_get_one_ticket(
         assert sorted(count for _, count in per_customer) == [2] * CUSTOMERS  # old + one new
         assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == \
             CUSTOMERS * (MESSAGES_EACH + 1)
+
+
+def test_new_customers_writing_across_concurrent_batches_are_created_once(app, api, caplog):
+    """A batch writes the customers it creates at its end: a concurrent batch creating the
+    same customer waits for it (a lock per identity) and joins its customer and ticket,
+    instead of failing on the identities' unique index and sending its whole batch down
+    the one-by-one path."""
+    channel = factories.channel(app, "api")
+    for n in range(CUSTOMERS):  # each new customer's messages side by side: in batches
+        for m in range(MESSAGES_EACH):  # that run at once
+            response = api.post_api_webhook(channel, api_message(
+                f"e{n}-{m}", f"m{n}-{m}", text=f"hello {m}", email=f"new{n}@example.com"))
+            assert response.status_code == 200
+    _drain_concurrently(app, 4, 1)
+    assert not [r for r in caplog.records if "one by one" in r.getMessage()]
+    with app.app_context():
+        assert db.session.execute(select(Delivery.status, func.count())
+                                  .group_by(Delivery.status)).all() == [
+            ("processed", CUSTOMERS * MESSAGES_EACH)]
+        per_customer = db.session.execute(
+            select(Ticket.customer_id, func.count(Ticket.id)).group_by(Ticket.customer_id)
+        ).all()
+        assert sorted(count for _, count in per_customer) == [1] * CUSTOMERS
+        assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == \
+            CUSTOMERS * MESSAGES_EACH

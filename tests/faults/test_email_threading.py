@@ -58,10 +58,16 @@ def test_the_reply_to_tag_threads_a_reply_without_in_reply_to(app, api, drain):
     assert tickets["other-domain@example.com"] != ticket_id
 
 
-@pytest.mark.parametrize("one_batch", [False, True])
+@pytest.mark.parametrize(("one_batch", "returning"),
+                         [(False, False), (True, False), (True, True)])
 def test_a_reply_before_its_parent_and_a_mail_twice_end_as_one_ticket(app, api, drain,
-                                                                        one_batch):
+                                                                        one_batch, returning):
     channel = factories.channel(app, "raw_mime")
+    earlier = set()
+    if returning:  # a customer known before the batch, with a ticket of another thread
+        post(api, channel, mail("earlier@example.com", subject="Another thing"))
+        drain("ingest")
+        earlier = {"earlier@example.com"}
     reply = mail("reply@example.com", subject="Re: Printer broken",
                  extra="In-Reply-To: <parent@example.com>\r\n"
                        "References: <parent@example.com>\r\n")
@@ -76,8 +82,10 @@ def test_a_reply_before_its_parent_and_a_mail_twice_end_as_one_ticket(app, api, 
             drain("ingest")
     drain("ingest")
     tickets = ticket_of_message(app)
+    earlier_tickets = {tickets.pop(message_id) for message_id in earlier}
     assert sorted(tickets) == ["later@example.com", "parent@example.com", "reply@example.com",
                                "sibling@example.com"]
     assert len(set(tickets.values())) == 1
+    assert not earlier_tickets & set(tickets.values())
     with app.app_context():
-        assert len(db.session.execute(select(Ticket.id)).all()) == 1
+        assert len(db.session.execute(select(Ticket.id)).all()) == 1 + len(earlier)

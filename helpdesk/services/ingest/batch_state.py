@@ -10,6 +10,7 @@ only: every entry is either read inside it or written by it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ except ImportError:  # SQLAlchemy 2.0
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.extensions import db
 from helpdesk.models import Customer, Identity, Message, Ticket
+from helpdesk.services.sla import clocks as sla
 
 _KEY = "helpdesk.ingest_batch"
 
@@ -52,6 +54,15 @@ class IngestBatch:
         self.customer_tickets: dict[int, Ticket | None] = {}  # customer -> latest activity
         self.thread_tickets: dict[tuple[int, str], Ticket] = {}
         self.locked_customers: set[int] = set()  # conversations.lock_customers
+        self.created_customers: set[int] = set()  # by this batch: no row of theirs before it
+        self.identities_locked = False  # identity._claim_unknown_identities
+        # Threading by what this batch stored (its rows are written at the end, in one
+        # flush): RFC Message-ID -> the ticket of the latest message carrying it, and per
+        # ticket customer the names (In-Reply-To, References) of its messages, in order.
+        self.message_tickets: dict[str, tuple[int, Ticket]] = {}
+        self.named_by_customer: dict[int, list[tuple[frozenset[str], Ticket]]] = {}
+        self._ids: dict[str, list[int]] = {}
+        self._order = itertools.count()
 
     def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef]) -> None:
         """Ask the database once about all of these messages and identities."""
@@ -140,12 +151,52 @@ class IngestBatch:
         """A customer this transaction created: no ticket to continue (no query for it)."""
         self.customer_tickets.setdefault(customer_id, None)
 
+    def threaded(self, message: Message, ticket: Ticket) -> None:
+        """A customer message this batch stored on `ticket` (see `message_tickets`)."""
+        if message.message_id:
+            self.message_tickets[message.message_id] = (next(self._order), ticket)
+        names = frozenset((message.in_reply_to or []) + (message.references or []))
+        if names:
+            self.named_by_customer.setdefault(ticket.customer_id, []).append((names, ticket))
+
+    def ticket_of_message_ids(self, ids: list[str]) -> Ticket | None:
+        """The ticket of the latest message this batch stored carrying one of `ids`."""
+        found = [self.message_tickets[value] for value in ids if value in self.message_tickets]
+        return max(found, key=lambda pair: pair[0])[1] if found else None
+
+    def ticket_naming(self, customer_id: int, ids: list[str]) -> Ticket | None:
+        """The ticket of the first message this batch stored on a ticket of `customer_id`
+        that names one of `ids` in In-Reply-To or References."""
+        wanted = set(ids)
+        for names, ticket in self.named_by_customer.get(customer_id, ()):
+            if names & wanted:
+                return ticket
+        return None
+
+    def next_id(self, model: type, reserve: int = 1) -> int | None:
+        """A primary key for a row of `model` this batch will insert, from its sequence
+        (PostgreSQL; None elsewhere: the caller flushes the row for its id). Rows created
+        with their id need no flush of their own: the batch writes them all at its end.
+        `reserve` ids are taken at once (the rest kept for the next rows of `model`)."""
+        if db.session.get_bind().dialect.name != "postgresql":
+            return None
+        table = model.__tablename__
+        pool = self._ids.setdefault(table, [])
+        if not pool:
+            pool.extend(db.session.connection().execute(_NEXT_IDS, {
+                "table": table, "count": max(reserve, 1)}).scalars())
+            pool.sort(reverse=True)
+        return pool.pop()
+
     def ticket_active(self, ticket: Ticket) -> None:
         """The ticket just got a message: now its customer's latest, and its thread's."""
         self.customer_tickets[ticket.customer_id] = ticket
         if ticket.thread_key:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
 
+
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                 "FROM generate_series(1, :count)")
 
 # Every identity of the customers owning some of the batch's (the owners' condition is added
 # per batch).
@@ -238,6 +289,28 @@ def lock_customers(customer_ids: set[int]) -> None:
         batch.locked_customers.update(wanted)
 
 
+def unflushed(row: object, reserve: int = 1) -> bool:
+    """Inside a batch on PostgreSQL: give this new row its id (`IngestBatch.next_id`) and
+    its columns' Python defaults now, as its INSERT would, so that it needs no flush of its
+    own (the batch writes its rows in one flush at its end; an object referring to it must
+    set the relationship too, for that flush to insert it first). False otherwise: the
+    caller flushes it for its id."""
+    batch = current()
+    row_id = batch.next_id(type(row), reserve) if batch is not None else None
+    if row_id is None:
+        return False
+    for column in type(row).__table__.c:
+        default = column.default
+        if default is None or column.key in row.__dict__:  # set, even to None: as given
+            continue
+        if default.is_scalar:
+            setattr(row, column.key, default.arg)
+        elif default.is_callable:
+            setattr(row, column.key, default.arg(None))
+    row.id = row_id
+    return True
+
+
 def current() -> IngestBatch | None:
     """The batch this transaction is processing, if any."""
     return db.session.info.get(_KEY)
@@ -245,9 +318,11 @@ def current() -> IngestBatch | None:
 
 @contextmanager
 def started() -> Iterator[IngestBatch]:
-    """Process a batch in the current transaction; its knowledge ends with the block."""
+    """Process a batch in the current transaction; its knowledge ends with the block (and
+    each priority's SLA policy is read once in it)."""
     batch = db.session.info[_KEY] = IngestBatch()
     try:
-        yield batch
+        with sla.policies_cached():
+            yield batch
     finally:
         db.session.info.pop(_KEY, None)

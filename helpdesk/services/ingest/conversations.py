@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import String, bindparam, cast, or_, select
 
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
@@ -30,10 +30,26 @@ def ticket_by_message_ids(ids: list[str]) -> Ticket | None:
     """The ticket of the most recent message carrying one of these RFC Message-IDs."""
     if not ids:
         return None
-    row = db.session.execute(
-        select(Message.ticket_id).where(Message.message_id.in_(ids))
-        .order_by(Message.id.desc()).limit(1)).first()
+    batch = batch_state.current()
+    if batch is not None:
+        # This batch's messages are the latest, and not written yet: asked first, the
+        # database (without a flush) only for what came before.
+        found = batch.ticket_of_message_ids(ids)
+        if found is not None:
+            return found
+        with db.session.no_autoflush:
+            return _ticket_by_message_ids(ids)
+    return _ticket_by_message_ids(ids)
+
+
+def _ticket_by_message_ids(ids: list[str]) -> Ticket | None:
+    row = db.session.execute(_BY_MESSAGE_IDS, {"ids": ids}).first()
     return db.session.get(Ticket, row[0]) if row else None
+
+
+_BY_MESSAGE_IDS = (select(Message.ticket_id)
+                   .where(Message.message_id.in_(bindparam("ids", expanding=True)))
+                   .order_by(Message.id.desc()).limit(1))
 
 
 def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
@@ -94,6 +110,20 @@ def ticket_of_early_reply(customer: Customer, event: MessageEvent) -> Ticket | N
                                            *event.references])))[:10]
     if not ids:
         return None
+    batch = batch_state.current()
+    if batch is None:
+        return _ticket_naming(customer, ids)
+    # The database (without a flush) for what came before this batch, unless the batch
+    # created the customer; then this batch's messages, written after those.
+    if customer.id not in batch.created_customers:
+        with db.session.no_autoflush:
+            found = _ticket_naming(customer, ids)
+        if found is not None:
+            return found
+    return batch.ticket_naming(customer.id, ids)
+
+
+def _ticket_naming(customer: Customer, ids: list[str]) -> Ticket | None:
     names = [column.like(f'%"{value}"%') for value in ids
              for column in (cast(Message.references, String), cast(Message.in_reply_to, String))]
     row = db.session.execute(
@@ -139,11 +169,14 @@ def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
                     previous_ticket_id=previous.id if previous else None)
     ticket.customer, ticket.channel = customer, channel
     db.session.add(ticket)
-    db.session.flush()
+    if not batch_state.unflushed(ticket):  # in a batch: its id and defaults set, unwritten
+        db.session.flush()
     if status != "closed":  # first: its policy's query would flush the history row alone
-        sla.apply_policy(ticket)
-    history.record(ticket, "ticket.created", channel=channel.kind,
-                   previous_ticket_id=ticket.previous_ticket_id)
+        with db.session.no_autoflush:  # (nor anything else: the policy is not ours)
+            sla.apply_policy(ticket)
+    created = history.record(ticket, "ticket.created", channel=channel.kind,
+                             previous_ticket_id=ticket.previous_ticket_id)
+    created.ticket = ticket  # written after the ticket when both are pending
     return ticket
 
 

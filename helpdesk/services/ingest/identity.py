@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import phonenumbers
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk.connectors.base import IdentityRef
@@ -118,6 +118,13 @@ def resolve_customer(refs: list[IdentityRef], name: str | None = None) -> Custom
 
 
 def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | None:
+    """The new customer of these identities; None when a concurrent transaction created
+    one of them first (the caller reads them again)."""
+    batch = batch_state.current()
+    if batch is not None:
+        return _create_in_batch(batch, refs, name)
+    if _lock_identities([(ref.kind, ref.value) for ref in refs]) and find_identities(refs):
+        return None
     try:
         with db.session.begin_nested():  # one flush: the customer, then its identities
             customer = Customer(name=name)
@@ -127,13 +134,72 @@ def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | No
     except IntegrityError:
         return None
     _remember(identities)
-    batch = batch_state.current()
-    if batch is not None:
-        # Needs no threading lock: a transaction creating the same customer waits on the
-        # identities' unique index until this one commits, then finds this customer.
-        batch.locked_customers.add(customer.id)
-        batch.new_customer(customer.id)
     return customer
+
+
+def _create_in_batch(batch: batch_state.IngestBatch, refs: list[IdentityRef],
+                     name: str | None) -> Customer:
+    """A new customer in an ingest batch: no savepoint (a concurrent transaction that
+    created one of these identities first fails the batch's flush, and its deliveries are
+    then processed one by one), and on PostgreSQL no flush either: its id comes from the
+    sequence, ids for the batch's other unknown senders with it."""
+    if not batch.identities_locked:
+        if _claim_unknown_identities(batch) and find_identities(refs):
+            return None
+    customer = Customer(name=name)
+    identities = [Identity(customer=customer, kind=ref.kind, value=ref.value,
+                           verified=ref.verified) for ref in refs]
+    db.session.add(customer)
+    unknown = sum(1 for found in batch.identities.values() if found is None)
+    if not batch_state.unflushed(customer, reserve=unknown):
+        db.session.flush()  # SQLite: its id from the INSERT
+    _remember(identities)
+    # Needs no threading lock: no other transaction sees this customer before this one
+    # commits (one creating the same identities fails on their unique index).
+    batch.locked_customers.add(customer.id)
+    batch.created_customers.add(customer.id)
+    batch.new_customer(customer.id)
+    return customer
+
+
+IDENTITY_LOCK_SPACE = 0x4849  # "HI": advisory locks per identity (kind, value), hashed
+_LOCK_IDENTITIES = text(
+    "SELECT count(pg_advisory_xact_lock(:space, key)) FROM "
+    "(SELECT DISTINCT hashtext(unnest(CAST(:keys AS text[]))) AS key ORDER BY 1) AS wanted")
+
+
+def _lock_identities(keys: list[tuple[str, str]]) -> bool:
+    """PostgreSQL: until this transaction ends, no other one creates a customer for these
+    identities (taken in key order: two transactions cannot deadlock on them). A batch
+    writes its new customers at its end, so their unique index alone would not make a
+    concurrent creator wait: it would fail the whole batch. Whether the locks were taken
+    (False on SQLite, whose writing transactions are serialised already)."""
+    if not keys or db.session.get_bind().dialect.name != "postgresql":
+        return False
+    db.session.connection().execute(_LOCK_IDENTITIES, {
+        "space": IDENTITY_LOCK_SPACE, "keys": sorted(f"{kind}:{value}" for kind, value in keys)})
+    return True
+
+
+def _claim_unknown_identities(batch: batch_state.IngestBatch) -> bool:
+    """Before the batch creates its first customer: lock every identity the batch found
+    unknown, then forget those a concurrent transaction created meanwhile (it held the lock
+    until its commit: they are visible now), so they are read again where needed. Whether
+    any was forgotten."""
+    batch.identities_locked = True
+    unknown = [key for key, found in batch.identities.items() if found is None]
+    if not _lock_identities(unknown):
+        return False
+    kinds: dict[str, list[str]] = {}
+    for kind, value in unknown:
+        kinds.setdefault(kind, []).append(value)
+    created = db.session.connection().execute(  # per kind: no row-value IN list to plan
+        select(Identity.kind, Identity.value).where(or_(*(
+            and_(Identity.kind == kind, Identity.value.in_(values))
+            for kind, values in kinds.items())))).all()
+    for key in created:
+        batch.identities.pop(tuple(key), None)
+    return bool(created)
 
 
 def _remember(identities: list[Identity]) -> None:

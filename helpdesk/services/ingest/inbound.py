@@ -59,8 +59,10 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     message.channel = channel
     batch = batch_state.current()
     if batch is not None:  # a duplicate stored concurrently fails the batch's flush instead
+        message.ticket = ticket  # the ticket may be new and unwritten: inserted first
         db.session.add(message)
         batch.stored_message(channel.id, external_id)
+        batch.threaded(message, ticket)
     else:
         try:
             with db.session.begin_nested():
