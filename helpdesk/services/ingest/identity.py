@@ -138,11 +138,12 @@ def _create_customer(refs: list[IdentityRef], name: str | None) -> Customer | No
 
 
 def _create_in_batch(batch: batch_state.IngestBatch, refs: list[IdentityRef],
-                     name: str | None) -> Customer:
-    """A new customer in an ingest batch: no savepoint (a concurrent transaction that
-    created one of these identities first fails the batch's flush, and its deliveries are
-    then processed one by one), and on PostgreSQL no flush either: its id comes from the
-    sequence, ids for the batch's other unknown senders with it."""
+                     name: str | None) -> Customer | None:
+    """A new customer in an ingest batch, or None when a concurrent transaction created one
+    of these identities first (the caller reads them again): no savepoint (the batch's
+    unknown identities are locked before its first customer, `_claim_unknown_identities`),
+    and on PostgreSQL no flush either: its id comes from the sequence, ids for the batch's
+    other unknown senders with it."""
     if not batch.identities_locked:
         if _claim_unknown_identities(batch) and find_identities(refs):
             return None
