@@ -210,3 +210,23 @@ def test_claims_give_their_connections_back_to_the_pool_as_they_took_them(app, a
         pooled = [record.dbapi_connection for record in db.engine.pool._pool.queue]
     assert pooled
     assert [getattr(conn, "autocommit", False) for conn in pooled] == [False] * len(pooled)
+
+
+def test_the_claim_statement_fits_the_drivers_statement_cache(app, api, agent, drain):
+    # psycopg converts a statement's placeholders once and keeps the result only for a
+    # statement of at most MAX_CACHED_STATEMENT_LENGTH characters; a longer one is parsed
+    # again on every claim.
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from helpdesk.extensions import db
+    from helpdesk.services.routing import queue
+
+    make_tickets(app, api, drain, 1)
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 200
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            for shape in ((False, False), (True, False), (False, True), (True, True)):
+                sql = queue._claim_driver_sql(*shape)
+                assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
+        else:  # SQLite claims in four statements of the ORM; this one is never built
+            assert queue._claim_driver_sql.cache_info().currsize == 0
