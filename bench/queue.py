@@ -117,6 +117,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--database", default="helpdesk_bench_queue")
     parser.add_argument("--redis-db", type=int, default=12)
     parser.add_argument("--port", type=int, default=18441, help="first web port (+1, ...)")
+    parser.add_argument("--ceiling-port", type=int, default=None,
+                        help="the ceiling server's port (default: --port + 100)")
     parser.add_argument("--label", default="", help="a note stored with the results")
     parser.add_argument("--keep-database", action="store_true",
                         help="keep the database afterwards (default: drop it)")
@@ -639,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     process_counts = [int(p) for p in args.processes.split(",")]
     began = time.perf_counter()
     system = System(database=args.database, redis_db=args.redis_db, port=args.port,
-                    ceiling_port=args.port + 100)
+                    ceiling_port=args.ceiling_port or args.port + 100)
     webs: list[Process] = []
     try:
         recreate_database(args.database)

@@ -73,8 +73,16 @@ def authenticated(token: str | None, *, fresh: bool = False) -> Agent | AgentCol
         cached = tokens.get(token_hash, epoch)
         if cached is not None:
             return AgentColumns(cached)
+    began = db.session().in_transaction()
     agent = db.session.execute(_agent_by_token_hash(),
                                {"token_hash": token_hash}).scalar_one_or_none()
+    if not began:
+        # The lookup's own read-only transaction ends here, with COMMIT: left open, the
+        # request's teardown would end it with ROLLBACK, which psycopg 3 follows with
+        # DEALLOCATE ALL, and the pooled connection would plan its statements again (the
+        # claim's ten times: five before psycopg prepares it, five before PostgreSQL settles
+        # on its generic plan). A claim never opens the session otherwise.
+        db.session.commit()
     if agent is not None and epoch is not None:
         tokens.put(token_hash, epoch, {name: getattr(agent, name) for name in CACHED_COLUMNS})
     return agent

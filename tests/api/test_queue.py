@@ -193,3 +193,40 @@ def test_a_revoked_token_claims_nothing(app, api, agent, drain):
         queued = db.session.execute(text(
             "SELECT count(*) FROM tickets WHERE assignee_id IS NULL")).scalar_one()
     assert queued == 1
+
+
+def test_claims_give_their_connections_back_to_the_pool_as_they_took_them(app, api, agent,
+                                                                          drain):
+    # On PostgreSQL a claim runs on a pooled connection switched to autocommit mode; one
+    # left in it would make the next request's session commit statement by statement.
+    make_tickets(app, api, drain, 2)
+    me = api.as_(agent)
+    assert me.post("/api/v1/queue/next").status_code == 200
+    assert me.post("/api/v1/queue/next").status_code == 200
+    assert me.post("/api/v1/queue/next").status_code == 204
+    from helpdesk.extensions import db
+
+    with app.app_context():
+        pooled = [record.dbapi_connection for record in db.engine.pool._pool.queue]
+    assert pooled
+    assert [getattr(conn, "autocommit", False) for conn in pooled] == [False] * len(pooled)
+
+
+def test_the_claim_statement_fits_the_drivers_statement_cache(app, api, agent, drain):
+    # psycopg converts a statement's placeholders once and keeps the result only for a
+    # statement of at most MAX_CACHED_STATEMENT_LENGTH characters; a longer one is parsed
+    # again on every claim.
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from helpdesk.extensions import db
+    from helpdesk.services.routing import queue
+
+    make_tickets(app, api, drain, 1)
+    assert api.as_(agent).post("/api/v1/queue/next").status_code == 200
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            for shape in ((False, False), (True, False), (False, True), (True, True)):
+                sql = queue._claim_driver_sql(*shape)
+                assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
+        else:  # SQLite claims in four statements of the ORM; this one is never built
+            assert queue._claim_driver_sql.cache_info().currsize == 0

@@ -107,3 +107,15 @@ def test_without_redis_every_request_asks_the_database(app, agent):
             app.config["REDIS_URL"] = real
             app.extensions.pop("helpdesk.redis", None)
             db.session.rollback()
+
+
+def test_a_token_read_from_the_database_leaves_no_transaction_open(app, agent):
+    # The lookup ends its own transaction with COMMIT. Left open, the request's teardown
+    # would end it with ROLLBACK, which psycopg 3 follows with DEALLOCATE ALL: the pooled
+    # connection would plan the claim's statement again, ten times, after every lookup.
+    with app.test_request_context():
+        auth._token_cache().entries.clear()
+        found = auth.authenticated(agent.token)
+        assert found is not None and found.id == agent.id
+        assert not db.session().in_transaction()
+        assert auth.attach(found).email == agent.email  # still usable after the commit

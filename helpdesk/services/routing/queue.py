@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from functools import cache
@@ -115,16 +116,18 @@ def _claim_in_one_statement(agent: Agent | AgentColumns) -> dict | None:
     languages = list(agent.languages or [])
     channels = sorted(agent.channels or [])
     shape = bool(languages), bool(channels)
-    params = {"agent_id": agent.id, "level": agent.level, "capacity": agent.capacity,
-              "default_weights": _DEFAULT_WEIGHTS, "all_kinds": list(KINDS),
-              "languages": languages, "kinds": channels}
+    # Only what the statement's shape uses: psycopg converts every parameter it is given.
+    params = {"agent_id": agent.id, "level": agent.level, "capacity": agent.capacity}
+    if languages:
+        params["languages"] = languages
+    if channels:
+        params["kinds"] = channels
     logged = json.dumps({"from": None, "to": agent.id, "via": "queue.next"})
     give_up_at = time.monotonic() + LOCKED_WAIT_SECONDS
-    with db.engine.connect() as connection:
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+    with _autocommit_connection() as claim:
         while True:
-            row = _run_claim(connection, shape, {**params, "now": datetime.now(UTC),
-                                                 "data": logged})
+            row = _run_claim(claim, shape, {**params, "now": datetime.now(UTC),
+                                            "data": logged})
             if row["id"] is not None:
                 break
             if not row["has_room"]:
@@ -132,7 +135,7 @@ def _claim_in_one_statement(agent: Agent | AgentColumns) -> dict | None:
             # SKIP LOCKED passed over what others hold: a colleague's claim (gone once it
             # commits) or a routing batch scoring the ticket (it stays queued). Only an empty
             # queue answers "nothing for you".
-            held = connection.execute(_peek_statement(*shape), params).scalar_one()
+            held = _run(claim, _peek_driver_sql(*shape), params)[0]
             if not held or time.monotonic() >= give_up_at:
                 return None
             time.sleep(LOCKED_POLL_SECONDS)
@@ -149,24 +152,59 @@ def _claim_in_one_statement(agent: Agent | AgentColumns) -> dict | None:
     return ticket
 
 
-def _run_claim(connection: Connection, shape: tuple[bool, bool], params: dict) -> dict:
-    """The claim statement's one row, by name, run on the driver's cursor: SQLAlchemy's
-    execution of this statement (its 32 columns' result metadata, the parameters' handling)
-    cost about a fifth of a claim's CPU in the web process (callgrind). Errors are raised
-    as SQLAlchemy raises them (DBAPIError; on a lost connection the pool invalidated), so
-    the handlers and the pool see what they would have seen."""
-    sql = _claim_driver_sql(*shape)
-    driver = connection.connection.dbapi_connection
-    try:
-        with driver.cursor() as cursor:
-            cursor.execute(sql, params)
-            return dict(zip(_RETURNED_NAMES, cursor.fetchone(), strict=True))
-    except connection.dialect.loaded_dbapi.Error as exc:
-        # SQLAlchemy's own handling of a driver error (private, but the only way to get all
-        # of it): wrapped in DBAPIError, `handle_error` listeners run, and on a lost
-        # connection the whole pool invalidated (its other connections died with it).
-        connection._handle_dbapi_exception(exc, sql, params, None, None)
-        raise  # (it always raises)
+class _autocommit_connection:  # noqa: N801 (used as a context manager, like a function)
+    """A cursor on a connection of the engine's pool in autocommit mode, for the claim's
+    statements, run on the driver: SQLAlchemy's `Connection` around them (its checkout, the
+    isolation level set and reset through execution options, its result handling) cost about
+    a third of a claim's CPU in the web process (callgrind). The connection goes back to the
+    pool as it came (autocommit off, no transaction open: the pool's reset is then a no-op,
+    no ROLLBACK, which psycopg 3 would follow with DEALLOCATE ALL). A driver error is raised
+    as SQLAlchemy raises it."""
+
+    __slots__ = ("pooled", "cursor", "sql", "params")
+
+    def __enter__(self):
+        self.pooled = db.engine.raw_connection()
+        try:
+            driver = self.pooled.driver_connection
+            driver.autocommit = True
+            self.cursor = driver.cursor()
+        except BaseException:
+            self.pooled.close()
+            raise
+        return self
+
+    def __exit__(self, _kind, exc, _traceback) -> None:
+        pooled = self.pooled
+        try:
+            self.cursor.close()
+            driver = pooled.driver_connection
+            if not (driver.closed or driver.broken):  # (an autocommit error leaves it idle)
+                driver.autocommit = False
+            if exc is not None and isinstance(exc, db.engine.dialect.loaded_dbapi.Error):
+                # SQLAlchemy's own handling of a driver error (private, but the only way to
+                # get all of it): wrapped in DBAPIError, `handle_error` listeners run, and on
+                # a lost connection the whole pool invalidated (its other connections died
+                # with it), as for any other statement.
+                Connection(db.engine, pooled)._handle_dbapi_exception(
+                    exc, self.sql, self.params, None, None)
+        finally:
+            pooled.close()
+
+
+def _run(claim: _autocommit_connection, sql: str, params: dict) -> tuple:
+    claim.sql, claim.params = sql, params
+    claim.cursor.execute(sql, params)
+    return claim.cursor.fetchone()
+
+
+def _run_claim(claim: _autocommit_connection, shape: tuple[bool, bool], params: dict) -> dict:
+    """The claim statement's one row, by name, read by position on the driver's cursor:
+    SQLAlchemy's execution of this statement (its 32 columns' result metadata, the
+    parameters' handling) cost about a fifth of a claim's CPU in the web process
+    (callgrind)."""
+    return dict(zip(_RETURNED_NAMES, _run(claim, _claim_driver_sql(*shape), params),
+                    strict=True))
 
 
 _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
@@ -176,16 +214,17 @@ _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
 # its own, else the `default` one, else 0.1; the setting, else the defaults; every channel's
 # kind is one of KINDS). Plain SQL:
 # one statement of data-modifying CTEs, written once per filter shape and sent with
-# parameters only. The kinds that fit are an array computed once (an InitPlan), so the
-# scan of the queue's index stays a scan in queue order that stops at the first match.
+# parameters only (the default weights and the kinds, constants, are written into it). The
+# kinds that fit are an array computed once (an InitPlan), so the scan of the queue's index
+# stays a scan in queue order that stops at the first match.
 _CANDIDATE_SQL = """
 WITH weights AS (
     SELECT COALESCE((SELECT value FROM settings WHERE key = 'capacity_weights'),
-                    CAST(:default_weights AS JSON)) AS w),
+                    CAST({default_weights} AS JSON)) AS w),
 weight AS (
     SELECT kind, COALESCE(CAST(w ->> kind AS FLOAT), CAST(w ->> 'default' AS FLOAT),
                           0.1) AS weight
-    FROM unnest(CAST(:all_kinds AS TEXT[])) AS k(kind) CROSS JOIN weights),
+    FROM unnest({all_kinds}) AS k(kind) CROSS JOIN weights),
 free AS (
     SELECT :capacity - COALESCE(SUM(weight.weight), 0) AS room
     FROM tickets t JOIN channels c ON c.id = t.channel_id JOIN weight ON weight.kind = c.kind
@@ -230,6 +269,21 @@ _RETURNED_NAMES = tuple(name for name, _sql in _RETURNED)
 _PEEK_SQL = _CANDIDATE_SQL + "\nSELECT EXISTS (SELECT 1 FROM candidate)"
 _BY_LANGUAGE = "\n      AND (language IS NULL OR language = ANY(:languages))"
 _BY_KIND = " AND kind = ANY(:kinds)"
+_BIND = re.compile(r":\w")
+
+
+def _literal(value: str) -> str:
+    # A constant of ours as an SQL string (no bind-like `:name` in it for text()).
+    if _BIND.search(value):
+        raise RuntimeError(f"unexpected constant for the claim statement: {value}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _candidate_sql(template: str, by_language: bool, by_kind: bool, **more: str) -> str:
+    return template.format(
+        filters=_BY_LANGUAGE if by_language else "", by_kind=_BY_KIND if by_kind else "",
+        default_weights=_literal(_DEFAULT_WEIGHTS),
+        all_kinds="ARRAY[" + ", ".join(_literal(kind) for kind in KINDS) + "]", **more)
 
 
 @cache
@@ -237,21 +291,37 @@ def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
     rolled = "".join(f"\nrolled_{n} AS (\n    {sql}),"
                      for n, sql in enumerate(metrics_rollup.claimed_sql("claimed")))
     returned = ",\n       ".join(f"{sql} AS {name}" for name, sql in _RETURNED)
-    return text(_CLAIM_SQL.format(filters=_BY_LANGUAGE if by_language else "",
-                                  by_kind=_BY_KIND if by_kind else "", rolled=rolled,
-                                  lock=" FOR UPDATE SKIP LOCKED", returned=returned))
+    return text(_candidate_sql(_CLAIM_SQL, by_language, by_kind, rolled=rolled,
+                               lock=" FOR UPDATE SKIP LOCKED", returned=returned))
 
 
 @cache
 def _claim_driver_sql(by_language: bool, by_kind: bool) -> str:
-    """The claim statement as the driver takes it (what SQLAlchemy would send)."""
-    return str(_claim_statement(by_language, by_kind).compile(dialect=db.engine.dialect))
+    """The claim statement as the driver takes it (what SQLAlchemy would send), on one line:
+    psycopg converts a statement's `%(name)s` placeholders once and caches the result only
+    for statements of at most 4,096 characters; over that (the indented text was 4,170) it
+    parses the whole text again on every execution (~16 µs a claim)."""
+    return _one_line(str(_claim_statement(by_language, by_kind)
+                         .compile(dialect=db.engine.dialect)))
+
+
+def _one_line(sql: str) -> str:
+    # Only line breaks and the indentation after them: no string literal of ours has one.
+    return _LINE_BREAK.sub(" ", sql).strip()
+
+
+_LINE_BREAK = re.compile(r"\s*\n\s*")
 
 
 @cache
 def _peek_statement(by_language: bool, by_kind: bool) -> TextClause:
-    return text(_PEEK_SQL.format(filters=_BY_LANGUAGE if by_language else "",
-                                 by_kind=_BY_KIND if by_kind else "", lock=""))
+    return text(_candidate_sql(_PEEK_SQL, by_language, by_kind, lock=""))
+
+
+@cache
+def _peek_driver_sql(by_language: bool, by_kind: bool) -> str:
+    return _one_line(str(_peek_statement(by_language, by_kind)
+                         .compile(dialect=db.engine.dialect)))
 
 
 def fill(agent_id: int, batch: int = 50) -> int:
