@@ -147,6 +147,9 @@ def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("SELECT 1")
         cursor.close()
-        dbapi_connection.rollback()  # the driver opened a transaction for the ping
+        # The driver opened a transaction for the ping; COMMIT ends it as well and, unlike
+        # a ROLLBACK, keeps psycopg 3's prepared statements (it answers a ROLLBACK with
+        # DEALLOCATE ALL).
+        dbapi_connection.commit()
     except Exception as exc:
         raise DisconnectionError("stale pooled connection") from exc
