@@ -14,22 +14,11 @@ import pytest
 from helpdesk.services.routing.urgency import (
     TrivialPolicy,
     extract_features,
-    load_urgency_config,
     score_features,
     score_urgency,
     with_backstop,
 )
 from tests.support.urgency import facts
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return load_urgency_config(None)
-
-
-@pytest.fixture(scope="module")
-def no_model(shipped):
-    return dataclasses.replace(shipped, model=None)
 
 
 @pytest.fixture

@@ -27,11 +27,6 @@ FLOOR = FloorPolicy(levels={"security": 0.2, "safety": 0.3, "legal": 0.3},
                     intent="not_trivial", strong=0.8, over_thanks=True)
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    return load_urgency_config(None)
-
-
 @pytest.fixture
 def cfg(shipped):
     return dataclasses.replace(

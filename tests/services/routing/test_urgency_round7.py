@@ -7,27 +7,15 @@ The phrase lists alone are tested (the learned backstop only ever raises: see
 test_urgency_intents.py). Phrasings written for these tests: none is in the bench's labelled
 set or the training files."""
 
-import dataclasses
 
 import pytest
 
 from helpdesk.services.routing.urgency import (
     extract_features,
-    load_urgency_config,
     score_features,
     score_urgency,
 )
 from tests.support.urgency import facts
-
-
-@pytest.fixture(scope="module")
-def shipped():
-    return load_urgency_config(None)
-
-
-@pytest.fixture(scope="module")
-def no_model(shipped):
-    return dataclasses.replace(shipped, model=None)
 
 
 def judged(text, cfg, **kw):
