@@ -237,3 +237,23 @@ def test_agent_softphone_takes_the_call_and_its_talk_time_is_handle_time(
     call(status("CA" + "e" * 32, "completed", 3, CallDuration="192"))  # a repeat: no new session
     with app.app_context():
         assert len(db.session.execute(select(WorkSession)).scalars().all()) == 1
+
+
+def test_calls_in_one_batch_open_their_tickets_without_failing_it(api, agent, voice, drain,
+                                                                   caplog):
+    # An ingest batch writes its new rows at its end; a call names its ticket by id alone,
+    # so a missed call opening a ticket (or an answered one joining a ticket opened earlier
+    # in the batch) must not make the batch fail and fall back to one delivery at a time.
+    hooks = Webhooks(api.base_url)
+    callers = [f"+1415555020{n}" for n in range(3)]
+    for n, caller in enumerate(callers):
+        params = {**status(f"CA0000000000000000000000000000009{n}", "no-answer", 1),
+                  "From": caller, "Caller": caller}
+        assert hooks.twilio(voice, params, TOKEN).status_code == 200
+    caplog.set_level("WARNING", logger="helpdesk")
+    drain()
+    assert "one by one" not in caplog.text
+    for caller in callers:
+        customer = customer_with(api.as_(agent), f"phone:{caller}")
+        (ticket,) = tickets_of(api.as_(agent), customer["id"])
+        assert ticket["subject"] == f"Missed call from {caller}"

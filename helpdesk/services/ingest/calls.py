@@ -185,6 +185,10 @@ def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
             ticket = conversations.open_ticket(channel, customer, MessageEvent(
                 external_id=call.external_id, identities=[],
                 subject=SUBJECTS[call.outcome].format(who=who)))
+        if ticket in db.session.new:
+            # An ingest batch writes its new rows at its end (batch_state.unflushed), and a
+            # call names its ticket by id alone: the ticket is written first, here.
+            db.session.flush()
         call.ticket_id = ticket.id
         ticket.last_activity_at = datetime.now(UTC)
         events.ticket_changed(ticket, created=created)
