@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,13 +29,16 @@ def _count(app, model) -> int:
 
 @contextmanager
 def _statements(app) -> Iterator[list[str]]:
-    """The SQL statements sent to the database (by this process) inside the block."""
+    """The SQL statements this thread sends to the database inside the block (not those of
+    the live server's threads: the queue count a webhook schedules runs on a timer)."""
     from sqlalchemy import event
 
     seen: list[str] = []
+    mine = threading.get_ident()
 
     def record(_conn, _cursor, statement, *_args) -> None:
-        seen.append(" ".join(statement.split()))
+        if threading.get_ident() == mine:
+            seen.append(" ".join(statement.split()))
 
     with app.app_context():
         engine = db.engine
