@@ -11,3 +11,8 @@ def facts(text: str, channel: str = "email", tier: str = "standard",
     return UrgencyFacts(channel_kind=channel, texts=texts or [text], tier=tier, recent_contacts=1,
                         seconds_to_deadline=None, sla_target_seconds=None,
                         sender_priority=sender_priority)
+
+
+def reason(result, factor: str):
+    """The scored result's reason of `factor` ("intent", "tier", ...), or None."""
+    return next((r for r in result.reasons if r.factor == factor), None)

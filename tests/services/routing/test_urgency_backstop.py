@@ -22,7 +22,7 @@ from helpdesk.services.routing.urgency import (
     score_features,
     with_backstop,
 )
-from tests.support.urgency import facts
+from tests.support.urgency import facts, reason
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def preds(security=0.0, safety=0.0, trivial=0.0):
 
 def scored(features, cfg):
     result = score_features(features, cfg)
-    intent = next(r for r in result.reasons if r.factor == "intent")
+    intent = reason(result, "intent")
     return result.priority, intent.detail
 
 

@@ -13,7 +13,7 @@ from helpdesk.services.routing.urgency import (
     score_features,
     score_urgency,
 )
-from tests.support.urgency import facts
+from tests.support.urgency import facts, reason
 
 # Phrasings written for these tests: none of them is in the bench's labelled set.
 COMPOSED = {
@@ -56,7 +56,7 @@ COMPOSED = {
 
 
 def intent_reason(result):
-    return next(r for r in result.reasons if r.factor == "intent")
+    return reason(result, "intent")
 
 
 @pytest.mark.parametrize("why, language", [(w, lang) for w in COMPOSED

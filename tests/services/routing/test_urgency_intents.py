@@ -14,7 +14,7 @@ from helpdesk.services.routing.urgency import (
     score_features,
     score_urgency,
 )
-from tests.support.urgency import facts
+from tests.support.urgency import facts, reason
 
 PRIORITIES = ["low", "normal", "high", "urgent"]
 
@@ -90,10 +90,6 @@ INTENTS = {
         "pt": "Muito obrigado pelo atendimento, vocês são ótimos",
     },
 }
-
-
-def reason(result, factor):
-    return next((r for r in result.reasons if r.factor == factor), None)
 
 
 @pytest.mark.parametrize("intent, language", [(i, lang) for i in INTENTS

@@ -18,7 +18,7 @@ from helpdesk.services.routing.urgency import (
     score_urgency,
     with_backstop,
 )
-from tests.support.urgency import facts
+from tests.support.urgency import facts, reason
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def policy(shipped):
 
 def intent_reason(text, cfg, **kw):
     result = score_urgency(facts(text, **kw), cfg)
-    return result.priority, next(r for r in result.reasons if r.factor == "intent").detail
+    return result.priority, reason(result, "intent").detail
 
 
 IDIOMS = {

@@ -21,7 +21,7 @@ from helpdesk.services.routing.urgency import (
     model_applies,
     score_features,
 )
-from tests.support.urgency import facts
+from tests.support.urgency import facts, reason
 
 FLOOR = FloorPolicy(levels={"security": 0.2, "safety": 0.3, "legal": 0.3},
                     intent="not_trivial", strong=0.8, over_thanks=True)
@@ -50,7 +50,7 @@ def judged(text, cfg, **p):
     before = phrases_only(text, cfg)
     after = apply_model(before, preds(**p), cfg) if model_applies(before, cfg) else before
     result = score_features(after, cfg)
-    return result.priority, next(r for r in result.reasons if r.factor == "intent").detail
+    return result.priority, reason(result, "intent").detail
 
 
 THANKS_AND_LINK = ("Thank you so much for sorting out my exchange yesterday! Oh and I got "

@@ -15,7 +15,7 @@ from helpdesk.services.routing.urgency import (
     score_features,
     score_urgency,
 )
-from tests.support.urgency import facts
+from tests.support.urgency import facts, reason
 
 
 def judged(text, cfg, **kw):
@@ -48,7 +48,7 @@ def test_a_late_order_for_an_event_is_high_and_says_why(no_model):
     text = "Ordered the suits for my brother's wedding on Saturday and the parcel is stuck in Leeds"
     result = score_urgency(facts(text), no_model)
     assert result.priority == "high"
-    intent = next(r for r in result.reasons if r.factor == "intent").detail
+    intent = reason(result, "intent").detail
     assert intent.startswith("late order needed now (medicine running out, an event):")
     # the same order without the need is an ordinary late order (normal), and a question
     # about ordering medicine is not late at all
