@@ -82,7 +82,9 @@ def jobs_waiting(job_ids: Sequence[str]) -> set[str]:
 PENDING_TTL = 10  # seconds a job may wait to start before another one is enqueued anyway
 
 
-def _pending_key(name: str) -> str:
+def pending_key(name: str) -> str:
+    """The Redis key of a job's pending flag (set `NX` with `PENDING_TTL` seconds, here or by
+    a script of its own: `event_log.emit_numbered`)."""
     return f"helpdesk:pending:{name}"
 
 
@@ -101,13 +103,7 @@ def enqueue_unless_pending(name: str, queue: str, func: str) -> bool:
 def set_pending(client: Any, name: str) -> Any:
     """Set the flag that a job of this `name` waits to start, unless it is set (on a client:
     whether it was set now; on a pipeline, that answer is its reply)."""
-    return client.set(_pending_key(name), "1", nx=True, ex=PENDING_TTL)
-
-
-def pending_key(name: str) -> str:
-    """The Redis key of `set_pending`'s flag (set `NX` with `PENDING_TTL` seconds), for a
-    caller that sets it in a script of its own (`event_log.emit_numbered`)."""
-    return _pending_key(name)
+    return client.set(pending_key(name), "1", nx=True, ex=PENDING_TTL)
 
 
 def enqueue_if_flagged(flagged: Any, name: str, queue: str, func: str) -> bool:
@@ -118,7 +114,7 @@ def enqueue_if_flagged(flagged: Any, name: str, queue: str, func: str) -> bool:
     if enqueue(queue, func):
         return True
     try:
-        redis_connection().delete(_pending_key(name))
+        redis_connection().delete(pending_key(name))
     except Exception:  # noqa: S110  (the flag expires by itself)
         pass
     return False
@@ -128,7 +124,7 @@ def pending(name: str) -> bool:
     """Whether a job enqueued with `enqueue_unless_pending(name)` is waiting to start (one
     round trip; False when Redis is unreachable)."""
     try:
-        return bool(redis_connection().exists(_pending_key(name)))
+        return bool(redis_connection().exists(pending_key(name)))
     except Exception:  # noqa: BLE001  (a hint for the caller, never a failure)
         return False
 
@@ -136,7 +132,7 @@ def pending(name: str) -> bool:
 def job_started(name: str) -> None:
     """Called by a job enqueued with `enqueue_unless_pending` before it reads its work."""
     try:
-        redis_connection().delete(_pending_key(name))
+        redis_connection().delete(pending_key(name))
     except Exception as exc:  # the flag expires; at worst the next job starts later
         log.warning("job %s: pending flag not cleared: %s", name, exc)
 
