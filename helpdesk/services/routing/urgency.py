@@ -436,13 +436,15 @@ def _trivial(section: Mapping[str, Any], points: Mapping[str, Any]) -> TrivialPo
         return None
     if TRIVIAL not in points:
         raise ValueError(f"model trivial: no points for the {TRIVIAL} intent")
-    def number(key: str) -> float | None:
-        value = policy.get(key)
-        return None if value is None else float(value)
+    return TrivialPolicy(veto=_optional_float(policy, "veto"),
+                         settle=_optional_float(policy, "settle"),
+                         over=_set(policy.get("over")), defuse=_optional_float(policy, "defuse"),
+                         angry_settle=_optional_float(policy, "angry_settle"))
 
-    return TrivialPolicy(veto=number("veto"), settle=number("settle"),
-                         over=_set(policy.get("over")), defuse=number("defuse"),
-                         angry_settle=number("angry_settle"))
+
+def _optional_float(policy: Mapping[str, Any], key: str) -> float | None:
+    value = policy.get(key)
+    return None if value is None else float(value)
 
 
 def _floor(section: Mapping[str, Any], points: Mapping[str, Any],
@@ -458,7 +460,7 @@ def _floor(section: Mapping[str, Any], points: Mapping[str, Any],
     return FloorPolicy(levels={str(k): float(v) for k, v in policy["levels"].items()
                                if v is not None},
                        intent=intent, over_thanks=bool(policy.get("over_thanks")),
-                       strong=None if policy.get("strong") is None else float(policy["strong"]),
+                       strong=_optional_float(policy, "strong"),
                        over_nothing_happened=bool(policy.get("over_nothing_happened")),
                        alarm_words=bool(policy.get("alarm_words")),
                        minimum=policy.get("minimum", "normal"))
