@@ -10,6 +10,7 @@ restarted by its supervisor (docker `restart`, or `helpdesk run`).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 
@@ -18,7 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.timeouts import TimerDeathPenalty
-from rq.worker import DequeueStrategy
+from rq.utils import now
+from rq.worker import DequeueStrategy, WorkerStatus
 
 from helpdesk import jobs, logs, queues
 from helpdesk.services.ingest import deliveries
@@ -43,6 +45,8 @@ class HelpdeskWorker(SimpleWorker):
     # for 60 s, and redis-py 8.2's PubSubWorkerThread.stop() waits for the thread to end: a
     # worker then took up to a minute to stop (after SIGTERM, or after every burst).
     COMMAND_POLL_SECONDS = 0.2
+    # How long one blocking pop waits before the worker looks whether it was asked to stop.
+    STOP_POLL_SECONDS = 1
     _burst = False
 
     def work(self, burst: bool = False, *args, **kwargs) -> bool:
@@ -75,9 +79,33 @@ class HelpdeskWorker(SimpleWorker):
 
     def request_stop(self, signum, frame) -> None:
         """SIGTERM: a batch job hands its backlog back after the batch in hand (one
-        transaction, well under a second), so the worker exits within a few seconds."""
+        transaction, well under a second), so the worker exits within a few seconds.
+
+        An idle worker is not interrupted: RQ raises out of its blocking pop, and a pop that
+        had just taken a job off the queue lost it (seen in CI: the next ingest batch job
+        was gone, its pending flag held back a new one for 10 s, and 1,300 deliveries
+        waited for the sweeper). The stop is noted instead; the pop in hand returns within
+        `STOP_POLL_SECONDS`, and a job it took runs before the worker exits."""
         jobs.request_stop()
-        super().request_stop(signum, frame)
+        if self.get_state() == WorkerStatus.BUSY:
+            super().request_stop(signum, frame)
+            return
+        self._shutdown_requested_date = now()
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
+        self._stop_requested = True
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        """RQ's blocking pop, in pops of `STOP_POLL_SECONDS` until a job comes or a stop
+        was asked for (then None: the worker exits)."""
+        if timeout is None or max_idle_time is not None:  # burst, or RQ's own idle limit
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(
+                min(timeout, self.STOP_POLL_SECONDS), max_idle_time=self.STOP_POLL_SECONDS)
+            if result is not None:
+                return result
+        return None
 
     def unsubscribe(self) -> None:
         """RQ's own waits for its pubsub thread without a bound: after a Redis restart that

@@ -67,3 +67,57 @@ def test_sigterm_mid_backlog_exits_quickly_and_loses_nothing(app, drain, redis_u
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == \
             BACKLOG
+
+
+def _worker_idle(connection) -> bool:
+    from rq import Worker
+    return any(worker.get_state() == "idle" for worker in Worker.all(connection=connection))
+
+
+def test_sigterm_while_a_job_is_being_dequeued_runs_it_or_leaves_it_queued(app, redis_url,
+                                                                           database_url):
+    """SIGTERM lands while the reply to the worker's blocking pop, which has taken the next
+    job off the queue, is still on its way: the job must not vanish with the worker (RQ's
+    own idle stop raised out of the pop and lost it)."""
+    from rq import Queue
+
+    from helpdesk import queues
+    from tests.support.slow_redis import SlowRedisProxy
+
+    channel = factories.channel(app, "api")
+    with app.app_context():
+        db.session.execute(insert(Delivery), [{
+            "channel_id": channel.id, "provider": "api", "dedupe_key": "held-reply",
+            "url": "http://localhost/", "content_type": "application/json", "headers": {},
+            "body": json.dumps({"event_id": "held-reply", "type": "message",
+                                "customer": {"email": "held@example.com"},
+                                "message": {"id": "held", "text": "hello"}}).encode()}])
+        db.session.commit()
+        connection = queues.redis_connection(app)
+        connection.delete(queues.pending_key("ingest-batch"))
+    proxy = SlowRedisProxy(redis_url)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": proxy.url,
+           "HELPDESK_DATA_DIR": app.config["DATA_DIR"]}
+    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "ingest",
+                               "--no-scheduler"], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not _worker_idle(connection):
+            assert time.monotonic() < deadline, "the worker never started listening"
+            time.sleep(0.05)
+        time.sleep(0.5)  # in its blocking pop
+        proxy.reply_delay = 0.6
+        with app.app_context():
+            deliveries.signal_batch()
+        time.sleep(0.2)  # Redis has handed the job over; its reply is on the way
+        worker.send_signal(signal.SIGTERM)
+        proxy.reply_delay = 0
+        worker.wait(30)
+    finally:
+        proxy.close()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert worker.returncode == 0
+    still_queued = Queue(queues.INGEST, connection=connection).count
+    assert _statuses(app) == {"processed": 1} or still_queued == 1
