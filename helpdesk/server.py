@@ -25,10 +25,12 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         # Created in the worker, after gevent has patched the standard library.
-        from helpdesk import create_app
+        from helpdesk import create_app, heap
 
         check_cooperative_database_driver()
-        return create_app()
+        app = create_app()
+        heap.freeze_startup_objects()
+        return app
 
 
 def check_cooperative_database_driver() -> None:

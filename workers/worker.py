@@ -22,7 +22,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from helpdesk import jobs, logs, queues
+from helpdesk import heap, jobs, logs, queues
 from helpdesk.services.ingest import deliveries
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
@@ -196,6 +196,7 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
     stop = threading.Event()
     if not burst:
         urgency.warm_up()
+        heap.freeze_startup_objects()
         start_sweeper(app, stop)
         start_live_metrics(app, stop)
     try:
