@@ -62,6 +62,7 @@ class IngestBatch:
         self.message_tickets: dict[str, tuple[int, Ticket]] = {}
         self.named_by_customer: dict[int, list[tuple[frozenset[str], Ticket]]] = {}
         self._ids: dict[str, list[int]] = {}
+        self._refills: dict[str, int] = {}
         self._order = itertools.count()
 
     def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef]) -> None:
@@ -177,14 +178,20 @@ class IngestBatch:
         """A primary key for a row of `model` this batch will insert, from its sequence
         (PostgreSQL; None elsewhere: the caller flushes the row for its id). Rows created
         with their id need no flush of their own: the batch writes them all at its end.
-        `reserve` ids are taken at once (the rest kept for the next rows of `model`)."""
+        At least `reserve` ids are taken at once, and each time the batch runs out, twice
+        as many as the time before, up to IDS_AHEAD: a burst's batch creating 180 tickets
+        asks 10 times, not 180 (~5% of the worker's CPU in the 1,000-mail import). Ids taken
+        and not used are a gap in the numbering, smaller than what the batch inserted and
+        at most IDS_AHEAD - 1; a lone message takes exactly one."""
         if db.session.get_bind().dialect.name != "postgresql":
             return None
         table = model.__tablename__
         pool = self._ids.setdefault(table, [])
         if not pool:
+            refills = self._refills[table] = self._refills.get(table, 0) + 1
+            count = max(reserve, min(2 ** (refills - 1), IDS_AHEAD), 1)
             pool.extend(db.session.connection().execute(_NEXT_IDS, {
-                "table": table, "count": max(reserve, 1)}).scalars())
+                "table": table, "count": count}).scalars())
             pool.sort(reverse=True)
         return pool.pop()
 
@@ -195,6 +202,7 @@ class IngestBatch:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
 
 
+IDS_AHEAD = 32  # the most ids of one table a batch takes ahead of its rows
 _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
                  "FROM generate_series(1, :count)")
 

@@ -283,3 +283,31 @@ def test_a_batch_writes_the_rows_of_its_new_customers_together(app, api):
         rows = db.session.execute(select(Message.author_id, Ticket.customer_id).join(
             Ticket, Ticket.id == Message.ticket_id)).all()
     assert len(rows) == 5 and all(author == owner for author, owner in rows), rows
+
+
+def test_a_batch_opening_many_tickets_asks_their_sequence_a_few_times(app, api):
+    """Ticket ids are taken ahead in doubling chunks (PostgreSQL): 20 new tickets cost 5
+    trips to the sequence, not 20, and the ids a batch took and did not use leave a gap smaller
+    than what it inserted. A lone message takes exactly one id (no gap)."""
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    channel = factories.channel(app, "api")
+    for n in range(20):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", email=f"many{n}@example.com"))
+    with _statements(app) as seen, app.app_context():
+        assert delivery_batches.process_waiting() == 20
+        dialect = db.engine.dialect.name
+    with app.app_context():
+        ids = sorted(db.session.execute(select(Ticket.id)).scalars())
+    assert len(ids) == 20
+    if dialect != "postgresql":
+        return  # SQLite: ids come from each row's INSERT
+    asked = [s for s in seen if "nextval" in s and "generate_series" in s]
+    # The customers' 20 ids at once (the batch knows its unknown identities); the tickets'
+    # as they open: 1 + 2 + 4 + 8 + 16.
+    assert len(asked) == 1 + 5, asked
+    api.post_api_webhook(channel, api_message("lone", "lone", email="lone@example.com"))
+    with app.app_context():
+        assert delivery_batches.process_waiting() == 1
+        lone = db.session.execute(select(func.max(Ticket.id))).scalar_one()
+    assert lone - ids[-1] <= 1 + (1 + 2 + 4 + 8 + 16 - 20), (ids, lone)
