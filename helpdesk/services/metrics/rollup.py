@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, literal, select, text, true, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE
 
 from helpdesk.extensions import db
 from helpdesk.models import Call, MetricHistogram, MetricRollup, Survey, Ticket, TicketFact
@@ -108,10 +109,19 @@ def _changed(session: Session) -> dict[type, set[int]]:
     found: dict[type, set[int]] = defaultdict(set)
     for obj in session.dirty:
         columns = TRACKED.get(type(obj), ())
-        if columns == () or not session.is_modified(obj):
+        if columns == ():
             continue
+        if columns is None:
+            if session.is_modified(obj):
+                found[type(obj)].add(obj.id)
+            continue
+        # Only an attribute set since the load can have changed (its value then is kept in
+        # `committed_state`); checked without `state.attrs`, which builds an entry for every
+        # attribute (a routing batch's flush spent 4% of its CPU here).
         state = db.inspect(obj)
-        if columns is None or any(state.attrs[name].history.has_changes() for name in columns):
+        if any(name in state.committed_state
+               and state.get_history(name, PASSIVE_NO_INITIALIZE).has_changes()
+               for name in columns):
             found[type(obj)].add(obj.id)
     for obj in session.deleted:
         if type(obj) in TRACKED and obj.id is not None:
