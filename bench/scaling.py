@@ -231,6 +231,7 @@ def run_sustain(system: System, cfg: Config, delivered: Delivered) -> dict:
     more than in this closed loop, which leaves the worker more CPU.)"""
     assert system.worker is not None and system.worker.alive()
     wait_processed(system, cfg.drain_timeout)
+    system.vacuum()
     tag = "sustain"
     progress(f"sustain: closed loop, {cfg.concurrency} connections on one web process, "
              f"worker on, {cfg.sustain_duration:.0f} s")
@@ -270,6 +271,7 @@ def run_socket(system: System, cfg: Config, rate: float, what: str, delivered: D
     `message.created` received by that process's client."""
     assert system.worker is not None and system.worker.alive()
     wait_processed(system, cfg.drain_timeout)  # what an earlier step left
+    system.vacuum()
     rate = max(rate, 1.0)
     listener = delivered.listeners[0]  # on the web process the webhooks go to
     progress(f"socket: open loop at {rate:.0f}/s ({what}) for {cfg.socket_duration:.0f} s, "
@@ -410,6 +412,7 @@ def run_drains(system: System, cfg: Config, delivered: Delivered) -> dict:
             progress(f"drain: round {index + 1}/{cfg.drain_rounds}: storing {cfg.backlog} "
                      f"deliveries (workers stopped), then {workers} worker"
                      f"{'s' if workers > 1 else ''}")
+            system.vacuum()
             runs[str(workers)].append(drain_once(system, cfg, workers,
                                                  f"drain{workers}-{index}", delivered))
     out = {}
