@@ -40,3 +40,40 @@ def test_a_worker_stops_within_seconds_of_sigterm(app):
             signal.signal(sig, handler)
     assert sent, "the worker never listened for commands"
     assert time.monotonic() - sent[0] < 3
+
+
+def test_a_worker_keeps_its_heartbeat_fresh_while_idle_and_while_working(app):
+    """Monitoring (`rq info`) and RQ's clean-up of dead workers read the worker's last
+    heartbeat: it is at most about a second old while the worker waits and between jobs
+    (sent at most once a second, not three times per job)."""
+    from datetime import UTC, datetime
+
+    from rq import Worker
+
+    from helpdesk import queues
+
+    worker = make_worker(app, ["default"])
+    seen: list[float] = []
+
+    def look_then_stop() -> None:
+        connection = queues.redis_connection(app)
+        deadline = time.monotonic() + 10
+        while worker.pubsub_thread is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for n in range(3):
+            time.sleep(1.0)
+            if n == 1:  # some work between looks
+                for _ in range(20):
+                    queues.enqueue(queues.DEFAULT, "os.getpid", retry=False)
+            found = Worker.find_by_key(worker.key, connection=connection)
+            seen.append((datetime.now(UTC) - found.last_heartbeat).total_seconds())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    threading.Thread(target=look_then_stop, daemon=True).start()
+    try:
+        worker.work(logging_level="WARNING")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert len(seen) == 3 and max(seen) < 2.5, seen
