@@ -48,15 +48,16 @@ def test_a_worker_keeps_its_heartbeat_fresh_while_idle_and_while_working(app):
     (sent at most once a second, not three times per job)."""
     from datetime import UTC, datetime
 
-    from rq import Worker
+    from rq import Queue, Worker
 
     from helpdesk import queues
 
     worker = make_worker(app, ["default"])
+    connection = queues.redis_connection(app)
+    waiting = Queue(queues.DEFAULT, connection=connection)
     seen: list[float] = []
 
     def look_then_stop() -> None:
-        connection = queues.redis_connection(app)
         deadline = time.monotonic() + 10
         while worker.pubsub_thread is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -64,7 +65,7 @@ def test_a_worker_keeps_its_heartbeat_fresh_while_idle_and_while_working(app):
             time.sleep(1.0)
             if n == 1:  # some work between looks
                 for _ in range(20):
-                    queues.enqueue(queues.DEFAULT, "os.getpid", retry=False)
+                    waiting.enqueue("os.getpid")
             found = Worker.find_by_key(worker.key, connection=connection)
             seen.append((datetime.now(UTC) - found.last_heartbeat).total_seconds())
         os.kill(os.getpid(), signal.SIGTERM)
@@ -77,3 +78,26 @@ def test_a_worker_keeps_its_heartbeat_fresh_while_idle_and_while_working(app):
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert len(seen) == 3 and max(seen) < 2.5, seen
+    assert waiting.count == 0 and waiting.finished_job_registry.count == 20
+
+
+def test_a_suspended_worker_takes_no_job(app):
+    """`rq suspend` (an operator pausing the workers) still holds them: the suspension is
+    looked for at most once a second, and at once when a worker starts."""
+    from rq import Queue
+    from rq.suspension import resume, suspend
+
+    from helpdesk import queues
+
+    connection = queues.redis_connection(app)
+    waiting = Queue(queues.DEFAULT, connection=connection)
+    waiting.empty()
+    waiting.enqueue("os.getpid")
+    suspend(connection)
+    try:
+        make_worker(app, ["default"]).work(burst=True, logging_level="WARNING")
+        assert waiting.count == 1
+    finally:
+        resume(connection)
+    make_worker(app, ["default"]).work(burst=True, logging_level="WARNING")
+    assert waiting.count == 0
