@@ -22,6 +22,14 @@ def init_app(app: Flask, *, server: bool) -> None:
                } if url else {}
     socketio.init_app(app, async_mode=async_mode(app.config["ASYNC_MODE"]),
                       cors_allowed_origins="*", logger=False, engineio_logger=False, **options)
+    if url:
+        # Listen to the message queue from the start, not from the first connection
+        # (python-socketio's default): what was published while the first client of a new
+        # process connected (its `message.created`, a revocation closing it) was lost.
+        server = socketio.server
+        if not server.manager_initialized:
+            server.manager_initialized = True
+            server.manager.initialize()
     from helpdesk.realtime import agents, chat  # noqa: F401  (registers the handlers)
 
 

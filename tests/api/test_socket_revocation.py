@@ -76,9 +76,21 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _listeners(app) -> int:
+    """How many processes listen to the Socket.IO message queue."""
+    from helpdesk.outbox import pubsub_channel
+    from helpdesk.queues import redis_connection
+
+    channel = pubsub_channel(app.config["REDIS_URL"])
+    return dict(redis_connection(app).pubsub_numsub(channel)).get(channel.encode(), 0)
+
+
 @pytest.fixture
 def second_web_process(app):
-    """`helpdesk web` in a process of its own, sharing the database and Redis."""
+    """`helpdesk web` in a process of its own, sharing the database and Redis; ready once
+    it accepts connections and listens to the message queue (before any client connects:
+    what is published while its first client connects must reach it)."""
+    listening = _listeners(app)
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
            "REDIS_URL": app.config["REDIS_URL"], "HELPDESK_SECRET_KEY": app.config["SECRET_KEY"]}
@@ -92,6 +104,9 @@ def second_web_process(app):
                 break
         except OSError:
             time.sleep(0.1)
+    while _listeners(app) <= listening:
+        assert time.monotonic() < deadline, "the web process never listened to the queue"
+        time.sleep(0.05)
     yield url
     process.terminate()
     process.wait(timeout=10)
