@@ -261,18 +261,26 @@ def test_a_lone_messages_routing_signal_rides_with_its_events(app, api, monkeypa
         assert Queue(ROUTING, connection=redis_connection(app)).count == 1
 
 
+def _new_customers_in_one_batch(app, api, count: int) -> tuple[list[str], str, object]:
+    """`count` messages of as many new customers, processed in one batch: the statements it
+    sent, the database's dialect and the channel."""
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    channel = factories.channel(app, "api")
+    for n in range(count):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", email=f"new{n}@example.com"))
+    with _statements(app) as seen, app.app_context():
+        assert delivery_batches.process_waiting() == count
+        dialect = db.engine.dialect.name
+    return seen, dialect, channel
+
+
 def test_a_batch_writes_the_rows_of_its_new_customers_together(app, api):
     """New customers' messages in one batch: no savepoint and, on PostgreSQL (ids from the
     sequences), no flush per message: one INSERT per table for the whole batch."""
     from helpdesk.models import Customer, Identity
-    from helpdesk.services.ingest import batches as delivery_batches
 
-    channel = factories.channel(app, "api")
-    for n in range(5):
-        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", email=f"new{n}@example.com"))
-    with _statements(app) as seen, app.app_context():
-        assert delivery_batches.process_waiting() == 5
-        dialect = db.engine.dialect.name
+    seen, dialect, _channel = _new_customers_in_one_batch(app, api, 5)
     assert not [s for s in seen if s.startswith("SAVEPOINT")], seen
     inserts = {table: len([s for s in seen if s.startswith(f"INSERT INTO {table} ")])
                for table in ("customers", "identities", "tickets", "ticket_events", "messages")}
@@ -291,12 +299,7 @@ def test_a_batch_opening_many_tickets_asks_their_sequence_a_few_times(app, api):
     than what it inserted. A lone message takes exactly one id (no gap)."""
     from helpdesk.services.ingest import batches as delivery_batches
 
-    channel = factories.channel(app, "api")
-    for n in range(20):
-        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", email=f"many{n}@example.com"))
-    with _statements(app) as seen, app.app_context():
-        assert delivery_batches.process_waiting() == 20
-        dialect = db.engine.dialect.name
+    seen, dialect, channel = _new_customers_in_one_batch(app, api, 20)
     with app.app_context():
         ids = sorted(db.session.execute(select(Ticket.id)).scalars())
     assert len(ids) == 20
