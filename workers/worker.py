@@ -17,7 +17,8 @@ import time
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
@@ -37,21 +38,44 @@ SWEEP_LOCK = "helpdesk:sweeper"
 FIRST_SWEEP_AFTER_SECONDS = 3.0
 
 
+_pop = threading.local()
+
+
+def _in_blocking_pop() -> bool:
+    return getattr(_pop, "waiting", False)
+
+
+class _Queue(Queue):
+    """RQ's queue, marking the thread while it waits in the blocking pop (see
+    `HelpdeskWorker.request_stop`)."""
+
+    @classmethod
+    def dequeue_any(cls, *args, **kwargs):
+        _pop.waiting = True
+        try:
+            return super().dequeue_any(*args, **kwargs)
+        finally:
+            _pop.waiting = False
+
+
 class HelpdeskWorker(SimpleWorker):
     """Runs every job inside one app context of the worker's app (one session per job)."""
 
     app: Flask
+    queue_class = _Queue
     # How long the thread listening for RQ's worker commands waits between looks. RQ asks
     # for 60 s, and redis-py 8.2's PubSubWorkerThread.stop() waits for the thread to end: a
     # worker then took up to a minute to stop (after SIGTERM, or after every burst).
     COMMAND_POLL_SECONDS = 0.2
     # How long one blocking pop waits before the worker looks whether it was asked to stop.
     STOP_POLL_SECONDS = 1
+    STOP_GRACE_SECONDS = 3.0  # then a pop that has not returned is interrupted
     # RQ sends the worker's heartbeat (three commands, three round trips) three times per
     # job; its key lives worker_ttl + 60 s. More than one a second says nothing new.
     HEARTBEAT_EVERY_SECONDS = 1.0
     _burst = False
     _suspension_checked = float("-inf")
+    _stop_alarm = False
 
     def work(self, burst: bool = False, *args, **kwargs) -> bool:
         """Queues are taken in turn (round robin), not ingest first: during a burst the
@@ -107,31 +131,50 @@ class HelpdeskWorker(SimpleWorker):
         """SIGTERM: a batch job hands its backlog back after the batch in hand (one
         transaction, well under a second), so the worker exits within a few seconds.
 
-        An idle worker is not interrupted: RQ raises out of its blocking pop, and a pop that
+        A worker in its blocking pop is not interrupted: RQ raises out of it, and a pop that
         had just taken a job off the queue lost it (seen in CI: the next ingest batch job
         was gone, its pending flag held back a new one for 10 s, and 1,300 deliveries
         waited for the sweeper). The stop is noted instead; the pop in hand returns within
-        `STOP_POLL_SECONDS`, and a job it took runs before the worker exits."""
+        `STOP_POLL_SECONDS`, and a job it took runs before the worker exits. A pop that does
+        not return (Redis unreachable without a reset) is interrupted after STOP_GRACE
+        seconds. Anywhere else (waiting to reconnect to Redis, say) RQ stops at once."""
         jobs.request_stop()
-        if self.get_state() == WorkerStatus.BUSY:
+        if self._burst or self.get_state() == WorkerStatus.BUSY or not _in_blocking_pop():
             super().request_stop(signum, frame)
             return
         self._shutdown_requested_date = now()
         signal.signal(signal.SIGINT, self.request_force_stop)
         signal.signal(signal.SIGTERM, self.request_force_stop)
         self._stop_requested = True
+        signal.signal(signal.SIGALRM, self._stop_now)
+        signal.setitimer(signal.ITIMER_REAL, self.STOP_GRACE_SECONDS)
+        self._stop_alarm = True
+
+    def _stop_now(self, signum, frame) -> None:
+        """The pop did not return within STOP_GRACE seconds of the stop."""
+        if self.get_state() != WorkerStatus.BUSY:  # a job that started has its own alarm
+            raise StopRequested()
+
+    def _cancel_stop_alarm(self) -> None:
+        if self._stop_alarm:
+            self._stop_alarm = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         """RQ's blocking pop, in pops of `STOP_POLL_SECONDS` until a job comes or a stop
         was asked for (then None: the worker exits)."""
         if timeout is None or max_idle_time is not None:  # burst, or RQ's own idle limit
             return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(
-                min(timeout, self.STOP_POLL_SECONDS), max_idle_time=self.STOP_POLL_SECONDS)
-            if result is not None:
-                return result
-        return None
+        try:
+            while not self._stop_requested:
+                result = super().dequeue_job_and_maintain_ttl(
+                    min(timeout, self.STOP_POLL_SECONDS), max_idle_time=self.STOP_POLL_SECONDS)
+                if result is not None:
+                    return result
+            return None
+        finally:
+            self._cancel_stop_alarm()
 
     def unsubscribe(self) -> None:
         """RQ's own waits for its pubsub thread without a bound: after a Redis restart that
@@ -154,7 +197,8 @@ class HelpdeskWorker(SimpleWorker):
 def make_worker(app: Flask, queue_names: list[str] | None = None) -> HelpdeskWorker:
     names = queue_names or list(queues.QUEUE_NAMES)
     connection = queues.redis_connection(app)
-    worker = HelpdeskWorker([queues.get_queue(name, app) for name in names],
+    worker = HelpdeskWorker([_Queue(name, connection=connection,
+                                    default_timeout=queues.JOB_TIMEOUT) for name in names],
                             connection=connection)
     worker.app = app
     if threading.current_thread() is not threading.main_thread():
@@ -232,7 +276,13 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
                                                    logging_level="WARNING")
                 return  # burst done, or a stop was requested (SIGINT/SIGTERM)
             except RedisConnectionError as exc:  # Redis unreachable at start: wait, retry
+                if jobs.stop_requested():
+                    # Asked to stop while Redis was away (RQ's goodbye to Redis failed):
+                    # that is no reason to start again.
+                    return
                 log.warning("worker: %s; retrying in 2 s", exc)
                 time.sleep(2)
+    except StopRequested:  # SIGTERM between two attempts
+        return
     finally:
         stop.set()

@@ -121,3 +121,37 @@ def test_sigterm_while_a_job_is_being_dequeued_runs_it_or_leaves_it_queued(app, 
     assert worker.returncode == 0
     still_queued = Queue(queues.INGEST, connection=connection).count
     assert _statuses(app) == {"processed": 1} or still_queued == 1
+
+
+def test_sigterm_during_a_redis_outage_stops_the_worker_within_seconds(app, database_url):
+    """Redis went away under an idle worker, which waits to reconnect: a supervisor's
+    SIGTERM (`docker stop` during the outage) still ends it within seconds."""
+    from tests.support.redis_server import OwnRedis
+
+    redis_server = OwnRedis()
+    redis_server.start()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_server.url,
+           "HELPDESK_DATA_DIR": app.config["DATA_DIR"]}
+    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "ingest",
+                               "--no-scheduler"], env=env, start_new_session=True)
+    try:
+        import redis
+
+        deadline = time.monotonic() + 30
+        while not _worker_idle(redis.Redis.from_url(redis_server.url)):
+            assert time.monotonic() < deadline, "the worker never started listening"
+            time.sleep(0.05)
+        redis_server.stop()
+        time.sleep(2.5)  # its pop failed; it is waiting to reconnect
+        assert worker.poll() is None
+        worker.send_signal(signal.SIGTERM)
+        asked = time.monotonic()
+        worker.wait(30)
+        took = time.monotonic() - asked
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        redis_server.stop()
+    assert took < 5, f"the worker took {took:.1f} s to stop"
+    assert worker.returncode == 0
