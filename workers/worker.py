@@ -38,24 +38,30 @@ SWEEP_LOCK = "helpdesk:sweeper"
 FIRST_SWEEP_AFTER_SECONDS = 3.0
 
 
-_pop = threading.local()
+_pop = threading.local()  # the main thread's place in taking a job: see `_Queue`
+POPPING, IN_HAND = "popping", "in hand"
 
 
-def _in_blocking_pop() -> bool:
-    return getattr(_pop, "waiting", False)
+def _dequeuing() -> str | None:
+    """POPPING while the thread waits in the blocking pop, IN_HAND from a pop that returned
+    a job until the job is registered as started (`HelpdeskWorker.prepare_execution`), else
+    None."""
+    return getattr(_pop, "state", None)
 
 
 class _Queue(Queue):
-    """RQ's queue, marking the thread while it waits in the blocking pop (see
-    `HelpdeskWorker.request_stop`)."""
+    """RQ's queue, marking the thread while it takes a job (see `_dequeuing`)."""
 
     @classmethod
     def dequeue_any(cls, *args, **kwargs):
-        _pop.waiting = True
+        _pop.state = POPPING
         try:
-            return super().dequeue_any(*args, **kwargs)
-        finally:
-            _pop.waiting = False
+            found = super().dequeue_any(*args, **kwargs)
+        except BaseException:
+            _pop.state = None
+            raise
+        _pop.state = IN_HAND if found is not None else None
+        return found
 
 
 class HelpdeskWorker(SimpleWorker):
@@ -131,42 +137,53 @@ class HelpdeskWorker(SimpleWorker):
         """SIGTERM: a batch job hands its backlog back after the batch in hand (one
         transaction, well under a second), so the worker exits within a few seconds.
 
-        A worker in its blocking pop is not interrupted: RQ raises out of it, and a pop that
-        had just taken a job off the queue lost it (seen in CI: the next ingest batch job
-        was gone, its pending flag held back a new one for 10 s, and 1,300 deliveries
-        waited for the sweeper). The stop is noted instead; the pop in hand returns within
-        `STOP_POLL_SECONDS`, and a job it took runs before the worker exits. A pop that does
-        not return (Redis unreachable without a reset) is interrupted after STOP_GRACE
-        seconds. Anywhere else (waiting to reconnect to Redis, say) RQ stops at once."""
+        A worker in its blocking pop, or holding the job it just took until RQ registers it
+        as started, is not interrupted: RQ raised out of either, and lost the job (seen in
+        CI: the next ingest batch job was gone, its pending flag held back a new one for
+        10 s, and 1,300 deliveries waited for the sweeper). The stop is noted instead; the
+        pop in hand returns within `STOP_POLL_SECONDS`, and a job it took runs before the
+        worker exits. A pop that does not return (Redis unreachable without a reset) is
+        interrupted after STOP_GRACE seconds. Anywhere else (waiting to reconnect to Redis,
+        say) RQ stops at once."""
         jobs.request_stop()
-        if self._burst or self.get_state() == WorkerStatus.BUSY or not _in_blocking_pop():
+        taking = _dequeuing()
+        if self._burst or self.get_state() == WorkerStatus.BUSY or taking is None:
             super().request_stop(signum, frame)
             return
         self._shutdown_requested_date = now()
         signal.signal(signal.SIGINT, self.request_force_stop)
         signal.signal(signal.SIGTERM, self.request_force_stop)
         self._stop_requested = True
-        signal.signal(signal.SIGALRM, self._stop_now)
-        signal.setitimer(signal.ITIMER_REAL, self.STOP_GRACE_SECONDS)
-        self._stop_alarm = True
+        if taking == POPPING:
+            signal.signal(signal.SIGALRM, self._stop_now)
+            signal.setitimer(signal.ITIMER_REAL, self.STOP_GRACE_SECONDS)
+            self._stop_alarm = True
 
     def _stop_now(self, signum, frame) -> None:
-        """The pop did not return within STOP_GRACE seconds of the stop."""
-        if self.get_state() != WorkerStatus.BUSY:  # a job that started has its own alarm
+        """STOP_GRACE seconds after the stop: interrupt a pop that has not returned (one that
+        returned a job lets it run; a job that started has its own alarm)."""
+        if _dequeuing() == POPPING:
             raise StopRequested()
 
     def _cancel_stop_alarm(self) -> None:
         if self._stop_alarm:
-            self._stop_alarm = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            self._stop_alarm = False
+
+    def prepare_execution(self, job):
+        """The job is registered as started and the worker busy: no longer in hand."""
+        execution = super().prepare_execution(job)
+        _pop.state = None
+        return execution
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         """RQ's blocking pop, in pops of `STOP_POLL_SECONDS` until a job comes or a stop
         was asked for (then None: the worker exits)."""
-        if timeout is None or max_idle_time is not None:  # burst, or RQ's own idle limit
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        _pop.state = None
         try:
+            if timeout is None or max_idle_time is not None:  # burst, or RQ's idle limit
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
             while not self._stop_requested:
                 result = super().dequeue_job_and_maintain_ttl(
                     min(timeout, self.STOP_POLL_SECONDS), max_idle_time=self.STOP_POLL_SECONDS)

@@ -101,3 +101,36 @@ def test_a_suspended_worker_takes_no_job(app):
         resume(connection)
     make_worker(app, ["default"]).work(burst=True, logging_level="WARNING")
     assert waiting.count == 0
+
+
+def test_a_sigterm_just_after_the_pop_lets_the_job_it_took_run(app):
+    """The signal lands after Redis handed the job over and before RQ registered it as
+    started (the job is then in no queue and no registry): the worker runs it, then stops."""
+    from rq import Queue
+
+    from helpdesk import queues
+
+    connection = queues.redis_connection(app)
+    first, second = (Queue(name, connection=connection) for name in ("default", "outbound"))
+    for queue in (first, second):
+        queue.empty()
+    first.enqueue("os.getpid")
+    worker = make_worker(app, ["default", "outbound"])  # two queues: a plain BLPOP
+    reorder = worker.reorder_queues
+    signalled: list[bool] = []
+
+    def signal_then_reorder(*args, **kwargs):  # RQ calls it right after the pop returned
+        if not signalled:
+            signalled.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return reorder(*args, **kwargs)
+
+    worker.reorder_queues = signal_then_reorder
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        worker.work(logging_level="WARNING")
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert signalled
+    assert first.finished_job_registry.count == 1 or first.count == 1
