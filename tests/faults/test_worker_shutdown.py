@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import func, insert, select
 
@@ -28,36 +30,53 @@ def _statuses(app) -> dict[str, int]:
         return dict(rows)
 
 
-def test_sigterm_mid_backlog_exits_quickly_and_loses_nothing(app, drain, redis_url,
-                                                             database_url):
-    channel = factories.channel(app, "api")
+def _store(app, channel, keys: list[str]) -> None:
+    """One stored `api` delivery per key, waiting for the worker (none enqueued)."""
     with app.app_context():
         db.session.execute(insert(Delivery), [{
-            "channel_id": channel.id, "provider": "api", "dedupe_key": f"e{n}",
+            "channel_id": channel.id, "provider": "api", "dedupe_key": key,
             "url": "http://localhost/", "content_type": "application/json", "headers": {},
-            "body": json.dumps({"event_id": f"e{n}", "type": "message",
+            "body": json.dumps({"event_id": key, "type": "message",
                                 "customer": {"email": f"c{n % 300}@example.com"},
-                                "message": {"id": f"m{n}", "text": "hello"}}).encode()}
-            for n in range(BACKLOG)])
+                                "message": {"id": f"m-{key}", "text": "hello"}}).encode()}
+            for n, key in enumerate(keys)])
         db.session.commit()
-        deliveries.signal_batch()
+
+
+@contextmanager
+def _worker_process(app, database_url: str, redis_url: str) -> Iterator[subprocess.Popen]:
+    """`helpdesk worker ingest` in a process of its own (killed if still running after)."""
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "HELPDESK_DATA_DIR": app.config["DATA_DIR"]}
     worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "ingest",
                                "--no-scheduler"], env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while _statuses(app).get("processed", 0) == 0:
-            assert time.monotonic() < deadline, "the worker processed nothing"
-            time.sleep(0.05)
-        worker.send_signal(signal.SIGTERM)
-        asked = time.monotonic()
-        worker.wait(30)
-        took = time.monotonic() - asked
+        yield worker
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+
+
+def _terminate(worker: subprocess.Popen) -> float:
+    """SIGTERM, as a supervisor sends it; seconds until the process ended."""
+    worker.send_signal(signal.SIGTERM)
+    asked = time.monotonic()
+    worker.wait(30)
+    return time.monotonic() - asked
+
+
+def test_sigterm_mid_backlog_exits_quickly_and_loses_nothing(app, drain, redis_url,
+                                                             database_url):
+    _store(app, factories.channel(app, "api"), [f"e{n}" for n in range(BACKLOG)])
+    with app.app_context():
+        deliveries.signal_batch()
+    with _worker_process(app, database_url, redis_url) as worker:
+        deadline = time.monotonic() + 60
+        while _statuses(app).get("processed", 0) == 0:
+            assert time.monotonic() < deadline, "the worker processed nothing"
+            time.sleep(0.05)
+        took = _terminate(worker)
     assert took < 3, f"the worker took {took:.1f} s to stop"
     assert worker.returncode == 0
     left = _statuses(app)
@@ -69,9 +88,15 @@ def test_sigterm_mid_backlog_exits_quickly_and_loses_nothing(app, drain, redis_u
             BACKLOG
 
 
-def _worker_idle(connection) -> bool:
+def _wait_listening(connection) -> None:
+    """Until a worker registered on this Redis waits for jobs."""
     from rq import Worker
-    return any(worker.get_state() == "idle" for worker in Worker.all(connection=connection))
+
+    deadline = time.monotonic() + 30
+    while not any(worker.get_state() == "idle"
+                  for worker in Worker.all(connection=connection)):
+        assert time.monotonic() < deadline, "the worker never started listening"
+        time.sleep(0.05)
 
 
 def test_sigterm_while_a_job_is_being_dequeued_runs_it_or_leaves_it_queued(app, redis_url,
@@ -84,40 +109,24 @@ def test_sigterm_while_a_job_is_being_dequeued_runs_it_or_leaves_it_queued(app, 
     from helpdesk import queues
     from tests.support.slow_redis import SlowRedisProxy
 
-    channel = factories.channel(app, "api")
+    _store(app, factories.channel(app, "api"), ["held-reply"])
     with app.app_context():
-        db.session.execute(insert(Delivery), [{
-            "channel_id": channel.id, "provider": "api", "dedupe_key": "held-reply",
-            "url": "http://localhost/", "content_type": "application/json", "headers": {},
-            "body": json.dumps({"event_id": "held-reply", "type": "message",
-                                "customer": {"email": "held@example.com"},
-                                "message": {"id": "held", "text": "hello"}}).encode()}])
-        db.session.commit()
         connection = queues.redis_connection(app)
         connection.delete(queues.pending_key("ingest-batch"))
     proxy = SlowRedisProxy(redis_url)
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": proxy.url,
-           "HELPDESK_DATA_DIR": app.config["DATA_DIR"]}
-    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "ingest",
-                               "--no-scheduler"], env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while not _worker_idle(connection):
-            assert time.monotonic() < deadline, "the worker never started listening"
-            time.sleep(0.05)
-        time.sleep(0.5)  # in its blocking pop
-        proxy.reply_delay = 0.6
-        with app.app_context():
-            deliveries.signal_batch()
-        time.sleep(0.2)  # Redis has handed the job over; its reply is on the way
-        worker.send_signal(signal.SIGTERM)
-        proxy.reply_delay = 0
-        worker.wait(30)
+        with _worker_process(app, database_url, proxy.url) as worker:
+            _wait_listening(connection)
+            time.sleep(0.5)  # in its blocking pop
+            proxy.reply_delay = 0.6
+            with app.app_context():
+                deliveries.signal_batch()
+            time.sleep(0.2)  # Redis has handed the job over; its reply is on the way
+            worker.send_signal(signal.SIGTERM)
+            proxy.reply_delay = 0
+            worker.wait(30)
     finally:
         proxy.close()
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
     assert worker.returncode == 0
     still_queued = Queue(queues.INGEST, connection=connection).count
     assert _statuses(app) == {"processed": 1} or still_queued == 1
@@ -126,32 +135,20 @@ def test_sigterm_while_a_job_is_being_dequeued_runs_it_or_leaves_it_queued(app, 
 def test_sigterm_during_a_redis_outage_stops_the_worker_within_seconds(app, database_url):
     """Redis went away under an idle worker, which waits to reconnect: a supervisor's
     SIGTERM (`docker stop` during the outage) still ends it within seconds."""
+    import redis
+
     from tests.support.redis_server import OwnRedis
 
     redis_server = OwnRedis()
     redis_server.start()
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_server.url,
-           "HELPDESK_DATA_DIR": app.config["DATA_DIR"]}
-    worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker", "ingest",
-                               "--no-scheduler"], env=env, start_new_session=True)
     try:
-        import redis
-
-        deadline = time.monotonic() + 30
-        while not _worker_idle(redis.Redis.from_url(redis_server.url)):
-            assert time.monotonic() < deadline, "the worker never started listening"
-            time.sleep(0.05)
-        redis_server.stop()
-        time.sleep(2.5)  # its pop failed; it is waiting to reconnect
-        assert worker.poll() is None
-        worker.send_signal(signal.SIGTERM)
-        asked = time.monotonic()
-        worker.wait(30)
-        took = time.monotonic() - asked
+        with _worker_process(app, database_url, redis_server.url) as worker:
+            _wait_listening(redis.Redis.from_url(redis_server.url))
+            redis_server.stop()
+            time.sleep(2.5)  # its pop failed; it is waiting to reconnect
+            assert worker.poll() is None
+            took = _terminate(worker)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
         redis_server.stop()
     assert took < 5, f"the worker took {took:.1f} s to stop"
     assert worker.returncode == 0
