@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
 from helpdesk.models import Delivery, Message, Ticket
 from tests.support import factories
 from tests.support.live import api_message
+from tests.support.sql import statements
 
 
 def _statuses(app) -> dict[str, int]:
@@ -27,33 +24,11 @@ def _count(app, model) -> int:
         return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-@contextmanager
-def _statements(app) -> Iterator[list[str]]:
-    """The SQL statements this thread sends to the database inside the block (not those of
-    the live server's threads: the queue count a webhook schedules runs on a timer)."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-    mine = threading.get_ident()
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        if threading.get_ident() == mine:
-            seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def _statements_of_one_batch(app) -> list[str]:
     """The SQL statements `process_waiting` sends for what is waiting now."""
     from helpdesk.services.ingest import batches as delivery_batches
 
-    with _statements(app) as seen, app.app_context():
+    with statements(app) as seen, app.app_context():
         assert delivery_batches.process_waiting() == 1
     return seen
 
@@ -153,7 +128,7 @@ def test_a_batch_tells_stored_messages_from_new_ones_per_channel(app, api, drain
     api.post_api_webhook(second, api_message("e5", "m1", text="same id, other channel"))
     api.post_api_webhook(second, api_message("e6", "m2", text="new on the second",
                                              email="bo@example.com"))
-    with _statements(app) as seen:
+    with statements(app) as seen:
         drain("ingest")
     assert "one by one" not in caplog.text
     assert _statuses(app) == {"processed": 4, "duplicate": 2}
@@ -269,7 +244,7 @@ def _new_customers_in_one_batch(app, api, count: int) -> tuple[list[str], str, o
     channel = factories.channel(app, "api")
     for n in range(count):
         api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", email=f"new{n}@example.com"))
-    with _statements(app) as seen, app.app_context():
+    with statements(app) as seen, app.app_context():
         assert delivery_batches.process_waiting() == count
         dialect = db.engine.dialect.name
     return seen, dialect, channel

@@ -12,6 +12,7 @@ from helpdesk.models import Ticket
 from helpdesk.queues import ROUTING, get_queue
 from tests.support import factories
 from tests.support.live import api_message
+from tests.support.sql import statements
 
 URGENT = "This is UNACCEPTABLE, the service is down and I want a refund NOW, lawyer!"
 CALM = "Hi, could you tell me how to change my invoice address? Thanks!"
@@ -63,18 +64,8 @@ def test_facts_for_a_batch_are_loaded_in_a_few_queries(app, api, drain):
         with app.app_context():
             db.session.execute(Ticket.__table__.update().values(route_requested_at=func.now()))
             db.session.commit()
-            seen, mine = [], threading.get_ident()
-
-            def count_it(*_args):  # this thread's (not the live server's timers')
-                if threading.get_ident() == mine:
-                    seen.append(1)
-
-            engine = db.engine
-            event.listen(engine, "before_cursor_execute", count_it)
-            try:
+            with statements(app) as seen:
                 assert scoring.route_batch(1000)[0] > 0
-            finally:
-                event.remove(engine, "before_cursor_execute", count_it)
         return len(seen)
 
     few = statements_for(3, "a")
