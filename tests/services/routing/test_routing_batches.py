@@ -73,6 +73,26 @@ def test_facts_for_a_batch_are_loaded_in_a_few_queries(app, api, drain):
     assert many <= few + 2, (few, many)
 
 
+def test_a_scored_ticket_is_written_once(app, api, drain):
+    """Clearing the request, the score, a new priority and its deadlines go out in one
+    UPDATE of the ticket, not one before the facts are read and another after."""
+    from helpdesk.services.routing import scoring
+
+    channel = factories.channel(app, "api")
+    for tag, text in (("urgent", URGENT), ("calm", CALM)):
+        api.post_api_webhook(channel, api_message(f"e-{tag}", f"m-{tag}", text=text,
+                                                  email=f"{tag}@example.com"))
+        drain("ingest")
+        with statements(app) as seen, app.app_context():
+            assert scoring.route_batch(1000)[0] == 1
+        updates = [sql for sql in seen if sql.startswith("UPDATE tickets")]
+        assert len(updates) == 1, (tag, updates)
+        assert "route_requested_at" in updates[0] and "urgency" in updates[0]
+    scores = sorted(_scores(app).values(), key=lambda row: row.id)
+    assert [row.priority for row in scores] == ["urgent", "low"]  # both changed priority
+    assert all(row.route_requested_at is None for row in scores)
+
+
 def test_a_ticket_changed_while_its_batch_runs_is_scored_again(app, api, drain):
     """A customer writes again while the batch scoring their ticket runs: the new message's
     transaction waits for the batch (row lock on PostgreSQL, the write lock on SQLite), asks
