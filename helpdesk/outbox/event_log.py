@@ -91,15 +91,18 @@ def emit_numbered(client: Redis, channel: str, events: list[tuple[str, dict[str,
 
 
 def since(seq: int, rooms: set[str]) -> dict[str, Any]:
-    """Events after `seq` addressed to any of `rooms`, or `{"refetch": true}` if too old."""
+    """`events.since`: the envelopes (as they were sent, each with its `seq`) of the events
+    after `seq` addressed to any of `rooms`, oldest first; `refetch` true, and no events,
+    when `seq` is older than what is kept (or beyond the last number). `seq` is the last
+    number given out, so a client can start counting from there."""
     client = redis_connection()
     current = int(client.get(SEQ) or 0)
     oldest = client.zrange(LOG, 0, 0, withscores=True)
     if seq > current or (oldest and seq < int(oldest[0][1]) - 1) or (not oldest and seq < current):
-        return {"refetch": True, "seq": current}
+        return {"refetch": True, "seq": current, "events": []}
     events = []
     for raw in client.zrangebyscore(LOG, f"({seq}", "+inf"):
         record = json.loads(raw)
         if rooms.intersection(record["rooms"]):
-            events.append({"event": record["event"], "data": record["message"]})
+            events.append(record["message"])
     return {"refetch": False, "seq": current, "events": events}

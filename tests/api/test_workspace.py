@@ -130,11 +130,15 @@ def test_reconnecting_client_gets_what_it_missed(app, api, agent, sockets, drain
     again = sockets(agent.token)
     caught_up = again.call("events.since", {"seq": last_seq})
     assert caught_up["refetch"] is False
-    names = [item["event"] for item in caught_up["events"]]
+    # API.md: the events are the envelopes as they were sent, each carrying its `seq`.
+    assert all(set(item) == {"type", "at", "data", "seq"} for item in caught_up["events"])
+    names = [item["type"] for item in caught_up["events"]]
     assert "ticket.created" in names and "message.created" in names
-    texts = [item["data"]["data"].get("text") for item in caught_up["events"]
-             if item["event"] == "message.created"]
+    texts = [item["data"].get("text") for item in caught_up["events"]
+             if item["type"] == "message.created"]
     assert texts == ["while you were away"]
-    assert all(item["data"]["seq"] > last_seq for item in caught_up["events"])
-    assert again.call("events.since", {"seq": caught_up["seq"] + 100})["refetch"] is True
+    seqs = [item["seq"] for item in caught_up["events"]]
+    assert seqs == sorted(seqs) and seqs[0] > last_seq and seqs[-1] <= caught_up["seq"]
+    too_far = again.call("events.since", {"seq": caught_up["seq"] + 100})
+    assert too_far["refetch"] is True and too_far["events"] == []
     assert "error" in again.call("events.since", {"seq": "x"})

@@ -66,8 +66,8 @@ async function catchUp() {
     dispatch('refetch', {});
     return;
   }
-  // Each item is {event, data}: the envelope as it was sent.
-  for (const item of answer.events || []) receive(item.event, item.data);
+  // Each item is an envelope as it was sent; its `type` is the event's name.
+  for (const envelope of answer.events || []) receive(envelope.type, envelope);
 }
 
 export function start(tokenValue, { refused }) {
