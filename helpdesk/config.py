@@ -46,6 +46,12 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _flag(name: str, default: bool) -> bool:
+    """`1` or `0` in the environment; `default` when unset or empty."""
+    raw = os.environ.get(name)
+    return raw == "1" if raw not in (None, "") else default
+
+
 def _intervals(name: str, default: str) -> list[int]:
     return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
 
@@ -114,8 +120,11 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_IP_RATE": os.environ.get("HELPDESK_LOGIN_IP_RATE", "30/minute"),
         "THREADING_WINDOW_SECONDS": _int("HELPDESK_THREADING_WINDOW_SECONDS", 24 * 3600),
         "REOPEN_WINDOW_SECONDS": _int("HELPDESK_REOPEN_WINDOW_SECONDS", 7 * 24 * 3600),
-        # Integrators' callback_urls may point into private networks only when allowed.
-        "ALLOW_PRIVATE_CALLBACKS": os.environ.get("HELPDESK_ALLOW_PRIVATE_CALLBACKS") == "1",
+        # Integrators' callback_urls may point into private networks (loopback included)
+        # only when allowed: by default in development (a local stand-in of the
+        # integrator's server), never by default in production.
+        "ALLOW_PRIVATE_CALLBACKS": _flag("HELPDESK_ALLOW_PRIVATE_CALLBACKS",
+                                         env != "production"),
         "DELIVERY_MAX_CLAIMS": _int("HELPDESK_DELIVERY_MAX_CLAIMS", 3),
         "SWEEP_AFTER_SECONDS": _int("HELPDESK_SWEEP_AFTER_SECONDS", 30),
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),

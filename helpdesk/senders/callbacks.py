@@ -2,10 +2,11 @@
 
 The address is checked at connect time, on the socket actually connected (after DNS, so a
 name that resolves, or later re-resolves, to 127.0.0.1 is refused too): private, loopback,
-link-local, multicast, reserved and unspecified addresses are refused unless the operator
-allows them (`HELPDESK_ALLOW_PRIVATE_CALLBACKS=1`, e.g. an integrator on the same LAN, or
-tests with local stand-ins). Redirects are not followed, and no proxy from the environment
-is used.
+link-local, multicast, reserved and unspecified addresses are refused in production unless
+the operator allows them (`HELPDESK_ALLOW_PRIVATE_CALLBACKS=1`, e.g. an integrator on the
+same LAN). In development they are allowed unless `HELPDESK_ALLOW_PRIVATE_CALLBACKS=0` (a
+local stand-in of the integrator's server). Redirects are not followed, and no proxy from
+the environment is used.
 """
 
 from __future__ import annotations

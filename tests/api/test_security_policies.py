@@ -71,3 +71,22 @@ def test_production_requires_a_public_url(monkeypatch):
         from_environment()
     monkeypatch.setenv("HELPDESK_PUBLIC_URL", "https://help.example.com/")
     assert from_environment()["PUBLIC_URL"] == "https://help.example.com"
+
+
+def test_private_callbacks_are_refused_by_default_in_production_only(monkeypatch):
+    """A developer's local stand-in of an integrator's server receives callbacks; a
+    production deployment refuses private addresses unless told otherwise."""
+    from helpdesk.config import from_environment
+
+    monkeypatch.setenv("HELPDESK_SECRET_KEY", "k" * 32)
+    monkeypatch.setenv("HELPDESK_PUBLIC_URL", "https://help.example.com")
+    monkeypatch.delenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", raising=False)
+    for env, unset, allowed, refused in (("development", True, "1", "0"),
+                                         ("production", False, "1", "0")):
+        monkeypatch.setenv("HELPDESK_ENV", env)
+        monkeypatch.delenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", raising=False)
+        assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is unset, env
+        monkeypatch.setenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", allowed)
+        assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is True, env
+        monkeypatch.setenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", refused)
+        assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is False, env
