@@ -17,8 +17,10 @@ from helpdesk.schemas.resources import (
 from helpdesk.services.ingest import identity
 from helpdesk.transaction import commit
 
+# Every ticket event but those that only say a message was added (the message is its own
+# item: `reply.added`, `note.added`).
 TIMELINE_EVENTS = ("ticket.created", "status.changed", "ticket.reopened", "escalated",
-                   "assigned", "priority.changed")
+                   "assigned", "priority.changed", "sla.warning", "sla.breached")
 
 
 def get(customer_id: int) -> Customer:
@@ -71,14 +73,15 @@ def find_by_identity(spec: str) -> list[Customer]:
 
 
 def timeline(customer_id: int) -> list[dict]:
-    """Every message and ticket event of the customer's tickets, oldest first."""
+    """Every message (agents' internal notes included: the timeline is read by agents), call
+    and ticket event of the customer's tickets, oldest first (DESIGN.md step 5)."""
     customer = get(customer_id)
     tickets = {t.id: t for t in db.session.execute(
         select(Ticket).where(Ticket.customer_id == customer.id)).scalars()}
     channel_ref = ChannelRefSchema()
     items = []
     for message in db.session.execute(select(Message).where(
-            Message.ticket_id.in_(tickets), Message.internal.is_(False))).scalars():
+            Message.ticket_id.in_(tickets))).scalars():
         items.append({"type": "message", "at": message.created_at, "ticket_id": message.ticket_id,
                       "channel": channel_ref.dump(message.channel),
                       "message": message_schema.dump(message)})

@@ -60,6 +60,32 @@ def test_known_customer_gets_new_messages_and_a_time_ordered_timeline(app, api, 
                for item in timeline["items"])
 
 
+def test_the_timeline_holds_agents_notes_and_replies_but_not_their_echo_events(
+        app, api, agent, drain):
+    """DESIGN.md: every message, call and ticket event of the customer's tickets. An
+    internal note is a message on the agents' side of the timeline; `reply.added` and
+    `note.added` would only repeat a message that is already an item."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", text="my parcel is lost",
+                                              email="lost@example.com"))
+    drain("ingest")
+    ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+    as_agent = api.as_(agent)
+    assert as_agent.post(f"/api/v1/tickets/{ticket['id']}/messages",
+                         json={"text": "checked the carrier", "internal": True}).status_code == 201
+    assert as_agent.post(f"/api/v1/tickets/{ticket['id']}/messages",
+                         json={"text": "we are on it"}).status_code == 201
+    customer_id = ticket["customer"]["id"]
+    items = as_agent.get(f"/api/v1/customers/{customer_id}/timeline").json()["items"]
+    messages = [(item["message"]["text"], item["message"]["internal"])
+                for item in items if item["type"] == "message"]
+    assert messages == [("my parcel is lost", False), ("checked the carrier", True),
+                        ("we are on it", False)]
+    names = [item["event"]["name"] for item in items if item["type"] == "event"]
+    assert "ticket.created" in names
+    assert not {"reply.added", "note.added"} & set(names)
+
+
 def test_unknown_customer_is_404(api, agent):
     assert api.as_(agent).get("/api/v1/customers/424242").status_code == 404
     assert api.as_(agent).get("/api/v1/customers/424242/timeline").status_code == 404
