@@ -87,10 +87,15 @@ class SummaryQuerySchema(PeriodSchema):
     group_by = fields.String(load_default=None, validate=validate.OneOf(GROUPS))
 
     def check_period(self, data: dict) -> None:
-        if data["group_by"] == "day" and (data["to"] - data["from_"]) > timedelta(
-                days=MAX_DAY_GROUPS):
-            raise ValidationError(f"grouped by day, a period is at most {MAX_DAY_GROUPS} days",
-                                  "group_by")
+        if data["group_by"] != "day":
+            return
+        # The UTC days the period touches, as the groups are made (`Period.days`): 400
+        # days from noon to noon are 401 groups.
+        first = data["from_"].date()
+        last = (data["to"] - timedelta(microseconds=1)).date()
+        if (last - first).days + 1 > MAX_DAY_GROUPS:
+            raise ValidationError(f"grouped by day, a period is at most {MAX_DAY_GROUPS} days "
+                                  f"({MAX_DAY_GROUPS} groups)", "group_by")
 
 
 class _Spread(Schema):

@@ -412,6 +412,19 @@ def test_bad_periods_are_400_with_fields(api, supervisor, params, field):
         assert field in response.json()["error"]["fields"]
 
 
+def test_grouped_by_day_at_most_400_groups_whatever_the_hours(api, supervisor):
+    """API.md: more than 400 day groups is a 400. 400 days from noon to noon touch 401 UTC
+    days; from midnight to midnight, exactly 400."""
+    client = api.as_(supervisor)
+    whole = client.get("/api/v1/metrics/summary", params={
+        "from": "2025-01-01", "to": "2026-02-05", "group_by": "day"})
+    assert whole.status_code == 200 and len(whole.json()["groups"]) == 400
+    noon = client.get("/api/v1/metrics/summary", params={
+        "from": "2025-01-01T12:00:00Z", "to": "2026-02-05T12:00:00Z", "group_by": "day"})
+    assert noon.status_code == 400, noon.text
+    assert "400" in noon.json()["error"]["fields"]["group_by"][0]
+
+
 def test_a_date_to_equal_to_from_is_that_whole_day(api, supervisor):
     body = api.as_(supervisor).get("/api/v1/metrics/summary", params={
         "from": "2026-11-03", "to": "2026-11-03", "group_by": "day"}).json()
