@@ -1,7 +1,7 @@
 // The agent's left column: next ticket, the live queue (paged), my tickets.
 import { h, replace, ago, until, coalesce } from './dom.js';
 
-const PAGE = 25;
+const PAGE = 100;  // rows a page of the queue (the API serves up to 200)
 const OPEN_STATUSES = ['new', 'open', 'pending'];
 
 function customerName(ticket) {
