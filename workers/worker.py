@@ -31,6 +31,7 @@ from helpdesk.services.outbound import sending as outbound
 from helpdesk.services.outbound import surveys
 from helpdesk.services.routing import scoring as routing
 from helpdesk.services.routing import urgency
+from helpdesk.services.tickets import actions as tickets
 from helpdesk.services.tickets import work_sessions
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,7 @@ def sweep_once(app: Flask) -> int:
         outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
         routing.sweep_requested()
         work_sessions.close_idle()
+        tickets.close_solved_past_window()
         metrics_rollup.compact_now()
         return swept
 

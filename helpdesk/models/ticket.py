@@ -32,6 +32,10 @@ class Ticket(db.Model):
         Index("ix_tickets_assignee_status", "assignee_id", "status"),
         Index("ix_tickets_customer_activity", "customer_id", "last_activity_at"),
         Index("ix_tickets_thread", "channel_id", "thread_key"),
+        # Solved tickets by their solve: the sweeper closes them after the reopen window.
+        Index("ix_tickets_solved_at", "solved_at",
+              postgresql_where=text("status = 'solved'"),
+              sqlite_where=text("status = 'solved'")),
         # Tickets waiting for the routing batch to (re)score them, oldest request first.
         Index("ix_tickets_route_requested", "route_requested_at", "id",
               postgresql_where=text("route_requested_at IS NOT NULL"),

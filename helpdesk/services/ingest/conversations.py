@@ -14,7 +14,7 @@ from helpdesk.models import Channel, Customer, Message, Ticket
 from helpdesk.services.ingest import batch_state
 from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.sla import clocks as sla
-from helpdesk.services.tickets import history
+from helpdesk.services.tickets import history, lifecycle
 
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
@@ -151,15 +151,6 @@ def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ti
     return recent_ticket(customer, now)
 
 
-def can_reopen(ticket: Ticket, now: datetime) -> bool:
-    if ticket.status == "closed":
-        return False
-    if ticket.status != "solved" or ticket.solved_at is None:
-        return True
-    window = timedelta(seconds=current_app.config["REOPEN_WINDOW_SECONDS"])
-    return ticket.solved_at + window >= now
-
-
 def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
                 previous: Ticket | None = None, status: str = "new") -> Ticket:
     subject = event.subject or (event.text or "").strip().split("\n")[0][:120] or None
@@ -187,7 +178,7 @@ def thread_message(channel: Channel, customer: Customer,
     quiet = bool({"auto_reply", "bounce"} & set(event.flags))
     batch_state.lock_customers({customer.id})
     ticket = find_thread(channel, customer, event)
-    if ticket is not None and (quiet or can_reopen(ticket, now)):
+    if ticket is not None and (quiet or lifecycle.can_reopen(ticket, now)):
         if not quiet:
             customer_replied(ticket, now)
         return ticket, False

@@ -20,7 +20,7 @@ from helpdesk.services.routing import corrections as urgency_corrections
 from helpdesk.services.routing import queue_updates
 from helpdesk.services.routing import scoring as routing
 from helpdesk.services.sla import clocks as sla
-from helpdesk.services.tickets import contact_reasons, history, reply_rules
+from helpdesk.services.tickets import contact_reasons, history, lifecycle, reply_rules
 from helpdesk.transaction import after_commit, commit
 
 
@@ -69,6 +69,10 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     now = datetime.now(UTC)
     if ticket.status == "closed":
         raise Unprocessable("a closed ticket cannot change status", "ticket_closed")
+    if status != "closed" and not lifecycle.can_reopen(ticket, now):
+        raise Unprocessable("this ticket was solved longer ago than the reopen window: it "
+                            "can only be closed (the customer's next message opens a new "
+                            "ticket linked to it)", "reopen_window_passed")
     previous = ticket.status
     ticket.status = status
     if status == "solved":
@@ -92,6 +96,25 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     if previous in QUEUED_STATUSES and status not in QUEUED_STATUSES and ticket.assignee_id:
         free_capacity_of(ticket.assignee_id)
     ticket_facts.changed(ticket)
+
+
+def close_solved_past_window(limit: int = 500) -> int:
+    """The sweeper's pass: close solved tickets whose reopen window has passed (each
+    announced, its history saying so); how many. Tickets another transaction holds are left
+    for the next pass."""
+    query = lifecycle.closing_due(datetime.now(UTC), limit)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(db.session.execute(query).scalars())
+    if not ids:
+        db.session.rollback()
+        return 0
+    for ticket in db.session.execute(select(Ticket).where(Ticket.id.in_(ids))
+                                     .order_by(Ticket.id)).unique().scalars():
+        set_status(ticket, "closed", None)
+        events.ticket_changed(ticket)
+    commit()
+    return len(ids)
 
 
 def free_capacity_of(agent_id: int) -> None:
