@@ -425,6 +425,30 @@ def test_grouped_by_day_at_most_400_groups_whatever_the_hours(api, supervisor):
     assert "400" in noon.json()["error"]["fields"]["group_by"][0]
 
 
+def test_a_caller_who_hangs_up_before_the_queue_is_a_short_abandon_by_the_call_length(
+        app, api, supervisor, agent):
+    """DESIGN.md: short abandons under 5 s are excluded. A caller who hung up during the
+    greeting has no queue time: the whole call was the wait."""
+    voice = factories.channel(app, "twilio", "voice",
+                              {"account_sid": "AC1", "phone_number": "+15550001111"},
+                              {"auth_token": "tw"})
+    calls = [("answered", 20, 60), ("abandoned", None, 3), ("abandoned", None, 30),
+             ("abandoned", 2, 40)]
+    with app.app_context():
+        caller = Customer(name="Caller")
+        db.session.add(caller)
+        db.session.flush()
+        for n, (outcome, wait, duration) in enumerate(calls):
+            db.session.add(Call(channel_id=voice.id, customer_id=caller.id,
+                                external_id=f"CAshort{n}", outcome=outcome, wait_seconds=wait,
+                                call_duration=duration, started_at=at(10, n),
+                                agent_id=agent.id if outcome == "answered" else None))
+        db.session.commit()
+    totals = api.as_(supervisor).get("/api/v1/metrics/summary", params=PERIOD).json()["totals"]
+    # Counted: the answered call and the 30 s hang-up; left out: 3 s and 2 s of waiting.
+    assert totals["abandoned_call_rate"] == pytest.approx(1 / 2)
+
+
 def test_a_date_to_equal_to_from_is_that_whole_day(api, supervisor):
     body = api.as_(supervisor).get("/api/v1/metrics/summary", params={
         "from": "2026-11-03", "to": "2026-11-03", "group_by": "day"}).json()

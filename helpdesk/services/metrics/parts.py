@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, literal, not_, select
+from sqlalchemy import and_, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement, Select
 
 from helpdesk.extensions import db
@@ -153,12 +153,16 @@ def rolled(days: tuple[date, date], group_by: str | None) -> Parts:
 
 def short_abandons(period: Period, group_by: str | None) -> Parts:
     """Inbound calls abandoned before SHORT_ABANDON_SECONDS: taken off both calls and
-    abandons (they count nowhere). Few by nature, found through their own index."""
+    abandons (they count nowhere). The wait is the queue time, or, for a caller who hung up
+    before reaching the queue (no queue time), the whole call. Few by nature, found through
+    their own index."""
+    short = current_app.config["SHORT_ABANDON_SECONDS"]
     query, key, join_on = keyed(group_by, Call.agent_id, Call.channel_id, Call.started_at,
                                 func.count())
     query = query.where(
         Call.direction == "inbound", Call.outcome == "abandoned",
-        Call.wait_seconds < current_app.config["SHORT_ABANDON_SECONDS"],
+        or_(Call.wait_seconds < short,
+            and_(Call.wait_seconds.is_(None), Call.call_duration < short)),
         period.has(Call.started_at))
     return {k: {"calls": -v["n"], "abandoned": -v["n"]}
             for k, v in _rows(query, key, join_on, Call, ("n",)).items()}
