@@ -192,29 +192,37 @@ def scripted_day(app, api, admin, drain, sockets, team_of_two):
             "channel": channel, "voice": voice}
 
 
-def add_calls(app, agent):
-    """Inbound calls of the day: 3 answered, 2 abandoned, 1 short abandon (left out),
-    1 voicemail; plus an outbound call and a call the next day (both outside the rate)."""
+def store_calls(app, agent, calls: list[dict], prefix: str = "CA"):
+    """A voice channel and these calls (Call columns; `agent` takes the answered ones) of one
+    caller; the channel."""
     voice = factories.channel(app, "twilio", "voice",
                               {"account_sid": "AC1", "phone_number": "+15550001111"},
                               {"auth_token": "tw"})
-    calls = [("answered", 20, at(9)), ("answered", 15, at(10)), ("answered", 40, at(11)),
-             ("abandoned", 30, at(12)), ("abandoned", 60, at(13)), ("abandoned", 2, at(14)),
-             ("voicemail", 45, at(15)), ("abandoned", 90, at(24, 30))]
     with app.app_context():
         caller = Customer(name="Caller")
         db.session.add(caller)
         db.session.flush()
-        for n, (outcome, wait, started) in enumerate(calls):
+        for n, columns in enumerate(calls):
+            columns = {"direction": "inbound", **columns}
+            if columns["outcome"] == "answered":
+                columns["agent_id"] = agent.id
             db.session.add(Call(channel_id=voice.id, customer_id=caller.id,
-                                external_id=f"CA{n}", outcome=outcome, wait_seconds=wait,
-                                started_at=started,
-                                agent_id=agent.id if outcome == "answered" else None))
-        db.session.add(Call(channel_id=voice.id, customer_id=caller.id, external_id="CAout",
-                            direction="outbound", outcome="abandoned", wait_seconds=30,
-                            started_at=at(16)))
+                                external_id=f"{prefix}{n}", **columns))
         db.session.commit()
     return voice
+
+
+def add_calls(app, agent):
+    """Inbound calls of the day: 3 answered, 2 abandoned, 1 short abandon (left out),
+    1 voicemail; plus an outbound call and a call the next day (both outside the rate)."""
+    calls = [("answered", 20, at(9)), ("answered", 15, at(10)), ("answered", 40, at(11)),
+             ("abandoned", 30, at(12)), ("abandoned", 60, at(13)), ("abandoned", 2, at(14)),
+             ("voicemail", 45, at(15)), ("abandoned", 90, at(24, 30))]
+    return store_calls(app, agent, [
+        *({"outcome": outcome, "wait_seconds": wait, "started_at": started}
+          for outcome, wait, started in calls),
+        {"direction": "outbound", "outcome": "abandoned", "wait_seconds": 30,
+         "started_at": at(16)}])
 
 
 def add_surveys(app, ticket_id, agent, channel) -> None:
@@ -429,21 +437,11 @@ def test_a_caller_who_hangs_up_before_the_queue_is_a_short_abandon_by_the_call_l
         app, api, supervisor, agent):
     """DESIGN.md: short abandons under 5 s are excluded. A caller who hung up during the
     greeting has no queue time: the whole call was the wait."""
-    voice = factories.channel(app, "twilio", "voice",
-                              {"account_sid": "AC1", "phone_number": "+15550001111"},
-                              {"auth_token": "tw"})
     calls = [("answered", 20, 60), ("abandoned", None, 3), ("abandoned", None, 30),
              ("abandoned", 2, 40)]
-    with app.app_context():
-        caller = Customer(name="Caller")
-        db.session.add(caller)
-        db.session.flush()
-        for n, (outcome, wait, duration) in enumerate(calls):
-            db.session.add(Call(channel_id=voice.id, customer_id=caller.id,
-                                external_id=f"CAshort{n}", outcome=outcome, wait_seconds=wait,
-                                call_duration=duration, started_at=at(10, n),
-                                agent_id=agent.id if outcome == "answered" else None))
-        db.session.commit()
+    store_calls(app, agent, [{"outcome": outcome, "wait_seconds": wait, "call_duration": length,
+                              "started_at": at(10, n)}
+                             for n, (outcome, wait, length) in enumerate(calls)])
     totals = api.as_(supervisor).get("/api/v1/metrics/summary", params=PERIOD).json()["totals"]
     # Counted: the answered call and the 30 s hang-up; left out: 3 s and 2 s of waiting.
     assert totals["abandoned_call_rate"] == pytest.approx(1 / 2)
