@@ -129,3 +129,21 @@ def test_other_content_types_are_415(app, api):
     response = api.session.post(f"{api.base_url}/webhooks/raw_mime/{channel.key}", data=b"{}",
                                 headers={"Content-Type": "application/json"})
     assert response.status_code == 415
+
+
+def test_a_message_now_joins_the_ticket_of_an_email_dated_long_ago(app, api, drain):
+    """The threading window runs from when the helpdesk received the ticket's last message,
+    not from the Date a sender's client wrote (provider payloads and forwarded mail carry
+    old or wrong times): an email dated weeks ago and an SMS-like message now from the same
+    customer are one conversation."""
+    from tests.support.live import api_message
+
+    email = factories.channel(app, "raw_mime")
+    api_channel = factories.channel(app, "api")
+    assert post_mail(api, email, mail("old@example.com")).status_code == 200  # Nov 22 2026
+    drain("ingest")
+    api.post_api_webhook(api_channel, api_message(text="and the scanner too",
+                                                  email="bob@example.com"))
+    drain("ingest")
+    tickets, messages = tickets_and_messages(app)
+    assert len(messages) == 2 and len(tickets) == 1

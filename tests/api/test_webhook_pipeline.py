@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
@@ -157,48 +155,6 @@ def test_thread_id_joins_messages_into_one_ticket(app, api, drain):
         by_ticket = db.session.execute(
             select(Message.ticket_id, func.count()).group_by(Message.ticket_id)).all()
     assert sorted(n for _, n in by_ticket) == [1, 2]
-
-
-def _tickets_of_messages(app) -> list[int]:
-    with app.app_context():
-        found = list(db.session.execute(select(Message.ticket_id).order_by(Message.created_at,
-                                                                           Message.id)).scalars())
-        db.session.rollback()
-    return found
-
-
-@pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "one batch each"])
-def test_the_threading_window_is_measured_from_when_the_customer_wrote(app, api, drain,
-                                                                        one_batch):
-    """DESIGN.md step 4: a message joins the customer's ticket if it was active within the
-    threading window (24 h), from when the message was written (`sent_at`), so messages
-    delivered late or in one burst thread as they were written."""
-    channel = factories.channel(app, "api")
-    now = datetime.now(UTC).replace(microsecond=0)
-    sent = [now - timedelta(hours=60), now - timedelta(hours=36), now - timedelta(hours=3),
-            now - timedelta(hours=1)]
-    for n, at in enumerate(sent):
-        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=f"message {n}",
-                                                  sent_at=at.isoformat()))
-        if not one_batch:
-            drain("ingest")
-    drain("ingest")
-    first, second, third, fourth = _tickets_of_messages(app)
-    # 24 h apart: one ticket; 33 h apart: a new one; 2 h apart: the same again.
-    assert first == second and third != second and fourth == third
-
-
-def test_a_message_delivered_late_joins_the_ticket_active_when_it_was_written(app, api,
-                                                                             drain):
-    channel = factories.channel(app, "api")
-    api.post_api_webhook(channel, api_message("e1", "m1", text="today"))
-    drain("ingest")
-    late = (datetime.now(UTC) - timedelta(hours=30)).isoformat()
-    api.post_api_webhook(channel, api_message("e2", "m2", text="written yesterday",
-                                              sent_at=late))
-    api.post_api_webhook(channel, api_message("e3", "m3", text="and now"))
-    drain("ingest")
-    assert len(set(_tickets_of_messages(app))) == 1
 
 
 def test_external_id_identity_is_scoped_to_the_channel(app, api, agent, drain):

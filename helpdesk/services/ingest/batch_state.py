@@ -65,10 +65,8 @@ class IngestBatch:
         self._refills: dict[str, int] = {}
         self._order = itertools.count()
 
-    def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef],
-             earliest: datetime | None = None) -> None:
-        """Ask the database once about all of these messages and identities (`earliest`:
-        when the earliest of the messages was written, for the threading window)."""
+    def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef]) -> None:
+        """Ask the database once about all of these messages and identities."""
         message_keys = list(dict.fromkeys(messages))
         identity_keys = list(dict.fromkeys((ref.kind, ref.value) for ref in refs))
         self.messages.update(dict.fromkeys(message_keys, False))
@@ -93,7 +91,7 @@ class IngestBatch:
             self.locked_customers.update(customer_ids)
         else:
             lock_customers(customer_ids)
-        self._load_recent_tickets(customer_ids, earliest or datetime.now(UTC))
+        self._load_recent_tickets(customer_ids)
 
     def _load_identities(self, keys: list[tuple[str, str]]) -> bool:
         """The stored identities among `keys`, with their customers and each customer's
@@ -121,13 +119,13 @@ class IngestBatch:
             set_committed_value(customer, "identities", identities)
         return locking
 
-    def _load_recent_tickets(self, customer_ids: set[int], earliest: datetime) -> None:
-        """Each known customer's latest ticket if it was active within the threading window
-        before the earliest message (`conversations.recent_ticket` checks each message's
-        own window against it), or None."""
+    def _load_recent_tickets(self, customer_ids: set[int]) -> None:
+        """Each known customer's latest ticket active within the threading window (what
+        `conversations.recent_ticket` asks), or None."""
         if not customer_ids:
             return
-        since = earliest - timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
+        since = datetime.now(UTC) - timedelta(
+            seconds=current_app.config["THREADING_WINDOW_SECONDS"])
         self.customer_tickets.update(dict.fromkeys(customer_ids))
         found = db.session.execute(_recent_tickets(db.session.get_bind().dialect.name),
                                    {"ids": sorted(customer_ids), "since": since}).scalars()
@@ -198,13 +196,8 @@ class IngestBatch:
         return pool.pop()
 
     def ticket_active(self, ticket: Ticket) -> None:
-        """The ticket just got a message: its customer's latest unless another of theirs
-        was active later (a message written long before it was delivered), and its
-        thread's."""
-        latest = self.customer_tickets.get(ticket.customer_id)
-        if (latest is None or latest is ticket
-                or latest.last_activity_at <= ticket.last_activity_at):
-            self.customer_tickets[ticket.customer_id] = ticket
+        """The ticket just got a message: now its customer's latest, and its thread's."""
+        self.customer_tickets[ticket.customer_id] = ticket
         if ticket.thread_key:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
 

@@ -28,7 +28,7 @@ from helpdesk.connectors import get_connector
 from helpdesk.connectors.base import InboundEvent, MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
-from helpdesk.services.ingest import batch_state, conversations, deliveries, identity
+from helpdesk.services.ingest import batch_state, deliveries, identity
 from helpdesk.transaction import commit
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,10 @@ def _apply(parsed: list[tuple[Row, Channel, list[InboundEvent]]]) -> dict[int, s
     messages = [(channel, event) for _row, channel, events in parsed for event in events
                 if isinstance(event, MessageEvent)]
     statuses = {}
-    now = datetime.now(UTC)
     with batch_state.started() as batch:
         batch.load([(channel.id, event.external_id[:255]) for channel, event in messages],
                    identity.normalize_refs([ref for _, event in messages
-                                            for ref in event.identities]),
-                   min((conversations.message_time(event, now) for _, event in messages),
-                       default=now))
+                                            for ref in event.identities]))
         for row, channel, events in parsed:
             created = sum(deliveries.apply_event(channel, row, event) for event in events)
             has_messages = any(isinstance(event, MessageEvent) for event in events)

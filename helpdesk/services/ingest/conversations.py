@@ -63,28 +63,15 @@ def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
         .order_by(Ticket.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def threading_window() -> timedelta:
-    return timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
-
-
-def message_time(event: MessageEvent, now: datetime) -> datetime:
-    """When the customer wrote: the provider's time, never later than now."""
-    return min(event.sent_at, now) if event.sent_at else now
-
-
-def recent_ticket(customer: Customer, at: datetime) -> Ticket | None:
-    """The customer's latest ticket, any channel, if it was active within the threading
-    window before `at` (when the customer wrote: a message delivered late threads as it
-    was written)."""
+def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
+    """The customer's latest ticket active within the threading window, any channel."""
     batch = batch_state.current()
     if batch is not None and customer.id in batch.customer_tickets:
-        latest = batch.customer_tickets[customer.id]  # the latest, read or made by the batch
-        if latest is None or latest.last_activity_at < at - threading_window():
-            return None
-        return latest
+        return batch.customer_tickets[customer.id]  # active in this batch: the latest
+    window = timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
     return db.session.execute(
         select(Ticket).where(Ticket.customer_id == customer.id,
-                             Ticket.last_activity_at >= at - threading_window())
+                             Ticket.last_activity_at >= now - window)
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()).limit(1)
     ).scalar_one_or_none()
 
@@ -148,6 +135,7 @@ def _ticket_naming(customer: Customer, ids: list[str]) -> Ticket | None:
 
 def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ticket | None:
     """The existing ticket this message continues, if any (it may be solved or closed)."""
+    now = _now()
     if channel.kind in EMAIL_KINDS or event.in_reply_to or event.references:
         ids = event.in_reply_to + list(reversed(event.references)) + event.bounced_message_ids
         ticket = ticket_by_message_ids(ids)
@@ -160,7 +148,7 @@ def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ti
         return ticket_by_thread_key(channel, event.thread_key)
     if channel.kind in LIVE_THREADED_KINDS:
         return None
-    return recent_ticket(customer, message_time(event, _now()))
+    return recent_ticket(customer, now)
 
 
 def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
@@ -192,18 +180,15 @@ def thread_message(channel: Channel, customer: Customer,
     ticket = find_thread(channel, customer, event)
     if ticket is not None and (quiet or lifecycle.can_reopen(ticket, now)):
         if not quiet:
-            customer_replied(ticket, now, message_time(event, now))
+            customer_replied(ticket, now)
         return ticket, False
     # Auto-replies and bounces never put work in the queue.
     return open_ticket(channel, customer, event, previous=ticket,
                        status="closed" if quiet else "new"), True
 
 
-def customer_replied(ticket: Ticket, now: datetime, at: datetime | None = None) -> None:
-    """The customer wrote on `ticket` (at `at`, processed `now`): it is active again, and
-    back at work if it was pending or solved."""
-    active = at or now
-    ticket.last_activity_at = max(ticket.last_activity_at or active, active)
+def customer_replied(ticket: Ticket, now: datetime) -> None:
+    ticket.last_activity_at = now
     if ticket.status == "pending":
         ticket.status = "open"
         history.record(ticket, "status.changed", **{"from": "pending", "to": "open"})

@@ -72,10 +72,7 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     attachments.attach(message, event.attachments)
     if "bounce" in event.flags:
         mark_bounced(event.bounced_message_ids, event.text)
-    # Active when the customer wrote (the threading window is measured from there); a
-    # message delivered late never moves a ticket's activity back.
-    ticket.last_activity_at = sent_at if created else max(ticket.last_activity_at or sent_at,
-                                                          sent_at)
+    ticket.last_activity_at = max(ticket.last_activity_at or now, now)
     if batch is not None:
         batch.ticket_active(ticket)
     events.ticket_changed(ticket, created=created)
