@@ -147,3 +147,34 @@ def test_a_message_now_joins_the_ticket_of_an_email_dated_long_ago(app, api, dra
     drain("ingest")
     tickets, messages = tickets_and_messages(app)
     assert len(messages) == 2 and len(tickets) == 1
+
+
+def test_an_out_of_office_reply_never_takes_the_customers_next_message_off_its_ticket(
+        app, api, agent, drain):
+    """An auto-reply without a thread is filed on a ticket of its own, closed. It is not
+    where the customer's conversation goes on: their next message (a channel threaded by
+    the customer's recent activity) joins their open ticket, in one batch or alone."""
+    from tests.support.live import api_message
+
+    email = factories.channel(app, "raw_mime")
+    api_channel = factories.channel(app, "api")
+    api.post_api_webhook(api_channel, api_message("e1", "m1", text="my printer is broken",
+                                                  email="bob@example.com"))
+    drain("ingest")
+    away = mail("away@example.com", "Out of office", body="I am away",
+                extra="Auto-Submitted: auto-replied\r\n")
+    for n, alone in enumerate((True, False)):
+        post_mail(api, email, away.replace(b"away@", f"away{n}@".encode()))
+        if alone:
+            drain("ingest")
+        api.post_api_webhook(api_channel, api_message(f"e-next{n}", f"m-next{n}",
+                                                      text="any news?",
+                                                      email="bob@example.com"))
+        drain("ingest")
+    tickets, messages = tickets_and_messages(app)
+    by_id = {ticket.id: ticket for ticket in tickets}
+    work = [m for m in messages if "auto_reply" not in (m.flags or [])]
+    assert len({m.ticket_id for m in work}) == 1, [(m.text, m.ticket_id) for m in work]
+    assert by_id[work[0].ticket_id].status != "closed"
+    autos = [m for m in messages if "auto_reply" in (m.flags or [])]
+    assert len(autos) == 2 and all(by_id[m.ticket_id].status == "closed" for m in autos)

@@ -196,8 +196,11 @@ class IngestBatch:
         return pool.pop()
 
     def ticket_active(self, ticket: Ticket) -> None:
-        """The ticket just got a message: now its customer's latest, and its thread's."""
-        self.customer_tickets[ticket.customer_id] = ticket
+        """The ticket just got a message: now its customer's latest (unless it is closed and
+        their latest is not: THREADING_ORDER), and its thread's."""
+        latest = self.customer_tickets.get(ticket.customer_id)
+        if ticket.status != "closed" or latest is None or latest.status == "closed":
+            self.customer_tickets[ticket.customer_id] = ticket
         if ticket.thread_key:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
 
@@ -260,13 +263,20 @@ def _pairs_in(first, second, pairs: list[tuple]) -> ColumnElement[bool]:
                  for key, values in _groups(pairs).items()))
 
 
+# Which of a customer's recently active tickets a message threads to
+# (`conversations.recent_ticket`): not a closed one while another is open (an out-of-office
+# reply's), then the latest activity.
+THREADING_ORDER = (Ticket.status == "closed", Ticket.last_activity_at.desc(), Ticket.id.desc())
+
+
 @cache
 def _recent_tickets(dialect: str) -> Select:
-    """Each customer's tickets active since `since`, latest first (PostgreSQL: the latest
-    only). Their customer and channel are not joined: the batch has them in its session."""
+    """Each customer's tickets active since `since`, in THREADING_ORDER
+    (PostgreSQL: the first only). Their customer and channel are not joined: the batch has
+    them in its session."""
     latest = (select(Ticket).where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
                                    Ticket.last_activity_at >= bindparam("since"))
-              .order_by(Ticket.customer_id, Ticket.last_activity_at.desc(), Ticket.id.desc())
+              .order_by(Ticket.customer_id, *THREADING_ORDER)
               .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
     if dialect == "postgresql":
         if distinct_on is None:  # SQLAlchemy 2.0

@@ -64,7 +64,10 @@ def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
 
 
 def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
-    """The customer's latest ticket active within the threading window, any channel."""
+    """The customer's latest ticket active within the threading window, any channel: the
+    latest one still open to their messages if any (an out-of-office reply's closed ticket
+    is not where the conversation goes on), else the latest closed one (a new ticket links
+    to it)."""
     batch = batch_state.current()
     if batch is not None and customer.id in batch.customer_tickets:
         return batch.customer_tickets[customer.id]  # active in this batch: the latest
@@ -72,7 +75,7 @@ def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
     return db.session.execute(
         select(Ticket).where(Ticket.customer_id == customer.id,
                              Ticket.last_activity_at >= now - window)
-        .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()).limit(1)
+        .order_by(*batch_state.THREADING_ORDER).limit(1)
     ).scalar_one_or_none()
 
 
