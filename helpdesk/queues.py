@@ -45,8 +45,8 @@ def redis_connection(app: Flask | None = None) -> Redis:
     return client
 
 
-def get_queue(name: str, app: Flask | None = None) -> Queue:
-    return Queue(name, connection=redis_connection(app), default_timeout=JOB_TIMEOUT)
+def get_queue(name: str, app: Flask | None = None, queue_class: type[Queue] = Queue) -> Queue:
+    return queue_class(name, connection=redis_connection(app), default_timeout=JOB_TIMEOUT)
 
 
 def _retry(intervals: Sequence[int] | None) -> Retry | None:

@@ -215,8 +215,7 @@ class HelpdeskWorker(SimpleWorker):
 def make_worker(app: Flask, queue_names: list[str] | None = None) -> HelpdeskWorker:
     names = queue_names or list(queues.QUEUE_NAMES)
     connection = queues.redis_connection(app)
-    worker = HelpdeskWorker([_Queue(name, connection=connection,
-                                    default_timeout=queues.JOB_TIMEOUT) for name in names],
+    worker = HelpdeskWorker([queues.get_queue(name, app, _Queue) for name in names],
                             connection=connection)
     worker.app = app
     if threading.current_thread() is not threading.main_thread():

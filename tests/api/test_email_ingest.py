@@ -10,6 +10,7 @@ from helpdesk.connectors.base import hmac_hex
 from helpdesk.extensions import db
 from helpdesk.models import Attachment, Message, Ticket
 from tests.support import factories
+from tests.support.live import api_message
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "mail"
 
@@ -136,8 +137,6 @@ def test_a_message_now_joins_the_ticket_of_an_email_dated_long_ago(app, api, dra
     not from the Date a sender's client wrote (provider payloads and forwarded mail carry
     old or wrong times): an email dated weeks ago and an SMS-like message now from the same
     customer are one conversation."""
-    from tests.support.live import api_message
-
     email = factories.channel(app, "raw_mime")
     api_channel = factories.channel(app, "api")
     assert post_mail(api, email, mail("old@example.com")).status_code == 200  # Nov 22 2026
@@ -154,8 +153,6 @@ def test_an_out_of_office_reply_never_takes_the_customers_next_message_off_its_t
     """An auto-reply without a thread is filed on a ticket of its own, closed. It is not
     where the customer's conversation goes on: their next message (a channel threaded by
     the customer's recent activity) joins their open ticket, in one batch or alone."""
-    from tests.support.live import api_message
-
     email = factories.channel(app, "raw_mime")
     api_channel = factories.channel(app, "api")
     api.post_api_webhook(api_channel, api_message("e1", "m1", text="my printer is broken",
