@@ -355,7 +355,26 @@ class Chaos:
                      f"{doubled_deliveries[0][0]}; 5xx: {dict(self.run.statuses_5xx)} "
                      f"(503 allowed while a dependency is down)")
         lines.extend(self.timer_lines())
-        return lines, clean and not bad_5xx and not processed.get("received")
+        process_lines, all_running = self.process_lines()
+        lines.extend(process_lines)
+        return lines, (clean and not bad_5xx and not processed.get("received")
+                       and all_running)
+
+    def process_lines(self) -> tuple[list[str], bool]:
+        """Whether the web and both workers are still up (only the faults stop them, and
+        the faults restart them), how often a worker started RQ's loop again after it
+        ended on an error, and the end of a stopped process's log."""
+        processes = [process for process in (self.web, *self.workers) if process is not None]
+        stopped = [process for process in processes if not process.alive()]
+        states = [f"{process.name} " + (f"exited (code {process.popen.returncode})"
+                                        if process in stopped else "running")
+                  for process in processes]
+        restarts = sum(process.log_path.read_text(errors="replace").count("starting again")
+                       for process in processes if process.name.startswith("worker"))
+        lines = [f"processes: {', '.join(states)}; RQ worker loops started again: {restarts}"]
+        for process in stopped:
+            lines.append(f"--- the end of {process.log_path}:\n{process.tail(15)}")
+        return lines, not stopped
 
     def timer_lines(self) -> list[str]:
         twice = self.sql("SELECT count(*) FROM (SELECT ticket_id, name, data::text FROM "

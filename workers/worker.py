@@ -15,7 +15,6 @@ import threading
 import time
 
 from flask import Flask
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
@@ -37,6 +36,7 @@ from helpdesk.services.tickets import work_sessions
 log = logging.getLogger(__name__)
 SWEEP_LOCK = "helpdesk:sweeper"
 FIRST_SWEEP_AFTER_SECONDS = 3.0
+RESTART_AFTER_SECONDS = 2.0  # after RQ's worker loop ended without a stop request
 
 
 _pop = threading.local()  # the main thread's place in taking a job: see `_Queue`
@@ -280,7 +280,16 @@ def start_live_metrics(app: Flask, stop: threading.Event) -> threading.Thread:
 
 def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: bool = True,
         burst: bool = False) -> None:
-    """Work the queues until stopped (RQ itself reconnects when Redis goes away mid-run)."""
+    """Work the queues until stopped, or in a burst until they are empty.
+
+    RQ reconnects by itself when Redis goes away during its blocking pop, but not elsewhere
+    in its loop: a Redis error while it registers a job's end or sends a heartbeat (Redis
+    restarting just then), or any other unexpected error there, ends `Worker.work()` ("found
+    an unhandled exception, quitting"), which then returns as after a stop, or raises when
+    its own teardown fails too. A worker process that exits then stops `helpdesk run`, and a
+    worker without a supervisor leaves the queues unworked (seen in the chaos round: both
+    workers gone after a Redis restart, 700 deliveries waiting). So only a stop request (or a
+    burst's end) ends this loop; anything else starts a fresh RQ worker after a short wait."""
     stop = threading.Event()
     if not burst:
         urgency.warm_up()
@@ -289,18 +298,30 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
         start_live_metrics(app, stop)
     try:
         while True:
+            worker = make_worker(app, queue_names)
+            failure = None
             try:
-                make_worker(app, queue_names).work(burst=burst, with_scheduler=with_scheduler,
-                                                   logging_level="WARNING")
-                return  # burst done, or a stop was requested (SIGINT/SIGTERM)
-            except RedisConnectionError as exc:  # Redis unreachable at start: wait, retry
-                if jobs.stop_requested():
-                    # Asked to stop while Redis was away (RQ's goodbye to Redis failed):
-                    # that is no reason to start again.
-                    return
-                log.warning("worker: %s; retrying in 2 s", exc)
-                time.sleep(2)
+                worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="WARNING")
+            except RedisError as exc:  # Redis unreachable at start, or during RQ's teardown
+                failure = str(exc)
+                _release(worker)
+            if jobs.stop_requested() or (burst and failure is None):
+                # A stop was requested (SIGINT/SIGTERM; asked while Redis was away, RQ's
+                # goodbye to Redis failed: no reason to start again), or the burst is done.
+                return
+            log.warning("worker: %s; starting again in %.0f s",
+                        failure or "RQ's worker loop ended on an error (logged above)",
+                        RESTART_AFTER_SECONDS)
+            time.sleep(RESTART_AFTER_SECONDS)
     except StopRequested:  # SIGTERM between two attempts
         return
     finally:
         stop.set()
+
+
+def _release(worker: HelpdeskWorker) -> None:
+    """What RQ's teardown did not get to when it failed: the command listener thread."""
+    try:
+        worker.unsubscribe()
+    except Exception:  # noqa: BLE001 - best effort; the thread is a daemon
+        log.debug("worker: releasing the command listener failed", exc_info=True)

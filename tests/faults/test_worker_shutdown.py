@@ -1,5 +1,6 @@
 """`helpdesk worker` stops within a few seconds of SIGTERM, mid-backlog, and hands back what
-it had not started: nothing is lost, nothing is processed twice."""
+it had not started: nothing is lost, nothing is processed twice. And it does not stop on its
+own when a Redis error ends RQ's loop."""
 
 from __future__ import annotations
 
@@ -152,3 +153,52 @@ def test_sigterm_during_a_redis_outage_stops_the_worker_within_seconds(app, data
         redis_server.stop()
     assert took < 5, f"the worker took {took:.1f} s to stop"
     assert worker.returncode == 0
+
+
+@contextmanager
+def _app_on(app, redis_url: str) -> Iterator[None]:
+    """The test's app talks to another Redis for a while (the worker's own)."""
+    real = app.config["REDIS_URL"]
+    app.extensions.pop("helpdesk.redis", None)
+    app.config["REDIS_URL"] = redis_url
+    try:
+        yield
+    finally:
+        app.config["REDIS_URL"] = real
+        app.extensions.pop("helpdesk.redis", None)
+
+
+def test_redis_errors_outside_the_pop_do_not_end_the_worker(app, database_url):
+    """Redis refusing a command that RQ sends between jobs (here: EXISTS, by ACL) ends RQ's
+    loop ("found an unhandled exception, quitting"): `work()` returns as after a stop, and
+    each new start raises (registering the worker asks EXISTS too). The worker process
+    stays up, starts RQ's loop again once Redis answers, and works the backlog. Seen in the
+    chaos round: a Redis error after a job ended both workers, and the queues stayed
+    unworked."""
+    import redis
+
+    from tests.support.redis_server import OwnRedis
+
+    redis_server = OwnRedis()
+    redis_server.start()
+    connection = redis.Redis.from_url(redis_server.url)
+    connection.execute_command("ACL", "SETUSER", "worker", "on", ">secret", "~*", "&*", "+@all")
+    as_worker = redis_server.url.replace("unix://", "unix://worker:secret@")
+    _store(app, factories.channel(app, "api"), [f"refused{n}" for n in range(20)])
+    try:
+        with _worker_process(app, database_url, as_worker) as worker:
+            _wait_listening(connection)
+            time.sleep(1.5)  # RQ's suspension check is due again (at most one a second)
+            connection.execute_command("ACL", "SETUSER", "worker", "-exists")
+            with app.app_context(), _app_on(app, redis_server.url):
+                deliveries.signal_batch()  # after the job, RQ's suspension check is refused
+            time.sleep(3)  # its loop ended, and each new start is refused too
+            assert worker.poll() is None, "the worker process exited"
+            connection.execute_command("ACL", "SETUSER", "worker", "+exists")
+            deadline = time.monotonic() + 30
+            while _statuses(app) != {"processed": 20}:
+                assert time.monotonic() < deadline, f"backlog not worked: {_statuses(app)}"
+                time.sleep(0.1)
+            assert worker.poll() is None
+    finally:
+        redis_server.stop()
