@@ -21,6 +21,7 @@ import hmac
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -369,9 +370,12 @@ class Chaos:
         states = [f"{process.name} " + (f"exited (code {process.popen.returncode})"
                                         if process in stopped else "running")
                   for process in processes]
-        restarts = sum(process.log_path.read_text(errors="replace").count("starting again")
-                       for process in processes if process.name.startswith("worker"))
+        logs = [process.log_path.read_text(errors="replace") for process in processes
+                if process.name.startswith("worker")]
+        restarts = sum(text.count("starting again") for text in logs)
         lines = [f"processes: {', '.join(states)}; RQ worker loops started again: {restarts}"]
+        causes = Counter(cause for text in logs for cause in _loop_errors(text))
+        lines.extend(f"  RQ's loop ended {count}x on: {cause}" for cause, count in causes.items())
         for process in stopped:
             lines.append(f"--- the end of {process.log_path}:\n{process.tail(15)}")
         return lines, not stopped
@@ -429,6 +433,25 @@ class Chaos:
         print("chaos: " + ("OK: 0 lost, 0 duplicated, 0 split" if ok else "FAILED") +
               f" (logs in {self.logs})")
         return 0 if ok else 1
+
+
+def _loop_errors(log: str) -> list[str]:
+    """The exception that each of RQ's "found an unhandled exception" tracebacks ends with."""
+    lines = log.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if "found an unhandled exception" not in line:
+            continue
+        last = None
+        for following in lines[index + 1:]:
+            if re.match(r"\d{4}-\d\d-\d\d ", following):
+                break
+            if following[:1].strip() and not following.startswith(
+                    ("Traceback", "During handling", "The above exception")):
+                last = following
+        if last:
+            found.append(last[:200])
+    return found
 
 
 def _admin_connection(url: str):
