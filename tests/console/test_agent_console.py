@@ -93,6 +93,9 @@ def test_next_ticket_opens_the_ticket_with_the_customers_timeline_across_channel
     items = page.locator("[data-test=timeline-item][data-type=message]")
     expect(items).to_have_count(2)
     assert {items.nth(i).get_attribute("data-channel") for i in range(2)} == {"email", "api"}
+    events = page.locator("[data-test=timeline-item][data-type=event]")  # in words, not data
+    expect(events.filter(has_text="Ticket opened via email")).to_have_count(1)
+    expect(events.filter(has_text="Assigned to you (taken from the queue)")).to_have_count(1)
     expect(page.locator("[data-test=customer-panel] [data-test=identity]")).to_contain_text(
         ["email: ana@example.com"])
     expect(page.locator("[data-test=my-ticket]")).to_have_count(1)

@@ -46,7 +46,7 @@ function messageRow(api, m) {
   attachmentList(api, m.attachments));
 }
 
-function timelineBody(item) {
+function timelineBody(item, meId) {
   if (item.type === 'message' && item.message) {
     const m = item.message;
     const who = (m.author && (m.author.name || m.author.type)) || '';
@@ -62,13 +62,42 @@ function timelineBody(item) {
       c.recording_url ? h('p', {}, h('a', { href: c.recording_url, rel: 'noopener noreferrer', target: '_blank' }, 'Recording')) : null,
       c.transcript ? h('blockquote', { class: 'tl-text' }, c.transcript) : null];
   }
-  const e = item.event || {};
-  const data = e.data && Object.keys(e.data).length
-    ? Object.entries(e.data).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ') : '';
-  return [h('p', {}, `${e.name || 'event'}${data ? ` — ${data}` : ''}`)];
+  return [h('p', { class: 'tl-event' }, describeEvent(item.event || {}, meId))];
 }
 
-function timelineRow(item, currentId, open) {
+const words = (value) => String(value ?? '—').replace(/[_.]/g, ' ');
+const agentName = (id, meId) => (id === meId ? 'you' : `agent #${id}`);
+
+// A ticket event in words ("Priority normal → urgent (urgency 0.91)"), not its raw data.
+export function describeEvent(e, meId) {
+  const d = e.data || {};
+  const by = e.actor && e.actor.type === 'agent' && e.actor.id != null ? ` by ${agentName(e.actor.id, meId)}` : '';
+  switch (e.name) {
+    case 'ticket.created':
+      return `Ticket opened via ${words(d.channel)}${d.previous_ticket_id ? `, following #${d.previous_ticket_id}` : ''}`;
+    case 'status.changed':
+      return `Status ${words(d.from)} → ${words(d.to)}${by}`;
+    case 'ticket.reopened':
+      return by ? `Reopened${by}` : 'Reopened by a new message from the customer';
+    case 'escalated':
+      return `Escalated from level ${d.from} to level ${d.to}${by}${d.reason ? `: ${d.reason}` : ''}`;
+    case 'assigned':
+      if (d.to == null) return `Unassigned${by}`;
+      return `Assigned to ${agentName(d.to, meId)}${by || (d.via === 'queue.next' ? ' (taken from the queue)' : ' by routing')}`;
+    case 'priority.changed':
+      return `Priority ${words(d.from)} → ${words(d.to)}${by}${d.manual ? ' (set by hand)' : ''}${!d.manual && d.urgency != null ? ` (urgency ${d.urgency})` : ''}`;
+    case 'sla.warning':
+      return `SLA warning: ${words(d.clock)} due ${d.due_at ? when(d.due_at) : 'soon'}`;
+    case 'sla.breached':
+      return `SLA breached: ${words(d.clock)}`;
+    default: {
+      const data = Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
+      return `${e.name || 'event'}${data ? ` — ${data}` : ''}${by}`;
+    }
+  }
+}
+
+function timelineRow(item, currentId, open, meId) {
   const kind = channelKind(item.channel);
   const link = h('a', { href: `/tickets/${item.ticket_id}` }, `#${item.ticket_id}`);
   link.addEventListener('click', (event) => { event.preventDefault(); open(item.ticket_id); });
@@ -80,7 +109,7 @@ function timelineRow(item, currentId, open) {
     h('span', { class: `chan chan-${kind}` }, kind || '—'),
     h('span', { class: 'muted' }, item.type),
     h('time', { datetime: item.at, class: 'muted' }, when(item.at)), link),
-  timelineBody(item));
+  timelineBody(item, meId));
 }
 
 export function create(center, { api, live, me }) {
@@ -186,7 +215,7 @@ export function create(center, { api, live, me }) {
     }
     if (!ticket || ticket.customer_id !== id) return;
     drawCustomer(customer, others.items);
-    replace(parts.timeline, items.map((item) => timelineRow(item, ticket.id, open)));
+    replace(parts.timeline, items.map((item) => timelineRow(item, ticket.id, open, me.id)));
     if (!items.length) parts.timeline.append(h('li', { class: 'muted' }, 'Nothing yet.'));
     parts.timelineNote.textContent = first.total > items.length ? `The latest ${items.length} of ${first.total} items.` : `${first.total} items across every channel.`;
   }, 100);
