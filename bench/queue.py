@@ -16,7 +16,8 @@ What it does, all bounded in time and count, 127.0.0.1 only:
    unassigned tickets (a realistic mix: 5% urgent, 20% high, 55% normal, 20% low; deadlines
    from the priority's first-response target, 20% without a deadline, some already breached;
    created over the last 7 days; 70% new, 30% open; 10% at level 2; 5 channel kinds; 50k
-   customers) and the table is `VACUUM ANALYZE`d (what autovacuum does in production).
+   customers) and the table is `VACUUM ANALYZE`d (what autovacuum does in production),
+   then a `CHECKPOINT` (the load's WAL would set one off during the measured claims).
    The first 10k tickets also get one or two inbound messages (several languages), which the
    scoring part uses.
 3. `helpdesk web` (gunicorn, one gevent worker: exactly how production runs it) on two
@@ -199,6 +200,12 @@ class Data:
             cur.execute("VACUUM ANALYZE tickets")
             if messages:
                 cur.execute("VACUUM ANALYZE messages")
+            # The load writes up to ~1 GB of WAL: on a server with the default max_wal_size
+            # (1 GB) it sets off a checkpoint, which then ran through the measured claims
+            # (every page the claims touched written again in full, +50% PostgreSQL CPU per
+            # claim at 1M; seen 2026-12-05). Finish it before measuring, as a server that
+            # was not just bulk-loaded has no such checkpoint in progress.
+            cur.execute("CHECKPOINT")
         return {"added": added, "messages": messages, "load_s": round(loaded, 1),
                 "vacuum_s": round(time.perf_counter() - began - loaded, 1)}
 
