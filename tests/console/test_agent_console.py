@@ -205,6 +205,18 @@ def work_sessions(app, ticket_id: int) -> list:
         return [(row.agent_id, row.ended_at is None) for row in rows]
 
 
+def stored_texts(app) -> list[str]:
+    from sqlalchemy import select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Message
+
+    with app.app_context():
+        texts = db.session.execute(select(Message.text).order_by(Message.id)).scalars().all()
+        db.session.rollback()
+        return texts
+
+
 def wait_until(check, timeout: float = 5.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -304,3 +316,46 @@ def test_after_the_server_drops_the_connection_the_console_reconnects_and_catche
     api.post_api_webhook(channel, api_message(text="Sent while you were away"))
     expect(connection).to_have_text("live", timeout=10_000)
     expect(page.locator("[data-test=queue-item]")).to_have_count(1)
+
+
+def test_a_colleagues_ticket_on_screen_catches_up_on_what_was_said_while_offline(
+        app, page, api, agent, supervisor, channel, worker):
+    """Messages on a colleague's ticket reach an agent only through the ticket's room: after
+    a reconnect, or with the tab in front again, the console joins it again, then asks for
+    what it missed."""
+    from sqlalchemy import select, update
+
+    from helpdesk.extensions import db, socketio
+    from helpdesk.models import Message, Ticket
+
+    api.post_api_webhook(channel, api_message(text="My order is late"))
+    assert wait_until(lambda: stored_texts(app) == ["My order is late"])
+    with app.app_context():
+        ticket_id = db.session.execute(select(Ticket.id)).scalar_one()
+        db.session.execute(update(Ticket).values(assignee_id=supervisor.id, status="open"))
+        db.session.commit()
+    login(page, agent, f"/tickets/{ticket_id}")
+    expect(page.locator("[data-test=message]")).to_have_count(1)
+
+    page.context.set_offline(True)  # the reconnect waits until the message is stored
+    for sid, _ in socketio.server.manager.get_participants("/agents", f"agent:{agent.id}"):
+        socketio.server.disconnect(sid, namespace="/agents")
+    expect(page.locator("[data-test=connection]")).to_have_text("offline")
+    api.post_api_webhook(channel, api_message(event_id="e2", message_id="m2",
+                                              text="Sent while you were away"))
+    assert wait_until(lambda: len(stored_texts(app)) == 2)
+    page.context.set_offline(False)
+    expect(page.locator("[data-test=connection]")).to_have_text("live", timeout=15_000)
+    expect(page.locator("[data-test=message]")).to_have_count(2)
+    expect(page.locator("[data-test=message]").nth(1)).to_contain_text("Sent while you were")
+
+    set_visibility(page, "hidden")  # another tab in front: the console leaves the room
+    assert wait_until(lambda: work_sessions(app, ticket_id)[-1] == (agent.id, False))
+    api.post_api_webhook(channel, api_message(event_id="e3", message_id="m3",
+                                              text="Sent while you looked elsewhere"))
+    assert wait_until(lambda: len(stored_texts(app)) == 3)
+    set_visibility(page, "visible")
+    expect(page.locator("[data-test=message]")).to_have_count(3)
+    with app.app_context():
+        assert db.session.execute(select(Message.ticket_id).distinct()).scalars().all() == \
+            [ticket_id]

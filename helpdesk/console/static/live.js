@@ -12,6 +12,7 @@ let connectedOnce = false;
 let presence = 'online';
 let wanted = null;   // the ticket on screen
 let focused = null;  // the ticket we told the server about
+let left = null;     // the ticket room left last, and the last event number seen then
 let beat = null;
 
 export function on(type, fn) {
@@ -60,8 +61,8 @@ async function baseline() {
   if (answer && typeof answer.seq === 'number') lastSeq = Math.max(lastSeq, answer.seq);
 }
 
-async function catchUp() {
-  const answer = lastSeq > 0 ? await since(lastSeq) : { refetch: true };
+async function catchUp(from = lastSeq) {
+  const answer = from > 0 ? await since(from) : { refetch: true };
   if (!answer || answer.error || answer.refetch) {
     dispatch('refetch', {});
     return;
@@ -76,12 +77,14 @@ export function start(tokenValue, { refused }) {
     reconnectionDelayMax: 5000 });
   socket.on('connect', async () => {
     status();
+    // The ticket's room first: the catch-up answers for the rooms this connection is in,
+    // and a colleague's ticket tells its messages to its room only.
+    focused = null;
+    await syncFocus({ catchUp: false });
     if (connectedOnce) await catchUp();
     else await baseline();
     connectedOnce = true;
     if (presence === 'away') socket.emit('presence', { status: 'away' });
-    focused = null;
-    syncFocus();
   });
   socket.on('disconnect', (reason) => {
     status();
@@ -94,14 +97,14 @@ export function start(tokenValue, { refused }) {
     if (!socket.active) refused(err);  // the server said no: the token may be revoked
   });
   socket.onAny(receive);
-  document.addEventListener('visibilitychange', syncFocus);
+  document.addEventListener('visibilitychange', onVisibility);
   window.addEventListener('pagehide', leaveTicket);
 }
 
 export function retry() { if (socket && !socket.connected) socket.connect(); }
 
 export function stop() {
-  document.removeEventListener('visibilitychange', syncFocus);
+  document.removeEventListener('visibilitychange', onVisibility);
   window.removeEventListener('pagehide', leaveTicket);
   clearInterval(beat);
   beat = null;
@@ -114,6 +117,7 @@ export function stop() {
   connectedOnce = false;
   focused = null;
   wanted = null;
+  left = null;
   presence = 'online';
   status();
 }
@@ -139,24 +143,34 @@ function leaveTicket() {
   if (focused !== null && socket && socket.connected) {
     socket.emit('ticket.blur', { ticket_id: focused });
   }
+  if (focused !== null) left = { ticket: focused, seq: lastSeq };
   focused = null;
 }
 
-function syncFocus() {
+// Joins the room of the ticket on screen (and leaves the last one). Once joined, it asks
+// for what was said since it left that room (the tab was hidden), or since the last event
+// it saw (a ticket just opened): the numbers are global, and events of other rooms it stayed
+// in went on arriving meanwhile.
+async function syncFocus({ catchUp: thenCatchUp = true } = {}) {
   const target = document.visibilityState === 'visible' ? wanted : null;
   if (target === focused || !socket || !socket.connected) {
     if (!socket || !socket.connected) focused = null;
     return;
   }
+  const from = left && left.ticket === target ? Math.min(left.seq, lastSeq) : lastSeq;
   leaveTicket();
-  if (target !== null) {
-    socket.emit('ticket.focus', { ticket_id: target });
-    focused = target;
-  }
+  focused = target;
   clearInterval(beat);
   beat = focused === null ? null : setInterval(() => {
     if (socket && socket.connected && focused !== null) {
       socket.emit('heartbeat', { ticket_id: focused });
     }
   }, HEARTBEAT_MS);
+  if (target === null) return;
+  try {
+    await socket.timeout(10000).emitWithAck('ticket.focus', { ticket_id: target });
+  } catch { return; }  // not answered: the connection is going; its reconnect catches up
+  if (thenCatchUp && connectedOnce && from > 0) await catchUp(from);
 }
+
+const onVisibility = () => { syncFocus(); };
