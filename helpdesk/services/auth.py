@@ -305,7 +305,8 @@ def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
 
 
 def update_agent(agent_id: int, changes: dict) -> Agent:
-    """Change an agent's profile, routing attributes or password (admin)."""
+    """Change an agent's profile, routing attributes or password (admin). A new password or
+    a deactivation revokes the agent's tokens; a new role closes their sockets."""
     agent = db.session.get(Agent, agent_id)
     if agent is None:
         raise NotFound("agent")
@@ -315,6 +316,11 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
         set_password(agent, password)
     if changes.get("active") is False and agent.active:
         revoke_all_tokens(agent)
+    elif changes.get("role", agent.role) != agent.role:
+        # Rooms are joined at connect (`supervisors`): the consoles reconnect with the
+        # token they have and join the rooms of the new role.
+        agent_id = agent.id
+        after_commit(lambda: sockets.close_agent(agent_id))
     for key, value in changes.items():
         setattr(agent, key, value)
     commit()

@@ -59,6 +59,26 @@ def test_a_password_change_by_an_admin_revokes_tokens_and_closes_sockets(
     assert api.as_(admin).get("/api/v1/tickets").status_code == 200
 
 
+def test_a_role_change_closes_the_sockets_which_reconnect_with_the_new_roles_rooms(
+        api, admin, supervisor, sockets):
+    """Rooms are joined at connect: a demoted supervisor kept hearing every ticket's
+    messages, internal notes included, in `supervisors` until they reconnected."""
+    from helpdesk.extensions import socketio
+
+    def supervisors_room() -> int:
+        return len(list(socketio.server.manager.get_participants("/agents", "supervisors")))
+
+    client = sockets(supervisor.token)
+    assert supervisors_room() == 1
+    response = api.as_(admin).patch(f"/api/v1/agents/{supervisor.id}", json={"role": "agent"})
+    assert response.status_code == 200
+    assert _closed_within(client, 1.0)
+    again = sockets(supervisor.token)  # the token is kept: only the rooms change
+    assert again.client.connected
+    assert supervisors_room() == 0
+    assert api.as_(supervisor).get("/api/v1/metrics/summary").status_code == 403
+
+
 def test_a_password_reset_from_the_cli_revokes_tokens(app, api, agent):
     from helpdesk.cli import main
 
