@@ -253,6 +253,13 @@ def test_work_sessions_follow_the_screen_and_colleagues_see_each_other(
         "data-ticket-id", str(ticket_id))
     expect(page.locator("[data-test=viewers]")).to_contain_text("Supervisor")
     expect(colleague.locator("[data-test=viewers]")).to_contain_text("Agent")
+    page.fill("[data-test=composer-text]", "Half a reply")
+    shown = page.locator("[data-test=ticket-view]").element_handle()
+    page.locator("[data-test=my-ticket]").first.click()  # the same ticket, loaded again
+    page.wait_for_function("view => !view.isConnected", arg=shown)  # a new view replaced it
+    expect(page.locator("[data-test=viewers]")).to_contain_text("Supervisor")
+    expect(page.locator("[data-test=composer-text]")).to_have_value("Half a reply")
+    page.fill("[data-test=composer-text]", "")
     colleague.fill("[data-test=composer-text]", "Let me take a look")
     expect(page.locator(".typing")).to_contain_text("is typing")
 

@@ -360,12 +360,17 @@ export function create(center, { api, live, me }) {
       return;
     }
     const { messages: list, ...rest } = data;
+    // The same ticket again (a click on it, a refetch): who else views it is told only when
+    // that changes, and a draft is the agent's own; both stay.
+    const kept = ticket && ticket.id === rest.id && parts.view && parts.view.isConnected
+      ? { viewers: parts.viewers.textContent, draft: parts.view.querySelector('#composer-text').value } : null;
     ticket = rest;
     messages = new Map(list.map((m) => [m.id, m]));
     replace(center, build());
     drawHeader();
     drawMessages();
-    replace(parts.viewers);
+    parts.viewers.textContent = kept ? kept.viewers : '';
+    if (kept && kept.draft) parts.view.querySelector('#composer-text').value = kept.draft;
     live.showTicket(ticket.id);
     loadCustomer();
     parts.title.setAttribute('tabindex', '-1');
