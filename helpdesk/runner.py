@@ -70,45 +70,57 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 def run_all(host: str, port: int, workers: int) -> int:
-    """Start Redis (if needed), migrate, then web and workers; stop them all on a signal."""
-    env = dict(os.environ)
-    redis_server = None
-    if not env.get("REDIS_URL"):
-        redis_server, env["REDIS_URL"] = start_embedded_redis(config_module.default_instance_dir())
-        os.environ["REDIS_URL"] = env["REDIS_URL"]
-        click.echo(f"  embedded Redis at {env['REDIS_URL']}")
-    env.setdefault("HELPDESK_SECRET_KEY", secrets.token_hex(32))
-    os.environ["HELPDESK_SECRET_KEY"] = env["HELPDESK_SECRET_KEY"]
-    prepare_database(create_app(socket_server=False), f"http://{host}:{port}/")
-    children = [_spawn(["web", "--host", host, "--port", str(port)], env)]
-    for index in range(max(workers, 1)):
-        children.append(_spawn(["worker"] + (["--no-scheduler"] if index else []), env))
-    click.echo(f"  helpdesk is running on http://{host}:{port}  (Ctrl-C stops everything)\n"
-               f"  console: open http://{host}:{port}/ in a browser (supervisors: /supervisor, "
-               "admins: /admin)")
-    stopping = []
+    """Start Redis (if needed), migrate, then web and workers; stop them all on a signal.
+
+    SIGINT (Ctrl-C) and SIGTERM are taken before anything starts: one that arrives while
+    the database migrates lets the migration finish, then stops what was started; none
+    leaves a process behind (each child leads its own process group, so the terminal's
+    Ctrl-C reaches this process only, and this process stops them)."""
+    stopping: list[int] = []
 
     def stop(signum, _frame) -> None:
         stopping.append(signum)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    env = dict(os.environ)
+    redis_server = None
+    children: list[subprocess.Popen] = []
     code = 0
-    while not stopping:
-        for child in children:
-            if child.poll() is not None:
-                click.echo(f"  a process exited ({child.args[3]}, code {child.returncode}); "
-                           "stopping", err=True)
-                stopping.append(0)
-                code = 1
-                break
-        time.sleep(0.3)
-    click.echo("  stopping… (web, workers, scheduler" +
-               (", embedded Redis)" if redis_server is not None else ")"))
-    _stop_children(children)
-    if redis_server is not None:
-        stop_embedded_redis(redis_server, config_module.default_instance_dir())
-    click.echo("  stopped")
+    try:
+        if not env.get("REDIS_URL"):
+            redis_server, env["REDIS_URL"] = start_embedded_redis(
+                config_module.default_instance_dir())
+            os.environ["REDIS_URL"] = env["REDIS_URL"]
+            click.echo(f"  embedded Redis at {env['REDIS_URL']}")
+        env.setdefault("HELPDESK_SECRET_KEY", secrets.token_hex(32))
+        os.environ["HELPDESK_SECRET_KEY"] = env["HELPDESK_SECRET_KEY"]
+        if not stopping:
+            prepare_database(create_app(socket_server=False), f"http://{host}:{port}/")
+        if not stopping:
+            children.append(_spawn(["web", "--host", host, "--port", str(port)], env))
+            for index in range(max(workers, 1)):
+                children.append(_spawn(["worker"] + (["--no-scheduler"] if index else []),
+                                       env))
+            click.echo(f"  helpdesk is running on http://{host}:{port}  (Ctrl-C stops "
+                       f"everything)\n  console: open http://{host}:{port}/ in a browser "
+                       "(supervisors: /supervisor, admins: /admin)")
+        while not stopping:
+            for child in children:
+                if child.poll() is not None:
+                    click.echo(f"  a process exited ({child.args[3]}, code "
+                               f"{child.returncode}); stopping", err=True)
+                    stopping.append(0)
+                    code = 1
+                    break
+            time.sleep(0.3)
+    finally:
+        click.echo("  stopping… (web, workers, scheduler" +
+                   (", embedded Redis)" if redis_server is not None else ")"))
+        _stop_children(children)
+        if redis_server is not None:
+            stop_embedded_redis(redis_server, config_module.default_instance_dir())
+        click.echo("  stopped")
     return code
 
 
