@@ -366,3 +366,16 @@ def test_a_colleagues_ticket_on_screen_catches_up_on_what_was_said_while_offline
     with app.app_context():
         assert db.session.execute(select(Message.ticket_id).distinct()).scalars().all() == \
             [ticket_id]
+
+
+def test_a_long_message_shows_whole_on_the_open_ticket(app, page, api, agent, channel, worker):
+    """Socket events carry a message's text cut to 16 KiB (`truncated`); the console reads
+    the rest."""
+    api.post_api_webhook(channel, api_message(text="Short first"))
+    login(page, agent)
+    wait_for_queue(page, 1)
+    take_next(page)
+    api.post_api_webhook(channel, api_message(event_id="e2", message_id="m2",
+                                              text="log line\n" * 2500 + "THE END"))
+    expect(page.locator("[data-test=message]")).to_have_count(2)
+    expect(page.locator("[data-test=message]").nth(1)).to_contain_text("THE END")

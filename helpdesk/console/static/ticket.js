@@ -190,9 +190,27 @@ export function create(center, { api, live, me }) {
     if (!messages.size) parts.messages.append(h('li', { class: 'muted' }, 'No messages yet.'));
   }
 
+  // Events carry a long message cut (`truncated`): keep the whole text already here, or
+  // read the whole message once.
+  const readWhole = coalesce(async () => {
+    if (!ticket) return;
+    const id = ticket.id;
+    try {
+      const { messages: list } = await api.get(`/tickets/${id}`);
+      if (ticket && ticket.id === id) {
+        list.filter((m) => messages.has(m.id) && messages.get(m.id).truncated).forEach((m) => upsertMessage(m));
+      }
+    } catch { /* a reload shows it whole */ }
+  }, 200);
+
   function upsertMessage(m, { keep = false } = {}) {
     if (!ticket || m.ticket_id !== ticket.id) return;
     if (keep && messages.has(m.id)) return;
+    if (m.truncated) {
+      const known = messages.get(m.id);
+      if (known && !known.truncated) m = { ...m, text: known.text, html: known.html, truncated: false };
+      else readWhole();
+    }
     const fresh = !messages.has(m.id);
     messages.set(m.id, m);
     const row = parts.messages.querySelector(`[data-message-id="${m.id}"]`);
