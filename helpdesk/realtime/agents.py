@@ -7,7 +7,7 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
-from helpdesk.models import Agent
+from helpdesk.models import Agent, Ticket
 from helpdesk.outbox import AGENTS, envelope, event_log, rooms, sockets
 from helpdesk.realtime.chat import agent_typing
 from helpdesk.schemas.resources import work_session_schema
@@ -102,9 +102,13 @@ def events_since(data):
 @socketio.on("typing", namespace=AGENTS)
 def typing(data):
     ticket_id = _ticket_id(data)
+    if ticket_id is None:
+        return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
     agent = db.session.get(Agent, session["agent_id"])
-    if ticket_id is None or agent is None:
+    if agent is None:
         return None
+    if db.session.get(Ticket, ticket_id) is None:
+        return {"error": {"code": "not_found", "message": "ticket not found"}}
     work_sessions.touch(agent.id)
     data = {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name}
     socketio.emit("typing", envelope("typing", data), to=rooms.ticket(ticket_id),

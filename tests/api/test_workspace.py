@@ -142,3 +142,16 @@ def test_reconnecting_client_gets_what_it_missed(app, api, agent, sockets, drain
     too_far = again.call("events.since", {"seq": caught_up["seq"] + 100})
     assert too_far["refetch"] is True and too_far["events"] == []
     assert "error" in again.call("events.since", {"seq": "x"})
+
+
+def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id):
+    client = sockets(agent.token)
+    for name, data in (("ticket.focus", {}), ("ticket.blur", {"ticket_id": "7"}),
+                       ("typing", {}), ("typing", {"ticket_id": True}),
+                       ("events.since", {"seq": -1})):
+        answer = client.call(name, data)
+        assert answer["error"]["code"] == "validation_error", (name, data, answer)
+    for name in ("ticket.focus", "typing"):
+        assert client.call(name, {"ticket_id": ticket_id + 1000})["error"]["code"] == \
+            "not_found"
+    assert client.call("typing", {"ticket_id": ticket_id}) == {"ok": True}
