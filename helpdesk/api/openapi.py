@@ -107,6 +107,7 @@ OPERATIONS: dict[str, Op] = {
                         collection=True),
     "v1.claim_next": Op(response=resources.TicketSchema, also=(204, 409)),
     "v1.get_settings": Op(),
+    "v1.list_contact_reasons": Op(),
     "v1.patch_settings": Op(body=inputs.SettingsUpdateSchema),
     "v1.list_sla_policies": Op(response=resources.SlaPolicyOutSchema, collection=True),
     "v1.put_sla_policy": Op(body=inputs.SlaPolicySchema, response=resources.SlaPolicyOutSchema),

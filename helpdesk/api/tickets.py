@@ -15,6 +15,7 @@ from helpdesk.schemas.inputs import (
     TicketUpdateSchema,
 )
 from helpdesk.schemas.resources import message_schema, ticket_schema, work_session_schema
+from helpdesk.services import settings
 from helpdesk.services.tickets import actions as tickets
 from helpdesk.services.tickets import work_sessions
 
@@ -75,3 +76,11 @@ def stop_work(ticket_id: int):
     if session is None:
         raise Unprocessable("you have no work session on this ticket", "no_work_session")
     return jsonify(work_session_schema.dump(session))
+
+
+@bp.get("/contact-reasons")
+def list_contact_reasons():
+    """The contact reasons a ticket may be given (every role: agents set them); while the
+    list is empty, any text is accepted."""
+    items = settings.get("contact_reasons") or []
+    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})

@@ -499,3 +499,13 @@ def test_supervisors_get_live_figures_at_most_every_few_seconds(app, api, superv
         assert db.session.execute(select(func.count()).select_from(TicketFact)).scalar() == 1
     assert metrics_live.publish_if_due(app)
     watcher.wait_for("metrics.updated", lambda e: e["data"]["tickets_solved"] == 1)
+
+
+def test_every_role_reads_the_contact_reasons_a_ticket_may_be_given(api, admin, agent):
+    assert api.as_(agent).get("/api/v1/contact-reasons").json()["items"] == []
+    configure(api, admin)
+    listed = api.as_(agent).get("/api/v1/contact-reasons")
+    assert listed.status_code == 200
+    assert listed.json() == {"items": ["delivery", "billing", "technical"], "page": 1,
+                             "per_page": 3, "total": 3}
+    assert api.get("/api/v1/contact-reasons").status_code == 401

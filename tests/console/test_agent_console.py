@@ -379,3 +379,18 @@ def test_a_long_message_shows_whole_on_the_open_ticket(app, page, api, agent, ch
                                               text="log line\n" * 2500 + "THE END"))
     expect(page.locator("[data-test=message]")).to_have_count(2)
     expect(page.locator("[data-test=message]").nth(1)).to_contain_text("THE END")
+
+
+def test_an_agent_picks_the_contact_reason_from_the_configured_list(
+        app, page, api, admin, agent, channel, worker):
+    reasons = ["delivery", "billing"]
+    assert api.as_(admin).patch("/api/v1/settings", json={"contact_reasons": reasons}).ok
+    api.post_api_webhook(channel, api_message(text="I was charged twice"))
+    login(page, agent)
+    wait_for_queue(page, 1)
+    ticket_id = take_next(page).get_attribute("data-ticket-id")
+    reason = page.locator("select[data-test=contact-reason]")
+    expect(reason.locator("option")).to_have_text(["—", *reasons])
+    reason.select_option("billing")
+    assert wait_until(lambda: api.as_(agent).get(f"/api/v1/tickets/{ticket_id}")
+                      .json()["contact_reason"] == "billing")

@@ -115,7 +115,7 @@ function timelineRow(item, currentId, open, meId) {
 export function create(center, { api, live, me }) {
   let ticket = null;
   let messages = new Map();
-  let reasons = null; // the configured contact reasons, when this role may read them
+  let reasons = null; // the configured contact reasons (GET /contact-reasons), read once
   let changeWatchers = [];
   let chain = Promise.resolve();
   let typingTimer = null;
@@ -361,10 +361,7 @@ export function create(center, { api, live, me }) {
   async function load(id) {
     showError(null);
     if (reasons === null) {
-      reasons = [];
-      if (me.role === 'admin') {
-        try { reasons = (await api.get('/settings')).contact_reasons || []; } catch { reasons = []; }
-      }
+      try { reasons = (await api.get('/contact-reasons')).items || []; } catch { reasons = []; }
     }
     let data;
     try {
