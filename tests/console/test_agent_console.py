@@ -394,3 +394,37 @@ def test_an_agent_picks_the_contact_reason_from_the_configured_list(
     reason.select_option("billing")
     assert wait_until(lambda: api.as_(agent).get(f"/api/v1/tickets/{ticket_id}")
                       .json()["contact_reason"] == "billing")
+
+
+def test_a_long_history_opens_at_its_latest_items_and_shows_earlier_ones_on_request(
+        app, page, api, agent, channel, worker):
+    from datetime import timedelta
+
+    from sqlalchemy import insert, select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Message, Ticket
+    from helpdesk.models.base import utcnow
+
+    api.post_api_webhook(channel, api_message(text="The latest message"))
+    assert wait_until(lambda: stored_texts(app) == ["The latest message"])
+    with app.app_context():  # 250 older messages on the customer's ticket
+        ticket = db.session.execute(select(Ticket)).scalar_one()
+        long_ago = utcnow() - timedelta(days=30)
+        db.session.execute(insert(Message), [{
+            "ticket_id": ticket.id, "channel_id": ticket.channel_id, "direction": "inbound",
+            "author_type": "customer", "text": f"old message {n}", "delivery_status": "received",
+            "created_at": long_ago + timedelta(minutes=n)} for n in range(250)])
+        db.session.commit()
+    login(page, agent)
+    wait_for_queue(page, 1)
+    take_next(page)
+    items = page.locator("[data-test=timeline-item]")
+    expect(page.locator(".timeline-item", has_text="The latest message")).to_have_count(1)
+    shown = items.count()
+    assert shown < 253 and page.locator(".timeline-item", has_text="old message 0").count() == 0
+    page.click("[data-test=timeline-earlier]")
+    expect(page.locator(".timeline-item", has_text="old message 0")).to_have_count(1)
+    expect(page.locator("[data-test=timeline-earlier]")).to_have_count(0)
+    total = items.count()
+    assert total > shown and items.first.text_content().endswith("old message 0")

@@ -233,9 +233,27 @@ export function create(center, { api, live, me }) {
     }
     if (!ticket || ticket.customer_id !== id) return;
     drawCustomer(customer, others.items);
-    replace(parts.timeline, items.map((item) => timelineRow(item, ticket.id, open, me.id)));
+    const row = (item) => timelineRow(item, ticket.id, open, me.id);
+    replace(parts.timeline, items.map(row));
     if (!items.length) parts.timeline.append(h('li', { class: 'muted' }, 'Nothing yet.'));
-    parts.timelineNote.textContent = first.total > items.length ? `The latest ${items.length} of ${first.total} items.` : `${first.total} items across every channel.`;
+    // Long histories open at their latest page; earlier pages are read on request.
+    let shown = items.length;
+    let from = lastPage;
+    const earlier = h('button', { type: 'button', test: 'timeline-earlier', class: 'quiet link' }, 'Show earlier');
+    const note = () => replace(parts.timelineNote, first.total > shown
+      ? [`The latest ${shown} of ${first.total} items. `, earlier] : `${first.total} items across every channel.`);
+    earlier.addEventListener('click', async () => {
+      earlier.disabled = true;
+      try {
+        const page = await api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE, page: from - 1 });
+        if (!ticket || ticket.customer_id !== id) return;
+        from -= 1;
+        parts.timeline.prepend(...page.items.map(row));
+        shown += page.items.length;
+        note();
+      } catch (err) { showError(err); } finally { earlier.disabled = false; }
+    });
+    note();
   }, 100);
 
   function drawCustomer(customer, others) {
