@@ -343,6 +343,8 @@ def test_a_colleagues_ticket_on_screen_catches_up_on_what_was_said_while_offline
         db.session.commit()
     login(page, agent, f"/tickets/{ticket_id}")
     expect(page.locator("[data-test=message]")).to_have_count(1)
+    synced = page.locator("[data-test=connection][data-synced=true]")
+    expect(synced).to_have_count(1)  # in the ticket's room, and its baseline taken
 
     page.context.set_offline(True)  # the reconnect waits until the message is stored
     for sid, _ in socketio.server.manager.get_participants("/agents", f"agent:{agent.id}"):

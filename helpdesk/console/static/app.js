@@ -69,7 +69,8 @@ function header(me) {
     presence.className = `presence ${next}`;
   });
   const connection = h('span', { test: 'connection', class: 'connection offline', role: 'status', title: 'Live updates' }, 'offline');
-  cleanup.push(live.onStatus((up) => {
+  cleanup.push(live.onStatus((up, synced) => {
+    connection.dataset.synced = String(Boolean(synced));
     connection.textContent = up ? 'live' : 'offline';
     connection.className = `connection ${up ? 'live' : 'offline'}`;
   }));

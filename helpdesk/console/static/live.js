@@ -9,6 +9,7 @@ const seen = new Set();
 let socket = null;
 let lastSeq = 0;
 let connectedOnce = false;
+let synced = false;   // caught up since the last connect
 let presence = 'online';
 let wanted = null;   // the ticket on screen
 let focused = null;  // the ticket we told the server about
@@ -27,15 +28,16 @@ function dispatch(type, data, envelope) {
   }
 }
 
+// Watchers hear (live, synced): connected, and caught up on what this connection missed.
 export function onStatus(fn) {
   statusWatchers.add(fn);
-  fn(isLive());
+  fn(isLive(), isLive() && synced);
   return () => statusWatchers.delete(fn);
 }
 
 export const isLive = () => Boolean(socket && socket.connected);
 
-function status() { for (const fn of statusWatchers) fn(isLive()); }
+function status() { for (const fn of statusWatchers) fn(isLive(), isLive() && synced); }
 
 function receive(name, envelope) {
   if (!envelope || typeof envelope !== 'object') return;
@@ -76,17 +78,24 @@ export function start(tokenValue, { refused }) {
   socket = io('/agents', { auth: { token: tokenValue }, transports: ['websocket'],
     reconnectionDelayMax: 5000 });
   socket.on('connect', async () => {
+    synced = false;
     status();
+    // Marked before the first answer: a connection lost before its baseline came back
+    // catches up from nothing known (lastSeq 0), which is a refetch, not another baseline.
+    const first = !connectedOnce;
+    connectedOnce = true;
     // The ticket's room first: the catch-up answers for the rooms this connection is in,
     // and a colleague's ticket tells its messages to its room only.
     focused = null;
     await syncFocus({ catchUp: false });
-    if (connectedOnce) await catchUp();
-    else await baseline();
-    connectedOnce = true;
+    if (first) await baseline();
+    else await catchUp();
     if (presence === 'away') socket.emit('presence', { status: 'away' });
+    synced = socket && socket.connected;
+    status();
   });
   socket.on('disconnect', (reason) => {
+    synced = false;
     status();
     // Socket.IO leaves reconnecting to us when the server closed the connection (a restart,
     // a deploy): try again; a revoked token is refused at connect and ends at the login form.
@@ -115,6 +124,7 @@ export function stop() {
   }
   socket = null;
   connectedOnce = false;
+  synced = false;
   focused = null;
   wanted = null;
   left = null;
