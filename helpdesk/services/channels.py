@@ -48,10 +48,12 @@ def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: 
             errors.setdefault("secrets", {})[name] = ["required"]
         for name in sorted(connector.required_settings - set(settings)):
             errors.setdefault("settings", {})[name] = ["required"]
-    for group, values in (("settings", settings), ("secrets", secrets)):
-        for name, value in values.items():
-            if not isinstance(value, str | int | float | bool | list | dict) or value == "":
-                errors.setdefault(group, {})[name] = ["must be a non-empty value"]
+    for name, value in settings.items():
+        if not isinstance(value, str | int | float | bool | list | dict) or value == "":
+            errors.setdefault("settings", {})[name] = ["must be a non-empty value"]
+    for name, value in secrets.items():  # keys, tokens, passwords: text (HMAC keys are bytes)
+        if not isinstance(value, str) or not value:
+            errors.setdefault("secrets", {})[name] = ["must be a non-empty string"]
     if errors:
         raise _invalid(errors)
 

@@ -29,6 +29,10 @@ def test_unknown_settings_secrets_and_providers_are_400(api, admin):
         {"name": "x", "kind": "email", "provider": "api", "secrets": {"signing_secret": "s"}},
         {"name": "x", "kind": "api", "provider": "api"},
         {"kind": "api", "provider": "api"},
+        # A secret that is not text: every webhook's HMAC then failed with a 500.
+        {"name": "x", "kind": "api", "provider": "api", "secrets": {"signing_secret": 12345}},
+        {"name": "x", "kind": "email", "provider": "raw_mime",
+         "secrets": {"signing_secret": ["s"]}},
     ]
     for body in cases:
         response = api.as_(admin).post("/api/v1/channels", json=body)
