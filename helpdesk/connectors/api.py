@@ -47,6 +47,8 @@ def _text(data: dict, key: str, where: str, required: bool = False) -> str | Non
         return None
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise PayloadError(f"{where}.{key} must be a string")
+    if required and not str(value).strip():
+        raise PayloadError(f"{where}.{key} must not be empty")
     return str(value)
 
 
@@ -118,6 +120,9 @@ class ApiConnector(Connector):
             _text(customer, key, "customer")
         if not any(customer.get(key) for key in ("email", "phone", "external_id")):
             raise PayloadError("customer needs an email, a phone or an external_id")
+        if not _usable_identity(customer):
+            raise PayloadError("customer needs a valid email, phone or external_id "
+                               "(neither the email nor the phone could be read)")
         _text(message, "id", "message", required=True)
         for key in ("text", "html", "thread_id"):
             _text(message, key, "message")
@@ -128,10 +133,32 @@ class ApiConnector(Connector):
             raise PayloadError("message.attachments must be a list of objects")
         for attachment in attachments:
             _attachment_url(attachment.get("url"))
+            for key in ("filename", "content_type"):
+                _text(attachment, key, "message.attachments[]")
+            size = attachment.get("size")
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool)
+                                     or size < 0):
+                raise PayloadError("message.attachments[].size must be a whole number of "
+                                   "bytes")
         _timestamp(message.get("sent_at"))
         if message.get("priority") not in (None, *PRIORITIES):
             raise PayloadError(f"message.priority must be one of {', '.join(PRIORITIES)}")
         return data
+
+
+def _usable_identity(customer: dict) -> bool:
+    """Whether one of the customer's identities survives normalizing (the others are dropped
+    at processing, as for every channel)."""
+    from helpdesk.services.ingest.identity import InvalidIdentity, normalize
+
+    for kind, key in (("email", "email"), ("phone", "phone"), ("external", "external_id")):
+        if customer.get(key):
+            try:
+                normalize(kind, str(customer[key]))
+                return True
+            except InvalidIdentity:
+                continue
+    return False
 
 
 def _attachment_url(value: Any) -> None:

@@ -93,6 +93,34 @@ def test_malformed_json_from_verified_sender_is_400(app, api):
     assert count(app, Delivery) == 0
 
 
+def test_fields_the_worker_could_not_use_are_400_at_the_door(app, api):
+    """Caught when the webhook arrives, not after a 200 in the worker (where the delivery
+    failed, or an empty event_id made every later empty id a duplicate)."""
+    channel = factories.channel(app, "api")
+    good = api_message(text="hello")
+    cases = [
+        ("event_id", {**good, "event_id": ""}),
+        ("message.id", {**good, "message": {**good["message"], "id": "  "}}),
+        ("size", {**good, "message": {**good["message"], "attachments": [
+            {"url": "https://files.example/a.pdf", "size": "big"}]}}),
+        ("size", {**good, "message": {**good["message"], "attachments": [
+            {"url": "https://files.example/a.pdf", "size": -1}]}}),
+        ("filename", {**good, "message": {**good["message"], "attachments": [
+            {"url": "https://files.example/a.pdf", "filename": ["a.pdf"]}]}}),
+        ("content_type", {**good, "message": {**good["message"], "attachments": [
+            {"url": "https://files.example/a.pdf", "content_type": {"x": 1}}]}}),
+        ("valid email", {**good, "customer": {"email": "not an address"}}),
+    ]
+    for expected, payload in cases:
+        response = api.post_api_webhook(channel, payload)
+        assert response.status_code == 400, (payload, response.text)
+        assert expected in response.json()["error"]["message"], response.text
+    assert count(app, Delivery) == 0
+    kept = api.post_api_webhook(channel, {**good, "customer": {"email": "not an address",
+                                                               "external_id": "c-1"}})
+    assert kept.status_code == 200  # one usable identity is enough
+
+
 def test_too_large_is_413_before_anything_else(app, api, http):
     channel = factories.channel(app, "api")
     body = json.dumps(api_message(text="x" * (1024 * 1024 + 10))).encode()
