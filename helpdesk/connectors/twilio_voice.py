@@ -92,7 +92,7 @@ def call_event(params: Mapping[str, str], query: Mapping[str, str] | None = None
         wait_seconds=_int(params.get("QueueTime")),
         call_duration=_int(params.get("CallDuration")),
         dial_call_duration=_int(params.get("DialCallDuration")),
-        recording_url=params.get("RecordingUrl") or None,
+        recording_url=(params.get("RecordingUrl") or None) if _usable(params) else None,
         recording_sid=params.get("RecordingSid") or None,
         transcript=params.get("TranscriptionText") if kind == "transcription" else None,
         transcription_sid=params.get("TranscriptionSid") or None,
@@ -109,13 +109,18 @@ def _outcome(kind: str, params: Mapping[str, str]) -> str | None:
         return "answered" if params.get("DialCallStatus") in ("completed", "answered") else None
     if kind == "recording":
         ours = (params.get("RecordingSource") or "RecordVerb") == "RecordVerb"
-        usable = params.get("RecordingStatus") not in ("absent", "failed")
-        return "voicemail" if ours and usable and params.get("RecordingUrl") else None
+        return "voicemail" if ours and _usable(params) and params.get("RecordingUrl") else None
     if kind == "transcription":
         return "voicemail"
     if kind == "status" and params.get("CallStatus") in _MISSED:
         return "missed"  # ended before our TwiML ran, so before it was queued
     return None
+
+
+def _usable(params: Mapping[str, str]) -> bool:
+    """A recording with sound in it: not `absent` (the caller said nothing) nor `failed`; a
+    `<Record action>` callback carries no status."""
+    return params.get("RecordingStatus") not in ("absent", "failed")
 
 
 def _required(params: Mapping[str, str], name: str) -> str:

@@ -190,6 +190,24 @@ def test_voicemail_with_transcript_opens_a_ticket(api, agent, call, voice):
         (text, ["voicemail"], ticket["id"])]
 
 
+@pytest.mark.parametrize("recorded", ["absent", "failed"])
+def test_a_recording_that_holds_nothing_is_no_voicemail(api, agent, call, recorded):
+    """The caller hung up at the beep without a word (Twilio: `absent`), or the recording
+    failed: the call ended unanswered without a voicemail, so it is abandoned."""
+    sid = "CA00000000000000000000000000000015"
+    record = list(twiml(call(incoming(sid))))[1]
+    call({"AccountSid": ACCOUNT, "CallSid": sid, "RecordingStatus": recorded,
+          "RecordingSid": "RE5c8b2a7e8f1d4a6b9c0d1e2f3a4b5c6d", "RecordingDuration": "0",
+          "RecordingSource": "RecordVerb",
+          "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+                          "/Recordings/RE5c8b2a7e8f1d4a6b9c0d1e2f3a4b5c6d"},
+         url=record.get("recordingStatusCallback"))
+    call(status(sid, "completed", 2, CallDuration="6"))
+    customer, (item,) = calls_of(api, agent)
+    assert (item["call"]["outcome"], item["call"]["recording_url"]) == ("abandoned", None)
+    assert tickets_of(api.as_(agent), customer["id"]) == []
+
+
 def test_callback_urls_are_signed_with_their_query(api, admin, call, voice):
     record = list(twiml(call(incoming("CA00000000000000000000000000000015"))))[1]
     hooks = Webhooks(api.base_url)
