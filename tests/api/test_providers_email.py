@@ -184,6 +184,25 @@ def test_mailgun_replayed_token_is_refused_unless_it_is_the_same_request(
     assert [d["status"] for d in deliveries(api.as_(admin))] == ["processed"]
 
 
+def test_the_token_of_a_duplicate_cannot_be_replayed_with_another_mail(
+        api, admin, hooks, mailgun, drain):
+    """Mailgun signs only timestamp + token: the token of a retry (a duplicate, which stores
+    no delivery) must not verify a different mail afterwards."""
+    assert hooks.mailgun(mailgun, mailgun_form(mailgun_fields(), MAILGUN_KEY)).status_code \
+        == 200
+    retry_token = "retry" * 10
+    retry = mailgun_form(mailgun_fields(), MAILGUN_KEY, token=retry_token)
+    assert hooks.mailgun(mailgun, retry).status_code == 200  # the same mail: nothing new
+    forged = mailgun_form(mailgun_fields(**{"Message-Id": "<forged@evil.example>"}),
+                          MAILGUN_KEY, token=retry_token)
+    refused = hooks.mailgun(mailgun, forged)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "replayed_token"
+    assert hooks.mailgun(mailgun, retry).status_code == 200  # the retry itself, again
+    drain()
+    assert len(deliveries(api.as_(admin))) == 1
+
+
 # --- garbage from a verified sender: 200, delivery failed with its error ----------------------
 
 POSTMARK_GARBAGE = {

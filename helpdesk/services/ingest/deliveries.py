@@ -10,6 +10,7 @@ from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
+from redis.exceptions import RedisError
 from sqlalchemy import Insert, Select, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
@@ -108,13 +109,33 @@ def _insert_statement() -> Insert:
     return _insert_for(db.session.get_bind().dialect.name)
 
 
+REPLAY_MEMORY_SECONDS = 900  # longer than any signature window (Mailgun: 5 minutes)
+
+
 def replay_token_fresh(channel: ChannelConfig, token: str, dedupe_key: str) -> bool:
-    """A one-time token is fresh unless seen before with a different delivery."""
+    """A one-time token is fresh unless seen before with a different delivery.
+
+    The database keeps the token of each stored delivery. Redis also remembers, for longer
+    than the signature stays valid, every token presented: those of duplicates too (a
+    provider's retry of a stored mail, whose token no row keeps), and one that a concurrent
+    request presents first. Without Redis the database's answer stands."""
+    key = storable_key(dedupe_key)
     seen = db.session.execute(
         select(Delivery.dedupe_key).where(Delivery.channel_id == channel.id,
                                           Delivery.replay_token == storable_key(token))
     ).scalar_one_or_none()
-    return seen is None or seen == storable_key(dedupe_key)
+    if seen is not None and seen != key:
+        return False
+    name = f"helpdesk:replay:{channel.id}:{hashlib.sha256(token.encode()).hexdigest()}"
+    try:
+        with queues.redis_connection().pipeline(transaction=True) as pipe:
+            pipe.set(name, key, nx=True, ex=REPLAY_MEMORY_SECONDS)
+            pipe.get(name)
+            _, first = pipe.execute()
+    except RedisError as exc:
+        log.warning("replay tokens: redis unavailable (%s); the database's record stands", exc)
+        return True
+    return first is None or first.decode() == key
 
 
 def storable_key(key: str | None) -> str | None:
