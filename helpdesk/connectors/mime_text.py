@@ -159,10 +159,15 @@ def parse_addresses(values: Iterable[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+_COLON_ZONE = re.compile(r"([+-]\d\d):(\d\d)$")
+
+
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date as aware UTC (no zone / -0000 taken as UTC); None when unparseable."""
     if not value:
         return None
+    # "-04:00": an ISO-style zone (Postmark's Date field) that email.utils reads as no zone.
+    value = _COLON_ZONE.sub(r"\1\2", value.strip())
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -169,10 +169,20 @@ def _message_event(params: Mapping[str, str]) -> MessageEvent:
     return MessageEvent(
         external_id=_message_sid(params),
         identities=[IdentityRef("phone", _phone(sender))],
-        text=params.get("Body") or "",
+        text=params.get("Body") or _location(params),
         sender_name=params.get("ProfileName") or None,
         attachments=_media(params),
     )
+
+
+def _location(params: Mapping[str, str]) -> str:
+    """A WhatsApp location (Latitude, Longitude, Label, Address) in words, as Meta's are;
+    '' when the message is not one."""
+    latitude, longitude = params.get("Latitude"), params.get("Longitude")
+    if not (latitude and longitude):
+        return ""
+    where = [params.get("Label"), params.get("Address"), f"{latitude}, {longitude}"]
+    return "Location: " + " · ".join(part for part in where if part)
 
 
 def _phone(address: str) -> str:

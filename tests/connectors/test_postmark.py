@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+from datetime import UTC, datetime
+
 import pytest
 
 from helpdesk.connectors import get_connector
@@ -84,6 +86,8 @@ def test_documented_example():
         "test.txt", "text/plain", b"This is attachment contents, base-64 encoded.")
     # No RFC Message-ID in the headers: Postmark's id names the message.
     assert event.external_id == "postmark:73e6d360-66eb-11e1-8e72-a8904824019b"
+    # "Fri, 1 Aug 2014 16:45:32 -04:00": a zone with a colon, read as a zone, not as UTC.
+    assert event.sent_at == datetime(2014, 8, 1, 20, 45, 32, tzinfo=UTC)
 
 
 def test_threading_headers():

@@ -168,6 +168,15 @@ def test_whatsapp_strips_the_prefix_and_keeps_the_profile_name():
     assert event.external_id == "SM8824d91645395b17594d92659b878468"
 
 
+def test_a_whatsapp_location_is_told_in_words():
+    request = post([("MessageSid", "SM77"), ("AccountSid", "AC1"), ("NumMedia", "0"),
+                    ("From", "whatsapp:+6285176810035"), ("To", "whatsapp:+14155238886"),
+                    ("Body", ""), ("Latitude", "-6.2088"), ("Longitude", "106.8456"),
+                    ("Label", "Toko Maju"), ("Address", "Jl. Sudirman 1, Jakarta")])
+    event = parse_one(request, "whatsapp")
+    assert event.text == "Location: Toko Maju · Jl. Sudirman 1, Jakarta · -6.2088, 106.8456"
+
+
 @pytest.mark.parametrize(("twilio_status", "ours"), [
     ("queued", "queued"), ("sending", "queued"), ("sent", "sent"), ("delivered", "delivered"),
     ("read", "read"), ("failed", "failed"), ("undelivered", "failed")])
