@@ -28,9 +28,10 @@ bp = Blueprint("webhooks", __name__)
 
 
 def public_url() -> str:
-    base = current_app.config["PUBLIC_URL"]
-    if not base:
-        return request.url
+    """The URL the provider posted to, as it signed it: `HELPDESK_PUBLIC_URL` (behind a
+    proxy), else this request's scheme and host; then the path, and the query string as
+    received (`request.url` decodes its percent-escapes, and Twilio signs the bytes)."""
+    base = current_app.config["PUBLIC_URL"] or request.root_url.rstrip("/")
     query = request.query_string.decode("latin-1")
     return base + request.path + (f"?{query}" if query else "")
 

@@ -346,3 +346,12 @@ def test_receive_status_only_moves_forward(app, agent):
         assert seen == [(True, "delivered"), (False, "delivered"), (False, "delivered"),
                         (True, "read"), (False, "read"), (False, "read")]
         assert not inbound.receive_status(channel, StatusEvent("SM-unknown", "read"))
+
+
+def test_twilio_signs_the_url_as_configured_percent_escapes_and_all(app, hooks):
+    """A webhook URL configured in Twilio with an escaped query: Twilio signs the bytes it
+    posts to, so the escapes must not be decoded before the check (no public URL set)."""
+    channel = make(app, CASES["twilio-sms"])
+    url = hooks.url(channel) + "?from=S%C3%A3o%20Paulo"
+    response = hooks.twilio(channel, sample("twilio", "sms.txt"), "twilio-token", url=url)
+    assert response.status_code == 200, response.text
