@@ -79,9 +79,14 @@ class MailgunConnector(Connector):
 
 
 def _message_id(form: Form) -> str | None:
+    """The `Message-Id` field, else the one in `message-headers` (what parsing reads), else
+    the raw MIME's (`body-mime`, the "store and notify" form)."""
     value = (form.get("Message-Id") or "").strip().strip("<>").strip()
     if value:
         return value
+    for name, header in _headers(form):
+        if name.lower() == "message-id" and header.strip().strip("<>").strip():
+            return header.strip().strip("<>").strip()
     mime = form.part("body-mime")
     return message_id_of(mime.data) if mime is not None else None
 

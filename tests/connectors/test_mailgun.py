@@ -137,6 +137,15 @@ def test_dedupe_on_message_id_survives_a_new_attempt():
     assert CONNECTOR.dedupe_key(CHANNEL, with_receipt(other)) != key
 
 
+def test_dedupe_reads_message_headers_when_the_field_is_missing():
+    """Parsing takes the Message-Id from `message-headers`; dedupe must too, not fall back
+    to a hash of a body whose timestamp and token change on every attempt."""
+    first = with_receipt(fresh(fields(**{"Message-Id": None}), token="t-1"))
+    retry = with_receipt(fresh(fields(**{"Message-Id": None}), token="t-2"))
+    assert CONNECTOR.dedupe_key(CHANNEL, first) == "message-id:CAOe1fK9zZ@mail.gmail.com"
+    assert CONNECTOR.dedupe_key(CHANNEL, retry) == CONNECTOR.dedupe_key(CHANNEL, first)
+
+
 def test_parsed_fields():
     event = parse(with_receipt(fields()))
     assert [(i.kind, i.value) for i in event.identities] == [("email", "jane.doe@gmail.com")]
