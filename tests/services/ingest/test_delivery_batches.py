@@ -67,8 +67,13 @@ def test_one_bad_delivery_does_not_hold_up_the_others(app, api, admin, drain):
     """A delivery that fails while applied (here: no usable identity) fails its batch; the
     others are processed one by one, and the bad one ends `failed` after its retries."""
     channel = factories.channel(app, "api")
+    email = factories.channel(app, "raw_mime")
     api.post_api_webhook(channel, api_message("e1", "m1", email="ana@example.com"))
-    api.post_api_webhook(channel, api_message("e2", "m2", email="not an email address"))
+    # A provider's format is stored as it comes (the `api` format refuses this at the door).
+    bad = api.post(f"/webhooks/raw_mime/{email.key}", headers={"Content-Type": "message/rfc822"},
+                   data=b"From: not an email address\r\nSubject: hi\r\n"
+                        b"Message-ID: <bad-1@example.com>\r\n\r\nhello\r\n")
+    assert bad.status_code == 200
     api.post_api_webhook(channel, api_message("e3", "m3", email="bo@example.com"))
     drain()
     assert _statuses(app) == {"processed": 2, "failed": 1}
