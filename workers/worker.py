@@ -298,13 +298,16 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
         start_live_metrics(app, stop)
     try:
         while True:
-            worker = make_worker(app, queue_names)
+            worker = None
             failure = None
             try:
+                # Building RQ's worker asks Redis already (CLIENT SETNAME).
+                worker = make_worker(app, queue_names)
                 worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="WARNING")
             except RedisError as exc:  # Redis unreachable at start, or during RQ's teardown
                 failure = str(exc)
-                _release(worker)
+                if worker is not None:
+                    _release(worker)
             if jobs.stop_requested() or (burst and failure is None):
                 # A stop was requested (SIGINT/SIGTERM; asked while Redis was away, RQ's
                 # goodbye to Redis failed: no reason to start again), or the burst is done.

@@ -202,3 +202,25 @@ def test_redis_errors_outside_the_pop_do_not_end_the_worker(app, database_url):
             assert worker.poll() is None
     finally:
         redis_server.stop()
+
+
+def test_a_worker_started_before_redis_waits_for_it_then_works(app, database_url):
+    """`helpdesk worker` started while Redis is not up yet (a host booting, compose starting
+    both at once) keeps trying instead of exiting, and works the backlog once Redis is up."""
+    from tests.support.redis_server import OwnRedis
+
+    redis_server = OwnRedis()  # not started yet: nothing listens on its socket
+    _store(app, factories.channel(app, "api"), [f"early{n}" for n in range(5)])
+    try:
+        with _worker_process(app, database_url, redis_server.url) as worker:
+            time.sleep(3)
+            assert worker.poll() is None, "the worker process exited"
+            redis_server.start()
+            with app.app_context(), _app_on(app, redis_server.url):
+                deliveries.signal_batch()
+            deadline = time.monotonic() + 30
+            while _statuses(app) != {"processed": 5}:
+                assert time.monotonic() < deadline, f"backlog not worked: {_statuses(app)}"
+                time.sleep(0.1)
+    finally:
+        redis_server.stop()
