@@ -185,9 +185,14 @@ export function create(center, { api, live, me }) {
     if (Number(parts.level.value) <= ticket.level) parts.level.value = String(ticket.level + 1);
   }
 
-  function drawMessages() {
-    replace(parts.messages, [...messages.values()].sort((a, b) => a.id - b.id).map((m) => messageRow(api, m)));
-    if (!messages.size) parts.messages.append(h('li', { class: 'muted' }, 'No messages yet.'));
+  // The list scrolls on its own (the composer stays in view): it follows the latest message
+  // unless the agent scrolled up to read.
+  function drawMessages({ first = false } = {}) {
+    const list = parts.messages;
+    const atEnd = first || list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    replace(list, [...messages.values()].sort((a, b) => a.id - b.id).map((m) => messageRow(api, m)));
+    if (!messages.size) list.append(h('li', { class: 'muted' }, 'No messages yet.'));
+    if (atEnd) list.scrollTop = list.scrollHeight;
   }
 
   // Events carry a long message cut (`truncated`): keep the whole text already here, or
@@ -401,7 +406,7 @@ export function create(center, { api, live, me }) {
     messages = new Map(list.map((m) => [m.id, m]));
     replace(center, build());
     drawHeader();
-    drawMessages();
+    drawMessages({ first: true });
     parts.viewers.textContent = kept ? kept.viewers : '';
     if (kept && kept.draft) parts.view.querySelector('#composer-text').value = kept.draft;
     live.showTicket(ticket.id);
