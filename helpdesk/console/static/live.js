@@ -84,12 +84,16 @@ export function start(tokenValue, { refused }) {
     // catches up from nothing known (lastSeq 0), which is a refetch, not another baseline.
     const first = !connectedOnce;
     connectedOnce = true;
+    // From the last event seen before the drop: joining the ticket's room below announces
+    // `ticket.viewers` to it, which may arrive before the catch-up's answer and move lastSeq
+    // past what was missed.
+    const from = lastSeq;
     // The ticket's room first: the catch-up answers for the rooms this connection is in,
     // and a colleague's ticket tells its messages to its room only.
     focused = null;
     await syncFocus({ catchUp: false });
     if (first) await baseline();
-    else await catchUp();
+    else await catchUp(from);
     if (presence === 'away') socket.emit('presence', { status: 'away' });
     synced = socket && socket.connected;
     status();
