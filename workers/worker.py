@@ -4,7 +4,7 @@ Why `SimpleWorker`: on a 2-core machine RQ's default fork-per-job worker costs ~
 (~78 jobs/s) against ~3 ms without the fork. Our jobs are short, idempotent and take ids, so
 the isolation a fork buys is not worth 4x the throughput; a crashed process loses nothing
 (deliveries stay `received` in the database and the sweeper re-enqueues them) and is
-restarted by its supervisor (docker `restart`, or `helpdesk run`).
+restarted by its supervisor (docker `restart`; `helpdesk run` stops everything instead).
 """
 
 from __future__ import annotations

@@ -198,6 +198,15 @@ def same(a: str | bytes, b: str | bytes) -> bool:
     return hmac.compare_digest(a_bytes, b_bytes)
 
 
+def location_text(label: str | None, address: str | None, latitude: Any,
+                  longitude: Any) -> str:
+    """A shared location as a message's text: "Location: label · address · lat, long"
+    (what WhatsApp, through Meta or Twilio, sends instead of text)."""
+    both = latitude is not None and longitude is not None
+    where = [label, address, f"{latitude}, {longitude}" if both else None]
+    return "Location: " + " · ".join(part for part in where if part)
+
+
 def body_hash(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 

@@ -85,8 +85,8 @@ def _message_id(form: Form) -> str | None:
     if value:
         return value
     for name, header in _headers(form):
-        if name.lower() == "message-id" and header.strip().strip("<>").strip():
-            return header.strip().strip("<>").strip()
+        if name.lower() == "message-id" and (value := header.strip().strip("<>").strip()):
+            return value
     mime = form.part("body-mime")
     return message_id_of(mime.data) if mime is not None else None
 

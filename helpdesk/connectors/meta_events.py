@@ -12,6 +12,7 @@ from helpdesk.connectors.base import (
     InboundEvent,
     MessageEvent,
     StatusEvent,
+    location_text,
 )
 from helpdesk.connectors.payload import child, media_filename, objects, strings, text, unix_time
 
@@ -78,10 +79,10 @@ def _whatsapp_content(message: dict, kind: str) -> tuple[str, list[AttachmentIn]
 
 def _location(place: dict) -> str:
     latitude, longitude = place.get("latitude"), place.get("longitude")
-    where = [text(place, "name"), text(place, "address")]
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (latitude, longitude)):
-        where.append(f"{latitude}, {longitude}")
-    return "Location: " + " · ".join(part for part in where if part)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
+                  for v in (latitude, longitude))
+    return location_text(text(place, "name"), text(place, "address"),
+                         latitude if numbers else None, longitude if numbers else None)
 
 
 def _whatsapp_status(status: dict) -> StatusEvent | None:

@@ -27,6 +27,7 @@ from helpdesk.connectors.base import (
     StatusEvent,
     VerificationError,
     WebhookRequest,
+    location_text,
     same,
 )
 from helpdesk.connectors.forms import parse_form
@@ -181,8 +182,7 @@ def _location(params: Mapping[str, str]) -> str:
     latitude, longitude = params.get("Latitude"), params.get("Longitude")
     if not (latitude and longitude):
         return ""
-    where = [params.get("Label"), params.get("Address"), f"{latitude}, {longitude}"]
-    return "Location: " + " · ".join(part for part in where if part)
+    return location_text(params.get("Label"), params.get("Address"), latitude, longitude)
 
 
 def _phone(address: str) -> str:

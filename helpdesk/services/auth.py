@@ -319,7 +319,6 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
     elif changes.get("role", agent.role) != agent.role:
         # Rooms are joined at connect (`supervisors`): the consoles reconnect with the
         # token they have and join the rooms of the new role.
-        agent_id = agent.id
         after_commit(lambda: sockets.close_agent(agent_id))
     for key, value in changes.items():
         setattr(agent, key, value)

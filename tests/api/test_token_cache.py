@@ -8,6 +8,7 @@ from sqlalchemy import event
 
 from helpdesk.extensions import db
 from helpdesk.services import auth
+from tests.support.redis_server import app_on
 
 
 def _token_queries(app):
@@ -97,15 +98,11 @@ def test_without_redis_every_request_asks_the_database(app, agent):
     with app.app_context():
         tokens = auth._token_cache()
         tokens.entries.clear()
-        real = app.config["REDIS_URL"]
-        app.extensions.pop("helpdesk.redis", None)
-        app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
         try:
-            assert auth.agent_for_token(agent.token).id == agent.id
-            assert tokens.entries == {}
+            with app_on(app, "redis://127.0.0.1:1/0"):  # nothing listens there
+                assert auth.agent_for_token(agent.token).id == agent.id
+                assert tokens.entries == {}
         finally:
-            app.config["REDIS_URL"] = real
-            app.extensions.pop("helpdesk.redis", None)
             db.session.rollback()
 
 

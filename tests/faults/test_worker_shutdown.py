@@ -155,19 +155,6 @@ def test_sigterm_during_a_redis_outage_stops_the_worker_within_seconds(app, data
     assert worker.returncode == 0
 
 
-@contextmanager
-def _app_on(app, redis_url: str) -> Iterator[None]:
-    """The test's app talks to another Redis for a while (the worker's own)."""
-    real = app.config["REDIS_URL"]
-    app.extensions.pop("helpdesk.redis", None)
-    app.config["REDIS_URL"] = redis_url
-    try:
-        yield
-    finally:
-        app.config["REDIS_URL"] = real
-        app.extensions.pop("helpdesk.redis", None)
-
-
 def test_redis_errors_outside_the_pop_do_not_end_the_worker(app, database_url):
     """Redis refusing a command that RQ sends between jobs (here: EXISTS, by ACL) ends RQ's
     loop ("found an unhandled exception, quitting"): `work()` returns as after a stop, and
@@ -177,7 +164,7 @@ def test_redis_errors_outside_the_pop_do_not_end_the_worker(app, database_url):
     unworked."""
     import redis
 
-    from tests.support.redis_server import OwnRedis
+    from tests.support.redis_server import OwnRedis, app_on
 
     redis_server = OwnRedis()
     redis_server.start()
@@ -190,7 +177,7 @@ def test_redis_errors_outside_the_pop_do_not_end_the_worker(app, database_url):
             _wait_listening(connection)
             time.sleep(1.5)  # RQ's suspension check is due again (at most one a second)
             connection.execute_command("ACL", "SETUSER", "worker", "-exists")
-            with app.app_context(), _app_on(app, redis_server.url):
+            with app.app_context(), app_on(app, redis_server.url):
                 deliveries.signal_batch()  # after the job, RQ's suspension check is refused
             time.sleep(3)  # its loop ended, and each new start is refused too
             assert worker.poll() is None, "the worker process exited"
@@ -207,7 +194,7 @@ def test_redis_errors_outside_the_pop_do_not_end_the_worker(app, database_url):
 def test_a_worker_started_before_redis_waits_for_it_then_works(app, database_url):
     """`helpdesk worker` started while Redis is not up yet (a host booting, compose starting
     both at once) keeps trying instead of exiting, and works the backlog once Redis is up."""
-    from tests.support.redis_server import OwnRedis
+    from tests.support.redis_server import OwnRedis, app_on
 
     redis_server = OwnRedis()  # not started yet: nothing listens on its socket
     _store(app, factories.channel(app, "api"), [f"early{n}" for n in range(5)])
@@ -216,7 +203,7 @@ def test_a_worker_started_before_redis_waits_for_it_then_works(app, database_url
             time.sleep(3)
             assert worker.poll() is None, "the worker process exited"
             redis_server.start()
-            with app.app_context(), _app_on(app, redis_server.url):
+            with app.app_context(), app_on(app, redis_server.url):
                 deliveries.signal_batch()
             deadline = time.monotonic() + 30
             while _statuses(app) != {"processed": 5}:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -40,3 +42,16 @@ class OwnRedis:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+@contextmanager
+def app_on(app, redis_url: str) -> Iterator[None]:
+    """The app talks to another Redis for a while (a worker's own, or none at all)."""
+    real = app.config["REDIS_URL"]
+    app.extensions.pop("helpdesk.redis", None)
+    app.config["REDIS_URL"] = redis_url
+    try:
+        yield
+    finally:
+        app.config["REDIS_URL"] = real
+        app.extensions.pop("helpdesk.redis", None)

@@ -68,8 +68,8 @@ function timelineBody(item, meId) {
 const words = (value) => String(value ?? '—').replace(/[_.]/g, ' ');
 const agentName = (id, meId) => (id === meId ? 'you' : `agent #${id}`);
 
-// A ticket event in words ("Priority normal → urgent (urgency 0.91)"), not its raw data.
-export function describeEvent(e, meId) {
+// A ticket event in words ("Priority normal → urgent (urgency 91)"), not its raw data.
+function describeEvent(e, meId) {
   const d = e.data || {};
   const by = e.actor && e.actor.type === 'agent' && e.actor.id != null ? ` by ${agentName(e.actor.id, meId)}` : '';
   switch (e.name) {
@@ -336,6 +336,7 @@ export function create(center, { api, live, me }) {
 
     parts.messages = h('ol', { class: 'messages', 'aria-label': 'Messages' });
     const text = h('textarea', { id: 'composer-text', test: 'composer-text', rows: 4, placeholder: 'Write a reply to the customer, or an internal note for colleagues' });
+    parts.composer = text;
     const send = (internal) => async () => {
       const body = text.value;
       if (!body.trim() || !ticket) return;
@@ -401,14 +402,14 @@ export function create(center, { api, live, me }) {
     // The same ticket again (a click on it, a refetch): who else views it is told only when
     // that changes, and a draft is the agent's own; both stay.
     const kept = ticket && ticket.id === rest.id && parts.view && parts.view.isConnected
-      ? { viewers: parts.viewers.textContent, draft: parts.view.querySelector('#composer-text').value } : null;
+      ? { viewers: parts.viewers.textContent, draft: parts.composer.value } : null;
     ticket = rest;
     messages = new Map(list.map((m) => [m.id, m]));
     replace(center, build());
     drawHeader();
     drawMessages({ first: true });
     parts.viewers.textContent = kept ? kept.viewers : '';
-    if (kept && kept.draft) parts.view.querySelector('#composer-text').value = kept.draft;
+    if (kept && kept.draft) parts.composer.value = kept.draft;
     live.showTicket(ticket.id);
     loadCustomer();
     parts.title.setAttribute('tabindex', '-1');
