@@ -41,7 +41,7 @@ def _value_of() -> Select:
 
 
 def get(key: str) -> Any:
-    found = db.session.execute(_value_of(), {"key": key}).first()
+    found = db.session.connection().execute(_value_of(), {"key": key}).first()
     return found[0] if found is not None else defaults()[key]
 
 
