@@ -283,7 +283,11 @@ class Solver(threading.Thread):
 
 class Sampler(threading.Thread):
     """What PostgreSQL works on for us: every 50 ms, the active backends of our database,
-    by statement (first 60 characters); shares of the samples afterwards."""
+    by statement (first 60 characters); shares of the samples afterwards. Also what else
+    the server works on meanwhile (`background`): autovacuum workers (any database) and
+    other databases' active clients, which take the cores and the buffer cache the claims
+    are measured on (the 1M row of a `make bench` had PostgreSQL spend twice the CPU per
+    claim of the same row run alone)."""
 
     def __init__(self, system: System, interval: float = 0.05):
         super().__init__(daemon=True)
@@ -292,6 +296,7 @@ class Sampler(threading.Thread):
         self.stopping = threading.Event()
         self.samples = 0
         self.seen: dict[str, int] = {}
+        self.background: dict[str, int] = {}
 
     def run(self) -> None:
         import psycopg2
@@ -310,6 +315,14 @@ class Sampler(threading.Thread):
                     self.samples += 1
                     for (query,) in cur.fetchall():
                         self.seen[query] = self.seen.get(query, 0) + 1
+                    cur.execute("SELECT backend_type || ' ' || coalesce(datname, '-') || ': ' "
+                                "|| left(regexp_replace(coalesce(query, ''), '\\s+', ' ', "
+                                "'g'), 50) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                                " AND ((backend_type = 'client backend' AND state = 'active' "
+                                "AND datname IS DISTINCT FROM %s) "
+                                "OR backend_type = 'autovacuum worker')", (self.database,))
+                    for (what,) in cur.fetchall():
+                        self.background[what] = self.background.get(what, 0) + 1
         finally:
             conn.close()
 
@@ -325,9 +338,16 @@ class Sampler(threading.Thread):
         for sampler in samplers:
             for query, count in sampler.seen.items():
                 seen[query] = seen.get(query, 0) + count
+        background: dict[str, int] = {}
+        for sampler in samplers:
+            for what, count in sampler.background.items():
+                background[what] = background.get(what, 0) + count
         top = sorted(seen.items(), key=lambda item: -item[1])[:5]
+        others = sorted(background.items(), key=lambda item: -item[1])[:5]
         return {"samples": samples, "busy_backends_avg": sum(seen.values()) / max(samples, 1),
-                "top": {query: round(count / max(samples, 1), 3) for query, count in top}}
+                "top": {query: round(count / max(samples, 1), 3) for query, count in top},
+                "background": {what: round(count / max(samples, 1), 3)
+                               for what, count in others}}
 
 
 # --------------------------------------------------------------------------- load
@@ -617,6 +637,10 @@ def rows(result: dict) -> list[dict]:
         top = "; ".join(f"{share:.2f} {query[:34]}" for query, share in
                         list(active["top"].items())[:2])
         row(f"  pg active backends ({where})", f"{active['busy_backends_avg']:.2f} avg: {top}")
+        busy = "; ".join(f"{share:.2f} {what[:60]}" for what, share in
+                         active.get("background", {}).items())
+        row(f"  pg busy elsewhere ({where})", busy or "nothing (no autovacuum, no other "
+                                                      "database's client active)")
     low, high = (f"{size // 1000}k" for size in (min(result["sizes"]), max(result["sizes"])))
     for config, ratio in result["ratios"].items():
         row(f"latency {high} / {low} ({config})",
