@@ -47,6 +47,22 @@ def _hit(client: Redis, keys: list[str], lifetime: int) -> list:
     return _script(keys, [lifetime], client=client)
 
 
+def refuse_if_spent(bucket: str, rate: str) -> None:
+    """Raise 429 when `bucket` has no hit left, without counting one (for limits counted
+    by `check` only after the fact: the failed logins of an address)."""
+    limit, period = parse_rate(rate)
+    window, offset = divmod(time.time(), period)
+    keys = [f"helpdesk:rate:{bucket}:{int(window)}", f"helpdesk:rate:{bucket}:{int(window) - 1}"]
+    try:
+        hits, before = redis_connection().mget(keys)
+    except Exception as exc:
+        log.warning("rate limiter unavailable: %s", exc)
+        return
+    if int(before or 0) * (1 - offset / period) + int(hits or 0) >= limit:
+        raise ApiError(429, "rate limit exceeded", "rate_limited",
+                       headers={"Retry-After": str(max(math.ceil(period - offset), 1))})
+
+
 def check(bucket: str, rate: str, read: str | None = None) -> object:
     """Count one hit on `bucket`; raise 429 with Retry-After past the limit. Returns the
     value of the key `read` (None when unset, UNAVAILABLE when Redis did not answer)."""

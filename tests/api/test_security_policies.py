@@ -45,6 +45,23 @@ def test_login_is_rate_limited_per_ip_across_emails(app, api, monkeypatch):
     assert codes == [401] * 5 + [429]
 
 
+def test_the_per_ip_login_limit_counts_failed_logins_only(app, api, monkeypatch):
+    """Many colleagues signing in from one address are not refused; once an address has
+    failed too often, it is refused whatever it sends, the right password included."""
+    monkeypatch.setitem(app.config, "LOGIN_IP_RATE", "3/minute")
+    staff = [factories.agent(app) for _ in range(5)]
+
+    def login(who, password: str) -> int:
+        return api.post("/api/v1/auth/login", json={"email": who.email,
+                                                    "password": password}).status_code
+
+    assert [login(who, "correct horse") for who in staff] == [200] * 5
+    assert [login(who, "wrong horse!") for who in staff[:4]] == [401] * 3 + [429]
+    refused = api.post("/api/v1/auth/login", json={"email": staff[4].email,
+                                                   "password": "correct horse"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
 def test_telegrams_secret_token_header_is_not_stored_with_the_delivery(app, api):
     channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret-abc",
                                                           "bot_token": "1:x"})
