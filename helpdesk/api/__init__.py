@@ -5,13 +5,18 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+ROW_ID_MAX = 2**31 - 1  # what an id column holds
+
 
 class RowIdConverter(IntegerConverter):
-    """`<int:…>` in our routes: an id beyond what an id column holds is simply not found."""
+    """`<int:…>` in our routes (all of them ids): an id beyond what an id column holds
+    matches the route as an id no row has (0), so the request is authenticated first and
+    then answered 404 like any unknown id, instead of 404 before its token is looked at
+    (or an "integer out of range" from the database)."""
 
-    def __init__(self, url_map, *args, **kwargs):
-        kwargs.setdefault("max", 2**31 - 1)
-        super().__init__(url_map, *args, **kwargs)
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        return number if number <= ROW_ID_MAX else 0
 
 
 def init_app(app: Flask) -> None:
