@@ -19,7 +19,7 @@ from marshmallow import (
 
 from helpdesk.services.metrics.summary import EMPTY, GROUPS
 
-MAX_PERIOD_DAYS = 3653   # ten years
+MAX_PERIOD_YEARS = 10  # by the calendar: 2017-01-01 to 2027-01-01, not a day more
 MAX_DAY_GROUPS = 400
 DEFAULT_DAYS = 7
 
@@ -67,7 +67,7 @@ class PeriodSchema(Schema):
                                   "to" if end is None else "from")
         if start is not None and end <= start:
             raise ValidationError("must be after from", "to")
-        if start is not None and end - start > timedelta(days=MAX_PERIOD_DAYS):
+        if start is not None and end > _years_after(start, MAX_PERIOD_YEARS):
             raise ValidationError("a period is at most 10 years", "to")
 
     @post_load
@@ -239,3 +239,13 @@ def summary_csv(summary: dict) -> str:
 
 def contact_reasons_csv(items: list[dict]) -> str:
     return to_csv(["reason", "count", "share", "cumulative_share", "vital_few"], items)
+
+
+def _years_after(start: datetime, years: int) -> datetime:
+    """The same moment `years` later by the calendar (a 29 February ends on 1 March)."""
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:
+        if start.year + years > datetime.max.year:
+            return datetime.max.replace(tzinfo=start.tzinfo)
+        return start.replace(year=start.year + years, month=3, day=1)

@@ -407,6 +407,7 @@ def test_empty_period_gives_nulls_and_zeros(api, supervisor):
     ({"from": "2026-11-03"}, "to"),
     ({"from": "1000-01-01", "to": "3000-01-01"}, "to"),
     ({"from": "2026-01-01", "to": "9999-12-31"}, "to"),
+    ({"from": "2017-01-01", "to": "2027-01-02"}, "to"),  # 10 years and a day (2 leap days)
     ({"from": "2024-01-01", "to": "2026-01-01", "group_by": "day"}, "group_by"),
     ({"from": "2026-11-03", "to": "2026-11-02T23:00:00Z"}, "to"),
     ({**PERIOD, "group_by": "week"}, "group_by"),
@@ -418,6 +419,13 @@ def test_bad_periods_are_400_with_fields(api, supervisor, params, field):
         response = api.as_(supervisor).get(f"/api/v1/metrics/{path}", params=params)
         assert response.status_code == 400, (path, response.text)
         assert field in response.json()["error"]["fields"]
+
+
+def test_a_period_of_ten_years_by_the_calendar_is_allowed(api, supervisor):
+    for start, end in (("2017-01-01", "2027-01-01"), ("2016-02-29", "2026-03-01")):
+        response = api.as_(supervisor).get("/api/v1/metrics/summary",
+                                            params={"from": start, "to": end})
+        assert response.status_code == 200, response.text
 
 
 def test_grouped_by_day_at_most_400_groups_whatever_the_hours(api, supervisor):
