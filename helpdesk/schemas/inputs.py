@@ -73,7 +73,7 @@ class IdentityInputSchema(Schema):
 
 class CustomerCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    identities = fields.List(fields.Nested(IdentityInputSchema), load_default=list)
+    identities = fields.List(fields.Nested(IdentityInputSchema), required=True)
     tier = fields.String(load_default="standard", validate=validate.OneOf(("standard", "vip")))
 
 
@@ -86,6 +86,8 @@ class AgentCreateSchema(Schema):
     languages = fields.List(fields.String(), load_default=list)
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)), load_default=list)
     capacity = fields.Float(load_default=1.0, validate=validate.Range(min=0.1, max=100))
+    team_id = RowId(load_default=None, allow_none=True, strict=True)
+    active = fields.Boolean(load_default=True)
 
 
 class PageSchema(Schema):
@@ -149,6 +151,7 @@ class SettingsUpdateSchema(Schema):
 
 
 class AgentUpdateSchema(Schema):
+    email = fields.Email()
     name = fields.String(validate=validate.Length(min=1, max=200))
     role = fields.String(validate=validate.OneOf(ROLES))
     level = fields.Integer(validate=validate.Range(min=1, max=10))

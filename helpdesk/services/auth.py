@@ -289,19 +289,29 @@ def set_password(agent: Agent, password: str) -> None:
 
 def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
                  password: str | None = None, languages: list[str] | None = None,
-                 channels: list[str] | None = None, capacity: float = 1.0) -> Agent:
-    """Create an agent; 409 when the email is taken."""
-    email = email.strip().lower()
-    if db.session.execute(select(Agent.id).where(Agent.email == email)).first():
-        raise Conflict(f"an agent with email {email} exists", "agent_exists")
+                 channels: list[str] | None = None, capacity: float = 1.0,
+                 team_id: int | None = None, active: bool = True) -> Agent:
+    """Create an agent; 409 when the email is taken, 422 for a team that does not exist."""
+    email = _free_email(email)
+    teams.check_exists(team_id)
     if password is not None:
         check_password(password)
     agent = Agent(email=email, name=name, role=role, level=level,
                   languages=languages or [], channels=channels or [], capacity=capacity,
+                  team_id=team_id, active=active,
                   password_hash=generate_password_hash(password) if password else None)
     db.session.add(agent)
     commit()
     return agent
+
+
+def _free_email(email: str, agent_id: int | None = None) -> str:
+    """`email` as agents' emails are stored (lower case); 409 when another agent has it."""
+    email = email.strip().lower()
+    taken = db.session.execute(select(Agent.id).where(Agent.email == email)).scalar()
+    if taken is not None and taken != agent_id:
+        raise Conflict(f"an agent with email {email} exists", "agent_exists")
+    return email
 
 
 def update_agent(agent_id: int, changes: dict) -> Agent:
@@ -311,6 +321,8 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
     if agent is None:
         raise NotFound("agent")
     teams.check_exists(changes.get("team_id"))
+    if "email" in changes:
+        changes["email"] = _free_email(changes["email"], agent.id)
     password = changes.pop("password", None)
     if password is not None:
         set_password(agent, password)

@@ -39,6 +39,9 @@ def test_bad_identity_values_are_400(api, agent):
     kind = api.as_(agent).post("/api/v1/customers", json={
         "name": "X", "identities": [{"kind": "pager", "value": "1"}]})
     assert kind.status_code == 400
+    missing = api.as_(agent).post("/api/v1/customers", json={"name": "X"})  # API.md: required
+    assert missing.status_code == 400
+    assert "identities" in missing.json()["error"]["fields"]
 
 
 def test_known_customer_gets_new_messages_and_a_time_ordered_timeline(app, api, agent, drain):

@@ -45,6 +45,33 @@ def test_agent_resource_says_whether_active(api, admin, agent):
     assert listed == {admin.id: True, agent.id: False}
 
 
+def test_agents_are_created_and_changed_with_every_field_of_their_resource(api, admin, agent):
+    """POST takes the resource's `team_id` and `active`; PATCH takes `email` (409 when
+    another agent has it); an unknown team is 422."""
+    client = api.as_(admin)
+    team = client.post("/api/v1/teams", json={"name": "Billing"}).json()
+    created = client.post("/api/v1/agents", json={
+        "email": "Nina@Example.com", "name": "Nina", "team_id": team["id"], "active": False,
+        "password": "long enough"})
+    assert created.status_code == 201, created.text
+    assert (created.json()["team_id"], created.json()["active"]) == (team["id"], False)
+    assert created.json()["email"] == "nina@example.com"
+    login = {"email": "nina@example.com", "password": "long enough"}
+    assert api.post("/api/v1/auth/login", json=login).status_code == 401  # inactive
+    unknown = client.post("/api/v1/agents", json={"email": "x@example.com", "name": "X",
+                                                  "team_id": team["id"] + 1000})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (422, "unknown_team")
+    nina = created.json()["id"]
+    moved = client.patch(f"/api/v1/agents/{nina}", json={"email": "NINA@new.example.com",
+                                                         "active": True})
+    assert moved.status_code == 200 and moved.json()["email"] == "nina@new.example.com"
+    login["email"] = "nina@new.example.com"
+    assert api.post("/api/v1/auth/login", json=login).status_code == 200
+    taken = client.patch(f"/api/v1/agents/{nina}", json={"email": agent.email})
+    assert taken.status_code == 409
+    assert client.patch(f"/api/v1/agents/{nina}", json={"email": "nina@new.example.com"}).ok
+
+
 def test_delivery_errors_name_the_cause_not_the_sql(app, admin):
     with app.app_context():
         db.session.add(Agent(email=admin.email, name="twin", role="agent", level=1))
