@@ -115,6 +115,19 @@ def test_escalation_unassigns_a_lower_level_agent(api, agent, ticket):
     assert again.status_code == 422
 
 
+def test_an_agent_below_the_tickets_level_may_still_reply(api, agent, ticket):
+    """Every role may work any ticket: a level-1 agent answers the ticket they escalated;
+    the reply goes out, and the ticket stays in the queue for a level-2 agent."""
+    path = f"/api/v1/tickets/{ticket['id']}"
+    api.as_(agent).post(f"{path}/escalate", json={"level": 2, "reason": "refund over limit"})
+    reply = api.as_(agent).post(f"{path}/messages", json={"text": "A colleague will follow up."})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["delivery_status"] == "queued"
+    after = api.as_(agent).get(path).json()
+    assert after["assignee_id"] is None and after["level"] == 2
+    assert after["first_response_at"] is not None
+
+
 def test_list_filters_and_pagination(app, api, agent, drain):
     channel = factories.channel(app, "api")
     for n in range(5):

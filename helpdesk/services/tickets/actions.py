@@ -198,7 +198,9 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
     message.channel = ticket.channel
     db.session.add(message)
     if not internal:
-        if ticket.assignee_id is None:
+        if ticket.assignee_id is None and actor.level >= ticket.level:
+            # (below the ticket's level the reply still goes out: any agent may work any
+            # ticket; the ticket stays in the queue for an agent of its level)
             assign(ticket, actor.id, actor)
         if ticket.first_response_at is None:
             ticket.first_response_at = now
