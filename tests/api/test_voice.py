@@ -257,6 +257,32 @@ def test_agent_softphone_takes_the_call_and_its_talk_time_is_handle_time(
         assert len(db.session.execute(select(WorkSession)).scalars().all()) == 1
 
 
+@pytest.mark.parametrize("solved", ["after the call", "before the call's last callback"])
+def test_a_calls_talk_time_is_its_tickets_handle_time(api, agent, supervisor, call, sockets,
+                                                      solved):
+    """DESIGN.md: a voice call's talk time counts as a session of the agent who took it, so
+    as the handle time of the ticket the call opened (created when the call was bridged,
+    after the session's start), whenever the call's end is reported."""
+    sockets(agent.token)
+    sid, leg = "CA" + "1" * 32, "CA" + "2" * 32
+    enqueue = twiml(call(incoming(sid))).find("Enqueue")
+    softphone = twiml(call({**BASE, "CallSid": leg, "CallStatus": "ringing",
+                            "From": f"client:agent-{agent.id}", "Caller": "client:x"}))
+    call({**BASE, "CallSid": sid, "CallStatus": "in-progress", "QueueTime": "12",
+          "DequeingCallSid": leg, "QueueSid": "QU1"}, url=softphone.find("Dial/Queue").get("url"))
+    call(queue_result(sid, "bridged", 12), url=enqueue.get("action"))
+    _customer, items = calls_of(api, agent)
+    path = f"/api/v1/tickets/{items[0]['ticket_id']}"
+    if solved == "after the call":
+        call(status(sid, "completed", 3, CallDuration="192"))
+    assert api.as_(agent).patch(path, json={"status": "solved"}).status_code == 200
+    if solved != "after the call":
+        call(status(sid, "completed", 3, CallDuration="192"))
+    totals = api.as_(supervisor).get("/api/v1/metrics/summary").json()["totals"]
+    assert totals["tickets_solved"] == 1
+    assert totals["aht_seconds"] == 180.0
+
+
 def test_calls_in_one_batch_open_their_tickets_without_failing_it(api, agent, voice, drain,
                                                                    caplog):
     # An ingest batch writes its new rows at its end; a call names its ticket by id alone,

@@ -18,6 +18,7 @@ from helpdesk.models import Agent, Call, Channel, Customer, Delivery, Message, T
 from helpdesk.outbox import events
 from helpdesk.services.ingest import conversations, identity, inbound
 from helpdesk.services.ingest.identity import InvalidIdentity
+from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.routing import queue_updates
 from helpdesk.services.sla import clocks as sla
 
@@ -77,6 +78,7 @@ def _credit_agent(call: Call) -> None:
         db.session.add(WorkSession(agent_id=call.agent_id, ticket_id=call.ticket_id,
                                    source="call", started_at=call.answered_at,
                                    last_seen_at=ended, ended_at=ended, end_reason="call"))
+        ticket_facts.changed(call.ticket_id)  # handle time, if the ticket was solved already
 
 
 def _find_or_create(channel: Channel, event: CallEvent) -> Call:

@@ -159,7 +159,7 @@ def build_facts(history: History, suggest: Callable[[list[str]], str | None]
             "frt_counted": known and (previous is None or response > previous),
             "resolution_seconds": resolution, "resolution_bucket": bucket_of(resolution),
             "pending_seconds": cycle.pending_seconds,
-            "handle_seconds": _handle_seconds(history, cycle),
+            "handle_seconds": _handle_seconds(history, cycle, first=not index),
             "max_level": cycle.max_level,
             "public_replies": sum(1 for at in history.replies if at <= cycle.solved_at),
             "sla_policy_id": history.sla_policy_id,
@@ -172,9 +172,13 @@ def _first_breach(history: History) -> datetime | None:
     return min((at for name, at, _ in history.events if name == "sla.breached"), default=None)
 
 
-def _handle_seconds(history: History, cycle: Cycle) -> float:
+def _handle_seconds(history: History, cycle: Cycle, first: bool) -> float:
+    """The work sessions that started in the cycle (from its start to the reopen that ended
+    it); the first cycle also takes those that started before the ticket did: a phone call
+    answered by an agent is a session from the moment it was answered, and the ticket it
+    opens is created once the call is bridged."""
     return sum((ended - started).total_seconds() for started, ended in history.sessions
-               if started >= cycle.started_at
+               if (first or started >= cycle.started_at)
                and (cycle.reopened_at is None or started < cycle.reopened_at))
 
 
