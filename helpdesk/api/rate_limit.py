@@ -51,35 +51,45 @@ def refuse_if_spent(bucket: str, rate: str) -> None:
     """Raise 429 when `bucket` has no hit left, without counting one (for limits counted
     by `check` only after the fact: the failed logins of an address)."""
     limit, period = parse_rate(rate)
-    window, offset = divmod(time.time(), period)
-    keys = [f"helpdesk:rate:{bucket}:{int(window)}", f"helpdesk:rate:{bucket}:{int(window) - 1}"]
+    keys, offset = _windows(bucket, period)
     try:
         hits, before = redis_connection().mget(keys)
     except Exception as exc:
         log.warning("rate limiter unavailable: %s", exc)
         return
-    if int(before or 0) * (1 - offset / period) + int(hits or 0) >= limit:
-        raise ApiError(429, "rate limit exceeded", "rate_limited",
-                       headers={"Retry-After": str(max(math.ceil(period - offset), 1))})
+    if _weighted(int(hits or 0), before, offset, period) + 1 > limit:
+        _refuse(math.ceil(period - offset))
 
 
 def check(bucket: str, rate: str, read: str | None = None) -> object:
     """Count one hit on `bucket`; raise 429 with Retry-After past the limit. Returns the
     value of the key `read` (None when unset, UNAVAILABLE when Redis did not answer)."""
     limit, period = parse_rate(rate)
-    now = time.time()
-    window, offset = divmod(now, period)
-    keys = [f"helpdesk:rate:{bucket}:{int(window)}", f"helpdesk:rate:{bucket}:{int(window) - 1}"]
+    keys, offset = _windows(bucket, period)
     try:
         client = redis_connection()
         hits, before, extra = _hit(client, keys + ([read] if read else []), 2 * period + 1)
     except Exception as exc:  # never lose a delivery because the limiter is unreachable
         log.warning("rate limiter unavailable: %s", exc)
         return UNAVAILABLE
-    overlap = 1 - offset / period
-    if int(before or 0) * overlap + hits > limit:
-        retry_after = math.ceil(period - offset) if hits > limit else math.ceil(
-            period * 0.1) or 1
-        raise ApiError(429, "rate limit exceeded", "rate_limited",
-                       headers={"Retry-After": str(max(retry_after, 1))})
+    if _weighted(hits, before, offset, period) > limit:
+        _refuse(math.ceil(period - offset) if hits > limit else math.ceil(period * 0.1))
     return extra
+
+
+def _windows(bucket: str, period: int) -> tuple[list[str], float]:
+    """The keys of this window and the previous one, and how far into this one we are."""
+    window, offset = divmod(time.time(), period)
+    return ([f"helpdesk:rate:{bucket}:{int(window)}",
+             f"helpdesk:rate:{bucket}:{int(window) - 1}"], offset)
+
+
+def _weighted(hits: int, before: object, offset: float, period: int) -> float:
+    """This window's hits plus the previous window's, weighted by how much of it still
+    overlaps the sliding window."""
+    return int(before or 0) * (1 - offset / period) + hits
+
+
+def _refuse(retry_after: float) -> None:
+    raise ApiError(429, "rate limit exceeded", "rate_limited",
+                   headers={"Retry-After": str(max(int(retry_after), 1))})

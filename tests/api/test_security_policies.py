@@ -106,3 +106,18 @@ def test_private_callbacks_are_refused_by_default_in_production_only(monkeypatch
         assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is True, env
         monkeypatch.setenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", "0")
         assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is False, env
+
+
+def test_webhooks_past_the_channels_rate_are_429_and_not_stored(app, api, monkeypatch):
+    """Per channel (`HELPDESK_WEBHOOK_RATE`): past the limit the provider is told to retry
+    later (429 with Retry-After) and nothing of the refused delivery is stored."""
+    monkeypatch.setitem(app.config, "WEBHOOK_RATE", "3/minute")
+    channel = factories.channel(app, "api")
+    answers = [api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}"))
+               for n in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert answers[-1].json()["error"]["code"] == "rate_limited"
+    with app.app_context():
+        stored = db.session.execute(select(Delivery.dedupe_key)).scalars().all()
+    assert sorted(stored) == ["event:e0", "event:e1", "event:e2"]
