@@ -95,6 +95,42 @@ def test_pending_pauses_the_resolution_clock(app, api, admin, agent, drain):
         hours=5, minutes=30)
 
 
+def test_time_solved_does_not_count_when_the_ticket_is_reopened(app, api, admin, agent,
+                                                                 fire_due_timers, drain):
+    """Solved after 1 h of a 4 h target, reopened by the customer two days later: the
+    resolution deadline moves by the time it was solved (3 h left, not breached at once);
+    an agent's reopen does the same."""
+    put_policy(api, admin)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t"))
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        path = f"/api/v1/tickets/{ticket_id}"
+        clock.move_to(T0 + timedelta(hours=1))
+        api.as_(agent).post(f"{path}/messages", json={"text": "Done!", "status": "solved"})
+        reopened_at = T0 + timedelta(days=2)
+        clock.move_to(reopened_at)
+        api.post_api_webhook(channel, api_message("e2", "m2", thread_id="t", text="not yet"))
+        drain()
+        fire_due_timers()
+        ticket = api.as_(agent).get(path).json()
+        assert ticket["status"] == "open" and ticket["sla"]["breached"] is False
+        assert datetime.fromisoformat(ticket["sla"]["resolution_due_at"]) == (
+            reopened_at + timedelta(hours=3))
+        assert "sla.breached" not in event_names(app, ticket_id)
+        clock.move_to(reopened_at + timedelta(hours=1))
+        api.as_(agent).patch(path, json={"status": "solved"})
+        clock.move_to(reopened_at + timedelta(hours=5))
+        assert api.as_(agent).patch(path, json={"status": "open"}).status_code == 200
+        ticket = api.as_(agent).get(path).json()
+        assert datetime.fromisoformat(ticket["sla"]["resolution_due_at"]) == (
+            reopened_at + timedelta(hours=5) + timedelta(hours=2))
+        clock.move_to(reopened_at + timedelta(hours=7, seconds=1))
+        fire_due_timers()
+        assert api.as_(agent).get(path).json()["sla"]["breached"] is True
+
+
 def test_business_hours_calendar_moves_deadlines_past_the_weekend(app, api, admin, drain):
     put_policy(api, admin, first=2 * 3600, calendar={
         "timezone": "UTC", "hours": {d: [["09:00", "17:00"]] for d in

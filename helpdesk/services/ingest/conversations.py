@@ -198,8 +198,8 @@ def customer_replied(ticket: Ticket, now: datetime) -> None:
         sla.resume(ticket, now)
     elif ticket.status == "solved":
         ticket.status = "open"
-        history.record(ticket, "ticket.reopened", solved_at=ticket.solved_at.isoformat()
-                       if ticket.solved_at else None)
-        ticket.solved_at = None
-        sla.apply_policy(ticket)
+        solved_at, ticket.solved_at = ticket.solved_at, None
+        history.record(ticket, "ticket.reopened",
+                       solved_at=solved_at.isoformat() if solved_at else None)
+        sla.reopened(ticket, solved_at, now)
         ticket_facts.changed(ticket)

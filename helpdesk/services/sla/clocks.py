@@ -1,7 +1,8 @@
 """SLA clocks: deadlines from the policy of the ticket's priority, exact timers, pauses.
 
 First response: from creation to the first public agent reply. Resolution: from creation to
-solved, paused while the ticket is `pending` (waiting on the customer). Both count business
+solved, paused while the ticket is `pending` (waiting on the customer) and, once reopened,
+for the time it was solved. Both count business
 time when the policy has a calendar. Deadlines are stored on the ticket; a timer job is
 scheduled for the warning point and for the deadline, and does nothing if, when it fires,
 the deadline has moved or been met.
@@ -150,6 +151,18 @@ def resume(ticket: Ticket, now: datetime | None = None) -> None:
         apply_policy(ticket)
     else:
         ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
+
+
+def reopened(ticket: Ticket, solved_at: datetime | None, now: datetime | None = None) -> None:
+    """A solved ticket is open again: the time it spent solved waited on nobody, so, like
+    time pending, it does not count against the resolution target (a ticket reopened after
+    its original deadline is not breached on the spot)."""
+    if solved_at is not None and ticket.sla_paused_at is None:
+        ticket.sla_paused_at = solved_at
+    if ticket.sla_paused_at is not None:
+        resume(ticket, now)
+    else:
+        apply_policy(ticket)
 
 
 def fire(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:

@@ -73,7 +73,7 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
         raise Unprocessable("this ticket was solved longer ago than the reopen window: it "
                             "can only be closed (the customer's next message opens a new "
                             "ticket linked to it)", "reopen_window_passed")
-    previous = ticket.status
+    previous, solved_at = ticket.status, ticket.solved_at
     ticket.status = status
     if status == "solved":
         ticket.solved_at = now
@@ -88,7 +88,7 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     elif previous == "pending":
         sla.resume(ticket, now)
     elif previous == "solved":
-        sla.apply_policy(ticket)
+        sla.reopened(ticket, solved_at, now)
     sla.refresh(ticket)
     history.record(ticket, "status.changed", actor, **{"from": previous, "to": status})
     if status == "solved":
