@@ -94,3 +94,24 @@ def test_the_sweeper_closes_solved_tickets_after_the_window_and_the_figures_stay
     follow_up = next(item for item in tickets if item["id"] != ticket["id"])
     assert follow_up["status"] == "new"
     assert follow_up["previous_ticket_id"] == ticket["id"]
+
+
+def test_a_conversations_next_message_after_its_ticket_closed_links_to_it(app, api, agent,
+                                                                          drain):
+    """A conversation with a thread of its own (an `api` thread, a chat session): once its
+    ticket is closed, the next message opens a new ticket linked to it, as an email reply
+    or a messaging message does."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", thread_id="order-77", text="hi"))
+    drain("ingest")
+    ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+    path = f"/api/v1/tickets/{ticket['id']}"
+    assert api.as_(agent).patch(path, json={"status": "closed"}).status_code == 200
+    api.post_api_webhook(channel, api_message("e2", "m2", thread_id="order-77", text="again"))
+    drain("ingest")
+    tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    follow_up = next(item for item in tickets if item["id"] != ticket["id"])
+    assert (follow_up["status"], follow_up["previous_ticket_id"]) == ("new", ticket["id"])
+    api.post_api_webhook(channel, api_message("e3", "m3", thread_id="order-77", text="more"))
+    drain("ingest")
+    assert len(api.as_(agent).get("/api/v1/tickets").json()["items"]) == 2  # joins the new one

@@ -53,13 +53,14 @@ _BY_MESSAGE_IDS = (select(Message.ticket_id)
 
 
 def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
+    """The latest ticket of this conversation (chat session, `api` thread), closed ones
+    included: a message after it was closed opens a new ticket linked to it."""
     batch = batch_state.current()
     known = batch.thread_tickets.get((channel.id, thread_key)) if batch else None
     if known is not None and known.status != "closed":
         return known
     return db.session.execute(
-        select(Ticket).where(Ticket.channel_id == channel.id, Ticket.thread_key == thread_key,
-                             Ticket.status != "closed")
+        select(Ticket).where(Ticket.channel_id == channel.id, Ticket.thread_key == thread_key)
         .order_by(Ticket.id.desc()).limit(1)).scalar_one_or_none()
 
 
