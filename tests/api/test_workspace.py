@@ -95,6 +95,30 @@ def test_idle_sessions_close_at_the_last_activity(app, api, agent, ticket_id):
     assert session.ended_at - session.started_at == timedelta(minutes=4)
 
 
+def test_working_on_the_ticket_over_rest_keeps_its_session_open(app, api, agent, ticket_id):
+    """REST has no heartbeat: a reply, a note or a change the agent makes to the ticket is
+    activity on their session, so a session worked over REST is not closed as idle."""
+    from helpdesk.services.tickets import work_sessions
+
+    path = f"/api/v1/tickets/{ticket_id}"
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        assert api.as_(agent).post(f"{path}/work/start").status_code == 200
+        for minutes, work in ((8, ("post", "/messages", {"text": "note", "internal": True})),
+                              (16, ("patch", "", {"tags": ["parcel"]})),
+                              (24, ("post", "/messages", {"text": "On its way!"}))):
+            clock.move_to(start + timedelta(minutes=minutes))
+            method, suffix, body = work
+            assert getattr(api.as_(agent), method)(path + suffix, json=body).ok
+            with app.app_context():
+                assert work_sessions.close_idle() == 0
+        clock.move_to(start + timedelta(minutes=30))
+        stopped = api.as_(agent).post(f"{path}/work/stop")
+    assert stopped.status_code == 200, stopped.text
+    [session] = sessions(app)
+    assert session.ended_at - session.started_at == timedelta(minutes=30)
+
+
 def test_rest_twins(api, agent, ticket_id):
     started = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/start")
     assert started.status_code == 200 and started.json()["ended_at"] is None

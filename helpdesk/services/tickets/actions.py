@@ -20,7 +20,13 @@ from helpdesk.services.routing import corrections as urgency_corrections
 from helpdesk.services.routing import queue_updates
 from helpdesk.services.routing import scoring as routing
 from helpdesk.services.sla import clocks as sla
-from helpdesk.services.tickets import contact_reasons, history, lifecycle, reply_rules
+from helpdesk.services.tickets import (
+    contact_reasons,
+    history,
+    lifecycle,
+    reply_rules,
+    work_sessions,
+)
 from helpdesk.transaction import after_commit, commit
 
 
@@ -177,6 +183,7 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
         ticket.contact_reason = changes["contact_reason"]
         ticket_facts.changed(ticket)
     ticket.updated_at = datetime.now(UTC)
+    work_sessions.worked_on(actor.id, ticket.id)
     events.ticket_changed(ticket)
     queue_updates.queue_changed()
     commit()
@@ -214,6 +221,7 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
     db.session.flush()
     history.record(ticket, "note.added" if internal else "reply.added", actor,
                    message_id=message.id)
+    work_sessions.worked_on(actor.id, ticket.id)
     events.message_created(message, ticket)
     events.ticket_changed(ticket)
     queue_updates.queue_changed()
@@ -243,6 +251,7 @@ def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
             free_capacity_of(ticket.assignee_id)
             ticket.assignee_id = None
     ticket.updated_at = datetime.now(UTC)
+    work_sessions.worked_on(actor.id, ticket.id)
     events.ticket_changed(ticket)
     queue_updates.queue_changed()
     ticket_id = ticket.id

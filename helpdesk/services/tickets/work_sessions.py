@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk.errors import NotFound
@@ -120,6 +120,22 @@ def touch(agent_id: int) -> None:
             WorkSession.agent_id == agent_id, WorkSession.ended_at.is_(None))).scalars():
         session.last_seen_at = now
     commit()
+
+
+def worked_on(agent_id: int, ticket_id: int) -> None:
+    """The agent acted on the ticket (a reply, a note, a change): activity on their open
+    session on it, in the caller's transaction (a REST client keeps its session alive by
+    working, or by calling `work/start` again, as a socket does with `heartbeat`)."""
+    db.session.execute(_WORKED_ON, {"agent": agent_id, "ticket": ticket_id,
+                                    "now": datetime.now(UTC)})
+
+
+_WORKED_ON = (update(WorkSession)
+              .where(WorkSession.agent_id == bindparam("agent"),
+                     WorkSession.ticket_id == bindparam("ticket"),
+                     WorkSession.ended_at.is_(None))
+              .values(last_seen_at=bindparam("now"))
+              .execution_options(synchronize_session=False))
 
 
 def close_idle() -> int:
