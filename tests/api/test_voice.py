@@ -7,10 +7,12 @@ named); after the real worker runs, the call is read back from the customer's ti
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.support import factories
+from tests.support.live import api_message
 from tests.support.signing import (
     Webhooks,
     customer_with,
@@ -301,3 +303,24 @@ def test_calls_in_one_batch_open_their_tickets_without_failing_it(api, agent, vo
         customer = customer_with(api.as_(agent), f"phone:{caller}")
         (ticket,) = tickets_of(api.as_(agent), customer["id"])
         assert ticket["subject"] == f"Missed call from {caller}"
+
+
+def test_calls_count_as_contacts_for_the_repeat_contact_factor(app, api, agent, call, drain):
+    """DESIGN.md: repeat contact = several contacts in 24 h across channels. A caller who
+    hung up in the queue twice, then writes: three contacts, though only one message."""
+    from email.utils import format_datetime
+
+    now = format_datetime(datetime.now(UTC))
+    for n, sid in enumerate(("CA" + "3" * 32, "CA" + "4" * 32)):
+        call(incoming(sid))
+        call(queue_result(sid, "hangup", 42))
+        call(status(sid, "completed", 2 + n, CallDuration="44", Timestamp=now))
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email=None, text="Hello?",
+                                              customer={"phone": CALLER}))
+    drain()
+    customer, items = calls_of(api, agent)
+    assert len(items) == 2
+    (ticket,) = tickets_of(api.as_(agent), customer["id"])  # (abandoned calls open none)
+    reasons = {r["factor"]: r["detail"] for r in ticket["urgency_reasons"]}
+    assert reasons.get("repeat_contact") == "3 contacts in 24 h", ticket["urgency_reasons"]

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Integer, Select, bindparam, func, or_, select, union_all
 
 from helpdesk import jobs
 from helpdesk.extensions import db
-from helpdesk.models import QUEUED_STATUSES, Message, Ticket
+from helpdesk.models import QUEUED_STATUSES, Call, Message, Ticket
 from helpdesk.outbox import events
 from helpdesk.services import settings
 from helpdesk.services.routing import assignment, queue_updates
@@ -55,7 +55,8 @@ def urgency_config(path: str | None) -> UrgencyConfig:
 
 def recent_contacts(customer_ids: Iterable[int], now: datetime) -> dict[int, int]:
     """Contacts in 24 h across channels, per customer: distinct (ticket, channel) with a
-    customer message (one query for all of them)."""
+    customer message, plus their phone calls (each call one contact: answered, missed or
+    abandoned; a voicemail is counted by its message), in one query for all of them."""
     ids = sorted(set(customer_ids))
     if not ids:
         return {}
@@ -68,12 +69,21 @@ def recent_contacts(customer_ids: Iterable[int], now: datetime) -> dict[int, int
 @cache
 def _contacts_statement() -> Select:
     """Built once (a lone routing batch spent a tenth of its time building its queries)."""
+    ids, since = bindparam("ids", expanding=True), bindparam("since")
     pairs = (select(Ticket.customer_id, Message.ticket_id, Message.channel_id).distinct()
              .join(Ticket, Ticket.id == Message.ticket_id)
-             .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
-                    Message.direction == "inbound",
-                    Message.created_at >= bindparam("since"))).subquery()
-    return select(pairs.c.customer_id, func.count()).group_by(pairs.c.customer_id)
+             .where(Ticket.customer_id.in_(ids), Message.direction == "inbound",
+                    Message.created_at >= since)).subquery()
+    calls = (select(Call.customer_id.label("customer_id"), func.count().label("n"))
+             .where(Call.customer_id.in_(ids), Call.direction == "inbound",
+                    Call.started_at >= since,
+                    or_(Call.outcome.is_(None), Call.outcome != "voicemail"))
+             .group_by(Call.customer_id))
+    counted = union_all(
+        select(pairs.c.customer_id, func.count().label("n")).group_by(pairs.c.customer_id),
+        calls).subquery()
+    return select(counted.c.customer_id, func.sum(counted.c.n).cast(Integer)).group_by(
+        counted.c.customer_id)
 
 
 def _recent_texts(ticket_ids: list[int]) -> dict[int, list[tuple[str, str | None]]]:
