@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-ROW_ID_MAX = 2**31 - 1  # what an id column holds
+from helpdesk.schemas.inputs import MAX_ID
 
 
 class RowIdConverter(IntegerConverter):
@@ -16,7 +16,7 @@ class RowIdConverter(IntegerConverter):
 
     def to_python(self, value: str) -> int:
         number = super().to_python(value)
-        return number if number <= ROW_ID_MAX else 0
+        return number if number <= MAX_ID else 0
 
 
 def init_app(app: Flask) -> None:

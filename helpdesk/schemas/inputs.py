@@ -20,6 +20,18 @@ class RowId(fields.Integer):
         super().__init__(**kwargs)
 
 
+class LanguageTag(fields.String):
+    """An agent's language, as tickets' languages are detected: the lower-case ISO 639 code
+    ("ES", "es-ES" and "es_ES" are all "es"); anything else is a 400."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        tag = super()._deserialize(value, attr, data, **kwargs)
+        primary = tag.strip().lower().replace("_", "-").split("-")[0]
+        if not (2 <= len(primary) <= 3 and primary.isascii() and primary.isalpha()):
+            raise ValidationError("a language code, such as 'en' or 'pt-BR'")
+        return primary
+
+
 class ReasonName(fields.String):
     """A contact reason or keyword: non-blank, at most 200 characters."""
 
@@ -83,7 +95,7 @@ class AgentCreateSchema(Schema):
     role = fields.String(load_default="agent", validate=validate.OneOf(ROLES))
     level = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
     password = fields.String(load_default=None, validate=validate.Length(min=8))
-    languages = fields.List(fields.String(), load_default=list)
+    languages = fields.List(LanguageTag(), load_default=list)
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)), load_default=list)
     capacity = fields.Float(load_default=1.0, validate=validate.Range(min=0.1, max=100))
     team_id = RowId(load_default=None, allow_none=True, strict=True)
@@ -155,7 +167,7 @@ class AgentUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     role = fields.String(validate=validate.OneOf(ROLES))
     level = fields.Integer(validate=validate.Range(min=1, max=10))
-    languages = fields.List(fields.String())
+    languages = fields.List(LanguageTag())
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)))
     capacity = fields.Float(validate=validate.Range(min=0.1, max=100))
     active = fields.Boolean()

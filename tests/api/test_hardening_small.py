@@ -70,6 +70,11 @@ def test_agents_are_created_and_changed_with_every_field_of_their_resource(api, 
     taken = client.patch(f"/api/v1/agents/{nina}", json={"email": agent.email})
     assert taken.status_code == 409
     assert client.patch(f"/api/v1/agents/{nina}", json={"email": "nina@new.example.com"}).ok
+    # languages as tickets' languages are detected (ISO 639, lower case), or a 400
+    spoken = client.patch(f"/api/v1/agents/{nina}", json={"languages": ["ES", "pt_BR", "de-AT"]})
+    assert spoken.status_code == 200 and spoken.json()["languages"] == ["es", "pt", "de"]
+    unknown = client.patch(f"/api/v1/agents/{nina}", json={"languages": ["english"]})
+    assert unknown.status_code == 400 and "languages" in unknown.json()["error"]["fields"]
 
 
 def test_delivery_errors_name_the_cause_not_the_sql(app, admin):
