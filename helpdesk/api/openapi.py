@@ -127,6 +127,7 @@ OPERATIONS: dict[str, Op] = {
     "v1.add_message": Op(body=inputs.MessageCreateSchema, response=resources.MessageSchema,
                          status=201, also=(409, 422)),
     "v1.list_messages": Op(response=resources.MessageSchema, collection=True),
+    "v1.resend_message": Op(response=resources.MessageSchema, also=(409, 422)),
     "v1.start_work": Op(response=resources.WorkSessionSchema, also=(409,)),
     "v1.stop_work": Op(response=resources.WorkSessionSchema, also=(422,)),
     "v1.list_agents": Op(query=inputs.PageSchema, response=resources.AgentSchema,

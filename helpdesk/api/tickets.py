@@ -49,6 +49,12 @@ def add_message(ticket_id: int):
     return jsonify(message_schema.dump(message)), 201
 
 
+@bp.post("/tickets/<int:ticket_id>/messages/<int:message_id>/resend")
+def resend_message(ticket_id: int, message_id: int):
+    message = tickets.resend(ticket_id, message_id, current_agent())
+    return jsonify(message_schema.dump(message))
+
+
 @bp.get("/tickets/<int:ticket_id>/messages")
 def list_messages(ticket_id: int):
     ticket = tickets.get(ticket_id)

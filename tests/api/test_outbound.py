@@ -431,6 +431,34 @@ def test_a_refusal_fails_without_retry(app, api, agent, providers, drain):
                                    "The 'To' number is not a valid phone number.")
 
 
+def test_a_failed_reply_can_be_sent_again(app, api, agent, providers, drain):
+    """DESIGN.md: after the last retry the failed message is visible and can be replayed.
+    The agent sends it again once the provider takes messages again; a reply that did not
+    fail, a note or an unknown id cannot be."""
+    from tests.support.fake_providers import Script
+
+    ticket_id = _sms_ticket(app, api, drain)
+    providers.reject(400)
+    failed = send_reply(api, agent, app, drain, ticket_id)
+    assert failed.delivery_status == "failed"
+    path = f"/api/v1/tickets/{ticket_id}/messages"
+    providers.script = Script()  # the provider accepts again
+    again = api.as_(agent).post(f"{path}/{failed.id}/resend")
+    assert again.status_code == 200, again.text
+    assert (again.json()["id"], again.json()["delivery_status"]) == (failed.id, "queued")
+    drain()
+    sent = message(app, failed.id)
+    assert (sent.delivery_status, sent.delivery_error) == ("sent", None)
+    assert len(providers.to(TWILIO)) == 2 and message_count(app) == 2  # the same message
+    refused = api.as_(agent).post(f"{path}/{failed.id}/resend")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "not_failed")
+    note = reply(api, agent, ticket_id, "internal", internal=True).json()
+    refused = api.as_(agent).post(f"{path}/{note['id']}/resend")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "not_a_reply")
+    assert api.as_(agent).post(f"{path}/{failed.id + 100}/resend").status_code == 404
+    assert api.post(f"{path}/{failed.id}/resend").status_code == 401
+
+
 def test_a_crashing_sender_is_retried_then_failed(app, api, agent, providers, drain,
                                                   monkeypatch):
     from helpdesk.services.outbound import sending as outbound

@@ -232,6 +232,32 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
     return message
 
 
+def resend(ticket_id: int, message_id: int, actor: Agent) -> Message:
+    """Send a public reply that ended `failed` once more (its retries spent, or refused for
+    good by the provider): queued again, with a fresh schedule of attempts."""
+    ticket = get(ticket_id)
+    message = db.session.execute(select(Message).where(
+        Message.id == message_id, Message.ticket_id == ticket.id).with_for_update(
+        of=Message)).scalar_one_or_none()
+    if message is None:
+        raise NotFound("message")
+    if message.direction != "outbound" or message.internal:
+        raise Unprocessable("only a public reply can be sent again", "not_a_reply")
+    if message.delivery_status != "failed":
+        raise Unprocessable(f"the reply is {message.delivery_status}, not failed",
+                            "not_failed")
+    if ticket.status == "closed":
+        raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
+    reply_rules.check_reply(ticket, message.text, internal=False)
+    message.delivery_status, message.delivery_error = "queued", None
+    history.record(ticket, "reply.resent", actor, message_id=message.id)
+    work_sessions.worked_on(actor.id, ticket.id)
+    events.message_created(message, ticket, updated=True)
+    after_commit(lambda: jobs.SEND_MESSAGE.enqueue(message_id))
+    commit()
+    return message
+
+
 def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
     """Raise the ticket's level; an assignee below it lets go and the ticket is re-routed."""
     ticket = get(ticket_id)
