@@ -40,8 +40,9 @@ class Job:
 
     def enqueue_each(self, calls: Sequence[tuple]) -> bool:
         """Enqueue `func(*args)` for each args tuple, skipping any whose job still waits."""
+        intervals = self.retry_intervals() if self.retry_intervals else None
         return queues.enqueue_each(self.queue, self.func,
-                                   [(args, self.id_for(*args)) for args in calls])
+                                   [(args, self.id_for(*args)) for args in calls], intervals)
 
     def enqueue_unless_pending(self) -> bool:
         """Enqueue `func()` unless a run of it is waiting to start (see queues)."""

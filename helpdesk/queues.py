@@ -137,9 +137,11 @@ def job_started(name: str) -> None:
         log.warning("job %s: pending flag not cleared: %s", name, exc)
 
 
-def enqueue_each(queue: str, func: str, calls: Sequence[tuple[tuple, str]]) -> bool:
+def enqueue_each(queue: str, func: str, calls: Sequence[tuple[tuple, str]],
+                 intervals: Sequence[int] | None = None) -> bool:
     """Enqueue `func(*args)` for each (args, job_id), skipping any whose job is still waiting
-    (coalesced, as with `enqueue(..., coalesce=True)`): two round trips for all of them."""
+    (coalesced, as with `enqueue(..., coalesce=True)`): two round trips for all of them.
+    Retries wait `intervals` seconds (default `JOB_RETRY_INTERVALS`)."""
     if not calls:
         return True
     try:
@@ -147,7 +149,7 @@ def enqueue_each(queue: str, func: str, calls: Sequence[tuple[tuple, str]]) -> b
         if len(waiting) == len(calls):
             return True
         q = get_queue(queue)
-        policy = _retry(None)
+        policy = _retry(intervals)
         q.enqueue_many([Queue.prepare_data(func, args, job_id=job_id, result_ttl=RESULT_TTL,
                                            failure_ttl=FAILURE_TTL, retry=policy,
                                            timeout=JOB_TIMEOUT)

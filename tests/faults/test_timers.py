@@ -144,3 +144,29 @@ def test_a_reply_whose_send_job_was_lost_is_sent_once_by_the_sweep(app, api, age
                 assert db.session.get(Message, answer.json()["id"]).delivery_status == "sent"
     finally:
         providers.stop()
+
+
+def test_a_reply_enqueued_again_by_the_sweep_keeps_the_outbound_retry_schedule(
+        app, api, agent, drain, monkeypatch):
+    """The sweep's job for a lost send retries on `HELPDESK_OUTBOUND_RETRY_INTERVALS`, as
+    the reply's own job does, not on the generic job schedule."""
+    from rq import Queue
+
+    from helpdesk.queues import OUTBOUND
+    from helpdesk.services.outbound import sending
+
+    monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [7, 11, 13])
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        api.post_api_webhook(channel, api_message())
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        answer = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                     json={"text": "Your parcel ships today."})
+        assert answer.status_code == 201, answer.text
+        redis_connection(app).flushdb()  # the send job is gone
+        clock.shift(timedelta(hours=1))
+        with app.app_context():
+            assert sending.sweep_stuck(0) == 1
+            [job] = Queue(OUTBOUND, connection=redis_connection(app)).jobs
+    assert (job.retries_left, job.retry_intervals) == (3, [7, 11, 13])
