@@ -115,3 +115,28 @@ def test_a_conversations_next_message_after_its_ticket_closed_links_to_it(app, a
     api.post_api_webhook(channel, api_message("e3", "m3", thread_id="order-77", text="more"))
     drain("ingest")
     assert len(api.as_(agent).get("/api/v1/tickets").json()["items"]) == 2  # joins the new one
+
+
+def test_a_message_soon_after_the_solve_reopens_the_ticket(app, api, agent, drain):
+    """The threading window (24 h) counts from the ticket's last activity, and solving it is
+    activity: written 23 h after the first message, solved then, answered 2 h later, the
+    customer's message reopens the ticket rather than opening another."""
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(start, tick=False) as clock:
+        api.post_api_webhook(channel, api_message("e1", "m1", email="late@example.com"))
+        drain("ingest")
+        ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+        clock.move_to(start + timedelta(hours=23))
+        path = f"/api/v1/tickets/{ticket['id']}"
+        assert api.as_(agent).patch(path, json={"status": "solved"}).status_code == 200
+        clock.move_to(start + timedelta(hours=25))
+        api.post_api_webhook(channel, api_message("e2", "m2", email="late@example.com",
+                                                  text="It is broken again"))
+        drain("ingest")
+        tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert [(t["id"], t["status"]) for t in tickets] == [(ticket["id"], "open")]

@@ -83,6 +83,9 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     ticket.status = status
     if status == "solved":
         ticket.solved_at = now
+        # the threading window counts from here: a customer answering the solve within it
+        # reopens this ticket (within the reopen window) instead of starting another
+        ticket.last_activity_at = now
     elif status == "closed":
         ticket.closed_at = now
         ticket.solved_at = ticket.solved_at or now
