@@ -129,6 +129,12 @@ def test_time_solved_does_not_count_when_the_ticket_is_reopened(app, api, admin,
         clock.move_to(reopened_at + timedelta(hours=7, seconds=1))
         fire_due_timers()
         assert api.as_(agent).get(path).json()["sla"]["breached"] is True
+        # solved, then closed days later: closing is no reopen, the deadline stays put
+        api.as_(agent).patch(path, json={"status": "solved"})
+        due = api.as_(agent).get(path).json()["sla"]["resolution_due_at"]
+        clock.move_to(reopened_at + timedelta(days=3))
+        assert api.as_(agent).patch(path, json={"status": "closed"}).status_code == 200
+        assert api.as_(agent).get(path).json()["sla"]["resolution_due_at"] == due
 
 
 def test_business_hours_calendar_moves_deadlines_past_the_weekend(app, api, admin, drain):

@@ -2,10 +2,9 @@
 
 First response: from creation to the first public agent reply. Resolution: from creation to
 solved, paused while the ticket is `pending` (waiting on the customer) and, once reopened,
-for the time it was solved. Both count business
-time when the policy has a calendar. Deadlines are stored on the ticket; a timer job is
-scheduled for the warning point and for the deadline, and does nothing if, when it fires,
-the deadline has moved or been met.
+for the time it was solved. Both count business time when the policy has a calendar.
+Deadlines are stored on the ticket; a timer job is scheduled for the warning point and for
+the deadline, and does nothing if, when it fires, the deadline has moved or been met.
 """
 
 from __future__ import annotations

@@ -92,12 +92,12 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     elif previous == "solved":
         ticket.solved_at = None
         history.record(ticket, "ticket.reopened", actor)
+    if previous == "solved" and status != "closed":
+        sla.reopened(ticket, solved_at, now)
     if status == "pending":
         sla.pause(ticket, now)
     elif previous == "pending":
         sla.resume(ticket, now)
-    elif previous == "solved":
-        sla.reopened(ticket, solved_at, now)
     sla.refresh(ticket)
     history.record(ticket, "status.changed", actor, **{"from": previous, "to": status})
     if status == "solved":
