@@ -109,8 +109,8 @@ def test_next_ticket_opens_the_ticket_with_the_customers_timeline_across_channel
 
 
 def test_a_reply_goes_from_queued_to_sent_by_itself_and_a_note_is_never_sent(
-        app, page, api, agent, channel, worker, providers, monkeypatch):
-    from tests.support.fake_providers import CALLBACK
+        app, page, api, agent, channel, worker, providers, monkeypatch, shoot):
+    from tests.support.fake_providers import CALLBACK, Script
 
     # A failed send is retried a second later (the web process schedules the retries).
     monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [1, 1])
@@ -137,13 +137,28 @@ def test_a_reply_goes_from_queued_to_sent_by_itself_and_a_note_is_never_sent(
     assert reply.get_attribute("data-internal") == "false"
     assert len(providers.to(CALLBACK)) == 2
 
+    providers.reject(400)  # refused for good: failed, and the agent sends it again
+    page.fill("[data-test=composer-text]", "Your receipt is attached.")
+    page.click("[data-test=send-reply]")
+    refused = reply.nth(1)
+    expect(refused.locator("[data-test=delivery-status]")).to_have_text("failed",
+                                                                        timeout=10_000)
+    expect(reply.first.locator("[data-test=message-resend]")).to_have_count(0)  # sent
+    shoot(page, "ticket-failed-reply")
+    providers.script = Script()  # the provider takes messages again
+    refused.locator("[data-test=message-resend]").click()
+    expect(refused.locator("[data-test=delivery-status]")).to_have_text("sent", timeout=10_000)
+    expect(refused.locator("[data-test=message-resend]")).to_have_count(0)
+    assert len(providers.to(CALLBACK)) == 4
+    reply = reply.first
+
     page.fill("[data-test=composer-text]", "Customer is grumpy; be kind.")
     page.click("[data-test=send-note]")
     note = page.locator("[data-test=message][data-internal=true]")
     expect(note).to_have_count(1)
     expect(page.locator("[data-test=composer-text]")).to_have_value("")
     page.wait_for_timeout(1500)
-    assert len(providers.to(CALLBACK)) == 2  # nothing more went out
+    assert len(providers.to(CALLBACK)) == 4  # nothing more went out
     assert note.locator("[data-test=delivery-status]").text_content() not in (
         "queued", "sent", "delivered")
 

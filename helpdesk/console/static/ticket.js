@@ -27,6 +27,23 @@ function attachmentList(api, attachments) {
   }));
 }
 
+function resendButton(api, m) {
+  // A public reply that ended `failed` can be sent once more; its row is replaced when the
+  // `message.updated` that follows arrives (queued, then sent or failed again).
+  if (m.direction !== 'outbound' || m.internal || m.delivery_status !== 'failed') return null;
+  const button = h('button', { type: 'button', test: 'message-resend', class: 'link' }, 'Send again');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      await api.post(`/tickets/${m.ticket_id}/messages/${m.id}/resend`, {});
+    } catch (err) {
+      button.disabled = false;
+      alert(err.message);
+    }
+  });
+  return button;
+}
+
 function messageRow(api, m) {
   const author = (m.author && (m.author.name || m.author.type)) || '';
   return h('li', {
@@ -40,7 +57,12 @@ function messageRow(api, m) {
     h('time', { datetime: m.created_at, class: 'muted' }, when(m.created_at)),
     h('span', { class: 'spacer' }),
     h('span', { test: 'delivery-status', class: `delivery ${m.delivery_status || ''}`, title: 'Delivery status' }, m.delivery_status || ''),
-    m.delivery_error ? h('span', { class: 'error' }, m.delivery_error) : null),
+  ),
+  m.delivery_error || m.delivery_status === 'failed'
+    ? h('div', { class: 'message-failure' },
+      m.delivery_error ? h('span', { class: 'error' }, m.delivery_error) : null,
+      resendButton(api, m))
+    : null,
   m.subject ? h('p', { class: 'message-subject' }, m.subject) : null,
   h('p', { class: 'message-text' }, m.text || ''),
   attachmentList(api, m.attachments));
