@@ -77,13 +77,18 @@ def test_a_met_deadline_fires_nothing(app, api, admin, agent, fire_due_timers, d
     assert "sla.warning" not in names and "sla.breached" not in names
 
 
+def _first_message(api, agent, drain, channel) -> int:
+    """The customer's first message on thread "t", processed: its ticket's id."""
+    api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t"))
+    drain()
+    return api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+
+
 def test_pending_pauses_the_resolution_clock(app, api, admin, agent, drain):
     put_policy(api, admin)
     channel = factories.channel(app, "api")
     with time_machine.travel(T0, tick=False) as clock:
-        api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t"))
-        drain()
-        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        ticket_id = _first_message(api, agent, drain, channel)
         api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
                             json={"text": "Can you send a photo?", "status": "pending"})
         clock.move_to(T0 + timedelta(minutes=90))
@@ -103,9 +108,7 @@ def test_time_solved_does_not_count_when_the_ticket_is_reopened(app, api, admin,
     put_policy(api, admin)
     channel = factories.channel(app, "api")
     with time_machine.travel(T0, tick=False) as clock:
-        api.post_api_webhook(channel, api_message("e1", "m1", thread_id="t"))
-        drain()
-        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        ticket_id = _first_message(api, agent, drain, channel)
         path = f"/api/v1/tickets/{ticket_id}"
         clock.move_to(T0 + timedelta(hours=1))
         api.as_(agent).post(f"{path}/messages", json={"text": "Done!", "status": "solved"})

@@ -114,6 +114,19 @@ def test_a_survey_whose_job_was_lost_is_sent_once_by_the_sweep(app, api, admin, 
             assert len(sent) == 1
 
 
+def _a_reply_whose_send_job_is_lost(app, api, agent, drain, channel):
+    """A customer's message, the agent's reply to it, then Redis emptied: the reply stays
+    `queued` with no job to send it. The reply's API answer."""
+    api.post_api_webhook(channel, api_message())
+    drain()
+    ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+    answer = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                 json={"text": "Your parcel ships today."})
+    assert answer.status_code == 201, answer.text
+    redis_connection(app).flushdb()  # the send job is gone
+    return answer
+
+
 def test_a_reply_whose_send_job_was_lost_is_sent_once_by_the_sweep(app, api, agent, drain,
                                                                    monkeypatch):
     from tests.support.fake_providers import CALLBACK, FakeProviders
@@ -124,13 +137,7 @@ def test_a_reply_whose_send_job_was_lost_is_sent_once_by_the_sweep(app, api, age
         channel = factories.channel(app, "api",
                                     settings={"callback_url": providers.url + "/callback"})
         with time_machine.travel(T0, tick=False) as clock:
-            api.post_api_webhook(channel, api_message())
-            drain()
-            ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
-            answer = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
-                                         json={"text": "Your parcel ships today."})
-            assert answer.status_code == 201, answer.text
-            redis_connection(app).flushdb()  # the send job is gone
+            answer = _a_reply_whose_send_job_is_lost(app, api, agent, drain, channel)
             _sweep(app)
             drain()
             assert providers.to(CALLBACK) == []  # not yet: its own job may still come
@@ -158,13 +165,7 @@ def test_a_reply_enqueued_again_by_the_sweep_keeps_the_outbound_retry_schedule(
     monkeypatch.setitem(app.config, "OUTBOUND_RETRY_INTERVALS", [7, 11, 13])
     channel = factories.channel(app, "api")
     with time_machine.travel(T0, tick=False) as clock:
-        api.post_api_webhook(channel, api_message())
-        drain()
-        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
-        answer = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
-                                     json={"text": "Your parcel ships today."})
-        assert answer.status_code == 201, answer.text
-        redis_connection(app).flushdb()  # the send job is gone
+        _a_reply_whose_send_job_is_lost(app, api, agent, drain, channel)
         clock.shift(timedelta(hours=1))
         with app.app_context():
             assert sending.sweep_stuck(0) == 1
