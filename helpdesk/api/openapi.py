@@ -133,7 +133,7 @@ OPERATIONS: dict[str, Op] = {
     "v1.list_agents": Op(query=inputs.PageSchema, response=resources.AgentSchema,
                          collection=True),
     "v1.create_agent": Op(body=inputs.AgentCreateSchema, response=resources.AgentSchema,
-                          status=201, also=(409,)),
+                          status=201, also=(409, 422)),
     "v1.update_agent": Op(body=inputs.AgentUpdateSchema, response=resources.AgentSchema,
                           also=(409, 422)),
     "v1.list_audit": Op(query=privacy.AuditListSchema, response=privacy.AuditEntrySchema,
