@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
-from sqlalchemy import Integer, Select, bindparam, func, or_, select, union_all
+from sqlalchemy import Integer, Select, bindparam, func, select, union_all
 
 from helpdesk import jobs
 from helpdesk.extensions import db
@@ -76,8 +76,7 @@ def _contacts_statement() -> Select:
                     Message.created_at >= since)).subquery()
     calls = (select(Call.customer_id.label("customer_id"), func.count().label("n"))
              .where(Call.customer_id.in_(ids), Call.direction == "inbound",
-                    Call.started_at >= since,
-                    or_(Call.outcome.is_(None), Call.outcome != "voicemail"))
+                    Call.started_at >= since, Call.outcome.is_distinct_from("voicemail"))
              .group_by(Call.customer_id))
     counted = union_all(
         select(pairs.c.customer_id, func.count().label("n")).group_by(pairs.c.customer_id),

@@ -79,7 +79,7 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
         raise Unprocessable("this ticket was solved longer ago than the reopen window: it "
                             "can only be closed (the customer's next message opens a new "
                             "ticket linked to it)", "reopen_window_passed")
-    previous, solved_at = ticket.status, ticket.solved_at
+    previous = ticket.status
     ticket.status = status
     if status == "solved":
         ticket.solved_at = now
@@ -90,9 +90,8 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
         ticket.closed_at = now
         ticket.solved_at = ticket.solved_at or now
     elif previous == "solved":
-        ticket.solved_at = None
+        solved_at, ticket.solved_at = ticket.solved_at, None
         history.record(ticket, "ticket.reopened", actor)
-    if previous == "solved" and status != "closed":
         sla.reopened(ticket, solved_at, now)
     if status == "pending":
         sla.pause(ticket, now)
@@ -197,8 +196,6 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
                 status: str | None = None) -> Message:
     """An agent's internal note, or a public reply queued for its channel."""
     ticket = get(ticket_id)
-    if ticket.status == "closed" and not internal:
-        raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
     reply_rules.check_reply(ticket, text, internal)
     now = datetime.now(UTC)
     message = Message(ticket_id=ticket.id, channel_id=ticket.channel_id, direction="outbound",
@@ -249,8 +246,6 @@ def resend(ticket_id: int, message_id: int, actor: Agent) -> Message:
     if message.delivery_status != "failed":
         raise Unprocessable(f"the reply is {message.delivery_status}, not failed",
                             "not_failed")
-    if ticket.status == "closed":
-        raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
     reply_rules.check_reply(ticket, message.text, internal=False)
     message.delivery_status, message.delivery_error = "queued", None
     history.record(ticket, "reply.resent", actor, message_id=message.id)

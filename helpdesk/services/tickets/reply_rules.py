@@ -1,4 +1,5 @@
-"""Rules the providers impose on agents' replies, checked before anything is stored (409)."""
+"""Rules for agents' public replies, checked before anything is stored: a closed ticket
+takes none (422), and the providers' own limits (409)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from helpdesk.errors import Conflict
+from helpdesk.errors import Conflict, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Message, Ticket
 
@@ -21,9 +22,12 @@ TWILIO_MAX_LENGTH = 1600
 
 
 def check_reply(ticket: Ticket, text: str, internal: bool) -> None:
-    """Raise a 409 when the ticket's channel would refuse this public reply."""
+    """Raise a 422 when the ticket is closed, a 409 when its channel would refuse this
+    public reply."""
     if internal:
         return
+    if ticket.status == "closed":
+        raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
     channel = ticket.channel
     check_length(channel, text)
     if channel.kind in WINDOW_KINDS:
