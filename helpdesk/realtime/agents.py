@@ -8,8 +8,9 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent, Ticket
-from helpdesk.outbox import AGENTS, envelope, event_log, rooms, sockets
+from helpdesk.outbox import AGENTS, emit, event_log, rooms, sockets
 from helpdesk.realtime.chat import agent_typing
+from helpdesk.schemas.inputs import MAX_ID
 from helpdesk.schemas.resources import work_session_schema
 from helpdesk.services import auth
 from helpdesk.services.routing import presence
@@ -58,20 +59,30 @@ def set_presence(data):
 
 def _ticket_id(data) -> int | None:
     value = (data or {}).get("ticket_id") if isinstance(data, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    valid = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+    return value if valid else None
+
+
+_BAD_TICKET_ID = {"error": {"code": "validation_error",
+                            "message": f"ticket_id: an integer from 1 to {MAX_ID}"}}
+_NO_TICKET = {"error": {"code": "not_found", "message": "ticket not found"}}
+
+
+def _exists(ticket_id: int) -> bool:
+    return db.session.get(Ticket, ticket_id) is not None
 
 
 @socketio.on("ticket.focus", namespace=AGENTS)
 def focus(data):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
-        return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
+        return _BAD_TICKET_ID
     join_room(rooms.ticket(ticket_id))
     try:
         work = work_sessions.start(session["agent_id"], ticket_id, request.sid, "socket")
     except NotFound:
         leave_room(rooms.ticket(ticket_id))
-        return {"error": {"code": "not_found", "message": "ticket not found"}}
+        return _NO_TICKET
     return {"ok": True, "work_session": work_session_schema.dump(work)}
 
 
@@ -79,15 +90,24 @@ def focus(data):
 def blur(data):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
-        return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
+        return _BAD_TICKET_ID
     leave_room(rooms.ticket(ticket_id))
     work = work_sessions.stop(session["agent_id"], ticket_id, request.sid)
+    if work is None and not _exists(ticket_id):
+        return _NO_TICKET
     return {"ok": True, "work_session": work_session_schema.dump(work) if work else None}
 
 
 @socketio.on("heartbeat", namespace=AGENTS)
-def heartbeat(*_args):
-    work_sessions.touch(session["agent_id"])
+def heartbeat(data=None):
+    """The ticket is still on the agent's screen: their session on it stays open (and only
+    that one: a heartbeat for one ticket is not work on another)."""
+    ticket_id = _ticket_id(data)
+    if ticket_id is None:
+        return _BAD_TICKET_ID
+    if not _exists(ticket_id):
+        return _NO_TICKET
+    work_sessions.keep_alive(session["agent_id"], ticket_id)
     return {"ok": True}
 
 
@@ -103,15 +123,15 @@ def events_since(data):
 def typing(data):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
-        return {"error": {"code": "validation_error", "message": "ticket_id: an integer"}}
+        return _BAD_TICKET_ID
     agent = db.session.get(Agent, session["agent_id"])
     if agent is None:
         return None
-    if db.session.get(Ticket, ticket_id) is None:
-        return {"error": {"code": "not_found", "message": "ticket not found"}}
-    work_sessions.touch(agent.id)
-    data = {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name}
-    socketio.emit("typing", envelope("typing", data), to=rooms.ticket(ticket_id),
-                  namespace=AGENTS, skip_sid=request.sid)
+    if not _exists(ticket_id):
+        return _NO_TICKET
+    work_sessions.keep_alive(agent.id, ticket_id)
+    # Numbered like every agents' event (its own tab gets it too: `agent_id` says whose).
+    emit("typing", {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name},
+         rooms.ticket(ticket_id))
     agent_typing(ticket_id, agent)
     return {"ok": True}

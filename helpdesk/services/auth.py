@@ -64,7 +64,7 @@ def authenticated(token: str | None, *, fresh: bool = False) -> Agent | AgentCol
     """`agent_for_token`, but from the token cache as the cached columns (`AgentColumns`),
     not yet an object of the session: what a request that needs no more than them reads
     (`attach` makes the object when one is needed)."""
-    if not token:
+    if not token or not isinstance(token, str):  # (a socket's auth may hold any JSON)
         return None
     token_hash = hash_token(token)
     tokens = _token_cache()

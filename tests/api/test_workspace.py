@@ -87,7 +87,7 @@ def test_idle_sessions_close_at_the_last_activity(app, api, agent, ticket_id):
         with app.app_context():
             from helpdesk.services.tickets import work_sessions
 
-            work_sessions.touch(agent.id)
+            work_sessions.keep_alive(agent.id, ticket_id)
             clock.move_to(start + timedelta(minutes=15))
             assert work_sessions.close_idle() == 1
     session = sessions(app)[0]
@@ -175,7 +175,56 @@ def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id
                        ("events.since", {"seq": -1})):
         answer = client.call(name, data)
         assert answer["error"]["code"] == "validation_error", (name, data, answer)
-    for name in ("ticket.focus", "typing"):
+    for name, data in (("heartbeat", None), ("heartbeat", {}),
+                       ("ticket.focus", {"ticket_id": 2**64}), ("typing", {"ticket_id": 0})):
+        answer = client.call(name, data)
+        assert answer["error"]["code"] == "validation_error", (name, data, answer)
+    for name in ("ticket.focus", "ticket.blur", "typing", "heartbeat"):
         assert client.call(name, {"ticket_id": ticket_id + 1000})["error"]["code"] == \
-            "not_found"
+            "not_found", name
     assert client.call("typing", {"ticket_id": ticket_id}) == {"ok": True}
+    assert client.call("heartbeat", {"ticket_id": ticket_id}) == {"ok": True}
+
+
+def test_a_heartbeat_keeps_that_tickets_session_open_only(app, api, agent, sockets, drain,
+                                                        ticket_id):
+    """A heartbeat (or typing) names the ticket on screen: the agent's session on another
+    ticket, idle, is not kept open by it."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e2", "m2", text="Another", email="o@x.com"))
+    drain("ingest")
+    other = next(t["id"] for t in api.as_(agent).get("/api/v1/tickets").json()["items"]
+                 if t["id"] != ticket_id)
+    assert api.as_(agent).post(f"/api/v1/tickets/{other}/work/start").status_code == 200
+    client = sockets(agent.token)
+    assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    [idle] = [s for s in sessions(app) if s.ticket_id == other]
+    time.sleep(0.05)
+    for event in ("heartbeat", "typing"):
+        assert client.call(event, {"ticket_id": ticket_id}) == {"ok": True}
+    by_ticket = {s.ticket_id: s for s in sessions(app)}
+    assert by_ticket[other].last_seen_at == idle.last_seen_at
+    assert by_ticket[ticket_id].last_seen_at > by_ticket[ticket_id].started_at
+
+
+def test_typing_reaches_the_other_viewers_numbered(agent, supervisor, sockets, ticket_id):
+    """API.md: every envelope carries `seq`, an agent's `typing` included."""
+    mine, theirs = sockets(agent.token), sockets(supervisor.token)
+    for client in (mine, theirs):
+        assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    assert mine.call("typing", {"ticket_id": ticket_id}) == {"ok": True}
+    seen = theirs.wait_for("typing", lambda e: e["data"]["agent_id"] == agent.id)
+    assert set(seen) == {"type", "at", "data", "seq"} and seen["type"] == "typing"
+    assert isinstance(seen["seq"], int) and seen["data"]["ticket_id"] == ticket_id
+
+
+@pytest.mark.parametrize("token", [123, ["a"], {"t": 1}, None, ""])
+def test_a_token_that_is_not_a_string_is_refused_at_connect(live_server, token):
+    import socketio
+
+    client = socketio.Client(reconnection=False)
+    started = time.monotonic()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(live_server, namespaces=["/agents"], auth={"token": token},
+                       transports=["websocket"], wait_timeout=5)
+    assert time.monotonic() - started < 4  # refused, not left to time out

@@ -113,12 +113,10 @@ def disconnected(agent_id: int, sid: str) -> None:
     redis_connection().delete(_sid_key(sid))
 
 
-def touch(agent_id: int) -> None:
-    """Activity or a heartbeat: the agent's open sessions are still being worked."""
-    now = datetime.now(UTC)
-    for session in db.session.execute(select(WorkSession).where(
-            WorkSession.agent_id == agent_id, WorkSession.ended_at.is_(None))).scalars():
-        session.last_seen_at = now
+def keep_alive(agent_id: int, ticket_id: int) -> None:
+    """A heartbeat, or typing, on the ticket: the agent's open session on it is still being
+    worked (their sessions on other tickets are not)."""
+    worked_on(agent_id, ticket_id)
     commit()
 
 
