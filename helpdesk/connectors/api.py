@@ -39,13 +39,19 @@ def load_json(body: bytes) -> Any:
         raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from exc
 
 
+# Fields that are identifiers (or a phone number) may be JSON numbers, read as their digits;
+# the others (names, addresses, bodies, file names and types) must be strings.
+_NUMBERS_ALLOWED = frozenset({"event_id", "id", "thread_id", "external_id", "phone"})
+
+
 def _text(data: dict, key: str, where: str, required: bool = False) -> str | None:
     value = data.get(key)
     if value is None:
         if required:
             raise PayloadError(f"{where}.{key} is required")
         return None
-    if not isinstance(value, str | int) or isinstance(value, bool):
+    allowed = str | int if key in _NUMBERS_ALLOWED else str
+    if not isinstance(value, allowed) or isinstance(value, bool):
         raise PayloadError(f"{where}.{key} must be a string")
     if required and not str(value).strip():
         raise PayloadError(f"{where}.{key} must not be empty")

@@ -98,6 +98,25 @@ def test_api_webhook_odd_event_ids_are_stored_or_refused_never_500(app, api, eve
     assert stored(app) == (1 if response.status_code == 200 else 0)  # the repeat is a duplicate
 
 
+@pytest.mark.parametrize("where, field, value", [
+    ("message", "text", 5), ("message", "html", 1.5), ("customer", "name", 7),
+    ("customer", "email", 123), ("attachment", "filename", 123),
+    ("attachment", "content_type", 456)])
+def test_api_webhook_text_fields_that_are_not_strings_are_400(app, api, where, field, value):
+    """Our own format: a number where text belongs is refused with the field named, before
+    anything is stored (it was stored, answered 200 and then failed in the worker)."""
+    channel = factories.channel(app, "api")
+    body = api_message()
+    body["message"]["attachments"] = [{"url": "https://files.example.com/a.pdf",
+                                       "filename": "a.pdf", "content_type": "application/pdf"}]
+    target = body["message"]["attachments"][0] if where == "attachment" else body[where]
+    target[field] = value
+    response = api.post_api_webhook(channel, raw_json(body))
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]["message"]
+    assert stored(app) == 0
+
+
 def test_mailgun_huge_timestamp_and_long_token(app, hooks):
     channel = factories.channel(app, "mailgun", "email", {"address": "s@mg.example.com"},
                                 {"signing_key": MAILGUN_KEY})
