@@ -34,15 +34,7 @@ def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: 
         raise _invalid({"provider": [f"one of {sorted(providers())}"]}, "unknown provider")
     if kind not in connector.kinds:
         raise _invalid({"kind": [f"{provider} serves {sorted(connector.kinds)}"]})
-    allowed_settings = connector.required_settings | connector.optional_settings
-    allowed_secrets = connector.required_secrets | connector.optional_secrets
-    errors: dict[str, Any] = {}
-    unknown = sorted(set(settings) - allowed_settings)
-    if unknown:
-        errors["settings"] = {name: ["unknown setting"] for name in unknown}
-    unknown = sorted(set(secrets) - allowed_secrets)
-    if unknown:
-        errors["secrets"] = {name: ["unknown secret"] for name in unknown}
+    errors = _unknown_names(connector, settings, secrets)
     if not partial:
         for name in sorted(connector.required_secrets - set(secrets)):
             errors.setdefault("secrets", {})[name] = ["required"]
@@ -56,6 +48,17 @@ def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: 
             errors.setdefault("secrets", {})[name] = ["must be a non-empty string"]
     if errors:
         raise _invalid(errors)
+
+
+def _unknown_names(connector: Any, settings: dict, secrets: dict) -> dict[str, Any]:
+    errors: dict[str, Any] = {}
+    unknown = sorted(set(settings) - connector.required_settings - connector.optional_settings)
+    if unknown:
+        errors["settings"] = {name: ["unknown setting"] for name in unknown}
+    unknown = sorted(set(secrets) - connector.required_secrets - connector.optional_secrets)
+    if unknown:
+        errors["secrets"] = {name: ["unknown secret"] for name in unknown}
+    return errors
 
 
 def create(name: str, kind: str, provider: str, settings: dict | None = None,
@@ -108,6 +111,11 @@ def active() -> Any:
 def update(channel_id: int, changes: dict[str, Any], actor: Agent | None = None) -> Channel:
     """Rename, or merge new settings and secrets in (a null value removes one)."""
     channel = get(channel_id)
+    # An unknown name is refused even with a null value (which would otherwise just vanish).
+    unknown = _unknown_names(get_connector(channel.provider), changes.get("settings", {}),
+                             changes.get("secrets", {}))
+    if unknown:
+        raise _invalid(unknown)
     settings = {**channel.settings, **changes.get("settings", {})}
     secrets = {**channel.secrets, **changes.get("secrets", {})}
     settings = {k: v for k, v in settings.items() if v is not None}

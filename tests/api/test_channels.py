@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_create_returns_key_and_webhook_url_but_never_secrets(api, admin):
     response = api.as_(admin).post("/api/v1/channels", json={
@@ -53,6 +55,19 @@ def test_patch_and_delete(api, admin, http):
     gone = http.post(f"{api.base_url}/webhooks/raw_mime/{created['key']}", data=b"x",
                      headers={"Content-Type": "message/rfc822"})
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("part", ["settings", "secrets"])
+def test_patch_refuses_an_unknown_name_even_with_a_null_value(api, admin, part):
+    """API.md: unknown setting or secret names are a 400; a null value (which removes a
+    known one) was let through for an unknown name, and its name written to the audit."""
+    created = api.as_(admin).post("/api/v1/channels", json={
+        "name": "Mail", "kind": "email", "provider": "raw_mime"}).json()
+    for value in (None, "x"):
+        answer = api.as_(admin).patch(f"/api/v1/channels/{created['id']}",
+                                      json={part: {"bogus": value}})
+        assert answer.status_code == 400, (value, answer.text)
+        assert "bogus" in answer.json()["error"]["fields"][part]
 
 
 def _webhook(n: int, secret: str) -> tuple[bytes, dict]:
