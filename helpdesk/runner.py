@@ -93,8 +93,6 @@ def run_all(host: str, port: int, workers: int) -> int:
                 config_module.default_instance_dir())
             os.environ["REDIS_URL"] = env["REDIS_URL"]
             click.echo(f"  embedded Redis at {env['REDIS_URL']}")
-        env.setdefault("HELPDESK_SECRET_KEY", secrets.token_hex(32))
-        os.environ["HELPDESK_SECRET_KEY"] = env["HELPDESK_SECRET_KEY"]
         if not stopping:
             prepare_database(create_app(socket_server=False), f"http://{host}:{port}/")
         if not stopping:

@@ -118,3 +118,9 @@ def test_helpdesk_run_serves_a_webhook_to_a_ticket_and_ctrl_c_stops_everything(t
     run.stdout.close()
     assert "stopped" in "".join(output)
     assert not (tmp_path / "instance" / "redis.url").exists()
+    # What the run stored stays readable after it: the channel's secrets are encrypted with
+    # the instance's kept key, not one made up for that run (the next run, or any other
+    # command, could not read them: every channel answered 500).
+    listed = subprocess.run([sys.executable, "-m", "helpdesk.cli", "channels", "list"],
+                            cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and channel.json()["key"] in listed.stdout, listed
