@@ -7,6 +7,9 @@ from typing import Any
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -100,8 +103,20 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
+        allow = dict(exc.get_headers()).get("Allow")  # a 405 names the methods it takes
         return error_response(status, HTTP_CODES.get(status, "error"),
-                              exc.description or exc.name)
+                              exc.description or exc.name,
+                              headers={"Allow": allow} if allow else None)
+
+    @app.errorhandler(RedisError)
+    def _redis_error(exc: RedisError):
+        # Redis down or unreachable (presence, work sessions, rate limits, the token cache
+        # read it): a dependency is down, not a bug in the request.
+        if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return _unexpected(exc)
+        log.warning("redis unavailable: %s", type(exc).__name__)
+        return error_response(503, "unavailable", "Redis is not answering; retry",
+                              headers={"Retry-After": "1"})
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from helpdesk.api.security import authenticate
 
@@ -22,3 +23,26 @@ def public(view: Callable) -> Callable:
 def _require_token() -> None:
     if request.endpoint not in _PUBLIC and request.method != "OPTIONS":
         authenticate()
+
+
+@bp.before_app_request
+def _require_token_before_routing_errors() -> None:
+    """Authentication is checked before anything else (API.md): a path under /api/v1 that
+    matches no route, or no route for its method, is a 401 without a valid token, and only
+    then a 404 or 405 (the blueprint's own check runs for matched routes only). The public
+    parts (visitors' chat, login, the OpenAPI document) keep their 404 and 405."""
+    error = request.routing_exception
+    if (error is None or request.method == "OPTIONS"
+            or not request.path.startswith(f"{bp.url_prefix}/")
+            or request.path.startswith(f"{bp.url_prefix}/chat/")
+            or _public_route(error)):
+        return
+    authenticate()
+
+
+def _public_route(error: Exception) -> bool:
+    if not isinstance(error, MethodNotAllowed) or not error.valid_methods:
+        return False
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    endpoint, _args = adapter.match(method=error.valid_methods[0])
+    return endpoint in _PUBLIC

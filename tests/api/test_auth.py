@@ -33,6 +33,30 @@ def test_every_protected_route_is_401_without_a_token_even_for_unknown_ids(app, 
             assert response.json()["error"]["code"] == "unauthorized"
 
 
+@pytest.mark.parametrize("method, path, status", [
+    ("DELETE", "/api/v1/tickets/1", 405), ("PUT", "/api/v1/queue/next", 405),
+    ("GET", "/api/v1/no-such-thing/5", 404), ("POST", "/api/v1/tickets/1/nope", 404)])
+def test_authentication_comes_before_an_unknown_route_or_method(api, agent, method, path,
+                                                                status):
+    """API.md: authentication is checked before anything else, so a path or method under
+    /api/v1 that matches no route is a 401 without a token; with one, the 404 or 405 (which
+    names the methods the path takes)."""
+    refused = api.request(method, path)
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["error"]["code"] == "unauthorized"
+    answered = api.as_(agent).request(method, path)
+    assert answered.status_code == status, answered.text
+    assert answered.json()["error"]["code"] in ("not_found", "method_not_allowed")
+    if status == 405:
+        assert "GET" in answered.headers["Allow"] or "POST" in answered.headers["Allow"]
+
+
+def test_public_routes_keep_their_404_and_405_without_a_token(api):
+    assert api.get("/api/v1/auth/login").status_code == 405
+    assert api.post("/api/v1/openapi.json").status_code == 405
+    assert api.get("/api/v1/chat/sessions/nope/nothing").status_code == 404
+
+
 def test_role_matrix(app, api, agent, supervisor):
     routes = protected_routes(app)
     admin_only = [r for r in routes if r[2] == "admin"]

@@ -64,3 +64,29 @@ def test_webhook_during_redis_outage_is_processed_once_redis_is_back(app, outage
     assert texts == ["sent while redis was down"]
     with isolated.app_context():
         assert db.session.execute(select(Delivery.status)).scalar_one() == "processed"
+
+
+def test_rest_routes_that_need_redis_answer_503_while_it_is_down(app, outage_system):
+    """API.md: 503 when a dependency is down. Work sessions keep their tabs in Redis; with
+    Redis gone they answered 500 internal_error."""
+    from helpdesk.models import Customer, Ticket
+
+    isolated, own, client = outage_system
+    channel = factories.channel(app, "api")
+    agent = factories.agent(app)
+    with isolated.app_context():
+        customer = Customer(name="Ana")
+        db.session.add(customer)
+        db.session.flush()
+        ticket = Ticket(subject="Parcel", customer_id=customer.id, channel_id=channel.id)
+        db.session.add(ticket)
+        db.session.commit()
+        ticket_id = ticket.id
+    as_agent = client.as_(agent)
+    assert as_agent.get(f"/api/v1/tickets/{ticket_id}").status_code == 200  # token cached
+    own.stop()
+    answer = as_agent.post(f"/api/v1/tickets/{ticket_id}/work/start")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "unavailable"
+    assert "Redis" in answer.json()["error"]["message"]
+    assert answer.headers["Retry-After"]
