@@ -40,8 +40,13 @@ class ReasonName(fields.String):
                          **kwargs)
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=NonEmpty)
+    email = fields.String(required=True, validate=[NonEmpty, _not_blank])
     password = fields.String(required=True, validate=NonEmpty)
 
 
@@ -173,11 +178,6 @@ class AgentUpdateSchema(Schema):
     active = fields.Boolean()
     password = fields.String(validate=validate.Length(min=8))
     team_id = RowId(allow_none=True, strict=True)
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("must not be blank")
 
 
 class ChatSessionCreateSchema(Schema):

@@ -91,7 +91,7 @@ def test_wrong_password_and_unknown_email_are_401(api, agent):
 
 
 @pytest.mark.parametrize("body", [{}, {"email": ""}, {"email": "a@b.c", "password": ""},
-                                  {"password": "x"}])
+                                  {"password": "x"}, {"email": "   ", "password": "x"}])
 def test_missing_or_empty_login_fields_are_400(api, body):
     response = api.post("/api/v1/auth/login", json=body)
     assert response.status_code == 400
