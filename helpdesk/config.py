@@ -38,12 +38,22 @@ def normalize_database_url(url: str) -> str:
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
 
 
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -53,11 +63,34 @@ def _flag(name: str, default: bool) -> bool:
 
 
 def _intervals(name: str, default: str) -> list[int]:
-    return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
+    raw = os.environ.get(name, default)
+    try:
+        intervals = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        intervals = [-1]
+    if any(seconds < 0 for seconds in intervals):
+        raise ConfigError(f"{name}={raw!r} is not a list of seconds, e.g. {default}")
+    return intervals
+
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _rate(name: str, default: str) -> str:
+    """'6000/minute' (or /second, /hour, /day; a plural is fine): checked here, so a typo
+    stops the start instead of making every request it limits fail."""
+    raw = os.environ.get(name) or default
+    count, _, period = raw.partition("/")
+    if not (count.strip().isdigit() and int(count) > 0
+            and (period.strip().rstrip("s") or "minute") in RATE_PERIODS):
+        raise ConfigError(f"{name}={raw!r} is not a rate: use a count per second, minute, "
+                          f"hour or day, e.g. {default}")
+    return raw
 
 
 def default_instance_dir() -> Path:
-    return Path(os.environ.get("HELPDESK_INSTANCE_DIR", PROJECT_ROOT / "instance"))
+    # (made absolute: Flask takes no relative instance folder, and children run elsewhere)
+    return Path(os.environ.get("HELPDESK_INSTANCE_DIR") or PROJECT_ROOT / "instance").absolute()
 
 
 def _development_secret(instance: Path) -> str:
@@ -115,9 +148,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "INSTANCE_DIR": str(instance),
         "MAX_EMAIL_BYTES": _int("HELPDESK_MAX_EMAIL_BYTES", 50 * 1024 * 1024),
         "MAX_WEBHOOK_BYTES": _int("HELPDESK_MAX_WEBHOOK_BYTES", 1024 * 1024),
-        "WEBHOOK_RATE": os.environ.get("HELPDESK_WEBHOOK_RATE", "6000/minute"),
-        "LOGIN_RATE": os.environ.get("HELPDESK_LOGIN_RATE", "10/minute"),
-        "LOGIN_IP_RATE": os.environ.get("HELPDESK_LOGIN_IP_RATE", "30/minute"),
+        "WEBHOOK_RATE": _rate("HELPDESK_WEBHOOK_RATE", "6000/minute"),
+        "LOGIN_RATE": _rate("HELPDESK_LOGIN_RATE", "10/minute"),
+        "LOGIN_IP_RATE": _rate("HELPDESK_LOGIN_IP_RATE", "30/minute"),
         "THREADING_WINDOW_SECONDS": _int("HELPDESK_THREADING_WINDOW_SECONDS", 24 * 3600),
         "REOPEN_WINDOW_SECONDS": _int("HELPDESK_REOPEN_WINDOW_SECONDS", 7 * 24 * 3600),
         # Integrators' callback_urls may point into private networks (loopback included)

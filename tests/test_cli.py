@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -55,6 +56,27 @@ def test_startup_errors_are_one_line_with_exit_code_2(tmp_path):
     line = _one_plain_line(_helpdesk("web", "--port", "9", tmp_path=tmp_path,
                                      DATABASE_URL=unmigrated))
     assert "not migrated" in line and "helpdesk db upgrade" in line
+
+
+@pytest.mark.parametrize("name, value", [
+    ("HELPDESK_MAX_WEBHOOK_BYTES", "1MB"), ("HELPDESK_OUTBOUND_RETRY_INTERVALS", "10,a"),
+    ("HELPDESK_WEBHOOK_RATE", "100/min"), ("HELPDESK_LOGIN_RATE", "lots"),
+    ("HELPDESK_SHORT_ABANDON_SECONDS", "5s")])
+def test_a_bad_setting_is_one_line_naming_it(tmp_path, name, value):
+    """A typo in the environment stops the start with the variable named (it was a
+    traceback, or for a rate every login or webhook it limits answered 500)."""
+    line = _one_plain_line(_helpdesk("agents", "list", tmp_path=tmp_path, **{name: value}))
+    assert name in line and value in line
+
+
+def test_a_relative_instance_folder_is_taken_from_the_current_directory(tmp_path):
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "HELPDESK_ENV", "HELPDESK_SECRET_KEY")}
+    result = subprocess.run([sys.executable, "-m", "helpdesk.cli", "agents", "list"],
+                            env={**base, "HELPDESK_INSTANCE_DIR": "here"}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert "helpdesk db upgrade" in _one_plain_line(result)  # a fresh folder: not migrated
+    assert (tmp_path / "here" / "secret_key").exists()
 
 
 _SERVE_ONE = """

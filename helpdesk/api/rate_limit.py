@@ -15,11 +15,11 @@ import time
 from redis import Redis
 from redis.commands.core import Script
 
+from helpdesk.config import RATE_PERIODS
 from helpdesk.errors import ApiError
 from helpdesk.queues import redis_connection
 
 log = logging.getLogger(__name__)
-_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 UNAVAILABLE = object()  # what `check` returns for `read` when Redis did not answer
 
 # KEYS: this window, the previous one[, a key to read]; ARGV: the window's lifetime.
@@ -37,7 +37,7 @@ _script: Script | None = None
 def parse_rate(rate: str) -> tuple[int, int]:
     """'6000/minute' → (6000, 60)."""
     count, _, period = rate.partition("/")
-    return int(count), _PERIODS[period.strip().rstrip("s") or "minute"]
+    return int(count), RATE_PERIODS[period.strip().rstrip("s") or "minute"]
 
 
 def _hit(client: Redis, keys: list[str], lifetime: int) -> list:
