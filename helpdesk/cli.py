@@ -152,9 +152,20 @@ def agents_create(email, name, role, level, password, password_stdin) -> None:
     """Create an agent (no password given: a random one is printed, once)."""
     import secrets
 
+    from marshmallow import ValidationError
+
     from helpdesk.errors import ApiError
+    from helpdesk.schemas.inputs import AgentCreateSchema
     from helpdesk.services import auth
 
+    if password_stdin and password is not None:
+        raise click.UsageError("give --password or --password-stdin, not both")
+    try:  # what POST /api/v1/agents checks (create_agent checks the password)
+        AgentCreateSchema(only=("email", "name", "role", "level")).load(
+            {"email": email, "name": name, "role": role, "level": level})
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(f"--{field}: {' '.join(problems)}"
+                                         for field, problems in exc.messages.items())) from exc
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     generated = password is None

@@ -166,3 +166,28 @@ def test_commands_beside_helpdesk_run_use_its_embedded_redis(tmp_path, monkeypat
     assert config.recorded_redis_url(instance) == ""
     assert config.from_environment()["REDIS_URL"] == ""
 
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--email", "not-an-email", "--name", "N"], "--email"),
+    (["--email", "a@example.com", "--name", "N", "--level", "0"], "--level"),
+    (["--email", "a@example.com", "--name", "x" * 201], "--name"),
+    (["--email", "a@example.com", "--name", "N", "--password", "pw", "--password-stdin"],
+     "not both")])
+def test_agents_create_checks_what_the_api_checks(app, args, problem):
+    """The bootstrap command refuses what POST /api/v1/agents refuses (a level 0 agent was
+    stored; a long name was a traceback on PostgreSQL), and stores nothing."""
+    from sqlalchemy import func, select
+
+    from helpdesk.cli import agents_create
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+
+    result = app.test_cli_runner().invoke(agents_create, args, input="pw\n")
+    assert result.exit_code == 2 and problem in result.output, result.output
+    assert "Traceback" not in result.output
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Agent)).scalar_one() == 0
+    created = app.test_cli_runner().invoke(
+        agents_create, ["--email", "ok@example.com", "--name", "Ok", "--password", "pw-long-1"])
+    assert created.exit_code == 0, created.output
