@@ -425,13 +425,13 @@ def test_a_long_history_opens_at_its_latest_items_and_shows_earlier_ones_on_requ
 
     api.post_api_webhook(channel, api_message(text="The latest message"))
     assert wait_until(lambda: stored_texts(app) == ["The latest message"])
-    with app.app_context():  # 250 older messages on the customer's ticket
+    with app.app_context():  # 450 older messages on the customer's ticket
         ticket = db.session.execute(select(Ticket)).scalar_one()
         long_ago = utcnow() - timedelta(days=30)
         db.session.execute(insert(Message), [{
             "ticket_id": ticket.id, "channel_id": ticket.channel_id, "direction": "inbound",
             "author_type": "customer", "text": f"old message {n}", "delivery_status": "received",
-            "created_at": long_ago + timedelta(minutes=n)} for n in range(250)])
+            "created_at": long_ago + timedelta(minutes=n)} for n in range(450)])
         db.session.commit()
     login(page, agent)
     wait_for_queue(page, 1)
@@ -439,9 +439,80 @@ def test_a_long_history_opens_at_its_latest_items_and_shows_earlier_ones_on_requ
     items = page.locator("[data-test=timeline-item]")
     expect(page.locator(".timeline-item", has_text="The latest message")).to_have_count(1)
     shown = items.count()
-    assert shown < 253 and page.locator(".timeline-item", has_text="old message 0").count() == 0
+    # The latest page holds ~55 items of ~455, so the page before it is shown with it.
+    assert 200 < shown < 453
+    assert page.locator(".timeline-item", has_text="old message 0").count() == 0
     page.click("[data-test=timeline-earlier]")
     expect(page.locator(".timeline-item", has_text="old message 0")).to_have_count(1)
     expect(page.locator("[data-test=timeline-earlier]")).to_have_count(0)
     total = items.count()
     assert total > shown and items.first.text_content().endswith("old message 0")
+
+
+def test_the_timeline_follows_the_tickets_changes_and_a_refused_change_is_put_back(
+        app, page, api, agent, channel, worker):
+    import re
+
+    api.post_api_webhook(channel, api_message(text="Please close my account"))
+    login(page, agent)
+    wait_for_queue(page, 1)
+    view = take_next(page)
+    ticket_id = int(view.get_attribute("data-ticket-id"))
+    events = page.locator("[data-test=timeline-item][data-type=event]")
+    page.select_option("[data-test=set-status]", "pending")
+    expect(view).to_have_attribute("data-status", "pending")
+    expect(events.filter(has_text=re.compile(r"Status .*→ pending"))).to_have_count(1)
+    # Changed elsewhere (another agent, an integration): the event shows up here too.
+    assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                json={"status": "closed"}).status_code == 200
+    expect(view).to_have_attribute("data-status", "closed")
+    expect(events.filter(has_text=re.compile(r"Status .*→ closed"))).to_have_count(1)
+    # A closed ticket stays closed: the refused choice does not stay in the menu.
+    page.select_option("[data-test=set-status]", "open")
+    expect(view.locator("p.error")).to_be_visible()
+    expect(page.locator("[data-test=set-status]")).to_have_value("closed")
+    expect(view).to_have_attribute("data-status", "closed")
+
+
+def test_pressing_n_twice_quickly_takes_one_ticket(app, page, api, agent, channel, worker):
+    for n in (1, 2):
+        api.post_api_webhook(channel, api_message(event_id=f"e{n}", message_id=f"m{n}",
+                                                  email=f"c{n}@example.com"))
+    login(page, agent)
+    wait_for_queue(page, 2)
+    page.keyboard.press("n")
+    page.keyboard.press("n")
+    expect(page.locator("[data-test=ticket-view]")).to_be_visible()
+    page.wait_for_timeout(1000)
+    expect(page.locator("[data-test=my-ticket]")).to_have_count(1)
+    expect(page.locator("[data-test=queue-item]")).to_have_count(1)
+    assert api.as_(agent).get("/api/v1/queue").json()["total"] == 1
+
+
+def test_the_ticket_clicked_last_is_the_one_shown_whatever_answers_first(
+        app, page, api, agent, channel, worker):
+    for n in (1, 2):
+        api.post_api_webhook(channel, api_message(event_id=f"e{n}", message_id=f"m{n}",
+                                                  email=f"c{n}@example.com", text=f"Ticket {n}"))
+    login(page, agent)
+    wait_for_queue(page, 2)
+    items = page.locator("[data-test=queue-item]")
+    first, second = (int(items.nth(i).get_attribute("data-ticket-id")) for i in range(2))
+    # The first ticket's answer comes late (a slow network, a busy server).
+    page.evaluate("""(slow) => {
+        const original = window.fetch;
+        window.fetch = async (url, options) => {
+            const response = await original(url, options);
+            if (String(url).endsWith(`/api/v1/tickets/${slow}`)) {
+                await new Promise((done) => setTimeout(done, 1200));
+            }
+            return response;
+        };
+    }""", first)
+    items.nth(0).click()
+    items.nth(1).click()
+    view = page.locator("[data-test=ticket-view]")
+    expect(view).to_have_attribute("data-ticket-id", str(second))
+    page.wait_for_timeout(1800)  # the late answer has come by now
+    expect(view).to_have_attribute("data-ticket-id", str(second))
+    assert page.url.endswith(f"/tickets/{second}")

@@ -96,6 +96,7 @@ export function mount(el, { api, live, me, open }) {
   const refresh = () => { loadQueue(); loadMine(); };
 
   async function takeNext() {
+    if (next.disabled) return; // one request at a time, by button or by key
     empty.hidden = true;
     full.hidden = true;
     failure.hidden = true;

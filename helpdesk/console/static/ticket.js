@@ -159,9 +159,9 @@ export function create(center, { api, live, me }) {
       showError(null);
       try {
         const updated = await fn();
-        if (updated && updated.id === ticket?.id) { ticket = { ...ticket, ...updated }; drawHeader(); }
+        if (updated && updated.id === ticket?.id) { ticket = { ...ticket, ...updated }; drawHeader(); loadCustomer(); }
         notifyChange();
-      } catch (err) { showError(err); drawHeader(); }
+      } catch (err) { showError(err); drawHeader({ force: true }); }
     });
     return chain;
   }
@@ -176,7 +176,8 @@ export function create(center, { api, live, me }) {
     return h('input', { id, test: 'contact-reason', type: 'text', value: ticket.contact_reason || '', placeholder: 'e.g. billing', maxlength: 200 });
   }
 
-  function drawHeader() {
+  // `force`: also the controls the agent is on (a refused change puts back what is stored).
+  function drawHeader({ force = false } = {}) {
     if (!ticket || !parts.view) return;
     const view = parts.view;
     view.dataset.ticketId = String(ticket.id);
@@ -199,10 +200,11 @@ export function create(center, { api, live, me }) {
       h('span', { class: sla.breached ? 'badge breached' : 'muted' }, sla.breached ? 'SLA breached' : until(dueAt(ticket))));
     replace(parts.reasons, (ticket.urgency_reasons || []).map((r) => h('li', { test: 'urgency-reason', class: 'urgency-reason' },
       h('strong', {}, r.factor), ` +${r.points}`, r.detail ? ` — ${r.detail}` : '')));
-    if (document.activeElement !== parts.status) parts.status.value = ticket.status;
-    if (document.activeElement !== parts.priority) parts.priority.value = ticket.priority;
-    if (document.activeElement !== parts.reason) parts.reason.value = ticket.contact_reason || '';
-    if (document.activeElement !== parts.tags) parts.tags.value = (ticket.tags || []).join(', ');
+    const free = (control) => force || document.activeElement !== control;
+    if (free(parts.status)) parts.status.value = ticket.status;
+    if (free(parts.priority)) parts.priority.value = ticket.priority;
+    if (free(parts.reason)) parts.reason.value = ticket.contact_reason || '';
+    if (free(parts.tags)) parts.tags.value = (ticket.tags || []).join(', ');
     parts.level.min = String(ticket.level + 1);
     if (Number(parts.level.value) <= ticket.level) parts.level.value = String(ticket.level + 1);
   }
@@ -248,15 +250,30 @@ export function create(center, { api, live, me }) {
   const loadCustomer = coalesce(async () => {
     if (!ticket) return;
     const id = ticket.customer_id;
-    const [customer, first, others] = await Promise.all([
-      api.get(`/customers/${id}`),
-      api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE }),
-      api.get('/tickets', { customer: id, per_page: 20 })]);
+    let customer, first, others;
+    try {
+      [customer, first, others] = await Promise.all([
+        api.get(`/customers/${id}`),
+        api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE }),
+        api.get('/tickets', { customer: id, per_page: 20 })]);
+    } catch (err) { // said where the stale history is, not only in the browser's console
+      if (ticket && ticket.customer_id === id) {
+        replace(parts.timelineNote, h('span', { role: 'alert', class: 'error' },
+          `The history could not be refreshed: ${err.describe ? err.describe() : String(err)}`));
+      }
+      throw err;
+    }
     let items = first.items;
-    const lastPage = Math.ceil(first.total / TIMELINE_PAGE);
+    let lastPage = Math.ceil(first.total / TIMELINE_PAGE);
     if (lastPage > 1) {
-      // Long histories: the most recent page (the API lists oldest first).
+      // Long histories: the most recent page (the API lists oldest first), with the page
+      // before it when that one holds only a few items (201 items: 1 on the last page).
       items = (await api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE, page: lastPage })).items;
+      if (items.length < TIMELINE_PAGE / 2) {
+        const before = await api.get(`/customers/${id}/timeline`, { per_page: TIMELINE_PAGE, page: lastPage - 1 });
+        items = [...before.items, ...items];
+        lastPage -= 1;
+      }
     }
     if (!ticket || ticket.customer_id !== id) return;
     drawCustomer(customer, others.items);
@@ -404,7 +421,10 @@ export function create(center, { api, live, me }) {
     return parts.view;
   }
 
+  let loading = 0; // the latest `load`: an earlier one answering late is not shown
+
   async function load(id) {
+    const mine = ++loading;
     showError(null);
     if (reasons === null) {
       try { reasons = (await api.get('/contact-reasons')).items || []; } catch { reasons = []; }
@@ -413,6 +433,7 @@ export function create(center, { api, live, me }) {
     try {
       data = await api.get(`/tickets/${id}`);
     } catch (err) {
+      if (mine !== loading) return;
       ticket = null;
       live.showTicket(null);
       replace(center, h('section', { class: 'placeholder', role: 'alert' },
@@ -420,6 +441,7 @@ export function create(center, { api, live, me }) {
         h('p', {}, err.describe ? err.describe() : String(err))));
       return;
     }
+    if (mine !== loading) return;
     const { messages: list, ...rest } = data;
     // The same ticket again (a click on it, a refetch): who else views it is told only when
     // that changes, and a draft is the agent's own; both stay.
@@ -459,9 +481,9 @@ export function create(center, { api, live, me }) {
     } catch { /* the next event or a reload shows it */ }
   }, 250);
   const off = [
-    live.on('ticket.updated', (t) => { if (ticket && t.id === ticket.id) { ticket = { ...ticket, ...t }; drawHeader(); settle(); } }),
+    live.on('ticket.updated', (t) => { if (ticket && t.id === ticket.id) { ticket = { ...ticket, ...t }; drawHeader(); settle(); loadCustomer(); } }),
     live.on('message.created', (m) => { if (ticket && m.ticket_id === ticket.id) { upsertMessage(m); loadCustomer(); } }),
-    live.on('message.updated', (m) => upsertMessage(m)),
+    live.on('message.updated', (m) => { if (ticket && m.ticket_id === ticket.id) { upsertMessage(m); loadCustomer(); } }),
     live.on('ticket.viewers', (data) => {
       if (!ticket || data.ticket_id !== ticket.id) return;
       const others = (data.viewers || []).filter((v) => v.id !== me.id);
