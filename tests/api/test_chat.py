@@ -311,3 +311,25 @@ def test_widget_channels_need_a_website_and_take_no_webhooks(api, admin, channel
     assert created.status_code == 201
     webhook = api.post(f"/webhooks/widget/{channel.key}", json={"text": "hi"})
     assert webhook.status_code == 401
+
+
+def test_the_session_lists_its_own_conversation_not_the_customers_other_channels(
+        app, api, agent, channel, drain):
+    """A visitor who merely claims an email (unsigned) joins that customer, and the
+    customer's message on another channel may join the open chat ticket (threading); the
+    visitor must not read it from the session's listing."""
+    session_id, token = start(api, channel, email="ana@example.com")
+    assert say(api, session_id, token, "Hi from the website").status_code == 201
+    drain("ingest")
+    other = factories.channel(app, "api")
+    assert api.post_api_webhook(other, api_message(
+        text="My card number ends 4242", email="ana@example.com")).status_code == 200
+    drain("ingest")
+    ticket = chat_ticket(api, agent, session_id, token)
+    assert {m["text"] for m in ticket["messages"]} >= {"Hi from the website",
+                                                        "My card number ends 4242"}
+    reply = api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages",
+                                json={"text": "How can I help?"})
+    assert reply.status_code == 201, reply.text
+    texts = [m["text"] for m in listing(api, session_id, token).json()["items"]]
+    assert texts == ["Hi from the website", "How can I help?"]

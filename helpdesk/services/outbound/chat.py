@@ -123,11 +123,13 @@ def post_message(session_public_id: str, visitor_token: str | None, text: str,
 
 
 def session_messages(session_public_id: str, visitor_token: str | None) -> Select:
-    """The session's public messages, oldest first (never internal notes)."""
+    """The session's public messages, oldest first: the visitor's and the replies sent to
+    the chat. Never internal notes, nor the customer's messages on other channels that
+    joined the ticket (the visitor may only claim to be that customer)."""
     chat = authorize(session_public_id, visitor_token)
     return (select(Message).join(Ticket, Ticket.id == Message.ticket_id)
             .where(Ticket.channel_id == chat.channel_id, Ticket.thread_key == chat.public_id,
-                   Message.internal.is_(False))
+                   Message.channel_id == chat.channel_id, Message.internal.is_(False))
             .order_by(Message.created_at, Message.id))
 
 
