@@ -200,3 +200,34 @@ def test_survey_chunked_body_is_capped_before_reading(app, api):
                                 timeout=30)
     assert response.status_code == 413, response.text
     assert str(limit) in response.json()["error"]["message"]
+
+
+def _chunked(limit: int):
+    def chunks():
+        for _ in range(limit // 65536 + 2):
+            yield b"a" * 65536
+    return chunks()
+
+
+def test_an_oversized_chunked_body_keeps_the_order_of_checks(app, api, agent):
+    """API.md: unknown key 404 and rate 429 come before 413 for webhooks, and
+    authentication before anything for the REST API, a chunked body (no Content-Length)
+    included: it was a 413 before any of them."""
+    limit = app.config["MAX_WEBHOOK_BYTES"]
+    json_type = {"Content-Type": "application/json"}
+    unknown = api.session.post(f"{api.base_url}/webhooks/telegram/no-such-key",
+                               data=_chunked(limit), headers=json_type, timeout=30)
+    assert unknown.status_code == 404, unknown.text
+    anonymous = api.session.post(f"{api.base_url}/api/v1/customers", data=_chunked(limit),
+                                 headers=json_type, timeout=30)
+    assert anonymous.status_code == 401, anonymous.text
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
+                                                        "bot_token": "123:abc"})
+    known = api.session.post(f"{api.base_url}/webhooks/telegram/{channel.key}",
+                             data=_chunked(limit), headers=json_type, timeout=30)
+    assert known.status_code == 413 and str(limit) in known.json()["error"]["message"]
+    signed_in = api.session.post(f"{api.base_url}/api/v1/customers", data=_chunked(limit),
+                                 timeout=30, headers={**json_type,
+                                                      "Authorization": f"Bearer {agent.token}"})
+    assert signed_in.status_code == 413, signed_in.text
+    assert stored(app) == 0
