@@ -49,4 +49,9 @@ def create_app(config: dict[str, Any] | None = None, *, socket_server: bool = Tr
     logs.init_app(app)
     api.init_app(app)
     console.init_app(app)
+    if app.config["TRUSTED_PROXIES"] > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app

@@ -151,6 +151,10 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WEBHOOK_RATE": _rate("HELPDESK_WEBHOOK_RATE", "6000/minute"),
         "LOGIN_RATE": _rate("HELPDESK_LOGIN_RATE", "10/minute"),
         "LOGIN_IP_RATE": _rate("HELPDESK_LOGIN_IP_RATE", "30/minute"),
+        # How many proxies (load balancers) in front of the web processes add an
+        # X-Forwarded-For: the client's address (per-IP login limits, logs) is read from it.
+        # 0 trusts no such header (a client could forge one).
+        "TRUSTED_PROXIES": _int("HELPDESK_TRUSTED_PROXIES", 0),
         "THREADING_WINDOW_SECONDS": _int("HELPDESK_THREADING_WINDOW_SECONDS", 24 * 3600),
         "REOPEN_WINDOW_SECONDS": _int("HELPDESK_REOPEN_WINDOW_SECONDS", 7 * 24 * 3600),
         # Integrators' callback_urls may point into private networks (loopback included)

@@ -62,6 +62,30 @@ def test_the_per_ip_login_limit_counts_failed_logins_only(app, api, monkeypatch)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
 
 
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_load_balancer_the_login_limit_counts_each_client(app, proxies):
+    """Behind HAProxy every request comes from its address: with HELPDESK_TRUSTED_PROXIES=1
+    the per-IP limit counts the client named in X-Forwarded-For, so one client's failures
+    do not lock every colleague out. Without it the header (which a client can forge) is
+    ignored."""
+    from helpdesk import create_app
+
+    keep = ("SQLALCHEMY_DATABASE_URI", "DATA_DIR", "REDIS_URL")
+    fronted = create_app({**{k: app.config[k] for k in keep}, "TESTING": True,
+                          "TRUSTED_PROXIES": proxies, "LOGIN_IP_RATE": "2/minute"},
+                         socket_server=False)
+    client = fronted.test_client()
+    colleague = factories.agent(app)
+
+    def login(forwarded_for: str, password: str) -> int:
+        return client.post("/api/v1/auth/login", headers={"X-Forwarded-For": forwarded_for},
+                           json={"email": colleague.email, "password": password},
+                           environ_base={"REMOTE_ADDR": f"10.9.{proxies}.1"}).status_code
+
+    assert [login("203.0.113.7", "wrong horse!") for _ in range(3)] == [401, 401, 429]
+    assert login("198.51.100.20", "correct horse") == (200 if proxies else 429)
+
+
 def test_telegrams_secret_token_header_is_not_stored_with_the_delivery(app, api):
     channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret-abc",
                                                           "bot_token": "1:x"})
