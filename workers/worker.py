@@ -28,8 +28,8 @@ from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
 from helpdesk.services.outbound import sending as outbound
 from helpdesk.services.outbound import surveys
+from helpdesk.services.routing import presence, urgency
 from helpdesk.services.routing import scoring as routing
-from helpdesk.services.routing import urgency
 from helpdesk.services.tickets import actions as tickets
 from helpdesk.services.tickets import work_sessions
 
@@ -239,6 +239,7 @@ def sweep_once(app: Flask) -> int:
         surveys.sweep_due(app.config["SWEEP_AFTER_SECONDS"])
         outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
         routing.sweep_requested()
+        presence.sweep_dead_processes()  # before close_idle: their sessions end as closed
         work_sessions.close_idle()
         tickets.close_solved_past_window()
         metrics_rollup.compact_now()

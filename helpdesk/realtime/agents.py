@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import request, session
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
@@ -15,6 +17,8 @@ from helpdesk.schemas.resources import work_session_schema
 from helpdesk.services import auth
 from helpdesk.services.routing import presence
 from helpdesk.services.tickets import work_sessions
+
+log = logging.getLogger(__name__)
 
 
 @socketio.on("connect", namespace=AGENTS)
@@ -36,7 +40,28 @@ def connect(auth_data=None):
     join_room(rooms.QUEUE)
     if agent.has_role("supervisor"):
         join_room(rooms.SUPERVISORS)
-    presence.connected(agent.id, request.sid)
+    presence.connected(agent.id, request.sid, token_hash)
+    _keep_process_alive()
+
+
+_alive = []  # the keep-alive task, started with this process's first connection
+
+
+def _keep_process_alive() -> None:
+    if _alive:
+        return
+    _alive.append(socketio.start_background_task(_keep_alive_loop))
+
+
+def _keep_alive_loop() -> None:
+    """This process's connections are alive while it is (presence.sweep_dead_processes)."""
+    interval = presence.PROCESS_TTL_SECONDS / 4
+    while True:
+        socketio.sleep(interval)
+        try:
+            presence.keep_process_alive()
+        except Exception as exc:  # Redis down: the next round tries again
+            log.warning("presence keep-alive failed: %s", exc)
 
 
 @socketio.on("disconnect", namespace=AGENTS)

@@ -228,3 +228,51 @@ def test_a_token_that_is_not_a_string_is_refused_at_connect(live_server, token):
         client.connect(live_server, namespaces=["/agents"], auth={"token": token},
                        transports=["websocket"], wait_timeout=5)
     assert time.monotonic() - started < 4  # refused, not left to time out
+
+
+def _presence(app, agent_id: int) -> str:
+    from helpdesk.models import Agent
+
+    with app.app_context():
+        value = db.session.get(Agent, agent_id).presence
+        db.session.rollback()
+        return value
+
+
+def test_connections_of_a_web_process_that_died_are_swept_offline(app, api, agent, sockets,
+                                                                   drain, ticket_id):
+    """A web process killed without running its disconnect handlers leaves its connections
+    listed; once its keep-alive key expires, the sweeper closes them: the dead tab's work
+    session ends, and the agent is offline when their last real connection goes (before,
+    the dead tab kept them `online` for good)."""
+    from helpdesk.queues import redis_connection
+    from helpdesk.services.routing import presence
+    from helpdesk.services.tickets import work_sessions
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e2", "m2", text="Another", email="o@x.com"))
+    drain("ingest")
+    other = next(t["id"] for t in api.as_(agent).get("/api/v1/tickets").json()["items"]
+                 if t["id"] != ticket_id)
+    client = sockets(agent.token)
+    assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    # What a process that has since died left behind: a tab of this agent, on `other`.
+    dead_sid = "dead-process-tab"
+    with app.app_context():
+        redis = redis_connection()
+        redis.sadd(f"helpdesk:presence:{agent.id}", dead_sid)
+        redis.hset("helpdesk:web:deadbeef:connections", dead_sid, f"{agent.id} ")
+        work_sessions.start(agent.id, other, dead_sid, "socket")
+        assert presence.sweep_dead_processes() == 1
+        assert not redis.exists("helpdesk:web:deadbeef:connections")
+        assert not redis.sismember(f"helpdesk:presence:{agent.id}", dead_sid)
+        assert presence.sweep_dead_processes() == 0  # this process keeps itself alive
+    by_ticket = {s.ticket_id: s for s in sessions(app)}
+    assert by_ticket[other].end_reason == "disconnect"
+    assert by_ticket[ticket_id].ended_at is None
+    assert _presence(app, agent.id) == "online"  # the live tab is still connected
+    client.disconnect()
+    deadline = time.monotonic() + 5
+    while _presence(app, agent.id) != "offline" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _presence(app, agent.id) == "offline"
