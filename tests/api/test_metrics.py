@@ -487,26 +487,38 @@ def test_supervisors_get_live_figures_at_most_every_few_seconds(app, api, superv
                                                                 drain, sockets):
     from helpdesk.services.metrics import live as metrics_live
 
+    from helpdesk.queues import redis_connection
+
+    def interval_passes() -> None:
+        with app.app_context():
+            redis_connection(app).delete(metrics_live.LOCK)
+
     channel = factories.channel(app, "api")
     watcher = sockets(supervisor.token)
-    assert not metrics_live.publish_if_due(app)  # nothing changed yet
+    # A supervisor coming online is a change: the figures count agents online.
+    assert metrics_live.publish_if_due(app)
+    assert watcher.wait_for("metrics.updated")["data"]["agents_online"] == 1
+    interval_passes()
+    assert not metrics_live.publish_if_due(app)  # nothing changed since
     api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
     drain()
     assert metrics_live.publish_if_due(app)
-    figures = watcher.wait_for("metrics.updated")["data"]
+    figures = watcher.wait_for("metrics.updated", lambda e: e["data"]["queue"]["size"])["data"]
     assert figures["queue"]["size"] == 1 and figures["oldest_waiting"]["seconds"] >= 0
     assert figures["agents_online"] == 1 and figures["tickets_solved"] == 0
     assert figures["aht_seconds"] is None and figures["flr_rate"] is None
     ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
     api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={"status": "solved"})
     assert not metrics_live.publish_if_due(app)  # within the interval: held back
+    interval_passes()
     with app.app_context():
-        from helpdesk.queues import redis_connection
-
-        redis_connection(app).delete(metrics_live.LOCK)  # the interval has passed
         assert db.session.execute(select(func.count()).select_from(TicketFact)).scalar() == 1
     assert metrics_live.publish_if_due(app)
     watcher.wait_for("metrics.updated", lambda e: e["data"]["tickets_solved"] == 1)
+    interval_passes()
+    sockets(agent.token)  # an agent comes online: nothing else changed
+    assert metrics_live.publish_if_due(app)
+    watcher.wait_for("metrics.updated", lambda e: e["data"]["agents_online"] == 2)
 
 
 def test_every_role_reads_the_contact_reasons_a_ticket_may_be_given(api, admin, agent):

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from helpdesk import jobs
 from helpdesk.extensions import db
 from helpdesk.models import Agent
-from helpdesk.outbox import emit, rooms
+from helpdesk.outbox import emit_many, rooms
+from helpdesk.outbox.events import METRICS_DIRTY
 from helpdesk.queues import redis_connection
 from helpdesk.transaction import after_commit, commit
 
@@ -19,8 +20,10 @@ def _key(agent_id: int) -> str:
 
 
 def _announce(agent: Agent) -> None:
+    """To supervisors, with the live figures marked stale (they count agents online)."""
     data = {"agent_id": agent.id, "name": agent.name, "status": agent.presence}
-    after_commit(lambda: emit("agent.presence", data, [rooms.SUPERVISORS]))
+    after_commit(lambda: emit_many([("agent.presence", data, [rooms.SUPERVISORS])],
+                                   flags=(METRICS_DIRTY,)))
 
 
 def _store(agent_id: int, status: str) -> None:
