@@ -485,9 +485,8 @@ def test_metrics_take_a_supervisor(api, agent, admin):
 
 def test_supervisors_get_live_figures_at_most_every_few_seconds(app, api, supervisor, agent,
                                                                 drain, sockets):
-    from helpdesk.services.metrics import live as metrics_live
-
     from helpdesk.queues import redis_connection
+    from helpdesk.services.metrics import live as metrics_live
 
     def interval_passes() -> None:
         with app.app_context():
