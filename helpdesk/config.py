@@ -125,7 +125,11 @@ def recorded_redis_url(instance: Path) -> str:
 def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app configuration; `overrides` win over the environment."""
     instance = default_instance_dir()
-    env = os.environ.get("HELPDESK_ENV", "development")
+    env = os.environ.get("HELPDESK_ENV") or "development"
+    if env not in ("development", "production"):
+        # Anything else ("prod", "staging") would have run with development's defaults: a
+        # key file instead of HELPDESK_SECRET_KEY, callbacks into private networks allowed.
+        raise ConfigError(f"HELPDESK_ENV={env!r}: use production (or development, the default)")
     secret = os.environ.get("HELPDESK_SECRET_KEY")
     if not secret:
         if env == "production":
