@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import request, session
+from flask import Flask, current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from helpdesk.errors import NotFound
@@ -50,16 +50,17 @@ _alive = []  # the keep-alive task, started with this process's first connection
 def _keep_process_alive() -> None:
     if _alive:
         return
-    _alive.append(socketio.start_background_task(_keep_alive_loop))
+    app = current_app._get_current_object()
+    _alive.append(socketio.start_background_task(_keep_alive_loop, app))
 
 
-def _keep_alive_loop() -> None:
+def _keep_alive_loop(app: Flask) -> None:
     """This process's connections are alive while it is (presence.sweep_dead_processes)."""
-    interval = presence.PROCESS_TTL_SECONDS / 4
     while True:
-        socketio.sleep(interval)
+        socketio.sleep(presence.PROCESS_TTL_SECONDS / 4)
         try:
-            presence.keep_process_alive()
+            with app.app_context():
+                presence.keep_process_alive()
         except Exception as exc:  # Redis down: the next round tries again
             log.warning("presence keep-alive failed: %s", exc)
 

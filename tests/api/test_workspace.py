@@ -276,3 +276,25 @@ def test_connections_of_a_web_process_that_died_are_swept_offline(app, api, agen
     while _presence(app, agent.id) != "offline" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _presence(app, agent.id) == "offline"
+
+
+def test_a_web_process_keeps_its_connections_alive_by_itself(app, monkeypatch):
+    """The keep-alive task runs outside any request: it keeps the process's key alive, so a
+    connection left idle for longer than the key lives is not swept as dead."""
+    import threading
+
+    from helpdesk.queues import redis_connection
+    from helpdesk.realtime import agents as agents_namespace
+    from helpdesk.services.routing import presence
+
+    monkeypatch.setattr(presence, "PROCESS_TTL_SECONDS", 1)
+    key = f"helpdesk:web:{presence.PROCESS}"
+    with app.app_context():
+        redis_connection().delete(key)
+    threading.Thread(target=agents_namespace._keep_alive_loop, args=(app,), daemon=True).start()
+    deadline = time.monotonic() + 5
+    with app.app_context():
+        while not redis_connection().exists(key) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert redis_connection().exists(key)
+        assert 0 < redis_connection().ttl(key) <= 1
