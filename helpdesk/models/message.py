@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.extensions import db
@@ -24,6 +24,10 @@ class Message(db.Model):
         UniqueConstraint("channel_id", "external_id"),
         Index("ix_messages_ticket_created", "ticket_id", "created_at"),
         Index("ix_messages_message_id", "message_id"),
+        # Replies waiting to be sent, by when they were queued (the sweep's lost sends).
+        Index("ix_messages_queued", "updated_at",
+              postgresql_where=text("delivery_status = 'queued'"),
+              sqlite_where=text("delivery_status = 'queued'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -171,3 +171,32 @@ def test_a_reply_enqueued_again_by_the_sweep_keeps_the_outbound_retry_schedule(
             assert sending.sweep_stuck(0) == 1
             [job] = Queue(OUTBOUND, connection=redis_connection(app)).jobs
     assert (job.retries_left, job.retry_intervals) == (3, [7, 11, 13])
+
+
+def test_a_reply_sent_again_is_not_handed_a_second_job_by_the_sweep(app, api, agent, drain):
+    """`resend` queues a failed reply again with its own job; its `created_at` is old, but
+    the sweep counts from when it was queued, so it does not enqueue a second send of it
+    (two jobs would race to send it twice)."""
+    from rq import Queue
+
+    from helpdesk.queues import OUTBOUND
+    from helpdesk.services.outbound import sending
+
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        answer = _a_reply_whose_send_job_is_lost(app, api, agent, drain, channel)
+        message_id = answer.json()["id"]
+        with app.app_context():
+            db.session.get(Message, message_id).delivery_status = "failed"
+            db.session.commit()
+        clock.shift(timedelta(days=1))
+        ticket_id = answer.json()["ticket_id"]
+        again = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages/{message_id}/resend")
+        assert again.status_code == 200, again.text
+        with app.app_context():
+            outbound = Queue(OUTBOUND, connection=redis_connection(app))
+            assert len(outbound.jobs) == 1  # its own job
+            assert sending.sweep_stuck(0) == 0
+            clock.shift(timedelta(hours=2))  # its own job lost too, past the schedule
+            redis_connection(app).flushdb()
+            assert sending.sweep_stuck(0) == 1

@@ -190,13 +190,14 @@ def attempt(channel: Channel, ticket: Ticket, message: Message, final_attempt: b
 
 def sweep_stuck(grace_seconds: float, limit: int = 500) -> int:
     """Outbound timers rebuilt from the database: a reply still `queued` longer than its
-    whole retry schedule (plus `grace_seconds`) lost its job (Redis restarted empty):
-    enqueue it again, unless a job for it still waits. Only `queued` messages are sent."""
+    whole retry schedule (plus `grace_seconds`) since it was queued (`updated_at`: written,
+    or sent again) lost its job (Redis restarted empty): enqueue it again, unless a job for
+    it still waits. Only `queued` messages are sent."""
     budget = sum(queues.outbound_retry_intervals()) + queues.JOB_TIMEOUT + grace_seconds
     cutoff = datetime.now(UTC) - timedelta(seconds=budget)
     ids = list(db.session.execute(select(Message.id).where(
-        Message.direction == "outbound", Message.delivery_status == "queued",
-        Message.internal.is_(False), Message.created_at <= cutoff)
+        Message.delivery_status == "queued", Message.updated_at <= cutoff,
+        Message.direction == "outbound", Message.internal.is_(False))
         .order_by(Message.id).limit(limit)).scalars())
     db.session.rollback()
     if ids:
