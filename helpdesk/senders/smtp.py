@@ -66,7 +66,11 @@ def connect(url: str) -> smtplib.SMTP:
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
         raise SendError("SMTP_URL must be smtp://[user:pass@]host:port or smtps://…",
                         retryable=False)
-    port = parts.port or DEFAULT_PORTS[parts.scheme]
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError:  # (its message would quote what stood in for the port: the password?)
+        raise SendError("SMTP_URL's port is not a number: a password holding / ? # or @ "
+                        "must be percent-encoded", retryable=False) from None
     if parts.scheme == "smtps":
         server: smtplib.SMTP = smtplib.SMTP_SSL(parts.hostname, port, timeout=TIMEOUT,
                                                 context=ssl.create_default_context())

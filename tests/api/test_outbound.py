@@ -383,6 +383,19 @@ def test_email_without_smtp_url_fails_visibly(app, api, agent, drain, outbound_c
     assert (sent.delivery_status, sent.delivery_error) == ("failed", "SMTP_URL is not set")
 
 
+def test_an_smtp_url_whose_password_breaks_the_port_fails_without_quoting_it(
+        app, api, agent, drain, outbound_config, caplog):
+    """A password with an unescaped '/' made the URL's port part of the password: the
+    error quoted it (in the log, in RQ's job record) and was retried as a crash."""
+    outbound_config["SMTP_URL"] = "smtp://mailer:s3cr/etpw@127.0.0.1:2525"
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, channel, mail("first@example.com", "Printer broken", "It does not print"))
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    assert sent.delivery_status == "failed" and "percent-encoded" in sent.delivery_error
+    assert "s3cr" not in sent.delivery_error and "s3cr" not in caplog.text
+
+
 def test_smtp_refusal_fails_with_the_servers_answer(app, api, agent, smtp, drain):
     smtp.refuse_with = "554 5.7.1 Message rejected as spam"
     channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
@@ -457,6 +470,35 @@ def test_a_failed_reply_can_be_sent_again(app, api, agent, providers, drain):
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "not_a_reply")
     assert api.as_(agent).post(f"{path}/{failed.id + 100}/resend").status_code == 404
     assert api.post(f"{path}/{failed.id}/resend").status_code == 401
+
+
+def test_a_late_status_for_the_failed_send_does_not_pass_for_the_resent_one(
+        app, api, agent, providers, drain, outbound_config):
+    """A resend is a new send: the provider's status callback for the first attempt
+    (delayed, or repeated) must not mark the resent reply `sent` before it has gone."""
+    outbound_config["PUBLIC_URL"] = api.base_url
+    channel = twilio_channel(app)
+    twilio_inbound(api, channel)
+    drain()
+    ticket_id = ticket_of(app, channel)
+    first = send_reply(api, agent, app, drain, ticket_id)
+    old_sid = first.external_id
+    post_twilio(api, channel, {"MessageSid": old_sid, "AccountSid": ACCOUNT_SID,
+                               "MessageStatus": "failed", "ErrorCode": "30003",
+                               "From": OUR_NUMBER, "To": CUSTOMER_PHONE})
+    drain()
+    assert message(app, first.id).delivery_status == "failed"
+    again = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages/{first.id}/resend")
+    assert again.status_code == 200, again.text
+    post_twilio(api, channel, {"MessageSid": old_sid, "AccountSid": ACCOUNT_SID,
+                               "MessageStatus": "delivered", "From": OUR_NUMBER,
+                               "To": CUSTOMER_PHONE})
+    drain("ingest")  # the late callback, before the resend's own job runs
+    assert message(app, first.id).delivery_status == "queued"
+    drain()
+    resent = message(app, first.id)
+    assert resent.delivery_status == "sent" and resent.external_id != old_sid
+    assert len(providers.to(TWILIO)) == 2
 
 
 def test_a_crashing_sender_is_retried_then_failed(app, api, agent, providers, drain,

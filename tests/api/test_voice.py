@@ -190,6 +190,13 @@ def test_voicemail_with_transcript_opens_a_ticket(api, agent, call, voice):
                 if i["type"] == "message"]
     assert [(m["text"], m["flags"], m["ticket_id"]) for m in messages] == [
         (text, ["voicemail"], ticket["id"])]
+    # A phone channel takes no written reply (it was stored, queued, then always failed);
+    # the agent calls back, or notes what they did.
+    path = f"/api/v1/tickets/{ticket['id']}/messages"
+    refused = api.as_(agent).post(path, json={"text": "We will call you back."})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "no_written_replies")
+    assert api.as_(agent).post(path, json={"text": "Called back at 10:05, fixed.",
+                                           "internal": True}).status_code == 201
 
 
 @pytest.mark.parametrize("recorded", ["absent", "failed"])

@@ -211,8 +211,11 @@ def send(message_id: int, *, final_attempt: bool = True) -> str | None:
     A retryable failure (or a crash) re-raises for RQ to retry unless this is the last
     attempt; a permanent one, or the last attempt, marks the message `failed` with the error.
     """
+    # Locked until the outcome is committed: a second job for the same reply (the sweep's,
+    # a resend's) waits, then finds it no longer `queued`, instead of sending it again.
     message = db.session.execute(
-        select(Message).where(Message.id == message_id)).scalar_one_or_none()
+        select(Message).where(Message.id == message_id).with_for_update(of=Message)
+    ).scalar_one_or_none()
     if message is None or message.delivery_status != "queued" or message.internal:
         db.session.rollback()
         return None

@@ -247,7 +247,10 @@ def resend(ticket_id: int, message_id: int, actor: Agent) -> Message:
         raise Unprocessable(f"the reply is {message.delivery_status}, not failed",
                             "not_failed")
     reply_rules.check_reply(ticket, message.text, internal=False)
+    # A new send: the provider's id of the failed one goes, so a late status callback for
+    # that send (its `sent` or `delivered`) cannot pass for this one's.
     message.delivery_status, message.delivery_error = "queued", None
+    message.external_id = None
     history.record(ticket, "reply.resent", actor, message_id=message.id)
     work_sessions.worked_on(actor.id, ticket.id)
     events.message_created(message, ticket, updated=True)

@@ -1,5 +1,5 @@
-"""Rules for agents' public replies, checked before anything is stored: a closed ticket
-takes none (422), and the providers' own limits (409)."""
+"""Rules for agents' public replies, checked before anything is stored: a closed ticket, or
+a phone channel's, takes none (422), and the providers' own limits (409)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def check_reply(ticket: Ticket, text: str, internal: bool) -> None:
     if ticket.status == "closed":
         raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
     channel = ticket.channel
+    if channel.kind == "voice":  # (an impossible action, not the provider refusing it now)
+        raise Unprocessable("a phone channel takes no written replies: call the customer "
+                            "back, or add an internal note", "no_written_replies")
     check_length(channel, text)
     if channel.kind in WINDOW_KINDS:
         check_window(ticket, channel)
