@@ -261,12 +261,17 @@ def test_connections_of_a_web_process_that_died_are_swept_offline(app, api, agen
     with app.app_context():
         redis = redis_connection()
         redis.sadd(f"helpdesk:presence:{agent.id}", dead_sid)
+        redis.sadd("helpdesk:web:processes", "deadbeef")
         redis.hset("helpdesk:web:deadbeef:connections", dead_sid, f"{agent.id} ")
         work_sessions.start(agent.id, other, dead_sid, "socket")
-        assert presence.sweep_dead_processes() == 1
+        now = time.time()
+        assert presence.sweep_dead_processes(now) == 0  # gone only just: not yet
+        assert presence.sweep_dead_processes(now + presence.PROCESS_TTL_SECONDS) == 1
         assert not redis.exists("helpdesk:web:deadbeef:connections")
         assert not redis.sismember(f"helpdesk:presence:{agent.id}", dead_sid)
-        assert presence.sweep_dead_processes() == 0  # this process keeps itself alive
+        assert not redis.sismember("helpdesk:web:processes", "deadbeef")
+        # This process keeps itself alive: its connections stay.
+        assert presence.sweep_dead_processes(now + 10 * presence.PROCESS_TTL_SECONDS) == 0
     by_ticket = {s.ticket_id: s for s in sessions(app)}
     assert by_ticket[other].end_reason == "disconnect"
     assert by_ticket[ticket_id].ended_at is None
@@ -298,3 +303,25 @@ def test_a_web_process_keeps_its_connections_alive_by_itself(app, monkeypatch):
             time.sleep(0.05)
         assert redis_connection().exists(key)
         assert 0 < redis_connection().ttl(key) <= 1
+
+
+def test_a_live_process_whose_registration_lapsed_registers_its_connections_again(
+        app, agent, sockets):
+    """Redis restarted empty (or was down past the key's life): the process is alive and
+    its agents connected. It is not swept while it renews its key in time, and whatever it
+    had registered is registered again on its next keep-alive."""
+    from helpdesk.queues import redis_connection
+    from helpdesk.services.routing import presence
+
+    sockets(agent.token)
+    alive, listed = (f"helpdesk:web:{presence.PROCESS}",
+                     f"helpdesk:web:{presence.PROCESS}:connections")
+    with app.app_context():
+        redis = redis_connection()
+        redis.delete(alive, listed, f"helpdesk:presence:{agent.id}")  # the lapse
+        now = time.time()
+        assert presence.sweep_dead_processes(now) == 0
+        presence.keep_process_alive()
+        assert presence.sweep_dead_processes(now + 2 * presence.PROCESS_TTL_SECONDS) == 0
+        assert redis.hlen(listed) == 1 and redis.scard(f"helpdesk:presence:{agent.id}") == 1
+    assert _presence(app, agent.id) == "online"

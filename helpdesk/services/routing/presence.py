@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
+from redis.exceptions import ResponseError
 from sqlalchemy import select
 
 from helpdesk import jobs
@@ -44,11 +47,17 @@ def _store(agent_id: int, status: str) -> None:
 # Connections live in web processes; a process that dies (killed, out of memory, its host
 # gone) runs no disconnect handler. So each web process lists its connections under its
 # own id with a key that expires unless the process keeps it alive, and the sweeper treats
-# the connections of a process whose key has expired as closed: otherwise their agents
-# stayed `online` for good (calls queued for nobody, push routing to them).
+# the connections of a process whose key has been gone for a while as closed: otherwise
+# their agents stayed `online` for good (calls queued for nobody, push routing to them).
+# A live process whose key lapsed (Redis was down or restarted) registers its connections
+# again on its next keep-alive.
 PROCESS = uuid.uuid4().hex
 PROCESS_TTL_SECONDS = 60
 _WEB_PREFIX = "helpdesk:web:"
+_PROCESSES = f"{_WEB_PREFIX}processes"  # the web processes that have had connections
+# This process's connections: sid -> (agent id, token hash), to register them again.
+_local: dict[str, tuple[int, str]] = {}
+log = logging.getLogger(__name__)
 
 
 def _alive_key(process: str) -> str:
@@ -59,23 +68,58 @@ def _connections_key(process: str) -> str:
     return f"{_WEB_PREFIX}{process}:connections"
 
 
+def _gone_key(process: str) -> str:
+    return f"{_WEB_PREFIX}{process}:gone"
+
+
+def _register(pipe, agent_id: int, sid: str, token_hash: str) -> None:
+    pipe.sadd(_key(agent_id), sid)
+    pipe.hset(_connections_key(PROCESS), sid, f"{agent_id} {token_hash}")
+    pipe.sadd(_PROCESSES, PROCESS)
+    pipe.set(_alive_key(PROCESS), "1", ex=PROCESS_TTL_SECONDS)
+
+
 def keep_process_alive() -> None:
-    """Every few seconds in a web process with connections (see `PROCESS_TTL_SECONDS`)."""
-    redis_connection().set(_alive_key(PROCESS), "1", ex=PROCESS_TTL_SECONDS)
+    """Every few seconds in a web process with connections (see `PROCESS_TTL_SECONDS`).
+    If the key had lapsed, the sweeper may have closed this process's connections: they
+    are registered again, their agents online again, their tokens' sockets listed again."""
+    from helpdesk.outbox import sockets
+
+    client = redis_connection()
+    pipe = client.pipeline(transaction=False)
+    pipe.exists(_alive_key(PROCESS))
+    pipe.set(_alive_key(PROCESS), "1", ex=PROCESS_TTL_SECONDS)
+    pipe.delete(_gone_key(PROCESS))
+    if pipe.execute()[0] or not _local:
+        return
+    log.warning("presence: this process's registration had lapsed; registering %d "
+                "connections again", len(_local))
+    pipe = client.pipeline(transaction=False)
+    for sid, (agent_id, token_hash) in list(_local.items()):
+        _register(pipe, agent_id, sid, token_hash)
+    pipe.execute()
+    for sid, (agent_id, token_hash) in list(_local.items()):
+        if token_hash:
+            sockets.opened(token_hash, agent_id, sid)
+        agent = db.session.get(Agent, agent_id)
+        if agent is not None and agent.presence == "offline":
+            _store(agent_id, "online")
+    db.session.rollback()
 
 
 def connected(agent_id: int, sid: str, token_hash: str = "") -> None:
     """A new connection starts `online`."""
+    _local[sid] = (agent_id, token_hash)
     pipe = redis_connection().pipeline(transaction=False)
-    pipe.sadd(_key(agent_id), sid)
-    pipe.hset(_connections_key(PROCESS), sid, f"{agent_id} {token_hash}")
-    pipe.set(_alive_key(PROCESS), "1", ex=PROCESS_TTL_SECONDS)
+    _register(pipe, agent_id, sid, token_hash)
     pipe.execute()
     _store(agent_id, "online")
 
 
 def disconnected(agent_id: int, sid: str, process: str = PROCESS) -> None:
     """Offline once the agent's last connection closes."""
+    if process == PROCESS:
+        _local.pop(sid, None)
     client = redis_connection()
     pipe = client.pipeline(transaction=False)
     pipe.srem(_key(agent_id), sid)
@@ -85,30 +129,59 @@ def disconnected(agent_id: int, sid: str, process: str = PROCESS) -> None:
         _store(agent_id, "offline")
 
 
-def sweep_dead_processes() -> int:
-    """Close the connections of web processes that stopped keeping themselves alive, as
-    their disconnect handlers would have: work sessions end, presence goes offline once an
-    agent has no other connection. Returns how many were closed."""
+def sweep_dead_processes(now: float | None = None) -> int:
+    """Close the connections of web processes whose key has been gone for a whole
+    `PROCESS_TTL_SECONDS` (a live one renews it every quarter of that), as their disconnect
+    handlers would have: work sessions end, presence goes offline once an agent has no
+    other connection. Returns how many were closed."""
+    client = redis_connection()
+    now = time.time() if now is None else now
+    closed = 0
+    for process in client.smembers(_PROCESSES):
+        process = process.decode() if isinstance(process, bytes) else process
+        if client.exists(_alive_key(process)):
+            continue
+        # First seen gone: remembered; swept once it has stayed gone long enough.
+        client.set(_gone_key(process), str(now), nx=True, ex=10 * PROCESS_TTL_SECONDS)
+        since = float(client.get(_gone_key(process)) or now)
+        if now - since < PROCESS_TTL_SECONDS:
+            continue
+        try:
+            closed += _close_connections_of(client, process)
+        except Exception:  # one process's entries must not stop the sweep's other work
+            log.exception("presence: closing the connections of web process %s failed",
+                          process)
+    return closed
+
+
+def _close_connections_of(client, process: str) -> int:
     from helpdesk.outbox import sockets
     from helpdesk.services.tickets import work_sessions
 
-    client = redis_connection()
+    # Taken out of the way first: what a lapsed process registers meanwhile is its own.
+    taken = f"{_connections_key(process)}:sweeping"
+    try:
+        client.rename(_connections_key(process), taken)
+    except ResponseError:  # no such key: nothing listed
+        client.srem(_PROCESSES, process)
+        return 0
     closed = 0
-    for key in client.scan_iter(match=f"{_WEB_PREFIX}*:connections", count=100):
-        key = key.decode() if isinstance(key, bytes) else key
-        process = key[len(_WEB_PREFIX):-len(":connections")]
-        if client.exists(_alive_key(process)):
-            continue
-        for sid, value in client.hgetall(key).items():
-            sid = sid.decode() if isinstance(sid, bytes) else sid
-            value = value.decode() if isinstance(value, bytes) else value
-            agent, _, token_hash = value.partition(" ")
+    for sid, value in client.hgetall(taken).items():
+        sid = sid.decode() if isinstance(sid, bytes) else sid
+        value = value.decode() if isinstance(value, bytes) else value
+        agent, _, token_hash = value.partition(" ")
+        try:
             if token_hash:
                 sockets.closed(token_hash, int(agent), sid)
             work_sessions.disconnected(int(agent), sid)
             disconnected(int(agent), sid, process)
             closed += 1
-        client.delete(key)
+        except Exception:
+            db.session.rollback()
+            log.exception("presence: closing connection %s of web process %s failed",
+                          sid, process)
+    client.delete(taken, _gone_key(process))
+    client.srem(_PROCESSES, process)
     return closed
 
 
