@@ -81,7 +81,7 @@ def _rate(name: str, default: str) -> str:
     stops the start instead of making every request it limits fail."""
     raw = os.environ.get(name) or default
     count, _, period = raw.partition("/")
-    if not (count.strip().isdigit() and int(count) > 0
+    if not (count.strip().isascii() and count.strip().isdigit() and int(count) > 0
             and (period.strip().rstrip("s") or "minute") in RATE_PERIODS):
         raise ConfigError(f"{name}={raw!r} is not a rate: use a count per second, minute, "
                           f"hour or day, e.g. {default}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
@@ -54,9 +55,9 @@ def _keep_process_alive() -> None:
     _alive.append(socketio.start_background_task(_keep_alive_loop, app))
 
 
-def _keep_alive_loop(app: Flask) -> None:
+def _keep_alive_loop(app: Flask, stop: Callable[[], bool] = lambda: False) -> None:
     """This process's connections are alive while it is (presence.sweep_dead_processes)."""
-    while True:
+    while not stop():
         socketio.sleep(presence.PROCESS_TTL_SECONDS / 4)
         try:
             with app.app_context():

@@ -112,8 +112,9 @@ def update(channel_id: int, changes: dict[str, Any], actor: Agent | None = None)
     """Rename, or merge new settings and secrets in (a null value removes one)."""
     channel = get(channel_id)
     # An unknown name is refused even with a null value (which would otherwise just vanish).
-    unknown = _unknown_names(get_connector(channel.provider), changes.get("settings", {}),
-                             changes.get("secrets", {}))
+    connector = get_connector(channel.provider)  # (None: `_check` below says so)
+    unknown = connector and _unknown_names(connector, changes.get("settings", {}),
+                                           changes.get("secrets", {}))
     if unknown:
         raise _invalid(unknown)
     settings = {**channel.settings, **changes.get("settings", {})}

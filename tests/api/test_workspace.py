@@ -296,13 +296,20 @@ def test_a_web_process_keeps_its_connections_alive_by_itself(app, monkeypatch):
     key = f"helpdesk:web:{presence.PROCESS}"
     with app.app_context():
         redis_connection().delete(key)
-    threading.Thread(target=agents_namespace._keep_alive_loop, args=(app,), daemon=True).start()
-    deadline = time.monotonic() + 5
-    with app.app_context():
-        while not redis_connection().exists(key) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert redis_connection().exists(key)
-        assert 0 < redis_connection().ttl(key) <= 1
+    stop = threading.Event()
+    task = threading.Thread(target=agents_namespace._keep_alive_loop,
+                            args=(app, stop.is_set), daemon=True)
+    task.start()
+    try:
+        deadline = time.monotonic() + 5
+        with app.app_context():
+            while not redis_connection().exists(key) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert redis_connection().exists(key)
+            assert 0 < redis_connection().ttl(key) <= 1
+    finally:
+        stop.set()
+        task.join(5)
 
 
 def test_a_live_process_whose_registration_lapsed_registers_its_connections_again(

@@ -153,15 +153,21 @@ export function create(center, { api, live, me }) {
     parts.error.hidden = !err;
   }
 
-  // Ticket changes go one after another, so two quick edits cannot cross.
-  function change(fn) {
+  // Ticket changes go one after another, so two quick edits cannot cross. A refused change
+  // puts its `control` back to what is stored (the timeline follows the echoed event).
+  function change(fn, control = null) {
+    const id = ticket?.id;
     chain = chain.then(async () => {
       showError(null);
       try {
         const updated = await fn();
-        if (updated && updated.id === ticket?.id) { ticket = { ...ticket, ...updated }; drawHeader(); loadCustomer(); }
+        if (updated && updated.id === ticket?.id) { ticket = { ...ticket, ...updated }; drawHeader(); }
         notifyChange();
-      } catch (err) { showError(err); drawHeader({ force: true }); }
+      } catch (err) {
+        if (ticket?.id !== id) return; // about a ticket no longer on screen
+        showError(err);
+        drawHeader({ reset: control });
+      }
     });
     return chain;
   }
@@ -176,8 +182,8 @@ export function create(center, { api, live, me }) {
     return h('input', { id, test: 'contact-reason', type: 'text', value: ticket.contact_reason || '', placeholder: 'e.g. billing', maxlength: 200 });
   }
 
-  // `force`: also the controls the agent is on (a refused change puts back what is stored).
-  function drawHeader({ force = false } = {}) {
+  // `reset`: a control to put back even while the agent is on it (its change was refused).
+  function drawHeader({ reset = null } = {}) {
     if (!ticket || !parts.view) return;
     const view = parts.view;
     view.dataset.ticketId = String(ticket.id);
@@ -200,7 +206,7 @@ export function create(center, { api, live, me }) {
       h('span', { class: sla.breached ? 'badge breached' : 'muted' }, sla.breached ? 'SLA breached' : until(dueAt(ticket))));
     replace(parts.reasons, (ticket.urgency_reasons || []).map((r) => h('li', { test: 'urgency-reason', class: 'urgency-reason' },
       h('strong', {}, r.factor), ` +${r.points}`, r.detail ? ` — ${r.detail}` : '')));
-    const free = (control) => force || document.activeElement !== control;
+    const free = (control) => control === reset || document.activeElement !== control;
     if (free(parts.status)) parts.status.value = ticket.status;
     if (free(parts.priority)) parts.priority.value = ticket.priority;
     if (free(parts.reason)) parts.reason.value = ticket.contact_reason || '';
@@ -355,22 +361,22 @@ export function create(center, { api, live, me }) {
       const body = { status: parts.status.value };
       const reason = parts.reason.value.trim();
       if (reason && reason !== (ticket.contact_reason || '')) body.contact_reason = reason;
-      change(() => api.patch(`/tickets/${id}`, body));
+      change(() => api.patch(`/tickets/${id}`, body), parts.status);
     });
     parts.priority.addEventListener('change', () => {
       const id = ticket.id;
-      change(() => api.patch(`/tickets/${id}`, { priority: parts.priority.value }));
+      change(() => api.patch(`/tickets/${id}`, { priority: parts.priority.value }), parts.priority);
     });
     parts.reason.addEventListener('change', () => {
       const id = ticket.id;
       const value = parts.reason.value.trim() || null;
       if (value === (ticket.contact_reason || null)) return;
-      change(() => api.patch(`/tickets/${id}`, { contact_reason: value }));
+      change(() => api.patch(`/tickets/${id}`, { contact_reason: value }), parts.reason);
     });
     parts.tags.addEventListener('change', () => {
       const id = ticket.id;
       const tags = parts.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
-      change(() => api.patch(`/tickets/${id}`, { tags }));
+      change(() => api.patch(`/tickets/${id}`, { tags }), parts.tags);
     });
 
     parts.messages = h('ol', { class: 'messages', 'aria-label': 'Messages' });
@@ -421,10 +427,12 @@ export function create(center, { api, live, me }) {
     return parts.view;
   }
 
-  let loading = 0; // the latest `load`: an earlier one answering late is not shown
+  let loading = 0; // the latest `load` (or `close`): an earlier one answering late is not shown
+  let wanted = null; // the ticket asked for last
 
   async function load(id) {
     const mine = ++loading;
+    wanted = id;
     showError(null);
     if (reasons === null) {
       try { reasons = (await api.get('/contact-reasons')).items || []; } catch { reasons = []; }
@@ -460,6 +468,8 @@ export function create(center, { api, live, me }) {
   }
 
   function close() {
+    loading += 1;
+    wanted = null;
     ticket = null;
     live.showTicket(null);
     replace(center, h('section', { class: 'placeholder' },
@@ -467,7 +477,7 @@ export function create(center, { api, live, me }) {
       h('p', {}, 'Press ', h('kbd', {}, 'n'), ' or the Next ticket button to take the most urgent ticket you can work, or pick one from the queue.')));
   }
 
-  const refetch = coalesce(async () => { if (ticket) await load(ticket.id); }, 200);
+  const refetch = coalesce(async () => { if (wanted !== null) await load(wanted); }, 200);
   // Events from different processes (a web request, a routing job) are published after their
   // commits, in no guaranteed order: a job's event about an older state can arrive after a
   // newer one. So an update is shown at once and then settled on the ticket as stored now
