@@ -16,14 +16,20 @@ class InvalidIdentity(ValueError):
     """An identity value that cannot be normalized (not an email, not a phone number)."""
 
 
+_SEPARATORS = str.maketrans("", "", " -.()")
+
+
 def normalize_phone(value: str) -> str:
     raw = value.strip()
     if raw.lower().startswith("whatsapp:"):
         raw = raw.split(":", 1)[1]
     if raw.lower().startswith("tel:"):
         raw = raw[4:]
-    if raw and raw[0].isdigit() and raw.replace(" ", "").isdigit():
-        raw = "+" + raw  # WhatsApp wa_id and Twilio numbers without the plus sign
+    digits = raw.translate(_SEPARATORS)
+    if digits.startswith("00") and digits.isdigit():
+        raw = "+" + digits[2:]  # the international prefix written as 00 (0034 600…)
+    elif raw and raw[0].isdigit() and digits.isdigit():
+        raw = "+" + digits  # WhatsApp wa_id and Twilio numbers without the plus sign
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:

@@ -13,6 +13,10 @@ from helpdesk.services.ingest.identity import InvalidIdentity, normalize
     ("34600000000", "+34600000000"),  # WhatsApp wa_id
     ("tel:+1 (415) 555-0100", "+14155550100"),
     ("+44 20 7946 0958", "+442079460958"),
+    ("0034600000000", "+34600000000"),  # the international prefix written as 00
+    ("0034 600 00 00 00", "+34600000000"),
+    ("0034-600-000-000", "+34600000000"),
+    ("1-212-555-1234", "+12125551234"),
 ])
 def test_phones_become_e164(raw, expected):
     assert normalize("phone", raw) == expected
