@@ -106,3 +106,9 @@ def since(seq: int, rooms: set[str]) -> dict[str, Any]:
         if rooms.intersection(record["rooms"]):
             events.append(record["message"])
     return {"refetch": False, "seq": current, "events": events}
+
+
+def forget() -> None:
+    """Drop the kept events (they carry messages' texts and customers' identities): an
+    erasure calls it after its commit. Clients further behind than now refetch."""
+    redis_connection().delete(LOG)

@@ -6,10 +6,10 @@ calls' outcomes and durations, survey scores) and removes what names or describe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Text, case, cast, func, or_, select, update
 
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
@@ -26,6 +26,7 @@ from helpdesk.models import (
     Ticket,
     TicketEvent,
 )
+from helpdesk.outbox import event_log
 from helpdesk.schemas.resources import call_schema, customer_schema, message_schema, ticket_schema
 from helpdesk.schemas.surveys import survey_schema
 from helpdesk.services import audit
@@ -168,9 +169,10 @@ def erase(customer_id: int, actor: Agent | None) -> None:
     people = [customer.id] + [c.id for c in _merged_into(customer.id)]
     ticket_ids = list(db.session.execute(
         select(Ticket.id).where(Ticket.customer_id.in_(people))).scalars())
+    raw = _erase_deliveries(customer, people, ticket_ids)  # before identities go
     counts = {"identities": _delete_identities(people),
               "messages": _erase_messages(ticket_ids),
-              "attachments": _erase_attachments(ticket_ids)}
+              "attachments": _erase_attachments(ticket_ids), "deliveries": raw}
     _erase_facts(people, ticket_ids)
     now = datetime.now(UTC)
     db.session.execute(update(Customer).where(Customer.id.in_(people))
@@ -178,7 +180,55 @@ def erase(customer_id: int, actor: Agent | None) -> None:
                        execution_options={"synchronize_session": False})
     audit.record(actor, "customer.erased", "customer", customer.id,
                  merged_customers=people[1:], **counts)
+    after_commit(event_log.forget)  # recent events held their texts and identities
     commit()
+
+
+# Identity values and provider ids shorter than this are not searched for in raw bodies
+# (they would match unrelated deliveries).
+_MIN_SEARCHED = 6
+
+
+def _erase_deliveries(customer: Customer, people: list[int], ticket_ids: list[int]) -> int:
+    """Blank the raw webhook bodies that carry the person: those a message was made from,
+    and, on the channels they used since they became a customer, any that holds one of
+    their identity values or one of their messages' or calls' provider ids (voice
+    callbacks, recordings and transcriptions, delivery reports, duplicates, failures)."""
+    quiet = {"synchronize_session": False}
+    linked = select(Message.delivery_id).where(Message.ticket_id.in_(ticket_ids),
+                                               Message.delivery_id.is_not(None))
+    blanked = db.session.execute(update(Delivery).where(Delivery.id.in_(linked))
+                                 .values(body=b"", headers={}), execution_options=quiet).rowcount
+    values = set(db.session.execute(select(Identity.value).where(
+        Identity.customer_id.in_(people))).scalars())
+    values |= {value.lstrip("+") for value in values}  # a form body writes + as %2B
+    values |= set(db.session.execute(select(Message.external_id).where(
+        Message.ticket_id.in_(ticket_ids), Message.external_id.is_not(None))).scalars())
+    calls = db.session.execute(select(Call.channel_id, Call.external_id).where(
+        Call.customer_id.in_(people))).all()
+    values |= {external_id for _channel, external_id in calls}
+    searched = sorted(v for v in values if v and len(v) >= _MIN_SEARCHED)
+    channels = set(db.session.execute(select(Ticket.channel_id).where(
+        Ticket.id.in_(ticket_ids))).scalars()) | {channel for channel, _id in calls}
+    if not searched or not channels:
+        return blanked
+    if db.engine.dialect.name == "sqlite":  # (its LIKE finds nothing in a blob)
+        holds = or_(*(cast(Delivery.body, Text).like(f"%{value}%") for value in searched))
+    else:  # PostgreSQL's LIKE takes bytea as it is
+        holds = or_(*(Delivery.body.op("LIKE")(b"%" + value.encode() + b"%")
+                      for value in searched))
+    return blanked + db.session.execute(update(Delivery).where(
+        Delivery.channel_id.in_(channels), Delivery.received_at >= _earliest(customer, people),
+        func.length(Delivery.body) > 0, holds).values(body=b"", headers={}),
+        execution_options=quiet).rowcount
+
+
+def _earliest(customer: Customer, people: list[int]) -> datetime:
+    """A day before the first of them became a customer (the delivery that made them one
+    was received before)."""
+    first = db.session.execute(select(func.min(Customer.created_at)).where(
+        Customer.id.in_(people))).scalar() or customer.created_at
+    return first - timedelta(days=1)
 
 
 def _delete_identities(people: list[int]) -> int:

@@ -331,3 +331,36 @@ def test_calls_count_as_contacts_for_the_repeat_contact_factor(app, api, agent, 
     (ticket,) = tickets_of(api.as_(agent), customer["id"])  # (abandoned calls open none)
     reasons = {r["factor"]: r["detail"] for r in ticket["urgency_reasons"]}
     assert reasons.get("repeat_contact") == "3 contacts in 24 h", ticket["urgency_reasons"]
+
+
+def test_erasing_a_caller_blanks_every_raw_callback_that_names_them(app, api, admin, agent,
+                                                                   call, voice, sockets):
+    """A call's callbacks are stored raw (caller's number, recording, transcript) and no
+    message is made from most of them; erasure blanked only the deliveries messages were
+    made from. It also drops the recent events kept for reconnecting clients."""
+    from sqlalchemy import select
+
+    from helpdesk.extensions import db
+    from helpdesk.models import Delivery
+    from helpdesk.queues import redis_connection
+
+    sid = "CA00000000000000000000000000000099"
+    record = list(twiml(call(incoming(sid))))[1]
+    recording = {"RecordingSid": "RE99", "RecordingUrl": "https://api.twilio.com/rec/RE99"}
+    call({**BASE, "CallSid": sid, "CallStatus": "completed", "RecordingDuration": "9",
+          **recording}, url=record.get("action"))
+    call({**BASE, "CallSid": sid, "CallStatus": "completed", "TranscriptionSid": "TR99",
+          "TranscriptionStatus": "completed", "TranscriptionText": "Call me on my mobile",
+          **recording}, url=record.get("transcribeCallback"))
+    call(status(sid, "completed", 2, CallDuration="12"))
+    customer, _calls = calls_of(api, agent)
+    with app.app_context():
+        bodies = db.session.execute(select(Delivery.body)).scalars().all()
+        assert sum(CALLER[1:].encode() in body for body in bodies) >= 3
+    erased = api.as_(admin).delete(f"/api/v1/customers/{customer['id']}")
+    assert erased.status_code == 204, erased.text
+    with app.app_context():
+        bodies = db.session.execute(select(Delivery.body)).scalars().all()
+        assert not [body for body in bodies if CALLER[1:].encode() in body
+                    or b"Call me on my mobile" in body or sid.encode() in body]
+        assert not redis_connection().exists("helpdesk:events:log")
