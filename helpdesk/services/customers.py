@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.errors import Conflict, Invalid, NotFound
@@ -20,7 +21,8 @@ from helpdesk.transaction import commit
 # Every ticket event but those that only say a message was added (the message is its own
 # item: `reply.added`, `note.added`).
 TIMELINE_EVENTS = ("ticket.created", "status.changed", "ticket.reopened", "escalated",
-                   "assigned", "priority.changed", "sla.warning", "sla.breached")
+                   "assigned", "priority.changed", "sla.warning", "sla.breached",
+                   "reply.resent")
 
 
 def get(customer_id: int) -> Customer:
@@ -50,7 +52,12 @@ def create(name: str, identities: list[dict], tier: str = "standard") -> Custome
     db.session.flush()
     for ref in {(r.kind, r.value): r for r in refs}.values():
         db.session.add(Identity(customer_id=customer.id, kind=ref.kind, value=ref.value))
-    commit()
+    try:
+        commit()
+    except IntegrityError as exc:  # taken meanwhile (another request, an ingest worker)
+        db.session.rollback()
+        raise Conflict("one of these identities was just given to another customer",
+                       "identity_taken") from exc
     db.session.refresh(customer)
     return customer
 

@@ -92,3 +92,18 @@ def test_the_timeline_holds_agents_notes_and_replies_but_not_their_echo_events(
 def test_unknown_customer_is_404(api, agent):
     assert api.as_(agent).get("/api/v1/customers/424242").status_code == 404
     assert api.as_(agent).get("/api/v1/customers/424242/timeline").status_code == 404
+
+
+def test_creating_the_same_identity_at_once_gives_one_customer_and_409s(api, agent):
+    """Two integrations (or an integration and a webhook) create the same person at the same
+    moment: one wins, the others are told the identity is taken (the loser got a 500)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(n: int) -> int:
+        return api.as_(agent).post("/api/v1/customers", json={
+            "name": f"Ana {n}", "identities": [{"kind": "email",
+                                               "value": "same@example.com"}]}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(create, range(8)))
+    assert codes == [201] + [409] * 7, codes

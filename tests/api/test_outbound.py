@@ -463,6 +463,11 @@ def test_a_failed_reply_can_be_sent_again(app, api, agent, providers, drain):
     sent = message(app, failed.id)
     assert (sent.delivery_status, sent.delivery_error) == ("sent", None)
     assert len(providers.to(TWILIO)) == 2 and message_count(app) == 2  # the same message
+    customer_id = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["customer_id"]
+    items = api.as_(agent).get(f"/api/v1/customers/{customer_id}/timeline").json()["items"]
+    [resent] = [i["event"] for i in items if i["type"] == "event"
+                and i["event"]["name"] == "reply.resent"]  # on the customer's timeline
+    assert resent["data"]["message_id"] == failed.id
     refused = api.as_(agent).post(f"{path}/{failed.id}/resend")
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "not_failed")
     note = reply(api, agent, ticket_id, "internal", internal=True).json()

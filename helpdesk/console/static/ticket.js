@@ -112,6 +112,8 @@ function describeEvent(e, meId) {
       return `SLA warning: ${words(d.clock)} due ${d.due_at ? when(d.due_at) : 'soon'}`;
     case 'sla.breached':
       return `SLA breached: ${words(d.clock)}`;
+    case 'reply.resent':
+      return `A failed reply sent again${by}`;
     default: {
       const data = Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
       return `${e.name || 'event'}${data ? ` — ${data}` : ''}${by}`;
