@@ -144,6 +144,9 @@ def test_a_reply_goes_from_queued_to_sent_by_itself_and_a_note_is_never_sent(
     expect(refused.locator("[data-test=delivery-status]")).to_have_text("failed",
                                                                         timeout=10_000)
     expect(reply.first.locator("[data-test=message-resend]")).to_have_count(0)  # sent
+    # The customer's timeline shows the failed reply too (it kept an older list).
+    expect(page.locator("[data-test=timeline-item][data-type=message]",
+                        has_text="Your receipt is attached.")).to_have_count(1)
     shoot(page, "ticket-failed-reply")
     providers.script = Script()  # the provider takes messages again
     refused.locator("[data-test=message-resend]").click()
