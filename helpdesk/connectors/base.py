@@ -152,6 +152,18 @@ class StatusEvent(InboundEvent):
     at: datetime | None = None
 
 
+@dataclass
+class WatermarkEvent(InboundEvent):
+    """A receipt that names no message (Messenger's `read`, and `delivery` without `mids`):
+    every outbound message to `recipient` on the channel sent up to `up_to` reached
+    `status`."""
+
+    type: ClassVar[str] = "watermark"
+    recipient: IdentityRef
+    status: str  # delivered | read
+    up_to: datetime
+
+
 CALL_STATUS_RANK = {"queued": 0, "ringing": 1, "in-progress": 2, "completed": 3, "busy": 3,
                     "failed": 3, "no-answer": 3, "canceled": 3}
 

@@ -6,12 +6,15 @@ later with the access token), Messenger and Instagram a CDN URL.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from helpdesk.connectors.base import (
     AttachmentIn,
     IdentityRef,
     InboundEvent,
     MessageEvent,
     StatusEvent,
+    WatermarkEvent,
     location_text,
 )
 from helpdesk.connectors.payload import child, media_filename, objects, strings, text, unix_time
@@ -107,10 +110,24 @@ def messaging_events(item: dict, identity_kind: str) -> list[InboundEvent]:
     if "delivery" in item:
         delivery = child(item, "delivery")
         at = unix_time(delivery.get("watermark"), millis=True)
-        return [StatusEvent(external_id=mid, status="delivered", at=at)
-                for mid in strings(delivery, "mids")]
-    mid = text(child(item, "read"), "mid")  # Instagram names the message; Messenger doesn't
-    return [StatusEvent(external_id=mid, status="read")] if mid else []
+        mids = strings(delivery, "mids")
+        if not mids:  # (optional: the watermark alone says up to when)
+            return _watermark(item, identity_kind, "delivered", at)
+        return [StatusEvent(external_id=mid, status="delivered", at=at) for mid in mids]
+    read = child(item, "read")
+    mid = text(read, "mid")  # Instagram names the message; Messenger gives a watermark
+    if mid:
+        return [StatusEvent(external_id=mid, status="read")]
+    return _watermark(item, identity_kind, "read",
+                      unix_time(read.get("watermark"), millis=True)) if read else []
+
+
+def _watermark(item: dict, identity_kind: str, status: str,
+               at: datetime | None) -> list[InboundEvent]:
+    if at is None:
+        return []
+    [sender] = _sender(item, identity_kind)
+    return [WatermarkEvent(recipient=sender, status=status, up_to=at)]
 
 
 def _sender(item: dict, identity_kind: str) -> list[IdentityRef]:

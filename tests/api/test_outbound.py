@@ -285,6 +285,38 @@ def test_meta_whatsapp_status_reports_find_the_reply(app, api, agent, providers,
     assert message(app, sent.id).delivery_status == "delivered"
 
 
+def test_messenger_receipts_without_a_message_id_move_the_replies_up_to_their_mark(
+        app, api, agent, providers, drain):
+    """Messenger's `read` (and a `delivery` without `mids`) carries only a watermark: every
+    reply to that person sent by then is read (delivered). They were ignored."""
+    channel = meta_channel(app, "messenger")
+    meta_inbound(api, channel, "messenger")
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    assert sent.delivery_status == "sent"
+
+    def receipt(kind: str, millis: int) -> None:
+        body = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": millis,
+                           "messaging": [{"sender": {"id": "PSID-777"},
+                                          "recipient": {"id": "1234567890"},
+                                          "timestamp": millis,
+                                          kind: {"watermark": millis}}]}]}).encode()
+        _post(api, "meta", channel, body, {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": "sha256=" + hmac.new(b"app-secret", body,
+                                                        hashlib.sha256).hexdigest()})
+        drain()
+
+    receipt("read", int(sent.created_at.timestamp() * 1000) - 60_000)  # before it was sent
+    assert message(app, sent.id).delivery_status == "sent"
+    receipt("delivery", int(time.time() * 1000) + 1000)
+    assert message(app, sent.id).delivery_status == "delivered"
+    receipt("read", int(time.time() * 1000) + 2000)
+    assert message(app, sent.id).delivery_status == "read"
+    receipt("delivery", int(time.time() * 1000) + 3000)  # late: never back
+    assert message(app, sent.id).delivery_status == "read"
+
+
 def test_telegram_reply_calls_send_message_on_the_customers_chat(app, api, agent, providers,
                                                                  drain):
     channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",

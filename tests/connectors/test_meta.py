@@ -192,9 +192,14 @@ def test_echoes_are_ignored_and_receipts_become_statuses():
         {"sender": {"id": "PSID"}, "recipient": {"id": "PAGE"}, "timestamp": 2,
          "message": {"mid": "m_3", "attachments": [
              {"type": "image", "payload": {"url": "https://scontent.xx.fbcdn.net/a.jpg"}}]}}))
-    assert [(type(e).__name__, e.external_id) for e in events] == [
-        ("StatusEvent", "m_1"), ("StatusEvent", "m_2"), ("MessageEvent", "m_3")]
-    assert events[2].attachments[0].url == "https://scontent.xx.fbcdn.net/a.jpg"
+    assert [(type(e).__name__, getattr(e, "external_id", None)) for e in events] == [
+        ("StatusEvent", "m_1"), ("StatusEvent", "m_2"), ("WatermarkEvent", None),
+        ("MessageEvent", "m_3")]
+    # Messenger's read receipt names no message: everything sent to PSID up to the mark.
+    watermark = events[2]
+    assert (watermark.recipient.kind, watermark.recipient.value) == ("messenger", "PSID")
+    assert (watermark.status, watermark.up_to.timestamp()) == ("read", 0.001)
+    assert events[3].attachments[0].url == "https://scontent.xx.fbcdn.net/a.jpg"
 
 
 def test_instagram_read_receipt_names_the_message():

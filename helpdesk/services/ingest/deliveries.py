@@ -25,6 +25,7 @@ from helpdesk.connectors.base import (
     MessageEvent,
     PayloadError,
     StatusEvent,
+    WatermarkEvent,
     WebhookRequest,
 )
 from helpdesk.errors import NotFound, Unprocessable
@@ -275,6 +276,8 @@ def apply_event(channel: Channel, delivery: Delivery, event: InboundEvent) -> in
         return int(inbound.receive_message(channel, delivery, event) is not None)
     if isinstance(event, StatusEvent):
         return int(inbound.receive_status(channel, event))
+    if isinstance(event, WatermarkEvent):
+        return int(inbound.receive_watermark(channel, event))
     if isinstance(event, CallEvent):
         return int(calls.receive_call(channel, delivery, event))
     raise PayloadError(f"no handler for {type(event).__name__}")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from helpdesk.connectors.base import MessageEvent, StatusEvent
+from helpdesk.connectors.base import MessageEvent, StatusEvent, WatermarkEvent
 from helpdesk.extensions import db
-from helpdesk.models import QUEUED_STATUSES, Channel, Delivery, Message, Ticket
+from helpdesk.models import QUEUED_STATUSES, Channel, Delivery, Identity, Message, Ticket
 from helpdesk.outbox import events
 from helpdesk.services.ingest import attachments, batch_state, conversations, identity
 from helpdesk.services.outbound import surveys
@@ -97,6 +97,30 @@ def mark_bounced(message_ids: list[str], error: str) -> None:
             Message.message_id.in_(message_ids), Message.direction == "outbound")).scalars():
         message.delivery_status = "failed"
         message.delivery_error = (error or "bounced")[:2000]
+
+
+def receive_watermark(channel: Channel, event: WatermarkEvent) -> bool:
+    """A receipt up to a time (Messenger): the replies to that person on this channel, sent
+    by then, move forward to its status; False when none did."""
+    try:
+        value = identity.normalize(event.recipient.kind, event.recipient.value)
+    except identity.InvalidIdentity:
+        return False
+    owner = select(Identity.customer_id).where(Identity.kind == event.recipient.kind,
+                                               Identity.value == value).scalar_subquery()
+    behind = [status for status, rank in STATUS_RANK.items()
+              if STATUS_RANK["sent"] <= rank < STATUS_RANK[event.status]]
+    changed = False
+    for message in db.session.execute(
+            select(Message).join(Ticket, Ticket.id == Message.ticket_id)
+            .where(Message.channel_id == channel.id, Message.direction == "outbound",
+                   Message.internal.is_(False), Message.delivery_status.in_(behind),
+                   Message.created_at <= event.up_to, Ticket.customer_id == owner)
+            .order_by(Message.id)).scalars():
+        message.delivery_status = event.status
+        events.message_created(message, db.session.get(Ticket, message.ticket_id), updated=True)
+        changed = True
+    return changed
 
 
 def receive_status(channel: Channel, event: StatusEvent) -> bool:
