@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, or_, select, update
+from sqlalchemy import Text, and_, case, cast, func, or_, select, update
 
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
@@ -117,7 +117,7 @@ def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
                              for c in _merged_into(customer.id)],
         "tickets": ticket_schema.dump(tickets, many=True),
         "messages": message_schema.dump(_all(select(Message).where(
-            Message.ticket_id.in_(ticket_ids)).order_by(Message.created_at, Message.id)),
+            _theirs([customer.id], ticket_ids)).order_by(Message.created_at, Message.id)),
             many=True),
         "ticket_events": [_event(event) for event in _all(select(TicketEvent).where(
             TicketEvent.ticket_id.in_(ticket_ids)).order_by(TicketEvent.id))],
@@ -169,10 +169,11 @@ def erase(customer_id: int, actor: Agent | None) -> None:
     people = [customer.id] + [c.id for c in _merged_into(customer.id)]
     ticket_ids = list(db.session.execute(
         select(Ticket.id).where(Ticket.customer_id.in_(people))).scalars())
-    raw = _erase_deliveries(customer, people, ticket_ids)  # before identities go
+    messages = _theirs(people, ticket_ids)
+    raw = _erase_deliveries(customer, people, ticket_ids, messages)  # before identities go
     counts = {"identities": _delete_identities(people),
-              "messages": _erase_messages(ticket_ids),
-              "attachments": _erase_attachments(ticket_ids), "deliveries": raw}
+              "messages": _erase_messages(messages),
+              "attachments": _erase_attachments(messages), "deliveries": raw}
     _erase_facts(people, ticket_ids)
     now = datetime.now(UTC)
     db.session.execute(update(Customer).where(Customer.id.in_(people))
@@ -189,21 +190,26 @@ def erase(customer_id: int, actor: Agent | None) -> None:
 _MIN_SEARCHED = 6
 
 
-def _erase_deliveries(customer: Customer, people: list[int], ticket_ids: list[int]) -> int:
-    """Blank the raw webhook bodies that carry the person: those a message was made from,
-    and, on the channels they used since they became a customer, any that holds one of
-    their identity values or one of their messages' or calls' provider ids (voice
-    callbacks, recordings and transcriptions, delivery reports, duplicates, failures)."""
+def _theirs(people: list[int], ticket_ids: list[int]) -> Any:
+    """The person's messages: every message on their tickets, and theirs on anyone else's
+    (a reply in another customer's mail thread joins that thread's ticket)."""
+    return or_(Message.ticket_id.in_(ticket_ids),
+               and_(Message.author_type == "customer", Message.author_id.in_(people)))
+
+
+def _erase_deliveries(customer: Customer, people: list[int], ticket_ids: list[int],
+                      messages: Any) -> int:
+    """Blank the raw webhook bodies that carry the person beyond those their messages were
+    made from (`_erase_messages`): on the channels they used since they became a
+    customer, any that holds one of their identity values or one of their messages' or
+    calls' provider ids (voice callbacks, recordings and transcriptions, delivery reports,
+    duplicates, failures)."""
     quiet = {"synchronize_session": False}
-    linked = select(Message.delivery_id).where(Message.ticket_id.in_(ticket_ids),
-                                               Message.delivery_id.is_not(None))
-    blanked = db.session.execute(update(Delivery).where(Delivery.id.in_(linked))
-                                 .values(body=b"", headers={}), execution_options=quiet).rowcount
     values = set(db.session.execute(select(Identity.value).where(
         Identity.customer_id.in_(people))).scalars())
     values |= {value.lstrip("+") for value in values}  # a form body writes + as %2B
     values |= set(db.session.execute(select(Message.external_id).where(
-        Message.ticket_id.in_(ticket_ids), Message.external_id.is_not(None))).scalars())
+        messages, Message.external_id.is_not(None))).scalars())
     calls = db.session.execute(select(Call.channel_id, Call.external_id).where(
         Call.customer_id.in_(people))).all()
     values |= {external_id for _channel, external_id in calls}
@@ -211,13 +217,13 @@ def _erase_deliveries(customer: Customer, people: list[int], ticket_ids: list[in
     channels = set(db.session.execute(select(Ticket.channel_id).where(
         Ticket.id.in_(ticket_ids))).scalars()) | {channel for channel, _id in calls}
     if not searched or not channels:
-        return blanked
+        return 0
     if db.engine.dialect.name == "sqlite":  # (its LIKE finds nothing in a blob)
         holds = or_(*(cast(Delivery.body, Text).like(f"%{value}%") for value in searched))
     else:  # PostgreSQL's LIKE takes bytea as it is
         holds = or_(*(Delivery.body.op("LIKE")(b"%" + value.encode() + b"%")
                       for value in searched))
-    return blanked + db.session.execute(update(Delivery).where(
+    return db.session.execute(update(Delivery).where(
         Delivery.channel_id.in_(channels), Delivery.received_at >= _earliest(customer, people),
         func.length(Delivery.body) > 0, holds).values(body=b"", headers={}),
         execution_options=quiet).rowcount
@@ -242,13 +248,12 @@ def _blank_unless_null(column) -> Any:
     return case((column.is_(None), None), else_=ERASED)
 
 
-def _erase_messages(ticket_ids: list[int]) -> int:
+def _erase_messages(theirs: Any) -> int:
     """Texts, subjects, senders' names and mail ids go; rows, times and directions stay."""
-    in_tickets = Message.ticket_id.in_(ticket_ids)
     db.session.execute(update(Delivery).where(Delivery.id.in_(
-        select(Message.delivery_id).where(in_tickets, Message.delivery_id.is_not(None))))
+        select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
         .values(body=b"", headers={}), execution_options={"synchronize_session": False})
-    result = db.session.execute(update(Message).where(in_tickets).values(
+    result = db.session.execute(update(Message).where(theirs).values(
         text=ERASED, html=_blank_unless_null(Message.html),
         full_text=_blank_unless_null(Message.full_text),
         subject=_blank_unless_null(Message.subject), delivery_error=None,
@@ -260,10 +265,10 @@ def _erase_messages(ticket_ids: list[int]) -> int:
     return result.rowcount
 
 
-def _erase_attachments(ticket_ids: list[int]) -> int:
+def _erase_attachments(theirs: Any) -> int:
     """Anonymize the rows; delete each stored file (after commit) no one else still uses."""
     rows = _all(select(Attachment).join(Message, Message.id == Attachment.message_id)
-                .where(Message.ticket_id.in_(ticket_ids)))
+                .where(theirs))
     paths = {row.storage_path for row in rows if row.storage_path}
     for row in rows:
         row.filename, row.storage_path, row.url, row.sha256 = ERASED, None, None, None

@@ -246,3 +246,25 @@ def test_admin_changes_are_audited_without_secret_values(api, admin):
     created_entry = next(e for e in log.json()["items"] if e["action"] == "channel.created")
     assert created_entry["data"]["secrets"] == ["signing_secret"]
     assert created_entry["actor_id"] == admin.id
+
+
+def test_a_persons_messages_on_someone_elses_ticket_are_exported_and_erased(
+        app, api, admin, agent, drain):
+    """Bob wrote into Ana's conversation (a reply in her mail thread, the same thread id):
+    his message is on her ticket. It is his data: his export holds it and his erasure
+    erases it, and Ana's own message stays."""
+    channel = factories.channel(app, "api")
+    ask(api, channel, "e1", "Ana: my order is late", "t-shared", email="ana@example.com")
+    ask(api, channel, "e2", "Bob here, my IBAN is ES00 9999", "t-shared", email="bob@example.com")
+    drain("ingest", "routing")
+    [ana], [bob] = find(api, agent, "email:ana@example.com"), find(api, agent,
+                                                                   "email:bob@example.com")
+    [ticket] = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert ticket["customer_id"] == ana
+    exported = api.as_(agent).get(f"/api/v1/customers/{bob}/export").json()
+    assert [m["text"] for m in exported["messages"]] == ["Bob here, my IBAN is ES00 9999"]
+    assert api.as_(admin).delete(f"/api/v1/customers/{bob}").status_code == 204
+    with app.app_context():
+        texts = set(db.session.execute(select(Message.text)).scalars())
+    assert "Bob here, my IBAN is ES00 9999" not in texts
+    assert "Ana: my order is late" in texts
