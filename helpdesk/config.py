@@ -36,24 +36,22 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: Any, parse: Any, what: str) -> Any:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int, "a whole number")
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    return _number(name, default, float, "a number")
 
 
 def _flag(name: str, default: bool) -> bool:
