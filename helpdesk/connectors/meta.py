@@ -113,7 +113,10 @@ def _messaging_ids(item: dict) -> list[str]:
         mid = text(child(item, key), "mid")
         if mid:
             ids.append(f"{key}:{mid}:{text(child(item, key), 'num_edit') or ''}")
-    ids += ["delivery:" + mid for mid in strings(child(item, "delivery"), "mids")]
+    delivery = child(item, "delivery")
+    ids += ["delivery:" + mid for mid in strings(delivery, "mids")]
+    if delivery and not strings(delivery, "mids"):  # a watermark alone
+        ids.append(f"delivery:{text(child(item, 'sender'), 'id')}:{text(delivery, 'watermark')}")
     read = child(item, "read")
     if read:
         ids.append(f"read:{text(child(item, 'sender'), 'id')}:{text(read, 'watermark')}"

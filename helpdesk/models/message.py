@@ -28,6 +28,10 @@ class Message(db.Model):
         Index("ix_messages_queued", "updated_at",
               postgresql_where=text("delivery_status = 'queued'"),
               sqlite_where=text("delivery_status = 'queued'")),
+        # A person's messages wherever they are (export and erasure).
+        Index("ix_messages_customer_author", "author_id",
+              postgresql_where=text("author_type = 'customer'"),
+              sqlite_where=text("author_type = 'customer'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -70,9 +70,11 @@ def _keep_alive_loop(app: Flask, stop: Callable[[], bool] = lambda: False) -> No
 def disconnect(*_args):
     agent_id = session.get("agent_id")
     if agent_id is not None:
-        sockets.closed(session["token_hash"], agent_id, request.sid)
-        work_sessions.disconnected(agent_id, request.sid)
-        presence.disconnected(agent_id, request.sid)
+        try:
+            sockets.closed(session["token_hash"], agent_id, request.sid)
+            work_sessions.disconnected(agent_id, request.sid)
+        finally:  # (else a failure above would leave the connection listed as live)
+            presence.disconnected(agent_id, request.sid)
 
 
 @socketio.on("presence", namespace=AGENTS)

@@ -170,7 +170,7 @@ def erase(customer_id: int, actor: Agent | None) -> None:
     ticket_ids = list(db.session.execute(
         select(Ticket.id).where(Ticket.customer_id.in_(people))).scalars())
     messages = _theirs(people, ticket_ids)
-    raw = _erase_deliveries(customer, people, ticket_ids, messages)  # before identities go
+    raw = _erase_deliveries(customer, people, messages)
     counts = {"identities": _delete_identities(people),
               "messages": _erase_messages(messages),
               "attachments": _erase_attachments(messages), "deliveries": raw}
@@ -185,9 +185,10 @@ def erase(customer_id: int, actor: Agent | None) -> None:
     commit()
 
 
-# Identity values and provider ids shorter than this are not searched for in raw bodies
-# (they would match unrelated deliveries).
-_MIN_SEARCHED = 6
+# Provider ids shorter than this are not searched for in raw bodies (an `api` message id
+# such as "m-1" would match unrelated deliveries); Twilio's SIDs, Meta's ids and the like
+# are longer.
+_MIN_SEARCHED = 16
 
 
 def _theirs(people: list[int], ticket_ids: list[int]) -> Any:
@@ -197,36 +198,38 @@ def _theirs(people: list[int], ticket_ids: list[int]) -> Any:
                and_(Message.author_type == "customer", Message.author_id.in_(people)))
 
 
-def _erase_deliveries(customer: Customer, people: list[int], ticket_ids: list[int],
-                      messages: Any) -> int:
+def _erase_deliveries(customer: Customer, people: list[int], messages: Any) -> int:
     """Blank the raw webhook bodies that carry the person beyond those their messages were
-    made from (`_erase_messages`): on the channels they used since they became a
-    customer, any that holds one of their identity values or one of their messages' or
+    made from (`_erase_messages` blanks those): processed or duplicate deliveries on the
+    channels they used, since they became a customer, holding one of their messages' or
     calls' provider ids (voice callbacks, recordings and transcriptions, delivery reports,
-    duplicates, failures)."""
-    quiet = {"synchronize_session": False}
-    values = set(db.session.execute(select(Identity.value).where(
-        Identity.customer_id.in_(people))).scalars())
-    values |= {value.lstrip("+") for value in values}  # a form body writes + as %2B
-    values |= set(db.session.execute(select(Message.external_id).where(
-        messages, Message.external_id.is_not(None))).scalars())
-    calls = db.session.execute(select(Call.channel_id, Call.external_id).where(
+    repeats). Only such long, unique ids are looked for, never names, addresses or numbers
+    (`jo@x.com` is inside `mojo@x.com`), and never in a delivery still to be processed or
+    replayed: another customer's message must not be lost to a false match."""
+    rows = db.session.execute(select(Message.channel_id, Message.external_id).where(
+        messages, Message.external_id.is_not(None))).all()
+    rows += db.session.execute(select(Call.channel_id, Call.external_id).where(
         Call.customer_id.in_(people))).all()
-    values |= {external_id for _channel, external_id in calls}
-    searched = sorted(v for v in values if v and len(v) >= _MIN_SEARCHED)
-    channels = set(db.session.execute(select(Ticket.channel_id).where(
-        Ticket.id.in_(ticket_ids))).scalars()) | {channel for channel, _id in calls}
-    if not searched or not channels:
+    searched = sorted({external_id for _channel, external_id in rows
+                       if len(external_id) >= _MIN_SEARCHED})
+    if not searched:
         return 0
     if db.engine.dialect.name == "sqlite":  # (its LIKE finds nothing in a blob)
-        holds = or_(*(cast(Delivery.body, Text).like(f"%{value}%") for value in searched))
-    else:  # PostgreSQL's LIKE takes bytea as it is
-        holds = or_(*(Delivery.body.op("LIKE")(b"%" + value.encode() + b"%")
+        holds = or_(*(cast(Delivery.body, Text).like(f"%{_escaped(value)}%", escape="\\")
+                      for value in searched))
+    else:  # PostgreSQL's LIKE takes bytea as it is (backslash escapes by default)
+        holds = or_(*(Delivery.body.op("LIKE")(f"%{_escaped(value)}%".encode())
                       for value in searched))
     return db.session.execute(update(Delivery).where(
-        Delivery.channel_id.in_(channels), Delivery.received_at >= _earliest(customer, people),
+        Delivery.channel_id.in_({channel for channel, _id in rows}),
+        Delivery.status.in_(("processed", "duplicate")),
+        Delivery.received_at >= _earliest(customer, people),
         func.length(Delivery.body) > 0, holds).values(body=b"", headers={}),
-        execution_options=quiet).rowcount
+        execution_options={"synchronize_session": False}).rowcount
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _earliest(customer: Customer, people: list[int]) -> datetime:

@@ -320,7 +320,7 @@ def test_a_live_process_whose_registration_lapsed_registers_its_connections_agai
     from helpdesk.queues import redis_connection
     from helpdesk.services.routing import presence
 
-    sockets(agent.token)
+    sid = sockets(agent.token).client.get_sid("/agents")
     alive, listed = (f"helpdesk:web:{presence.PROCESS}",
                      f"helpdesk:web:{presence.PROCESS}:connections")
     with app.app_context():
@@ -330,5 +330,6 @@ def test_a_live_process_whose_registration_lapsed_registers_its_connections_agai
         assert presence.sweep_dead_processes(now) == 0
         presence.keep_process_alive()
         assert presence.sweep_dead_processes(now + 2 * presence.PROCESS_TTL_SECONDS) == 0
-        assert redis.hlen(listed) == 1 and redis.scard(f"helpdesk:presence:{agent.id}") == 1
+        assert redis.hexists(listed, sid)
+        assert redis.sismember(f"helpdesk:presence:{agent.id}", sid)
     assert _presence(app, agent.id) == "online"

@@ -28,8 +28,10 @@ def normalize_phone(value: str) -> str:
     digits = raw.translate(_SEPARATORS)
     if digits.startswith("00") and digits.isdigit():
         raw = "+" + digits[2:]  # the international prefix written as 00 (0034 600…)
-    elif raw and raw[0].isdigit() and digits.isdigit():
-        raw = "+" + digits  # WhatsApp wa_id and Twilio numbers without the plus sign
+    elif raw and raw[0].isdigit() and raw.replace(" ", "").isdigit():
+        # WhatsApp wa_id and Twilio numbers without the plus sign (digits only: a national
+        # number written 600-000-000 is refused rather than read as another country's)
+        raw = "+" + raw
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException as exc:

@@ -111,14 +111,16 @@ def receive_watermark(channel: Channel, event: WatermarkEvent) -> bool:
     behind = [status for status, rank in STATUS_RANK.items()
               if STATUS_RANK["sent"] <= rank < STATUS_RANK[event.status]]
     changed = False
-    for message in db.session.execute(
-            select(Message).join(Ticket, Ticket.id == Message.ticket_id)
+    # `updated_at`: when a reply became `sent` (one resent or still queued is newer), and
+    # the rows locked, so a concurrent receipt cannot move one back.
+    for message, ticket in db.session.execute(
+            select(Message, Ticket).join(Ticket, Ticket.id == Message.ticket_id)
             .where(Message.channel_id == channel.id, Message.direction == "outbound",
                    Message.internal.is_(False), Message.delivery_status.in_(behind),
-                   Message.created_at <= event.up_to, Ticket.customer_id == owner)
-            .order_by(Message.id)).scalars():
+                   Message.updated_at <= event.up_to, Ticket.customer_id == owner)
+            .order_by(Message.id).with_for_update(of=Message)).all():
         message.delivery_status = event.status
-        events.message_created(message, db.session.get(Ticket, message.ticket_id), updated=True)
+        events.message_created(message, ticket, updated=True)
         changed = True
     return changed
 

@@ -86,25 +86,26 @@ def keep_process_alive() -> None:
     from helpdesk.outbox import sockets
 
     client = redis_connection()
+    connections = list(_local.items())
+    lapsed = bool(connections) and not client.exists(_alive_key(PROCESS))
+    if lapsed:
+        log.warning("presence: this process's registration had lapsed; registering %d "
+                    "connections again", len(connections))
+        for sid, (agent_id, token_hash) in connections:  # first: a failure retries it all
+            if token_hash:
+                sockets.opened(token_hash, agent_id, sid)
+            agent = db.session.get(Agent, agent_id)
+            if agent is not None and agent.presence == "offline":
+                _store(agent_id, "online")
+        db.session.rollback()
     pipe = client.pipeline(transaction=False)
-    pipe.exists(_alive_key(PROCESS))
+    for sid, (agent_id, token_hash) in connections if lapsed else ():
+        if sid in _local:  # (not one that closed meanwhile)
+            _register(pipe, agent_id, sid, token_hash)
+    pipe.sadd(_PROCESSES, PROCESS)
     pipe.set(_alive_key(PROCESS), "1", ex=PROCESS_TTL_SECONDS)
     pipe.delete(_gone_key(PROCESS))
-    if pipe.execute()[0] or not _local:
-        return
-    log.warning("presence: this process's registration had lapsed; registering %d "
-                "connections again", len(_local))
-    pipe = client.pipeline(transaction=False)
-    for sid, (agent_id, token_hash) in list(_local.items()):
-        _register(pipe, agent_id, sid, token_hash)
     pipe.execute()
-    for sid, (agent_id, token_hash) in list(_local.items()):
-        if token_hash:
-            sockets.opened(token_hash, agent_id, sid)
-        agent = db.session.get(Agent, agent_id)
-        if agent is not None and agent.presence == "offline":
-            _store(agent_id, "online")
-    db.session.rollback()
 
 
 def connected(agent_id: int, sid: str, token_hash: str = "") -> None:
@@ -116,14 +117,15 @@ def connected(agent_id: int, sid: str, token_hash: str = "") -> None:
     _store(agent_id, "online")
 
 
-def disconnected(agent_id: int, sid: str, process: str = PROCESS) -> None:
-    """Offline once the agent's last connection closes."""
-    if process == PROCESS:
-        _local.pop(sid, None)
+def disconnected(agent_id: int, sid: str, *, swept: bool = False) -> None:
+    """Offline once the agent's last connection closes (`swept`: closed by the sweeper for
+    a dead process, whose list it has already taken away)."""
     client = redis_connection()
     pipe = client.pipeline(transaction=False)
     pipe.srem(_key(agent_id), sid)
-    pipe.hdel(_connections_key(process), sid)
+    if not swept:
+        _local.pop(sid, None)
+        pipe.hdel(_connections_key(PROCESS), sid)
     pipe.scard(_key(agent_id))
     if pipe.execute()[-1] == 0:
         _store(agent_id, "offline")
@@ -141,12 +143,12 @@ def sweep_dead_processes(now: float | None = None) -> int:
         process = process.decode() if isinstance(process, bytes) else process
         if client.exists(_alive_key(process)):
             continue
-        # First seen gone: remembered; swept once it has stayed gone long enough.
-        client.set(_gone_key(process), str(now), nx=True, ex=10 * PROCESS_TTL_SECONDS)
-        since = float(client.get(_gone_key(process)) or now)
-        if now - since < PROCESS_TTL_SECONDS:
-            continue
         try:
+            # First seen gone: remembered; swept once it has stayed gone long enough.
+            client.set(_gone_key(process), str(now), nx=True, ex=10 * PROCESS_TTL_SECONDS)
+            since = float(client.get(_gone_key(process)) or now)
+            if now - since < PROCESS_TTL_SECONDS:
+                continue
             closed += _close_connections_of(client, process)
         except Exception:  # one process's entries must not stop the sweep's other work
             log.exception("presence: closing the connections of web process %s failed",
@@ -167,6 +169,8 @@ def _close_connections_of(client, process: str) -> int:
         return 0
     closed = 0
     for sid, value in client.hgetall(taken).items():
+        if client.exists(_alive_key(process)):  # it came back: it registers its own again
+            break
         sid = sid.decode() if isinstance(sid, bytes) else sid
         value = value.decode() if isinstance(value, bytes) else value
         agent, _, token_hash = value.partition(" ")
@@ -174,7 +178,7 @@ def _close_connections_of(client, process: str) -> int:
             if token_hash:
                 sockets.closed(token_hash, int(agent), sid)
             work_sessions.disconnected(int(agent), sid)
-            disconnected(int(agent), sid, process)
+            disconnected(int(agent), sid, swept=True)
             closed += 1
         except Exception:
             db.session.rollback()
