@@ -40,7 +40,9 @@ def send(out: Outgoing) -> SendResult:
                     headers={"Authorization": f"Bearer {secret(out, 'access_token')}"})
     data = body_of(response)
     if not 200 <= response.status_code < 300:
-        raise refused("Meta", response, _error(data))
+        error = refused("Meta", response, _error(data))
+        error.retryable = error.retryable or _transient(data)
+        raise error
     external_id = _message_id(data)
     if not external_id:
         raise SendError("Meta answered without a message id")
@@ -53,6 +55,19 @@ def _message_id(data: dict) -> str | None:
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):
         return str(messages[0].get("id") or "") or None
     return str(data.get("message_id") or "") or None
+
+
+# Graph answers throttling and passing trouble with HTTP 400 too: these codes (rate limits
+# of the app, the page, the WhatsApp number or pair, "service unavailable") and any error
+# marked `is_transient` are worth retrying; other 400s are final.
+_TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131016, 131048,
+                              131056})
+
+
+def _transient(data: dict) -> bool:
+    error = data.get("error")
+    return isinstance(error, dict) and (error.get("is_transient") is True
+                                        or error.get("code") in _TRANSIENT_CODES)
 
 
 def _error(data: dict) -> str | None:

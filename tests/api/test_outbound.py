@@ -466,6 +466,22 @@ def test_a_passing_outage_is_retried_then_sent(app, api, agent, providers, drain
     assert sent.delivery_status == "sent" and sent.delivery_error is None
 
 
+@pytest.mark.parametrize("code, tries, outcome", [(130429, 2, "sent"), (80007, 2, "sent"),
+                                                 (131030, 1, "failed")])
+def test_meta_throttling_answered_as_400_is_retried_and_a_refusal_is_not(
+        app, api, agent, providers, drain, code, tries, outcome):
+    """Graph answers throttling (130429: the number's throughput; 80007: the account's
+    rate limit) with HTTP 400 like a refusal; it is worth retrying, a refusal (131030: a
+    recipient not allowed) is not."""
+    channel = meta_channel(app, "whatsapp")
+    meta_inbound(api, channel, "whatsapp")
+    drain()
+    providers.fail(1, 400, graph_code=code)
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    assert len(providers.to(GRAPH)) == tries
+    assert sent.delivery_status == outcome
+
+
 def test_a_refusal_fails_without_retry(app, api, agent, providers, drain):
     ticket_id = _sms_ticket(app, api, drain)
     providers.reject(400)

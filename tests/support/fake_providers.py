@@ -66,6 +66,7 @@ class Script:
     failures: int = 0
     failure_status: int = 500
     status: int | None = None  # None: success
+    graph_code: int | None = None  # Meta's error code in a failure (e.g. 130429, throttled)
 
 
 class FakeProviders:
@@ -93,9 +94,10 @@ class FakeProviders:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail(self, times: int, status: int = 500) -> None:
-        """Answer the next `times` requests with `status` (a provider outage)."""
-        self.script = Script(failures=times, failure_status=status)
+    def fail(self, times: int, status: int = 500, graph_code: int | None = None) -> None:
+        """Answer the next `times` requests with `status` (a provider outage); Meta's
+        answers carry `graph_code` when given."""
+        self.script = Script(failures=times, failure_status=status, graph_code=graph_code)
 
     def reject(self, status: int = 400) -> None:
         """Answer every request with `status` (the provider refuses the message)."""
@@ -111,6 +113,7 @@ class FakeProviders:
             self.requests.append(recorded)
             status = self._next_status()
             number = next(self._ids)
+            recorded.graph_code = self.script.graph_code if status else None
         for pattern, answer in ROUTES:
             match = pattern.match(recorded.path)
             if match:
@@ -141,9 +144,9 @@ def _twilio(request: Recorded, match: re.Match, number: int,
 def _graph(request: Recorded, match: re.Match, number: int,
            status: int | None) -> tuple[int, dict]:
     if status:
-        code = 131030 if status == 400 else 2
+        code = getattr(request, "graph_code", None) or (131030 if status == 400 else 2)
         return status, {"error": {"message": "Recipient phone number not in allowed list"
-                                  if status == 400 else "Service temporarily unavailable",
+                                  if code == 131030 else "Service temporarily unavailable",
                                   "type": "OAuthException", "code": code,
                                   "fbtrace_id": "AbCdEf"}}
     body = request.json()
