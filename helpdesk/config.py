@@ -74,15 +74,26 @@ def _intervals(name: str, default: str) -> list[int]:
 RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
+def parse_rate(rate: str) -> tuple[int, int]:
+    """'6000/minute' (or /second, /hour, /day; a plural is fine) → (6000, 60); ValueError
+    for anything else."""
+    count, _, period = rate.partition("/")
+    seconds = RATE_PERIODS.get(period.strip().rstrip("s") or "minute")
+    count = count.strip()
+    if not (count.isascii() and count.isdigit() and int(count) > 0 and seconds):
+        raise ValueError(f"not a rate: {rate!r}")
+    return int(count), seconds
+
+
 def _rate(name: str, default: str) -> str:
-    """'6000/minute' (or /second, /hour, /day; a plural is fine): checked here, so a typo
-    stops the start instead of making every request it limits fail."""
+    """A rate setting, checked here: a typo stops the start instead of making every
+    request it limits fail."""
     raw = os.environ.get(name) or default
-    count, _, period = raw.partition("/")
-    if not (count.strip().isascii() and count.strip().isdigit() and int(count) > 0
-            and (period.strip().rstrip("s") or "minute") in RATE_PERIODS):
+    try:
+        parse_rate(raw)
+    except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a rate: use a count per second, minute, "
-                          f"hour or day, e.g. {default}")
+                          f"hour or day, e.g. {default}") from None
     return raw
 
 

@@ -15,7 +15,7 @@ import time
 from redis import Redis
 from redis.commands.core import Script
 
-from helpdesk.config import RATE_PERIODS
+from helpdesk.config import parse_rate
 from helpdesk.errors import ApiError
 from helpdesk.queues import redis_connection
 
@@ -32,12 +32,6 @@ if #KEYS > 2 then extra = redis.call('GET', KEYS[3]) end
 return {hits, before, extra}
 """
 _script: Script | None = None
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """'6000/minute' → (6000, 60)."""
-    count, _, period = rate.partition("/")
-    return int(count), RATE_PERIODS[period.strip().rstrip("s") or "minute"]
 
 
 def _hit(client: Redis, keys: list[str], lifetime: int) -> list:

@@ -134,9 +134,9 @@ def heartbeat(data=None):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return _BAD_TICKET_ID
-    if not _exists(ticket_id):
+    # (the ticket is looked up only when no session was kept: a heartbeat is one UPDATE)
+    if not work_sessions.keep_alive(session["agent_id"], ticket_id) and not _exists(ticket_id):
         return _NO_TICKET
-    work_sessions.keep_alive(session["agent_id"], ticket_id)
     return {"ok": True}
 
 

@@ -36,9 +36,9 @@ function resendButton(api, m) {
     button.disabled = true;
     try {
       await api.post(`/tickets/${m.ticket_id}/messages/${m.id}/resend`, {});
-    } catch (err) {
+    } catch (err) { // said beside the button, as every other refusal is said in the page
       button.disabled = false;
-      alert(err.message);
+      button.after(h('span', { class: 'error', role: 'alert' }, ` ${err.describe ? err.describe() : String(err)}`));
     }
   });
   return button;
@@ -429,11 +429,9 @@ export function create(center, { api, live, me }) {
     return parts.view;
   }
 
-  let loading = 0; // the latest `load` (or `close`): an earlier one answering late is not shown
-  let wanted = null; // the ticket asked for last
+  let wanted = null; // the ticket asked for last: an answer for another is not shown
 
   async function load(id) {
-    const mine = ++loading;
     wanted = id;
     showError(null);
     if (reasons === null) {
@@ -443,7 +441,7 @@ export function create(center, { api, live, me }) {
     try {
       data = await api.get(`/tickets/${id}`);
     } catch (err) {
-      if (mine !== loading) return;
+      if (wanted !== id) return;
       ticket = null;
       live.showTicket(null);
       replace(center, h('section', { class: 'placeholder', role: 'alert' },
@@ -451,7 +449,7 @@ export function create(center, { api, live, me }) {
         h('p', {}, err.describe ? err.describe() : String(err))));
       return;
     }
-    if (mine !== loading) return;
+    if (wanted !== id) return;
     const { messages: list, ...rest } = data;
     // The same ticket again (a click on it, a refetch): who else views it is told only when
     // that changes, and a draft is the agent's own; both stay.
@@ -470,7 +468,6 @@ export function create(center, { api, live, me }) {
   }
 
   function close() {
-    loading += 1;
     wanted = null;
     ticket = null;
     live.showTicket(null);

@@ -113,19 +113,21 @@ def disconnected(agent_id: int, sid: str) -> None:
     redis_connection().delete(_sid_key(sid))
 
 
-def keep_alive(agent_id: int, ticket_id: int) -> None:
+def keep_alive(agent_id: int, ticket_id: int) -> bool:
     """A heartbeat, or typing, on the ticket: the agent's open session on it is still being
-    worked (their sessions on other tickets are not)."""
-    worked_on(agent_id, ticket_id)
+    worked (their sessions on other tickets are not). Whether there was one."""
+    kept = worked_on(agent_id, ticket_id)
     commit()
+    return kept
 
 
-def worked_on(agent_id: int, ticket_id: int) -> None:
+def worked_on(agent_id: int, ticket_id: int) -> bool:
     """The agent acted on the ticket (a reply, a note, a change): activity on their open
     session on it, in the caller's transaction (a REST client keeps its session alive by
-    working, or by calling `work/start` again, as a socket does with `heartbeat`)."""
-    db.session.execute(_WORKED_ON, {"agent": agent_id, "ticket": ticket_id,
-                                    "now": datetime.now(UTC)})
+    working, or by calling `work/start` again, as a socket does with `heartbeat`). Whether
+    they had one open."""
+    return db.session.execute(_WORKED_ON, {"agent": agent_id, "ticket": ticket_id,
+                                           "now": datetime.now(UTC)}).rowcount > 0
 
 
 _WORKED_ON = (update(WorkSession)
