@@ -37,6 +37,19 @@ def get(ticket_id: int) -> Ticket:
     return ticket
 
 
+def get_for_change(ticket_id: int) -> Ticket:
+    """The ticket, its row locked until the change commits (PostgreSQL): two changes of one
+    ticket (a PATCH and a claim, an escalation, another PATCH) run one after the other, each
+    deciding on what the other wrote, not both on what they read before either wrote. A
+    claim skips a ticket held here (`FOR UPDATE SKIP LOCKED`) and takes the next one."""
+    ticket = db.session.execute(
+        select(Ticket).where(Ticket.id == ticket_id).with_for_update(of=Ticket)
+        .execution_options(populate_existing=True)).unique().scalar_one_or_none()
+    if ticket is None:
+        raise NotFound("ticket")
+    return ticket
+
+
 def messages_of(ticket: Ticket) -> list[Message]:
     return list(db.session.execute(
         select(Message).where(Message.ticket_id == ticket.id)
@@ -156,7 +169,7 @@ def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
 def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
     """PATCH a ticket; assigning to someone else, or taking a ticket away from another
     agent, takes a supervisor."""
-    ticket = get(ticket_id)
+    ticket = get_for_change(ticket_id)
     if "assignee_id" in changes:
         target = changes["assignee_id"]
         if target not in (None, actor.id) and not actor.has_role("supervisor"):
@@ -195,7 +208,7 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
 def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
                 status: str | None = None) -> Message:
     """An agent's internal note, or a public reply queued for its channel."""
-    ticket = get(ticket_id)
+    ticket = get_for_change(ticket_id)
     reply_rules.check_reply(ticket, text, internal)
     now = datetime.now(UTC)
     message = Message(ticket_id=ticket.id, channel_id=ticket.channel_id, direction="outbound",
@@ -235,7 +248,7 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
 def resend(ticket_id: int, message_id: int, actor: Agent) -> Message:
     """Send a public reply that ended `failed` once more (its retries spent, or refused for
     good by the provider): queued again, with a fresh schedule of attempts."""
-    ticket = get(ticket_id)
+    ticket = get_for_change(ticket_id)
     message = db.session.execute(select(Message).where(
         Message.id == message_id, Message.ticket_id == ticket.id).with_for_update(
         of=Message)).scalar_one_or_none()
@@ -261,7 +274,7 @@ def resend(ticket_id: int, message_id: int, actor: Agent) -> Message:
 
 def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
     """Raise the ticket's level; an assignee below it lets go and the ticket is re-routed."""
-    ticket = get(ticket_id)
+    ticket = get_for_change(ticket_id)
     if level <= ticket.level:
         raise Unprocessable(f"the ticket is already at level {ticket.level}", "not_higher")
     if ticket.status in ("solved", "closed"):

@@ -1,0 +1,105 @@
+"""A change of a ticket decides on what the ticket is when it writes, not on what it read
+before another change committed: PATCH, reply and escalation lock the ticket's row first.
+Each test holds the row from a second connection (as a claim or another PATCH does while it
+commits), changes it there, and checks that the request waiting for the row saw that change.
+PostgreSQL only: SQLite runs one writing transaction at a time, so it has no such race."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.support import factories
+from tests.support.live import api_message
+
+
+@pytest.fixture
+def ticket(app, api, drain):
+    channel = factories.channel(app, "api", settings={})
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain("ingest")
+    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
+
+
+@pytest.fixture
+def row_holder(database_url):
+    """A second connection holding a ticket's row, as another request's transaction would."""
+    connection = psycopg.connect(database_url)
+    yield connection
+    connection.rollback()
+    connection.close()
+
+
+def _while_held(holder, ticket_id: int, request, change_sql: str, params: tuple):
+    """Start `request` while the row is held, let it wait, apply the holder's change and
+    commit; the request's response."""
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT id FROM tickets WHERE id = %s FOR UPDATE", (ticket_id,))
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("response", request()))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the request did not wait for the ticket's row"
+    with holder.cursor() as cursor:
+        cursor.execute(change_sql, (*params, ticket_id))
+    holder.commit()
+    thread.join(10)
+    return answer["response"]
+
+
+def test_taking_a_ticket_another_agent_claimed_meanwhile_is_refused(app, api, agent, ticket,
+                                                                    row_holder):
+    other = factories.agent(app, role="agent")
+    response = _while_held(
+        row_holder, ticket["id"],
+        lambda: api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}",
+                                     json={"assignee_id": agent.id}),
+        "UPDATE tickets SET assignee_id = %s, status = 'open' WHERE id = %s", (other.id,))
+    assert response.status_code == 403, response.text
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["assignee_id"] == other.id
+
+
+def test_an_escalation_lets_go_of_an_agent_who_claimed_meanwhile(app, api, supervisor, ticket,
+                                                                row_holder):
+    first_level = factories.agent(app, role="agent", level=1)
+    response = _while_held(
+        row_holder, ticket["id"],
+        lambda: api.as_(supervisor).post(f"/api/v1/tickets/{ticket['id']}/escalate",
+                                         json={"level": 2, "reason": "billing"}),
+        "UPDATE tickets SET assignee_id = %s, status = 'open' WHERE id = %s",
+        (first_level.id,))
+    assert response.status_code == 200, response.text
+    after = api.as_(supervisor).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["level"] == 2
+    assert after["assignee_id"] is None  # below the new level: back to the queue
+    assert response.json()["assignee_id"] is None
+
+
+def test_a_status_change_after_a_close_committed_meanwhile_is_refused(api, agent, ticket,
+                                                                     row_holder):
+    response = _while_held(
+        row_holder, ticket["id"],
+        lambda: api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}",
+                                     json={"status": "pending"}),
+        "UPDATE tickets SET status = %s, solved_at = now(), closed_at = now() WHERE id = %s",
+        ("closed",))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "ticket_closed"
+    assert api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()["status"] == "closed"
+
+
+def test_a_reply_after_a_claim_committed_meanwhile_leaves_the_claim(app, api, agent, ticket,
+                                                                   row_holder):
+    other = factories.agent(app, role="agent")
+    response = _while_held(
+        row_holder, ticket["id"],
+        lambda: api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages",
+                                    json={"text": "On its way"}),
+        "UPDATE tickets SET assignee_id = %s, status = 'open' WHERE id = %s", (other.id,))
+    assert response.status_code == 201, response.text
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["assignee_id"] == other.id  # a reply takes only an unassigned ticket
