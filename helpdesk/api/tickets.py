@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from helpdesk.api.common import json_body, paginate, query_args
+from helpdesk.api.common import json_body, page_of, paginate, query_args
 from helpdesk.api.security import current_agent
 from helpdesk.api.v1 import bp
 from helpdesk.errors import Unprocessable
 from helpdesk.schemas.inputs import (
     EscalateSchema,
     MessageCreateSchema,
+    PageSchema,
     TicketListSchema,
     TicketUpdateSchema,
+    WholeListSchema,
 )
 from helpdesk.schemas.resources import message_schema, ticket_schema, work_session_schema
 from helpdesk.services import settings
@@ -57,9 +59,10 @@ def resend_message(ticket_id: int, message_id: int):
 
 @bp.get("/tickets/<int:ticket_id>/messages")
 def list_messages(ticket_id: int):
+    args = query_args(PageSchema())
     ticket = tickets.get(ticket_id)
-    items = message_schema.dump(tickets.messages_of(ticket), many=True)
-    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})
+    return jsonify(paginate(tickets.messages_query(ticket), args["page"], args["per_page"],
+                            message_schema))
 
 
 @bp.post("/tickets/<int:ticket_id>/escalate")
@@ -88,5 +91,6 @@ def stop_work(ticket_id: int):
 def list_contact_reasons():
     """The contact reasons a ticket may be given (every role: agents set them); while the
     list is empty, any text is accepted."""
-    items = settings.get("contact_reasons") or []
-    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})
+    args = query_args(WholeListSchema())
+    return jsonify(page_of(settings.get("contact_reasons") or [], args["page"],
+                           args["per_page"]))

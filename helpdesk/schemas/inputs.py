@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from helpdesk.models import IDENTITY_KINDS, KINDS, PRIORITIES, ROLES, STATUSES
 
 NonEmpty = validate.Length(min=1)
+MAX_REASONS = 200           # configured contact reasons: one page of GET /contact-reasons
 MAX_ID = 2**31 - 1           # what an id column holds on every database we run on
 MAX_PAGE = 1_000_000
 MAX_SECONDS = 3653 * 86400   # ten years: any duration setting
@@ -69,7 +72,7 @@ class TicketUpdateSchema(Schema):
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     assignee_id = RowId(allow_none=True, strict=True)
     tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
-    contact_reason = fields.String(allow_none=True, validate=validate.Length(max=200))
+    contact_reason = ReasonName(allow_none=True)
 
 
 class MessageCreateSchema(Schema):
@@ -112,6 +115,15 @@ class PageSchema(Schema):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+class WholeListSchema(PageSchema):
+    """A short list's pages: all of it on the first unless asked otherwise."""
+
+    per_page = fields.Integer(load_default=200, validate=validate.Range(min=1, max=200))
+
+
+FILTERS = ("status", "priority", "assignee", "channel", "customer", "q")
+
+
 class TicketListSchema(PageSchema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
@@ -120,11 +132,20 @@ class TicketListSchema(PageSchema):
     customer = RowId()
     q = fields.String(validate=validate.Length(max=200))
 
+    @pre_load
+    def _blank_is_no_filter(self, data: Any, **_kwargs) -> Any:
+        """`?status=&priority=` (a form's empty fields): no filter, as API.md writes it."""
+        if not hasattr(data, "items"):
+            return data
+        return {key: value for key, value in data.items()
+                if not (key in FILTERS and isinstance(value, str) and not value.strip())}
+
     @validates_schema
     def _assignee(self, data: dict, **_kwargs) -> None:
         value = data.get("assignee")
         if value is not None and value not in ("me", "none") and not (
-                value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
+                value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))
+                and 0 < int(value) <= MAX_ID):
             raise ValidationError("an agent id, 'me' or 'none'", "assignee")
 
 
@@ -162,7 +183,7 @@ class SettingsUpdateSchema(Schema):
     capacity_weights = fields.Dict(keys=fields.String(), values=fields.Float(
         validate=validate.Range(0, 1, min_inclusive=False)))
     surveys = fields.Nested(SurveySettingsSchema)  # a partial change keeps the other options
-    contact_reasons = fields.List(ReasonName())
+    contact_reasons = fields.List(ReasonName(), validate=validate.Length(max=MAX_REASONS))
     contact_reason_rules = fields.Dict(keys=ReasonName(), values=fields.List(
         ReasonName(), validate=NonEmpty))
 

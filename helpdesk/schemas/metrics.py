@@ -31,9 +31,11 @@ class Moment(fields.Field):
         text = str(value).strip()
         try:
             moment = datetime.fromisoformat(text)
+            moment = (moment.replace(tzinfo=UTC) if moment.tzinfo is None
+                      else moment.astimezone(UTC))
         except (ValueError, OverflowError) as exc:
             raise ValidationError("an ISO 8601 date or datetime") from exc
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment
 
 
 def _is_date(value: Any) -> bool:
@@ -53,10 +55,17 @@ class PeriodSchema(Schema):
 
     @pre_load
     def _whole_day(self, data: Any, **_kwargs) -> Any:
+        if hasattr(data, "items"):  # `?from=&to=&group_by=` (a form's empty fields): absent
+            data = {key: value for key, value in data.items()
+                    if not (key in ("from", "to", "group_by") and isinstance(value, str)
+                            and not value.strip())}
         if (hasattr(data, "get") and data.get("from") is not None
                 and data.get("from") == data.get("to") and _is_date(data["to"])):
-            data = dict(data)
-            data["to"] = (date.fromisoformat(data["to"].strip()) + timedelta(days=1)).isoformat()
+            try:
+                following = date.fromisoformat(data["to"].strip()) + timedelta(days=1)
+            except OverflowError:  # the last day there is: refused as out of range
+                return data
+            data = {**data, "to": following.isoformat()}
         return data
 
     @validates_schema

@@ -64,6 +64,9 @@ def test_text_fields_refuse_nul_and_surrogates(app, api, admin, ticket, bad):
     "/api/v1/metrics/summary?from=9990-01-01&to=9999-12-31&group_by=day",
     "/api/v1/metrics/summary?from=1000-01-01&to=3000-01-01",
     "/api/v1/metrics/contact-reasons?from=a%00&to=b",
+    "/api/v1/tickets?assignee=" + "9" * 5000,  # (int() refuses over 4,300 digits)
+    "/api/v1/metrics/summary?from=0001-01-01T00:00:00%2B01:00&to=0001-01-02",
+    "/api/v1/metrics/summary?from=9999-12-31&to=9999-12-31",
 ])
 def test_query_parameters_out_of_range_are_400(api, admin, query):
     response = api.as_(admin).get(query)
@@ -103,3 +106,18 @@ def test_metrics_in_year_9999_answer(api, admin):
     response = api.as_(admin).get("/api/v1/metrics/summary?from=9999-01-01&to=9999-12-31"
                                   "&group_by=day")
     assert response.status_code == 200 and len(response.json()["groups"]) == 364
+
+
+@pytest.mark.parametrize("query", [
+    "from=9999-12-31T01:00:00&to=9999-12-31T02:00:00",
+    "from=9999-12-05&to=9999-12-31T23:00:00&group_by=day",
+    "from=0001-01-01T00:00:00&to=0001-01-01T05:00:00",
+])
+def test_metrics_at_the_ends_of_the_calendar_answer(api, admin, query):
+    for path in ("/api/v1/metrics/summary", "/api/v1/metrics/contact-reasons",
+                 "/api/v1/metrics/summary.csv"):
+        asked = query.replace("&group_by=day", "") if "reasons" in path else query
+        response = api.as_(admin).get(f"{path}?{asked}")
+        assert response.status_code == 200, (path, response.text)
+    assert api.as_(admin).get(f"/api/v1/metrics/summary?{query}").json()["totals"][
+        "tickets_created"] == 0

@@ -142,3 +142,64 @@ def test_list_filters_and_pagination(app, api, agent, drain):
     assert api.as_(agent).get("/api/v1/tickets?per_page=201").status_code == 400
     assert api.as_(agent).get("/api/v1/tickets?status=nope").status_code == 400
     assert api.as_(agent).get("/api/v1/tickets?assignee=none").json()["total"] == 5
+    # a form's empty fields (API.md writes `?status=&priority=&…`) are no filter
+    everything = api.as_(agent).get("/api/v1/tickets?status=&priority=&assignee=&channel="
+                                    "&customer=&q=")
+    assert everything.status_code == 200 and everything.json()["total"] == 5
+
+
+def test_search_takes_percent_underscore_and_backslash_as_written(app, api, agent, drain):
+    channel = factories.channel(app, "api")
+    for n, text in enumerate(["100% refund", "1000 refund", "a_b path", "axb path",
+                              "C:\\temp folder"]):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=text,
+                                                  email=f"w{n}@example.com"))
+    drain("ingest")
+
+    def found(q: str) -> list[str]:
+        response = api.as_(agent).get("/api/v1/tickets", params={"q": q})
+        assert response.status_code == 200, response.text
+        return sorted(t["subject"] for t in response.json()["items"])
+
+    assert found("0%") == ["100% refund"]
+    assert found("a_b") == ["a_b path"]
+    assert found("\\") == ["C:\\temp folder"]
+    assert found("c:\\t") == ["C:\\temp folder"]
+
+
+def test_a_ticket_does_not_go_back_to_new_and_a_blank_reason_is_refused(api, agent, ticket):
+    path = f"/api/v1/tickets/{ticket['id']}"
+    assert api.as_(agent).patch(path, json={"status": "open"}).status_code == 200
+    back = api.as_(agent).patch(path, json={"status": "new"})
+    assert back.status_code == 422 and back.json()["error"]["code"] == "not_new"
+    for blank in ("", "   "):
+        refused = api.as_(agent).patch(path, json={"contact_reason": blank})
+        assert refused.status_code == 400
+        assert "contact_reason" in refused.json()["error"]["fields"]
+    assert api.as_(agent).patch(path, json={"contact_reason": None}).status_code == 200
+    assert api.as_(agent).get(path).json()["status"] == "open"
+
+
+def test_a_tickets_messages_and_the_contact_reasons_come_in_pages(app, api, agent, admin,
+                                                                 ticket):
+    path = f"/api/v1/tickets/{ticket['id']}/messages"
+    for n in range(4):
+        api.as_(agent).post(path, json={"text": f"note {n}", "internal": True})
+    first = api.as_(agent).get(path, params={"per_page": 2}).json()
+    assert (first["page"], first["per_page"], first["total"]) == (1, 2, 5)
+    assert [m["text"] for m in first["items"]] == ["Where is my parcel?", "note 0"]
+    last = api.as_(agent).get(path, params={"per_page": 2, "page": 3}).json()
+    assert [m["text"] for m in last["items"]] == ["note 3"]
+    assert api.as_(agent).get(path, params={"per_page": 201}).status_code == 400
+
+    reasons = [f"reason {n:03}" for n in range(120)]
+    assert api.as_(admin).patch("/api/v1/settings",
+                                json={"contact_reasons": reasons}).status_code == 200
+    whole = api.as_(agent).get("/api/v1/contact-reasons").json()
+    assert whole["items"] == reasons and whole["per_page"] == 200 and whole["total"] == 120
+    second = api.as_(agent).get("/api/v1/contact-reasons", params={"per_page": 100,
+                                                                   "page": 2}).json()
+    assert second["items"] == reasons[100:]
+    too_many = api.as_(admin).patch("/api/v1/settings",
+                                    json={"contact_reasons": [f"r{n}" for n in range(201)]})
+    assert too_many.status_code == 400

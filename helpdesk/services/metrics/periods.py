@@ -51,9 +51,13 @@ def floor(moment: datetime, unit: str) -> datetime:
 
 
 def following(start: datetime, unit: str) -> datetime:
-    if unit == "day":
-        return start + timedelta(days=1)
-    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    """The start of the next unit; the last moment there is after the calendar's last."""
+    try:
+        if unit == "day":
+            return start + timedelta(days=1)
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=start.tzinfo)
 
 
 def split(period: Period, unit: str) -> tuple[tuple[date, date] | None, list[Partial]]:

@@ -50,10 +50,14 @@ def get_for_change(ticket_id: int) -> Ticket:
     return ticket
 
 
+def messages_query(ticket: Ticket) -> Select:
+    """A ticket's messages, oldest first."""
+    return (select(Message).where(Message.ticket_id == ticket.id)
+            .order_by(Message.created_at, Message.id))
+
+
 def messages_of(ticket: Ticket) -> list[Message]:
-    return list(db.session.execute(
-        select(Message).where(Message.ticket_id == ticket.id)
-        .order_by(Message.created_at, Message.id)).scalars())
+    return list(db.session.execute(messages_query(ticket)).scalars())
 
 
 def search(filters: dict[str, Any], agent: Agent) -> Select:
@@ -74,11 +78,12 @@ def search(filters: dict[str, Any], agent: Agent) -> Select:
         query = query.where(Ticket.channel_id == filters["channel"])
     if filters.get("customer"):
         query = query.where(Ticket.customer_id == filters["customer"])
-    if filters.get("q"):
-        pattern = f"%{filters['q'].lower()}%"
-        query = query.where(or_(func.lower(Ticket.subject).like(pattern),
+    if filters.get("q"):  # the words as written: `%`, `_` and a backslash are no wildcards
+        words = filters["q"].lower()
+        query = query.where(or_(func.lower(Ticket.subject).contains(words, autoescape=True),
                                 Ticket.id.in_(select(Message.ticket_id).where(
-                                    func.lower(Message.text).like(pattern)))))
+                                    func.lower(Message.text).contains(words,
+                                                                      autoescape=True)))))
     return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
 
 
@@ -88,6 +93,8 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
     now = datetime.now(UTC)
     if ticket.status == "closed":
         raise Unprocessable("a closed ticket cannot change status", "ticket_closed")
+    if status == "new":
+        raise Unprocessable("a ticket is new only until it is first opened", "not_new")
     if status != "closed" and not lifecycle.can_reopen(ticket, now):
         raise Unprocessable("this ticket was solved longer ago than the reopen window: it "
                             "can only be closed (the customer's next message opens a new "
