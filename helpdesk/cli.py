@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk import create_app, startup
 
@@ -194,6 +195,9 @@ def agents_token(email: str) -> None:
         select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
     if agent is None:
         raise click.ClickException(f"no agent with email {email}")
+    if not agent.active:  # (its token would always be refused)
+        raise click.ClickException(f"{agent.email} is deactivated: reactivate them first "
+                                   "(PATCH /api/v1/agents/<id> {\"active\": true})")
     click.echo(auth.issue_token(agent))
 
 
@@ -522,17 +526,45 @@ def urgency_tune(config_path: str | None, apply_: bool) -> None:
 @click.option("--url", default="http://127.0.0.1:5000", show_default=True,
               help="Base URL of the running system")
 @click.option("--token", envvar="HELPDESK_TOKEN", default=None,
-              help="An admin API token (default: $HELPDESK_TOKEN)")
+              help="An admin API token (default: $HELPDESK_TOKEN, else a new token for "
+                   "the first active admin of this installation's database)")
 @click.option("--pace", default=0.3, show_default=True, type=click.FloatRange(min=0),
               help="Seconds between deliveries, so events arrive one by one")
 def demo(url: str, token: str | None, pace: float) -> None:
     """Fill a running system with realistic, signed traffic on every channel."""
     from helpdesk.demo import DemoError, run_demo
 
+    if not token:
+        token = _first_admins_token()
     try:
-        run_demo(url, token or "", pace=pace, echo=click.echo)
+        run_demo(url, token, pace=pace, echo=click.echo)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _first_admins_token() -> str:
+    """A new token for the first active admin of the database this installation's
+    configuration names (the one `make run` serves, which made that admin)."""
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+    from helpdesk.services import auth
+
+    script_info = click.get_current_context().ensure_object(ScriptInfo)
+    with script_info.load_app().app_context():
+        try:
+            admin = db.session.execute(
+                select(Agent).where(Agent.role == "admin", Agent.active.is_(True))
+                .order_by(Agent.id).limit(1)).scalar_one_or_none()
+        except SQLAlchemyError as exc:
+            raise click.ClickException(
+                "no --token given, and this installation's database cannot be read for an "
+                f"admin ({type(exc).__name__}): pass --token or set HELPDESK_TOKEN") from exc
+        if admin is None:
+            raise click.ClickException(
+                "no --token given and no active admin in this installation's database: "
+                "create one (helpdesk agents create --role admin …) or pass --token")
+        click.echo(f"Using a new API token for {admin.email} (no --token given)")
+        return auth.issue_token(admin)
 
 
 if __name__ == "__main__":

@@ -191,3 +191,21 @@ def test_agents_create_checks_what_the_api_checks(app, args, problem):
     created = app.test_cli_runner().invoke(
         agents_create, ["--email", "ok@example.com", "--name", "Ok", "--password", "pw-long-1"])
     assert created.exit_code == 0, created.output
+
+
+def test_agents_token_prints_a_working_token_for_active_agents_only(app, api, agent, admin):
+    from helpdesk.cli import agents_token
+
+    runner = app.test_cli_runner()
+    printed = runner.invoke(agents_token, [agent.email.upper()])
+    assert printed.exit_code == 0, printed.output
+    token = printed.output.strip()
+    assert api.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).json()[
+        "email"] == agent.email
+    assert api.as_(admin).patch(f"/api/v1/agents/{agent.id}",
+                                json={"active": False}).status_code == 200
+    refused = runner.invoke(agents_token, [agent.email])
+    assert refused.exit_code == 1 and "deactivated" in refused.output
+    assert "hd_" not in refused.output
+    unknown = runner.invoke(agents_token, ["nobody@example.com"])
+    assert unknown.exit_code == 1 and "no agent with email" in unknown.output

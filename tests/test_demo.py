@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from helpdesk.cli import main
 from helpdesk.demo import run_demo
+from tests.support import factories
 from tests.support.signing import deliveries, timeline
 
 
@@ -45,11 +46,27 @@ def test_demo_fills_the_queue_across_channels(app, api, admin, drain):
     assert ticket["priority"] in ("high", "urgent")
 
 
-def test_demo_command_explains_a_missing_or_refused_token(api, agent):
+def test_demo_command_explains_a_missing_or_refused_token(api, agent, database_url, redis_url):
     runner = CliRunner()
-    missing = runner.invoke(main, ["demo", "--url", api.base_url], env={"HELPDESK_TOKEN": ""})
-    assert missing.exit_code == 1 and "token" in missing.output
+    this_installation = {"HELPDESK_TOKEN": "", "DATABASE_URL": database_url,
+                         "REDIS_URL": redis_url}
+    no_admin = runner.invoke(main, ["demo", "--url", api.base_url], env=this_installation)
+    assert no_admin.exit_code == 1 and "no active admin" in no_admin.output
+    assert "--token" in no_admin.output
     refused = runner.invoke(main, ["demo", "--url", api.base_url, "--token", agent.token])
     assert refused.exit_code == 1 and "403" in refused.output
     unreachable = runner.invoke(main, ["demo", "--url", "http://127.0.0.1:9", "--token", "t"])
     assert unreachable.exit_code == 1 and "cannot reach" in unreachable.output
+
+
+def test_demo_without_a_token_uses_the_installations_first_admin(app, api, admin, database_url,
+                                                                 redis_url):
+    """`make run` made an admin; `helpdesk demo` alone then works (API.md names no token)."""
+    later = factories.agent(app, role="admin", level=3)
+    done = CliRunner().invoke(main, ["demo", "--url", api.base_url, "--pace", "0"],
+                              env={"HELPDESK_TOKEN": "", "DATABASE_URL": database_url,
+                                   "REDIS_URL": redis_url})
+    assert done.exit_code == 0, done.output
+    assert f"Using a new API token for {admin.email}" in done.output
+    assert later.email not in done.output
+    assert "Demo traffic sent to" in done.output
