@@ -26,6 +26,7 @@ class ConfigError(RuntimeError):
 # are mapped to it.
 POSTGRESQL_PREFIXES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
 POSTGRESQL_DRIVER = "postgresql+psycopg://"
+DATABASE_CONNECT_TIMEOUT = 5  # seconds
 
 
 def normalize_database_url(url: str) -> str:
@@ -209,6 +210,14 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                            "(e.g. https://help.example.com): survey links and webhook URLs "
                            "are built from it, never from a request's Host header")
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["SQLALCHEMY_DATABASE_URI"])
+    if config["SQLALCHEMY_DATABASE_URI"].startswith(POSTGRESQL_DRIVER):
+        # A host that does not answer (a partition, a lost route) fails a new connection
+        # after this many seconds, not the system's two minutes: a request or a readiness
+        # probe answers 503 rather than hanging.
+        options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options["connect_args"] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT,
+                                   **options.get("connect_args", {})}
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if (config["SQLALCHEMY_DATABASE_URI"].startswith(POSTGRESQL_DRIVER)
             and os.environ.get("HELPDESK_DB_PREPARE", "1") == "0"):
         # A pooler that cannot carry prepared statements (PgBouncer < 1.21 in transaction

@@ -29,6 +29,7 @@ FAILURE_TTL = 7 * 24 * 3600
 
 def init_app(app: Flask) -> None:
     app.extensions["helpdesk.redis"] = None
+    app.extensions["helpdesk.redis_probe"] = None
 
 
 def redis_connection(app: Flask | None = None) -> Redis:
@@ -42,6 +43,19 @@ def redis_connection(app: Flask | None = None) -> Redis:
         # No socket_timeout: RQ's BLPOP blocks longer than any sensible read timeout.
         client = Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
         app.extensions["helpdesk.redis"] = client
+    return client
+
+
+def redis_probe(app: Flask | None = None) -> Redis:
+    """A client for readiness probes: every command gives up after 2 s, so a Redis that
+    accepts connections but does not answer (paused, partitioned, busy in a script) is
+    reported down instead of hanging the probe (the shared client has no read timeout)."""
+    app = app or current_app._get_current_object()
+    client = app.extensions.get("helpdesk.redis_probe")
+    if client is None:
+        client = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2,
+                                socket_timeout=2)
+        app.extensions["helpdesk.redis_probe"] = client
     return client
 
 

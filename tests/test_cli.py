@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,33 @@ def test_readyz_names_an_unmigrated_database(tmp_path, redis_url):
         server.stdout.close()
     assert ready.status_code == 503
     assert ready.json()["down"] == ["migrations"]
+
+
+def test_readyz_answers_503_when_redis_stops_answering(tmp_path, database_url, redis_url):
+    """A paused or partitioned Redis: the connection stays open, no reply comes."""
+    from tests.support.slow_redis import SlowRedisProxy
+
+    proxy = SlowRedisProxy(redis_url)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": proxy.url,
+           "HELPDESK_INSTANCE_DIR": str(tmp_path / "instance")}
+    server = subprocess.Popen([sys.executable, "-c", _SERVE_ONE], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        port = int(server.stdout.readline())
+        before = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=20)
+        proxy.reply_delay = 30.0
+        started = time.monotonic()
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=40)
+        waited = time.monotonic() - started
+    finally:
+        proxy.reply_delay = 0.0
+        server.terminate()
+        server.wait(10)
+        server.stdout.close()
+    assert before.status_code == 200, before.text
+    assert ready.status_code == 503
+    assert ready.json()["down"] == ["redis"]
+    assert waited < 4  # (redis-py alone gives up after 5 s)
 
 
 def test_help_shows_our_commands_not_flasks():

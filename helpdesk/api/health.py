@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from helpdesk import startup
 from helpdesk.extensions import db
-from helpdesk.queues import redis_connection
+from helpdesk.queues import redis_probe
 
 bp = Blueprint("health", __name__)
 
@@ -29,7 +29,7 @@ def readyz():
         db.session.rollback()
         down.append("database")
     try:
-        redis_connection().ping()
+        redis_probe().ping()
     except Exception:
         down.append("redis")
     if down:
