@@ -375,6 +375,25 @@ def test_rebuild_reproduces_the_figures(app, api, supervisor, scripted_day):
                                    params=PERIOD).json() == reasons
 
 
+def test_a_solved_tickets_new_priority_moves_its_figures_as_a_rebuild_would(
+        app, api, admin, supervisor, scripted_day):
+    """Its deadlines follow the new priority's policy; its facts must follow them, or the
+    live figures and `helpdesk metrics rebuild` disagree (DESIGN: reproducible)."""
+    t1 = scripted_day["tickets"][0]  # answered after 10 min, solved after 20
+    assert api.as_(admin).put("/api/v1/sla-policies/urgent", json={
+        "first_response_seconds": 60, "resolution_seconds": 3300}).status_code == 200
+    before = summary(api, supervisor)["totals"]["sla_compliance"]
+    changed = api.as_(supervisor).patch(f"/api/v1/tickets/{t1}",
+                                        json={"priority": "urgent"})
+    assert changed.status_code == 200, changed.text
+    live = summary(api, supervisor, group_by="agent")
+    assert live["totals"]["sla_compliance"] == pytest.approx(before - 1 / 5)
+    from helpdesk.cli import metrics_rebuild
+
+    assert app.test_cli_runner().invoke(metrics_rebuild).exit_code == 0
+    assert summary(api, supervisor, group_by="agent") == live
+
+
 def _fact_rows() -> list[tuple]:
     columns = [c for c in TicketFact.__table__.columns if c.name != "id"]
     return [tuple(row) for row in db.session.execute(

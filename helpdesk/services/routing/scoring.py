@@ -24,6 +24,7 @@ from helpdesk.extensions import db
 from helpdesk.models import QUEUED_STATUSES, Call, Message, Ticket
 from helpdesk.outbox import events
 from helpdesk.services import settings
+from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.routing import assignment, queue_updates
 from helpdesk.services.routing.urgency import (
     LANGUAGE_PREFIX_CHARS,
@@ -162,6 +163,8 @@ def score_ticket(ticket: Ticket, config_path: str | None = None,
                                                       "urgency": result.score})
         ticket.set_priority(result.priority)
         sla.apply_policy(ticket)
+        if ticket.solved_at is not None:  # its solve's deadlines moved (a rare re-score)
+            ticket_facts.changed(ticket)
         changed = True
     return changed
 

@@ -198,6 +198,7 @@ def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
         ticket.set_priority(changes["priority"])
         ticket.priority_manual = True
         sla.apply_policy(ticket)
+        ticket_facts.changed(ticket)  # its deadlines moved: SLA compliance with them
     if "tags" in changes:
         ticket.tags = sorted(set(changes["tags"]))
     if "contact_reason" in changes:
