@@ -154,6 +154,32 @@ def test_business_hours_calendar_moves_deadlines_past_the_weekend(app, api, admi
         2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
+def test_the_warning_point_counts_business_hours_too(app, api, admin, drain,
+                                                     fire_due_timers):
+    """A quarter of two business hours from Friday 16:00 is Friday 16:30, not a quarter of
+    the wall-clock time before Monday's 10:00 deadline (Monday 08:30)."""
+    put_policy(api, admin, first=2 * 3600, warning_ratio=0.25, calendar={
+        "timezone": "UTC", "hours": {d: [["09:00", "17:00"]] for d in
+                                     ("mon", "tue", "wed", "thu", "fri")}})
+    channel = factories.channel(app, "api")
+    friday_4pm = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    with time_machine.travel(friday_4pm, tick=False) as clock:
+        api.post_api_webhook(channel, api_message())
+        drain()
+        ticket = api.as_(admin).get("/api/v1/tickets").json()["items"][0]
+        clock.move_to(friday_4pm + timedelta(minutes=29))
+        fire_due_timers()
+        assert "sla.warning" not in event_names(app, ticket["id"])
+        clock.move_to(friday_4pm + timedelta(minutes=30, seconds=1))
+        with app.app_context():  # the sweep's rebuild (a timer lost with Redis) agrees
+            from helpdesk.services.sla import clocks
+
+            assert [(t, c) for t, c, _due in clocks.warnings_due()] == [
+                (ticket["id"], "first_response")]
+        fire_due_timers()
+        assert event_names(app, ticket["id"]).count("sla.warning") == 1
+
+
 def test_policy_validation(api, admin, agent):
     assert api.as_(agent).put("/api/v1/sla-policies/normal",
                               json={"first_response_seconds": 60}).status_code == 403

@@ -108,12 +108,21 @@ def schedule_timers(ticket: Ticket, policy: SlaPolicy | None) -> None:
         target = getattr(policy, f"{clock}_seconds")
         if due is None or not target:
             continue
-        warn_at = due - timedelta(seconds=target * (1 - policy.warning_ratio))
-        plans += [(warn_at, clock, "warning", due), (due, clock, "breach", due)]
+        plans += [(warning_point(ticket, clock, policy), clock, "warning", due),
+                  (due, clock, "breach", due)]
     ticket_id = ticket.id
     for at, clock, kind, due in plans:
         after_commit(lambda at=at, clock=clock, kind=kind, due=due: jobs.CHECK_SLA.enqueue(
             ticket_id, clock, kind, due.isoformat(), at=at))
+
+
+def warning_point(ticket: Ticket, clock: str, policy: SlaPolicy) -> datetime:
+    """When `warning_ratio` of the clock's target has run, counted as its deadline is (in
+    business hours under a calendar, after the time paused): a warning at 80% of an 8-hour
+    target comes after 6.4 working hours, not 1.6 wall-clock hours before the deadline."""
+    target = getattr(policy, f"{clock}_seconds")
+    paused = ticket.sla_paused_seconds if clock == "resolution" else 0.0
+    return _due(ticket.created_at, target * policy.warning_ratio, calendar_of(policy), paused)
 
 
 def open_deadline(ticket: Ticket, clock: str) -> datetime | None:
@@ -216,6 +225,9 @@ def _rooms(ticket: Ticket) -> list[str]:
     return [rooms.SUPERVISORS, *rooms.assignee(ticket)]
 
 
+CALENDAR_STRETCH_SECONDS = 14 * 24 * 3600
+
+
 def warnings_due() -> list[tuple[int, str, datetime]]:
     """The timers rebuilt from stored deadlines: running clocks past their warning point,
     before their deadline, not warned yet (a warning timer lost with Redis fires late)."""
@@ -223,6 +235,8 @@ def warnings_due() -> list[tuple[int, str, datetime]]:
     policies = {policy.id: policy for policy in db.session.execute(select(SlaPolicy)).scalars()}
     horizon = max((max(p.first_response_seconds or 0, p.resolution_seconds or 0)
                    for p in policies.values()), default=0)
+    if any(p.calendar for p in policies.values()):  # working hours stretch over nights,
+        horizon += CALENDAR_STRETCH_SECONDS          # weekends and holidays
     until = now + timedelta(seconds=horizon)
     rows = db.session.execute(select(Ticket).where(
         Ticket.status.notin_(("solved", "closed")), Ticket.sla_policy_id.is_not(None),
@@ -236,7 +250,7 @@ def warnings_due() -> list[tuple[int, str, datetime]]:
             target = getattr(policy, f"{clock}_seconds") if policy else None
             if due is None or not target or due <= now or getattr(ticket, f"{clock}_breached"):
                 continue
-            if due - timedelta(seconds=target * (1 - policy.warning_ratio)) <= now and \
+            if warning_point(ticket, clock, policy) <= now and \
                     not warned(ticket.id, clock, due):
                 found.append((ticket.id, clock, due))
     return found
