@@ -211,6 +211,20 @@ def test_an_agent_sees_forbidden_on_the_supervisor_and_admin_views(page, api, ag
     assert api.as_(agent).get("/api/v1/metrics/summary").status_code == 403
 
 
+def test_a_changed_role_redraws_the_console_without_a_reload(page, api, admin, supervisor):
+    login(page, supervisor, "/supervisor")
+    expect(page.locator("[data-test=nav-supervisor]")).to_be_visible()
+    expect(page.locator("[data-test=metric-tickets_solved]")).to_be_visible()
+    expect(page.locator("[data-test=connection]")).to_have_text("live")
+    demoted = api.as_(admin).patch(f"/api/v1/agents/{supervisor.id}", json={"role": "agent"})
+    assert demoted.status_code == 200, demoted.text
+    # its connections closed; the reconnect asks who it is and redraws for the new role
+    expect(page.locator("[data-test=forbidden]")).to_be_visible(timeout=15_000)
+    expect(page.locator("[data-test=nav-supervisor]")).to_have_count(0)
+    expect(page.locator("[data-test=metric-tickets_solved]")).to_have_count(0)
+    expect(page.locator("[data-test=connection]")).to_have_text("live")
+
+
 def work_sessions(app, ticket_id: int) -> list:
     from sqlalchemy import select
 

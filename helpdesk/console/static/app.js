@@ -149,9 +149,20 @@ function showApp(me) {
       try { await api.get('/auth/me'); setTimeout(live.retry, 2000); } catch { /* 401 handled */ }
     },
   });
-  // A token revoked elsewhere (logout in another tab, an admin) shows up within a minute
-  // even on an idle page; any API call that meets a 401 notices at once.
-  const check = setInterval(() => { api.get('/auth/me').catch(() => {}); }, 60000);
+  // Who we are, asked again: a role an admin changed closes this agent's connections, so
+  // every reconnect asks, and so does a check each minute (which also notices, even on an
+  // idle page, a token revoked elsewhere; any API call that meets a 401 notices at once).
+  // A changed role or name redraws the whole page: its views and navigation.
+  const recheck = () => api.get('/auth/me').then((now) => {
+    if (loggedIn && (now.role !== me.role || now.name !== me.name)) showApp(now);
+  }).catch(() => { /* a 401 is handled by whenUnauthorized */ });
+  let wasLive = false;
+  let connects = 0;
+  cleanup.push(live.onStatus((up) => {
+    if (up && !wasLive && ++connects > 1) recheck();
+    wasLive = up;
+  }));
+  const check = setInterval(recheck, 60000);
   cleanup.push(() => clearInterval(check));
   mountView(main, me).catch((err) => main.append(h('p', { class: 'error', role: 'alert' }, String(err))));
 }
