@@ -59,6 +59,22 @@ def test_a_signed_webhook_shows_up_in_the_queue_without_a_reload(page, api, agen
     shoot(page, "queue")
 
 
+def test_a_queue_that_fails_to_load_says_so_and_loads_once_it_can(page, agent):
+    def unavailable(route):
+        route.fulfill(status=503, content_type="application/json", headers={"Retry-After": "1"},
+                      body='{"error": {"code": "unavailable", "message": "redis down"}}')
+
+    page.route("**/api/v1/queue?*", unavailable)
+    login(page, agent)
+    error = page.locator("[data-test=queue-error]")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Could not load the queue")
+    expect(page.locator("[data-test=queue]")).not_to_contain_text("The queue is empty")
+    page.unroute("**/api/v1/queue?*", unavailable)
+    expect(error).to_be_hidden(timeout=10_000)  # tried again by itself
+    expect(page.locator("[data-test=queue]")).to_contain_text("The queue is empty")
+
+
 RAW_EMAIL = (b"From: Ana <ana@example.com>\r\nTo: support@acme.test\r\n"
              b"Subject: Invoice is wrong\r\nMessage-ID: <inv-1@example.com>\r\n"
              b"Date: Fri, 04 Dec 2026 09:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"

@@ -48,6 +48,7 @@ function mineRow(ticket, open) {
 }
 
 export function mount(el, { api, live, me, open }) {
+  let destroyed = false;
   let page = 1;
   let pages = 1;
   let items = [];
@@ -64,9 +65,26 @@ export function mount(el, { api, live, me, open }) {
   const pageLabel = h('span', { class: 'muted' }, '');
   const byPriority = h('span', { class: 'muted by-priority' });
 
+  // What the lists stand on: `loading` until the first answer, `failed` while the last
+  // load failed (the error is said, not shown as an empty queue), else `loaded`.
+  const state = { queue: 'loading', mine: 'loading' };
+  const queueError = h('p', { test: 'queue-error', class: 'error', role: 'alert', hidden: true });
+  const mineError = h('p', { class: 'error', role: 'alert', hidden: true });
+  const emptyText = (which, text) => (state[which] === 'loading' ? 'Loading…'
+    : state[which] === 'failed' ? 'Not loaded.' : text);
+
+  // A failed load is said beside its list and tried again after a pause (and at the next
+  // change or reconnect).
+  function failed(which, errorEl, err, retry) {
+    state[which] = 'failed';
+    errorEl.textContent = `Could not load ${which === 'queue' ? 'the queue' : 'your tickets'}: ${err.describe ? err.describe() : String(err)}. Trying again…`;
+    errorEl.hidden = false;
+    setTimeout(() => { if (!destroyed) retry(); }, 5000);
+  }
+
   function drawQueue() {
     replace(list, items.map((t) => queueRow(t, open)));
-    if (!items.length) list.append(h('li', { class: 'muted empty' }, 'The queue is empty.'));
+    if (!items.length) list.append(h('li', { class: 'muted empty' }, emptyText('queue', 'The queue is empty.')));
     pageLabel.textContent = `page ${page} of ${pages}`;
     prev.disabled = page <= 1;
     more.disabled = page >= pages;
@@ -74,22 +92,42 @@ export function mount(el, { api, live, me, open }) {
 
   function drawMine() {
     replace(mineList, mine.map((t) => mineRow(t, open)));
-    if (!mine.length) mineList.append(h('li', { class: 'muted empty' }, 'No tickets assigned to you.'));
+    if (!mine.length) mineList.append(h('li', { class: 'muted empty' }, emptyText('mine', 'No tickets assigned to you.')));
   }
 
   const loadQueue = coalesce(async () => {
-    const answer = await api.get('/queue', { page, per_page: PAGE });
+    let answer;
+    try {
+      answer = await api.get('/queue', { page, per_page: PAGE });
+    } catch (err) {
+      if (err.status === 401) return;  // back to the login form
+      failed('queue', queueError, err, () => loadQueue());
+      drawQueue();
+      return;
+    }
     pages = Math.max(1, Math.ceil(answer.total / PAGE));
     if (page > pages) { page = pages; return loadQueue(); }
     items = answer.items;
+    state.queue = 'loaded';
+    queueError.hidden = true;
     size.textContent = String(answer.total);
     drawQueue();
   });
 
   const loadMine = coalesce(async () => {
-    const answers = await Promise.all(OPEN_STATUSES.map((status) =>
-      api.get('/tickets', { assignee: 'me', status, per_page: 100 })));
+    let answers;
+    try {
+      answers = await Promise.all(OPEN_STATUSES.map((status) =>
+        api.get('/tickets', { assignee: 'me', status, per_page: 100 })));
+    } catch (err) {
+      if (err.status === 401) return;
+      failed('mine', mineError, err, () => loadMine());
+      drawMine();
+      return;
+    }
     mine = answers.flatMap((a) => a.items).sort((a, b) => a.id - b.id);
+    state.mine = 'loaded';
+    mineError.hidden = true;
     drawMine();
   });
 
@@ -132,10 +170,10 @@ export function mount(el, { api, live, me, open }) {
       next, empty, full, failure),
     h('section', { class: 'panel grow', 'aria-labelledby': 'queue-title' },
       h('h2', { id: 'queue-title' }, 'Queue ', size),
-      byPriority, list,
+      byPriority, queueError, list,
       h('div', { class: 'pager' }, prev, pageLabel, more)),
     h('section', { class: 'panel', 'aria-labelledby': 'mine-title' },
-      h('h2', { id: 'mine-title' }, 'My tickets'), mineList));
+      h('h2', { id: 'mine-title' }, 'My tickets'), mineError, mineList));
   drawQueue();
   drawMine();
 
@@ -160,6 +198,11 @@ export function mount(el, { api, live, me, open }) {
   refresh();
   return {
     refresh,
-    destroy: () => { off.forEach((fn) => fn()); clearInterval(clock); document.removeEventListener('keydown', onKey); },
+    destroy: () => {
+      destroyed = true;
+      off.forEach((fn) => fn());
+      clearInterval(clock);
+      document.removeEventListener('keydown', onKey);
+    },
   };
 }
