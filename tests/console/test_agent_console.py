@@ -88,6 +88,13 @@ def take_next(page):
     return view
 
 
+def wait_for_tickets(api, agent, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while api.as_(agent).get("/api/v1/tickets").json()["total"] < count:
+        assert time.monotonic() < deadline, f"fewer than {count} tickets after 10 s"
+        time.sleep(0.1)
+
+
 def wait_for_queue(page, count: int):
     expect(page.locator("[data-test=queue-item]")).to_have_count(count, timeout=10_000)
 
@@ -122,6 +129,27 @@ def test_next_ticket_opens_the_ticket_with_the_customers_timeline_across_channel
 
     page.keyboard.press("n")
     expect(page.locator("[data-test=next-ticket-empty]")).to_be_visible()
+
+
+def test_the_open_tickets_timeline_shows_the_customers_new_ticket_without_a_reload(
+        page, api, agent, channel, worker):
+    api.post_api_webhook(channel, api_message("e1", "m1", text="My parcel is late"))
+    wait_for_tickets(api, agent, 1)
+    first = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+    closed = api.as_(agent).patch(f"/api/v1/tickets/{first['id']}", json={"status": "closed"})
+    assert closed.status_code == 200, closed.text
+    login(page, agent, f"/tickets/{first['id']}")
+    items = page.locator("[data-test=timeline-item][data-type=message]")
+    expect(items).to_have_count(1)
+    expect(page.locator("[data-test=connection]")).to_have_text("live")
+    # the customer writes again: a new ticket (the first is closed), on the same timeline
+    api.post_api_webhook(channel, api_message("e2", "m2", text="Still nothing arrived"))
+    expect(items).to_have_count(2, timeout=10_000)
+    expect(items.last).to_contain_text("Still nothing arrived")
+    second = [t for t in api.as_(agent).get("/api/v1/tickets").json()["items"]
+              if t["id"] != first["id"]]
+    assert len(second) == 1 and second[0]["customer_id"] == first["customer_id"]
+    assert items.last.get_attribute("data-ticket-id") == str(second[0]["id"])
 
 
 def test_a_reply_goes_from_queued_to_sent_by_itself_and_a_note_is_never_sent(

@@ -138,6 +138,7 @@ function timelineRow(item, currentId, open, meId) {
 
 export function create(center, { api, live, me }) {
   let ticket = null;
+  let theirTickets = new Set(); // the open ticket's customer's other tickets (ids)
   let messages = new Map();
   let reasons = null; // the configured contact reasons (GET /contact-reasons), read once
   let changeWatchers = [];
@@ -284,6 +285,7 @@ export function create(center, { api, live, me }) {
       }
     }
     if (!ticket || ticket.customer_id !== id) return;
+    theirTickets = new Set(others.items.map((t) => t.id));
     drawCustomer(customer, others.items);
     const row = (item) => timelineRow(item, ticket.id, open, me.id);
     replace(parts.timeline, items.map(row));
@@ -505,6 +507,11 @@ export function create(center, { api, live, me }) {
       typingTimer = setTimeout(() => { parts.typing.textContent = ''; }, 4000);
     }),
     live.on('refetch', refetch),
+    // The customer's whole timeline: what they say or are told on their other tickets, and
+    // a new ticket of theirs (another channel), show up too.
+    live.on('ticket.created', (t) => { if (ticket && t.customer_id === ticket.customer_id) loadCustomer(); }),
+    live.on('ticket.updated', (t) => { if (ticket && t.id !== ticket.id && t.customer_id === ticket.customer_id) loadCustomer(); }),
+    live.on('message.created', (m) => { if (ticket && m.ticket_id !== ticket.id && theirTickets.has(m.ticket_id)) loadCustomer(); }),
   ];
 
   return {
