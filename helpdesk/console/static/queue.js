@@ -194,6 +194,14 @@ export function mount(el, { api, live, me, open }) {
     }),
     live.on('refetch', refresh),
   ];
+  // What changed between the first loads and this tab's joining its rooms is in no event
+  // it will get: load again once the first connection is up (reconnects catch up).
+  let wasLive = false;
+  let connects = 0;
+  off.push(live.onStatus((up) => {
+    if (up && !wasLive && ++connects === 1) refresh();
+    wasLive = up;
+  }));
   const clock = setInterval(drawQueue, 30000);
   refresh();
   return {

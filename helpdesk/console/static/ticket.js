@@ -140,6 +140,7 @@ export function create(center, { api, live, me }) {
   let ticket = null;
   let theirTickets = new Set(); // the open ticket's customer's other tickets (ids)
   let messages = new Map();
+  const messageSeq = new Map(); // message id → the event number last shown for it
   let reasons = null; // the configured contact reasons (GET /contact-reasons), read once
   let changeWatchers = [];
   let chain = Promise.resolve();
@@ -491,10 +492,18 @@ export function create(center, { api, live, me }) {
       if (ticket && ticket.id === id) { ticket = { ...ticket, ...stored }; drawHeader(); }
     } catch { /* the next event or a reload shows it */ }
   }, 250);
+  // After a reconnect, the missed events are replayed once live ones may already have
+  // arrived: an older state of a message (`sent`) must not overwrite a newer one (`delivered`).
+  function newest(m, env) {
+    if (!env || typeof env.seq !== 'number') return true;
+    if ((messageSeq.get(m.id) ?? -1) > env.seq) return false;
+    messageSeq.set(m.id, env.seq);
+    return true;
+  }
   const off = [
     live.on('ticket.updated', (t) => { if (ticket && t.id === ticket.id) { ticket = { ...ticket, ...t }; drawHeader(); settle(); loadCustomer(); } }),
-    live.on('message.created', (m) => { if (ticket && m.ticket_id === ticket.id) { upsertMessage(m); loadCustomer(); } }),
-    live.on('message.updated', (m) => { if (ticket && m.ticket_id === ticket.id) { upsertMessage(m); loadCustomer(); } }),
+    live.on('message.created', (m, env) => { if (ticket && m.ticket_id === ticket.id && newest(m, env)) { upsertMessage(m); loadCustomer(); } }),
+    live.on('message.updated', (m, env) => { if (ticket && m.ticket_id === ticket.id && newest(m, env)) { upsertMessage(m); loadCustomer(); } }),
     live.on('ticket.viewers', (data) => {
       if (!ticket || data.ticket_id !== ticket.id) return;
       const others = (data.viewers || []).filter((v) => v.id !== me.id);
