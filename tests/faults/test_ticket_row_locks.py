@@ -1,4 +1,4 @@
-"""A change of a ticket decides on what the ticket is when it writes, not on what it read
+"""Concurrent changes. A change of a ticket decides on what the ticket is when it writes, not on what it read
 before another change committed: PATCH, reply and escalation lock the ticket's row first.
 Each test holds the row from a second connection (as a claim or another PATCH does while it
 commits), changes it there, and checks that the request waiting for the row saw that change.
@@ -103,3 +103,34 @@ def test_a_reply_after_a_claim_committed_meanwhile_leaves_the_claim(app, api, ag
     assert response.status_code == 201, response.text
     after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
     assert after["assignee_id"] == other.id  # a reply takes only an unassigned ticket
+
+
+def test_a_claim_waits_for_the_agents_claim_in_flight_and_then_weighs_its_ticket(
+        app, api, admin, drain, row_holder):
+    """Two claims of one agent at once (two tabs, a double click): the second weighs the
+    agent's room after the first commits, so an agent with room for one ticket gets one."""
+    channel = factories.channel(app, "api", settings={})
+    for n in range(2):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=f"Order {n} is late",
+                                                  email=f"c{n}@example.com"))
+    drain("ingest")
+    agent = factories.agent(app, role="agent", capacity=0.15)  # room for one api ticket
+    queued = api.as_(agent).get("/api/v1/queue").json()["items"]
+    assert len(queued) == 2
+    with row_holder.cursor() as cursor:  # the first claim, not committed yet
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x4841, agent.id))
+        cursor.execute("UPDATE tickets SET assignee_id = %s, status = 'open' WHERE id = %s",
+                       (agent.id, queued[0]["id"]))
+    answer: dict = {}
+    second = threading.Thread(target=lambda: answer.setdefault(
+        "response", api.as_(agent).post("/api/v1/queue/next")))
+    second.start()
+    time.sleep(0.5)
+    assert second.is_alive(), "the second claim did not wait for the first"
+    row_holder.commit()
+    second.join(10)
+    response = answer["response"]
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "at_capacity"
+    mine = api.as_(agent).get("/api/v1/tickets", params={"assignee": "me"}).json()
+    assert [t["id"] for t in mine["items"]] == [queued[0]["id"]]

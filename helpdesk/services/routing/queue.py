@@ -209,6 +209,10 @@ def _run_claim(claim: _autocommit_connection, shape: tuple[bool, bool], params: 
 
 _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
 
+# The agent's room is weighed by `helpdesk_claim_room` (migration 0018), the same sum as
+# `assignment.free_capacity`, after waiting for the agent's other claims to commit (an
+# advisory lock per agent, space 0x4841) and on a fresh snapshot: two claims of one agent at
+# once take one ticket each only while both fit.
 # The queue order and eligibility of `queued`/`eligible_for`, in the order of the partial
 # index `ix_tickets_queue_order`, and the capacity check of `assignment` (a kind's weight:
 # its own, else the `default` one, else 0.1; the setting, else the defaults; every channel's
@@ -226,9 +230,7 @@ weight AS (
                           0.1) AS weight
     FROM unnest({all_kinds}) AS k(kind) CROSS JOIN weights),
 free AS (
-    SELECT :capacity - COALESCE(SUM(weight.weight), 0) AS room
-    FROM tickets t JOIN channels c ON c.id = t.channel_id JOIN weight ON weight.kind = c.kind
-    WHERE t.assignee_id = :agent_id AND t.status IN ('new', 'open')),
+    SELECT helpdesk_claim_room(:agent_id, :capacity, (SELECT w FROM weights)) AS room),
 fitting AS (
     SELECT kind FROM weight CROSS JOIN free WHERE weight <= room + 1e-9),
 candidate AS (
