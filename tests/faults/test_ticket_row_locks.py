@@ -1,8 +1,9 @@
-"""Concurrent changes. A change of a ticket decides on what the ticket is when it writes, not on what it read
-before another change committed: PATCH, reply and escalation lock the ticket's row first.
-Each test holds the row from a second connection (as a claim or another PATCH does while it
-commits), changes it there, and checks that the request waiting for the row saw that change.
-PostgreSQL only: SQLite runs one writing transaction at a time, so it has no such race."""
+"""Concurrent changes decide on what they meet when they write, not on what they read
+before another change committed. PATCH, reply and escalation lock the ticket's row first;
+a claim weighs its agent's room after the agent's other claim commits. Each test holds the
+row (or the claim) from a second connection, changes it there, and checks that the request
+waiting for it saw that change. PostgreSQL only: SQLite runs one writing transaction at a
+time, so it has no such race."""
 
 from __future__ import annotations
 
