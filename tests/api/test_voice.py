@@ -160,6 +160,32 @@ def test_call_ending_before_our_twiml_ran_is_missed_with_a_ticket(api, agent, ca
     assert [t["id"] for t in queue] == [ticket["id"]]
 
 
+def test_a_text_after_a_missed_call_opens_a_ticket_that_can_be_answered_in_writing(
+        app, api, agent, call, drain):
+    """A phone ticket takes no written reply, so the caller's SMS does not join it (a later
+    call would): the agent answers the text where it came from."""
+    call(status("CA00000000000000000000000000000021", "no-answer", 1, CallDuration="0"))
+    customer, _calls = calls_of(api, agent)
+    (phone_ticket,) = tickets_of(api.as_(agent), customer["id"])
+    sms = factories.channel(app, "twilio", "sms",
+                            {"account_sid": ACCOUNT, "phone_number": OUR_NUMBER},
+                            {"auth_token": TOKEN})
+    texted = Webhooks(api.base_url).twilio(sms, {
+        "MessageSid": "SM00000000000000000000000000000021", "AccountSid": ACCOUNT,
+        "From": CALLER, "To": OUR_NUMBER, "Body": "Saw your missed call, can you text me?",
+        "NumMedia": "0"}, TOKEN)
+    assert texted.status_code == 200, texted.text
+    drain("ingest")
+    tickets = {t["channel"]["kind"]: t for t in tickets_of(api.as_(agent), customer["id"])}
+    assert set(tickets) == {"voice", "sms"} and tickets["voice"]["id"] == phone_ticket["id"]
+    reply = api.as_(agent).post(f"/api/v1/tickets/{tickets['sms']['id']}/messages",
+                                json={"text": "Sure: your parcel leaves today."})
+    assert reply.status_code == 201, reply.text
+    refused = api.as_(agent).post(f"/api/v1/tickets/{phone_ticket['id']}/messages",
+                                  json={"text": "Written replies need a written channel"})
+    assert refused.status_code == 422
+
+
 def test_voicemail_with_transcript_opens_a_ticket(api, agent, call, voice):
     sid = "CA00000000000000000000000000000014"
     record = list(twiml(call(incoming(sid))))[1]

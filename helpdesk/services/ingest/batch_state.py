@@ -39,7 +39,7 @@ except ImportError:  # SQLAlchemy 2.0
 
 from helpdesk.connectors.base import IdentityRef
 from helpdesk.extensions import db
-from helpdesk.models import Customer, Identity, Message, Ticket
+from helpdesk.models import Channel, Customer, Identity, Message, Ticket
 from helpdesk.services.sla import clocks as sla
 
 _KEY = "helpdesk.ingest_batch"
@@ -52,6 +52,7 @@ class IngestBatch:
         self.messages: dict[tuple[int, str], bool] = {}       # (channel, external id) stored?
         self.identities: dict[tuple[str, str], Identity | None] = {}
         self.customer_tickets: dict[int, Ticket | None] = {}  # customer -> latest activity
+        self.written_tickets: dict[int, Ticket | None] = {}  # ... a written message may join
         self.thread_tickets: dict[tuple[int, str], Ticket] = {}
         self.locked_customers: set[int] = set()  # conversations.lock_customers
         self.created_customers: set[int] = set()  # by this batch: no row of theirs before it
@@ -127,11 +128,17 @@ class IngestBatch:
         since = datetime.now(UTC) - timedelta(
             seconds=current_app.config["THREADING_WINDOW_SECONDS"])
         self.customer_tickets.update(dict.fromkeys(customer_ids))
+        self.written_tickets.update(dict.fromkeys(customer_ids))
         found = db.session.execute(_recent_tickets(db.session.get_bind().dialect.name),
-                                   {"ids": sorted(customer_ids), "since": since}).scalars()
-        for ticket in found:  # their customers and channels are in the session already
-            if self.customer_tickets[ticket.customer_id] is None:
+                                   {"ids": sorted(customer_ids), "since": since}).all()
+        # In THREADING_ORDER per customer, phone tickets and others apart: the first of
+        # either is the latest of its part; the better of the two firsts the latest of all.
+        for ticket, by_phone in found:  # their customers and channels are in the session
+            latest = self.customer_tickets[ticket.customer_id]
+            if latest is None or threading_key(ticket) < threading_key(latest):
                 self.customer_tickets[ticket.customer_id] = ticket
+            if not by_phone and self.written_tickets[ticket.customer_id] is None:
+                self.written_tickets[ticket.customer_id] = ticket
 
     def message_stored(self, channel_id: int, external_id: str) -> bool | None:
         """True or False when known, None when this batch was not told about it."""
@@ -151,6 +158,7 @@ class IngestBatch:
     def new_customer(self, customer_id: int) -> None:
         """A customer this transaction created: no ticket to continue (no query for it)."""
         self.customer_tickets.setdefault(customer_id, None)
+        self.written_tickets.setdefault(customer_id, None)
 
     def threaded(self, message: Message, ticket: Ticket) -> None:
         """A customer message this batch stored on `ticket` (see `message_tickets`)."""
@@ -198,9 +206,13 @@ class IngestBatch:
     def ticket_active(self, ticket: Ticket) -> None:
         """The ticket just got a message: now its customer's latest (unless it is closed and
         their latest is not: THREADING_ORDER), and its thread's."""
-        latest = self.customer_tickets.get(ticket.customer_id)
-        if ticket.status != "closed" or latest is None or latest.status == "closed":
-            self.customer_tickets[ticket.customer_id] = ticket
+        latest_of = [self.customer_tickets]
+        if ticket.channel.kind not in NOT_JOINED_BY_WRITING:
+            latest_of.append(self.written_tickets)
+        for known in latest_of:
+            latest = known.get(ticket.customer_id)
+            if ticket.status != "closed" or latest is None or latest.status == "closed":
+                known[ticket.customer_id] = ticket
         if ticket.thread_key:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
 
@@ -267,22 +279,38 @@ def _pairs_in(first, second, pairs: list[tuple]) -> ColumnElement[bool]:
 # (`conversations.recent_ticket`): not a closed one while another is open (an out-of-office
 # reply's), then the latest activity.
 THREADING_ORDER = (Ticket.status == "closed", Ticket.last_activity_at.desc(), Ticket.id.desc())
+# A phone ticket takes no written reply: a customer's SMS or WhatsApp message does not join
+# it (a call may join any of their tickets).
+NOT_JOINED_BY_WRITING = ("voice",)
+
+
+def threading_key(ticket: Ticket) -> tuple:
+    """THREADING_ORDER in Python: smaller first."""
+    return (ticket.status == "closed", -ticket.last_activity_at.timestamp(), -ticket.id)
+
+
+def joined_by_writing() -> ColumnElement[bool]:
+    """The ticket's channel takes written replies (NOT_JOINED_BY_WRITING)."""
+    return Ticket.channel_id.not_in(select(Channel.id).where(
+        Channel.kind.in_(NOT_JOINED_BY_WRITING)))
 
 
 @cache
 def _recent_tickets(dialect: str) -> Select:
-    """Each customer's tickets active since `since`, in THREADING_ORDER
-    (PostgreSQL: the first only). Their customer and channel are not joined: the batch has
-    them in its session."""
-    latest = (select(Ticket).where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
-                                   Ticket.last_activity_at >= bindparam("since"))
-              .order_by(Ticket.customer_id, *THREADING_ORDER)
+    """Each customer's tickets active since `since`, with whether they are phone tickets,
+    in THREADING_ORDER per customer and kind of ticket (PostgreSQL: the first of each only).
+    Their customer and channel are not joined: the batch has them in its session."""
+    by_phone = ~joined_by_writing()
+    latest = (select(Ticket, by_phone.label("by_phone"))
+              .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
+                     Ticket.last_activity_at >= bindparam("since"))
+              .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER)
               .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
     if dialect == "postgresql":
         if distinct_on is None:  # SQLAlchemy 2.0
-            return latest.distinct(Ticket.customer_id)
-        return latest.ext(distinct_on(Ticket.customer_id))
-    return latest  # no DISTINCT ON: the first row per customer, in the same order
+            return latest.distinct(Ticket.customer_id, by_phone)
+        return latest.ext(distinct_on(Ticket.customer_id, by_phone))
+    return latest  # no DISTINCT ON: the first row per customer and kind, in the same order
 
 
 CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer

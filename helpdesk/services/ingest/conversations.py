@@ -64,20 +64,23 @@ def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
         .order_by(Ticket.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def recent_ticket(customer: Customer, now: datetime) -> Ticket | None:
-    """The customer's latest ticket active within the threading window, any channel: the
-    latest one still open to their messages if any (an out-of-office reply's closed ticket
-    is not where the conversation goes on), else the latest closed one (a new ticket links
-    to it)."""
+def recent_ticket(customer: Customer, now: datetime, written: bool = False) -> Ticket | None:
+    """The customer's latest ticket active within the threading window, any channel (for a
+    `written` message, any but a phone ticket's, which takes no written reply): the latest
+    one still open to their messages if any (an out-of-office reply's closed ticket is not
+    where the conversation goes on), else the latest closed one (a new ticket links to
+    it)."""
     batch = batch_state.current()
-    if batch is not None and customer.id in batch.customer_tickets:
-        return batch.customer_tickets[customer.id]  # active in this batch: the latest
+    known = (batch.written_tickets if written else batch.customer_tickets) if batch else {}
+    if customer.id in known:
+        return known[customer.id]  # active in this batch: the latest
     window = timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
+    query = select(Ticket).where(Ticket.customer_id == customer.id,
+                                 Ticket.last_activity_at >= now - window)
+    if written:
+        query = query.where(batch_state.joined_by_writing())
     return db.session.execute(
-        select(Ticket).where(Ticket.customer_id == customer.id,
-                             Ticket.last_activity_at >= now - window)
-        .order_by(*batch_state.THREADING_ORDER).limit(1)
-    ).scalar_one_or_none()
+        query.order_by(*batch_state.THREADING_ORDER).limit(1)).scalar_one_or_none()
 
 
 def ticket_by_address_tag(channel: Channel, customer: Customer,
@@ -152,7 +155,7 @@ def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ti
         return ticket_by_thread_key(channel, event.thread_key)
     if channel.kind in LIVE_THREADED_KINDS:
         return None
-    return recent_ticket(customer, now)
+    return recent_ticket(customer, now, written=True)
 
 
 def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
