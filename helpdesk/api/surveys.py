@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from helpdesk.api.common import json_body, paginate, query_args
+from helpdesk.api.common import UNSTORABLE, json_body, paginate, query_args, storable
 from helpdesk.api.security import requires
 from helpdesk.api.v1 import bp as v1
-from helpdesk.errors import ApiError
+from helpdesk.errors import ApiError, Invalid
 from helpdesk.models import SURVEY_KINDS, Survey
 from helpdesk.schemas.surveys import (
     SurveyAnswerSchema,
@@ -76,7 +76,12 @@ def _answer_body() -> dict[str, Any]:
     limit = current_app.config["MAX_WEBHOOK_BYTES"]
     if (request.content_length or 0) > limit:
         raise ApiError(413, f"body larger than {limit} bytes", "too_large")
-    return SurveyAnswerSchema().load(request.form.to_dict())
+    form = request.form.to_dict()
+    bad = [name for name, value in form.items() if not (storable(name) and storable(value))]
+    if bad:
+        raise Invalid("invalid form", {name if storable(name) else "_body": [UNSTORABLE]
+                                       for name in bad})
+    return SurveyAnswerSchema().load(form)
 
 
 def _page(survey: Survey) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from helpdesk.models import SURVEY_KINDS
-from helpdesk.schemas.inputs import PageSchema, RowId
+from helpdesk.schemas.inputs import PageSchema, RowId, WholeNumber
 
 SURVEY_STATUSES = ("scheduled", "sent", "answered", "skipped", "failed")
 
@@ -13,7 +13,7 @@ SURVEY_STATUSES = ("scheduled", "sent", "answered", "skipped", "failed")
 class SurveyAnswerSchema(Schema):
     """`{"score", "comment"?}` from the public form (form fields or JSON); range per kind."""
 
-    score = fields.Integer(required=True, validate=validate.Range(-1000, 1000))
+    score = WholeNumber(required=True, validate=validate.Range(-1000, 1000))
     comment = fields.String(load_default=None, allow_none=True,
                             validate=validate.Length(max=5000))
 

@@ -300,3 +300,42 @@ def test_survey_list_takes_a_supervisor(api, agent, supervisor):
     assert api.get("/api/v1/surveys").status_code == 401
     assert api.as_(agent).get("/api/v1/surveys").status_code == 403
     assert api.as_(supervisor).get("/api/v1/surveys").json()["total"] == 0
+
+
+def test_agents_never_see_a_surveys_token_and_odd_answers_are_refused(app, api, admin, agent,
+                                                                      drain):
+    """The link is the customer's key: an agent (whom it rates) reading the ticket sees it
+    without its token. Fractions, NUL characters and odd tokens are 4xx, never 500."""
+    configure(api, admin, delay_seconds=0)
+    ticket_id = ask_by_api(app, api, drain)
+    solve(api, agent, ticket_id)
+    drain()
+    token = LINK.search(messages(app, ticket_id)[-1].text).group(2)
+    shown = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["messages"][-1]
+    assert "survey" in shown["flags"] and token not in shown["text"]
+    assert "/surveys/…" in shown["text"]
+    listed = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}/messages").json()["items"]
+    assert all(token not in (m["text"] or "") for m in listed)
+
+    fraction = api.post(f"/surveys/{token}", json={"score": 4.5})
+    assert fraction.status_code == 400 and "score" in fraction.json()["error"]["fields"]
+    assert api.post(f"/surveys/{token}", data={"score": "4.5"}).status_code == 400
+    nul = api.post(f"/surveys/{token}", data={"score": "4", "comment": "a\x00b"})
+    assert nul.status_code == 400, nul.text
+    for odd in ("%00", "a%00b", "x" * 65, "%F0%9F%98%80"):
+        assert api.get(f"/surveys/{odd}").status_code == 404
+        assert api.post(f"/surveys/{odd}", json={"score": 3}).status_code == 404
+    assert api.post(f"/surveys/{token}", json={"score": 4.0}).status_code == 200
+
+
+def test_an_erased_customers_survey_takes_no_answer(app, api, admin, agent, drain):
+    configure(api, admin, delay_seconds=0)
+    ticket_id = ask_by_api(app, api, drain)
+    solve(api, agent, ticket_id)
+    drain()
+    token = LINK.search(messages(app, ticket_id)[-1].text).group(2)
+    customer_id = api.as_(admin).get(f"/api/v1/tickets/{ticket_id}").json()["customer_id"]
+    assert api.as_(admin).delete(f"/api/v1/customers/{customer_id}").status_code == 204
+    assert api.get(f"/surveys/{token}").status_code == 404
+    answered = api.post(f"/surveys/{token}", json={"score": 5, "comment": "I am Ana"})
+    assert answered.status_code == 404

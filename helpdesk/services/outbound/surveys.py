@@ -177,11 +177,18 @@ def _queue_message(ticket: Ticket, text: str, now: datetime) -> Message:
     return message
 
 
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe
+
+
 def by_token(token: str) -> Survey:
     survey = None
-    if 0 < len(token) <= 64:
+    if TOKEN_SHAPE.fullmatch(token):  # (anything else, NUL included, is no token of ours)
         survey = db.session.execute(
             select(Survey).where(Survey.token == token)).scalar_one_or_none()
+    if survey is not None:  # an erased customer's: nothing of theirs is kept any more
+        customer = db.session.get(Customer, survey.customer_id)
+        if customer is None or customer.erased_at is not None:
+            survey = None
     if survey is None:
         raise NotFound("survey")
     return survey
