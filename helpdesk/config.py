@@ -158,7 +158,9 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL") or recorded_redis_url(instance),
         "PUBLIC_URL": os.environ.get("HELPDESK_PUBLIC_URL", "").rstrip("/"),
-        "DATA_DIR": os.environ.get("HELPDESK_DATA_DIR") or str(instance / "data"),
+        # absolute: Flask's send_file would take a relative one from the package's folder
+        "DATA_DIR": str(Path(os.environ.get("HELPDESK_DATA_DIR") or instance / "data")
+                        .absolute()),
         "INSTANCE_DIR": str(instance),
         "MAX_EMAIL_BYTES": _int("HELPDESK_MAX_EMAIL_BYTES", 50 * 1024 * 1024),
         "MAX_WEBHOOK_BYTES": _int("HELPDESK_MAX_WEBHOOK_BYTES", 1024 * 1024),

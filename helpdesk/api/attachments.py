@@ -12,9 +12,9 @@ from helpdesk.services.ingest import attachments
 def download_attachment(attachment_id: int):
     attachment, path = attachments.stored_file(attachment_id)
     # Always a download, never rendered on our origin: the bytes are the customer's.
-    response = send_file(path, mimetype=attachment.content_type or "application/octet-stream",
-                         as_attachment=True, download_name=attachment.filename or "attachment",
-                         max_age=0)
+    name = attachments.safe_filename(attachment.filename).strip() or "attachment"
+    response = send_file(path.resolve(), max_age=0, as_attachment=True, download_name=name,
+                         mimetype=attachment.content_type or "application/octet-stream")
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "private, no-store"

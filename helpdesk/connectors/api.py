@@ -41,6 +41,7 @@ def load_json(body: bytes) -> Any:
 
 # Fields that are identifiers (or a phone number) may be JSON numbers, read as their digits;
 # the others (names, addresses, bodies, file names and types) must be strings.
+MAX_ATTACHMENT_SIZE = 2**31 - 1  # what the size column holds on every database
 _NUMBERS_ALLOWED = frozenset({"event_id", "id", "thread_id", "external_id", "phone"})
 
 
@@ -143,9 +144,9 @@ class ApiConnector(Connector):
                 _text(attachment, key, "message.attachments[]")
             size = attachment.get("size")
             if size is not None and (not isinstance(size, int) or isinstance(size, bool)
-                                     or size < 0):
+                                     or not 0 <= size <= MAX_ATTACHMENT_SIZE):
                 raise PayloadError("message.attachments[].size must be a whole number of "
-                                   "bytes")
+                                   f"bytes, at most {MAX_ATTACHMENT_SIZE}")
         _timestamp(message.get("sent_at"))
         if message.get("priority") not in (None, *PRIORITIES):
             raise PayloadError(f"message.priority must be one of {', '.join(PRIORITIES)}")

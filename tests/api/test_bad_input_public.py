@@ -231,3 +231,21 @@ def test_an_oversized_chunked_body_keeps_the_order_of_checks(app, api, agent):
                                                       "Authorization": f"Bearer {agent.token}"})
     assert signed_in.status_code == 413, signed_in.text
     assert stored(app) == 0
+
+
+def test_an_api_attachment_size_beyond_the_column_is_refused_at_the_webhook(app, api, admin):
+    """Acknowledged, it would fail in the worker (the size column holds 2^31-1): the message
+    would be lost. The sender hears 400 instead, and can fix and resend it."""
+    channel = factories.channel(app, "api")
+    for size in (2**31, 2**64):
+        response = api.post_api_webhook(channel, api_message(
+            f"e{size}", f"m{size}", attachments=[{"url": "https://cdn.example/a.pdf",
+                                                  "size": size}]))
+        assert response.status_code == 400, response.text
+        assert "size" in response.json()["error"]["message"]
+    assert api.as_(admin).get("/api/v1/deliveries").json()["total"] == 0
+    fits = api.post_api_webhook(channel, api_message(
+        "e-ok", "m-ok", attachments=[{"url": "https://cdn.example/a.pdf", "size": 2**31 - 1}]))
+    assert fits.status_code == 200, fits.text
+    listed = api.as_(admin).get("/api/v1/deliveries").json()["items"]
+    assert [d["size"] for d in listed] == [len(fits.request.body)]

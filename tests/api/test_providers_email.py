@@ -291,6 +291,23 @@ def test_a_large_email_is_accepted_under_the_email_limit(api, agent, hooks, post
     assert message["attachments"][0]["size"] == 3 * 1024 * 1024 * 3 // 4
 
 
+def test_an_attachment_named_with_line_breaks_downloads(api, agent, hooks, postmark, drain):
+    """A filename with CR/LF (Postmark passes names as the sender wrote them) would break the
+    download's Content-Disposition header: it is stored and served without them."""
+    email = postmark_email()
+    email["Attachments"][0]["Name"] = "invoice\r\nX-Injected: 1.pdf"
+    assert hooks.postmark(postmark, email, auth=AUTH).status_code == 200
+    drain()
+    staff = api.as_(agent)
+    (message,) = messages_of(staff, customer_with(staff, "email:ana.lima@example.com")["id"])
+    (attachment,) = message["attachments"]
+    assert attachment["filename"] == "invoice  X-Injected: 1.pdf"
+    download = staff.get(attachment["url"].removeprefix(api.base_url))
+    assert download.status_code == 200, download.text
+    assert "X-Injected" not in download.headers
+    assert "invoice" in download.headers["Content-Disposition"]
+
+
 def test_wrong_content_type_is_415_before_the_signature(api, admin, hooks, mailgun):
     body = urlencode(mailgun_fields()).encode()
     assert hooks.post(mailgun, body, "application/json").status_code == 415

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
 from pathlib import Path
 
 from flask import current_app
@@ -33,15 +36,31 @@ def store_bytes(content: bytes) -> tuple[str, str]:
     path = data_path(relative)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(content)
-        tmp.replace(path)
+        # A temporary file of its own: two workers storing the same bytes at once (a logo
+        # in every signature) must not write into, or rename away, each other's.
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{digest}.")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return relative, digest
+
+
+def safe_filename(name: str | None) -> str:
+    """A filename as it may stand in a header: control characters (CR, LF, NUL...) become
+    spaces, at most 500 characters."""
+    return CONTROL.sub(" ", name or "")[:500]
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def attach(message: Message, incoming: list[AttachmentIn]) -> None:
     for item in incoming:
-        attachment = Attachment(filename=item.filename[:500],
+        attachment = Attachment(filename=safe_filename(item.filename),
                                 content_type=item.content_type[:255], size=item.size,
                                 url=item.url)
         if item.content is not None:
