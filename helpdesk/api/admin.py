@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 from sqlalchemy import select
 
-from helpdesk.api.common import json_body, paginate, query_args
+from helpdesk.api.common import json_body, page_of, paginate, query_args
 from helpdesk.api.security import current_agent, requires
 from helpdesk.api.v1 import bp
 from helpdesk.models import Agent
@@ -15,6 +15,7 @@ from helpdesk.schemas.inputs import (
     PageSchema,
     SettingsUpdateSchema,
     SlaPolicySchema,
+    WholeListSchema,
 )
 from helpdesk.schemas.resources import agent_schema, sla_policy_schema
 from helpdesk.services import auth, settings
@@ -24,8 +25,9 @@ from helpdesk.services.sla import policies as sla_policies
 @bp.get("/sla-policies")
 @requires("supervisor")
 def list_sla_policies():
-    items = sla_policy_schema.dump(sla_policies.all_policies(), many=True)
-    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})
+    args = query_args(WholeListSchema())
+    return jsonify(page_of(sla_policy_schema.dump(sla_policies.all_policies(), many=True),
+                           args["page"], args["per_page"]))
 
 
 @bp.put("/sla-policies/<priority>")
@@ -65,12 +67,12 @@ def list_agents():
 @bp.post("/agents")
 @requires("admin")
 def create_agent():
-    agent = auth.create_agent(**json_body(AgentCreateSchema()))
+    agent = auth.create_agent(**json_body(AgentCreateSchema()), actor=current_agent())
     return jsonify(agent_schema.dump(agent)), 201
 
 
 @bp.patch("/agents/<int:agent_id>")
 @requires("admin")
 def update_agent(agent_id: int):
-    agent = auth.update_agent(agent_id, json_body(AgentUpdateSchema()))
+    agent = auth.update_agent(agent_id, json_body(AgentUpdateSchema()), actor=current_agent())
     return jsonify(agent_schema.dump(agent))

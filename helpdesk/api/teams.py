@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from helpdesk.api.common import json_body
+from helpdesk.api.common import json_body, paginate, query_args
 from helpdesk.api.security import requires
 from helpdesk.api.v1 import bp
+from helpdesk.schemas.inputs import PageSchema
 from helpdesk.schemas.metrics import TeamCreateSchema, TeamSchema
 from helpdesk.services import teams
 
@@ -16,8 +17,9 @@ team_schema = TeamSchema()
 @bp.get("/teams")
 @requires("supervisor")
 def list_teams():
-    items = team_schema.dump(teams.all_teams(), many=True)
-    return jsonify({"items": items, "page": 1, "per_page": len(items), "total": len(items)})
+    args = query_args(PageSchema())
+    return jsonify(paginate(teams.all_teams_query(), args["page"], args["per_page"],
+                            team_schema))
 
 
 @bp.post("/teams")

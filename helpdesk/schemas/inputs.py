@@ -23,6 +23,17 @@ class RowId(fields.Integer):
         super().__init__(**kwargs)
 
 
+class WholeNumber(fields.Integer):
+    """An integer, or a form's digits: `5.9` is refused, not read as 5."""
+
+    def _validated(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        if isinstance(value, str) and "." in value:
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class LanguageTag(fields.String):
     """An agent's language, as tickets' languages are detected: the lower-case ISO 639 code
     ("ES", "es-ES" and "es_ES" are all "es"); anything else is a 400."""
@@ -82,7 +93,7 @@ class MessageCreateSchema(Schema):
 
 
 class EscalateSchema(Schema):
-    level = fields.Integer(required=True, strict=True, validate=validate.Range(min=2, max=10))
+    level = WholeNumber(required=True, strict=True, validate=validate.Range(min=2, max=10))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
@@ -98,10 +109,10 @@ class CustomerCreateSchema(Schema):
 
 
 class AgentCreateSchema(Schema):
-    email = fields.Email(required=True)
+    email = fields.Email(required=True, validate=validate.Length(max=320))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.String(load_default="agent", validate=validate.OneOf(ROLES))
-    level = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10))
+    level = WholeNumber(load_default=1, validate=validate.Range(min=1, max=10))
     password = fields.String(load_default=None, validate=validate.Length(min=8))
     languages = fields.List(LanguageTag(), load_default=list)
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)), load_default=list)
@@ -180,8 +191,10 @@ class SurveySettingsSchema(Schema):
 
 class SettingsUpdateSchema(Schema):
     routing_mode = fields.String(validate=validate.OneOf(("pull", "push")))
-    capacity_weights = fields.Dict(keys=fields.String(), values=fields.Float(
-        validate=validate.Range(0, 1, min_inclusive=False)))
+    # a partial change keeps the other kinds' weights; null drops a kind's own weight
+    capacity_weights = fields.Dict(
+        keys=fields.String(validate=validate.OneOf((*KINDS, "default"))),
+        values=fields.Float(allow_none=True, validate=validate.Range(0, 1, min_inclusive=False)))
     surveys = fields.Nested(SurveySettingsSchema)  # a partial change keeps the other options
     contact_reasons = fields.List(ReasonName(), validate=validate.Length(max=MAX_REASONS))
     contact_reason_rules = fields.Dict(keys=ReasonName(), values=fields.List(
@@ -189,10 +202,10 @@ class SettingsUpdateSchema(Schema):
 
 
 class AgentUpdateSchema(Schema):
-    email = fields.Email()
+    email = fields.Email(validate=validate.Length(max=320))
     name = fields.String(validate=validate.Length(min=1, max=200))
     role = fields.String(validate=validate.OneOf(ROLES))
-    level = fields.Integer(validate=validate.Range(min=1, max=10))
+    level = WholeNumber(validate=validate.Range(min=1, max=10))
     languages = fields.List(LanguageTag())
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)))
     capacity = fields.Float(validate=validate.Range(min=0.1, max=100))

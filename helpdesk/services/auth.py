@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, manager_of_class
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -23,7 +24,7 @@ from helpdesk.models import Agent, ApiToken
 from helpdesk.models.base import utcnow
 from helpdesk.outbox import sockets
 from helpdesk.queues import redis_connection
-from helpdesk.services import teams
+from helpdesk.services import audit, teams
 from helpdesk.transaction import after_commit, commit, listen
 
 log = logging.getLogger(__name__)
@@ -290,8 +291,10 @@ def set_password(agent: Agent, password: str) -> None:
 def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
                  password: str | None = None, languages: list[str] | None = None,
                  channels: list[str] | None = None, capacity: float = 1.0,
-                 team_id: int | None = None, active: bool = True) -> Agent:
-    """Create an agent; 409 when the email is taken, 422 for a team that does not exist."""
+                 team_id: int | None = None, active: bool = True,
+                 actor: Agent | None = None) -> Agent:
+    """Create an agent (audited); 409 when the email is taken, 422 for a team that does not
+    exist."""
     email = _free_email(email)
     teams.check_exists(team_id)
     if password is not None:
@@ -301,7 +304,14 @@ def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
                   team_id=team_id, active=active,
                   password_hash=generate_password_hash(password) if password else None)
     db.session.add(agent)
-    commit()
+    db.session.flush()
+    audit.record(actor, "agent.created", "agent", agent.id, email=email, role=role,
+                 level=level, active=active)
+    try:
+        commit()
+    except IntegrityError as exc:  # the same email created meanwhile by another request
+        db.session.rollback()
+        raise Conflict(f"an agent with email {email} exists", "agent_exists") from exc
     return agent
 
 
@@ -314,9 +324,10 @@ def _free_email(email: str, agent_id: int | None = None) -> str:
     return email
 
 
-def update_agent(agent_id: int, changes: dict) -> Agent:
-    """Change an agent's profile, routing attributes or password (admin). A new password or
-    a deactivation revokes the agent's tokens; a new role closes their sockets."""
+def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Agent:
+    """Change an agent's profile, routing attributes or password (admin, audited: the names
+    of what changed, and the new role, level and activity; never a password). A new password
+    or a deactivation revokes the agent's tokens; a new role closes their sockets."""
     agent = db.session.get(Agent, agent_id)
     if agent is None:
         raise NotFound("agent")
@@ -332,7 +343,18 @@ def update_agent(agent_id: int, changes: dict) -> Agent:
         # Rooms are joined at connect (`supervisors`): the consoles reconnect with the
         # token they have and join the rooms of the new role.
         after_commit(lambda: sockets.close_agent(agent_id))
+    changed = sorted(key for key, value in changes.items() if getattr(agent, key) != value)
     for key, value in changes.items():
         setattr(agent, key, value)
-    commit()
+    if changed or password is not None:
+        audit.record(actor, "agent.updated", "agent", agent.id,
+                     changed=changed + (["password"] if password is not None else []),
+                     **{key: changes[key] for key in ("role", "level", "active")
+                        if key in changed})
+    try:
+        commit()
+    except IntegrityError as exc:  # the email given meanwhile to another agent
+        db.session.rollback()
+        raise Conflict(f"an agent with email {changes.get('email')} exists",
+                       "agent_exists") from exc
     return agent

@@ -55,6 +55,9 @@ def update(changes: dict[str, Any], actor: Agent | None = None) -> dict[str, Any
     for key, value in changes.items():
         if key == "surveys":  # a partial change keeps the other survey options
             value = {**surveys(), **value}
+        elif key == "capacity_weights":  # ... and the other kinds' weights (null: dropped)
+            value = {kind: weight for kind, weight in {**get(key), **value}.items()
+                     if weight is not None}
         row = db.session.get(Setting, key)
         if row is None:
             db.session.add(Setting(key=key, value=value))

@@ -15,6 +15,7 @@ from sqlalchemy import Insert, Select, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import defer, undefer
 
 from helpdesk import jobs, queues
 from helpdesk.connectors import get_connector
@@ -313,7 +314,8 @@ def replay_failed(progress: Callable[[int], object] | None = None) -> int:
 
 def search(status: str | None = None, channel_id: int | None = None) -> Select:
     """Stored deliveries, newest first (the API's and the CLI's listing)."""
-    query = select(Delivery).order_by(Delivery.id.desc())
+    query = (select(Delivery).order_by(Delivery.id.desc())
+             .options(defer(Delivery.body), undefer(Delivery.size)))
     if status:
         query = query.where(Delivery.status == status)
     if channel_id:
