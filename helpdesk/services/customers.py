@@ -81,8 +81,9 @@ def find_by_identity(spec: str) -> list[Customer]:
 
 def timeline(customer_id: int) -> list[dict]:
     """Every message (agents' internal notes included: the timeline is read by agents), call
-    and ticket event of the customer's tickets, oldest first (DESIGN.md step 5)."""
-    customer = get(customer_id)
+    and ticket event of the customer's tickets, oldest first (DESIGN.md step 5). A customer
+    merged into another has theirs: the survivor's, which holds everything they had."""
+    customer = identity.live_customer(get(customer_id))
     tickets = {t.id: t for t in db.session.execute(
         select(Ticket).where(Ticket.customer_id == customer.id)).scalars()}
     channel_ref = ChannelRefSchema()

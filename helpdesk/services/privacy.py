@@ -40,7 +40,7 @@ OWNED = (Identity, Ticket, Call, ChatSession, Survey)
 
 def _customer(customer_id: int) -> Customer:
     customer = db.session.get(Customer, customer_id)
-    if customer is None:
+    if customer is None or customer.erased_at is not None:  # as every other route has it
         raise NotFound("customer")
     return customer
 
@@ -104,10 +104,7 @@ def _move_everything(from_id: int, to_id: int) -> dict[str, int]:
 
 def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
     """Everything held on the person (a merged-away id exports its survivor), audited."""
-    customer = _customer(customer_id)
-    if customer.erased_at is not None:
-        raise NotFound("customer")
-    customer = identity.live_customer(customer)
+    customer = identity.live_customer(_customer(customer_id))
     tickets = _all(select(Ticket).where(Ticket.customer_id == customer.id).order_by(Ticket.id))
     ticket_ids = [ticket.id for ticket in tickets]
     data = {
@@ -160,8 +157,6 @@ def erase(customer_id: int, actor: Agent | None) -> None:
     """Erase the person and the records merged into them; anonymous metric facts stay."""
     # A merged-away id is 422: erasure is asked of the surviving record, by its own id.
     customer = _customer(customer_id)
-    if customer.erased_at is not None:
-        raise NotFound("customer")
     if customer.merged_into_id is not None:
         raise Unprocessable(f"customer {customer.id} was merged into customer "
                             f"{customer.merged_into_id}; erase that one", "customer_merged")

@@ -125,3 +125,24 @@ def test_a_stored_error_names_the_cause_not_the_statement_and_holds_no_nul():
     assert text.startswith("ValueError: integer out of range")
     assert "INSERT" not in text and "\x00" not in text and "SECRET" not in text
     text.encode("utf-8")  # no lone surrogate left
+
+
+def test_a_sender_no_identity_can_be_made_of_fails_at_once_and_blocks_no_other(
+        app, api, admin, drain):
+    """An SMS from an alphanumeric sender ("INFO") fails the same way every time: it is
+    quarantined on its first run, and the deliveries batched with it are processed."""
+    channel = factories.channel(app, "twilio", "sms",
+                                {"account_sid": "AC" + "0" * 32, "phone_number": "+18005551212"},
+                                {"auth_token": TOKEN})
+    hooks = Webhooks(api.base_url)
+    for n, sender in enumerate(["+14155550101", "INFO", "+14155550102"]):
+        response = hooks.twilio(channel, {
+            "AccountSid": "AC" + "0" * 32, "MessageSid": f"SM{n:032d}", "From": sender,
+            "To": "+18005551212", "Body": f"message {n}", "NumMedia": "0"}, TOKEN)
+        assert response.status_code == 200, response.text
+    drain("ingest")
+    listed = api.as_(admin).get("/api/v1/deliveries").json()["items"]
+    by_status = sorted((d["status"], d["attempts"]) for d in listed)
+    assert by_status == [("failed", 1), ("processed", 1), ("processed", 1)]
+    failed = next(d for d in listed if d["status"] == "failed")
+    assert "identity" in failed["error"]

@@ -89,6 +89,9 @@ def test_merge_moves_everything_and_the_old_id_points_to_the_survivor(app, api, 
     timeline = api.as_(agent).get(f"/api/v1/customers/{survivor}/timeline").json()["items"]
     assert {item["message"]["text"] for item in timeline if item["type"] == "message"} == {
         "Order 17 is late", "Me again, from my phone"}
+    # the merged-away id's timeline is the survivor's, which holds all it had (not empty)
+    assert api.as_(agent).get(f"/api/v1/customers/{other}/timeline").json()[
+        "items"] == timeline
     assert [s["customer_id"] for s in api.as_(admin).get(
         "/api/v1/surveys", params={"ticket": phone_ticket["id"]}).json()["items"]] == [survivor]
 
@@ -113,9 +116,8 @@ def test_merge_refusals(app, api, admin, agent, drain):
         return api.as_(agent).post(f"/api/v1/customers/{into}/merge", json=body)
 
     assert merge(survivor, {"other_id": survivor}).status_code == 422
-    into_erased = merge(erased["id"], {"other_id": other})
-    assert (into_erased.status_code, into_erased.json()["error"]["code"]) == (
-        422, "customer_erased")
+    into_erased = merge(erased["id"], {"other_id": other})  # gone, as for every other route
+    assert (into_erased.status_code, into_erased.json()["error"]["code"]) == (404, "not_found")
     assert merge(survivor, {"other_id": erased["id"]}).status_code == 422
     assert merge(survivor, {"other_id": 999999}).status_code == 422
     assert merge(999999, {"other_id": other}).status_code == 404

@@ -33,7 +33,7 @@ from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
 from helpdesk.redaction import redact
-from helpdesk.services.ingest import calls, inbound
+from helpdesk.services.ingest import calls, identity, inbound
 from helpdesk.transaction import after_commit, commit
 
 log = logging.getLogger(__name__)
@@ -230,10 +230,16 @@ def process(delivery_id: int, *, final_attempt: bool = True) -> str | None:
         commit()
     except Exception as exc:
         db.session.rollback()
-        if not final_attempt:
+        # A sender no identity can be made of (an SMS from "INFO", a short code) fails the
+        # same way every time: quarantined at once, like a payload that does not parse.
+        permanent = isinstance(exc, identity.InvalidIdentity)
+        if not final_attempt and not permanent:
             unclaim([delivery_id])
             raise
-        log.exception("delivery %s failed", delivery_id)
+        if permanent:
+            log.info("delivery %s failed: %s", delivery_id, parse_reason(exc))
+        else:
+            log.exception("delivery %s failed", delivery_id)
         failed = _lock(delivery_id)
         return _fail(failed, readable_error(exc)) if failed is not None else None
     return delivery.status
