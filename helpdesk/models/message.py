@@ -43,6 +43,9 @@ class Message(db.Model):
     author_id: Mapped[int | None] = mapped_column()
     author_name: Mapped[str | None] = mapped_column(String(200))
     external_id: Mapped[str | None] = mapped_column(String(255))
+    # An inbound message's sender, as the value of their identity of the kind its channel
+    # replies to (an address, an E.164 number, a PSID...): where the reply goes.
+    sender: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(String(500))
     text: Mapped[str] = mapped_column(Text, default="")
     full_text: Mapped[str | None] = mapped_column(Text)

@@ -247,7 +247,8 @@ def _blank_unless_null(column) -> Any:
 
 
 def _erase_messages(theirs: Any) -> int:
-    """Texts, subjects, senders' names and mail ids go; rows, times and directions stay."""
+    """Texts, subjects, senders (names, addresses, numbers) and mail ids go; rows, times and
+    directions stay."""
     db.session.execute(update(Delivery).where(Delivery.id.in_(
         select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
         .values(body=b"", headers={}), execution_options={"synchronize_session": False})
@@ -256,7 +257,7 @@ def _erase_messages(theirs: Any) -> int:
         full_text=_blank_unless_null(Message.full_text),
         subject=_blank_unless_null(Message.subject), delivery_error=None,
         # Mail ids would thread a later message from the same address into these tickets.
-        message_id=None, in_reply_to=[], references=[],
+        message_id=None, in_reply_to=[], references=[], sender=None,
         author_name=case((Message.author_type == "customer", None),
                          else_=Message.author_name)),
         execution_options={"synchronize_session": False})

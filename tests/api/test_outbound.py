@@ -654,3 +654,29 @@ def test_internal_notes_reach_no_provider(app, api, agent, providers, smtp, drai
     drain()
     assert providers.requests == [] and smtp.messages == []
     assert [message(app, note).delivery_status for note in notes] == ["skipped", "skipped"]
+
+
+def test_a_reply_goes_to_the_address_the_customer_wrote_from(app, api, admin, agent, smtp,
+                                                              drain):
+    """Two customers merged into one keep being answered where each wrote, not at the
+    survivor's oldest address."""
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, channel, mail("older@example.com", "Invoice", "Wrong invoice"))
+    drain()
+    email_inbound(api, channel, mail("newer@example.com", "Parcel", "Where is it?").replace(
+        b"From: Bob <bob@example.com>", b"From: Bob <bob.work@example.com>"))
+    drain()
+    staff = api.as_(admin)
+    home = staff.get("/api/v1/customers", params={"identity": "email:bob@example.com"}
+                     ).json()["items"][0]
+    work = staff.get("/api/v1/customers", params={"identity": "email:bob.work@example.com"}
+                     ).json()["items"][0]
+    assert home["id"] != work["id"]
+    merged = staff.post(f"/api/v1/customers/{home['id']}/merge", json={"other_id": work["id"]})
+    assert merged.status_code == 200, merged.text
+    work_ticket = next(t for t in staff.get("/api/v1/tickets", params={
+        "customer": home["id"]}).json()["items"] if t["subject"] == "Parcel")
+    send_reply(api, agent, app, drain, work_ticket["id"], "It ships today.")
+    [delivered] = smtp.messages
+    assert delivered.rcpt_tos == ["bob.work@example.com"]
+    assert delivered.message["To"] == "bob.work@example.com"

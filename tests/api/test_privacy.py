@@ -189,7 +189,8 @@ def test_erasure_removes_the_person_and_keeps_anonymous_facts(app, api, admin, s
     with app.app_context():
         rows = db.session.execute(select(Message)).scalars().all()
         assert all(row.full_text in (None, "[erased]") and row.message_id is None
-                   for row in rows)
+                   and row.sender is None for row in rows)
+        assert any(row.direction == "inbound" for row in rows)
 
     audit = api.as_(admin).get("/api/v1/audit", params={"action": "customer.erased"})
     [entry] = audit.json()["items"]

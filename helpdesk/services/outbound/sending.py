@@ -39,9 +39,6 @@ API_BASES = {"twilio": "TWILIO_API_BASE", "meta": "META_GRAPH_API_BASE",
              "telegram": "TELEGRAM_API_BASE", "x": "X_API_BASE"}
 EMAIL_PROVIDERS = ("raw_mime", "postmark", "mailgun", "sendgrid")
 # Which of the customer's identities a channel kind writes to.
-RECIPIENT_KINDS = {"email": "email", "sms": "phone", "whatsapp": "phone", "voice": "phone",
-                   "messenger": "messenger", "instagram": "instagram", "telegram": "telegram",
-                   "x": "x"}
 
 
 def _send_api(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
@@ -105,8 +102,12 @@ def recipient(channel: Channel, ticket: Ticket, last: Message | None) -> str:
     """Who the reply goes to; a permanent SendError when the customer cannot be reached."""
     if channel.kind == "telegram" and last is not None and last.external_id:
         return last.external_id.split(":", 1)[0]  # `<chat_id>:<message_id>`
-    kind = RECIPIENT_KINDS.get(channel.kind)
-    value = identity_value(ticket.customer_id, kind) if kind else None
+    kind = identity.REPLY_KINDS.get(channel.kind)
+    # Where they wrote from last on this ticket's channel, else their verified (else
+    # oldest) identity of that kind: a customer with two addresses is answered at the one
+    # they used (two customers merged into one keep being answered where each wrote).
+    value = (last.sender if last is not None and last.sender else
+             identity_value(ticket.customer_id, kind) if kind else None)
     if not value:
         raise SendError(f"the customer has no {kind or channel.kind} identity to reply to",
                         retryable=False)
