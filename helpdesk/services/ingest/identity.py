@@ -11,7 +11,6 @@ from helpdesk.extensions import db
 from helpdesk.models import IDENTITY_KINDS, Customer, Identity
 from helpdesk.services.ingest import batch_state
 
-
 # The identity kind a channel's replies are addressed to (what an inbound message's `sender`
 # holds): an email address, a phone number for SMS, WhatsApp and calls, a platform's user id.
 REPLY_KINDS = {"email": "email", "sms": "phone", "whatsapp": "phone", "voice": "phone",
