@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -534,12 +535,29 @@ def demo(url: str, token: str | None, pace: float) -> None:
     """Fill a running system with realistic, signed traffic on every channel."""
     from helpdesk.demo import DemoError, run_demo
 
+    made = None
     if not token:
-        token = _first_admins_token()
+        if urlsplit(url).hostname not in LOOPBACK:  # never an admin token to another host
+            raise click.ClickException(f"{url} is not this machine: pass --token (an admin "
+                                       "token of that system) or set HELPDESK_TOKEN")
+        made = token = _first_admins_token()
     try:
         run_demo(url, token, pace=pace, echo=click.echo)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        if made:  # made for this run only
+            _revoke(made)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _revoke(token: str) -> None:
+    from helpdesk.services import auth
+
+    with click.get_current_context().ensure_object(ScriptInfo).load_app().app_context():
+        auth.logout(token)
 
 
 def _first_admins_token() -> str:

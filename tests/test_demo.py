@@ -70,3 +70,17 @@ def test_demo_without_a_token_uses_the_installations_first_admin(app, api, admin
     assert f"Using a new API token for {admin.email}" in done.output
     assert later.email not in done.output
     assert "Demo traffic sent to" in done.output
+    with app.app_context():  # the token made for the run is revoked when it ends
+        from sqlalchemy import func, select
+
+        from helpdesk.extensions import db
+        from helpdesk.models import ApiToken
+
+        live = db.session.execute(select(func.count()).select_from(ApiToken).where(
+            ApiToken.agent_id == admin.id, ApiToken.revoked_at.is_(None))).scalar_one()
+    assert live == 1  # the test's own
+    elsewhere = CliRunner().invoke(main, ["demo", "--url", "https://help.example.com"],
+                                   env={"HELPDESK_TOKEN": "", "DATABASE_URL": database_url,
+                                        "REDIS_URL": redis_url})
+    assert elsewhere.exit_code == 1 and "--token" in elsewhere.output
+    assert "Using a new API token" not in elsewhere.output

@@ -9,7 +9,7 @@ from helpdesk.api.common import json_body, paginate, query_args
 from helpdesk.api.security import bearer_token
 from helpdesk.api.v1 import bp, public
 from helpdesk.schemas.inputs import ChatMessageCreateSchema, ChatSessionCreateSchema, PageSchema
-from helpdesk.schemas.resources import message_schema
+from helpdesk.schemas.resources import customer_message_schema
 from helpdesk.services.outbound import chat
 
 _CORS_ENDPOINTS = {f"{bp.name}.{name}" for name in
@@ -61,7 +61,7 @@ def post_chat_message(session_id: str):
     data = json_body(ChatMessageCreateSchema())
     message, created = chat.post_message(session_id, bearer_token(), data["text"],
                                          data["client_message_id"])
-    return jsonify(message_schema.dump(message)), 201 if created else 200
+    return jsonify(customer_message_schema.dump(message)), 201 if created else 200
 
 
 @bp.get("/chat/sessions/<session_id>/messages")
@@ -69,4 +69,4 @@ def post_chat_message(session_id: str):
 def list_chat_messages(session_id: str):
     query = chat.session_messages(session_id, bearer_token())
     args = query_args(PageSchema())
-    return jsonify(paginate(query, args["page"], args["per_page"], message_schema))
+    return jsonify(paginate(query, args["page"], args["per_page"], customer_message_schema))

@@ -7,6 +7,7 @@ import logging
 from functools import partial
 from typing import Any
 
+from marshmallow import Schema
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
@@ -65,10 +66,11 @@ class PendingEvents:
         return [obj for _name, obj, _rooms in self.items.values()]
 
 
-def message_event(message: Message) -> dict:
+def message_event(message: Message, schema: Schema = message_schema) -> dict:
     """The message's REST resource with `text` and `html` cut to PREVIEW_CHARS, and
-    `"truncated": true` when either was cut (a message that fits is its resource as is)."""
-    return bounded(message_schema.dump(message))
+    `"truncated": true` when either was cut (a message that fits is its resource as is);
+    the agents' view unless `schema` says otherwise."""
+    return bounded(schema.dump(message))
 
 
 def bounded(data: dict) -> dict:

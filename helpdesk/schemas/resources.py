@@ -128,7 +128,7 @@ class AttachmentSchema(Schema):
         return attachment.url or ""
 
 
-SURVEY_TOKEN = re.compile(r"/surveys/[A-Za-z0-9_-]+")
+SURVEY_TOKEN = re.compile(r"/surveys/[A-Za-z0-9_-]+")  # what secrets.token_urlsafe makes
 
 
 class MessageSchema(Schema):
@@ -140,7 +140,7 @@ class MessageSchema(Schema):
     channel = fields.Nested(ChannelRefSchema)
     subject = fields.String(allow_none=True)
     text = fields.Method("get_text")
-    html = fields.String(allow_none=True)
+    html = fields.Method("get_html")
     attachments = fields.List(fields.Nested(AttachmentSchema))
     delivery_status = fields.String()
     delivery_error = fields.String(allow_none=True)
@@ -151,12 +151,31 @@ class MessageSchema(Schema):
         return {"type": message.author_type, "id": message.author_id,
                 "name": message.author_name}
 
+    # A survey's link is the customer's key to answer it: agents (whom it rates) see every
+    # message with survey links cut to `/surveys/…`, the survey itself and a customer's
+    # reply quoting it alike. What goes to customers (CustomerMessageSchema) keeps them.
     def get_text(self, message) -> str | None:
-        """A survey's link is the customer's key to answer it: agents (whom it rates) see
-        the link without its token."""
-        if message.text and "survey" in (message.flags or []):
-            return SURVEY_TOKEN.sub("/surveys/…", message.text)
+        return without_survey_tokens(message.text)
+
+    def get_html(self, message) -> str | None:
+        return without_survey_tokens(message.html)
+
+
+class CustomerMessageSchema(MessageSchema):
+    """A message as its customer gets it (the chat widget, an `api` channel's callback):
+    survey links whole."""
+
+    def get_text(self, message) -> str | None:
         return message.text
+
+    def get_html(self, message) -> str | None:
+        return message.html
+
+
+def without_survey_tokens(text: str | None) -> str | None:
+    if not text or "/surveys/" not in text:
+        return text
+    return SURVEY_TOKEN.sub("/surveys/…", text)
 
 
 class DeliverySchema(Schema):
@@ -200,6 +219,7 @@ class WorkSessionSchema(Schema):
 
 ticket_schema = TicketSchema()
 message_schema = MessageSchema()
+customer_message_schema = CustomerMessageSchema()
 customer_schema = CustomerSchema()
 channel_schema = ChannelSchema()
 agent_schema = AgentSchema()

@@ -304,10 +304,10 @@ def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
                   team_id=team_id, active=active,
                   password_hash=generate_password_hash(password) if password else None)
     db.session.add(agent)
-    db.session.flush()
-    audit.record(actor, "agent.created", "agent", agent.id, email=email, role=role,
-                 level=level, active=active)
     try:
+        db.session.flush()  # (its id, for the audit entry)
+        audit.record(actor, "agent.created", "agent", agent.id, email=email, role=role,
+                     level=level, active=active)
         commit()
     except IntegrityError as exc:  # the same email created meanwhile by another request
         db.session.rollback()

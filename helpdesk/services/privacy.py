@@ -113,9 +113,10 @@ def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
         "merged_customers": [{"id": c.id, "name": c.name, "created_at": c.created_at.isoformat()}
                              for c in _merged_into(customer.id)],
         "tickets": ticket_schema.dump(tickets, many=True),
-        "messages": message_schema.dump(_all(select(Message).where(
-            _theirs([customer.id], ticket_ids)).order_by(Message.created_at, Message.id)),
-            many=True),
+        "messages": [{**message_schema.dump(message), "sender": message.sender}
+                     for message in _all(select(Message).where(
+                         _theirs([customer.id], ticket_ids))
+                         .order_by(Message.created_at, Message.id))],
         "ticket_events": [_event(event) for event in _all(select(TicketEvent).where(
             TicketEvent.ticket_id.in_(ticket_ids)).order_by(TicketEvent.id))],
         "calls": call_schema.dump(_owned(Call, customer.id), many=True),

@@ -22,4 +22,5 @@ def upgrade():
 
 
 def downgrade():
-    op.drop_column('messages', 'sender')  # (SQLite 3.35+ drops a plain column in place)
+    with op.batch_alter_table('messages') as batch:  # (SQLite before 3.35 drops no column)
+        batch.drop_column('sender')

@@ -676,7 +676,36 @@ def test_a_reply_goes_to_the_address_the_customer_wrote_from(app, api, admin, ag
     assert merged.status_code == 200, merged.text
     work_ticket = next(t for t in staff.get("/api/v1/tickets", params={
         "customer": home["id"]}).json()["items"] if t["subject"] == "Parcel")
+    # a colleague copied on the thread answers on it: the next reply still goes to Bob
+    email_inbound(api, channel, mail("colleague@example.com", "Re: Parcel", "Any news?",
+                                     "In-Reply-To: <newer@example.com>\r\n").replace(
+        b"From: Bob <bob@example.com>", b"From: Carla <carla@example.com>"))
+    drain()
+    on_ticket = staff.get(f"/api/v1/tickets/{work_ticket['id']}").json()["messages"]
+    assert [m["author"]["name"] for m in on_ticket] == ["Bob", "Carla"]
     send_reply(api, agent, app, drain, work_ticket["id"], "It ships today.")
     [delivered] = smtp.messages
     assert delivered.rcpt_tos == ["bob.work@example.com"]
     assert delivered.message["To"] == "bob.work@example.com"
+
+
+def test_a_survey_reaches_an_api_customer_whole_while_agents_see_it_without_its_token(
+        app, api, admin, agent, providers, drain):
+    from tests.support.live import api_message
+
+    assert api.as_(admin).patch("/api/v1/settings", json={
+        "surveys": {"delay_seconds": 0}}).status_code == 200
+    channel = factories.channel(app, "api", settings={"callback_url": providers.url + "/callback"})
+    api.post_api_webhook(channel, api_message())
+    drain()
+    ticket_id = ticket_of(app, channel)
+    solved = api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={"status": "solved"})
+    assert solved.status_code == 200
+    drain()
+    [request] = providers.to(CALLBACK)
+    link = request.json()["message"]["text"]
+    token = link.rsplit("/surveys/", 1)[1].split()[0]
+    assert len(token) >= 40  # the customer's key, whole
+    assert api.get(f"/surveys/{token}").status_code == 200
+    shown = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["messages"][-1]
+    assert token not in shown["text"] and "/surveys/…" in shown["text"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -316,6 +317,17 @@ def test_agents_never_see_a_surveys_token_and_odd_answers_are_refused(app, api, 
     assert "/surveys/…" in shown["text"]
     listed = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}/messages").json()["items"]
     assert all(token not in (m["text"] or "") for m in listed)
+    # the customer's answer quoting the link (a mail client's reply) does not show it either
+    channel = factories.channel(app, "api", name="quoting")
+    quoted = f'<p>Thanks</p><blockquote><a href="http://x/surveys/{token}">rate</a></blockquote>'
+    api.post_api_webhook(channel, api_message("e-q", "m-q", text=f"> /surveys/{token}",
+                                              html=quoted, thread_id="t-1"))
+    drain("ingest")
+    customer_id = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["customer_id"]
+    timeline = api.as_(agent).get(f"/api/v1/customers/{customer_id}/timeline").json()["items"]
+    assert token not in json.dumps(timeline)
+    assert any("/surveys/…" in (i["message"]["html"] or "") for i in timeline
+               if i["type"] == "message")
 
     fraction = api.post(f"/surveys/{token}", json={"score": 4.5})
     assert fraction.status_code == 400 and "score" in fraction.json()["error"]["fields"]

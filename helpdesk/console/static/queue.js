@@ -74,12 +74,14 @@ export function mount(el, { api, live, me, open }) {
     : state[which] === 'failed' ? 'Not loaded.' : text);
 
   // A failed load is said beside its list and tried again after a pause (and at the next
-  // change or reconnect).
+  // change or reconnect): one retry waiting per list, however many loads fail meanwhile.
+  const retries = {};
   function failed(which, errorEl, err, retry) {
     state[which] = 'failed';
     errorEl.textContent = `Could not load ${which === 'queue' ? 'the queue' : 'your tickets'}: ${err.describe ? err.describe() : String(err)}. Trying again…`;
     errorEl.hidden = false;
-    setTimeout(() => { if (!destroyed) retry(); }, 5000);
+    if (retries[which]) return;
+    retries[which] = setTimeout(() => { retries[which] = null; if (!destroyed) retry(); }, 5000);
   }
 
   function drawQueue() {
@@ -208,6 +210,7 @@ export function mount(el, { api, live, me, open }) {
     refresh,
     destroy: () => {
       destroyed = true;
+      Object.values(retries).forEach((timer) => clearTimeout(timer));
       off.forEach((fn) => fn());
       clearInterval(clock);
       document.removeEventListener('keydown', onKey);

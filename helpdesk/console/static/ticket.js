@@ -286,7 +286,8 @@ export function create(center, { api, live, me }) {
       }
     }
     if (!ticket || ticket.customer_id !== id) return;
-    theirTickets = new Set(others.items.map((t) => t.id));
+    // (the tickets listed, and those the timeline shows: a long history's older ones too)
+    theirTickets = new Set([...others.items.map((t) => t.id), ...items.map((i) => i.ticket_id)]);
     drawCustomer(customer, others.items);
     const row = (item) => timelineRow(item, ticket.id, open, me.id);
     replace(parts.timeline, items.map(row));

@@ -40,6 +40,7 @@ def store_bytes(content: bytes) -> tuple[str, str]:
         # in every signature) must not write into, or rename away, each other's.
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{digest}.")
         try:
+            os.fchmod(handle, 0o666 & ~_UMASK)  # as a plain write would (mkstemp: 0600)
             with os.fdopen(handle, "wb") as out:
                 out.write(content)
             os.replace(tmp, path)
@@ -47,6 +48,15 @@ def store_bytes(content: bytes) -> tuple[str, str]:
             Path(tmp).unlink(missing_ok=True)
             raise
     return relative, digest
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # (read once, at import: setting it is not thread-safe)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def safe_filename(name: str | None) -> str:

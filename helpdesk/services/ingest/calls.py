@@ -16,7 +16,7 @@ from helpdesk.connectors.base import CallEvent, IdentityRef, MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Call, Channel, Customer, Delivery, Message, Ticket, WorkSession
 from helpdesk.outbox import events
-from helpdesk.services.ingest import conversations, identity, inbound
+from helpdesk.services.ingest import batch_state, conversations, identity, inbound
 from helpdesk.services.ingest.identity import InvalidIdentity
 from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.routing import queue_updates
@@ -193,6 +193,9 @@ def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
             db.session.flush()
         call.ticket_id = ticket.id
         ticket.last_activity_at = datetime.now(UTC)
+        batch = batch_state.current()
+        if batch is not None:  # the customer's latest ticket now, for what follows in the batch
+            batch.ticket_active(ticket)
         events.ticket_changed(ticket, created=created)
         queue_updates.queue_changed()
         inbound.route_after_commit(ticket)

@@ -14,6 +14,7 @@ from helpdesk.errors import NotFound, Unauthorized
 from helpdesk.extensions import db
 from helpdesk.models import Channel, ChatSession, Identity, Message, Ticket
 from helpdesk.outbox import CHAT, emit, events
+from helpdesk.schemas.resources import customer_message_schema
 from helpdesk.services import channels
 from helpdesk.services.auth import hash_token
 from helpdesk.services.ingest import identity, inbound
@@ -167,6 +168,7 @@ def send_reply(channel: Channel, ticket: Ticket, message: Message) -> str:
     """Outbound sender for `widget`: the agent's public reply, live to the visitor's room."""
     if not ticket.thread_key:
         return "skipped"
-    data = {**events.message_event(message), "delivery_status": "sent"}
+    data = {**events.message_event(message, customer_message_schema),
+            "delivery_status": "sent"}
     after_commit(partial(emit, "message.created", data, visitor_room(ticket.thread_key), CHAT))
     return "sent"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import String, cast, or_, select
 
 from helpdesk import jobs, queues
 from helpdesk.connectors.api import sign
@@ -23,7 +23,7 @@ from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Identity, Message, Ticket
 from helpdesk.outbox import events
 from helpdesk.redaction import redact
-from helpdesk.schemas.resources import customer_schema, message_schema
+from helpdesk.schemas.resources import customer_message_schema, customer_schema
 from helpdesk.senders import callbacks, meta, smtp, telegram, twilio, x
 from helpdesk.senders.base import Outgoing, SendError, SendResult, body_of, refused
 from helpdesk.services.ingest import identity
@@ -49,7 +49,7 @@ def _send_api(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
     customer = db.session.get(Customer, ticket.customer_id)
     payload = {"event_id": f"msg-{message.id}", "type": "message", "ticket_id": ticket.id,
                "customer": customer_schema.dump(customer),
-               "message": message_schema.dump(message)}
+               "message": customer_message_schema.dump(message)}
     body = json.dumps(payload).encode()
     timestamp = str(int(time.time()))
     headers = {"Content-Type": "application/json", "X-Helpdesk-Timestamp": timestamp,
@@ -90,6 +90,25 @@ def last_inbound(ticket: Ticket) -> Message | None:
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).scalar_one_or_none()
 
 
+def customers_last_sender(ticket: Ticket) -> str | None:
+    """Where the ticket's customer last wrote from on its channel: their own latest message
+    (a merge moves a message's author with it), not a bounce or an auto-reply (a mailer
+    daemon's), nor a colleague's message in the same thread."""
+    return db.session.execute(
+        select(Message.sender).where(
+            Message.ticket_id == ticket.id, Message.channel_id == ticket.channel_id,
+            Message.direction == "inbound", Message.author_type == "customer",
+            Message.author_id == ticket.customer_id, Message.sender.is_not(None),
+            ~_flagged(("bounce", "auto_reply")))
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _flagged(flags: tuple[str, ...]):
+    """The message carries one of these flags (a JSON list: matched as its text)."""
+    text = cast(Message.flags, String)
+    return or_(*(text.contains(f'"{flag}"') for flag in flags))
+
+
 def identity_value(customer_id: int, kind: str) -> str | None:
     """The customer's identity of this kind (verified first, then the oldest)."""
     customer = identity.live_customer(db.session.get(Customer, customer_id))
@@ -106,8 +125,8 @@ def recipient(channel: Channel, ticket: Ticket, last: Message | None) -> str:
     # Where they wrote from last on this ticket's channel, else their verified (else
     # oldest) identity of that kind: a customer with two addresses is answered at the one
     # they used (two customers merged into one keep being answered where each wrote).
-    value = (last.sender if last is not None and last.sender else
-             identity_value(ticket.customer_id, kind) if kind else None)
+    value = (customers_last_sender(ticket) or identity_value(ticket.customer_id, kind)
+             if kind else None)
     if not value:
         raise SendError(f"the customer has no {kind or channel.kind} identity to reply to",
                         retryable=False)

@@ -34,7 +34,11 @@ def test_workers_storing_the_same_bytes_at_once_each_get_the_whole_file(app, tmp
     finally:
         app.config["DATA_DIR"] = before
     assert failures == []
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [relative.split("/")[-1]]
+    [stored] = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert stored.name == relative.split("/")[-1]
+    # as a plain write makes it (mkstemp alone: 0600, unreadable to a web process of
+    # another uid)
+    assert stored.stat().st_mode & 0o777 == 0o666 & ~attachments._UMASK
 
 
 def test_a_relative_data_folder_is_taken_from_the_current_directory(tmp_path, monkeypatch):
