@@ -289,19 +289,15 @@ def threading_key(ticket: Ticket) -> tuple:
     return (ticket.status == "closed", -ticket.last_activity_at.timestamp(), -ticket.id)
 
 
-def joined_by_writing() -> ColumnElement[bool]:
-    """The ticket's channel takes written replies (NOT_JOINED_BY_WRITING)."""
-    return Ticket.channel_id.not_in(select(Channel.id).where(
-        Channel.kind.in_(NOT_JOINED_BY_WRITING)))
-
 
 @cache
 def _recent_tickets(dialect: str) -> Select:
     """Each customer's tickets active since `since`, with whether they are phone tickets,
     in THREADING_ORDER per customer and kind of ticket (PostgreSQL: the first of each only).
     Their customer and channel are not joined: the batch has them in its session."""
-    by_phone = ~joined_by_writing()
+    by_phone = Channel.kind.in_(NOT_JOINED_BY_WRITING)
     latest = (select(Ticket, by_phone.label("by_phone"))
+              .join(Channel, Channel.id == Ticket.channel_id)
               .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
                      Ticket.last_activity_at >= bindparam("since"))
               .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER)

@@ -78,7 +78,8 @@ def recent_ticket(customer: Customer, now: datetime, written: bool = False) -> T
     query = select(Ticket).where(Ticket.customer_id == customer.id,
                                  Ticket.last_activity_at >= now - window)
     if written:
-        query = query.where(batch_state.joined_by_writing())
+        query = query.join(Channel, Channel.id == Ticket.channel_id).where(
+            Channel.kind.not_in(batch_state.NOT_JOINED_BY_WRITING))
     return db.session.execute(
         query.order_by(*batch_state.THREADING_ORDER).limit(1)).scalar_one_or_none()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import String, cast, or_, select
+from sqlalchemy import String, and_, cast, or_, select
 
 from helpdesk import jobs, queues
 from helpdesk.connectors.api import sign
@@ -90,16 +90,18 @@ def last_inbound(ticket: Ticket) -> Message | None:
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def customers_last_sender(ticket: Ticket) -> str | None:
+def customers_last_sender(ticket: Ticket, kind: str) -> str | None:
     """Where the ticket's customer last wrote from on its channel: their own latest message
     (a merge moves a message's author with it), not a bounce or an auto-reply (a mailer
-    daemon's), nor a colleague's message in the same thread."""
+    daemon's), nor a colleague's message in the same thread; and only while that address
+    or number is still one of the customer's identities."""
     return db.session.execute(
-        select(Message.sender).where(
-            Message.ticket_id == ticket.id, Message.channel_id == ticket.channel_id,
-            Message.direction == "inbound", Message.author_type == "customer",
-            Message.author_id == ticket.customer_id, Message.sender.is_not(None),
-            ~_flagged(("bounce", "auto_reply")))
+        select(Message.sender)
+        .join(Identity, and_(Identity.kind == kind, Identity.value == Message.sender,
+                             Identity.customer_id == ticket.customer_id))
+        .where(Message.ticket_id == ticket.id, Message.channel_id == ticket.channel_id,
+               Message.direction == "inbound", Message.author_type == "customer",
+               Message.author_id == ticket.customer_id, ~_flagged(("bounce", "auto_reply")))
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).scalar_one_or_none()
 
 
@@ -125,7 +127,7 @@ def recipient(channel: Channel, ticket: Ticket, last: Message | None) -> str:
     # Where they wrote from last on this ticket's channel, else their verified (else
     # oldest) identity of that kind: a customer with two addresses is answered at the one
     # they used (two customers merged into one keep being answered where each wrote).
-    value = (customers_last_sender(ticket) or identity_value(ticket.customer_id, kind)
+    value = (customers_last_sender(ticket, kind) or identity_value(ticket.customer_id, kind)
              if kind else None)
     if not value:
         raise SendError(f"the customer has no {kind or channel.kind} identity to reply to",
