@@ -351,3 +351,34 @@ def test_an_erased_customers_survey_takes_no_answer(app, api, admin, agent, drai
     assert api.get(f"/surveys/{token}").status_code == 404
     answered = api.post(f"/surveys/{token}", json={"score": 5, "comment": "I am Ana"})
     assert answered.status_code == 404
+
+
+def test_a_number_for_a_newer_conversation_is_not_taken_as_a_rating(app, api, admin, agent,
+                                                                   supervisor, drain):
+    """The SMS survey of a solved ticket waits for a digit; meanwhile the customer opened
+    another ticket and an agent asked them a question there: their "3" answers that."""
+    configure(api, admin, delay_seconds=0)
+    channel = sms_channel(app)
+    twilio_sms(api, channel, "SM0201", "Hi, my order has not arrived")
+    drain("ingest", "routing")
+    [first] = tickets(app)
+    solve(api, agent, first.id)
+    drain(DEFAULT)
+    crm = factories.channel(app, "api", name="crm")
+    posted = api.post_api_webhook(crm, api_message(
+        "e-b", "m-b", text="Can I change my delivery slot?", email=None,
+        customer={"phone": PHONE}, thread_id="slot"))  # (a thread of its own: a new ticket)
+    assert posted.status_code == 200, posted.text
+    drain("ingest", "routing")
+    second = next(t for t in tickets(app) if t.id != first.id)
+    assert second.customer_id == first.customer_id
+    asked = api.as_(agent).post(f"/api/v1/tickets/{second.id}/messages",
+                                json={"text": "Which slot, 1, 2 or 3?", "internal": True})
+    assert asked.status_code == 201
+    api.as_(agent).patch(f"/api/v1/tickets/{second.id}", json={"status": "open"})
+    twilio_sms(api, channel, "SM0202", "3")
+    drain("ingest", "routing")
+    [survey] = surveys_of(api, supervisor, ticket=first.id)
+    assert (survey["status"], survey["score"]) == ("sent", None)
+    answer = next(m for t in tickets(app) for m in messages(app, t.id) if m.text == "3")
+    assert "survey_answer" not in answer.flags and answer.ticket_id != first.id

@@ -231,7 +231,7 @@ def answer_from_message(customer: Customer, text: str | None, via: str) -> Surve
     if match is None or via not in DIGIT_KINDS:
         return None
     survey = _awaiting_reply(customer.id)
-    if survey is None:
+    if survey is None or _talking_elsewhere(customer.id, survey):
         return None
     low, high = SURVEY_KINDS[survey.kind]
     score = int(match.group(1))
@@ -241,6 +241,15 @@ def answer_from_message(customer: Customer, text: str | None, via: str) -> Surve
     if following:
         _send_after_commit(following[0].id)
     return survey
+
+
+def _talking_elsewhere(customer_id: int, survey: Survey) -> bool:
+    """Another open ticket of theirs was active since the survey went out: a bare number is
+    then as likely an answer there (to an agent's question) as a rating, and joins it."""
+    return db.session.execute(select(Ticket.id).where(
+        Ticket.customer_id == customer_id, Ticket.id != survey.ticket_id,
+        Ticket.status.in_(("new", "open", "pending")),
+        Ticket.last_activity_at > survey.sent_at).limit(1)).first() is not None
 
 
 def _awaiting_reply(customer_id: int, ticket_id: int | None = None) -> Survey | None:
