@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.serving import make_server
 
 from tests.support import factories
-from tests.support.live import ApiClient, SocketClient
+from tests.support.live import ApiClient, SocketClient, api_message
 
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
@@ -201,3 +201,12 @@ def _wait_until_offline(app, tokens: list[str], timeout: float = 5.0) -> None:
 def http():
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def ticket(app, api, drain):
+    """One customer's `api` ticket, as an agent lists it (a file may define its own)."""
+    channel = factories.channel(app, "api", settings={})
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain("ingest")
+    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]

@@ -15,14 +15,6 @@ from tests.support import factories
 from tests.support.live import api_message
 
 
-@pytest.fixture
-def ticket(app, api, drain):
-    channel = factories.channel(app, "api", settings={})
-    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
-    drain("ingest")
-    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
-
-
 def test_unassigning_another_agents_ticket_takes_a_supervisor(app, api, agent, supervisor,
                                                               ticket):
     other = factories.agent(app)

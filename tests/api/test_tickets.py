@@ -8,14 +8,6 @@ from tests.support import factories
 from tests.support.live import api_message
 
 
-@pytest.fixture
-def ticket(app, api, drain):
-    channel = factories.channel(app, "api", settings={})
-    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
-    drain("ingest")
-    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
-
-
 def test_ticket_resource_has_the_contract_fields(api, agent, ticket):
     body = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
     expected = {"id", "subject", "status", "priority", "level", "urgency", "urgency_reasons",

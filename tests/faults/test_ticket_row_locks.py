@@ -18,14 +18,6 @@ from tests.support.live import api_message
 
 
 @pytest.fixture
-def ticket(app, api, drain):
-    channel = factories.channel(app, "api", settings={})
-    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
-    drain("ingest")
-    return api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
-
-
-@pytest.fixture
 def row_holder(database_url):
     """A second connection holding a ticket's row, as another request's transaction would."""
     connection = psycopg.connect(database_url)
