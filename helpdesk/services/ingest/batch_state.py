@@ -294,7 +294,8 @@ def threading_key(ticket: Ticket) -> tuple:
 def _recent_tickets(dialect: str) -> Select:
     """Each customer's tickets active since `since`, with whether they are phone tickets,
     in THREADING_ORDER per customer and kind of ticket (PostgreSQL: the first of each only).
-    Their customer and channel are not joined: the batch has them in its session."""
+    Their customer and channel are not loaded with them (channels are joined for their kind
+    only): the batch has them in its session."""
     by_phone = Channel.kind.in_(NOT_JOINED_BY_WRITING)
     latest = (select(Ticket, by_phone.label("by_phone"))
               .join(Channel, Channel.id == Ticket.channel_id)

@@ -11,24 +11,6 @@ from helpdesk.extensions import db
 from helpdesk.models import IDENTITY_KINDS, Customer, Identity
 from helpdesk.services.ingest import batch_state
 
-# The identity kind a channel's replies are addressed to (what an inbound message's `sender`
-# holds): an email address, a phone number for SMS, WhatsApp and calls, a platform's user id.
-REPLY_KINDS = {"email": "email", "sms": "phone", "whatsapp": "phone", "voice": "phone",
-               "messenger": "messenger", "instagram": "instagram", "telegram": "telegram",
-               "x": "x"}
-
-
-def sender_of(channel_kind: str, refs: list[IdentityRef]) -> str | None:
-    """The value of the sender's identity that replies on this channel go to, if any."""
-    kind = REPLY_KINDS.get(channel_kind)
-    for ref in refs:
-        if ref.kind == kind:
-            try:
-                return normalize(kind, ref.value)
-            except InvalidIdentity:
-                return None
-    return None
-
 
 class InvalidIdentity(ValueError):
     """An identity value that cannot be normalized (not an email, not a phone number)."""
@@ -79,6 +61,25 @@ def normalize(kind: str, value: str) -> str:
     if not cleaned:
         raise InvalidIdentity(f"empty {kind} identity")
     return cleaned
+
+
+# The identity kind a channel's replies are addressed to (what an inbound message's `sender`
+# holds): an email address, a phone number for SMS, WhatsApp and calls, a platform's user id.
+REPLY_KINDS = {"email": "email", "sms": "phone", "whatsapp": "phone", "voice": "phone",
+               "messenger": "messenger", "instagram": "instagram", "telegram": "telegram",
+               "x": "x"}
+
+
+def sender_of(channel_kind: str, refs: list[IdentityRef]) -> str | None:
+    """The value of the sender's identity that replies on this channel go to, if any."""
+    kind = REPLY_KINDS.get(channel_kind)
+    for ref in refs:
+        if ref.kind == kind:
+            try:
+                return normalize(kind, ref.value)
+            except InvalidIdentity:
+                return None
+    return None
 
 
 def normalize_refs(refs: list[IdentityRef]) -> list[IdentityRef]:

@@ -38,7 +38,6 @@ Sender = Callable[[Channel, Ticket, Message], SendResult]
 API_BASES = {"twilio": "TWILIO_API_BASE", "meta": "META_GRAPH_API_BASE",
              "telegram": "TELEGRAM_API_BASE", "x": "X_API_BASE"}
 EMAIL_PROVIDERS = ("raw_mime", "postmark", "mailgun", "sendgrid")
-# Which of the customer's identities a channel kind writes to.
 
 
 def _send_api(channel: Channel, ticket: Ticket, message: Message) -> SendResult:
