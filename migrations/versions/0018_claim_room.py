@@ -18,7 +18,7 @@ down_revision = '0017'
 branch_labels = None
 depends_on = None
 
-AGENT_LOCK_SPACE = 0x4841  # "HA": advisory locks per agent (ingest's are "HD" and "HI")
+AGENT_LOCK_SPACE = 0x4841  # "HA": helpdesk.services.routing.assignment.AGENT_LOCK_SPACE
 
 
 def upgrade():

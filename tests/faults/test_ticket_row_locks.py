@@ -127,3 +127,43 @@ def test_a_claim_waits_for_the_agents_claim_in_flight_and_then_weighs_its_ticket
     assert response.json()["error"]["code"] == "at_capacity"
     mine = api.as_(agent).get("/api/v1/tickets", params={"assignee": "me"}).json()
     assert [t["id"] for t in mine["items"]] == [queued[0]["id"]]
+
+
+def test_push_mode_waits_for_the_agents_claim_in_flight(app, api, admin, drain, row_holder):
+    """Push mode filling an agent who freed capacity while that agent's own claim is in
+    flight (it holds the agent's lock, its ticket not written yet): the fill weighs the
+    agent's room after the claim commits, so an agent with room for one gets one."""
+    from helpdesk.services.routing import queue
+
+    channel = factories.channel(app, "api", settings={})
+    for n in range(2):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=f"Order {n} is late",
+                                                  email=f"c{n}@example.com"))
+    drain("ingest")
+    agent = factories.agent(app, role="agent", capacity=0.15)  # room for one api ticket
+    assert api.as_(admin).patch("/api/v1/settings",
+                                json={"routing_mode": "push"}).status_code == 200
+    queued = api.as_(agent).get("/api/v1/queue").json()["items"]
+    assert len(queued) == 2
+    with row_holder.cursor() as cursor:  # the agent is online; their claim starts
+        cursor.execute("UPDATE agents SET presence = 'online' WHERE id = %s", (agent.id,))
+        row_holder.commit()
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x4841, agent.id))
+    given: dict = {}
+
+    def fill() -> None:
+        with app.app_context():
+            given["count"] = queue.fill(agent.id)
+
+    filling = threading.Thread(target=fill)
+    filling.start()
+    time.sleep(0.5)
+    assert filling.is_alive(), "the fill did not wait for the claim in flight"
+    with row_holder.cursor() as cursor:  # the claim takes its ticket and commits
+        cursor.execute("UPDATE tickets SET assignee_id = %s, status = 'open' WHERE id = %s",
+                       (agent.id, queued[0]["id"]))
+    row_holder.commit()
+    filling.join(10)
+    assert given["count"] == 0
+    mine = api.as_(agent).get("/api/v1/tickets", params={"assignee": "me"}).json()
+    assert [t["id"] for t in mine["items"]] == [queued[0]["id"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select, text
 
 from helpdesk.extensions import db
 from helpdesk.models import QUEUED_STATUSES, WORKING_STATUSES, Agent, Channel, Ticket
@@ -59,6 +59,20 @@ def eligible(agent: Agent, ticket: Ticket) -> bool:
     return not agent.channels or ticket.channel.kind in agent.channels
 
 
+# Advisory locks per agent (PostgreSQL), held until the transaction ends: whatever weighs an
+# agent's free capacity and then assigns takes it first, so a claim (`helpdesk_claim_room`,
+# migration 0018, in the claim statement) and push mode (`push_assign`, `queue.fill`) weigh
+# one after the other, each on what the other committed. Taken before the agent's row lock,
+# in the order the claim statement takes them.
+AGENT_LOCK_SPACE = 0x4841
+_LOCK_AGENT = text("SELECT pg_advisory_xact_lock(:space, :agent_id)")
+
+
+def lock_agent(agent_id: int) -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_LOCK_AGENT, {"space": AGENT_LOCK_SPACE, "agent_id": agent_id})
+
+
 def give(ticket: Ticket, agent: Agent, via: str) -> None:
     now = datetime.now(UTC)
     history.record(ticket, "assigned", None, **{"from": None, "to": agent.id, "via": via})
@@ -87,7 +101,9 @@ def push_assign(ticket: Ticket) -> Agent | None:
                                    a.last_assigned_at or datetime.min.replace(tzinfo=UTC),
                                    a.id))
     for agent in ranked:
-        # Lock the agent and recheck: two routing jobs must not overfill one agent.
+        # Lock the agent and recheck: two routing jobs, or a job and the agent's own claim,
+        # must not overfill one agent.
+        lock_agent(agent.id)
         locked = db.session.execute(select(Agent).where(Agent.id == agent.id)
                                     .with_for_update()).scalar_one()
         if fits(locked.capacity - loads([locked.id], weights)[locked.id], kind, weights):

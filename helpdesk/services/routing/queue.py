@@ -210,9 +210,9 @@ def _run_claim(claim: _autocommit_connection, shape: tuple[bool, bool], params: 
 _DEFAULT_WEIGHTS = json.dumps(settings.DEFAULT_WEIGHTS)
 
 # The agent's room is weighed by `helpdesk_claim_room` (migration 0018), the same sum as
-# `assignment.free_capacity`, after waiting for the agent's other claims to commit (an
-# advisory lock per agent, space 0x4841) and on a fresh snapshot: two claims of one agent at
-# once take one ticket each only while both fit.
+# `assignment.free_capacity`, after waiting for the agent's other claims and push
+# assignments to commit (`assignment.AGENT_LOCK_SPACE`) and on a fresh snapshot: two claims
+# of one agent at once take one ticket each only while both fit.
 # The queue order and eligibility of `queued`/`eligible_for`, in the order of the partial
 # index `ix_tickets_queue_order`, and the capacity check of `assignment` (a kind's weight:
 # its own, else the `default` one, else 0.1; the setting, else the defaults; every channel's
@@ -330,6 +330,7 @@ def fill(agent_id: int, batch: int = 50) -> int:
     """Push mode: give an agent who came online or freed capacity what fits from the queue."""
     if settings.get("routing_mode") != "push":
         return 0
+    assignment.lock_agent(agent_id)  # (the agent's claim in flight commits first)
     agent = db.session.execute(select(Agent).where(Agent.id == agent_id)
                                .with_for_update()).scalar_one_or_none()
     if agent is None or agent.presence != "online" or not agent.active:
