@@ -68,6 +68,20 @@ def test_presence_toggles_and_shows_on_the_agents_board(page, new_page, agent, s
     expect(row).to_have_attribute("data-presence", "offline")
 
 
+def test_a_deactivated_agent_leaves_the_agents_board(page, new_page, api, admin, agent,
+                                                     supervisor):
+    dashboard = new_page()
+    login(dashboard, supervisor, "/supervisor")
+    row = dashboard.locator(f"[data-test=agent-row][data-agent-id='{agent.id}']")
+    login(page, agent)
+    expect(row).to_have_attribute("data-presence", "online")
+    gone = api.as_(admin).patch(f"/api/v1/agents/{agent.id}", json={"active": False})
+    assert gone.status_code == 200
+    expect(row).to_have_count(0, timeout=10_000)  # (its connections closed: offline, inactive)
+    expect(dashboard.locator(f"[data-test=agent-row][data-agent-id='{supervisor.id}']")
+           ).to_have_count(1)
+
+
 def test_period_and_grouping_and_the_csv(page, supervisor, channel, api, worker):
     api.post_api_webhook(channel, api_message(text="hello"))
     login(page, supervisor, "/supervisor")

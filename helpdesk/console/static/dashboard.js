@@ -215,11 +215,17 @@ export function mount(main, { api, live }) {
       if (!entry) return loadAgents();
       entry.agent = { ...entry.agent, presence: data.status };
       drawBoard();
+      // Going offline may be a deactivation (it closes the agent's connections): the board
+      // lists active agents only.
+      if (data.status === 'offline') loadAgents();
     }),
     live.on('sla.warning', (data) => alert('warning', data)),
     live.on('sla.breached', (data) => alert('breached', data)),
     live.on('refetch', () => { loadFigures(); loadAgents(); }),
   ];
+  // Agents created or changed by an admin send no event of their own: read again each minute.
+  const agentsClock = setInterval(loadAgents, 60000);
+  off.push(() => clearInterval(agentsClock));
   drawHeadlines({});
   drawGroups([]);
   drawBoard();
