@@ -382,3 +382,31 @@ def test_a_number_for_a_newer_conversation_is_not_taken_as_a_rating(app, api, ad
     assert (survey["status"], survey["score"]) == ("sent", None)
     answer = next(m for t in tickets(app) for m in messages(app, t.id) if m.text == "3")
     assert "survey_answer" not in answer.flags and answer.ticket_id != first.id
+
+
+def test_the_sweep_passes_over_surveys_waiting_for_the_question_before_them(
+        app, api, admin, agent, supervisor, drain):
+    """An SMS ticket's NPS waits for its CSAT's answer; the sweep, rebuilding lost timers a
+    pass at a time, must not take it every pass and leave a lost survey behind it."""
+    from helpdesk.queues import redis_connection
+    from helpdesk.services.outbound import surveys as survey_service
+
+    configure(api, admin, delay_seconds=0, nps=True)
+    twilio_sms(api, sms_channel(app), "SM0301", "Hello, help please")
+    drain("ingest", "routing")
+    [sms_ticket] = tickets(app)
+    solve(api, agent, sms_ticket.id)
+    drain(DEFAULT)
+    assert {s["kind"]: s["status"] for s in surveys_of(api, supervisor)} == {
+        "csat": "sent", "nps": "scheduled"}  # the NPS waits for the CSAT's answer
+    link_ticket = ask_by_api(app, api, drain, thread="t-lost", event="e-lost")
+    solve(api, agent, link_ticket)
+    with app.app_context():
+        redis_connection(app).flushdb()  # the link survey's job is lost
+        assert survey_service.sweep_due(0, limit=1) == 1
+    drain(DEFAULT)
+    lost = surveys_of(api, supervisor, ticket=link_ticket)  # (a link asks all at once)
+    assert lost and {s["status"] for s in lost} == {"sent"}
+    waiting = {s["kind"]: s["status"] for s in surveys_of(api, supervisor,
+                                                          ticket=sms_ticket.id)}
+    assert waiting == {"csat": "sent", "nps": "scheduled"}

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, exists, select, update
+from sqlalchemy.orm import aliased
 
 from helpdesk import jobs
 from helpdesk.errors import Conflict, Invalid, NotFound
@@ -87,9 +88,16 @@ def sweep_due(grace_seconds: float, limit: int = 500) -> int:
     """Survey timers rebuilt from the database: a survey still `scheduled` past its send
     time (plus `grace_seconds`) lost its job (Redis restarted empty): enqueue it again.
     Sending claims the survey, so a timer that did survive still sends it once."""
-    cutoff = _now() - timedelta(seconds=settings.surveys()["delay_seconds"] + grace_seconds)
+    now = _now()
+    cutoff = now - timedelta(seconds=settings.surveys()["delay_seconds"] + grace_seconds)
+    # Not those waiting for the question before them (a digit channel asks one at a time):
+    # their send waits for its answer, and taking them every pass would fill the pass and
+    # starve the lost timers behind them.
+    asked = aliased(Survey)
     ids = list(db.session.execute(select(Survey.id).where(
-        Survey.status == "scheduled", Survey.created_at <= cutoff)
+        Survey.status == "scheduled", Survey.created_at <= cutoff,
+        ~exists().where(asked.ticket_id == Survey.ticket_id, asked.status == "sent",
+                        asked.sent_at >= now - DIGIT_REPLY_WINDOW))
         .order_by(Survey.id).limit(limit)).scalars())
     db.session.rollback()
     if ids:
