@@ -6,7 +6,7 @@ from flask import current_app
 from rq import get_current_job
 
 from helpdesk.services.ingest import batches as delivery_batches
-from helpdesk.services.ingest import deliveries
+from helpdesk.services.ingest import deliveries, media
 from helpdesk.services.outbound import sending as outbound
 from helpdesk.services.outbound import surveys
 from helpdesk.services.routing import queue
@@ -47,6 +47,11 @@ def check_sla(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
     """An exact SLA timer (warning or breach); a no-op if the deadline moved or was met."""
     return routing.sla_timer(ticket_id, clock, kind, due_iso,
                              current_app.config["URGENCY_CONFIG"])
+
+
+def fetch_media(attachment_id: int) -> str:
+    """Fetch the bytes of a file the provider only named (WhatsApp, Telegram; idempotent)."""
+    return media.fetch(attachment_id)
 
 
 def fill_agent(agent_id: int) -> int:

@@ -23,7 +23,7 @@ from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
 from helpdesk import heap, jobs, logs, queues
-from helpdesk.services.ingest import deliveries
+from helpdesk.services.ingest import deliveries, media
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
 from helpdesk.services.outbound import sending as outbound
@@ -238,6 +238,7 @@ def sweep_once(app: Flask) -> int:
         routing.sweep_overdue(app.config["URGENCY_CONFIG"])
         surveys.sweep_due(app.config["SWEEP_AFTER_SECONDS"])
         outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
+        media.sweep(app.config["SWEEP_AFTER_SECONDS"])
         routing.sweep_requested()
         presence.sweep_dead_processes()  # before close_idle: their sessions end as closed
         work_sessions.close_idle()

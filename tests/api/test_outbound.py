@@ -709,3 +709,87 @@ def test_a_survey_reaches_an_api_customer_whole_while_agents_see_it_without_its_
     assert api.get(f"/surveys/{token}").status_code == 200
     shown = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["messages"][-1]
     assert token not in shown["text"] and "/surveys/…" in shown["text"]
+
+
+# --- media the provider only names ---------------------------------------------------------
+
+def _attachment_of(api, agent, ticket_id: int) -> dict:
+    messages = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["messages"]
+    (attachment,) = [a for m in messages for a in m["attachments"]]
+    return attachment
+
+
+def _download(api, agent, attachment: dict) -> bytes:
+    assert attachment["url"].startswith(api.base_url + "/api/v1/attachments/"), attachment
+    response = api.as_(agent).get(attachment["url"].removeprefix(api.base_url))
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def test_a_whatsapp_photo_is_fetched_from_meta_and_shown_like_any_attachment(
+        app, api, agent, providers, drain, sockets):
+    photo = b"\xff\xd8\xff\xe0 a customer's photo of the broken parcel"
+    providers.media["1003383421387256"] = photo
+    channel = meta_channel(app, "whatsapp")
+    watcher = sockets(agent.token)
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550783881",
+                          "phone_number_id": META_IDS["whatsapp"][1]},
+             "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+             "messages": [{"from": "16505551234", "id": "wamid.IMG1", "type": "image",
+                           "timestamp": str(int(time.time())),
+                           "image": {"id": "1003383421387256", "mime_type": "image/jpeg",
+                                     "caption": "It arrived like this"}}]}
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [
+        {"id": "1022", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+    signature = "sha256=" + hmac.new(b"app-secret", body, hashlib.sha256).hexdigest()
+    _post(api, "meta", channel, body, {"Content-Type": "application/json",
+                                       "X-Hub-Signature-256": signature})
+    drain("ingest")
+    with app.app_context():  # its fetch job lost with Redis: the sweep asks for it again
+        from helpdesk.queues import redis_connection
+        from helpdesk.services.ingest import media
+
+        redis_connection(app).flushdb()
+        time.sleep(1.1)  # older than the tests' sweep grace
+        assert media.sweep(1) == 1
+    drain()
+    attachment = _attachment_of(api, agent, ticket_of(app, channel))
+    assert _download(api, agent, attachment) == photo
+    assert attachment["size"] == len(photo) and attachment["content_type"] == "image/jpeg"
+    with app.app_context():
+        assert media.sweep(1) == 0  # fetched: nothing waits
+    lookups = [r for r in providers.requests if r.method == "GET"]
+    assert [r.path for r in lookups] == ["/v21.0/1003383421387256",
+                                         "/whatsapp-media/1003383421387256"]
+    assert {r.header("Authorization") for r in lookups} == {"Bearer meta-token"}
+    updated = watcher.wait_for("message.updated",
+                               lambda e: e["data"]["attachments"][0]["size"] == len(photo))
+    # (a worker's event names it from the public URL, relative when none is set)
+    assert attachment["url"].endswith(updated["data"]["attachments"][0]["url"])
+    drain()  # again: nothing more is asked of Meta
+    assert len([r for r in providers.requests if r.method == "GET"]) == 2
+
+
+def test_a_telegram_photo_is_fetched_with_the_bot_token_after_an_outage(
+        app, api, agent, providers, drain, caplog):
+    photo = b"\x89PNG a screenshot of the error"
+    providers.media["AgACAgQAAxkBAAIB"] = photo
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
+                                                          "bot_token": "123:ABC"})
+    update_ = {"update_id": 9002, "message": {
+        "message_id": 8, "from": {"id": 555000111, "is_bot": False, "first_name": "Ana"},
+        "chat": {"id": 555000111, "type": "private"}, "date": int(time.time()),
+        "photo": [{"file_id": "AgACAgQAAxkBAAIB", "file_unique_id": "AQADx",
+                   "width": 800, "height": 600, "file_size": len(photo)}],
+        "caption": "This is what I see"}}
+    providers.fail(1, 502)  # Telegram's first answer: retried with backoff
+    _post(api, "telegram", channel, json.dumps(update_).encode(),
+          {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    drain()
+    attachment = _attachment_of(api, agent, ticket_of(app, channel))
+    assert _download(api, agent, attachment) == photo
+    paths = [r.path for r in providers.requests if r.method == "GET"]
+    assert paths == ["/bot123:ABC/getFile?file_id=AgACAgQAAxkBAAIB"] * 2 + [
+        "/file/bot123:ABC/files/AgACAgQAAxkBAAIB"]
+    assert "123:ABC" not in caplog.text  # the bot token is in the URL: never in a log

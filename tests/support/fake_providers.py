@@ -3,7 +3,10 @@
 `FakeProviders` is a threaded `http.server` on 127.0.0.1 speaking the Twilio Messages API,
 the Graph API `/v21.0/{id}/messages`, Telegram `/bot{token}/sendMessage` and X
 `/2/dm_conversations/with/{id}/messages`: it records every request and answers like the
-provider, or with errors when told to. `SmtpServer` wraps an aiosmtpd controller.
+provider, or with errors when told to. It also serves the media customers send, as the
+providers do: Graph's `GET /v21.0/{media-id}` (a URL, fetched with the same token) and
+Telegram's `getFile` and `/file/bot{token}/{path}` (`media` holds the bytes by id).
+`SmtpServer` wraps an aiosmtpd controller.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ GRAPH = re.compile(r"^/v21\.0/(?P<account>[^/]+)/messages$")
 TELEGRAM = re.compile(r"^/bot(?P<token>[^/]+)/sendMessage$")
 X_DM = re.compile(r"^/2/dm_conversations/with/(?P<participant>[^/]+)/messages$")
 CALLBACK = re.compile(r"^/callback$")
+GRAPH_MEDIA = re.compile(r"^/v21\.0/(?P<media>[0-9]+)$")
+GRAPH_MEDIA_BYTES = re.compile(r"^/whatsapp-media/(?P<media>[0-9]+)$")
+TELEGRAM_GET_FILE = re.compile(r"^/bot(?P<token>[^/]+)/getFile\?file_id=(?P<file>[^&]+)$")
+TELEGRAM_FILE = re.compile(r"^/file/bot(?P<token>[^/]+)/files/(?P<file>[^/]+)$")
 
 
 @dataclass
@@ -74,6 +81,7 @@ class FakeProviders:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.media: dict[str, bytes] = {}  # a media or file id -> the bytes it names
         self.script = Script()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -119,6 +127,33 @@ class FakeProviders:
             if match:
                 return answer(recorded, match, number, status)
         return 404, {"error": "no such route"}
+
+    def serve_media(self, recorded: Recorded) -> tuple[int, str, bytes]:
+        """GET: (status, content type, body) for the media routes."""
+        with self._lock:
+            self.requests.append(recorded)
+            status = self._next_status()
+        if status:
+            return status, "application/json", b'{"error": "unavailable"}'
+        bearer = recorded.header("Authorization") or ""
+        if match := GRAPH_MEDIA.match(recorded.path):
+            if not bearer.startswith("Bearer ") or match["media"] not in self.media:
+                return 404, "application/json", b'{"error": {"code": 100}}'
+            url = f"{self.url}/whatsapp-media/{match['media']}"
+            return 200, "application/json", json.dumps(
+                {"url": url, "id": match["media"], "messaging_product": "whatsapp"}).encode()
+        if match := GRAPH_MEDIA_BYTES.match(recorded.path):
+            if not bearer.startswith("Bearer "):  # (Meta's media URLs need the token too)
+                return 401, "text/plain", b"unauthorized"
+            return 200, "image/jpeg", self.media.get(match["media"], b"")
+        if match := TELEGRAM_GET_FILE.match(recorded.path):
+            if match["file"] not in self.media:
+                return 400, "application/json", b'{"ok": false}'
+            return 200, "application/json", json.dumps({"ok": True, "result": {
+                "file_id": match["file"], "file_path": f"files/{match['file']}"}}).encode()
+        if match := TELEGRAM_FILE.match(recorded.path):
+            return 200, "application/octet-stream", self.media.get(match["file"], b"")
+        return 404, "application/json", b'{"error": "no such route"}'
 
     def _next_status(self) -> int | None:
         if self.script.failures > 0:
@@ -203,6 +238,15 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             body = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            recorded = Recorded("GET", self.path, dict(self.headers.items()), b"")
+            status, content_type, body = fake.serve_media(recorded)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

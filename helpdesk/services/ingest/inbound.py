@@ -11,7 +11,7 @@ from helpdesk.connectors.base import MessageEvent, StatusEvent, WatermarkEvent
 from helpdesk.extensions import db
 from helpdesk.models import QUEUED_STATUSES, Channel, Delivery, Identity, Message, Ticket
 from helpdesk.outbox import events
-from helpdesk.services.ingest import attachments, batch_state, conversations, identity
+from helpdesk.services.ingest import attachments, batch_state, conversations, identity, media
 from helpdesk.services.outbound import surveys
 from helpdesk.services.routing import queue_updates, scoring
 
@@ -71,6 +71,7 @@ def receive_message(channel: Channel, delivery: Delivery | None,
         except IntegrityError:  # the same message through another delivery, concurrently
             return None
     attachments.attach(message, event.attachments)
+    media.fetch_after_commit(message.attachments)
     if "bounce" in event.flags:
         mark_bounced(event.bounced_message_ids, event.text)
     ticket.last_activity_at = max(ticket.last_activity_at or now, now)
