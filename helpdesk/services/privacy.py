@@ -267,8 +267,10 @@ def _erase_messages(theirs: Any) -> int:
 
 def _erase_attachments(theirs: Any) -> int:
     """Anonymize the rows; delete each stored file (after commit) no one else still uses."""
+    # Locked (PostgreSQL): a media fetch finishing meanwhile (`ingest.media`) either commits
+    # first, and its file is deleted here, or finds its reference blanked and keeps nothing.
     rows = _all(select(Attachment).join(Message, Message.id == Attachment.message_id)
-                .where(theirs))
+                .where(theirs).with_for_update(of=Attachment))
     paths = {row.storage_path for row in rows if row.storage_path}
     for row in rows:
         row.filename, row.storage_path, row.url, row.sha256 = ERASED, None, None, None

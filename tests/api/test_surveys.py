@@ -317,6 +317,9 @@ def test_agents_never_see_a_surveys_token_and_odd_answers_are_refused(app, api, 
     assert "/surveys/…" in shown["text"]
     listed = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}/messages").json()["items"]
     assert all(token not in (m["text"] or "") for m in listed)
+    # nor can the search be asked about it, a character at a time
+    guessed = api.as_(agent).get("/api/v1/tickets", params={"q": f"/surveys/{token[:3]}"})
+    assert guessed.status_code == 200 and guessed.json()["total"] == 0
     # the customer's answer quoting the link (a mail client's reply) does not show it either
     channel = factories.channel(app, "api", name="quoting")
     quoted = f'<p>Thanks</p><blockquote><a href="http://x/surveys/{token}">rate</a></blockquote>'

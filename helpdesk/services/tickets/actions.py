@@ -80,8 +80,11 @@ def search(filters: dict[str, Any], agent: Agent) -> Select:
         query = query.where(Ticket.customer_id == filters["customer"])
     if filters.get("q"):  # the words as written: `%`, `_` and a backslash are no wildcards
         words = filters["q"].lower()
+        # (what customers and agents wrote: not system messages, whose survey links are
+        # the customers' keys, cut from what agents see)
         query = query.where(or_(func.lower(Ticket.subject).contains(words, autoescape=True),
                                 Ticket.id.in_(select(Message.ticket_id).where(
+                                    Message.author_type != "system",
                                     func.lower(Message.text).contains(words,
                                                                       autoescape=True)))))
     return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
