@@ -99,7 +99,7 @@ CHECK_SLA = Job("workers.jobs.check_sla", queues.DEFAULT,
 SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
                   job_id=lambda survey_id, _base_url="": f"survey-{survey_id}")
 
-FETCH_MEDIA = Job("workers.jobs.fetch_media", queues.OUTBOUND,
+FETCH_MEDIA = Job("workers.jobs.fetch_media", queues.DEFAULT,  # (not before replies)
                   job_id=lambda attachment_id: f"media-{attachment_id}")
 
 ALL = (PROCESS_DELIVERY, PROCESS_DELIVERIES, ROUTE_TICKET, ROUTE_TICKETS, FILL_AGENT, SEND_MESSAGE,

@@ -70,8 +70,16 @@ class Message(db.Model):
     ticket: Mapped[Ticket] = relationship()
 
 
+FILE_NOT_KEPT = "storage_path IS NULL"  # a link, or a file the provider only names
+
+
 class Attachment(db.Model):
     __tablename__ = "attachments"
+    __table_args__ = (
+        # The media sweep's recent attachments without their bytes (migration 0020).
+        Index("ix_attachments_not_kept", "created_at", postgresql_where=text(FILE_NOT_KEPT),
+              sqlite_where=text(FILE_NOT_KEPT)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)

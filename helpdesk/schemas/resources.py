@@ -93,7 +93,7 @@ _sla_schema = SlaSchema()
 
 class TicketSchema(Schema):
     id = fields.Integer()
-    subject = fields.String(allow_none=True)
+    subject = fields.Function(lambda ticket: without_survey_tokens(ticket.subject))
     status = fields.String()
     priority = fields.String()
     level = fields.Integer()
@@ -138,7 +138,7 @@ class MessageSchema(Schema):
     internal = fields.Boolean()
     author = fields.Method("get_author")
     channel = fields.Nested(ChannelRefSchema)
-    subject = fields.String(allow_none=True)
+    subject = fields.Function(lambda message: without_survey_tokens(message.subject))
     text = fields.Method("get_text")
     html = fields.Method("get_html")
     attachments = fields.List(fields.Nested(AttachmentSchema))
@@ -164,6 +164,8 @@ class MessageSchema(Schema):
 class CustomerMessageSchema(MessageSchema):
     """A message as its customer gets it (the chat widget, an `api` channel's callback):
     survey links whole."""
+
+    subject = fields.String(allow_none=True)
 
     def get_text(self, message) -> str | None:
         return message.text
@@ -320,7 +322,7 @@ def ticket_json(ticket: dict, channel: tuple, customer: tuple, identities: list)
     tags = ticket["tags"]
     return {
         "id": _int(ticket["id"]),
-        "subject": _str(ticket["subject"]),
+        "subject": without_survey_tokens(_str(ticket["subject"])),
         "status": _str(ticket["status"]),
         "priority": _str(ticket["priority"]),
         "level": _int(ticket["level"]),

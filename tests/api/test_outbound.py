@@ -766,7 +766,8 @@ def test_a_whatsapp_photo_is_fetched_from_meta_and_shown_like_any_attachment(
     updated = watcher.wait_for("message.updated",
                                lambda e: e["data"]["attachments"][0]["size"] == len(photo))
     # (a worker's event names it from the public URL, relative when none is set)
-    assert attachment["url"].endswith(updated["data"]["attachments"][0]["url"])
+    announced = updated["data"]["attachments"][0]["url"]
+    assert "/api/v1/attachments/" in announced and attachment["url"].endswith(announced)
     drain()  # again: nothing more is asked of Meta
     assert len([r for r in providers.requests if r.method == "GET"]) == 2
 
@@ -793,3 +794,31 @@ def test_a_telegram_photo_is_fetched_with_the_bot_token_after_an_outage(
     assert paths == ["/bot123:ABC/getFile?file_id=AgACAgQAAxkBAAIB"] * 2 + [
         "/file/bot123:ABC/files/AgACAgQAAxkBAAIB"]
     assert "123:ABC" not in caplog.text  # the bot token is in the URL: never in a log
+
+
+def test_media_errors_never_name_the_token_and_a_refusal_for_good_is_not_retried(
+        app, api, agent, providers, drain, monkeypatch):
+    from helpdesk.services.ingest import media
+
+    with app.app_context():
+        monkeypatch.setitem(app.config, "TELEGRAM_API_BASE", "http://127.0.0.1:9")
+        with pytest.raises(media.MediaError) as unreachable:  # (connection refused)
+            media._from_telegram({"bot_token": "123:SECRET"}, "some-file")
+        assert "123:SECRET" not in str(unreachable.value) and not unreachable.value.final
+        monkeypatch.setitem(app.config, "TELEGRAM_API_BASE", providers.url)
+        with pytest.raises(media.MediaError) as gone:  # Telegram: 400, no such file
+            media._from_telegram({"bot_token": "123:SECRET"}, "expired-file")
+        assert gone.value.final and "123:SECRET" not in str(gone.value)
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
+                                                          "bot_token": "123:ABC"})
+    update_ = {"update_id": 9003, "message": {
+        "message_id": 9, "from": {"id": 555000112, "is_bot": False, "first_name": "Bo"},
+        "chat": {"id": 555000112, "type": "private"}, "date": int(time.time()),
+        "document": {"file_id": "huge", "file_unique_id": "AQADy", "file_name": "dump.zip",
+                     "file_size": 200 * 1024 * 1024}}}
+    _post(api, "telegram", channel, json.dumps(update_).encode(),
+          {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    drain()
+    attachment = _attachment_of(api, agent, ticket_of(app, channel))
+    assert attachment["url"] == "telegram:file/huge"  # too large: kept as a reference
+    assert not [r for r in providers.requests if "huge" in r.path]  # never asked for

@@ -331,6 +331,9 @@ def test_agents_never_see_a_surveys_token_and_odd_answers_are_refused(app, api, 
     assert token not in json.dumps(timeline)
     assert any("/surveys/…" in (i["message"]["html"] or "") for i in timeline
                if i["type"] == "message")
+    for guess in (f"/surveys/{token[:3]}", token[:8]):  # the quote is not searchable either
+        found = api.as_(agent).get("/api/v1/tickets", params={"q": guess}).json()
+        assert found["total"] == 0, guess
 
     fraction = api.post(f"/surveys/{token}", json={"score": 4.5})
     assert fraction.status_code == 400 and "score" in fraction.json()["error"]["fields"]

@@ -97,7 +97,9 @@ def sweep_due(grace_seconds: float, limit: int = 500) -> int:
     ids = list(db.session.execute(select(Survey.id).where(
         Survey.status == "scheduled", Survey.created_at <= cutoff,
         ~exists().where(asked.ticket_id == Survey.ticket_id, asked.status == "sent",
-                        asked.sent_at >= now - DIGIT_REPLY_WINDOW))
+                        asked.sent_at >= now - DIGIT_REPLY_WINDOW,
+                        asked.channel_id.in_(select(Channel.id).where(
+                            Channel.kind.in_(DIGIT_KINDS)))))
         .order_by(Survey.id).limit(limit)).scalars())
     db.session.rollback()
     if ids:
@@ -239,7 +241,7 @@ def answer_from_message(customer: Customer, text: str | None, via: str) -> Surve
     if match is None or via not in DIGIT_KINDS:
         return None
     survey = _awaiting_reply(customer.id)
-    if survey is None or _talking_elsewhere(customer.id, survey):
+    if survey is None or _talking_elsewhere(customer, survey):
         return None
     low, high = SURVEY_KINDS[survey.kind]
     score = int(match.group(1))
@@ -251,13 +253,16 @@ def answer_from_message(customer: Customer, text: str | None, via: str) -> Surve
     return survey
 
 
-def _talking_elsewhere(customer_id: int, survey: Survey) -> bool:
-    """Another open ticket of theirs was active since the survey went out: a bare number is
+def _talking_elsewhere(customer: Customer, survey: Survey) -> bool:
+    """Their conversation moved on: the ticket their next message would join (threading's
+    own choice) is another open one, active since the survey went out. A bare number is
     then as likely an answer there (to an agent's question) as a rating, and joins it."""
-    return db.session.execute(select(Ticket.id).where(
-        Ticket.customer_id == customer_id, Ticket.id != survey.ticket_id,
-        Ticket.status.in_(("new", "open", "pending")),
-        Ticket.last_activity_at > survey.sent_at).limit(1)).first() is not None
+    from helpdesk.services.ingest import conversations  # (ingest imports this module)
+
+    target = conversations.recent_ticket(customer, _now(), written=True)
+    return (target is not None and target.id != survey.ticket_id
+            and target.status in ("new", "open", "pending")
+            and target.last_activity_at > survey.sent_at)
 
 
 def _awaiting_reply(customer_id: int, ticket_id: int | None = None) -> Survey | None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from helpdesk import jobs
 from helpdesk.errors import Forbidden, NotFound, Unprocessable
@@ -80,11 +80,14 @@ def search(filters: dict[str, Any], agent: Agent) -> Select:
         query = query.where(Ticket.customer_id == filters["customer"])
     if filters.get("q"):  # the words as written: `%`, `_` and a backslash are no wildcards
         words = filters["q"].lower()
-        # (what customers and agents wrote: not system messages, whose survey links are
-        # the customers' keys, cut from what agents see)
-        query = query.where(or_(func.lower(Ticket.subject).contains(words, autoescape=True),
+        # (not a message holding a survey link, the customer's key, cut from what agents
+        # see: the survey itself, or a customer's quote of it, could be guessed a character
+        # at a time)
+        query = query.where(or_(and_(~Ticket.subject.contains("/surveys/"),
+                                     func.lower(Ticket.subject).contains(words,
+                                                                         autoescape=True)),
                                 Ticket.id.in_(select(Message.ticket_id).where(
-                                    Message.author_type != "system",
+                                    ~Message.text.contains("/surveys/"),
                                     func.lower(Message.text).contains(words,
                                                                       autoescape=True)))))
     return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
