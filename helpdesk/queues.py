@@ -84,12 +84,17 @@ def job_waiting(job_id: str) -> bool:
     return jobs_waiting([job_id]) == {job_id}
 
 
-def jobs_waiting(job_ids: Sequence[str]) -> set[str]:
-    """Which of these jobs are waiting to run (one round trip)."""
+def job_statuses(job_ids: Sequence[str]) -> list[bytes | None]:
+    """Each job's RQ status, None for a job Redis does not know (one round trip)."""
     pipe = redis_connection().pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hget(f"rq:job:{job_id}", "status")
-    return {job_id for job_id, status in zip(job_ids, pipe.execute(), strict=True)
+    return pipe.execute()
+
+
+def jobs_waiting(job_ids: Sequence[str]) -> set[str]:
+    """Which of these jobs are waiting to run (one round trip)."""
+    return {job_id for job_id, status in zip(job_ids, job_statuses(job_ids), strict=True)
             if status in WAITING}
 
 

@@ -128,7 +128,8 @@ class AttachmentSchema(Schema):
         return attachment.url or ""
 
 
-SURVEY_TOKEN = re.compile(r"/surveys/[A-Za-z0-9_-]+")  # what secrets.token_urlsafe makes
+SURVEY_PATH = "/surveys/"  # a survey link's path, before the customer's token
+SURVEY_TOKEN = re.compile(SURVEY_PATH + r"[A-Za-z0-9_-]+")  # what secrets.token_urlsafe makes
 
 
 class MessageSchema(Schema):
@@ -175,9 +176,9 @@ class CustomerMessageSchema(MessageSchema):
 
 
 def without_survey_tokens(text: str | None) -> str | None:
-    if not text or "/surveys/" not in text:
+    if not text or SURVEY_PATH not in text:
         return text
-    return SURVEY_TOKEN.sub("/surveys/…", text)
+    return SURVEY_TOKEN.sub(SURVEY_PATH + "…", text)
 
 
 class DeliverySchema(Schema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from sqlalchemy import and_, or_, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +21,10 @@ class InvalidIdentity(ValueError):
 _SEPARATORS = str.maketrans("", "", " -.()")
 
 
+@lru_cache(maxsize=8192)
 def normalize_phone(value: str) -> str:
+    """E.164 (cached: a batch normalizes each sender's number when it loads the batch,
+    resolves the customer and records where the message came from)."""
     raw = value.strip()
     if raw.lower().startswith("whatsapp:"):
         raw = raw.split(":", 1)[1]

@@ -25,7 +25,7 @@ from helpdesk import jobs
 from helpdesk.extensions import db
 from helpdesk.models import Attachment, Channel, Message, Ticket
 from helpdesk.outbox import events
-from helpdesk.queues import redis_connection
+from helpdesk.queues import job_statuses
 from helpdesk.senders.meta import GRAPH_VERSION
 from helpdesk.services.ingest.attachments import store_bytes
 from helpdesk.transaction import after_commit_each, commit
@@ -115,11 +115,9 @@ def sweep(grace_seconds: float, limit: int = 200) -> int:
     db.session.rollback()
     if not ids:
         return 0
-    pipe = redis_connection().pipeline(transaction=False)
-    for attachment_id in ids:
-        pipe.exists(f"rq:job:{jobs.FETCH_MEDIA.id_for(attachment_id)}")
-    lost = [attachment_id for attachment_id, known in zip(ids, pipe.execute(), strict=True)
-            if not known]
+    statuses = job_statuses([jobs.FETCH_MEDIA.id_for(attachment_id) for attachment_id in ids])
+    lost = [attachment_id for attachment_id, status in zip(ids, statuses, strict=True)
+            if status is None]
     if lost:
         jobs.FETCH_MEDIA.enqueue_each([(attachment_id,) for attachment_id in lost])
     return len(lost)

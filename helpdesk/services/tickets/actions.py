@@ -13,6 +13,7 @@ from helpdesk.errors import Forbidden, NotFound, Unprocessable
 from helpdesk.extensions import db
 from helpdesk.models import QUEUED_STATUSES, Agent, Message, Ticket
 from helpdesk.outbox import events
+from helpdesk.schemas.resources import SURVEY_PATH
 from helpdesk.services import settings
 from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.outbound import surveys
@@ -83,11 +84,11 @@ def search(filters: dict[str, Any], agent: Agent) -> Select:
         # (not a message holding a survey link, the customer's key, cut from what agents
         # see: the survey itself, or a customer's quote of it, could be guessed a character
         # at a time)
-        query = query.where(or_(and_(~Ticket.subject.contains("/surveys/"),
+        query = query.where(or_(and_(~Ticket.subject.contains(SURVEY_PATH),
                                      func.lower(Ticket.subject).contains(words,
                                                                          autoescape=True)),
                                 Ticket.id.in_(select(Message.ticket_id).where(
-                                    ~Message.text.contains("/surveys/"),
+                                    ~Message.text.contains(SURVEY_PATH),
                                     func.lower(Message.text).contains(words,
                                                                       autoescape=True)))))
     return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
