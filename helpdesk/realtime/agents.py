@@ -78,7 +78,7 @@ def disconnect(*_args):
 
 
 @socketio.on("presence", namespace=AGENTS)
-def set_presence(data):
+def set_presence(data=None, *_more):
     status = (data or {}).get("status") if isinstance(data, dict) else None
     if status not in ("online", "away"):
         return {"error": {"code": "validation_error", "message": "status: online or away"}}
@@ -102,7 +102,7 @@ def _exists(ticket_id: int) -> bool:
 
 
 @socketio.on("ticket.focus", namespace=AGENTS)
-def focus(data):
+def focus(data=None, *_more):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return _BAD_TICKET_ID
@@ -116,7 +116,7 @@ def focus(data):
 
 
 @socketio.on("ticket.blur", namespace=AGENTS)
-def blur(data):
+def blur(data=None, *_more):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return _BAD_TICKET_ID
@@ -128,7 +128,7 @@ def blur(data):
 
 
 @socketio.on("heartbeat", namespace=AGENTS)
-def heartbeat(data=None):
+def heartbeat(data=None, *_more):
     """The ticket is still on the agent's screen: their session on it stays open (and only
     that one: a heartbeat for one ticket is not work on another)."""
     ticket_id = _ticket_id(data)
@@ -141,7 +141,7 @@ def heartbeat(data=None):
 
 
 @socketio.on("events.since", namespace=AGENTS)
-def events_since(data):
+def events_since(data=None, *_more):
     seq = (data or {}).get("seq") if isinstance(data, dict) else None
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         return {"error": {"code": "validation_error", "message": "seq: a non-negative integer"}}
@@ -149,7 +149,7 @@ def events_since(data):
 
 
 @socketio.on("typing", namespace=AGENTS)
-def typing(data):
+def typing(data=None, *_more):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return _BAD_TICKET_ID

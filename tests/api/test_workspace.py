@@ -175,6 +175,12 @@ def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id
                        ("events.since", {"seq": -1})):
         answer = client.call(name, data)
         assert answer["error"]["code"] == "validation_error", (name, data, answer)
+    # No payload at all (`emit(name)`), or more than one argument: an answer, not a crash.
+    for name in ("presence", "ticket.focus", "ticket.blur", "typing", "heartbeat",
+                 "events.since"):
+        for data in (None, ({}, 1)):
+            answer = client.call(name, data)
+            assert answer["error"]["code"] == "validation_error", (name, data, answer)
     for name, data in (("heartbeat", None), ("heartbeat", {}),
                        ("ticket.focus", {"ticket_id": 2**64}), ("typing", {"ticket_id": 0})):
         answer = client.call(name, data)
