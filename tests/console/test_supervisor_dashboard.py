@@ -175,3 +175,18 @@ def test_sla_alerts_appear_as_they_happen_and_link_to_the_ticket(page, api, admi
     link.click()
     expect(page.locator("[data-test=ticket-view]")).to_have_attribute("data-ticket-id",
                                                                       ticket_id)
+
+
+def test_the_admin_view_lists_every_agent_past_the_apis_first_page(page, app, admin):
+    from helpdesk.extensions import db
+    from helpdesk.models import Agent
+
+    with app.app_context():  # more than one page of 200 (inserted: no password to hash)
+        db.session.add_all(Agent(email=f"many{n}@example.com", name=f"Many {n}", role="agent")
+                           for n in range(205))
+        db.session.commit()
+        total = db.session.query(Agent).count()
+    login(page, admin, "/admin")
+    expect(page.locator("[data-test=agent-admin-row]")).to_have_count(total)
+    expect(page.locator("[data-test=agent-admin-row]", has_text="many204@example.com")
+           ).to_have_count(1)

@@ -66,7 +66,7 @@ function channelsSection(api) {
       h('td', {}, remove));
   };
   async function load() {
-    const answer = await api.get('/channels', { per_page: 200 });
+    const answer = await api.getAll('/channels');
     replace(rows, answer.items.map(row));
   }
   const form = h('form', { class: 'inline', 'aria-label': 'New channel' },
@@ -118,7 +118,7 @@ function agentsSection(api) {
       h('td', {}, role), h('td', {}, level), h('td', {}, languages), h('td', {}, channels), h('td', {}, capacity), h('td', {}, team), h('td', {}, active));
   };
   async function load() {
-    const [agents, teamList] = await Promise.all([api.get('/agents', { per_page: 200 }), api.get('/teams')]);
+    const [agents, teamList] = await Promise.all([api.getAll('/agents'), api.getAll('/teams')]);
     teams = teamList.items || [];
     replace(rows, agents.items.map(row));
   }

@@ -66,6 +66,16 @@ export async function request(method, path, body, { raw = false, auth = true } =
 }
 
 export const get = (path, params) => request('GET', path + query(params));
+// Every item of a collection, page after page (`per_page` 200, the API's most): a list the
+// console shows whole (channels, agents, teams, my tickets) must not stop at a first page.
+export async function getAll(path, params = {}) {
+  const items = [];
+  for (let page = 1; ; page += 1) {
+    const answer = await get(path, { ...params, page, per_page: 200 });
+    items.push(...answer.items);
+    if (!answer.items.length || items.length >= answer.total) return { items, total: answer.total };
+  }
+}
 export const post = (path, body = {}) => request('POST', path, body);
 export const patch = (path, body) => request('PATCH', path, body);
 export const put = (path, body) => request('PUT', path, body);

@@ -166,7 +166,7 @@ export function mount(main, { api, live }) {
   }
 
   const loadAgents = coalesce(async () => {
-    const answer = await api.get('/agents', { per_page: 200 });
+    const answer = await api.getAll('/agents');
     state.agents = new Map(answer.items.map((a) => [a.id, { agent: a, load: state.agents.get(a.id)?.load }]));
     drawBoard();
     loadLoads();

@@ -120,7 +120,7 @@ export function mount(el, { api, live, me, open }) {
     let answers;
     try {
       answers = await Promise.all(OPEN_STATUSES.map((status) =>
-        api.get('/tickets', { assignee: 'me', status, per_page: 100 })));
+        api.getAll('/tickets', { assignee: 'me', status })));
     } catch (err) {
       if (err.status === 401) return;
       failed('mine', mineError, err, () => loadMine());

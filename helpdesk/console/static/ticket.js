@@ -439,7 +439,7 @@ export function create(center, { api, live, me }) {
     wanted = id;
     showError(null);
     if (reasons === null) {
-      try { reasons = (await api.get('/contact-reasons')).items || []; } catch { reasons = []; }
+      try { reasons = (await api.getAll('/contact-reasons')).items; } catch { reasons = []; }
     }
     let data;
     try {
