@@ -167,3 +167,95 @@ def test_push_mode_waits_for_the_agents_claim_in_flight(app, api, admin, drain, 
     assert given["count"] == 0
     mine = api.as_(agent).get("/api/v1/tickets", params={"assignee": "me"}).json()
     assert [t["id"] for t in mine["items"]] == [queued[0]["id"]]
+
+
+def _customer_ticket(app, api, drain):
+    """An `api` channel and its customer's ticket, as an agent reads it."""
+    channel = factories.channel(app, "api", settings={})
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    drain("ingest")
+    return channel, api.as_(factories.agent(app)).get("/api/v1/tickets").json()["items"][0]
+
+
+def _ingest(app):
+    from helpdesk.services.ingest import batches
+
+    def run():
+        with app.app_context():
+            return batches.process_waiting()
+    return run
+
+
+def test_a_message_on_a_ticket_solved_meanwhile_reopens_it(app, api, agent, drain, row_holder):
+    channel, ticket = _customer_ticket(app, api, drain)
+    api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
+                                              text="It still has not come"))
+    processed = _while_held(
+        row_holder, ticket["id"], _ingest(app),
+        "UPDATE tickets SET status = 'solved', solved_at = now() WHERE id = %s", ())
+    assert processed == 1
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert after["status"] == "open"  # the customer wrote after the solve: reopened
+    assert after["solved_at"] is None
+    assert [m["text"] for m in after["messages"]][-1] == "It still has not come"
+
+
+def test_a_message_after_a_close_committed_meanwhile_opens_a_new_ticket(app, api, agent, drain,
+                                                                       row_holder):
+    channel, ticket = _customer_ticket(app, api, drain)
+    api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
+                                              text="One more question"))
+    _while_held(row_holder, ticket["id"], _ingest(app),
+                "UPDATE tickets SET status = 'closed', solved_at = now() WHERE id = %s", ())
+    before = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert before["status"] == "closed"  # a closed ticket never reopens
+    assert len(before["messages"]) == 1
+    tickets = api.as_(agent).get("/api/v1/tickets", params={"status": "new"}).json()["items"]
+    assert [t["subject"] for t in tickets] == ["One more question"]
+
+
+def test_an_answered_call_waits_for_the_customers_threading_and_joins_their_ticket(
+        app, api, agent, drain, row_holder):
+    """Which ticket a call joins is decided one customer at a time, as for messages: a
+    transaction holding the customer (a batch making their ticket the latest) commits
+    first, and the call joins that ticket."""
+    from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
+    from tests.api.test_voice import ACCOUNT, CALLER, OUR_NUMBER, TOKEN, incoming, queue_result
+    from tests.support.signing import Webhooks
+
+    settings, secrets = {"account_sid": ACCOUNT, "phone_number": OUR_NUMBER}, {"auth_token": TOKEN}
+    sms = factories.channel(app, "twilio", "sms", settings, secrets)
+    voice = factories.channel(app, "twilio", "voice", settings, secrets)
+    hooks = Webhooks(api.base_url)
+    texted = hooks.twilio(sms, {"MessageSid": "SM00000000000000000000000000000031",
+                                "AccountSid": ACCOUNT, "From": CALLER, "To": OUR_NUMBER,
+                                "Body": "My router is down again", "NumMedia": "0"}, TOKEN)
+    assert texted.status_code == 200, texted.text
+    drain("ingest")
+    (ticket,) = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    with row_holder.cursor() as cursor:  # quiet for two days: no call would join it alone
+        cursor.execute("UPDATE tickets SET last_activity_at = now() - interval '2 days' "
+                       "WHERE id = %s", (ticket["id"],))
+    row_holder.commit()
+    sid = "CA00000000000000000000000000000031"
+    assert hooks.twilio(voice, incoming(sid), TOKEN).status_code == 200
+    drain("ingest")
+    assert hooks.twilio(voice, queue_result(sid, "bridged", 12), TOKEN).status_code == 200
+
+    with row_holder.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                       (CUSTOMER_LOCK_SPACE, ticket["customer_id"]))
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("n", _ingest(app)()))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the call did not wait for the customer's threading"
+    with row_holder.cursor() as cursor:  # the other transaction's message: active again
+        cursor.execute("UPDATE tickets SET last_activity_at = now() WHERE id = %s",
+                       (ticket["id"],))
+    row_holder.commit()
+    thread.join(10)
+    assert answer["n"] == 1
+    tickets = api.as_(agent).get("/api/v1/tickets",
+                                 params={"customer": ticket["customer_id"]}).json()["items"]
+    assert [t["id"] for t in tickets] == [ticket["id"]]  # the call joined it: no phone ticket

@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    inspect,
     literal,
     or_,
     select,
@@ -55,6 +56,7 @@ class IngestBatch:
         self.written_tickets: dict[int, Ticket | None] = {}  # ... a written message may join
         self.thread_tickets: dict[tuple[int, str], Ticket] = {}
         self.locked_customers: set[int] = set()  # conversations.lock_customers
+        self.locked_tickets: set[int] = set()  # lock_ticket, and the recent tickets' query
         self.created_customers: set[int] = set()  # by this batch: no row of theirs before it
         self.identities_locked = False  # identity._claim_unknown_identities
         # Threading by what this batch stored (its rows are written at the end, in one
@@ -131,6 +133,7 @@ class IngestBatch:
         self.written_tickets.update(dict.fromkeys(customer_ids))
         found = db.session.execute(_recent_tickets(db.session.get_bind().dialect.name),
                                    {"ids": sorted(customer_ids), "since": since}).all()
+        self.locked_tickets.update(ticket.id for ticket, _by_phone in found)
         # In THREADING_ORDER per customer, phone tickets and others apart: the first of
         # either is the latest of its part; the better of the two firsts the latest of all.
         for ticket, by_phone in found:  # their customers and channels are in the session
@@ -297,17 +300,26 @@ def _recent_tickets(dialect: str) -> Select:
     Their customer and channel are not loaded with them (channels are joined for their kind
     only): the batch has them in its session."""
     by_phone = Channel.kind.in_(NOT_JOINED_BY_WRITING)
-    latest = (select(Ticket, by_phone.label("by_phone"))
-              .join(Channel, Channel.id == Ticket.channel_id)
-              .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
-                     Ticket.last_activity_at >= bindparam("since"))
-              .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER)
-              .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
-    if dialect == "postgresql":
-        if distinct_on is None:  # SQLAlchemy 2.0
-            return latest.distinct(Ticket.customer_id, by_phone)
-        return latest.ext(distinct_on(Ticket.customer_id, by_phone))
-    return latest  # no DISTINCT ON: the first row per customer and kind, in the same order
+    if dialect != "postgresql":  # no DISTINCT ON: the first row per customer and kind
+        return (select(Ticket, by_phone.label("by_phone"))
+                .join(Channel, Channel.id == Ticket.channel_id)
+                .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
+                       Ticket.last_activity_at >= bindparam("since"))
+                .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER)
+                .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
+    # PostgreSQL: the first of each only, and locked (`lock_ticket`): FOR UPDATE cannot sit
+    # beside DISTINCT ON, so the choice is a subquery and the lock is on the tickets it names.
+    first = (select(Ticket.id, by_phone.label("by_phone"))
+             .join(Channel, Channel.id == Ticket.channel_id)
+             .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
+                    Ticket.last_activity_at >= bindparam("since"))
+             .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER))
+    first = (first.distinct(Ticket.customer_id, by_phone) if distinct_on is None  # SA 2.0
+             else first.ext(distinct_on(Ticket.customer_id, by_phone))).subquery()
+    return (select(Ticket, first.c.by_phone).join(first, first.c.id == Ticket.id)
+            .order_by(Ticket.customer_id, first.c.by_phone, *THREADING_ORDER)
+            .with_for_update(of=Ticket)
+            .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
 
 
 CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer
@@ -330,6 +342,30 @@ def lock_customers(customer_ids: set[int]) -> None:
                                                       "ids": sorted(wanted)})
     if batch:
         batch.locked_customers.update(wanted)
+
+
+def lock_ticket(ticket: Ticket) -> None:
+    """Before a message or a call changes an existing ticket: hold its row until this
+    transaction ends and read it as last committed (PostgreSQL). An agent's change that
+    committed meanwhile (a close, a solve) is what the message sees, and one in flight
+    waits for this transaction: ingest decides from a ticket no one else is changing, as
+    agents' changes do (`actions.get_for_change`). Once per ticket in a batch (the recent
+    tickets' query takes the lock with its read); a ticket this transaction has changed
+    already is locked by its own write and not read again. SQLite's BEGIN IMMEDIATE
+    serialises writers already."""
+    state = inspect(ticket)
+    batch = current()
+    if (not state.persistent or (batch is not None and ticket.id in batch.locked_tickets)
+            or db.session.get_bind().dialect.name != "postgresql"):
+        return
+    db.session.execute(_LOCK_TICKET.execution_options(populate_existing=not state.modified),
+                       {"id": ticket.id})
+    if batch is not None:
+        batch.locked_tickets.add(ticket.id)
+
+
+_LOCK_TICKET = (select(Ticket).where(Ticket.id == bindparam("id")).with_for_update()
+                .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
 
 
 def unflushed(row: object, reserve: int = 1) -> bool:

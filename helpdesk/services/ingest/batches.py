@@ -168,6 +168,9 @@ def _channels(rows: list[Row]) -> dict[int, Channel]:
 def process_batch(limit: int) -> tuple[int, bool]:
     """Claim and process up to `limit` waiting deliveries; how many were claimed, and
     whether more may be waiting."""
+    # What an earlier batch of this job loaded is not read again from the session's identity
+    # map (it keeps objects past commit): a ticket an agent solved since would look open.
+    db.session.expunge_all()
     rows, more = claim(limit)
     if not rows:
         db.session.rollback()

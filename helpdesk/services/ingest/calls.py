@@ -178,7 +178,11 @@ def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
         customer = db.session.get(Customer, call.customer_id)
         ticket = None
         if call.outcome == "answered":
+            # Which ticket the call joins is threading: one customer at a time, as messages.
+            batch_state.lock_customers({customer.id})
             ticket = conversations.recent_ticket(customer, datetime.now(UTC))
+            if ticket is not None:
+                batch_state.lock_ticket(ticket)
             if ticket is not None and ticket.status not in ("new", "open", "pending"):
                 ticket = None
         created = ticket is None

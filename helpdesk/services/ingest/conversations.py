@@ -186,6 +186,8 @@ def thread_message(channel: Channel, customer: Customer,
     quiet = bool({"auto_reply", "bounce"} & set(event.flags))
     batch_state.lock_customers({customer.id})
     ticket = find_thread(channel, customer, event)
+    if ticket is not None:
+        batch_state.lock_ticket(ticket)  # its status as last committed, and ours until commit
     if ticket is not None and (quiet or lifecycle.can_reopen(ticket, now)):
         if not quiet:
             customer_replied(ticket, now)

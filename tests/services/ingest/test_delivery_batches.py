@@ -295,3 +295,25 @@ def test_a_batch_opening_many_tickets_asks_their_sequence_a_few_times(app, api):
         assert delivery_batches.process_waiting() == 1
         lone = db.session.execute(select(func.max(Ticket.id))).scalar_one()
     assert lone - ids[-1] <= 1 + (1 + 2 + 4 + 8 + 16 - 20), (ids, lone)
+
+
+def test_a_later_batch_of_the_same_job_sees_a_solve_committed_since(app, api, agent):
+    """A worker's job runs batch after batch in one session, which keeps what it loaded past
+    each commit: the next batch must not take the ticket for still open when an agent
+    solved it in between (the customer's new message would stay on a solved ticket)."""
+    from helpdesk.services.ingest import batches as delivery_batches
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e1", "m1", email="again@example.com"))
+    with app.app_context():  # one job: the same session for both batches
+        assert delivery_batches.process_waiting() == 1
+        ticket_id = db.session.execute(select(Ticket.id)).scalar_one()
+        db.session.commit()  # (SQLite: no transaction left open under the PATCH)
+        solved = api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                      json={"status": "solved"})
+        assert solved.status_code == 200, solved.text
+        api.post_api_webhook(channel, api_message("e2", "m2", email="again@example.com",
+                                                  text="it broke again"))
+        assert delivery_batches.process_waiting() == 1
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+    assert after["status"] == "open" and len(after["messages"]) == 2
