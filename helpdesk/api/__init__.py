@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from helpdesk.schemas.inputs import MAX_ID
 
@@ -17,6 +17,16 @@ class RowIdConverter(IntegerConverter):
     def to_python(self, value: str) -> int:
         number = super().to_python(value)
         return number if number <= MAX_ID else 0
+
+
+class NoNulConverter(UnicodeConverter):
+    """`<name>` in our routes (channel keys, chat sessions, survey tokens: never a NUL): a
+    `%00` in one matches no route, a 404 like any unknown key, where PostgreSQL's driver
+    refused the lookup's parameter (a 500)."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        super().__init__(url_map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]")
 
 
 def init_app(app: Flask) -> None:
@@ -42,6 +52,7 @@ def init_app(app: Flask) -> None:
     )
 
     app.url_map.converters["int"] = RowIdConverter
+    app.url_map.converters["default"] = app.url_map.converters["string"] = NoNulConverter
     app.before_request(common.limit_request_body)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)

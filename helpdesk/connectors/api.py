@@ -56,7 +56,20 @@ def _text(data: dict, key: str, where: str, required: bool = False) -> str | Non
         raise PayloadError(f"{where}.{key} must be a string")
     if required and not str(value).strip():
         raise PayloadError(f"{where}.{key} must not be empty")
-    return str(value)
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's escaped lone surrogate: no database stores it
+        raise PayloadError(f"{where}.{key} is not valid Unicode (a lone surrogate)") from exc
+    longest = _LONGEST.get((where, key))
+    if longest is not None and len(text) > longest:
+        raise PayloadError(f"{where}.{key} is longer than {longest} characters")
+    return text
+
+
+# What the columns hold: a longer message id was cut, and two ids alike in their first 255
+# characters were one message (the second dropped as a duplicate).
+_LONGEST = {("message", "id"): 255, ("message", "thread_id"): 255}
 
 
 @register

@@ -249,3 +249,56 @@ def test_an_api_attachment_size_beyond_the_column_is_refused_at_the_webhook(app,
     assert fits.status_code == 200, fits.text
     listed = api.as_(admin).get("/api/v1/deliveries").json()["items"]
     assert [d["size"] for d in listed] == [len(fits.request.body)]
+
+
+def test_a_nul_in_a_key_token_or_session_in_the_path_is_404(app, api):
+    """`%00` in a path segment looked the key up as it was: PostgreSQL's driver refuses a
+    NUL in a parameter (a 500). No key, token or session id has one: 404, in JSON."""
+    widget = factories.channel(app, "widget", "chat", {"website": "https://shop.example.com"})
+    origin = {"Origin": "https://shop.example.com"}
+    for method, path, headers in (
+            ("POST", "/webhooks/api/a%00b", {}), ("GET", "/webhooks/meta/%00", {}),
+            ("POST", "/api/v1/chat/%00/sessions", origin),
+            ("GET", "/api/v1/chat/sessions/%00/messages", origin),
+            ("POST", "/api/v1/chat/sessions/x%00/messages", origin),
+            ("GET", "/surveys/%00", {})):
+        response = api.session.request(method, f"{api.base_url}{path}", json={"text": "hi"},
+                                       headers=headers, timeout=30)
+        assert response.status_code == 404, (path, response.text)
+        assert response.json()["error"]["code"] == "not_found", path
+    assert api.post(f"/api/v1/chat/{widget.key}/sessions", json={}).status_code == 201
+
+
+def test_a_chat_email_the_form_check_accepts_but_no_identity_can_hold_is_400(app, api):
+    channel = factories.channel(app, "widget", "chat", {"website": "https://shop.example.com"})
+    response = api.post(f"/api/v1/chat/{channel.key}/sessions",
+                        json={"name": "Ana", "email": '"a\\ b"@example.com'})
+    assert response.status_code == 400, response.text
+    assert "email" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("where, field, value", [
+    ("message", "text", SURROGATE), ("message", "html", SURROGATE),
+    ("customer", "name", SURROGATE), ("message", "id", "m" * 256),
+    ("message", "thread_id", "t" * 256), ("customer", "email", "a" * 310 + "@example.com")])
+def test_api_webhook_text_no_column_can_hold_is_400(app, api, where, field, value):
+    """Our own format: a lone surrogate, an id or thread longer than its column, an email no
+    identity holds: refused with the field named, nothing stored (these were answered 200
+    and failed in the worker, or were cut: two long ids alike were one message)."""
+    channel = factories.channel(app, "api")
+    body = api_message()
+    body[where][field] = value
+    response = api.post_api_webhook(channel, raw_json(body))
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]["message"] or where in response.json()[
+        "error"]["message"]
+    assert stored(app) == 0
+
+
+def test_api_webhook_long_customer_name_is_kept_to_its_column(app, api, agent, drain):
+    channel = factories.channel(app, "api")
+    response = api.post_api_webhook(channel, raw_json(api_message(name="N" * 300)))
+    assert response.status_code == 200, response.text
+    drain()
+    (ticket,) = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert ticket["customer"]["name"] == "N" * 200

@@ -102,7 +102,7 @@ def _caller(refs: list[IdentityRef], name: str | None) -> Customer:
     try:
         return identity.resolve_customer(refs, name)
     except InvalidIdentity:  # withheld number, SIP client: a customer without identities
-        customer = Customer(name=name or "Unknown caller")
+        customer = Customer(name=(name or "Unknown caller")[:identity.MAX_NAME])
         db.session.add(customer)
         db.session.flush()
         return customer

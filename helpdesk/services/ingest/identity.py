@@ -46,16 +46,21 @@ def normalize_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+MAX_IDENTITY = 320  # identities.value
+MAX_NAME = 200  # customers.name
+
+
 def normalize_email(value: str) -> str:
     email = value.strip().strip("<>").lower()
     local, _, domain = email.rpartition("@")
-    if not local or not domain or " " in email:
+    if not local or not domain or " " in email or len(email) > MAX_IDENTITY:
         raise InvalidIdentity(f"not an email address: {value!r}")
     return email
 
 
 def normalize(kind: str, value: str) -> str:
-    """The canonical form of an identity value; raise InvalidIdentity when there is none."""
+    """The canonical form of an identity value; raise InvalidIdentity when there is none
+    (a value longer than the column holds included: no provider's id or address is)."""
     if kind not in IDENTITY_KINDS:
         raise InvalidIdentity(f"unknown identity kind: {kind!r}")
     if kind == "email":
@@ -65,6 +70,8 @@ def normalize(kind: str, value: str) -> str:
     cleaned = str(value).strip()
     if not cleaned:
         raise InvalidIdentity(f"empty {kind} identity")
+    if len(cleaned) > MAX_IDENTITY:
+        raise InvalidIdentity(f"a {kind} identity longer than {MAX_IDENTITY} characters")
     return cleaned
 
 
@@ -129,7 +136,10 @@ def live_customer(customer: Customer) -> Customer:
 
 
 def resolve_customer(refs: list[IdentityRef], name: str | None = None) -> Customer:
-    """The one customer these identities name, created (with its identities) when new."""
+    """The one customer these identities name, created (with its identities) when new (a
+    display name is kept to the column's 200 characters: a sender's long name is no reason
+    to lose their message)."""
+    name = name[:MAX_NAME] if name else name
     refs = normalize_refs(refs)
     if not refs:
         raise InvalidIdentity("the sender has no usable identity")

@@ -10,7 +10,7 @@ from sqlalchemy import Select, select, update
 
 from helpdesk.connectors.base import IdentityRef, MessageEvent
 from helpdesk.connectors.widget import email_signed
-from helpdesk.errors import NotFound, Unauthorized
+from helpdesk.errors import Invalid, NotFound, Unauthorized
 from helpdesk.extensions import db
 from helpdesk.models import Channel, ChatSession, Identity, Message, Ticket
 from helpdesk.outbox import CHAT, emit, events
@@ -40,6 +40,11 @@ def start_session(channel_key: str, name: str | None = None, email: str | None =
                   email_hmac: str | None = None) -> tuple[ChatSession, str]:
     """Open a visitor session; the plain visitor token is returned once, stored hashed."""
     channel = widget_channel(channel_key)
+    if email:
+        try:
+            identity.normalize_email(email)
+        except identity.InvalidIdentity as exc:  # an address the form check let through
+            raise Invalid("invalid input", {"email": ["Not a valid email address."]}) from exc
     public_id, token = secrets.token_urlsafe(18), "hv_" + secrets.token_urlsafe(32)
     verified = _claim_verified(channel, email, email_hmac)
     refs = [IdentityRef("chat_visitor", public_id)]
