@@ -22,7 +22,7 @@ from helpdesk.transaction import commit
 # item: `reply.added`, `note.added`).
 TIMELINE_EVENTS = ("ticket.created", "status.changed", "ticket.reopened", "escalated",
                    "assigned", "priority.changed", "sla.warning", "sla.breached",
-                   "reply.resent")
+                   "reply.resent", "routing.failed")
 
 
 def get(customer_id: int) -> Customer:

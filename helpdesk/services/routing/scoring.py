@@ -12,12 +12,14 @@ for its write transaction), so the next batch scores it again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
 from sqlalchemy import Integer, Select, bindparam, func, select, union_all
+from sqlalchemy.exc import OperationalError
 
 from helpdesk import jobs
 from helpdesk.extensions import db
@@ -39,6 +41,8 @@ from helpdesk.services.routing.urgency import (
 from helpdesk.services.sla import clocks as sla
 from helpdesk.services.tickets import history
 from helpdesk.transaction import commit
+
+log = logging.getLogger(__name__)
 
 RECENT_TEXTS = 5
 TEXT_PREFIX_CHARS = 8000  # per message; the scorer itself reads at most its prefix_chars
@@ -225,12 +229,42 @@ def route_batch(limit: int, config_path: str | None = None) -> tuple[int, bool]:
     if not tickets:
         db.session.rollback()
         return 0, False
-    for ticket in tickets:
-        ticket.route_requested_at = None
-    live = [ticket for ticket in tickets if ticket.status != "closed"]
-    _route(live, _claimed_facts(live), config_path)
-    commit()
-    return len(tickets), more
+    ids = [ticket.id for ticket in tickets]
+    try:
+        for ticket in tickets:
+            ticket.route_requested_at = None
+        live = [ticket for ticket in tickets if ticket.status != "closed"]
+        _route(live, _claimed_facts(live), config_path)
+        commit()
+    except OperationalError:  # the database (a deadlock, a lost connection): the job retries
+        raise
+    except Exception:
+        # One ticket the scorer cannot take must not hold up every other one (the batch
+        # claims the oldest requests first: it would fail on it forever).
+        db.session.rollback()
+        log.warning("a routing batch of %d tickets failed; scoring them one by one",
+                    len(ids), exc_info=True)
+        for ticket_id in ids:
+            _route_alone(ticket_id, config_path)
+    return len(ids), more
+
+
+def _route_alone(ticket_id: int, config_path: str | None) -> None:
+    """`route_ticket`; a ticket that fails even alone keeps its priority, stops asking to be
+    scored, and says so in its history (`routing.failed`): visible, and scored again by
+    whatever next asks (a message, an agent's change, a breach)."""
+    try:
+        route_ticket(ticket_id, config_path)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("ticket %s could not be scored; it keeps its priority", ticket_id)
+        ticket = db.session.get(Ticket, ticket_id)
+        if ticket is not None:
+            ticket.route_requested_at = None
+            history.record(ticket, "routing.failed", error=type(exc).__name__)
+        commit()
 
 
 def _claimed_facts(tickets: Sequence[Ticket]) -> dict[int, UrgencyFacts]:
