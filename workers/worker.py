@@ -29,6 +29,7 @@ from helpdesk.services.metrics import rollup as metrics_rollup
 from helpdesk.services.outbound import sending as outbound
 from helpdesk.services.outbound import surveys
 from helpdesk.services.routing import presence, urgency
+from helpdesk.services.routing import queue as routing_queue
 from helpdesk.services.routing import scoring as routing
 from helpdesk.services.tickets import actions as tickets
 from helpdesk.services.tickets import work_sessions
@@ -240,6 +241,7 @@ def sweep_once(app: Flask) -> int:
         outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
         media.sweep(app.config["SWEEP_AFTER_SECONDS"])
         routing.sweep_requested()
+        routing_queue.sweep_push()
         presence.sweep_dead_processes()  # before close_idle: their sessions end as closed
         work_sessions.close_idle()
         tickets.close_solved_past_window()

@@ -169,3 +169,29 @@ def test_settings_are_validated(api, admin, agent):
                                 ).status_code == 403
     bad = api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "sometimes"})
     assert bad.status_code == 400 and "routing_mode" in bad.json()["error"]["fields"]
+
+
+def test_push_mode_fill_lost_with_redis_is_done_by_the_sweeper(app, api, admin, channel,
+                                                               sockets, drain):
+    """An agent coming online asks for a fill job; if Redis loses it (restarted empty), the
+    sweeper gives them what it would have (Redis holds nothing that cannot be rebuilt)."""
+    from helpdesk.queues import ROUTING, get_queue, redis_connection
+    from workers.worker import SWEEP_LOCK, sweep_once
+
+    api.as_(admin).patch("/api/v1/settings", json={"routing_mode": "push"})
+    send(api, channel, 2)
+    drain()
+    assert api.as_(admin).get("/api/v1/queue").json()["total"] == 2
+    late = factories.agent(app)
+    sockets(late.token)  # online: a fill job is enqueued ...
+    with app.app_context():
+        lost = get_queue(ROUTING, app)
+        assert lost.count >= 1
+        lost.empty()  # ... and lost
+        redis_connection(app).delete(SWEEP_LOCK)
+    drain()
+    assert api.as_(admin).get("/api/v1/queue").json()["total"] == 2
+    sweep_once(app)
+    tickets = api.as_(admin).get("/api/v1/tickets").json()["items"]
+    assert {t["assignee_id"] for t in tickets} == {late.id}
+    assert api.as_(admin).get("/api/v1/queue").json()["total"] == 0

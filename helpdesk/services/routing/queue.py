@@ -326,6 +326,20 @@ def _peek_driver_sql(by_language: bool, by_kind: bool) -> str:
                          .compile(dialect=db.engine.dialect)))
 
 
+def sweep_push() -> int:
+    """Push mode's safety net: what an agent's fill job would have given them, for a job
+    lost with Redis (they came online or freed capacity while it was down). Every online
+    agent is filled while the queue holds tickets; how many tickets were given."""
+    if settings.get("routing_mode") != "push":
+        return 0
+    waiting = db.session.execute(queued().with_only_columns(Ticket.id).limit(1)).first()
+    online = [] if waiting is None else list(db.session.execute(
+        select(Agent.id).where(Agent.presence == "online", Agent.active.is_(True))
+        .order_by(Agent.id)).scalars())
+    db.session.rollback()
+    return sum(fill(agent_id) for agent_id in online)
+
+
 def fill(agent_id: int, batch: int = 50) -> int:
     """Push mode: give an agent who came online or freed capacity what fits from the queue."""
     if settings.get("routing_mode") != "push":
