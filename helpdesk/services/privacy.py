@@ -6,10 +6,13 @@ calls' outcomes and durations, survey scores) and removes what names or describe
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, func, or_, select, update
+from flask import current_app
+from sqlalchemy import Text, and_, bindparam, case, cast, func, or_, select, update
 
 from helpdesk.errors import NotFound, Unprocessable
 from helpdesk.extensions import db
@@ -34,6 +37,7 @@ from helpdesk.services.ingest import attachments, identity
 from helpdesk.transaction import after_commit, commit
 
 ERASED = "[erased]"
+ERASED_ID = "erased:"  # + a digest: an erased message's provider id
 # Rows that belong to a customer and move with a merge.
 OWNED = (Identity, Ticket, Call, ChatSession, Survey)
 
@@ -249,7 +253,22 @@ def _blank_unless_null(column) -> Any:
 
 def _erase_messages(theirs: Any) -> int:
     """Texts, subjects, senders (names, addresses, numbers) and mail ids go; rows, times and
-    directions stay."""
+    directions stay. A provider's id of the message may name the person (an email's
+    Message-ID, Telegram's chat id: the person's user id): it becomes a keyed digest, still
+    one per message, so the row stays unique and nothing of the id is left."""
+    ids = db.session.execute(select(Message.id, Message.external_id).where(
+        theirs, Message.external_id.is_not(None),
+        ~Message.external_id.startswith(ERASED_ID, autoescape=True))).all()
+    if ids:
+        key = current_app.config["SECRET_KEY"]
+        key = key.encode() if isinstance(key, str) else key
+        table = Message.__table__
+        db.session.connection().execute(
+            update(table).where(table.c.id == bindparam("row_id"))
+            .values(external_id=bindparam("digest")),
+            [{"row_id": row.id, "digest": ERASED_ID + hmac.new(
+                key, row.external_id.encode("utf-8", "surrogatepass"), hashlib.sha256
+            ).hexdigest()} for row in ids])
     db.session.execute(update(Delivery).where(Delivery.id.in_(
         select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
         .values(body=b"", headers={}), execution_options={"synchronize_session": False})

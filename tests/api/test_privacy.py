@@ -191,6 +191,11 @@ def test_erasure_removes_the_person_and_keeps_anonymous_facts(app, api, admin, s
         assert all(row.full_text in (None, "[erased]") and row.message_id is None
                    and row.sender is None for row in rows)
         assert any(row.direction == "inbound" for row in rows)
+        # The provider's id of the mail (its Message-ID) named Bob's address too: a digest
+        # now, one per message still.
+        inbound = [row.external_id for row in rows if row.direction == "inbound"]
+        assert inbound and all(value.startswith("erased:") and "erase-1" not in value
+                               for value in inbound)
 
     audit = api.as_(admin).get("/api/v1/audit", params={"action": "customer.erased"})
     [entry] = audit.json()["items"]
