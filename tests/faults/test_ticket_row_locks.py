@@ -12,7 +12,9 @@ import time
 
 import psycopg
 import pytest
+from sqlalchemy import func, select
 
+from helpdesk.extensions import db
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -259,3 +261,50 @@ def test_an_answered_call_waits_for_the_customers_threading_and_joins_their_tick
     tickets = api.as_(agent).get("/api/v1/tickets",
                                  params={"customer": ticket["customer_id"]}).json()["items"]
     assert [t["id"] for t in tickets] == [ticket["id"]]  # the call joined it: no phone ticket
+
+
+def test_the_same_message_through_two_deliveries_at_once_opens_no_empty_ticket(
+        app, api, agent, drain, row_holder):
+    """A delivery processed alone (a replay, its own job) carrying a message another
+    delivery stores at the same moment: it waits for that customer's threading, sees the
+    message stored and stops, instead of opening a ticket and then finding its message a
+    duplicate (the empty ticket stayed in the queue)."""
+    from helpdesk.models import Delivery
+    from helpdesk.services.ingest import deliveries
+    from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
+
+    channel, ticket = _customer_ticket(app, api, drain)
+    with row_holder.cursor() as cursor:  # closed: the next message opens a new ticket
+        cursor.execute("UPDATE tickets SET status = 'closed' WHERE id = %s", (ticket["id"],))
+    row_holder.commit()
+    api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
+                                              text="Hello again"))
+    with app.app_context():
+        delivery_id = db.session.execute(select(func.max(Delivery.id))).scalar_one()
+        db.session.rollback()
+
+    with row_holder.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                       (CUSTOMER_LOCK_SPACE, ticket["customer_id"]))
+
+    def alone():
+        with app.app_context():
+            return deliveries.process(delivery_id)
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("status", alone()))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the delivery did not wait for the customer's threading"
+    with row_holder.cursor() as cursor:  # the other delivery's copy of the message
+        cursor.execute(
+            "INSERT INTO messages (ticket_id, channel_id, direction, internal, author_type, "
+            "external_id, text, in_reply_to, \"references\", delivery_status, flags, "
+            "created_at, updated_at) SELECT ticket_id, channel_id, direction, internal, "
+            "author_type, 'm-2', 'Hello again', in_reply_to, \"references\", "
+            "delivery_status, flags, now(), now() "
+            "FROM messages WHERE ticket_id = %s", (ticket["id"],))
+    row_holder.commit()
+    thread.join(10)
+    assert answer["status"] == "duplicate"
+    tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert [t["id"] for t in tickets] == [ticket["id"]]  # no empty ticket beside it

@@ -36,6 +36,13 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     if message_exists(channel.id, external_id):
         return None
     customer = identity.resolve_customer(event.identities, event.sender_name)
+    if batch_state.current() is None:
+        # Alone (a replay, a delivery handed its own job): the same message through another
+        # delivery at the same moment has the same customer; once their threading lock is
+        # ours it has committed, and it is seen here before a ticket is opened for nothing.
+        batch_state.lock_customers({customer.id})
+        if message_exists(channel.id, external_id):
+            return None
     survey = surveys.answer_from_message(customer, event.text, channel.kind)
     if survey is not None:  # a digit reply to a survey: filed on its ticket, never reopening it
         ticket, created = db.session.get(Ticket, survey.ticket_id), False
