@@ -61,6 +61,7 @@ class Message(db.Model):
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # handed to the provider
 
     channel: Mapped[Channel] = relationship(lazy="joined")
     attachments: Mapped[list[Attachment]] = relationship(

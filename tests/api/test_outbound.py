@@ -13,6 +13,7 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -317,6 +318,37 @@ def test_messenger_receipts_without_a_message_id_move_the_replies_up_to_their_ma
     assert message(app, sent.id).delivery_status == "read"
 
 
+def test_a_read_receipt_processed_after_the_delivery_still_counts_from_the_send(
+        app, api, agent, providers, drain):
+    """The customer read the reply at once; we processed the `delivery` receipt before the
+    `read` one. The read mark is before we processed the delivery, but after the send: the
+    reply is read (the send's moment was taken from `updated_at`, which the delivery
+    receipt had moved past the mark: the reply stayed `delivered`)."""
+    channel = meta_channel(app, "messenger")
+    meta_inbound(api, channel, "messenger")
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel))
+    mark = int(time.time() * 1000)  # read just after the send
+
+    def receipt(kind: str, millis: int) -> None:
+        body = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": millis,
+                           "messaging": [{"sender": {"id": "PSID-777"},
+                                          "recipient": {"id": "1234567890"},
+                                          "timestamp": millis,
+                                          kind: {"watermark": millis}}]}]}).encode()
+        _post(api, "meta", channel, body, {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": "sha256=" + hmac.new(b"app-secret", body,
+                                                        hashlib.sha256).hexdigest()})
+        drain()
+
+    time.sleep(0.05)  # (the delivery is processed later than the customer read it)
+    receipt("delivery", mark)
+    assert message(app, sent.id).delivery_status == "delivered"
+    receipt("read", mark)
+    assert message(app, sent.id).delivery_status == "read"
+
+
 def test_telegram_reply_calls_send_message_on_the_customers_chat(app, api, agent, providers,
                                                                  drain):
     channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
@@ -404,6 +436,27 @@ def test_email_reply_is_threaded_and_the_customers_answer_joins_the_ticket(app, 
             Message.message_id == "third@example.com")).scalar_one()
         assert answer.ticket_id == ticket_id
         assert db.session.execute(select(func.count()).select_from(Ticket)).scalar_one() == 1
+
+
+def test_a_bounce_fails_the_reply_live_for_the_agents_watching(app, api, agent, smtp, drain,
+                                                               sockets):
+    """A mailer daemon's report names our reply: it is `failed`, and the agents watching
+    are told (message.updated), so "Send again" shows without a refetch."""
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    email_inbound(api, channel, mail("first@example.com", "Printer broken", "It does not print"))
+    drain()
+    sent = send_reply(api, agent, app, drain, ticket_of(app, channel), "Try turning it off.")
+    assert sent.delivery_status == "sent"
+    watcher = sockets(agent.token)
+    report = (Path(__file__).parents[1] / "samples" / "mail" / "own_dsn_uppercase.eml"
+              ).read_bytes().replace(b"our-outbound-7@helpdesk.example.com",
+                                     sent.message_id.encode())
+    email_inbound(api, channel, report)
+    drain()
+    assert message(app, sent.id).delivery_status == "failed"
+    updated = watcher.wait_for("message.updated",
+                               lambda envelope: envelope["data"]["id"] == sent.id)
+    assert updated["data"]["delivery_status"] == "failed"
 
 
 def test_email_without_smtp_url_fails_visibly(app, api, agent, drain, outbound_config):

@@ -308,3 +308,54 @@ def test_the_same_message_through_two_deliveries_at_once_opens_no_empty_ticket(
     assert answer["status"] == "duplicate"
     tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
     assert [t["id"] for t in tickets] == [ticket["id"]]  # no empty ticket beside it
+
+
+def test_a_delivery_report_racing_a_read_report_never_moves_the_reply_back(
+        app, api, agent, drain, row_holder):
+    """Two workers' batches apply `delivered` and `read` for one reply at the same moment:
+    the later one is weighed against what the other committed (it read `sent` and wrote
+    `delivered` over `read`)."""
+    from tests.api.test_voice import ACCOUNT, CALLER, OUR_NUMBER, TOKEN
+    from tests.support.signing import Webhooks
+
+    sms = factories.channel(app, "twilio", "sms", {"account_sid": ACCOUNT,
+                                                   "phone_number": OUR_NUMBER},
+                            {"auth_token": TOKEN})
+    hooks = Webhooks(api.base_url)
+    assert hooks.twilio(sms, {"MessageSid": "SM00000000000000000000000000000041",
+                              "AccountSid": ACCOUNT, "From": CALLER, "To": OUR_NUMBER,
+                              "Body": "Is my order on its way?", "NumMedia": "0"},
+                        TOKEN).status_code == 200
+    drain("ingest")
+    with row_holder.cursor() as cursor:  # our reply, handed to Twilio
+        cursor.execute(
+            "INSERT INTO messages (ticket_id, channel_id, direction, internal, author_type, "
+            "external_id, text, in_reply_to, \"references\", delivery_status, flags, "
+            "created_at, updated_at) SELECT ticket_id, channel_id, 'outbound', false, "
+            "'agent', 'SMout0000000000000000000000000041', 'It ships today', in_reply_to, "
+            "\"references\", 'sent', flags, now(), now() FROM messages")
+    row_holder.commit()
+    report = hooks.twilio(sms, {"MessageSid": "SMout0000000000000000000000000041",
+                                "MessageStatus": "delivered", "AccountSid": ACCOUNT,
+                                "From": OUR_NUMBER, "To": CALLER}, TOKEN)
+    assert report.status_code == 200
+
+    with row_holder.cursor() as cursor:
+        cursor.execute("SELECT id FROM messages WHERE external_id = %s FOR UPDATE",
+                       ("SMout0000000000000000000000000041",))
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("n", _ingest(app)()))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the report did not wait for the reply's row"
+    with row_holder.cursor() as cursor:  # the other worker's `read`, committed first
+        cursor.execute("UPDATE messages SET delivery_status = 'read' WHERE external_id = %s",
+                       ("SMout0000000000000000000000000041",))
+    row_holder.commit()
+    thread.join(10)
+    assert answer["n"] == 1
+    with row_holder.cursor() as cursor:
+        cursor.execute("SELECT delivery_status FROM messages WHERE external_id = %s",
+                       ("SMout0000000000000000000000000041",))
+        assert cursor.fetchone()[0] == "read"
+    row_holder.rollback()

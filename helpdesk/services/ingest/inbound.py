@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk.connectors.base import MessageEvent, StatusEvent, WatermarkEvent
@@ -103,9 +103,13 @@ def mark_bounced(message_ids: list[str], error: str) -> None:
     if not message_ids:
         return
     for message in db.session.execute(select(Message).where(
-            Message.message_id.in_(message_ids), Message.direction == "outbound")).scalars():
+            Message.message_id.in_(message_ids), Message.direction == "outbound")
+            .with_for_update(of=Message)).scalars():
         message.delivery_status = "failed"
         message.delivery_error = (error or "bounced")[:2000]
+        # (the agents watching see it fail, and "Send again", without a refetch)
+        events.message_created(message, db.session.get(Ticket, message.ticket_id),
+                               updated=True)
 
 
 def receive_watermark(channel: Channel, event: WatermarkEvent) -> bool:
@@ -120,13 +124,15 @@ def receive_watermark(channel: Channel, event: WatermarkEvent) -> bool:
     behind = [status for status, rank in STATUS_RANK.items()
               if STATUS_RANK["sent"] <= rank < STATUS_RANK[event.status]]
     changed = False
-    # `updated_at`: when a reply became `sent` (one resent or still queued is newer), and
-    # the rows locked, so a concurrent receipt cannot move one back.
+    # `sent_at`: when a reply was handed to the provider (one resent or still queued is
+    # newer; before migration 0021, `updated_at`, which a later receipt moves too), and the
+    # rows locked, so a concurrent receipt cannot move one back.
     for message, ticket in db.session.execute(
             select(Message, Ticket).join(Ticket, Ticket.id == Message.ticket_id)
             .where(Message.channel_id == channel.id, Message.direction == "outbound",
                    Message.internal.is_(False), Message.delivery_status.in_(behind),
-                   Message.updated_at <= event.up_to, Ticket.customer_id == owner)
+                   func.coalesce(Message.sent_at, Message.updated_at) <= event.up_to,
+                   Ticket.customer_id == owner)
             .order_by(Message.id).with_for_update(of=Message)).all():
         message.delivery_status = event.status
         events.message_created(message, ticket, updated=True)
@@ -136,9 +142,12 @@ def receive_watermark(channel: Channel, event: WatermarkEvent) -> bool:
 
 def receive_status(channel: Channel, event: StatusEvent) -> bool:
     """Move an outbound message's delivery status forward; False when nothing changed."""
+    # Locked (PostgreSQL): two receipts for one reply in two workers' batches at once
+    # (`delivered`, `read`) are weighed one after the other, never moving it back.
     message = db.session.execute(select(Message).where(
         Message.channel_id == channel.id, Message.external_id == event.external_id,
-        Message.direction == "outbound")).scalar_one_or_none()
+        Message.direction == "outbound").with_for_update(of=Message)
+        .execution_options(populate_existing=True)).scalar_one_or_none()
     if message is None or event.status not in STATUS_RANK:
         return False
     current = STATUS_RANK.get(message.delivery_status, -1)

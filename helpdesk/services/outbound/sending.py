@@ -168,6 +168,8 @@ def outgoing(channel: Channel, ticket: Ticket, message: Message) -> Outgoing:
 def record_sent(message: Message, result: SendResult) -> None:
     """Store the new status and the ids status callbacks and email replies will name."""
     message.delivery_status, message.delivery_error = result.status, None
+    if result.status in ("sent", "delivered", "read"):  # (receipts "up to a time" read it)
+        message.sent_at = datetime.now(UTC)
     if result.external_id:
         message.external_id = result.external_id[:255]
     if result.message_id:
