@@ -241,8 +241,8 @@ def sweep_once(app: Flask) -> int:
         outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
         media.sweep(app.config["SWEEP_AFTER_SECONDS"])
         routing.sweep_requested()
-        routing_queue.sweep_push()
         presence.sweep_dead_processes()  # before close_idle: their sessions end as closed
+        routing_queue.sweep_push()  # (after: an agent whose web process died is offline)
         work_sessions.close_idle()
         tickets.close_solved_past_window()
         metrics_rollup.compact_now()

@@ -23,7 +23,7 @@ def connect(auth_data=None):
 
 
 @socketio.on("typing", namespace=CHAT)
-def typing(_data=None):
+def typing(_data=None, *_more):
     """The visitor is typing: tell the agents who have the ticket in focus."""
     chat_session = chat.get_session(session.get("chat_session_id", 0))
     if chat_session is None or chat_session.ticket_id is None:

@@ -33,7 +33,7 @@ from helpdesk.outbox import event_log
 from helpdesk.schemas.resources import call_schema, customer_schema, message_schema, ticket_schema
 from helpdesk.schemas.surveys import survey_schema
 from helpdesk.services import audit
-from helpdesk.services.ingest import attachments, identity
+from helpdesk.services.ingest import attachments, batch_state, identity
 from helpdesk.transaction import after_commit, commit
 
 ERASED = "[erased]"
@@ -50,7 +50,10 @@ def _customer(customer_id: int) -> Customer:
 
 
 def _lock(*ids: int) -> None:
-    """Lock the customers' rows in id order (PostgreSQL; SQLite serializes writers)."""
+    """Lock the customers in id order (PostgreSQL; SQLite serializes writers): their
+    threading first, as ingest takes it before their tickets' rows (a batch mid-way commits
+    before a merge or an erasure starts, and the next one waits for it), then their rows."""
+    batch_state.lock_customers(set(ids))
     db.session.execute(select(Customer.id).where(Customer.id.in_(sorted(ids)))
                        .order_by(Customer.id).with_for_update())
 
@@ -256,19 +259,10 @@ def _erase_messages(theirs: Any) -> int:
     directions stay. A provider's id of the message may name the person (an email's
     Message-ID, Telegram's chat id: the person's user id): it becomes a keyed digest, still
     one per message, so the row stays unique and nothing of the id is left."""
-    ids = db.session.execute(select(Message.id, Message.external_id).where(
-        theirs, Message.external_id.is_not(None),
-        ~Message.external_id.startswith(ERASED_ID, autoescape=True))).all()
-    if ids:
-        key = current_app.config["SECRET_KEY"]
-        key = key.encode() if isinstance(key, str) else key
-        table = Message.__table__
-        db.session.connection().execute(
-            update(table).where(table.c.id == bindparam("row_id"))
-            .values(external_id=bindparam("digest")),
-            [{"row_id": row.id, "digest": ERASED_ID + hmac.new(
-                key, row.external_id.encode("utf-8", "surrogatepass"), hashlib.sha256
-            ).hexdigest()} for row in ids])
+    _digest_column(Message, Message.external_id, theirs)
+    # ... and the key their deliveries were told apart by (a Message-ID, an event id).
+    _digest_column(Delivery, Delivery.dedupe_key, Delivery.id.in_(
+        select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
     db.session.execute(update(Delivery).where(Delivery.id.in_(
         select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
         .values(body=b"", headers={}), execution_options={"synchronize_session": False})
@@ -282,6 +276,25 @@ def _erase_messages(theirs: Any) -> int:
                          else_=Message.author_name)),
         execution_options={"synchronize_session": False})
     return result.rowcount
+
+
+def _digest_column(model: Any, column: Any, rows: Any) -> None:
+    """`column` of `rows` (not erased yet) becomes ERASED_ID + a digest keyed with the
+    secret key of the row's id and value: nothing of the value is left, and each row's is
+    its own (a unique key stays unique, however often a value comes back and is erased)."""
+    found = db.session.execute(select(model.id, column).where(
+        rows, column.is_not(None), ~column.startswith(ERASED_ID, autoescape=True))).all()
+    if not found:
+        return
+    key = current_app.config["SECRET_KEY"]
+    key = key.encode() if isinstance(key, str) else key
+    table = model.__table__
+    db.session.connection().execute(
+        update(table).where(table.c.id == bindparam("row_id"))
+        .values({column.key: bindparam("digest")}),
+        [{"row_id": row_id, "digest": ERASED_ID + hmac.new(
+            key, f"{row_id}:{value}".encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()} for row_id, value in found])
 
 
 def _erase_attachments(theirs: Any) -> int:

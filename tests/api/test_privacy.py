@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from helpdesk.extensions import db
-from helpdesk.models import Attachment, Message, Ticket
+from helpdesk.models import Attachment, Delivery, Message, Ticket
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -196,6 +196,8 @@ def test_erasure_removes_the_person_and_keeps_anonymous_facts(app, api, admin, s
         inbound = [row.external_id for row in rows if row.direction == "inbound"]
         assert inbound and all(value.startswith("erased:") and "erase-1" not in value
                                for value in inbound)
+        keys = db.session.execute(select(Delivery.dedupe_key)).scalars().all()
+        assert keys and not [key for key in keys if "erase-1" in key]
 
     audit = api.as_(admin).get("/api/v1/audit", params={"action": "customer.erased"})
     [entry] = audit.json()["items"]
@@ -293,3 +295,20 @@ def test_erasure_leaves_other_customers_raw_deliveries_alone(app, api, admin, ag
         bodies = db.session.execute(select(Delivery.body)).scalars().all()
     assert sum(b"Mojo's question" in body for body in bodies) == 1
     assert not [body for body in bodies if b"Jo's question" in body]
+
+
+def test_the_same_message_stored_again_after_an_erasure_is_erased_again(app, api, admin,
+                                                                         agent, drain):
+    """An integrator posts a message again (a new event id, the same message id) after the
+    person was erased: it is a new message, and erasing the new customer works too (the
+    digest of each row is its own: the second erasure met the first one's unique key)."""
+    channel = factories.channel(app, "api")
+    for round_ in range(2):
+        assert api.post_api_webhook(channel, api_message(
+            f"evt-{round_}", "m-same", email="again@example.com")).status_code == 200
+        drain()
+        [person] = find(api, agent, "email:again@example.com")
+        assert api.as_(admin).delete(f"/api/v1/customers/{person}").status_code == 204
+    with app.app_context():
+        ids = db.session.execute(select(Message.external_id)).scalars().all()
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(i.startswith("erased:") for i in ids)

@@ -359,3 +359,53 @@ def test_a_delivery_report_racing_a_read_report_never_moves_the_reply_back(
                        ("SMout0000000000000000000000000041",))
         assert cursor.fetchone()[0] == "read"
     row_holder.rollback()
+
+
+def test_a_message_joining_its_thread_on_a_ticket_solved_meanwhile_reopens_it(
+        app, api, agent, drain, row_holder):
+    """Threaded by its `thread_id` (not the customer's recent ticket, which the batch's
+    first read locks): the ticket is locked and read again when the message finds it."""
+    channel = factories.channel(app, "api", settings={})
+    api.post_api_webhook(channel, api_message(text="My order", thread_id="t-9"))
+    drain("ingest")
+    (ticket,) = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    with row_holder.cursor() as cursor:  # quiet for two days: only its thread finds it
+        cursor.execute("UPDATE tickets SET last_activity_at = now() - interval '2 days' "
+                       "WHERE id = %s", (ticket["id"],))
+    row_holder.commit()
+    api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
+                                              text="Any news?", thread_id="t-9"))
+    _while_held(row_holder, ticket["id"], _ingest(app),
+                "UPDATE tickets SET status = 'solved', solved_at = now() WHERE id = %s", ())
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert [m["text"] for m in after["messages"]] == ["My order", "Any news?"]
+    assert after["status"] == "open" and after["solved_at"] is None  # reopened
+
+
+def test_a_merge_waits_for_the_batch_threading_its_customer(app, api, agent, drain,
+                                                             row_holder):
+    """A merge takes the customers' threading locks first, as ingest does before their
+    tickets' rows: a batch mid-way commits before the merge moves anything (in the other
+    order each could wait for the other's rows)."""
+    from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
+
+    channel = factories.channel(app, "api", settings={})
+    for n, email in enumerate(("ana@example.com", "ana.work@example.com")):
+        api.post_api_webhook(channel, api_message(event_id=f"evt-{n}", message_id=f"m-{n}",
+                                                  text=f"Hello {n}", email=email))
+    drain("ingest")
+    survivor, other = sorted(t["customer_id"] for t in
+                             api.as_(agent).get("/api/v1/tickets").json()["items"])
+    with row_holder.cursor() as cursor:  # a batch threading the other customer's message
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CUSTOMER_LOCK_SPACE, other))
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("response", api.as_(agent).post(
+        f"/api/v1/customers/{survivor}/merge", json={"other_id": other})))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the merge did not wait for the customer's threading"
+    row_holder.commit()
+    thread.join(10)
+    assert answer["response"].status_code == 200, answer["response"].text
+    tickets = api.as_(agent).get("/api/v1/tickets", params={"customer": survivor}).json()
+    assert tickets["total"] == 2

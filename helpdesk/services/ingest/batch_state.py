@@ -137,6 +137,8 @@ class IngestBatch:
         # In THREADING_ORDER per customer, phone tickets and others apart: the first of
         # either is the latest of its part; the better of the two firsts the latest of all.
         for ticket, by_phone in found:  # their customers and channels are in the session
+            if ticket.customer_id not in self.customer_tickets:
+                continue  # merged away to another customer while the lock was awaited
             latest = self.customer_tickets[ticket.customer_id]
             if latest is None or threading_key(ticket) < threading_key(latest):
                 self.customer_tickets[ticket.customer_id] = ticket
@@ -358,8 +360,9 @@ def lock_ticket(ticket: Ticket) -> None:
     if (not state.persistent or (batch is not None and ticket.id in batch.locked_tickets)
             or db.session.get_bind().dialect.name != "postgresql"):
         return
+    # (read: an ORM result fills its objects as its rows are fetched, not when it executes)
     db.session.execute(_LOCK_TICKET.execution_options(populate_existing=not state.modified),
-                       {"id": ticket.id})
+                       {"id": ticket.id}).scalar_one_or_none()
     if batch is not None:
         batch.locked_tickets.add(ticket.id)
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from helpdesk import jobs
 from helpdesk.connectors import get_connector
-from helpdesk.connectors.base import InboundEvent, MessageEvent
+from helpdesk.connectors.base import CallEvent, InboundEvent, MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
 from helpdesk.services.ingest import batch_state, deliveries, identity
@@ -211,11 +211,15 @@ def _apply(parsed: list[tuple[Row, Channel, list[InboundEvent]]]) -> dict[int, s
     """Apply every delivery's events in this transaction; {delivery id: new status}."""
     messages = [(channel, event) for _row, channel, events in parsed for event in events
                 if isinstance(event, MessageEvent)]
+    # Callers too: their customers' threading locks are taken with the others', in id
+    # order, before any call's row (a call joining a ticket is threading).
+    callers = [ref for _row, _channel, events in parsed for event in events
+               if isinstance(event, CallEvent) for ref in event.identities]
     statuses = {}
     with batch_state.started() as batch:
         batch.load([(channel.id, event.external_id[:255]) for channel, event in messages],
                    identity.normalize_refs([ref for _, event in messages
-                                            for ref in event.identities]))
+                                            for ref in event.identities] + callers))
         for row, channel, events in parsed:
             created = sum(deliveries.apply_event(channel, row, event) for event in events)
             has_messages = any(isinstance(event, MessageEvent) for event in events)

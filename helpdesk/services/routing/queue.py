@@ -332,7 +332,10 @@ def sweep_push() -> int:
     agent is filled while the queue holds tickets; how many tickets were given."""
     if settings.get("routing_mode") != "push":
         return 0
-    waiting = db.session.execute(queued().with_only_columns(Ticket.id).limit(1)).first()
+    # Scored tickets only: one still asking is the routing batch's, which hands it out by
+    # urgency to the agent with most room.
+    waiting = db.session.execute(queued().with_only_columns(Ticket.id).where(
+        Ticket.route_requested_at.is_(None)).limit(1)).first()
     online = [] if waiting is None else list(db.session.execute(
         select(Agent.id).where(Agent.presence == "online", Agent.active.is_(True))
         .order_by(Agent.id)).scalars())

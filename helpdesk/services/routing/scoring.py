@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from helpdesk import jobs
 from helpdesk.extensions import db
-from helpdesk.models import QUEUED_STATUSES, Call, Message, Ticket
+from helpdesk.models import QUEUED_STATUSES, Call, Message, Ticket, TicketEvent
 from helpdesk.outbox import events
 from helpdesk.services import settings
 from helpdesk.services.metrics import facts as ticket_facts
@@ -51,6 +51,7 @@ CONTACT_WINDOW = timedelta(hours=24)
 BATCH_SIZE = {"postgresql": 500}
 DEFAULT_BATCH_SIZE = 200  # SQLite: the batch holds the one write lock while it runs
 TIME_BUDGET_SECONDS = 5.0  # then the job hands over to a fresh one
+RETRY_FAILED_AFTER = timedelta(minutes=5)  # a ticket the scorer failed on, alone
 
 
 @lru_cache(maxsize=4)
@@ -208,7 +209,7 @@ def claim(limit: int) -> tuple[list[Ticket], bool]:
     """The oldest routing requests, locked for this batch (`SKIP LOCKED` on PostgreSQL, so
     workers never share a ticket; SQLite's write transaction keeps everyone out), with their
     customer and channel; and whether more may be waiting."""
-    waiting = (select(Ticket.id).where(Ticket.route_requested_at.is_not(None))
+    waiting = (select(Ticket.id).where(Ticket.route_requested_at <= datetime.now(UTC))
                .order_by(Ticket.route_requested_at, Ticket.id).limit(limit))
     if db.session.get_bind().dialect.name == "postgresql":
         waiting = waiting.with_for_update(skip_locked=True)
@@ -225,6 +226,9 @@ def route_batch(limit: int, config_path: str | None = None) -> tuple[int, bool]:
     all of them at once, and commit once; every changed ticket is announced once, the
     queue once. A ticket changed while this runs asks again and is scored by the next batch.
     How many were claimed, and whether more may be waiting."""
+    # What an earlier batch of this job loaded is not read again from the identity map (it
+    # keeps objects past commit): a ticket an agent claimed since would look unassigned.
+    db.session.expunge_all()
     tickets, more = claim(limit)
     if not tickets:
         db.session.rollback()
@@ -250,20 +254,27 @@ def route_batch(limit: int, config_path: str | None = None) -> tuple[int, bool]:
 
 
 def _route_alone(ticket_id: int, config_path: str | None) -> None:
-    """`route_ticket`; a ticket that fails even alone keeps its priority, stops asking to be
-    scored, and says so in its history (`routing.failed`): visible, and scored again by
-    whatever next asks (a message, an agent's change, a breach)."""
+    """`route_ticket`; a ticket that fails even alone keeps its priority and its request,
+    put RETRY_FAILED_AFTER ahead (batches claim only requests that are due, so it holds up
+    no other ticket), and its history says so once (`routing.failed`, until it is scored).
+    Nothing is given up: a cause that fails every ticket (a broken urgency configuration)
+    leaves them all asking, scored once it is mended."""
     try:
         route_ticket(ticket_id, config_path)
     except OperationalError:
         raise
     except Exception as exc:
         db.session.rollback()
-        log.exception("ticket %s could not be scored; it keeps its priority", ticket_id)
+        log.exception("ticket %s could not be scored; trying again in %d s", ticket_id,
+                      RETRY_FAILED_AFTER.total_seconds())
         ticket = db.session.get(Ticket, ticket_id)
         if ticket is not None:
-            ticket.route_requested_at = None
-            history.record(ticket, "routing.failed", error=type(exc).__name__)
+            ticket.route_requested_at = datetime.now(UTC) + RETRY_FAILED_AFTER
+            last = db.session.execute(
+                select(TicketEvent.name).where(TicketEvent.ticket_id == ticket_id)
+                .order_by(TicketEvent.id.desc()).limit(1)).scalar_one_or_none()
+            if last != "routing.failed":
+                history.record(ticket, "routing.failed", error=type(exc).__name__)
         commit()
 
 
@@ -335,10 +346,12 @@ def sweep_overdue(config_path: str | None = None) -> int:
 
 
 def sweep_requested() -> bool:
-    """Safety net for a lost batch job (Redis was down at the commit): tickets asking to be
-    scored make sure a batch job will run; True when some were waiting."""
-    waiting = db.session.execute(select(Ticket.id).where(Ticket.route_requested_at.is_not(None))
-                                 .limit(1)).first() is not None
+    """Safety net for a lost batch job (Redis was down at the commit), and the retry of a
+    ticket the scorer failed on: tickets whose request is due make sure a batch job will
+    run; True when some were waiting."""
+    waiting = db.session.execute(
+        select(Ticket.id).where(Ticket.route_requested_at <= datetime.now(UTC))
+        .limit(1)).first() is not None
     db.session.rollback()
     if waiting:
         _signal_batch()

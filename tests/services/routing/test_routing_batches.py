@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from helpdesk.extensions import db
 from helpdesk.models import Ticket
@@ -175,7 +175,8 @@ def test_a_burst_is_scored_while_it_is_ingested_not_after_it(app, api, drain):
 def test_a_ticket_the_scorer_cannot_take_holds_up_no_other(app, api, agent, drain, monkeypatch):
     """Fault injection: scoring one ticket raises (a bug for some input we have not met).
     The batch claims the oldest requests first, so it failed on that ticket every time and
-    nothing else was scored; now the others are, and that one says so in its history."""
+    nothing else was scored; now the others are, and that one asks again later (its
+    history says so, once) instead of being given up."""
     from helpdesk.services.routing import scoring
 
     channel = factories.channel(app, "api")
@@ -195,15 +196,54 @@ def test_a_ticket_the_scorer_cannot_take_holds_up_no_other(app, api, agent, drai
 
     monkeypatch.setattr(scoring, "score_ticket", failing)
     drain()
+    drain()  # (a second job finds nothing due: the failed ticket waits its turn)
     scores = _scores(app)
-    assert all(row.route_requested_at is None for row in scores.values())
-    assert {row.priority for ticket_id, row in scores.items() if ticket_id != poison} == {
-        "urgent"}
-    assert scores[poison].urgency_reasons in (None, [])  # never scored
+    others = {ticket_id: row for ticket_id, row in scores.items() if ticket_id != poison}
+    assert all(row.route_requested_at is None for row in others.values())
+    assert {row.priority for row in others.values()} == {"urgent"}
+    assert scores[poison].urgency_reasons in (None, [])  # never scored ...
+    assert scores[poison].route_requested_at is not None  # ... but still asking
     events = [item["event"]["name"] for item in api.as_(agent).get(
         f"/api/v1/customers/{_customer_of(app, poison)}/timeline").json()["items"]
         if item["type"] == "event"]
-    assert "routing.failed" in events
+    assert events.count("routing.failed") == 1
+
+    monkeypatch.setattr(scoring, "score_ticket", score)  # mended; its turn comes
+    with app.app_context():
+        db.session.execute(update(Ticket).where(Ticket.id == poison).values(
+            route_requested_at=func.now()))
+        db.session.commit()
+        assert scoring.sweep_requested()  # (the sweeper signals the batch once it is due)
+    drain()
+    assert _scores(app)[poison].priority == "urgent"
+
+
+def test_a_scorer_failing_every_ticket_gives_none_up(app, api, drain, monkeypatch):
+    """A cause that fails every ticket (a broken urgency configuration) leaves each one
+    asking, to be scored once it is mended: nothing is marked done."""
+    from helpdesk.services.routing import scoring
+
+    channel = factories.channel(app, "api")
+    for n in range(3):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=CALM,
+                                                  email=f"all{n}@example.com"))
+    drain("ingest")
+    score = scoring.score_ticket
+
+    def broken(*args, **kwargs):
+        raise KeyError("weights")
+
+    monkeypatch.setattr(scoring, "score_ticket", broken)
+    drain()
+    assert all(row.route_requested_at is not None for row in _scores(app).values())
+    monkeypatch.setattr(scoring, "score_ticket", score)
+    with app.app_context():
+        db.session.execute(update(Ticket).values(route_requested_at=func.now()))
+        db.session.commit()
+        assert scoring.sweep_requested()
+    drain()
+    assert all(row.route_requested_at is None and row.urgency_reasons
+               for row in _scores(app).values())
 
 
 def _customer_of(app, ticket_id: int) -> int:
