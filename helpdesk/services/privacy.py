@@ -169,6 +169,12 @@ def erase(customer_id: int, actor: Agent | None) -> None:
         raise Unprocessable(f"customer {customer.id} was merged into customer "
                             f"{customer.merged_into_id}; erase that one", "customer_merged")
     _lock(customer.id)
+    db.session.refresh(customer)  # as last committed: a merge or erasure it waited for
+    if customer.erased_at is not None:
+        raise NotFound("customer")
+    if customer.merged_into_id is not None:
+        raise Unprocessable(f"customer {customer.id} was merged into customer "
+                            f"{customer.merged_into_id}; erase that one", "customer_merged")
     people = [customer.id] + [c.id for c in _merged_into(customer.id)]
     ticket_ids = list(db.session.execute(
         select(Ticket.id).where(Ticket.customer_id.in_(people))).scalars())
@@ -259,10 +265,9 @@ def _erase_messages(theirs: Any) -> int:
     directions stay. A provider's id of the message may name the person (an email's
     Message-ID, Telegram's chat id: the person's user id): it becomes a keyed digest, still
     one per message, so the row stays unique and nothing of the id is left."""
+    # (Their deliveries' dedupe keys stay: a provider retrying one must still find it a
+    # duplicate, or the erased message would be stored again; docs/api.md says so.)
     _digest_column(Message, Message.external_id, theirs)
-    # ... and the key their deliveries were told apart by (a Message-ID, an event id).
-    _digest_column(Delivery, Delivery.dedupe_key, Delivery.id.in_(
-        select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
     db.session.execute(update(Delivery).where(Delivery.id.in_(
         select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
         .values(body=b"", headers={}), execution_options={"synchronize_session": False})

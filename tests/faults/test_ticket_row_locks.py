@@ -404,6 +404,9 @@ def test_a_merge_waits_for_the_batch_threading_its_customer(app, api, agent, dra
     thread.start()
     time.sleep(0.5)
     assert thread.is_alive(), "the merge did not wait for the customer's threading"
+    with row_holder.cursor() as cursor:  # nothing moved yet
+        cursor.execute("SELECT merged_into_id FROM customers WHERE id = %s", (other,))
+        assert cursor.fetchone()[0] is None
     row_holder.commit()
     thread.join(10)
     assert answer["response"].status_code == 200, answer["response"].text

@@ -68,10 +68,15 @@ class IngestBatch:
         self._refills: dict[str, int] = {}
         self._order = itertools.count()
 
-    def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef]) -> None:
-        """Ask the database once about all of these messages and identities."""
+    def load(self, messages: Iterable[tuple[int, str]], refs: Iterable[IdentityRef],
+             callers: Iterable[IdentityRef] = ()) -> None:
+        """Ask the database once about all of these messages and identities (`callers`:
+        the identities of calls, whose customers are locked with the others, in id order,
+        but whose tickets are read only by a call that joins one)."""
         message_keys = list(dict.fromkeys(messages))
-        identity_keys = list(dict.fromkeys((ref.kind, ref.value) for ref in refs))
+        writers = {(ref.kind, ref.value) for ref in refs}
+        identity_keys = list(dict.fromkeys([(ref.kind, ref.value) for ref in refs]
+                                           + [(ref.kind, ref.value) for ref in callers]))
         self.messages.update(dict.fromkeys(message_keys, False))
         self.identities.update(dict.fromkeys(identity_keys))
         if message_keys:
@@ -94,7 +99,9 @@ class IngestBatch:
             self.locked_customers.update(customer_ids)
         else:
             lock_customers(customer_ids)
-        self._load_recent_tickets(customer_ids)
+        self._load_recent_tickets({
+            found.customer.merged_into_id or found.customer_id
+            for key, found in self.identities.items() if found and key in writers})
 
     def _load_identities(self, keys: list[tuple[str, str]]) -> bool:
         """The stored identities among `keys`, with their customers and each customer's

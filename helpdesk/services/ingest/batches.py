@@ -219,7 +219,8 @@ def _apply(parsed: list[tuple[Row, Channel, list[InboundEvent]]]) -> dict[int, s
     with batch_state.started() as batch:
         batch.load([(channel.id, event.external_id[:255]) for channel, event in messages],
                    identity.normalize_refs([ref for _, event in messages
-                                            for ref in event.identities] + callers))
+                                            for ref in event.identities]),
+                   identity.normalize_refs(callers))
         for row, channel, events in parsed:
             created = sum(deliveries.apply_event(channel, row, event) for event in events)
             has_messages = any(isinstance(event, MessageEvent) for event in events)

@@ -18,7 +18,7 @@ from helpdesk.outbox import emit_many, events, rooms
 from helpdesk.schemas.resources import TICKET_ROW_COLUMNS, ticket_json
 from helpdesk.services import settings
 from helpdesk.services.metrics import rollup as metrics_rollup
-from helpdesk.services.routing import assignment, queue_updates
+from helpdesk.services.routing import assignment, queue_updates, scoring
 from helpdesk.transaction import commit
 
 if TYPE_CHECKING:
@@ -332,10 +332,11 @@ def sweep_push() -> int:
     agent is filled while the queue holds tickets; how many tickets were given."""
     if settings.get("routing_mode") != "push":
         return 0
-    # Scored tickets only: one still asking is the routing batch's, which hands it out by
-    # urgency to the agent with most room.
-    waiting = db.session.execute(queued().with_only_columns(Ticket.id).where(
-        Ticket.route_requested_at.is_(None)).limit(1)).first()
+    # Not those whose request is due: the routing batch hands them out by urgency to the
+    # agent with most room (one the scorer failed on asks again later: it is the sweep's).
+    waiting = db.session.execute(queued().with_only_columns(Ticket.id).where(or_(
+        Ticket.route_requested_at.is_(None),
+        Ticket.route_requested_at > datetime.now(UTC) + scoring.CLOCK_SLACK)).limit(1)).first()
     online = [] if waiting is None else list(db.session.execute(
         select(Agent.id).where(Agent.presence == "online", Agent.active.is_(True))
         .order_by(Agent.id)).scalars())

@@ -52,6 +52,9 @@ BATCH_SIZE = {"postgresql": 500}
 DEFAULT_BATCH_SIZE = 200  # SQLite: the batch holds the one write lock while it runs
 TIME_BUDGET_SECONDS = 5.0  # then the job hands over to a fresh one
 RETRY_FAILED_AFTER = timedelta(minutes=5)  # a ticket the scorer failed on, alone
+# A request is stamped with the clock of the process that asks (a web replica, a worker):
+# one due within this much of the routing worker's clock is due (a deferral is far later).
+CLOCK_SLACK = timedelta(seconds=60)
 
 
 @lru_cache(maxsize=4)
@@ -205,11 +208,16 @@ def route_waiting(config_path: str | None = None) -> int:
             return total
 
 
+def _due() -> datetime:
+    """Requests stamped up to this moment are due (CLOCK_SLACK)."""
+    return datetime.now(UTC) + CLOCK_SLACK
+
+
 def claim(limit: int) -> tuple[list[Ticket], bool]:
     """The oldest routing requests, locked for this batch (`SKIP LOCKED` on PostgreSQL, so
     workers never share a ticket; SQLite's write transaction keeps everyone out), with their
     customer and channel; and whether more may be waiting."""
-    waiting = (select(Ticket.id).where(Ticket.route_requested_at <= datetime.now(UTC))
+    waiting = (select(Ticket.id).where(Ticket.route_requested_at <= _due())
                .order_by(Ticket.route_requested_at, Ticket.id).limit(limit))
     if db.session.get_bind().dialect.name == "postgresql":
         waiting = waiting.with_for_update(skip_locked=True)
@@ -256,7 +264,7 @@ def route_batch(limit: int, config_path: str | None = None) -> tuple[int, bool]:
 def _route_alone(ticket_id: int, config_path: str | None) -> None:
     """`route_ticket`; a ticket that fails even alone keeps its priority and its request,
     put RETRY_FAILED_AFTER ahead (batches claim only requests that are due, so it holds up
-    no other ticket), and its history says so once (`routing.failed`, until it is scored).
+    no other ticket), and its history says so the first time (`routing.failed`).
     Nothing is given up: a cause that fails every ticket (a broken urgency configuration)
     leaves them all asking, scored once it is mended."""
     try:
@@ -270,10 +278,10 @@ def _route_alone(ticket_id: int, config_path: str | None) -> None:
         ticket = db.session.get(Ticket, ticket_id)
         if ticket is not None:
             ticket.route_requested_at = datetime.now(UTC) + RETRY_FAILED_AFTER
-            last = db.session.execute(
-                select(TicketEvent.name).where(TicketEvent.ticket_id == ticket_id)
-                .order_by(TicketEvent.id.desc()).limit(1)).scalar_one_or_none()
-            if last != "routing.failed":
+            recorded = db.session.execute(select(TicketEvent.id).where(
+                TicketEvent.ticket_id == ticket_id, TicketEvent.name == "routing.failed")
+                .limit(1)).first()
+            if recorded is None:  # (once: the log has every attempt)
                 history.record(ticket, "routing.failed", error=type(exc).__name__)
         commit()
 
@@ -350,7 +358,7 @@ def sweep_requested() -> bool:
     ticket the scorer failed on: tickets whose request is due make sure a batch job will
     run; True when some were waiting."""
     waiting = db.session.execute(
-        select(Ticket.id).where(Ticket.route_requested_at <= datetime.now(UTC))
+        select(Ticket.id).where(Ticket.route_requested_at <= _due())
         .limit(1)).first() is not None
     db.session.rollback()
     if waiting:

@@ -196,13 +196,27 @@ def test_a_ticket_the_scorer_cannot_take_holds_up_no_other(app, api, agent, drai
 
     monkeypatch.setattr(scoring, "score_ticket", failing)
     drain()
-    drain()  # (a second job finds nothing due: the failed ticket waits its turn)
+    with app.app_context():  # deferred: no batch claims it before its turn
+        assert scoring.route_batch(100) == (0, False)
+        assert not scoring.sweep_requested()
     scores = _scores(app)
     others = {ticket_id: row for ticket_id, row in scores.items() if ticket_id != poison}
     assert all(row.route_requested_at is None for row in others.values())
     assert {row.priority for row in others.values()} == {"urgent"}
     assert scores[poison].urgency_reasons in (None, [])  # never scored ...
     assert scores[poison].route_requested_at is not None  # ... but still asking
+    events = [item["event"]["name"] for item in api.as_(agent).get(
+        f"/api/v1/customers/{_customer_of(app, poison)}/timeline").json()["items"]
+        if item["type"] == "event"]
+    assert events.count("routing.failed") == 1
+
+    with app.app_context():  # its turn comes, and it fails again: said once, still asking
+        db.session.execute(update(Ticket).where(Ticket.id == poison).values(
+            route_requested_at=func.now()))
+        db.session.commit()
+        assert scoring.sweep_requested()
+    drain()
+    assert _scores(app)[poison].route_requested_at is not None
     events = [item["event"]["name"] for item in api.as_(agent).get(
         f"/api/v1/customers/{_customer_of(app, poison)}/timeline").json()["items"]
         if item["type"] == "event"]
