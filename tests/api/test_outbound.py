@@ -286,6 +286,19 @@ def test_meta_whatsapp_status_reports_find_the_reply(app, api, agent, providers,
     assert message(app, sent.id).delivery_status == "delivered"
 
 
+def messenger_receipt(api, channel, kind: str, millis: int) -> None:
+    """A Messenger `read` or `delivery` receipt carrying only its watermark, signed."""
+    body = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": millis,
+                       "messaging": [{"sender": {"id": "PSID-777"},
+                                      "recipient": {"id": "1234567890"},
+                                      "timestamp": millis,
+                                      kind: {"watermark": millis}}]}]}).encode()
+    _post(api, "meta", channel, body, {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(b"app-secret", body,
+                                                    hashlib.sha256).hexdigest()})
+
+
 def test_messenger_receipts_without_a_message_id_move_the_replies_up_to_their_mark(
         app, api, agent, providers, drain):
     """Messenger's `read` (and a `delivery` without `mids`) carries only a watermark: every
@@ -297,15 +310,7 @@ def test_messenger_receipts_without_a_message_id_move_the_replies_up_to_their_ma
     assert sent.delivery_status == "sent"
 
     def receipt(kind: str, millis: int) -> None:
-        body = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": millis,
-                           "messaging": [{"sender": {"id": "PSID-777"},
-                                          "recipient": {"id": "1234567890"},
-                                          "timestamp": millis,
-                                          kind: {"watermark": millis}}]}]}).encode()
-        _post(api, "meta", channel, body, {
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": "sha256=" + hmac.new(b"app-secret", body,
-                                                        hashlib.sha256).hexdigest()})
+        messenger_receipt(api, channel, kind, millis)
         drain()
 
     receipt("read", int(sent.created_at.timestamp() * 1000) - 60_000)  # before it was sent
@@ -331,15 +336,7 @@ def test_a_read_receipt_processed_after_the_delivery_still_counts_from_the_send(
     mark = int(time.time() * 1000)  # read just after the send
 
     def receipt(kind: str, millis: int) -> None:
-        body = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": millis,
-                           "messaging": [{"sender": {"id": "PSID-777"},
-                                          "recipient": {"id": "1234567890"},
-                                          "timestamp": millis,
-                                          kind: {"watermark": millis}}]}]}).encode()
-        _post(api, "meta", channel, body, {
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": "sha256=" + hmac.new(b"app-secret", body,
-                                                        hashlib.sha256).hexdigest()})
+        messenger_receipt(api, channel, kind, millis)
         drain()
 
     time.sleep(0.05)  # (the delivery is processed later than the customer read it)
