@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from datetime import UTC, datetime
 
@@ -67,13 +68,23 @@ def init_app(app: Flask) -> None:
 
 
 def masked_path() -> str:
-    """The request's path without its query string, credential segments replaced by `…`."""
+    """The request's path without its query string, credential segments replaced by `…`
+    (also where no route matched: a channel key followed by `%00` is still a key), and
+    control characters written as `\\xNN` (a `%0A` in a path does not start a log line)."""
     path = request.path
+    if request.url_rule is None:
+        path = _UNMATCHED_CREDENTIALS.sub(r"\1…", path)
     for name in SECRET_VIEW_ARGS:
         value = (request.view_args or {}).get(name)
         if isinstance(value, str) and value:
             path = path.replace(value, "…")
-    return path
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", path)
+
+
+# The segments of our routes that hold a credential (SECRET_VIEW_ARGS), by position.
+_UNMATCHED_CREDENTIALS = re.compile(
+    r"^(/webhooks/[^/]*/|/surveys/|/api/v1/chat/)(?!sessions/)[^/]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def log_job(name: str, job_id: str, outcome: str, ms: float) -> None:

@@ -59,3 +59,16 @@ def test_json_format_is_one_object_per_line():
     assert (job["logger"], job["job"], job["job_id"], job["outcome"], job["ms"]) == (
         "helpdesk.jobs", "route_ticket", "route-7", "ok", 3.2)
     assert (plain["level"], plain["message"]) == ("WARNING", "plain words")
+
+
+def test_a_path_no_route_matches_keeps_its_key_and_its_line_to_itself(app, api, caplog):
+    """A channel key followed by `%00` matches no route (404), yet it is still the key;
+    and a `%0A` in a path must not start a forged log line."""
+    caplog.set_level(logging.INFO, logger="helpdesk.access")
+    channel = factories.channel(app, "api")
+    assert api.post(f"/webhooks/api/{channel.key}%00", json={}).status_code == 404
+    assert api.get("/nowhere%0A2026-12-06 INFO helpdesk.access: forged").status_code == 404
+    paths = [r.fields["path"] for r in _records(caplog, "helpdesk.access")]
+    assert paths == ["/webhooks/api/…", "/nowhere\\x0a2026-12-06 INFO helpdesk.access: forged"]
+    for line in (r.getMessage() for r in _records(caplog, "helpdesk.access")):
+        assert channel.key not in line and "\n" not in line and "\x00" not in line, line
