@@ -19,6 +19,7 @@ from helpdesk.schemas.inputs import (
 )
 from helpdesk.schemas.resources import agent_schema, sla_policy_schema
 from helpdesk.services import auth, settings
+from helpdesk.services.routing import assignment
 from helpdesk.services.sla import policies as sla_policies
 
 
@@ -62,6 +63,13 @@ def list_agents():
     args = query_args(PageSchema())
     query = select(Agent).order_by(Agent.id)
     return jsonify(paginate(query, args["page"], args["per_page"], agent_schema))
+
+
+@bp.get("/agents/workload")
+@requires("supervisor")
+def agents_workload():
+    args = query_args(PageSchema())
+    return jsonify(page_of(assignment.workloads(), args["page"], args["per_page"]))
 
 
 @bp.post("/agents")

@@ -46,6 +46,13 @@ class ContactReasonSchema(Schema):
     vital_few = fields.Boolean()
 
 
+class WorkloadSchema(Schema):
+    agent_id = fields.Integer(required=True)
+    tickets = fields.Integer(required=True)
+    load = fields.Float(required=True)
+    capacity = fields.Float(required=True)
+
+
 class ContactReasonsSchema(Schema):
     items = fields.List(fields.Nested(ContactReasonSchema), required=True)
 
@@ -132,6 +139,8 @@ OPERATIONS: dict[str, Op] = {
     "v1.stop_work": Op(response=resources.WorkSessionSchema, also=(422,)),
     "v1.list_agents": Op(query=inputs.PageSchema, response=resources.AgentSchema,
                          collection=True),
+    "v1.agents_workload": Op(query=inputs.PageSchema, response=WorkloadSchema,
+                             collection=True),
     "v1.create_agent": Op(body=inputs.AgentCreateSchema, response=resources.AgentSchema,
                           status=201, also=(409, 422)),
     "v1.update_agent": Op(body=inputs.AgentUpdateSchema, response=resources.AgentSchema,

@@ -195,3 +195,21 @@ def test_push_mode_fill_lost_with_redis_is_done_by_the_sweeper(app, api, admin, 
     tickets = api.as_(admin).get("/api/v1/tickets").json()["items"]
     assert {t["assignee_id"] for t in tickets} == {late.id}
     assert api.as_(admin).get("/api/v1/queue").json()["total"] == 0
+
+
+def test_agents_workload_counts_each_active_agents_tickets_in_one_request(
+        app, api, admin, supervisor, agent, channel, drain):
+    """What the supervisors' board shows per agent: their new and open tickets and the
+    capacity those use (one request for all; the board asked two counts per agent)."""
+    send(api, channel, 3)
+    drain()
+    for _ in range(2):
+        assert api.as_(agent).post("/api/v1/queue/next").status_code == 200
+    resting = factories.agent(app, active=False)
+    assert api.as_(agent).get("/api/v1/agents/workload").status_code == 403
+    answer = api.as_(supervisor).get("/api/v1/agents/workload").json()
+    by_agent = {item["agent_id"]: item for item in answer["items"]}
+    assert answer["total"] == len(answer["items"]) == 3 and resting.id not in by_agent
+    assert by_agent[agent.id] == {"agent_id": agent.id, "tickets": 2, "load": 0.2,
+                                  "capacity": 1.0}  # two api tickets: 0.1 each by default
+    assert by_agent[supervisor.id]["tickets"] == by_agent[admin.id]["tickets"] == 0

@@ -173,12 +173,12 @@ export function mount(main, { api, live }) {
   });
 
   const loadLoads = coalesce(async () => {
-    const active = [...state.agents.values()].filter((a) => a.agent.active !== false);
-    await Promise.all(active.map(async (entry) => {
-      const counts = await Promise.all(['new', 'open'].map((status) =>
-        api.get('/tickets', { assignee: entry.agent.id, status, per_page: 1 }).then((r) => r.total)));
-      entry.load = counts.reduce((a, b) => a + b, 0);
-    }));
+    // Every active agent's new and open tickets, in one request (GET /agents/workload).
+    const workload = await api.getAll('/agents/workload');
+    for (const item of workload.items) {
+      const entry = state.agents.get(item.agent_id);
+      if (entry) entry.load = item.tickets;
+    }
     drawBoard();
   }, 2000);
 

@@ -32,6 +32,23 @@ def loads(agent_ids: list[int], weights: dict | None = None) -> dict[int, float]
     return result
 
 
+def workloads() -> list[dict]:
+    """Every active agent's active tickets (new or open, assigned to them): how many, the
+    capacity they use (weighted by channel kind) and the agent's capacity; one query for
+    all (the supervisors' board asked two counts per agent)."""
+    weights = settings.get("capacity_weights")
+    agents = db.session.execute(select(Agent.id, Agent.capacity).where(
+        Agent.active.is_(True)).order_by(Agent.id)).all()
+    found = {agent_id: {"agent_id": agent_id, "tickets": 0, "load": 0.0, "capacity": capacity}
+             for agent_id, capacity in agents}
+    if found:
+        for agent_id, kind, count in db.session.execute(
+                _loads_statement(), {"agent_ids": list(found)}).all():
+            found[agent_id]["tickets"] += count
+            found[agent_id]["load"] += weight(kind, weights) * count
+    return list(found.values())
+
+
 @cache
 def _loads_statement() -> Select:
     """Built once: every claim runs it."""
