@@ -242,8 +242,12 @@ def init_app(_app: object) -> None:
 def login(email: str, password: str) -> tuple[str, Agent]:
     agent = db.session.execute(
         select(Agent).where(Agent.email == email.strip().lower())).scalar_one_or_none()
-    hashed = agent.password_hash if agent and agent.password_hash else _DUMMY_HASH
-    if not check_password_hash(hashed, password) or agent is None or not agent.active:
+    # An unknown email, or an agent without a password (they log in with a token only),
+    # costs the same hash check and never passes: `_DUMMY_HASH` is compared, then refused
+    # (it is the hash of a known string: its check passing must not let anyone in).
+    usable = agent is not None and agent.active and bool(agent.password_hash)
+    matches = check_password_hash(agent.password_hash if usable else _DUMMY_HASH, password)
+    if not (usable and matches):
         raise Unauthorized("wrong email or password", "invalid_credentials")
     return issue_token(agent), agent
 

@@ -90,6 +90,19 @@ def test_wrong_password_and_unknown_email_are_401(api, agent):
     assert wrong.status_code == unknown.status_code == 401
 
 
+def test_an_agent_without_a_password_cannot_log_in_with_any(api, admin):
+    """An agent created without a password (the API and the console allow it: they log in
+    with a token) was let in with the password the unknown-email path hashes."""
+    created = api.as_(admin).post("/api/v1/agents", json={
+        "email": "tokenonly@example.com", "name": "Token Only", "role": "admin"})
+    assert created.status_code == 201, created.text
+    for password in ("not-a-real-password", "", "x" * 8):
+        response = api.post("/api/v1/auth/login", json={"email": "tokenonly@example.com",
+                                                         "password": password})
+        assert response.status_code in (400, 401), (password, response.text)
+        assert "token" not in response.json()
+
+
 @pytest.mark.parametrize("body", [{}, {"email": ""}, {"email": "a@b.c", "password": ""},
                                   {"password": "x"}, {"email": "   ", "password": "x"}])
 def test_missing_or_empty_login_fields_are_400(api, body):
