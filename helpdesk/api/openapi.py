@@ -67,7 +67,7 @@ class Op:
 
     body: type[Schema] | None = None
     query: type[Schema] | None = None
-    response: type[Schema] | None = None   # None: a JSON object of no fixed shape
+    response: type[Schema] | dict | None = None  # None: a JSON object of no fixed shape
     status: int = 200
     collection: bool = False               # {"items": [response], "page", "per_page", "total"}
     also: tuple[int, ...] = ()             # further statuses (409 conflicts, 422 rules, …)
@@ -114,14 +114,17 @@ OPERATIONS: dict[str, Op] = {
                         collection=True),
     "v1.claim_next": Op(response=resources.TicketSchema, also=(204, 409)),
     "v1.get_settings": Op(),
-    "v1.list_contact_reasons": Op(),
+    "v1.list_contact_reasons": Op(query=inputs.WholeListSchema, response={"type": "string"},
+                                  collection=True),
     "v1.patch_settings": Op(body=inputs.SettingsUpdateSchema),
-    "v1.list_sla_policies": Op(response=resources.SlaPolicyOutSchema, collection=True),
+    "v1.list_sla_policies": Op(query=inputs.WholeListSchema,
+                               response=resources.SlaPolicyOutSchema, collection=True),
     "v1.put_sla_policy": Op(body=inputs.SlaPolicySchema, response=resources.SlaPolicyOutSchema),
     "v1.delete_sla_policy": Op(status=204, also=(409,)),
     "v1.list_surveys": Op(query=surveys.SurveyListSchema, response=surveys.SurveySchema,
                           collection=True),
-    "v1.list_teams": Op(response=metrics.TeamSchema, collection=True),
+    "v1.list_teams": Op(query=inputs.WholeListSchema, response=metrics.TeamSchema,
+                        collection=True),
     "v1.create_team": Op(body=metrics.TeamCreateSchema, response=metrics.TeamSchema,
                          status=201, also=(409,)),
     "v1.list_tickets": Op(query=inputs.TicketListSchema, response=resources.TicketSchema,
@@ -133,7 +136,8 @@ OPERATIONS: dict[str, Op] = {
                              also=(422,)),
     "v1.add_message": Op(body=inputs.MessageCreateSchema, response=resources.MessageSchema,
                          status=201, also=(409, 422)),
-    "v1.list_messages": Op(response=resources.MessageSchema, collection=True),
+    "v1.list_messages": Op(query=inputs.PageSchema, response=resources.MessageSchema,
+                           collection=True),
     "v1.resend_message": Op(response=resources.MessageSchema, also=(409, 422)),
     "v1.start_work": Op(response=resources.WorkSessionSchema, also=(409,)),
     "v1.stop_work": Op(response=resources.WorkSessionSchema, also=(422,)),
