@@ -34,6 +34,15 @@ class WholeNumber(fields.Integer):
         return super()._validated(value)
 
 
+class JsonBoolean(fields.Boolean):
+    """JSON's true or false only (marshmallow also reads "no", "off", 0 and 1)."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class LanguageTag(fields.String):
     """An agent's language, as tickets' languages are detected: the lower-case ISO 639 code
     ("ES", "es-ES" and "es_ES" are all "es"); anything else is a 400."""
@@ -112,13 +121,13 @@ class AgentCreateSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.String(load_default="agent", validate=validate.OneOf(ROLES))
-    level = WholeNumber(load_default=1, validate=validate.Range(min=1, max=10))
+    level = WholeNumber(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
     password = fields.String(load_default=None, validate=validate.Length(min=8))
     languages = fields.List(LanguageTag(), load_default=list)
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)), load_default=list)
     capacity = fields.Float(load_default=1.0, validate=validate.Range(min=0.1, max=100))
     team_id = RowId(load_default=None, allow_none=True, strict=True)
-    active = fields.Boolean(load_default=True)
+    active = JsonBoolean(load_default=True)
 
 
 class PageSchema(Schema):
@@ -205,11 +214,12 @@ class AgentUpdateSchema(Schema):
     email = fields.Email(validate=validate.Length(max=320))
     name = fields.String(validate=validate.Length(min=1, max=200))
     role = fields.String(validate=validate.OneOf(ROLES))
-    level = WholeNumber(validate=validate.Range(min=1, max=10))
+    level = WholeNumber(strict=True, validate=validate.Range(min=1, max=10))
     languages = fields.List(LanguageTag())
     channels = fields.List(fields.String(validate=validate.OneOf(KINDS)))
     capacity = fields.Float(validate=validate.Range(min=0.1, max=100))
-    active = fields.Boolean()
+    # JSON's true or false only: "no", "off" or 0 deactivated an agent (and their tokens).
+    active = JsonBoolean()
     password = fields.String(validate=validate.Length(min=8))
     team_id = RowId(allow_none=True, strict=True)
 

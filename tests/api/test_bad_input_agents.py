@@ -121,3 +121,21 @@ def test_metrics_at_the_ends_of_the_calendar_answer(api, admin, query):
         assert response.status_code == 200, (path, response.text)
     assert api.as_(admin).get(f"/api/v1/metrics/summary?{query}").json()["totals"][
         "tickets_created"] == 0
+
+
+@pytest.mark.parametrize("body", [{"level": "3"}, {"level": 3.0}, {"active": "no"},
+                                  {"active": 0}, {"active": "off"}])
+def test_an_agents_level_and_activity_take_json_numbers_and_booleans_only(api, admin, body):
+    """A string or a number where JSON's true/false belongs deactivated the agent (and
+    revoked their tokens); a level as text was read as a number."""
+    agent = api.as_(admin).post("/api/v1/agents", json={
+        "email": "typed@example.com", "name": "Typed"}).json()
+    response = api.as_(admin).patch(f"/api/v1/agents/{agent['id']}", json=body)
+    assert response.status_code == 400, response.text
+    assert set(body) <= set(response.json()["error"]["fields"])
+    after = [a for a in api.as_(admin).get("/api/v1/agents").json()["items"]
+             if a["id"] == agent["id"]]
+    assert (after[0]["active"], after[0]["level"]) == (True, 1)
+    created = api.as_(admin).post("/api/v1/agents", json={
+        "email": "typed2@example.com", "name": "Typed 2", **body})
+    assert created.status_code == 400, created.text
