@@ -237,3 +237,16 @@ def test_agents_token_prints_a_working_token_for_active_agents_only(app, api, ag
     assert "hd_" not in refused.output
     unknown = runner.invoke(agents_token, ["nobody@example.com"])
     assert unknown.exit_code == 1 and "no agent with email" in unknown.output
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path):
+    """Bytes that are no UTF-8 in an argument (Python hands them over as lone surrogates)
+    passed the checks and failed in the password hash or the database: a traceback."""
+    assert _helpdesk("db", "upgrade", tmp_path=tmp_path).returncode == 0
+    for args in (["--name", "Caf\udce9", "--password", "long-enough-1"],
+                 ["--name", "Cafe", "--password", "long-\udcffenough"]):
+        result = _helpdesk("agents", "create", "--email", "a@example.com", *args,
+                           tmp_path=tmp_path)
+        assert "UTF-8" in _one_plain_line(result)
+    listed = _helpdesk("agents", "list", tmp_path=tmp_path)
+    assert listed.returncode == 0 and "a@example.com" not in listed.stdout
