@@ -14,7 +14,7 @@ def download_attachment(attachment_id: int):
     # Always a download, never rendered on our origin: the bytes are the customer's.
     name = attachments.safe_filename(attachment.filename).strip() or "attachment"
     response = send_file(path.resolve(), max_age=0, as_attachment=True, download_name=name,
-                         mimetype=attachment.content_type or "application/octet-stream")
+                         mimetype=attachments.safe_content_type(attachment.content_type))
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "private, no-store"

@@ -308,6 +308,23 @@ def test_an_attachment_named_with_line_breaks_downloads(api, agent, hooks, postm
     assert "invoice" in download.headers["Content-Disposition"]
 
 
+def test_an_attachment_typed_with_line_breaks_downloads(api, agent, hooks, postmark, drain):
+    """A content type with CR/LF (a JSON string holds anything) made every download of the
+    attachment a 500 (the header refused): it is stored and served as octet-stream."""
+    email = postmark_email()
+    email["Attachments"][0]["ContentType"] = "application/pdf\r\nX-Injected: 1"
+    assert hooks.postmark(postmark, email, auth=AUTH).status_code == 200
+    drain()
+    staff = api.as_(agent)
+    (message,) = messages_of(staff, customer_with(staff, "email:ana.lima@example.com")["id"])
+    (attachment,) = message["attachments"]
+    assert attachment["content_type"] == "application/octet-stream"
+    download = staff.get(attachment["url"].removeprefix(api.base_url))
+    assert download.status_code == 200, download.text
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert "X-Injected" not in download.headers
+
+
 def test_wrong_content_type_is_415_before_the_signature(api, admin, hooks, mailgun):
     body = urlencode(mailgun_fields()).encode()
     assert hooks.post(mailgun, body, "application/json").status_code == 415

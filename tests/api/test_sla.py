@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -232,3 +233,15 @@ def test_a_policy_in_use_cannot_be_deleted(app, api, admin, drain):
     assert answer.json()["error"]["code"] == "policy_in_use"
     listed = api.as_(admin).get("/api/v1/sla-policies").json()["items"]
     assert used in {policy["priority"] for policy in listed}
+
+
+@pytest.mark.parametrize("calendar", [
+    {"timezone": "America", "hours": {"mon": [["09:00", "17:00"]]}},  # a zone folder: 500
+    {"timezone": "UTC", "hours": {"mon": [["09:00", "09:01"]]}}])  # ten years: year 9999+
+def test_a_calendar_whose_deadlines_cannot_be_computed_is_400(api, admin, calendar):
+    response = api.as_(admin).put("/api/v1/sla-policies/low", json={
+        "first_response_seconds": 3600, "resolution_seconds": 10 * 365 * 86400,
+        "calendar": calendar})
+    assert response.status_code == 400, response.text
+    assert "calendar" in response.json()["error"]["fields"]
+    assert api.as_(admin).get("/api/v1/sla-policies").json()["items"] == []

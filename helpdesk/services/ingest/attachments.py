@@ -66,12 +66,21 @@ def safe_filename(name: str | None) -> str:
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(;[\x20-\x7e]*)?")  # type/subtype[; params]
+
+
+def safe_content_type(value: str | None) -> str:
+    """A media type a response header can carry: a provider's `text/plain\\r\\nX: y` (JSON
+    strings hold anything) is `application/octet-stream`, as a missing one is."""
+    value = (value or "").strip()[:255]
+    return value if MEDIA_TYPE.fullmatch(value) else "application/octet-stream"
 
 
 def attach(message: Message, incoming: list[AttachmentIn]) -> None:
     for item in incoming:
         attachment = Attachment(filename=safe_filename(item.filename),
-                                content_type=item.content_type[:255], size=item.size,
+                                content_type=safe_content_type(item.content_type),
+                                size=item.size,
                                 url=item.url)
         if item.content is not None:
             attachment.storage_path, attachment.sha256 = store_bytes(item.content)

@@ -77,7 +77,8 @@ class Calendar:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
+        # (OSError: a folder of the zone database, such as "America")
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 
@@ -148,6 +149,9 @@ def _utc(moment: datetime, name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+MAX_SPAN = timedelta(days=366 * 50)  # the furthest a business-hours deadline may fall
+
+
 def add_business_seconds(start: datetime, seconds: float, calendar: Calendar | None) -> datetime:
     """Return the instant `seconds` business seconds after start (UTC; None = wall clock)."""
     cursor = _utc(start, "start")
@@ -157,7 +161,10 @@ def add_business_seconds(start: datetime, seconds: float, calendar: Calendar | N
         return cursor + timedelta(seconds=seconds)
     remaining = float(seconds)
     day = calendar.local_date(cursor)  # intervals never cross local midnight
-    idle_days, max_idle = 0, len(calendar.holidays) + 8
+    # Each holiday closes at most one open day, and every week has one: after 7 days per
+    # holiday (and a week) without an open hour, none will come.
+    idle_days, max_idle = 0, 7 * (len(calendar.holidays) + 1)
+    last_day = day + MAX_SPAN
     while True:
         progressed = False
         for opens, closes in calendar.open_intervals(day):
@@ -173,6 +180,9 @@ def add_business_seconds(start: datetime, seconds: float, calendar: Calendar | N
         idle_days = 0 if progressed else idle_days + 1
         if idle_days > max_idle:
             raise ValueError("calendar has no open business hours ahead")
+        if day >= last_day:  # (a minute a week and a ten-year target: past year 9999)
+            raise ValueError(f"the target is more than {MAX_SPAN.days // 365} years of the "
+                             "calendar's business hours away")
         day += timedelta(days=1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -10,7 +11,7 @@ from helpdesk.errors import Conflict, Invalid, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import PRIORITIES, Agent, SlaPolicy, Ticket
 from helpdesk.services import audit
-from helpdesk.services.sla.business_hours import Calendar
+from helpdesk.services.sla.business_hours import Calendar, add_business_seconds
 from helpdesk.transaction import commit
 
 
@@ -25,8 +26,13 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
         raise NotFound("priority")
     if data.get("calendar") is not None:
         try:
-            Calendar.from_dict(data["calendar"])
-        except (ValueError, TypeError, KeyError) as exc:
+            calendar = Calendar.from_dict(data["calendar"])
+            # Its deadlines must fall within reach (a minute a week and a ten-year target
+            # would not): the targets from now, as a ticket opened now gets them.
+            for seconds in (data.get("first_response_seconds"), data.get("resolution_seconds")):
+                if seconds:
+                    add_business_seconds(datetime.now(UTC), seconds, calendar)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
             raise Invalid(f"calendar: {exc}", {"calendar": [str(exc)]}) from exc
     if data.get("first_response_seconds") is None and data.get("resolution_seconds") is None:
         raise Invalid("set first_response_seconds or resolution_seconds",

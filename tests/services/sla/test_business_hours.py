@@ -149,10 +149,28 @@ def test_long_run_of_holidays_still_terminates():
     assert add_business_seconds(utc(2026, 5, 29, 16), 2 * HOUR, cal) == utc(2026, 7, 1, 10)
 
 
+def test_holidays_on_the_only_open_days_still_find_the_next_open_hour():
+    """A weekend-only calendar whose next weekend is a holiday: the search gave up after
+    holidays + 8 days without an open hour (10 here), and a ticket's deadline failed."""
+    weekends = {"sat": [["09:00", "17:00"]], "sun": [["09:00", "17:00"]]}
+    cal = calendar(hours=weekends, holidays=[date(2026, 12, 26), date(2026, 12, 27)])
+    # Sunday 20 December after closing: the next open hour is Saturday 2 January.
+    assert add_business_seconds(utc(2026, 12, 20, 18), HOUR, cal) == utc(2027, 1, 2, 10)
+    mondays = calendar(hours={"mon": [["09:00", "17:00"]]}, holidays=[date(2026, 12, 28)])
+    assert add_business_seconds(utc(2026, 12, 21, 18), HOUR, mondays) == utc(2027, 1, 4, 10)
+
+
+def test_a_target_beyond_reach_is_refused_not_an_overflow():
+    minute_a_week = calendar(hours={"mon": [["09:00", "09:01"]]})
+    with pytest.raises(ValueError, match="years"):
+        add_business_seconds(utc(2026, 12, 7, 8), 10 * 365 * 24 * HOUR, minute_a_week)
+
+
 @pytest.mark.parametrize(
     "data, message",
     [
         ({"timezone": "Mars/Olympus", "hours": WEEKDAYS_9_17}, "time zone"),
+        ({"timezone": "America", "hours": WEEKDAYS_9_17}, "time zone"),  # a folder: OSError
         ({"hours": WEEKDAYS_9_17}, "timezone"),
         ({"timezone": "UTC", "hours": {}}, "no open hours"),
         ({"timezone": "UTC", "hours": {"mon": []}}, "no open hours"),
