@@ -25,6 +25,14 @@ def _require_token() -> None:
         authenticate()
 
 
+@bp.after_request
+def _not_kept_by_caches(response):
+    """What the API answers is someone's data (a customer's export, the metrics): browsers
+    and proxies keep none of it (an answer that set its own caching keeps it)."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 @bp.before_app_request
 def _require_token_before_routing_errors() -> None:
     """Authentication is checked before anything else (API.md): a path under /api/v1 that

@@ -137,3 +137,14 @@ def test_webhooks_past_the_channels_rate_are_429_and_not_stored(app, api, monkey
     with app.app_context():
         stored = db.session.execute(select(Delivery.dedupe_key)).scalars().all()
     assert sorted(stored) == ["event:e0", "event:e1", "event:e2"]
+
+
+def test_api_answers_are_kept_by_no_cache(api, admin):
+    """A customer's export, the metrics CSV: personal data no browser or proxy may keep."""
+    customer = api.as_(admin).post("/api/v1/customers", json={
+        "name": "Ana", "identities": [{"kind": "email", "value": "ana@example.com"}]}).json()
+    for path in (f"/api/v1/customers/{customer['id']}/export", "/api/v1/metrics/summary.csv",
+                 "/api/v1/queue"):
+        response = api.as_(admin).get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path

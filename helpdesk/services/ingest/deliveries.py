@@ -292,11 +292,18 @@ def apply_event(channel: Channel, delivery: Delivery, event: InboundEvent) -> in
 
 def replay(delivery_id: int) -> Delivery:
     """Put a delivery back to `received` and process it again (after a fix)."""
-    delivery = db.session.get(Delivery, delivery_id)
+    # Locked: a job processing it right now commits first, and its outcome is what is
+    # weighed here (read unlocked, a racing replay wrote `received` over `processed`).
+    delivery = _lock(delivery_id)
     if delivery is None:
         raise NotFound("delivery")
     if delivery.status == "received":
+        db.session.rollback()
         raise Unprocessable("the delivery is waiting to be processed", "not_processed")
+    channel = db.session.get(Channel, delivery.channel_id)
+    if channel is None or channel.deleted_at is not None:
+        db.session.rollback()  # (its tickets would be answered with a retired channel's keys)
+        raise Unprocessable("the delivery's channel was deleted", "channel_deleted")
     delivery.status, delivery.error, delivery.claims = "received", None, 0
     commit_with_enqueue(delivery)
     return delivery
@@ -311,8 +318,11 @@ def replay_failed(progress: Callable[[int], object] | None = None) -> int:
     """Replay every failed delivery; `progress(1)` after each (the CLI's progress bar)."""
     count = 0
     for delivery_id in failed_ids():
-        replay(delivery_id)
-        count += 1
+        try:
+            replay(delivery_id)
+            count += 1
+        except Unprocessable:  # a deleted channel's, or taken by a replay meanwhile
+            pass
         if progress:
             progress(1)
     return count
