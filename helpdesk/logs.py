@@ -72,8 +72,8 @@ def masked_path() -> str:
     (also where no route matched: a channel key followed by `%00` is still a key), and
     control characters written as `\\xNN` (a `%0A` in a path does not start a log line)."""
     path = request.path
-    if request.url_rule is None:
-        path = _UNMATCHED_CREDENTIALS.sub(r"\1…", path)
+    if request.url_rule is None:  # (werkzeug merges doubled slashes only by a redirect)
+        path = _UNMATCHED_CREDENTIALS.sub(r"\1…", _SLASHES.sub("/", path))
     for name in SECRET_VIEW_ARGS:
         value = (request.view_args or {}).get(name)
         if isinstance(value, str) and value:
@@ -83,7 +83,8 @@ def masked_path() -> str:
 
 # The segments of our routes that hold a credential (SECRET_VIEW_ARGS), by position.
 _UNMATCHED_CREDENTIALS = re.compile(
-    r"^(/webhooks/[^/]*/|/surveys/|/api/v1/chat/)(?!sessions/)[^/]+")
+    r"^(/webhooks/[^/]+/|/surveys/|/api/v1/chat/)(?!sessions/)[^/]+")
+_SLASHES = re.compile(r"/{2,}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

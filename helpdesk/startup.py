@@ -79,10 +79,10 @@ def explain(exc: BaseException) -> str | None:
     """One line for a configuration or start-up error; None for anything else (a bug)."""
     if isinstance(exc, (StartupError, ConfigError)):
         return str(exc)
-    if isinstance(exc, UnicodeError) or (isinstance(exc, sa_exc.StatementError)
-                                         and isinstance(exc.orig, UnicodeError)):
-        # (bytes that are no UTF-8 in an argument or on standard input)
-        return "an argument or the input is not valid UTF-8 text"
+    cause = exc.orig if isinstance(exc, sa_exc.StatementError) else exc
+    if isinstance(cause, UnicodeEncodeError) and cause.reason == "surrogates not allowed":
+        # (an argument's bytes that are no UTF-8: Python hands them over as lone surrogates)
+        return "an argument is not valid UTF-8 text"
     if isinstance(exc, (sa_exc.ArgumentError, sa_exc.NoSuchModuleError)):
         return (f"DATABASE_URL is not a database URL SQLAlchemy understands ({exc}): use "
                 "postgresql://user:password@host:5432/name or sqlite:////absolute/path.db")

@@ -211,20 +211,23 @@ def test_parse_failure_marks_delivery_failed_and_replay_works(app, api, admin, d
 
 def test_a_deleted_channels_delivery_is_not_replayed(app, api, admin, drain):
     """Replaying it made tickets on a retired channel, answered with its old keys."""
-    channel = factories.channel(app, "raw_mime")
-    api.session.post(f"{api.base_url}/webhooks/raw_mime/{channel.key}", data=b"",
-                     headers={"Content-Type": "message/rfc822"})
+    channel, kept = factories.channel(app, "raw_mime"), factories.channel(app, "raw_mime")
+    for each in (channel, kept):
+        api.session.post(f"{api.base_url}/webhooks/raw_mime/{each.key}", data=b"",
+                         headers={"Content-Type": "message/rfc822"})
     drain()
-    [failed] = api.as_(admin).get("/api/v1/deliveries?status=failed").json()["items"]
+    [other, failed] = api.as_(admin).get("/api/v1/deliveries?status=failed").json()["items"]
     assert api.as_(admin).delete(f"/api/v1/channels/{channel.id}").status_code == 204
     refused = api.as_(admin).post(f"/api/v1/deliveries/{failed['id']}/replay")
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"]["code"] == "channel_deleted"
     with app.app_context():
         from helpdesk.services.ingest import deliveries
-        assert deliveries.replay_failed() == 0  # (the CLI's loop skips it, and goes on)
+        assert deliveries.replay_failed() == 1  # (the CLI's loop skips it, and goes on)
     after = api.as_(admin).get("/api/v1/deliveries?status=failed").json()["items"]
     assert [d["id"] for d in after] == [failed["id"]]
+    waiting = api.as_(admin).get("/api/v1/deliveries?status=received").json()["items"]
+    assert [d["id"] for d in waiting] == [other["id"]]
 
 
 def test_sweeper_does_not_duplicate_a_job_still_waiting(app, api, drain):

@@ -66,7 +66,8 @@ def safe_filename(name: str | None) -> str:
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(;[\x20-\x7e]*)?")  # type/subtype[; params]
+# type/subtype[; params], in ASCII (a header carries nothing else)
+MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?")
 
 
 def safe_content_type(value: str | None) -> str:

@@ -290,14 +290,16 @@ def apply_event(channel: Channel, delivery: Delivery, event: InboundEvent) -> in
     raise PayloadError(f"no handler for {type(event).__name__}")
 
 
-def replay(delivery_id: int) -> Delivery:
-    """Put a delivery back to `received` and process it again (after a fix)."""
+def replay(delivery_id: int, only_failed: bool = False) -> Delivery:
+    """Put a delivery back to `received` and process it again (after a fix); with
+    `only_failed`, only while it is still `failed`."""
     # Locked: a job processing it right now commits first, and its outcome is what is
     # weighed here (read unlocked, a racing replay wrote `received` over `processed`).
     delivery = _lock(delivery_id)
     if delivery is None:
+        db.session.rollback()
         raise NotFound("delivery")
-    if delivery.status == "received":
+    if delivery.status == "received" or (only_failed and delivery.status != "failed"):
         db.session.rollback()
         raise Unprocessable("the delivery is waiting to be processed", "not_processed")
     channel = db.session.get(Channel, delivery.channel_id)
@@ -319,9 +321,9 @@ def replay_failed(progress: Callable[[int], object] | None = None) -> int:
     count = 0
     for delivery_id in failed_ids():
         try:
-            replay(delivery_id)
+            replay(delivery_id, only_failed=True)
             count += 1
-        except Unprocessable:  # a deleted channel's, or taken by a replay meanwhile
+        except (Unprocessable, NotFound):  # a deleted channel's, or replayed meanwhile
             pass
         if progress:
             progress(1)

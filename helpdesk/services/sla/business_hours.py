@@ -149,7 +149,7 @@ def _utc(moment: datetime, name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-MAX_SPAN = timedelta(days=366 * 50)  # the furthest a business-hours deadline may fall
+MAX_SPAN = timedelta(days=366 * 100)  # the furthest a business-hours deadline may fall
 
 
 def add_business_seconds(start: datetime, seconds: float, calendar: Calendar | None) -> datetime:
