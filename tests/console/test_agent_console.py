@@ -56,6 +56,7 @@ def test_a_signed_webhook_shows_up_in_the_queue_without_a_reload(page, api, agen
     expect(page.locator("[data-test=queue-size]")).to_have_text("1")
     assert item.get_attribute("data-priority") in ("low", "normal", "high", "urgent")
     assert item.get_attribute("data-urgency").isdigit()
+    expect(page.locator("[data-test=my-tickets]")).not_to_contain_text("Loading", timeout=5000)
     shoot(page, "queue")
 
 
