@@ -267,7 +267,7 @@ def _erase_messages(theirs: Any) -> int:
     one per message, so the row stays unique and nothing of the id is left."""
     # (Their deliveries' dedupe keys stay: a provider retrying one must still find it a
     # duplicate, or the erased message would be stored again; docs/api.md says so.)
-    _digest_column(Message, Message.external_id, theirs)
+    _digest_external_ids(theirs)
     db.session.execute(update(Delivery).where(Delivery.id.in_(
         select(Message.delivery_id).where(theirs, Message.delivery_id.is_not(None))))
         .values(body=b"", headers={}), execution_options={"synchronize_session": False})
@@ -283,20 +283,21 @@ def _erase_messages(theirs: Any) -> int:
     return result.rowcount
 
 
-def _digest_column(model: Any, column: Any, rows: Any) -> None:
-    """`column` of `rows` (not erased yet) becomes ERASED_ID + a digest keyed with the
-    secret key of the row's id and value: nothing of the value is left, and each row's is
-    its own (a unique key stays unique, however often a value comes back and is erased)."""
-    found = db.session.execute(select(model.id, column).where(
-        rows, column.is_not(None), ~column.startswith(ERASED_ID, autoescape=True))).all()
+def _digest_external_ids(theirs: Any) -> None:
+    """Their messages' provider ids (not erased yet) become ERASED_ID + a digest keyed with
+    the secret key of the row's id and value: nothing of the id is left, and each row's is
+    its own (the id stays unique, however often a message comes back and is erased)."""
+    found = db.session.execute(select(Message.id, Message.external_id).where(
+        theirs, Message.external_id.is_not(None),
+        ~Message.external_id.startswith(ERASED_ID, autoescape=True))).all()
     if not found:
         return
     key = current_app.config["SECRET_KEY"]
     key = key.encode() if isinstance(key, str) else key
-    table = model.__table__
+    table = Message.__table__
     db.session.connection().execute(
         update(table).where(table.c.id == bindparam("row_id"))
-        .values({column.key: bindparam("digest")}),
+        .values(external_id=bindparam("digest")),
         [{"row_id": row_id, "digest": ERASED_ID + hmac.new(
             key, f"{row_id}:{value}".encode("utf-8", "surrogatepass"), hashlib.sha256
         ).hexdigest()} for row_id, value in found])

@@ -291,18 +291,24 @@ def test_a_large_email_is_accepted_under_the_email_limit(api, agent, hooks, post
     assert message["attachments"][0]["size"] == 3 * 1024 * 1024 * 3 // 4
 
 
-def test_an_attachment_named_with_line_breaks_downloads(api, agent, hooks, postmark, drain):
-    """A filename with CR/LF (Postmark passes names as the sender wrote them) would break the
-    download's Content-Disposition header: it is stored and served without them."""
+def _downloaded(api, agent, hooks, postmark, drain, **fields) -> tuple[dict, object]:
+    """A Postmark mail whose attachment has these fields, as an agent reads and downloads it."""
     email = postmark_email()
-    email["Attachments"][0]["Name"] = "invoice\r\nX-Injected: 1.pdf"
+    email["Attachments"][0].update(fields)
     assert hooks.postmark(postmark, email, auth=AUTH).status_code == 200
     drain()
     staff = api.as_(agent)
     (message,) = messages_of(staff, customer_with(staff, "email:ana.lima@example.com")["id"])
     (attachment,) = message["attachments"]
+    return attachment, staff.get(attachment["url"].removeprefix(api.base_url))
+
+
+def test_an_attachment_named_with_line_breaks_downloads(api, agent, hooks, postmark, drain):
+    """A filename with CR/LF (Postmark passes names as the sender wrote them) would break the
+    download's Content-Disposition header: it is stored and served without them."""
+    attachment, download = _downloaded(api, agent, hooks, postmark, drain,
+                                       Name="invoice\r\nX-Injected: 1.pdf")
     assert attachment["filename"] == "invoice  X-Injected: 1.pdf"
-    download = staff.get(attachment["url"].removeprefix(api.base_url))
     assert download.status_code == 200, download.text
     assert "X-Injected" not in download.headers
     assert "invoice" in download.headers["Content-Disposition"]
@@ -311,15 +317,9 @@ def test_an_attachment_named_with_line_breaks_downloads(api, agent, hooks, postm
 def test_an_attachment_typed_with_line_breaks_downloads(api, agent, hooks, postmark, drain):
     """A content type with CR/LF (a JSON string holds anything) made every download of the
     attachment a 500 (the header refused): it is stored and served as octet-stream."""
-    email = postmark_email()
-    email["Attachments"][0]["ContentType"] = "application/pdf\r\nX-Injected: 1"
-    assert hooks.postmark(postmark, email, auth=AUTH).status_code == 200
-    drain()
-    staff = api.as_(agent)
-    (message,) = messages_of(staff, customer_with(staff, "email:ana.lima@example.com")["id"])
-    (attachment,) = message["attachments"]
+    attachment, download = _downloaded(api, agent, hooks, postmark, drain,
+                                       ContentType="application/pdf\r\nX-Injected: 1")
     assert attachment["content_type"] == "application/octet-stream"
-    download = staff.get(attachment["url"].removeprefix(api.base_url))
     assert download.status_code == 200, download.text
     assert download.headers["Content-Type"] == "application/octet-stream"
     assert "X-Injected" not in download.headers

@@ -336,7 +336,7 @@ def sweep_push() -> int:
     # agent with most room (one the scorer failed on asks again later: it is the sweep's).
     waiting = db.session.execute(queued().with_only_columns(Ticket.id).where(or_(
         Ticket.route_requested_at.is_(None),
-        Ticket.route_requested_at > datetime.now(UTC) + scoring.CLOCK_SLACK)).limit(1)).first()
+        Ticket.route_requested_at > scoring.due_until())).limit(1)).first()
     online = [] if waiting is None else list(db.session.execute(
         select(Agent.id).where(Agent.presence == "online", Agent.active.is_(True))
         .order_by(Agent.id)).scalars())

@@ -208,8 +208,8 @@ def route_waiting(config_path: str | None = None) -> int:
             return total
 
 
-def _due() -> datetime:
-    """Requests stamped up to this moment are due (CLOCK_SLACK)."""
+def due_until() -> datetime:
+    """Requests stamped up to this moment are due (CLOCK_SLACK); a later one is deferred."""
     return datetime.now(UTC) + CLOCK_SLACK
 
 
@@ -217,7 +217,7 @@ def claim(limit: int) -> tuple[list[Ticket], bool]:
     """The oldest routing requests, locked for this batch (`SKIP LOCKED` on PostgreSQL, so
     workers never share a ticket; SQLite's write transaction keeps everyone out), with their
     customer and channel; and whether more may be waiting."""
-    waiting = (select(Ticket.id).where(Ticket.route_requested_at <= _due())
+    waiting = (select(Ticket.id).where(Ticket.route_requested_at <= due_until())
                .order_by(Ticket.route_requested_at, Ticket.id).limit(limit))
     if db.session.get_bind().dialect.name == "postgresql":
         waiting = waiting.with_for_update(skip_locked=True)
@@ -358,7 +358,7 @@ def sweep_requested() -> bool:
     ticket the scorer failed on: tickets whose request is due make sure a batch job will
     run; True when some were waiting."""
     waiting = db.session.execute(
-        select(Ticket.id).where(Ticket.route_requested_at <= _due())
+        select(Ticket.id).where(Ticket.route_requested_at <= due_until())
         .limit(1)).first() is not None
     db.session.rollback()
     if waiting:
