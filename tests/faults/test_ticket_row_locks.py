@@ -412,3 +412,58 @@ def test_a_merge_waits_for_the_batch_threading_its_customer(app, api, agent, dra
     assert answer["response"].status_code == 200, answer["response"].text
     tickets = api.as_(agent).get("/api/v1/tickets", params={"customer": survivor}).json()
     assert tickets["total"] == 2
+
+
+_MERGE_SQL = ("UPDATE identities SET customer_id = %(survivor)s WHERE customer_id = %(other)s",
+              "UPDATE tickets SET customer_id = %(survivor)s WHERE customer_id = %(other)s",
+              "UPDATE customers SET merged_into_id = %(survivor)s WHERE id = %(other)s")
+
+
+@pytest.mark.parametrize("path", ["batch", "alone", "two identity kinds"])
+def test_a_message_waiting_for_a_merge_lands_on_the_survivor(app, api, agent, drain,
+                                                             row_holder, path):
+    """A message of a customer being merged away, processed while the merge holds the
+    customer's threading lock: once the merge commits, the message is threaded as the
+    survivor's (it joins the moved ticket), not on the merged-away customer, whose
+    identities the message's batch had read before it waited."""
+    from helpdesk.models import Delivery
+    from helpdesk.services.ingest import deliveries
+    from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
+
+    channel = factories.channel(app, "api", settings={})
+    for n, email in enumerate(("ana@example.com", "ana.work@example.com")):
+        api.post_api_webhook(channel, api_message(event_id=f"evt-{n}", message_id=f"m-{n}",
+                                                  text=f"Hello {n}", email=email))
+    drain("ingest")
+    by_customer = {t["customer_id"]: t["id"] for t in
+                   api.as_(agent).get("/api/v1/tickets").json()["items"]}
+    survivor, other = sorted(by_customer)
+    extra = {"customer": {"phone": "+14155550123"}} if path == "two identity kinds" else {}
+    api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
+                                              text="Any news?", email="ana.work@example.com",
+                                              **extra))
+    with app.app_context():
+        delivery_id = db.session.execute(select(func.max(Delivery.id))).scalar_one()
+        db.session.rollback()
+    with row_holder.cursor() as cursor:  # the merge, not committed yet
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CUSTOMER_LOCK_SPACE, other))
+
+    def alone():
+        with app.app_context():
+            return deliveries.process(delivery_id)
+    answer: dict = {}
+    work = alone if path == "alone" else _ingest(app)
+    thread = threading.Thread(target=lambda: answer.setdefault("done", work()))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the message did not wait for the customer's threading"
+    with row_holder.cursor() as cursor:
+        for statement in _MERGE_SQL:
+            cursor.execute(statement, {"survivor": survivor, "other": other})
+    row_holder.commit()
+    thread.join(10)
+    assert answer["done"] in (1, "processed")
+    tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert {t["customer_id"] for t in tickets} == {survivor}  # nothing on the merged-away
+    moved = api.as_(agent).get(f"/api/v1/tickets/{by_customer[other]}").json()
+    assert [m["text"] for m in moved["messages"]] == ["Hello 1", "Any news?"]

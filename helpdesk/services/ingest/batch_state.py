@@ -23,6 +23,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     func,
     inspect,
     literal,
@@ -90,44 +91,63 @@ class IngestBatch:
                     select(Message.channel_id, Message.external_id).where(_pairs_in(
                         Message.channel_id, Message.external_id, message_keys)))
             self.messages.update((tuple(row), True) for row in found)
-        locked = self._load_identities(identity_keys) if identity_keys else False
-        customer_ids = {found.customer.merged_into_id or found.customer_id
-                        for found in self.identities.values() if found}
+        locked, waited = (self._load_identities(identity_keys) if identity_keys
+                          else (False, False))
+        customer_ids = self._owners()
         # Before reading their latest tickets: a batch on another worker holding one of
         # these customers commits first, and its tickets are read here.
         if locked:  # by the identities' statement itself
             self.locked_customers.update(customer_ids)
         else:
-            lock_customers(customer_ids)
+            waited = lock_customers(customer_ids)
+        while waited:
+            # The identities were read before a lock another transaction held: a merge or
+            # an erasure that committed meanwhile moved or removed some. Read them again
+            # (their owners as now committed) and lock any new owner, until none is new.
+            self._load_identities(identity_keys, again=True)
+            customer_ids = self._owners()
+            waited = lock_customers(customer_ids)
         self._load_recent_tickets({
             found.customer.merged_into_id or found.customer_id
             for key, found in self.identities.items() if found and key in writers})
 
-    def _load_identities(self, keys: list[tuple[str, str]]) -> bool:
+    def _owners(self) -> set[int]:
+        return {found.customer.merged_into_id or found.customer_id
+                for found in self.identities.values() if found}
+
+    def _load_identities(self, keys: list[tuple[str, str]],
+                         again: bool = False) -> tuple[bool, bool]:
         """The stored identities among `keys`, with their customers and each customer's
         every identity (what its events carry), in one query; whether that query also took
-        their customers' threading locks (`lock_customers`)."""
+        their customers' threading locks (`lock_customers`), and whether it waited for one
+        of them. `again`: read as last committed, over what the session holds, and without
+        locks."""
         owned: dict[Customer, list[Identity]] = {}
         groups = _groups(keys)
-        locking = False
+        locking = waited = False
+        options = {"populate_existing": True} if again else {}
+        if again:
+            self.identities.update(dict.fromkeys(keys))  # an erasure removes identities
         if len(groups) == 1:  # one kind (a batch of emails): the statement built once
             (kind, values), = groups.items()
-            locking = db.session.get_bind().dialect.name == "postgresql"
+            locking = not again and db.session.get_bind().dialect.name == "postgresql"
             found_rows = db.session.execute(_identities_of_one_kind(locking),
-                                            {"kind": kind, "values": values})
+                                            {"kind": kind, "values": values},
+                                            execution_options=options)
         else:
             owners = select(Identity.customer_id).where(
                 _pairs_in(Identity.kind, Identity.value, keys))
             found_rows = db.session.execute(_IDENTITIES.where(
-                Identity.customer_id.in_(owners.scalar_subquery())))
-        for found, customer in found_rows:
+                Identity.customer_id.in_(owners.scalar_subquery())), execution_options=options)
+        for found, customer, *lock_waits in found_rows:
+            waited = waited or bool(lock_waits and lock_waits[0])
             owned.setdefault(customer, []).append(found)
             set_committed_value(found, "customer", customer)
             if (found.kind, found.value) in self.identities:
                 self.identities[(found.kind, found.value)] = found
         for customer, identities in owned.items():
             set_committed_value(customer, "identities", identities)
-        return locking
+        return locking, waited
 
     def _load_recent_tickets(self, customer_ids: set[int]) -> None:
         """Each known customer's latest ticket active within the threading window (what
@@ -244,10 +264,11 @@ def _identities_of_one_kind(locking: bool) -> Select:
     """`_IDENTITIES` for the owners of identities of one `kind` among `values` (built once:
     building an ORM select per batch cost ~0.2 ms of a lone message). `locking`
     (PostgreSQL): the statement first takes its customers' threading locks
-    (`lock_customers`: the same keys, in id order), in a one-time filter evaluated before
-    any row is read: one round trip less than a statement of their own. The identities are
-    read from the statement's snapshot, taken before the locks, as they were before; the
-    recent tickets are read by the next statement, after the locks."""
+    (`lock_customers`: the same keys, in id order), in a subquery evaluated once, whose
+    value (how many of the locks it waited for) each row carries: one round trip less than
+    a statement of their own. The identities are read from the statement's snapshot, taken
+    before the locks: when it waited, `IngestBatch.load` reads them again; the recent
+    tickets are read by the next statement, after the locks."""
     owners = select(Identity.customer_id).where(
         Identity.kind == bindparam("kind"), Identity.value.in_(bindparam("values", expanding=True)))
     found = _IDENTITIES.where(Identity.customer_id.in_(owners.scalar_subquery()))
@@ -256,9 +277,11 @@ def _identities_of_one_kind(locking: bool) -> Select:
     wanted = (select(func.coalesce(Customer.merged_into_id, Customer.id).label("id"))
               .where(Customer.id.in_(owners.scalar_subquery())).distinct()
               .order_by("id").subquery("wanted"))
-    locked = select(func.count(func.pg_advisory_xact_lock(
-        literal(CUSTOMER_LOCK_SPACE, Integer), wanted.c.id))).scalar_subquery()
-    return found.where(locked >= 0)
+    space = literal(CUSTOMER_LOCK_SPACE, Integer)
+    waited = case((func.pg_try_advisory_xact_lock(space, wanted.c.id), 0),
+                  (func.pg_advisory_xact_lock(space, wanted.c.id).is_(None), 1), else_=1)
+    return found.add_columns(
+        select(func.coalesce(func.sum(waited), 0)).scalar_subquery().label("lock_waits"))
 
 
 @cache
@@ -332,25 +355,31 @@ def _recent_tickets(dialect: str) -> Select:
 
 
 CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer
-_LOCK_CUSTOMERS = text("SELECT count(pg_advisory_xact_lock(:space, id)) FROM "
-                       "(SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted")
+# Each lock tried first, then waited for (in id order all the same): how many it waited for.
+_LOCK_CUSTOMERS = text(
+    "SELECT coalesce(sum(CASE WHEN pg_try_advisory_xact_lock(:space, id) THEN 0 "
+    "WHEN pg_advisory_xact_lock(:space, id) IS NULL THEN 1 ELSE 1 END), 0) "
+    "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted")
 
 
-def lock_customers(customer_ids: set[int]) -> None:
+def lock_customers(customer_ids: set[int]) -> bool:
     """Serialise threading per customer: until this transaction ends, no other one decides
     which ticket these customers' messages join (PostgreSQL: transaction-level advisory
     locks, taken in id order so two batches cannot deadlock on them; SQLite's BEGIN
     IMMEDIATE already serialises every writing transaction). Ask which ticket a customer
     wrote on last only after this: a transaction that held the lock has committed by then,
-    and its ticket is visible (READ COMMITTED)."""
+    and its ticket is visible (READ COMMITTED). Whether it waited for another transaction
+    holding one of them: what was read before may have changed (a merge moves a customer's
+    identities and tickets to another)."""
     batch = current()
     wanted = set(customer_ids) - (batch.locked_customers if batch else set())
     if not wanted or db.session.get_bind().dialect.name != "postgresql":
-        return
-    db.session.connection().execute(_LOCK_CUSTOMERS, {"space": CUSTOMER_LOCK_SPACE,
-                                                      "ids": sorted(wanted)})
+        return False
+    waits = db.session.connection().execute(_LOCK_CUSTOMERS, {
+        "space": CUSTOMER_LOCK_SPACE, "ids": sorted(wanted)}).scalar_one()
     if batch:
         batch.locked_customers.update(wanted)
+    return bool(waits)
 
 
 def lock_ticket(ticket: Ticket) -> None:

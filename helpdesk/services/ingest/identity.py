@@ -111,7 +111,7 @@ def normalize_refs(refs: list[IdentityRef]) -> list[IdentityRef]:
 
 def find_identities(refs: list[IdentityRef], *, fresh: bool = False) -> list[Identity]:
     """The stored identities among `refs`, in their order (`fresh`: ask the database even
-    inside an ingest batch)."""
+    inside an ingest batch, and read them as last committed)."""
     if not refs:
         return []
     batch = None if fresh else batch_state.current()
@@ -121,7 +121,8 @@ def find_identities(refs: list[IdentityRef], *, fresh: bool = False) -> list[Ide
             return [identity for _, identity in answers if identity is not None]
     keys = [(ref.kind, ref.value) for ref in refs]
     found = db.session.execute(
-        select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys))).scalars().all()
+        select(Identity).where(tuple_(Identity.kind, Identity.value).in_(keys)),
+        execution_options={"populate_existing": fresh}).scalars().all()
     order = {key: index for index, key in enumerate(keys)}
     return sorted(found, key=lambda identity: order[(identity.kind, identity.value)])
 
@@ -135,15 +136,16 @@ def live_customer(customer: Customer) -> Customer:
     return customer
 
 
-def resolve_customer(refs: list[IdentityRef], name: str | None = None) -> Customer:
+def resolve_customer(refs: list[IdentityRef], name: str | None = None, *,
+                     fresh: bool = False) -> Customer:
     """The one customer these identities name, created (with its identities) when new (a
     display name is kept to the column's 200 characters: a sender's long name is no reason
-    to lose their message)."""
+    to lose their message). `fresh`: as last committed, whatever the session holds."""
     name = name[:MAX_NAME] if name else name
     refs = normalize_refs(refs)
     if not refs:
         raise InvalidIdentity("the sender has no usable identity")
-    known = find_identities(refs)
+    known = find_identities(refs, fresh=fresh)
     if not known:
         created = _create_customer(refs, name)
         if created is not None:

@@ -40,7 +40,11 @@ def receive_message(channel: Channel, delivery: Delivery | None,
         # Alone (a replay, a delivery handed its own job): the same message through another
         # delivery at the same moment has the same customer; once their threading lock is
         # ours it has committed, and it is seen here before a ticket is opened for nothing.
-        batch_state.lock_customers({customer.id})
+        # A lock waited for may have been a merge's or an erasure's: the customer is looked
+        # up again, as now committed, and theirs is locked in turn.
+        while batch_state.lock_customers({customer.id}):
+            customer = identity.resolve_customer(event.identities, event.sender_name,
+                                                 fresh=True)
         if message_exists(channel.id, external_id):
             return None
     survey = surveys.answer_from_message(customer, event.text, channel.kind)
