@@ -96,14 +96,15 @@ class TicketUpdateSchema(Schema):
 
 
 class MessageCreateSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=100_000))
-    internal = fields.Boolean(load_default=False)
+    text = fields.String(required=True,
+                         validate=[validate.Length(min=1, max=100_000), _not_blank])
+    internal = JsonBoolean(load_default=False)  # "no" or 0 must not send a note out
     status = fields.String(validate=validate.OneOf(STATUSES))
 
 
 class EscalateSchema(Schema):
     level = WholeNumber(required=True, strict=True, validate=validate.Range(min=2, max=10))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = fields.String(required=True, validate=[validate.Length(min=1, max=2000), _not_blank])
 
 
 class IdentityInputSchema(Schema):
@@ -191,9 +192,9 @@ class SlaPolicySchema(Schema):
 class SurveySettingsSchema(Schema):
     """Which satisfaction surveys follow a solved ticket, after how long, how often at most."""
 
-    csat = fields.Boolean(truthy={True}, falsy={False})
-    ces = fields.Boolean(truthy={True}, falsy={False})
-    nps = fields.Boolean(truthy={True}, falsy={False})
+    csat = JsonBoolean()
+    ces = JsonBoolean()
+    nps = JsonBoolean()
     delay_seconds = fields.Integer(strict=True, validate=validate.Range(0, 30 * 24 * 3600))
     min_days_between = fields.Integer(strict=True, validate=validate.Range(0, 3650))
 

@@ -68,10 +68,10 @@ def find_by_identity(spec: str) -> list[Customer]:
     if not sep:
         raise Invalid("identity must be <kind>:<value>",
                       {"identity": ["must be <kind>:<value>"]})
-    try:
+    try:  # an unknown kind, or a value no identity of its kind can hold: a 400, as at POST
         value = identity.normalize(kind, value)
-    except identity.InvalidIdentity:
-        return []
+    except identity.InvalidIdentity as exc:
+        raise Invalid(str(exc), {"identity": [str(exc)]}) from exc
     row = db.session.execute(select(Identity).where(Identity.kind == kind,
                                                     Identity.value == value)).scalar_one_or_none()
     if row is None:

@@ -139,3 +139,37 @@ def test_an_agents_level_and_activity_take_json_numbers_and_booleans_only(api, a
     created = api.as_(admin).post("/api/v1/agents", json={
         "email": "typed2@example.com", "name": "Typed 2", **body})
     assert created.status_code == 400, created.text
+
+
+@pytest.mark.parametrize("body", [
+    {"text": "Thanks, sorted", "internal": "no"}, {"text": "Thanks, sorted", "internal": 0},
+    {"text": "Thanks, sorted", "internal": "true"}, {"text": "Thanks, sorted", "internal": None},
+    {"text": "   "}, {"text": "\n\t"}])
+def test_a_reply_takes_json_booleans_and_some_text(api, admin, ticket, body):
+    """`"internal": "no"` was read as false and the note went out to the customer as a
+    reply; a blank text sent the customer an empty-looking message."""
+    ticket_id = api.as_(admin).get("/api/v1/tickets").json()["items"][0]["id"]
+    response = api.as_(admin).post(f"/api/v1/tickets/{ticket_id}/messages", json=body)
+    assert response.status_code == 400, response.text
+    assert set(body) & set(response.json()["error"]["fields"])
+    messages = api.as_(admin).get(f"/api/v1/tickets/{ticket_id}").json()["messages"]
+    assert [m["direction"] for m in messages] == ["inbound"]  # nothing stored, nothing sent
+
+
+def test_an_escalation_needs_a_reason_that_is_not_blank(api, admin, ticket):
+    ticket_id = api.as_(admin).get("/api/v1/tickets").json()["items"][0]["id"]
+    response = api.as_(admin).post(f"/api/v1/tickets/{ticket_id}/escalate",
+                                   json={"level": 2, "reason": "  "})
+    assert response.status_code == 400, response.text
+    assert "reason" in response.json()["error"]["fields"]
+    assert api.as_(admin).get(f"/api/v1/tickets/{ticket_id}").json()["level"] == 1
+
+
+@pytest.mark.parametrize("identity", ["pager:1", "phone:call me", "email:", "email:not-an-email",
+                                      "telegram:   "])
+def test_looking_up_a_customer_by_an_impossible_identity_is_400(api, admin, identity):
+    """As at POST /customers: an unknown kind or a value no identity of its kind can hold
+    is a 400 naming `identity`, not an empty list that reads as 'nobody'."""
+    response = api.as_(admin).get("/api/v1/customers", params={"identity": identity})
+    assert response.status_code == 400, response.text
+    assert "identity" in response.json()["error"]["fields"]

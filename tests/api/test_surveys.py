@@ -291,7 +291,7 @@ def test_survey_settings_are_validated_and_merged(api, admin):
                                                "delay_seconds": 3600, "min_days_between": 30}
     assert configure(api, admin, delay_seconds=60)["nps"] is True
     for bad in ({"delay_seconds": -1}, {"delay_seconds": "soon"}, {"csat": "yes"},
-                {"bogus": True}, {"min_days_between": 1.5}):
+                {"csat": 1}, {"nps": 0}, {"bogus": True}, {"min_days_between": 1.5}):
         response = api.as_(admin).patch("/api/v1/settings", json={"surveys": bad})
         assert response.status_code == 400, bad
         assert "surveys" in response.json()["error"]["fields"]
