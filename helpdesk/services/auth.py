@@ -25,6 +25,7 @@ from helpdesk.models.base import utcnow
 from helpdesk.outbox import sockets
 from helpdesk.queues import redis_connection
 from helpdesk.services import audit, teams
+from helpdesk.services.tickets import actions as tickets
 from helpdesk.transaction import after_commit, commit, listen
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,9 @@ def _free_email(email: str, agent_id: int | None = None) -> str:
 def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Agent:
     """Change an agent's profile, routing attributes or password (admin, audited: the names
     of what changed, and the new role, level and activity; never a password). A new password
-    or a deactivation revokes the agent's tokens; a new role closes their sockets."""
+    or a deactivation revokes the agent's tokens; a new role closes their sockets. A
+    deactivated agent's tickets not yet solved, or those above a lowered level, return to
+    the queue."""
     agent = db.session.get(Agent, agent_id)
     if agent is None:
         raise NotFound("agent")
@@ -348,8 +351,12 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
         # token they have and join the rooms of the new role.
         after_commit(lambda: sockets.close_agent(agent_id))
     changed = sorted(key for key, value in changes.items() if getattr(agent, key) != value)
+    lets_go = (changes.get("active") is False and agent.active) or (
+        changes.get("level", agent.level) < agent.level)
     for key, value in changes.items():
         setattr(agent, key, value)
+    if lets_go:  # their tickets they may no longer work go back to the queue
+        tickets.release_tickets_of(agent, actor)
     if changed or password is not None:
         audit.record(actor, "agent.updated", "agent", agent.id,
                      changed=changed + (["password"] if password is not None else []),

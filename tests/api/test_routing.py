@@ -213,3 +213,49 @@ def test_agents_workload_counts_each_active_agents_tickets_in_one_request(
     assert by_agent[agent.id] == {"agent_id": agent.id, "tickets": 2, "load": 0.2,
                                   "capacity": 1.0}  # two api tickets: 0.1 each by default
     assert by_agent[supervisor.id]["tickets"] == by_agent[admin.id]["tickets"] == 0
+
+
+def test_a_deactivated_agents_unsolved_tickets_return_to_the_queue(app, api, admin, channel,
+                                                                   drain):
+    """A deactivated agent can no longer work their tickets: those not solved go back to the
+    queue (a pending one unassigned, waiting for its customer); solved ones keep who solved
+    them (the metrics' agent)."""
+    send(api, channel, 3)
+    drain()
+    leaving = factories.agent(app)
+    ids = [api.as_(leaving).post("/api/v1/queue/next").json()["id"] for _ in range(3)]
+    as_leaving = api.as_(leaving)
+    assert as_leaving.patch(f"/api/v1/tickets/{ids[1]}",
+                            json={"status": "pending"}).status_code == 200
+    assert as_leaving.patch(f"/api/v1/tickets/{ids[2]}",
+                            json={"status": "solved"}).status_code == 200
+    response = api.as_(admin).patch(f"/api/v1/agents/{leaving.id}", json={"active": False})
+    assert response.status_code == 200, response.text
+    after = {i: api.as_(admin).get(f"/api/v1/tickets/{i}").json() for i in ids}
+    assert [after[i]["assignee_id"] for i in ids] == [None, None, leaving.id]
+    assert [after[i]["status"] for i in ids] == ["open", "pending", "solved"]
+    queued = [t["id"] for t in api.as_(admin).get("/api/v1/queue").json()["items"]]
+    assert queued == [ids[0]]  # the pending one enters when its customer answers
+    other = factories.agent(app)
+    assert api.as_(other).post("/api/v1/queue/next").json()["id"] == ids[0]
+
+
+def test_an_agent_moved_below_a_tickets_level_lets_go_of_it(app, api, admin, supervisor,
+                                                            channel, drain):
+    send(api, channel, 2)
+    drain()
+    senior = factories.agent(app, level=2)
+    first, second = (api.as_(senior).post("/api/v1/queue/next").json()["id"] for _ in range(2))
+    escalated = api.as_(supervisor).post(f"/api/v1/tickets/{first}/escalate",
+                                         json={"level": 2, "reason": "billing"})
+    assert escalated.json()["assignee_id"] == senior.id  # level 2 may keep it
+    response = api.as_(admin).patch(f"/api/v1/agents/{senior.id}", json={"level": 1})
+    assert response.status_code == 200, response.text
+    assert api.as_(admin).get(f"/api/v1/tickets/{first}").json()["assignee_id"] is None
+    assert api.as_(admin).get(f"/api/v1/tickets/{second}").json()["assignee_id"] == senior.id
+    assert [t["id"] for t in api.as_(admin).get("/api/v1/queue").json()["items"]] == [first]
+    history = [e["event"] for e in api.as_(admin).get(
+        f"/api/v1/customers/{escalated.json()['customer_id']}/timeline").json()["items"]
+        if e["type"] == "event"]
+    assert history[-1]["name"] == "assigned"  # its history says who let go of it
+    assert (history[-1]["data"]["from"], history[-1]["data"]["to"]) == (senior.id, None)

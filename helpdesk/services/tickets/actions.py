@@ -157,6 +157,28 @@ def free_capacity_of(agent_id: int) -> None:
     after_commit(lambda: jobs.FILL_AGENT.enqueue(agent_id))
 
 
+def release_tickets_of(agent: Agent, actor: Agent | None) -> int:
+    """An agent deactivated, or moved below some of their tickets' levels: those tickets
+    not yet solved let go of them and are routed again (a pending one waits for its customer,
+    unassigned), as when an escalation passes its assignee; how many. In the caller's
+    transaction, their rows locked (`get_for_change`)."""
+    query = (select(Ticket).where(Ticket.assignee_id == agent.id,
+                                  Ticket.status.in_(("new", "open", "pending")))
+             .order_by(Ticket.id).with_for_update(of=Ticket)
+             .execution_options(populate_existing=True))
+    if agent.active:
+        query = query.where(Ticket.level > agent.level)
+    tickets = list(db.session.execute(query).unique().scalars())
+    now = datetime.now(UTC)
+    for ticket in tickets:
+        assign(ticket, None, actor)
+        ticket.updated_at = now
+        events.ticket_changed(ticket)
+    if tickets:
+        queue_updates.queue_changed()
+    return len(tickets)
+
+
 def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
     if agent_id == ticket.assignee_id:
         return
