@@ -159,6 +159,19 @@ def test_search_takes_percent_underscore_and_backslash_as_written(app, api, agen
     assert found("c:\\t") == ["C:\\temp folder"]
 
 
+def test_search_ignores_the_case_of_every_letter(app, api, agent, drain):
+    """Not only ASCII's: SQLite's own lower() left "É" and "Ü" as they were."""
+    channel = factories.channel(app, "api")
+    for n, text in enumerate(["ÉCOLE FERMÉE demain", "Größe ÜBERPRÜFEN", "школа закрыта"]):
+        api.post_api_webhook(channel, api_message(f"e{n}", f"m{n}", text=text,
+                                                  email=f"w{n}@example.com"))
+    drain("ingest")
+    for q, subject in (("école fermée", "ÉCOLE FERMÉE demain"),
+                       ("überprüfen", "Größe ÜBERPRÜFEN"), ("ШКОЛА", "школа закрыта")):
+        response = api.as_(agent).get("/api/v1/tickets", params={"q": q})
+        assert [t["subject"] for t in response.json()["items"]] == [subject], q
+
+
 def test_a_ticket_does_not_go_back_to_new_and_a_blank_reason_is_refused(api, agent, ticket):
     path = f"/api/v1/tickets/{ticket['id']}"
     assert api.as_(agent).patch(path, json={"status": "open"}).status_code == 200
