@@ -81,7 +81,10 @@ def start_work(ticket_id: int):
 @bp.post("/tickets/<int:ticket_id>/work/stop")
 def stop_work(ticket_id: int):
     tickets.get(ticket_id)
-    session = work_sessions.stop(current_agent().id, ticket_id, work_sessions.REST_TAB)
+    agent_id = current_agent().id
+    session = work_sessions.stop(agent_id, ticket_id, work_sessions.REST_TAB)
+    if session is None:  # stopped already (a retried request, an idle close): the last one
+        session = work_sessions.last_session(agent_id, ticket_id)
     if session is None:
         raise Unprocessable("you have no work session on this ticket", "no_work_session")
     return jsonify(work_session_schema.dump(session))

@@ -124,8 +124,17 @@ def test_rest_twins(api, agent, ticket_id):
     assert started.status_code == 200 and started.json()["ended_at"] is None
     stopped = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/stop")
     assert stopped.status_code == 200 and stopped.json()["ended_at"] is not None
-    assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/stop").status_code == 422
+    again = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/stop")  # a retry
+    assert again.status_code == 200 and again.json() == stopped.json()
     assert api.as_(agent).post("/api/v1/tickets/999999/work/start").status_code == 404
+
+
+def test_stopping_work_never_started_is_422(app, api, agent, ticket_id):
+    other = factories.agent(app)
+    assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/work/start").status_code == 200
+    response = api.as_(other).post(f"/api/v1/tickets/{ticket_id}/work/stop")
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "no_work_session"
 
 
 def test_viewers_see_each_other(app, agent, supervisor, sockets, ticket_id):

@@ -43,6 +43,13 @@ def open_session(agent_id: int, ticket_id: int) -> WorkSession | None:
         WorkSession.ended_at.is_(None)).with_for_update()).scalar_one_or_none()
 
 
+def last_session(agent_id: int, ticket_id: int) -> WorkSession | None:
+    """The agent's latest session on the ticket, open or ended."""
+    return db.session.execute(select(WorkSession).where(
+        WorkSession.agent_id == agent_id, WorkSession.ticket_id == ticket_id)
+        .order_by(WorkSession.started_at.desc(), WorkSession.id.desc()).limit(1)).scalar()
+
+
 # PostgreSQL: one agent's focus on one ticket at a time (two tabs, or a tab and REST, may
 # focus together: both would find no open session and open one each). A 64-bit key: its
 # space does not overlap the (space, id) locks of ingest. SQLite's BEGIN IMMEDIATE already
