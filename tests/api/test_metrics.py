@@ -547,3 +547,34 @@ def test_every_role_reads_the_contact_reasons_a_ticket_may_be_given(api, admin, 
     assert listed.json() == {"items": ["delivery", "billing", "technical"], "page": 1,
                              "per_page": 200, "total": 3}
     assert api.get("/api/v1/contact-reasons").status_code == 401
+
+
+def test_a_ticket_answered_after_its_solve_has_its_first_response_time(app, api, agent,
+                                                                     supervisor, drain):
+    """FRT counts by the first response, solved or not: a ticket solved unanswered and
+    answered afterwards (still solved) has its FRT, live, after the sweeper closes it and
+    after a rebuild."""
+    from helpdesk.cli import metrics_rebuild
+    from helpdesk.services.tickets import actions
+
+    channel = factories.channel(app, "api")
+    with time_machine.travel(at(9), tick=False) as clock:
+        api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        clock.move_to(at(10))
+        assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                    json={"status": "solved"}).status_code == 200
+        clock.move_to(at(10, 5))
+        assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                   json={"text": "It is on its way"}).status_code == 201
+        ticket = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+        assert ticket["status"] == "solved"
+        frt = {"mean": 3900.0, "p50": 3900.0, "p90": 3900.0}
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
+        clock.move_to(at(10) + timedelta(days=8))  # past the reopen window: closed
+        with app.app_context():
+            assert actions.close_solved_past_window() == 1
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
+        assert app.test_cli_runner().invoke(metrics_rebuild).exit_code == 0
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == frt

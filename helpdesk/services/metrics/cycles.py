@@ -144,7 +144,10 @@ def build_facts(history: History, suggest: Callable[[list[str]], str | None]
     rows = []
     for index, cycle in enumerate(cycles):
         previous = cycles[index - 1].solved_at if index else None
-        known = response is not None and response <= cycle.solved_at
+        # A response after the last solve (a ticket solved unanswered, then answered while
+        # solved) is the last cycle's: FRT counts it by its time, solved or not.
+        known = response is not None and (response <= cycle.solved_at
+                                          or index == len(cycles) - 1)
         first_response = (response - contact).total_seconds() if known else None
         resolution = (cycle.solved_at - cycle.started_at).total_seconds()
         rows.append({

@@ -262,6 +262,8 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
         if ticket.first_response_at is None:
             ticket.first_response_at = now
             sla.refresh(ticket)
+            if ticket.status in ("solved", "closed"):  # answered after its solve: its FRT
+                ticket_facts.changed(ticket)
         if ticket.status == "new":
             ticket.status = "open"
         ticket.last_activity_at = now
