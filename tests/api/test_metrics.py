@@ -578,3 +578,24 @@ def test_a_ticket_answered_after_its_solve_has_its_first_response_time(app, api,
         assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
         assert app.test_cli_runner().invoke(metrics_rebuild).exit_code == 0
         assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
+
+
+def test_an_unsolved_tickets_first_response_time_is_exact_and_stays_so_once_solved(
+        app, api, agent, supervisor, drain):
+    """Live (unsolved) and from the facts (solved) the same number: SQLite's julianday()
+    gave 59.9999964 for a minute and kept only milliseconds."""
+    channel = factories.channel(app, "api")
+    with time_machine.travel(at(9, 2) + timedelta(seconds=11), tick=False) as clock:
+        api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        clock.move_to(at(13, 17) + timedelta(seconds=42, microseconds=123456))
+        assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                   json={"text": "It is on its way"}).status_code == 201
+        exact = 15331.123456
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == {
+            "mean": exact, "p50": exact, "p90": exact}
+        assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                    json={"status": "solved"}).status_code == 200
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == {
+            "mean": exact, "p50": exact, "p90": exact}

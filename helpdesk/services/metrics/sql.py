@@ -57,9 +57,20 @@ def day_key(value: Any) -> str:
 
 
 def seconds_between(later: ColumnElement, earlier: ColumnElement) -> ColumnElement:
+    """Exact to the microsecond, as Python's `timedelta.total_seconds()` computes the facts'
+    times: SQLite's julianday() keeps milliseconds in a float of days (60 s came out as
+    59.9999964), so there whole seconds and microseconds are subtracted apart."""
     if dialect() == "postgresql":
         return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return (_sqlite_microseconds(later) - _sqlite_microseconds(earlier)) / 1_000_000.0
+
+
+def _sqlite_microseconds(moment: ColumnElement) -> ColumnElement:
+    """A timestamp as SQLAlchemy stores it in SQLite (`YYYY-MM-DD HH:MM:SS.ffffff`) in
+    microseconds since 1970 (no fraction, or an offset after the seconds, count as 0)."""
+    fraction = case((func.substr(moment, 20, 1) == ".",
+                     cast(func.substr(moment, 21, 6), Integer)), else_=0)
+    return cast(func.strftime("%s", moment), Integer) * 1_000_000 + fraction
 
 
 def earliest(first: ColumnElement, second: ColumnElement) -> ColumnElement:
