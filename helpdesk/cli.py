@@ -62,8 +62,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int,
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="RQ worker processes (the first also runs the scheduler)")
 def run(host: str, port: int, workers: int) -> None:
     """Start everything: migrations, web + Socket.IO, workers, scheduler, embedded Redis."""
@@ -74,12 +74,13 @@ def run(host: str, port: int, workers: int) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 def web(host: str, port: int) -> None:
     """Serve the API and Socket.IO (gunicorn, one gevent worker process per port)."""
     from helpdesk.server import exec_web
 
     app = _cli_app()
+    startup.check_redis_url(app)
     startup.check_database(app)  # an unmigrated database would only answer 500s
     exec_web(host, port)
 
@@ -121,8 +122,13 @@ def db_downgrade(revision: str) -> None:
     """Revert the database to REVISION (default: one step back; `base` empties it)."""
     import flask_migrate
 
+    from helpdesk.extensions import db as database
+
     flask_migrate.downgrade(revision=revision)
-    click.echo(f"database at {startup.safe_url(current_app)} downgraded to {revision}")
+    with database.engine.connect() as connection:
+        reached = startup.database_revision(connection)
+    click.echo(f"database at {startup.safe_url(current_app)} downgraded to "
+               f"{', '.join(sorted(reached)) or 'base (empty)'}")
 
 
 @db.command("current")
@@ -239,8 +245,14 @@ def agents_list() -> None:
     from helpdesk.models import Agent
 
     for agent in db.session.execute(select(Agent).order_by(Agent.id)).scalars():
-        click.echo(f"{agent.id}\t{agent.email}\t{agent.name}\t{agent.role}\tlevel {agent.level}"
-                   f"\t{agent.presence}")
+        click.echo(f"{agent.id}\t{agent.email}\t{_cell(agent.name)}\t{agent.role}\t"
+                   f"level {agent.level}\t{agent.presence if agent.active else 'deactivated'}")
+
+
+def _cell(text: str) -> str:
+    """A value in a tab-separated row: its tabs and line breaks (a name may hold them) as
+    spaces, so that one row stays one line of the same columns."""
+    return " ".join(text.split()) if text else ""
 
 
 @main.group()
@@ -277,11 +289,21 @@ def _provider_names() -> list[str]:
 @with_appcontext
 def channels_create(name, kind, provider, settings, secrets) -> None:
     """Create a channel; prints its id and webhook path (never its secrets)."""
+    from marshmallow import ValidationError
+
     from helpdesk.errors import ApiError
+    from helpdesk.schemas.inputs import ChannelCreateSchema
     from helpdesk.services import channels as channel_service
 
+    try:  # what POST /api/v1/channels checks first
+        fields = ChannelCreateSchema().load({"name": name, "kind": kind, "provider": provider,
+                                             "settings": _pairs(settings),
+                                             "secrets": _pairs(secrets)})
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(f"--{field}: {problems}"
+                                         for field, problems in exc.messages.items())) from exc
     try:
-        channel = channel_service.create(name, kind, provider, _pairs(settings), _pairs(secrets))
+        channel = channel_service.create(**fields)
     except ApiError as exc:
         raise click.ClickException(f"{exc.message}: {exc.fields}") from exc
     base = current_app.config["PUBLIC_URL"] or ""
@@ -371,7 +393,10 @@ def deliveries_replay(failed: bool) -> None:
         return
     with _progress(total, "replaying failed deliveries") as step:
         replayed = delivery_service.replay_failed(progress=step)
-    click.echo(f"replayed {replayed} failed deliveries{_took(replayed, started)}")
+    skipped = total - replayed  # a deleted channel's, or replayed meanwhile by another
+    click.echo(f"replayed {replayed} failed deliveries{_took(replayed, started)}"
+               + (f"; {skipped} skipped (their channel is deleted, or they were replayed "
+                  "meanwhile)" if skipped else ""))
     _warn_without_redis()
 
 

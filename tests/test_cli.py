@@ -250,3 +250,106 @@ def test_an_argument_that_is_not_utf8_is_one_line_not_a_traceback(tmp_path):
         assert "UTF-8" in _one_plain_line(result)
     listed = _helpdesk("agents", "list", tmp_path=tmp_path)
     assert listed.returncode == 0 and "a@example.com" not in listed.stdout
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["worker", "--burst"], {"REDIS_URL": "redis://127.0.0.1:9/0"}, "cannot reach Redis"),
+    (["worker", "--burst"], {"REDIS_URL": "notaurl"}, "REDIS_URL is not a Redis URL"),
+    (["worker", "--burst"], {"REDIS_URL": "redis://127.0.0.1:99999/0"},
+     "REDIS_URL is not a Redis URL"),
+    (["web", "--port", "9"], {"REDIS_URL": "notaurl"}, "REDIS_URL is not a Redis URL"),
+    (["agents", "list"], {"DATABASE_URL": "mysql://u@127.0.0.1/x"},
+     "driver that is not installed")])
+def test_redis_and_driver_errors_are_one_line(tmp_path, args, env, expected):
+    """A worker in a burst with Redis unreachable retried forever, a traceback a second; a
+    URL that is no Redis URL, or a database driver not installed, was a traceback."""
+    database = f"sqlite:///{tmp_path / 'h.db'}"
+    assert _helpdesk("db", "upgrade", tmp_path=tmp_path,
+                     DATABASE_URL=database).returncode == 0
+    env = {"DATABASE_URL": database, **env}
+    assert expected in _one_plain_line(_helpdesk(*args, tmp_path=tmp_path, **env))
+
+
+@pytest.mark.parametrize("args", [["web", "--port", "70000"], ["run", "--port", "0"],
+                                  ["run", "--workers", "0"]])
+def test_ports_and_worker_counts_out_of_range_are_usage_errors(tmp_path, args):
+    result = _helpdesk(*args, tmp_path=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "is not in the range" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201])
+def test_channels_create_checks_what_the_api_checks(app, api, admin, name):
+    """A blank name was stored; a long one was a traceback on PostgreSQL."""
+    from helpdesk.cli import channels_create
+
+    result = app.test_cli_runner().invoke(channels_create, [
+        "--name", name, "--kind", "api", "--provider", "api",
+        "--secret", "signing_secret=abc"])
+    assert result.exit_code == 2 and "--name" in result.output, result.output
+    assert api.as_(admin).get("/api/v1/channels").json()["items"] == []
+    refused = api.as_(admin).post("/api/v1/channels", json={
+        "name": name, "kind": "api", "provider": "api", "secrets": {"signing_secret": "abc"}})
+    assert refused.status_code == 400 and "name" in refused.json()["error"]["fields"]
+
+
+def test_agents_list_says_who_is_deactivated_one_row_each(app, api, admin):
+    from helpdesk.cli import agents_list
+
+    created = api.as_(admin).post("/api/v1/agents", json={
+        "email": "tab@example.com", "name": "Tab\tand\nnewline"}).json()
+    assert api.as_(admin).patch(f"/api/v1/agents/{created['id']}",
+                                json={"active": False}).status_code == 200
+    rows = app.test_cli_runner().invoke(agents_list).output.strip().splitlines()
+    assert len(rows) == 2 and all(len(row.split("\t")) == 6 for row in rows)
+    assert rows[1].split("\t")[2:] == ["Tab and newline", "agent", "level 1", "deactivated"]
+    assert rows[0].split("\t")[-1] == "offline"
+
+
+def test_replaying_failed_deliveries_says_what_it_skipped(app, api, admin, drain):
+    from helpdesk.cli import deliveries_replay
+
+    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
+                                                        "bot_token": "123:abc"})
+    response = api.post(f"/webhooks/telegram/{channel.key}", data="{not json",
+                        headers={"Content-Type": "application/json",
+                                 "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
+    assert response.status_code == 200, response.text
+    drain()
+    assert api.as_(admin).delete(f"/api/v1/channels/{channel.id}").status_code == 204
+    replayed = app.test_cli_runner().invoke(deliveries_replay, ["--failed"])
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 0 failed deliveries" in replayed.output
+    assert "1 skipped (their channel is deleted" in replayed.output
+
+
+def test_db_downgrade_says_which_revision_it_reached(tmp_path):
+    from helpdesk.startup import migration_heads
+
+    database = f"sqlite:///{tmp_path / 'h.db'}"
+    assert _helpdesk("db", "upgrade", tmp_path=tmp_path, DATABASE_URL=database).returncode == 0
+    result = _helpdesk("db", "downgrade", tmp_path=tmp_path, DATABASE_URL=database)
+    assert result.returncode == 0, result.stderr
+    (head,) = migration_heads()
+    assert f"downgraded to {int(head) - 1:04d}" in result.stdout, result.stdout
+
+
+def test_a_worker_waiting_for_redis_says_so_without_tracebacks(tmp_path):
+    """A worker whose Redis is away keeps trying (a Redis still starting is waited for), one
+    line each time; its live figures' pass printed a traceback every second."""
+    database = f"sqlite:///{tmp_path / 'h.db'}"
+    assert _helpdesk("db", "upgrade", tmp_path=tmp_path, DATABASE_URL=database).returncode == 0
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "helpdesk.cli", "worker"], stderr=subprocess.PIPE, text=True,
+        env={**base, "HELPDESK_INSTANCE_DIR": str(tmp_path / "instance"),
+             "DATABASE_URL": database, "REDIS_URL": "redis://127.0.0.1:9/0"})
+    try:
+        time.sleep(6)
+        assert worker.poll() is None  # still waiting for Redis
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert "Traceback" not in stderr, stderr
+    assert "starting again in" in stderr
+    assert stderr.count("live metrics pass: Redis is unavailable") == 1, stderr

@@ -249,6 +249,31 @@ def sweep_once(app: Flask) -> int:
         return swept
 
 
+class _Passes:
+    """A background loop's passes: a Redis outage is one line when it starts and one when
+    it ends (it was a traceback every second while Redis was away); any other failure is
+    logged with its traceback, each time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.redis_down = False
+
+    def run(self, work) -> None:
+        try:
+            work()
+        except RedisError as exc:
+            if not self.redis_down:
+                log.warning("%s: Redis is unavailable (%s); trying again", self.name, exc)
+            self.redis_down = True
+            return
+        except Exception:
+            log.exception("%s failed", self.name)
+            return
+        if self.redis_down:
+            log.warning("%s: Redis is back", self.name)
+            self.redis_down = False
+
+
 def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
     def loop() -> None:
         # A first pass soon after the worker starts: timers lost while it was down fire now.
@@ -256,11 +281,9 @@ def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
         # the client's socket timeout for BLPOP) left the worker's first BLPOP timing out
         # and RQ backing off for up to half a minute.
         stop.wait(FIRST_SWEEP_AFTER_SECONDS)
+        sweeper = _Passes("sweeper pass")
         while not stop.is_set():
-            try:
-                sweep_once(app)
-            except Exception:
-                log.exception("sweeper pass failed")
+            sweeper.run(lambda: sweep_once(app))
             stop.wait(app.config["SWEEP_INTERVAL_SECONDS"])
 
     thread = threading.Thread(target=loop, name="sweeper", daemon=True)
@@ -271,11 +294,9 @@ def start_sweeper(app: Flask, stop: threading.Event) -> threading.Thread:
 def start_live_metrics(app: Flask, stop: threading.Event) -> threading.Thread:
     """Supervisors' live figures: checked every second, sent at most every few seconds."""
     def loop() -> None:
+        passes = _Passes("live metrics pass")
         while not stop.wait(1.0):
-            try:
-                metrics_live.publish_if_due(app)
-            except Exception:
-                log.exception("live metrics pass failed")
+            passes.run(lambda: metrics_live.publish_if_due(app))
 
     thread = threading.Thread(target=loop, name="live-metrics", daemon=True)
     thread.start()
@@ -312,6 +333,8 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
                 failure = str(exc)
                 if worker is not None:
                     _release(worker)
+                if burst:  # a burst is a one-off: it fails (one line, exit 2; startup.explain)
+                    raise
             if jobs.stop_requested() or (burst and failure is None):
                 # A stop was requested (SIGINT/SIGTERM; asked while Redis was away, RQ's
                 # goodbye to Redis failed: no reason to start again), or the burst is done.

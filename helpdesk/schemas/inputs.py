@@ -74,7 +74,7 @@ class LoginSchema(Schema):
 
 
 class ChannelCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _not_blank])
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     provider = fields.String(required=True, validate=NonEmpty)
     settings = fields.Dict(keys=fields.String(), load_default=dict)
@@ -82,7 +82,7 @@ class ChannelCreateSchema(Schema):
 
 
 class ChannelUpdateSchema(Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=[validate.Length(min=1, max=200), _not_blank])
     settings = fields.Dict(keys=fields.String())
     secrets = fields.Dict(keys=fields.String())
 
