@@ -210,16 +210,33 @@ class Demo:
     # setup
 
     def create_channels(self) -> None:
+        """The demo's channels: created, or (a demo ran before) the same ones given this
+        run's settings and secrets, so a second run does not add a second set."""
         self.echo(f"Creating {len(self.channels)} channels…")
+        existing = self._existing_channels()
         for channel in self.channels.values():
-            created = self._api("POST", "/channels", (201,), json={
-                "name": channel.name, "kind": channel.kind, "provider": channel.provider,
-                "settings": channel.settings, "secrets": channel.secrets})
+            known = existing.get((channel.name, channel.provider, channel.kind))
+            body = {"settings": channel.settings, "secrets": channel.secrets}
+            created = (self._api("PATCH", f"/channels/{known}", (200,), json=body) if known
+                       else self._api("POST", "/channels", (201,), json={
+                           "name": channel.name, "kind": channel.kind,
+                           "provider": channel.provider, **body}))
             channel.id, channel.key = created["id"], created["key"]
             channel.webhook_url = created["webhook_url"]
             self.summary.channels.append(channel)
             self.echo(f"  channel {len(self.summary.channels)}/{len(self.channels)}: "
                       f"{channel.provider}/{channel.kind} ({channel.name})")
+
+    def _existing_channels(self) -> dict[tuple[str, str, str], int]:
+        found, page = {}, 1
+        while True:
+            listed = self._api("GET", "/channels", (200,), params={"page": page,
+                                                                   "per_page": 200})
+            for item in listed["items"]:
+                found.setdefault((item["name"], item["provider"], item["kind"]), item["id"])
+            if page * listed["per_page"] >= listed["total"]:
+                return found
+            page += 1
 
     def create_vip(self) -> None:
         identities = [{"kind": "email", "value": "victoria.sterling@sterling-holdings.example"},

@@ -46,6 +46,20 @@ def test_demo_fills_the_queue_across_channels(app, api, admin, drain):
     assert ticket["priority"] in ("high", "urgent")
 
 
+def test_a_second_demo_uses_the_same_channels(app, api, admin, drain):
+    """A demo run again adds traffic, not a second set of 14 channels; its webhooks still
+    verify (the channels take the new run's secrets)."""
+    first = run_demo(api.base_url, admin.token, echo=lambda _line: None)
+    drain()
+    second = run_demo(api.base_url, admin.token, echo=lambda _line: None)
+    assert second.refused == []
+    assert sorted(c.id for c in second.channels) == sorted(c.id for c in first.channels)
+    assert api.as_(admin).get("/api/v1/channels").json()["total"] == 14
+    drain()
+    assert deliveries(api.as_(admin), "failed") == []
+    assert len(deliveries(api.as_(admin))) == first.deliveries + second.deliveries
+
+
 def test_demo_command_explains_a_missing_or_refused_token(api, agent, database_url, redis_url):
     runner = CliRunner()
     this_installation = {"HELPDESK_TOKEN": "", "DATABASE_URL": database_url,
