@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, TypeDecorator
 
+# What erasure writes over a person's texts (services/privacy.py); the metric facts keep
+# what they had read from those texts before (services/metrics/facts.py).
+ERASED = "[erased]"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -28,6 +28,7 @@ from helpdesk.models import (
     Survey,
     Ticket,
     TicketEvent,
+    base,
 )
 from helpdesk.outbox import event_log
 from helpdesk.schemas.resources import call_schema, customer_schema, message_schema, ticket_schema
@@ -36,7 +37,7 @@ from helpdesk.services import audit
 from helpdesk.services.ingest import attachments, batch_state, identity
 from helpdesk.transaction import after_commit, commit
 
-ERASED = "[erased]"
+ERASED = base.ERASED
 ERASED_ID = "erased:"  # + a digest: an erased message's provider id
 # Rows that belong to a customer and move with a merge.
 OWNED = (Identity, Ticket, Call, ChatSession, Survey)

@@ -599,3 +599,36 @@ def test_an_unsolved_tickets_first_response_time_is_exact_and_stays_so_once_solv
                                     json={"status": "solved"}).status_code == 200
         assert summary(api, supervisor)["totals"]["frt_seconds"] == {
             "mean": exact, "p50": exact, "p90": exact}
+
+
+def test_an_erased_customers_solve_keeps_its_suggested_contact_reason(app, api, admin,
+                                                                      agent, supervisor, drain):
+    """Erasure keeps the anonymous metric facts: a reason suggested from the customer's
+    words stays with the solve once the words are erased, through a recompute (the sweeper
+    closing the ticket) and a rebuild."""
+    from helpdesk.cli import metrics_rebuild
+    from helpdesk.services.tickets import actions
+
+    assert api.as_(admin).patch("/api/v1/settings", json={
+        "contact_reason_rules": {"billing": ["invoice"]}}).status_code == 200
+    channel = factories.channel(app, "api")
+    with time_machine.travel(at(9), tick=False) as clock:
+        api.post_api_webhook(channel, api_message(text="My invoice is wrong"))
+        drain()
+        ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+        assert api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}",
+                                    json={"status": "solved"}).status_code == 200
+
+        def reasons():
+            return [(i["reason"], i["count"]) for i in api.as_(supervisor).get(
+                "/api/v1/metrics/contact-reasons", params=PERIOD).json()["items"]]
+        assert reasons() == [("billing", 1)]
+        assert api.as_(admin).delete(
+            f"/api/v1/customers/{ticket['customer_id']}").status_code == 204
+        assert reasons() == [("billing", 1)]
+        clock.move_to(at(9) + timedelta(days=8))  # the sweeper closes it: facts recomputed
+        with app.app_context():
+            assert actions.close_solved_past_window() == 1
+        assert reasons() == [("billing", 1)]
+        assert app.test_cli_runner().invoke(metrics_rebuild).exit_code == 0
+        assert reasons() == [("billing", 1)]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
 from helpdesk.models import Call, Message, Ticket, TicketEvent, TicketFact, WorkSession
+from helpdesk.models.base import ERASED
 from helpdesk.services import settings
 from helpdesk.services.metrics.cycles import FACT_EVENTS, History, build_facts
 from helpdesk.services.tickets import contact_reasons
@@ -62,9 +63,28 @@ def refresh(ticket_ids: list[int], session: Session | None = None) -> int:
     for ticket_id in ticket_ids:
         history = histories.get(ticket_id)
         rows = build_facts(history, reasoner) if history else []
+        if history and _erased(history):
+            _keep_suggested_reasons(rows, existing[ticket_id])
         written += _store(session, ticket_id, rows, existing[ticket_id])
     session.flush()
     return written
+
+
+def _erased(history: History) -> bool:
+    return history.subject == ERASED or ERASED in history.texts
+
+
+def _keep_suggested_reasons(rows: list[dict], existing: dict[int, TicketFact]) -> None:
+    """A ticket whose customer was erased: its texts are gone, and with them what a reason
+    was suggested from; the facts keep the reason suggested before (erasure keeps the
+    anonymous metric facts), or a later recompute (the sweeper closing the ticket, a work
+    session ending, a rebuild) would move its solve out of the Pareto of its period."""
+    for row in rows:
+        before = existing.get(row["cycle"])
+        if (row["contact_reason"] is None and before is not None
+                and before.contact_reason_suggested):
+            row["contact_reason"] = before.contact_reason
+            row["contact_reason_suggested"] = True
 
 
 def _store(session: Session, ticket_id: int, rows: list[dict],
