@@ -632,3 +632,27 @@ def test_an_erased_customers_solve_keeps_its_suggested_contact_reason(app, api, 
         assert reasons() == [("billing", 1)]
         assert app.test_cli_runner().invoke(metrics_rebuild).exit_code == 0
         assert reasons() == [("billing", 1)]
+
+
+def test_a_reopened_tickets_first_solve_keeps_its_moment(app, api, agent, drain):
+    """A cycle's solve is read from the ticket's `solved_at` while it is solved and from its
+    history once reopened: the two are one moment (the history's was written a little
+    later, which could move a solve at 23:59:59.999 into the next day)."""
+    from datetime import datetime as dt
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message(event_id="e1", message_id="m1", text="Hello"))
+    drain()
+    ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+    solved = api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}", json={"status": "solved"})
+    solved_at = dt.fromisoformat(solved.json()["solved_at"])
+    with app.app_context():
+        before = db.session.execute(select(TicketFact.solved_at)).scalar_one()
+    api.post_api_webhook(channel, api_message(event_id="e2", message_id="m2", text="Again"))
+    drain()
+    assert api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["status"] == "open"
+    with app.app_context():
+        after = db.session.execute(select(TicketFact.solved_at)).scalar_one()
+        reopened = db.session.execute(select(TicketFact.reopened_at)).scalar_one()
+    assert before == after == solved_at
+    assert reopened is not None

@@ -201,12 +201,12 @@ def customer_replied(ticket: Ticket, now: datetime) -> None:
     ticket.last_activity_at = now
     if ticket.status == "pending":
         ticket.status = "open"
-        history.record(ticket, "status.changed", **{"from": "pending", "to": "open"})
+        history.record(ticket, "status.changed", at=now, **{"from": "pending", "to": "open"})
         sla.resume(ticket, now)
     elif ticket.status == "solved":
         ticket.status = "open"
         solved_at, ticket.solved_at = ticket.solved_at, None
-        history.record(ticket, "ticket.reopened",
+        history.record(ticket, "ticket.reopened", at=now,
                        solved_at=solved_at.isoformat() if solved_at else None)
         sla.reopened(ticket, solved_at, now)
         ticket_facts.changed(ticket)

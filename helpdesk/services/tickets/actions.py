@@ -118,14 +118,17 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
         ticket.solved_at = ticket.solved_at or now
     elif previous == "solved":
         solved_at, ticket.solved_at = ticket.solved_at, None
-        history.record(ticket, "ticket.reopened", actor)
+        history.record(ticket, "ticket.reopened", actor, at=now)
         sla.reopened(ticket, solved_at, now)
     if status == "pending":
         sla.pause(ticket, now)
     elif previous == "pending":
         sla.resume(ticket, now)
     sla.refresh(ticket)
-    history.record(ticket, "status.changed", actor, **{"from": previous, "to": status})
+    # (at the solve's own moment: a cycle's solve is read from this event once the ticket
+    # is reopened, and from `solved_at` before; a few milliseconds apart could move it
+    # across midnight or the end of a period)
+    history.record(ticket, "status.changed", actor, at=now, **{"from": previous, "to": status})
     if status == "solved":
         surveys.schedule_for(ticket)
     if previous in QUEUED_STATUSES and status not in QUEUED_STATUSES and ticket.assignee_id:
