@@ -63,6 +63,24 @@ class Group:
         return {bucket: n for bucket, _, n in self.buckets}
 
 
+# SQLite takes at most 500 SELECTs in one compound statement (SQLITE_MAX_COMPOUND_SELECT):
+# more are nested, this many to a level.
+COMPOUND_AT_MOST = 400
+
+
+def _union(members: list[Select]) -> Select:
+    """UNION ALL of the members (on SQLite nested by COMPOUND_AT_MOST: a grouped summary
+    past METRICS_SORT_UP_TO reads one SELECT per live cell, and 50 agents' FRT buckets were
+    'too many terms in compound SELECT', a 500)."""
+    if len(members) == 1:
+        return members[0]
+    if len(members) > COMPOUND_AT_MOST and dialect() != "postgresql":
+        return _union([select(*union_all(*members[i:i + COMPOUND_AT_MOST]).subquery().c)
+                       if len(members[i:i + COMPOUND_AT_MOST]) > 1 else members[i]
+                       for i in range(0, len(members), COMPOUND_AT_MOST)])
+    return union_all(*members)
+
+
 def counts(figure: Figure, period: Period, group_by: str | None, fractions: tuple[float, ...]
            ) -> tuple[dict[Any, Group], dict[tuple, list[float]]]:
     """({key: Group} of the period's values, {(key, bucket): sorted live values}).
@@ -73,7 +91,7 @@ def counts(figure: Figure, period: Period, group_by: str | None, fractions: tupl
     members = _members(figure, period, group_by, live)
     if not members:  # no facts at all, nothing live
         return {}, live
-    parts = (union_all(*members) if len(members) > 1 else members[0]).subquery()
+    parts = _union(members).subquery()
     # int4 counts: window sums of them are int8, not the much slower numeric
     summed = (select(parts.c.key, parts.c.bucket, cast(func.sum(parts.c.n), Integer).label("n"),
                      func.sum(parts.c.total).label("total"))

@@ -221,3 +221,52 @@ def test_lost_rollups_are_rebuilt(app, history):
         db.session.commit()
         assert metrics_rollup.rebuild() > 0
         _same(rollup_cells(), kept)
+
+
+def test_many_live_first_responses_grouped_by_day_read_from_the_histograms(app, sorting_up_to):
+    """Unsolved answered tickets are read live, one cell per (group, bucket): over 500 of
+    them made SQLite refuse the statement ('too many terms in compound SELECT')."""
+    from sqlalchemy import insert
+
+    from helpdesk.models import Customer
+
+    channel = factories.channel(app, "api")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    rng = random.Random(5)
+    with app.app_context():
+        customer = db.session.execute(insert(Customer).returning(Customer.id),
+                                      [{"name": "Ana"}]).scalar_one()
+        rows = []
+        for n in range(1800):
+            created = start + timedelta(days=n % 30, seconds=n)
+            rows.append({"status": "open", "priority": "normal", "customer_id": customer,
+                         "channel_id": channel.id, "created_at": created,
+                         "updated_at": created, "last_activity_at": created,
+                         "first_response_at": created + timedelta(
+                             seconds=round(2 ** rng.uniform(1, 20), 3))})
+        db.session.execute(insert(Ticket), rows)
+        db.session.commit()
+        end = start + timedelta(days=30)
+        expected = sorted((r["first_response_at"] - r["created_at"]).total_seconds()
+                          for r in rows if r["first_response_at"] < end)  # FRT by its time
+        bodies = []
+        for limit in (-1, 10**9):  # from the histograms (no roll-ups: 0 tickets); sorted
+            sorting_up_to(limit)
+            bodies.append(metrics.summary(start, end, "day"))
+            db.session.rollback()
+    read, straight = (_flat(body) for body in bodies)
+    assert read.keys() == straight.keys()
+    for name, value in straight.items():
+        assert read[name] == (pytest.approx(value, rel=1e-9) if name.endswith("mean") and value
+                              else value), name
+    read = bodies[0]
+    middle = (len(expected) - 1) / 2
+    assert read["totals"]["frt_seconds"]["p50"] == pytest.approx(
+        (expected[math.floor(middle)] + expected[math.ceil(middle)]) / 2, rel=1e-12)
+    assert len(read["groups"]) == 30
+    from helpdesk.services.metrics.histograms import DAY_SHIFT
+
+    cells = {(r["first_response_at"].date(), bucket_of(
+        (r["first_response_at"] - r["created_at"]).total_seconds()) >> DAY_SHIFT)
+        for r in rows if r["first_response_at"] < end}
+    assert len(cells) > 500  # each a SELECT of its own on SQLite
