@@ -123,7 +123,7 @@ def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
         "tickets": ticket_schema.dump(tickets, many=True),
         "messages": [{**message_schema.dump(message), "sender": message.sender}
                      for message in _all(select(Message).where(
-                         _theirs([customer.id], ticket_ids))
+                         _exported([customer.id], ticket_ids))
                          .order_by(Message.created_at, Message.id))],
         "ticket_events": [_event(event) for event in _all(select(TicketEvent).where(
             TicketEvent.ticket_id.in_(ticket_ids)).order_by(TicketEvent.id))],
@@ -206,6 +206,15 @@ def _theirs(people: list[int], ticket_ids: list[int]) -> Any:
     (a reply in another customer's mail thread joins that thread's ticket)."""
     return or_(Message.ticket_id.in_(ticket_ids),
                and_(Message.author_type == "customer", Message.author_id.in_(people)))
+
+
+def _exported(people: list[int], ticket_ids: list[int]) -> Any:
+    """What an export holds of `_theirs`: not another customer's message on their ticket
+    (someone who wrote into their thread: it is that person's data, in that person's
+    export). Erasure takes those too: a reply in a mail thread quotes the person."""
+    return and_(_theirs(people, ticket_ids),
+                or_(Message.author_type != "customer", Message.author_id.is_(None),
+                    Message.author_id.in_(people)))
 
 
 def _erase_deliveries(customer: Customer, people: list[int], messages: Any) -> int:

@@ -271,6 +271,9 @@ def test_a_persons_messages_on_someone_elses_ticket_are_exported_and_erased(
     assert ticket["customer_id"] == ana
     exported = api.as_(agent).get(f"/api/v1/customers/{bob}/export").json()
     assert [m["text"] for m in exported["messages"]] == ["Bob here, my IBAN is ES00 9999"]
+    hers = api.as_(agent).get(f"/api/v1/customers/{ana}/export").json()  # not his data
+    assert [m["text"] for m in hers["messages"]] == ["Ana: my order is late"]
+    assert "bob@example.com" not in str(hers)
     assert api.as_(admin).delete(f"/api/v1/customers/{bob}").status_code == 204
     with app.app_context():
         texts = set(db.session.execute(select(Message.text)).scalars())
