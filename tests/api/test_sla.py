@@ -53,6 +53,11 @@ def test_deadlines_and_timers_fire_at_the_right_moments(app, api, admin, fire_du
         fire_due_timers()
         assert event_names(app, ticket["id"]).count("sla.warning") == 1
         assert "sla.breached" not in event_names(app, ticket["id"])
+        warned = api.as_(admin).get(f"/api/v1/tickets/{ticket['id']}").json()
+        # re-scored at the warning: the time left is a factor (it was weighed again only
+        # at the breach, or when the customer wrote)
+        assert "sla" in {reason["factor"] for reason in warned["urgency_reasons"]}
+        assert warned["urgency"] > ticket["urgency"]
 
         clock.move_to(T0 + timedelta(hours=1, seconds=1))
         fire_due_timers()
@@ -245,3 +250,61 @@ def test_a_calendar_whose_deadlines_cannot_be_computed_is_400(api, admin, calend
     assert response.status_code == 400, response.text
     assert "calendar" in response.json()["error"]["fields"]
     assert api.as_(admin).get("/api/v1/sla-policies").json()["items"] == []
+
+
+@pytest.mark.parametrize("late", ["reply", "solve"])
+def test_a_deadline_passed_before_its_timer_fired_is_breached_when_the_clock_stops(
+        app, api, admin, agent, fire_due_timers, drain, late):
+    """The breach timer behind a backlog (or lost with Redis) and the agent a few seconds
+    late: the ticket said `breached: false` and no `sla.breached` was sent, while the
+    metrics counted the deadline missed."""
+    put_policy(api, admin, first=600, resolution=1200)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        api.post_api_webhook(channel, api_message())
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        if late == "reply":
+            clock.move_to(T0 + timedelta(minutes=10, seconds=5))
+            response = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                           json={"text": "Sorry for the wait"})
+        else:
+            clock.move_to(T0 + timedelta(minutes=9))
+            assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                       json={"text": "On it"}).status_code == 201
+            clock.move_to(T0 + timedelta(minutes=20, seconds=5))
+            response = api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                            json={"status": "solved"})
+        assert response.status_code in (200, 201), response.text
+        after = api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()
+        assert after["sla"]["breached"] is True
+        fire_due_timers()  # the late timers find their clock stopped: nothing twice
+    assert event_names(app, ticket_id).count("sla.breached") == 1
+
+
+def test_a_breach_timer_that_fires_early_waits_for_its_deadline(app, api, admin, agent,
+                                                               fire_due_timers, drain):
+    """RQ keeps a scheduled job's time to the whole second: a deadline at 09:10:00.700 was
+    breached at 09:10:00.2, and a reply in between was late on the ticket, on time in the
+    metrics."""
+    from helpdesk.services.routing import scoring
+
+    put_policy(api, admin, first=600)
+    channel = factories.channel(app, "api")
+    start = T0 + timedelta(microseconds=700_000)
+    with time_machine.travel(start, tick=False) as clock:
+        api.post_api_webhook(channel, api_message())
+        drain()
+        ticket = api.as_(agent).get("/api/v1/tickets").json()["items"][0]
+        due = ticket["sla"]["first_response_due_at"]
+        assert datetime.fromisoformat(due) == start + timedelta(minutes=10)
+        clock.move_to(datetime.fromisoformat(due) - timedelta(milliseconds=500))
+        with app.app_context():
+            assert scoring.sla_timer(ticket["id"], "first_response", "breach", due) is False
+        assert api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()[
+            "sla"]["breached"] is False
+        clock.move_to(datetime.fromisoformat(due) + timedelta(seconds=2))
+        fire_due_timers()
+        assert api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()[
+            "sla"]["breached"] is True
+    assert event_names(app, ticket["id"]).count("sla.breached") == 1

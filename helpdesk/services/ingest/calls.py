@@ -52,8 +52,10 @@ def _first_response(call: Call) -> None:
         return
     ticket = db.session.get(Ticket, call.ticket_id)
     if ticket.first_response_at is None:
-        ticket.first_response_at = call.answered_at or call.started_at + timedelta(
+        answered = call.answered_at or call.started_at + timedelta(
             seconds=call.wait_seconds or 0)
+        sla.stopping(ticket, "first_response", answered)
+        ticket.first_response_at = answered
         sla.refresh(ticket)
 
 

@@ -328,9 +328,10 @@ def route_ticket(ticket_id: int, config_path: str | None = None) -> None:
 
 def sla_timer(ticket_id: int, clock: str, kind: str, due_iso: str,
               config_path: str | None = None) -> bool:
-    """An SLA timer fired: warn, or breach and re-score (a breach raises urgency)."""
+    """An SLA timer fired: warn or breach, and re-score (the time left is a factor of the
+    urgency, and a breach raises it)."""
     fired = sla.fire(ticket_id, clock, kind, due_iso)
-    if fired and kind == "breach":
+    if fired:
         ticket = db.session.get(Ticket, ticket_id)
         score_ticket(ticket, config_path)
         events.ticket_changed(ticket)
@@ -347,6 +348,8 @@ def sweep_overdue(config_path: str | None = None) -> int:
     db.session.rollback()
     for ticket_id, clock in found:
         due = sla.open_deadline(db.session.get(Ticket, ticket_id), clock)
+        if due is None:  # stopped, or (an earlier breach re-scored it) without a policy now
+            continue
         sla_timer(ticket_id, clock, "breach", due.isoformat(), config_path)
     for ticket_id, clock, due in warnings:
         sla_timer(ticket_id, clock, "warning", due.isoformat(), config_path)

@@ -107,6 +107,9 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
                             "can only be closed (the customer's next message opens a new "
                             "ticket linked to it)", "reopen_window_passed")
     previous = ticket.status
+    for clock in (sla.CLOCKS if status in ("solved", "closed") else
+                  ("resolution",) if status == "pending" else ()):
+        sla.stopping(ticket, clock, now)  # a deadline passed whose timer has not fired yet
     ticket.status = status
     if status == "solved":
         ticket.solved_at = now
@@ -263,6 +266,7 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
             # ticket; the ticket stays in the queue for an agent of its level)
             assign(ticket, actor.id, actor)
         if ticket.first_response_at is None:
+            sla.stopping(ticket, "first_response", now)
             ticket.first_response_at = now
             sla.refresh(ticket)
             if ticket.status in ("solved", "closed"):  # answered after its solve: its FRT
