@@ -300,7 +300,8 @@ def channels_create(name, kind, provider, settings, secrets) -> None:
                                              "settings": _pairs(settings),
                                              "secrets": _pairs(secrets)})
     except ValidationError as exc:
-        raise click.UsageError("; ".join(f"--{field}: {problems}"
+        options = {"settings": "setting", "secrets": "secret"}
+        raise click.UsageError("; ".join(f"--{options.get(field, field)}: {problems}"
                                          for field, problems in exc.messages.items())) from exc
     try:
         channel = channel_service.create(**fields)
@@ -391,9 +392,14 @@ def deliveries_replay(failed: bool) -> None:
     if not total:
         click.echo("no failed deliveries")
         return
+    attempted = [0]
+
     with _progress(total, "replaying failed deliveries") as step:
-        replayed = delivery_service.replay_failed(progress=step)
-    skipped = total - replayed  # a deleted channel's, or replayed meanwhile by another
+        def counted(n: int) -> None:
+            attempted[0] += n
+            step(n)
+        replayed = delivery_service.replay_failed(progress=counted)
+    skipped = attempted[0] - replayed  # a deleted channel's, or replayed meanwhile
     click.echo(f"replayed {replayed} failed deliveries{_took(replayed, started)}"
                + (f"; {skipped} skipped (their channel is deleted, or they were replayed "
                   "meanwhile)" if skipped else ""))

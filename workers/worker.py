@@ -15,7 +15,9 @@ import threading
 import time
 
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
@@ -261,7 +263,7 @@ class _Passes:
     def run(self, work) -> None:
         try:
             work()
-        except RedisError as exc:
+        except (RedisConnectionError, RedisTimeoutError) as exc:
             if not self.redis_down:
                 log.warning("%s: Redis is unavailable (%s); trying again", self.name, exc)
             self.redis_down = True

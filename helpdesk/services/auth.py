@@ -25,6 +25,7 @@ from helpdesk.models.base import utcnow
 from helpdesk.outbox import sockets
 from helpdesk.queues import redis_connection
 from helpdesk.services import audit, teams
+from helpdesk.services.routing import assignment
 from helpdesk.services.tickets import actions as tickets
 from helpdesk.transaction import after_commit, commit, listen
 
@@ -338,6 +339,14 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
     agent = db.session.get(Agent, agent_id)
     if agent is None:
         raise NotFound("agent")
+    lets_go = (changes.get("active") is False and agent.active) or (
+        changes.get("level", agent.level) < agent.level)
+    if lets_go:
+        # The lock claims and push routing take before weighing the agent (first, before
+        # the agent's row: their order): one in flight commits first, and its ticket is
+        # let go of below; the next weighs the agent as changed.
+        assignment.lock_agent(agent.id)
+        db.session.refresh(agent)
     teams.check_exists(changes.get("team_id"))
     if "email" in changes:
         changes["email"] = _free_email(changes["email"], agent.id)
@@ -351,8 +360,6 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
         # token they have and join the rooms of the new role.
         after_commit(lambda: sockets.close_agent(agent_id))
     changed = sorted(key for key, value in changes.items() if getattr(agent, key) != value)
-    lets_go = (changes.get("active") is False and agent.active) or (
-        changes.get("level", agent.level) < agent.level)
     for key, value in changes.items():
         setattr(agent, key, value)
     if lets_go:  # their tickets they may no longer work go back to the queue

@@ -585,14 +585,16 @@ def test_an_unsolved_tickets_first_response_time_is_exact_and_stays_so_once_solv
     """Live (unsolved) and from the facts (solved) the same number: SQLite's julianday()
     gave 59.9999964 for a minute and kept only milliseconds."""
     channel = factories.channel(app, "api")
-    with time_machine.travel(at(9, 2) + timedelta(seconds=11), tick=False) as clock:
+    # (.9997 s: SQLite rounds a fraction to milliseconds as it parses, to the next second)
+    with time_machine.travel(at(9, 2) + timedelta(seconds=11, microseconds=999_700),
+                             tick=False) as clock:
         api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
         drain()
         ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
         clock.move_to(at(13, 17) + timedelta(seconds=42, microseconds=123456))
         assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
                                    json={"text": "It is on its way"}).status_code == 201
-        exact = 15331.123456
+        exact = 15330.123756
         assert summary(api, supervisor)["totals"]["frt_seconds"] == {
             "mean": exact, "p50": exact, "p90": exact}
         assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
@@ -656,3 +658,43 @@ def test_a_reopened_tickets_first_solve_keeps_its_moment(app, api, agent, drain)
         reopened = db.session.execute(select(TicketFact.reopened_at)).scalar_one()
     assert before == after == solved_at
     assert reopened is not None
+
+
+def test_a_reply_after_the_reopen_of_an_unanswered_solve_stays_live_until_solved(
+        app, api, agent, supervisor, drain):
+    """Solved unanswered, reopened by the customer, then answered: the response is the
+    second cycle's, counted live while it runs and on its fact once solved (it went to the
+    first cycle, and its agent, whenever something recomputed the facts)."""
+    channel = factories.channel(app, "api")
+    with time_machine.travel(at(9), tick=False) as clock:
+        api.post_api_webhook(channel, api_message(event_id="e1", message_id="m1",
+                                                  text="Where is my parcel?"))
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        clock.move_to(at(10))
+        assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                    json={"status": "solved"}).status_code == 200
+        clock.move_to(at(11))
+        api.post_api_webhook(channel, api_message(event_id="e2", message_id="m2",
+                                                  text="It has still not come"))
+        drain()
+        clock.move_to(at(12))
+        assert api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages",
+                                   json={"text": "It is on its way"}).status_code == 201
+        path = f"/api/v1/tickets/{ticket_id}/work"
+        assert api.as_(agent).post(f"{path}/start").status_code == 200
+        assert api.as_(agent).post(f"{path}/stop").status_code == 200  # a recompute
+        frt = {"mean": 3 * 3600.0, "p50": 3 * 3600.0, "p90": 3 * 3600.0}
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
+        with app.app_context():
+            counted = db.session.execute(select(TicketFact.cycle).where(
+                TicketFact.frt_counted)).scalars().all()
+        assert counted == []  # live: the second cycle is not solved yet
+        clock.move_to(at(13))
+        assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                    json={"status": "solved"}).status_code == 200
+        assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
+        with app.app_context():
+            counted = db.session.execute(select(TicketFact.cycle).where(
+                TicketFact.frt_counted)).scalars().all()
+        assert counted == [2]

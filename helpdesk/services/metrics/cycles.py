@@ -145,9 +145,11 @@ def build_facts(history: History, suggest: Callable[[list[str]], str | None]
     for index, cycle in enumerate(cycles):
         previous = cycles[index - 1].solved_at if index else None
         # A response after the last solve (a ticket solved unanswered, then answered while
-        # solved) is the last cycle's: FRT counts it by its time, solved or not.
-        known = response is not None and (response <= cycle.solved_at
-                                          or index == len(cycles) - 1)
+        # still solved) is the last cycle's: FRT counts it by its time, solved or not. Once
+        # reopened, the response is the next cycle's (live until that one is solved).
+        known = response is not None and (
+            response <= cycle.solved_at
+            or (index == len(cycles) - 1 and cycle.reopened_at is None))
         first_response = (response - contact).total_seconds() if known else None
         resolution = (cycle.solved_at - cycle.started_at).total_seconds()
         rows.append({

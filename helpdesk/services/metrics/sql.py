@@ -70,7 +70,9 @@ def _sqlite_microseconds(moment: ColumnElement) -> ColumnElement:
     microseconds since 1970 (no fraction, or an offset after the seconds, count as 0)."""
     fraction = case((func.substr(moment, 20, 1) == ".",
                      cast(func.substr(moment, 21, 6), Integer)), else_=0)
-    return cast(func.strftime("%s", moment), Integer) * 1_000_000 + fraction
+    # (whole seconds from the first 19 characters: SQLite rounds a fraction to milliseconds
+    # when it parses one, and .9997 s made the second the next)
+    return cast(func.strftime("%s", func.substr(moment, 1, 19)), Integer) * 1_000_000 + fraction
 
 
 def earliest(first: ColumnElement, second: ColumnElement) -> ColumnElement:

@@ -203,7 +203,7 @@ def stopping(ticket: Ticket, clock: str, now: datetime) -> None:
     or a reply a few seconds late): the ticket says so, as the metrics do."""
     due = open_deadline(ticket, clock)
     if due is not None and now > due:  # (at the deadline itself: met, as the metrics say)
-        breach(ticket, clock)
+        breach(ticket, clock, at=now)
 
 
 def warn(ticket: Ticket, clock: str, due: datetime) -> bool:
@@ -227,13 +227,13 @@ def warned(ticket_id: int, clock: str, due: datetime) -> bool:
     return False
 
 
-def breach(ticket: Ticket, clock: str) -> bool:
+def breach(ticket: Ticket, clock: str, at: datetime | None = None) -> bool:
     flag = f"{clock}_breached"
     if getattr(ticket, flag):
         return False
     setattr(ticket, flag, True)
     ticket.sla_breached = True
-    history.record(ticket, "sla.breached", clock=clock)
+    history.record(ticket, "sla.breached", at=at, clock=clock)
     data = {"ticket": ticket_schema.dump(ticket), "clock": clock,
             "due_at": open_deadline(ticket, clock).isoformat()}
     after_commit(lambda: emit("sla.breached", data, _rooms(ticket)))
