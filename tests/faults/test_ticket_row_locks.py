@@ -467,3 +467,55 @@ def test_a_message_waiting_for_a_merge_lands_on_the_survivor(app, api, agent, dr
     assert {t["customer_id"] for t in tickets} == {survivor}  # nothing on the merged-away
     moved = api.as_(agent).get(f"/api/v1/tickets/{by_customer[other]}").json()
     assert [m["text"] for m in moved["messages"]] == ["Hello 1", "Any news?"]
+
+
+def test_a_batch_finding_the_survivor_held_does_not_wait_for_it_out_of_order(
+        app, api, agent, drain, row_holder, database_url, caplog):
+    """After the merge it waited for, the batch needs the survivor's lock while holding
+    the merged-away customer's: out of id order, so it does not wait (a batch holding the
+    survivor and waiting for ours would deadlock). It lets go and its message is threaded
+    alone once the survivor is free: on the survivor's ticket."""
+    from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
+
+    channel = factories.channel(app, "api")
+    for n, email in enumerate(("ana@example.com", "ana.work@example.com")):
+        api.post_api_webhook(channel, api_message(event_id=f"evt-{n}", message_id=f"m-{n}",
+                                                  text=f"Hello {n}", email=email))
+    drain("ingest")
+    by_customer = {t["customer_id"]: t["id"] for t in
+                   api.as_(agent).get("/api/v1/tickets").json()["items"]}
+    survivor, other = sorted(by_customer)
+    api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
+                                              text="Any news?", email="ana.work@example.com"))
+    with row_holder.cursor() as cursor:  # the merge, not committed yet
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CUSTOMER_LOCK_SPACE, other))
+    answer: dict = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("done", _ingest(app)()))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the message did not wait for the customer's threading"
+    survivor_holder = psycopg.connect(database_url)  # another batch, threading the survivor
+    try:
+        with survivor_holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           (CUSTOMER_LOCK_SPACE, survivor))
+        with row_holder.cursor() as cursor:
+            for statement in _MERGE_SQL:
+                cursor.execute(statement, {"survivor": survivor, "other": other})
+        row_holder.commit()
+        time.sleep(0.5)
+        with survivor_holder.cursor() as cursor:  # ... which then wants the merged-away one
+            cursor.execute("SET lock_timeout = '5s'")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           (CUSTOMER_LOCK_SPACE, other))
+        assert thread.is_alive(), "the message did not wait for the survivor's threading"
+        survivor_holder.commit()
+    finally:
+        survivor_holder.close()
+    thread.join(15)
+    assert not thread.is_alive()
+    tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert {t["customer_id"] for t in tickets} == {survivor}
+    moved = api.as_(agent).get(f"/api/v1/tickets/{by_customer[other]}").json()
+    assert [m["text"] for m in moved["messages"]] == ["Hello 1", "Any news?"]
+    assert "deadlock" not in caplog.text.lower()

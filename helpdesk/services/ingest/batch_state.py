@@ -100,13 +100,16 @@ class IngestBatch:
             self.locked_customers.update(customer_ids)
         else:
             waited = lock_customers(customer_ids)
-        while waited:
+        if waited:
             # The identities were read before a lock another transaction held: a merge or
             # an erasure that committed meanwhile moved or removed some. Read them again
-            # (their owners as now committed) and lock any new owner, until none is new.
+            # (their owners as now committed) and lock a new owner without waiting: this
+            # transaction holds other customers' locks now, out of id order (waiting could
+            # deadlock with a batch holding the new owner and waiting for one of ours).
             self._load_identities(identity_keys, again=True)
-            customer_ids = self._owners()
-            waited = lock_customers(customer_ids)
+            if not lock_customers(self._owners(), wait=False):
+                raise ThreadingBusy("a customer merged into another one is being threaded "
+                                    "by another transaction: the batch is retried")
         self._load_recent_tickets({
             found.customer.merged_into_id or found.customer_id
             for key, found in self.identities.items() if found and key in writers})
@@ -355,6 +358,14 @@ def _recent_tickets(dialect: str) -> Select:
 
 
 CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer
+class ThreadingBusy(RuntimeError):
+    """A customer's threading lock another transaction holds, needed after this one took
+    others (a merge moved a message's sender meanwhile): retried rather than waited for."""
+
+
+_TRY_LOCK_CUSTOMERS = text(
+    "SELECT coalesce(bool_and(pg_try_advisory_xact_lock(:space, id)), true) "
+    "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted")
 # Each lock tried first, then waited for (in id order all the same): how many it waited for.
 _LOCK_CUSTOMERS = text(
     "SELECT coalesce(sum(CASE WHEN pg_try_advisory_xact_lock(:space, id) THEN 0 "
@@ -362,7 +373,7 @@ _LOCK_CUSTOMERS = text(
     "FROM (SELECT unnest(CAST(:ids AS integer[])) AS id ORDER BY 1) AS wanted")
 
 
-def lock_customers(customer_ids: set[int]) -> bool:
+def lock_customers(customer_ids: set[int], wait: bool = True) -> bool:
     """Serialise threading per customer: until this transaction ends, no other one decides
     which ticket these customers' messages join (PostgreSQL: transaction-level advisory
     locks, taken in id order so two batches cannot deadlock on them; SQLite's BEGIN
@@ -370,13 +381,18 @@ def lock_customers(customer_ids: set[int]) -> bool:
     wrote on last only after this: a transaction that held the lock has committed by then,
     and its ticket is visible (READ COMMITTED). Whether it waited for another transaction
     holding one of them: what was read before may have changed (a merge moves a customer's
-    identities and tickets to another)."""
+    identities and tickets to another). `wait=False`: only try; whether all were taken."""
     batch = current()
     wanted = set(customer_ids) - (batch.locked_customers if batch else set())
     if not wanted or db.session.get_bind().dialect.name != "postgresql":
-        return False
-    waits = db.session.connection().execute(_LOCK_CUSTOMERS, {
-        "space": CUSTOMER_LOCK_SPACE, "ids": sorted(wanted)}).scalar_one()
+        return not wait
+    params = {"space": CUSTOMER_LOCK_SPACE, "ids": sorted(wanted)}
+    if not wait:
+        taken = db.session.connection().execute(_TRY_LOCK_CUSTOMERS, params).scalar_one()
+        if taken and batch:
+            batch.locked_customers.update(wanted)
+        return bool(taken)
+    waits = db.session.connection().execute(_LOCK_CUSTOMERS, params).scalar_one()
     if batch:
         batch.locked_customers.update(wanted)
     return bool(waits)

@@ -41,10 +41,14 @@ def receive_message(channel: Channel, delivery: Delivery | None,
         # delivery at the same moment has the same customer; once their threading lock is
         # ours it has committed, and it is seen here before a ticket is opened for nothing.
         # A lock waited for may have been a merge's or an erasure's: the customer is looked
-        # up again, as now committed, and theirs is locked in turn.
-        while batch_state.lock_customers({customer.id}):
+        # up again, as now committed, and theirs is locked in turn, without waiting (out
+        # of id order: the delivery's job is retried if another transaction holds it).
+        if batch_state.lock_customers({customer.id}):
             customer = identity.resolve_customer(event.identities, event.sender_name,
                                                  fresh=True)
+            if not batch_state.lock_customers({customer.id}, wait=False):
+                raise batch_state.ThreadingBusy("a customer merged into another one is "
+                                                "being threaded: the delivery is retried")
         if message_exists(channel.id, external_id):
             return None
     survey = surveys.answer_from_message(customer, event.text, channel.kind)
