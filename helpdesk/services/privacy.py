@@ -35,6 +35,7 @@ from helpdesk.schemas.resources import call_schema, customer_schema, message_sch
 from helpdesk.schemas.surveys import survey_schema
 from helpdesk.services import audit
 from helpdesk.services.ingest import attachments, batch_state, identity
+from helpdesk.services.routing import scoring
 from helpdesk.transaction import after_commit, commit
 
 ERASED = base.ERASED
@@ -88,6 +89,8 @@ def merge(survivor_id: int, other_id: int, actor: Agent | None) -> Customer:
         survivor.tier = "vip"
     audit.record(actor, "customer.merged", "customer", survivor.id, other_id=other.id,
                  moved=moved)
+    # One person now: their contacts count together, and a VIP record made them a VIP.
+    scoring.request_routing_of_customers({survivor.id})
     commit()
     db.session.refresh(survivor)
     return survivor

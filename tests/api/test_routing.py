@@ -259,3 +259,44 @@ def test_an_agent_moved_below_a_tickets_level_lets_go_of_it(app, api, admin, sup
         if e["type"] == "event"]
     assert history[-1]["name"] == "assigned"  # its history says who let go of it
     assert (history[-1]["data"]["from"], history[-1]["data"]["to"]) == (senior.id, None)
+
+
+def test_merging_a_vip_record_rescores_the_survivors_waiting_tickets(api, agent, channel,
+                                                                      drain):
+    """The survivor becomes a VIP (and their contacts count together): their waiting
+    tickets were left as scored before."""
+    api.post_api_webhook(channel, api_message("e-1", "m-1", email="ana@example.com",
+                                              text="hello, question about my order"))
+    drain()
+    (ticket,) = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert "tier" not in {r["factor"] for r in ticket["urgency_reasons"]}
+    vip = api.as_(agent).post("/api/v1/customers", json={
+        "name": "Ana", "tier": "vip",
+        "identities": [{"kind": "email", "value": "ana.work@example.com"}]}).json()
+    merged = api.as_(agent).post(f"/api/v1/customers/{ticket['customer_id']}/merge",
+                                 json={"other_id": vip["id"]})
+    assert merged.status_code == 200 and merged.json()["tier"] == "vip"
+    drain()
+    after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert "tier" in {r["factor"] for r in after["urgency_reasons"]}
+    assert after["urgency"] > ticket["urgency"]
+
+
+def test_a_customers_new_ticket_rescores_their_other_waiting_ticket(api, agent, channel,
+                                                                    drain):
+    """A second conversation (another thread) is a repeat contact for the first ticket too,
+    which was scored only when its own messages came."""
+    api.post_api_webhook(channel, api_message("e-1", "m-1", email="ana@example.com",
+                                              text="hello, question about my order",
+                                              thread_id="order-1"))
+    drain()
+    (first,) = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert "repeat_contact" not in {r["factor"] for r in first["urgency_reasons"]}
+    api.post_api_webhook(channel, api_message("e-2", "m-2", email="ana@example.com",
+                                              text="and another about my invoice",
+                                              thread_id="invoice-7"))
+    drain()
+    tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
+    assert len(tickets) == 2
+    after = api.as_(agent).get(f"/api/v1/tickets/{first['id']}").json()
+    assert "repeat_contact" in {r["factor"] for r in after["urgency_reasons"]}

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
 from tests.support import factories
 from tests.support.live import api_message
@@ -390,3 +391,25 @@ def test_erasing_a_caller_blanks_every_raw_callback_that_names_them(app, api, ad
         assert not [body for body in bodies if CALLER[1:].encode() in body
                     or b"Call me on my mobile" in body or sid.encode() in body]
         assert not redis_connection().exists("helpdesk:events:log")
+
+
+def test_abandoned_calls_raise_the_callers_waiting_ticket_as_repeat_contact(app, api, agent,
+                                                                            call, drain):
+    """The customer wrote, then called twice and hung up in the queue: three contacts in
+    24 h, but only a new message re-scored their ticket (an abandoned call opens none)."""
+    api.as_(agent).post("/api/v1/customers", json={"name": "Ana", "identities": [
+        {"kind": "email", "value": "ana@example.com"}, {"kind": "phone", "value": CALLER}]})
+    channel = factories.channel(app, "api")
+    with time_machine.travel(datetime(2026, 11, 22, 9, 58, tzinfo=UTC)):  # the callbacks' day
+        api.post_api_webhook(channel, api_message(text="Hello, a question about my order"))
+        drain()
+        (ticket,) = api.as_(agent).get("/api/v1/tickets").json()["items"]
+        assert "repeat_contact" not in {r["factor"] for r in ticket["urgency_reasons"]}
+        for n in (21, 22):
+            sid = f"CA000000000000000000000000000000{n}"
+            call(incoming(sid))
+            call(queue_result(sid, "hangup", 42))
+            call(status(sid, "completed", 2, CallDuration="44"))
+        after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    assert "repeat_contact" in {r["factor"] for r in after["urgency_reasons"]}
+    assert after["urgency"] > ticket["urgency"]

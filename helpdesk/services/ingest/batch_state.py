@@ -59,6 +59,7 @@ class IngestBatch:
         self.locked_customers: set[int] = set()  # conversations.lock_customers
         self.locked_tickets: set[int] = set()  # lock_ticket, and the recent tickets' query
         self.created_customers: set[int] = set()  # by this batch: no row of theirs before it
+        self.contacted_again: set[int] = set()  # customers a new ticket was opened for
         self.identities_locked = False  # identity._claim_unknown_identities
         # Threading by what this batch stored (its rows are written at the end, in one
         # flush): RFC Message-ID -> the ticket of the latest message carrying it, and per

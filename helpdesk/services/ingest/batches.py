@@ -29,6 +29,7 @@ from helpdesk.connectors.base import CallEvent, InboundEvent, MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Delivery
 from helpdesk.services.ingest import batch_state, deliveries, identity
+from helpdesk.services.routing import scoring
 from helpdesk.transaction import commit
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,7 @@ def _apply(parsed: list[tuple[Row, Channel, list[InboundEvent]]]) -> dict[int, s
             created = sum(deliveries.apply_event(channel, row, event) for event in events)
             has_messages = any(isinstance(event, MessageEvent) for event in events)
             statuses[row.id] = "processed" if created or not has_messages else "duplicate"
+        scoring.request_routing_of_customers(batch.contacted_again)
         db.session.flush()
     return statuses
 

@@ -205,6 +205,10 @@ def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
         events.ticket_changed(ticket, created=created)
         queue_updates.queue_changed()
         inbound.route_after_commit(ticket)
+        if created:
+            inbound.contacted_again(call.customer_id)
+    elif call.ticket_id is None and call.outcome == "abandoned" and call.customer_id:
+        inbound.contacted_again(call.customer_id)  # no ticket, but a contact all the same
     if event.kind == "transcription" and call.transcript and call.ticket_id:
         _transcript_message(channel, call, event)
 

@@ -97,7 +97,20 @@ def receive_message(channel: Channel, delivery: Delivery | None,
     if ticket.status in QUEUED_STATUSES:
         queue_updates.queue_changed()
         route_after_commit(ticket)
+    if created:
+        contacted_again(customer.id)
     return message
+
+
+def contacted_again(customer_id: int) -> None:
+    """A customer's new ticket (or call) is a contact their other waiting tickets weigh as
+    repeat contact: they are scored again (a batch asks once, at its end; a customer it
+    created has no other ticket)."""
+    batch = batch_state.current()
+    if batch is None:
+        scoring.request_routing_of_customers({customer_id})
+    elif customer_id not in batch.created_customers:
+        batch.contacted_again.add(customer_id)
 
 
 def route_after_commit(ticket: Ticket) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 
-from sqlalchemy import Integer, Select, bindparam, func, select, union_all
+from sqlalchemy import Integer, Select, bindparam, func, select, union_all, update
 from sqlalchemy.exc import OperationalError
 
 from helpdesk import jobs
@@ -182,6 +182,19 @@ def request_routing(ticket: Ticket) -> None:
     claims it. Always a new value, so the row is written (and, on PostgreSQL, waits for a
     batch scoring it right now: that batch's commit cannot clear this request)."""
     ticket.route_requested_at = datetime.now(UTC)
+    jobs.ROUTE_TICKETS.enqueue_unless_pending_after_commit()
+
+
+def request_routing_of_customers(customer_ids: Iterable[int]) -> None:
+    """Ask for these customers' waiting tickets to be scored again (`request_routing`): a
+    new contact elsewhere (another ticket, an abandoned call) changed their repeat-contact
+    factor, a merge perhaps their tier. One statement."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    db.session.execute(update(Ticket).where(
+        Ticket.customer_id.in_(ids), Ticket.status.in_(QUEUED_STATUSES)).values(
+        route_requested_at=datetime.now(UTC)), execution_options={"synchronize_session": False})
     jobs.ROUTE_TICKETS.enqueue_unless_pending_after_commit()
 
 
