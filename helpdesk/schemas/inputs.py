@@ -181,9 +181,10 @@ class DeliveryListSchema(PageSchema):
 
 
 class SlaPolicySchema(Schema):
-    first_response_seconds = fields.Integer(allow_none=True, load_default=None,
+    # (strict: 1.7 was taken as 1 and "3600" as a number)
+    first_response_seconds = fields.Integer(allow_none=True, load_default=None, strict=True,
                                             validate=validate.Range(min=1, max=MAX_SECONDS))
-    resolution_seconds = fields.Integer(allow_none=True, load_default=None,
+    resolution_seconds = fields.Integer(allow_none=True, load_default=None, strict=True,
                                         validate=validate.Range(min=1, max=MAX_SECONDS))
     warning_ratio = fields.Float(load_default=0.8, validate=validate.Range(min=0.05, max=0.99))
     calendar = fields.Dict(allow_none=True, load_default=None)

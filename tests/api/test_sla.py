@@ -308,3 +308,20 @@ def test_a_breach_timer_that_fires_early_waits_for_its_deadline(app, api, admin,
         assert api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()[
             "sla"]["breached"] is True
     assert event_names(app, ticket["id"]).count("sla.breached") == 1
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"first_response_seconds": 1.7}, "first_response_seconds"),
+    ({"resolution_seconds": "3600"}, "resolution_seconds"),
+    ({"first_response_seconds": 60, "calendar": {
+        "timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]},
+        "holiday": ["2026-12-25"]}}, "calendar"),
+    ({"first_response_seconds": 60, "calendar": {
+        "timezone": "UTC", "hours": {"mon": [["09:00", "12:00"]],
+                                     "monday": [["13:00", "17:00"]]}}}, "calendar")])
+def test_a_policy_says_what_it_means_or_is_refused(api, admin, body, field):
+    """A fraction of a second was cut, a number as text read, a misspelt `holiday` gave a
+    calendar without holidays, and `mon` beside `monday` silently dropped one of them."""
+    response = api.as_(admin).put("/api/v1/sla-policies/normal", json=body)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]["fields"]

@@ -42,10 +42,19 @@ class Calendar:
             raise ValueError("calendar must be an object")
         if not isinstance(data.get("timezone"), str):
             raise ValueError("calendar.timezone must be an IANA time zone name")
+        unknown = sorted(set(data) - {"timezone", "hours", "holidays"})
+        if unknown:  # a misspelt "holiday" gave a calendar with no holidays, silently
+            raise ValueError(f"calendar: unknown key(s) {', '.join(map(repr, unknown))}; "
+                             "use timezone, hours and holidays")
         hours = data.get("hours")
         if not isinstance(hours, dict):
             raise ValueError("calendar.hours must map weekday names to lists of intervals")
-        parsed = {_weekday(key): _intervals(key, spans) for key, spans in hours.items()}
+        parsed: dict[int, list[tuple[str, str]]] = {}
+        for key, spans in hours.items():
+            day = _weekday(key)
+            if day in parsed:  # "mon" and "monday": one would silently replace the other
+                raise ValueError(f"calendar.hours: {key!r} names a weekday given twice")
+            parsed[day] = _intervals(key, spans)
         return cls(
             timezone=data["timezone"],
             hours=parsed,
