@@ -156,7 +156,8 @@ def test_help_shows_our_commands_not_flasks():
     assert wrong.exit_code == 2 and "'fax' is not one of" in wrong.output
 
 
-def test_deliveries_list_and_replay_with_progress(app, api, admin, drain):
+def _a_failed_delivery(app, api, drain):
+    """A Telegram channel and a delivery of it that failed to parse: the channel."""
     channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
                                                         "bot_token": "123:abc"})
     response = api.post(f"/webhooks/telegram/{channel.key}", data="{not json",
@@ -164,6 +165,11 @@ def test_deliveries_list_and_replay_with_progress(app, api, admin, drain):
                                  "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
     assert response.status_code == 200, response.text
     drain()
+    return channel
+
+
+def test_deliveries_list_and_replay_with_progress(app, api, admin, drain):
+    channel = _a_failed_delivery(app, api, drain)
     runner = app.test_cli_runner()
     from helpdesk.cli import deliveries_list, deliveries_replay
 
@@ -309,13 +315,7 @@ def test_agents_list_says_who_is_deactivated_one_row_each(app, api, admin):
 def test_replaying_failed_deliveries_says_what_it_skipped(app, api, admin, drain):
     from helpdesk.cli import deliveries_replay
 
-    channel = factories.channel(app, "telegram", secrets={"secret_token": "tg-secret",
-                                                        "bot_token": "123:abc"})
-    response = api.post(f"/webhooks/telegram/{channel.key}", data="{not json",
-                        headers={"Content-Type": "application/json",
-                                 "X-Telegram-Bot-Api-Secret-Token": "tg-secret"})
-    assert response.status_code == 200, response.text
-    drain()
+    channel = _a_failed_delivery(app, api, drain)
     assert api.as_(admin).delete(f"/api/v1/channels/{channel.id}").status_code == 204
     replayed = app.test_cli_runner().invoke(deliveries_replay, ["--failed"])
     assert replayed.exit_code == 0, replayed.output

@@ -414,6 +414,20 @@ def test_a_merge_waits_for_the_batch_threading_its_customer(app, api, agent, dra
     assert tickets["total"] == 2
 
 
+def _two_records_of_ana(app, api, agent, drain) -> tuple:
+    """An `api` channel, Ana's two records (by two addresses) each with a ticket:
+    (channel, {customer id: ticket id}, survivor, other) for a merge of the second."""
+    channel = factories.channel(app, "api", settings={})
+    for n, email in enumerate(("ana@example.com", "ana.work@example.com")):
+        api.post_api_webhook(channel, api_message(event_id=f"evt-{n}", message_id=f"m-{n}",
+                                                  text=f"Hello {n}", email=email))
+    drain("ingest")
+    by_customer = {t["customer_id"]: t["id"] for t in
+                   api.as_(agent).get("/api/v1/tickets").json()["items"]}
+    survivor, other = sorted(by_customer)
+    return channel, by_customer, survivor, other
+
+
 _MERGE_SQL = ("UPDATE identities SET customer_id = %(survivor)s WHERE customer_id = %(other)s",
               "UPDATE tickets SET customer_id = %(survivor)s WHERE customer_id = %(other)s",
               "UPDATE customers SET merged_into_id = %(survivor)s WHERE id = %(other)s")
@@ -430,14 +444,7 @@ def test_a_message_waiting_for_a_merge_lands_on_the_survivor(app, api, agent, dr
     from helpdesk.services.ingest import deliveries
     from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
 
-    channel = factories.channel(app, "api", settings={})
-    for n, email in enumerate(("ana@example.com", "ana.work@example.com")):
-        api.post_api_webhook(channel, api_message(event_id=f"evt-{n}", message_id=f"m-{n}",
-                                                  text=f"Hello {n}", email=email))
-    drain("ingest")
-    by_customer = {t["customer_id"]: t["id"] for t in
-                   api.as_(agent).get("/api/v1/tickets").json()["items"]}
-    survivor, other = sorted(by_customer)
+    channel, by_customer, survivor, other = _two_records_of_ana(app, api, agent, drain)
     extra = {"customer": {"phone": "+14155550123"}} if path == "two identity kinds" else {}
     api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
                                               text="Any news?", email="ana.work@example.com",
@@ -477,14 +484,7 @@ def test_a_batch_finding_the_survivor_held_does_not_wait_for_it_out_of_order(
     alone once the survivor is free: on the survivor's ticket."""
     from helpdesk.services.ingest.batch_state import CUSTOMER_LOCK_SPACE
 
-    channel = factories.channel(app, "api")
-    for n, email in enumerate(("ana@example.com", "ana.work@example.com")):
-        api.post_api_webhook(channel, api_message(event_id=f"evt-{n}", message_id=f"m-{n}",
-                                                  text=f"Hello {n}", email=email))
-    drain("ingest")
-    by_customer = {t["customer_id"]: t["id"] for t in
-                   api.as_(agent).get("/api/v1/tickets").json()["items"]}
-    survivor, other = sorted(by_customer)
+    channel, by_customer, survivor, other = _two_records_of_ana(app, api, agent, drain)
     api.post_api_webhook(channel, api_message(event_id="evt-2", message_id="m-2",
                                               text="Any news?", email="ana.work@example.com"))
     with row_holder.cursor() as cursor:  # the merge, not committed yet
