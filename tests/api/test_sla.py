@@ -325,3 +325,54 @@ def test_a_policy_says_what_it_means_or_is_refused(api, admin, body, field):
     response = api.as_(admin).put("/api/v1/sla-policies/normal", json=body)
     assert response.status_code == 400, response.text
     assert field in response.json()["error"]["fields"]
+
+
+def test_a_changed_policy_leaves_open_tickets_deadlines_and_warnings_alone(
+        app, api, admin, agent, fire_due_timers, drain):
+    """README: policies apply to tickets created or re-prioritised after the change. A
+    pause and its end recomputed the deadline from the new target (breached at once)."""
+    from helpdesk.services.routing import scoring
+
+    put_policy(api, admin)  # 1 h to the first response, 4 h to the resolution
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        ticket_id = _first_message(api, agent, drain, channel)
+        path = f"/api/v1/tickets/{ticket_id}"
+        clock.move_to(T0 + timedelta(minutes=5))
+        put_policy(api, admin, first=600, resolution=1800)  # 10 and 30 minutes from now on
+        clock.move_to(T0 + timedelta(minutes=12))
+        assert api.as_(agent).post(f"{path}/messages", json={
+            "text": "Could you send a photo?", "status": "pending"}).status_code == 201
+        clock.move_to(T0 + timedelta(minutes=40))
+        api.post_api_webhook(channel, api_message("e2", "m2", thread_id="t", text="Here"))
+        drain()
+        ticket = api.as_(agent).get(path).json()
+        assert ticket["status"] == "open" and ticket["sla"]["breached"] is False
+        assert datetime.fromisoformat(ticket["sla"]["resolution_due_at"]) == (
+            T0 + timedelta(hours=4, minutes=28))  # the old target, plus 28 minutes pending
+        clock.move_to(T0 + timedelta(hours=1))
+        fire_due_timers()
+        with app.app_context():
+            scoring.sweep_overdue()
+        assert "sla.breached" not in event_names(app, ticket_id)
+
+
+def test_the_sweepers_warning_comes_from_the_tickets_own_deadline(app, api, admin, agent,
+                                                                  drain):
+    """Its warning timer lost with Redis, a ticket is warned by the sweeper at 80% of the
+    target its deadline was computed from: a longer target set since put the warning
+    point after the deadline, and no warning came."""
+    from helpdesk.queues import redis_connection
+    from helpdesk.services.routing import scoring
+
+    put_policy(api, admin, first=600)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        ticket_id = _first_message(api, agent, drain, channel)
+        put_policy(api, admin, first=3600)  # for tickets from now on
+        with app.app_context():
+            redis_connection(app).flushdb()  # the timers, lost
+        clock.move_to(T0 + timedelta(minutes=9))
+        with app.app_context():
+            scoring.sweep_overdue()
+    assert event_names(app, ticket_id).count("sla.warning") == 1

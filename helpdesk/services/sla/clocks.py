@@ -119,10 +119,16 @@ def schedule_timers(ticket: Ticket, policy: SlaPolicy | None) -> None:
 def warning_point(ticket: Ticket, clock: str, policy: SlaPolicy) -> datetime:
     """When `warning_ratio` of the clock's target has run, counted as its deadline is (in
     business hours under a calendar, after the time paused): a warning at 80% of an 8-hour
-    target comes after 6.4 working hours, not 1.6 wall-clock hours before the deadline."""
-    target = getattr(policy, f"{clock}_seconds")
+    target comes after 6.4 working hours, not 1.6 wall-clock hours before the deadline.
+    The target is the one the stored deadline was computed from: a policy changed since
+    applies to tickets created or re-prioritised after the change (its new target gave a
+    ticket due at 18:00 a warning at 10:48)."""
+    calendar = calendar_of(policy)
     paused = ticket.sla_paused_seconds if clock == "resolution" else 0.0
-    return _due(ticket.created_at, target * policy.warning_ratio, calendar_of(policy), paused)
+    due = getattr(ticket, f"{clock}_due_at")
+    target = (business_seconds_between(ticket.created_at, due, calendar) - paused
+              if due is not None else getattr(policy, f"{clock}_seconds"))
+    return _due(ticket.created_at, target * policy.warning_ratio, calendar, paused)
 
 
 def open_deadline(ticket: Ticket, clock: str) -> datetime | None:
@@ -153,12 +159,18 @@ def resume(ticket: Ticket, now: datetime | None = None) -> None:
     now = now or _now()
     policy = db.session.get(SlaPolicy, ticket.sla_policy_id) if ticket.sla_policy_id else None
     calendar = calendar_of(policy) if policy else None
-    ticket.sla_paused_seconds += business_seconds_between(ticket.sla_paused_at, now, calendar)
+    paused = business_seconds_between(ticket.sla_paused_at, now, calendar)
+    ticket.sla_paused_seconds += paused
     ticket.sla_paused_at = None
+    if ticket.resolution_due_at is not None and paused > 0:
+        # The deadline moves by the time paused; the target it was computed from stays (a
+        # policy changed since applies to tickets created or re-prioritised after it: a
+        # shorter target breached a ticket the moment its customer answered).
+        ticket.resolution_due_at = add_business_seconds(ticket.resolution_due_at, paused,
+                                                        calendar)
+    ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
     if policy is not None:
-        apply_policy(ticket)
-    else:
-        ticket.sla_due_at = nearest_due(ticket) or NO_DEADLINE
+        schedule_timers(ticket, policy)
 
 
 def reopened(ticket: Ticket, solved_at: datetime | None, now: datetime | None = None) -> None:
