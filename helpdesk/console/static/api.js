@@ -21,9 +21,11 @@ export class ApiError extends Error {
 
   describe() {
     if (!this.fields) return this.message;
+    // (a detail the message already says, as `calendar: unknown time zone`, not twice)
     const details = Object.entries(this.fields)
-      .map(([name, problems]) => `${name}: ${[].concat(problems).map(p => typeof p === 'string' ? p : JSON.stringify(p)).join(', ')}`);
-    return `${this.message} (${details.join('; ')})`;
+      .map(([name, problems]) => `${name}: ${[].concat(problems).map(p => typeof p === 'string' ? p : JSON.stringify(p)).join(', ')}`)
+      .filter((detail) => !this.message.includes(detail));
+    return details.length ? `${this.message} (${details.join('; ')})` : this.message;
   }
 }
 

@@ -95,7 +95,7 @@ function header(me) {
 function forbidden(view) {
   return h('section', { class: 'forbidden', test: 'forbidden', role: 'alert' },
     h('h1', {}, 'Not for your role'),
-    h('p', {}, `The ${view} view needs a ${view === 'admin' ? 'admin' : 'supervisor'} role. Ask an admin if you need it.`),
+    h('p', {}, `The ${view} view needs ${view === 'admin' ? 'an admin' : 'a supervisor'} role. Ask an admin if you need it.`),
     h('p', {}, h('a', { href: '/' }, 'Back to the console')));
 }
 

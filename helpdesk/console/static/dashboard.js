@@ -156,7 +156,8 @@ export function mount(main, { api, live }) {
       h('td', {}, h('span', { class: `dot-${agent.presence || 'offline'}`, 'aria-hidden': 'true' }, '● '), agent.name),
       h('td', { class: 'presence-cell' }, agent.presence || 'offline'),
       h('td', {}, agent.role), h('td', { class: 'num' }, `L${agent.level}`),
-      h('td', { class: 'num', title: 'tickets assigned and not yet pending or solved / capacity' }, `${load ?? '…'} / ${agent.capacity}`));
+      h('td', { class: 'num', title: 'new and open tickets; the share of the agent\'s capacity they use, weighted as routing weighs them (a call 1, a chat ⅓, other tickets 0.1 of an agent by default)' },
+        load ? `${load.tickets} · ${load.capacity ? Math.round((100 * load.used) / load.capacity) : 0}%` : '…'));
   }
 
   function drawBoard() {
@@ -177,7 +178,7 @@ export function mount(main, { api, live }) {
     const workload = await api.getAll('/agents/workload');
     for (const item of workload.items) {
       const entry = state.agents.get(item.agent_id);
-      if (entry) entry.load = item.tickets;
+      if (entry) entry.load = { tickets: item.tickets, used: item.load, capacity: item.capacity };
     }
     drawBoard();
   }, 2000);

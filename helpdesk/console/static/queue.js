@@ -183,7 +183,9 @@ export function mount(el, { api, live, me, open }) {
     live.on('queue.updated', (data) => {
       if (data && typeof data.size === 'number') size.textContent = String(data.size);
       if (data && data.by_priority) {
-        byPriority.textContent = Object.entries(data.by_priority).map(([p, n]) => `${p} ${n}`).join(' · ');
+        // In queue order: the most urgent first.
+        byPriority.textContent = ['urgent', 'high', 'normal', 'low']
+          .filter((p) => data.by_priority[p]).map((p) => `${p} ${data.by_priority[p]}`).join(' · ');
       }
       loadQueue();
     }),

@@ -107,6 +107,7 @@ function describeEvent(e, meId) {
       if (d.to == null) return `Unassigned${by}`;
       return `Assigned to ${agentName(d.to, meId)}${by || (d.via === 'queue.next' ? ' (taken from the queue)' : ' by routing')}`;
     case 'priority.changed':
+      if (d.manual && d.from === d.to) return `Priority ${words(d.to)} kept by hand${by} (no longer scored)`;
       return `Priority ${words(d.from)} → ${words(d.to)}${by}${d.manual ? ' (set by hand)' : ''}${!d.manual && d.urgency != null ? ` (urgency ${d.urgency})` : ''}`;
     case 'sla.warning':
       return `SLA warning: ${words(d.clock)} due ${d.due_at ? when(d.due_at) : 'soon'}`;
@@ -204,10 +205,16 @@ export function create(center, { api, live, me }) {
       h('span', { title: 'urgency score' }, `urgency ${ticket.urgency}`),
       ticket.assignee_id ? h('span', {}, ticket.assignee_id === me.id ? 'assigned to you' : `assignee #${ticket.assignee_id}`) : h('span', {}, 'unassigned'),
       ticket.identity_verified === false ? h('span', { class: 'badge warn', title: 'The customer claimed this identity; it was not verified' }, 'unverified identity') : null);
+    // The countdown beside the deadline it counts to (first response until one was given).
+    const counting = dueAt(ticket);
+    const countdown = (iso) => (!sla.breached && iso && iso === counting
+      ? h('span', { class: 'muted' }, ` (${until(iso)})`) : null);
     replace(parts.sla,
-      h('span', {}, `First response due: ${sla.first_response_due_at ? when(sla.first_response_due_at) : '—'}`),
-      h('span', {}, `Resolution due: ${sla.resolution_due_at ? when(sla.resolution_due_at) : '—'}`),
-      h('span', { class: sla.breached ? 'badge breached' : 'muted' }, sla.breached ? 'SLA breached' : until(dueAt(ticket))));
+      h('span', {}, `First response due: ${sla.first_response_due_at ? when(sla.first_response_due_at) : '—'}`,
+        countdown(sla.first_response_due_at)),
+      h('span', {}, `Resolution due: ${sla.resolution_due_at ? when(sla.resolution_due_at) : '—'}`,
+        countdown(sla.resolution_due_at)),
+      sla.breached ? h('span', { class: 'badge breached' }, 'SLA breached') : null);
     replace(parts.reasons, (ticket.urgency_reasons || []).map((r) => h('li', { test: 'urgency-reason', class: 'urgency-reason' },
       h('strong', {}, r.factor), ` +${r.points}`, r.detail ? ` — ${r.detail}` : '')));
     const free = (control) => control === reset || document.activeElement !== control;
