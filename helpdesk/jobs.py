@@ -96,6 +96,11 @@ SEND_MESSAGE = Job("workers.jobs.send_message", queues.OUTBOUND,
 CHECK_SLA = Job("workers.jobs.check_sla", queues.DEFAULT,
                 job_id=lambda ticket_id, clock, kind, due_iso:
                 f"sla-{ticket_id}-{clock}-{kind}-{int(datetime.fromisoformat(due_iso).timestamp())}")
+# A breach timer that ran before its deadline, again once due: a job id of its own (the
+# first one's, reused while it runs, was stored back as finished and could expire unrun).
+CHECK_SLA_AGAIN = Job("workers.jobs.check_sla", queues.DEFAULT,
+                      job_id=lambda ticket_id, clock, kind, due_iso:
+                      f"sla-{ticket_id}-{clock}-{kind}-{int(datetime.fromisoformat(due_iso).timestamp())}-again")
 SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
                   job_id=lambda survey_id, _base_url="": f"survey-{survey_id}")
 

@@ -25,7 +25,6 @@ from helpdesk.models.base import utcnow
 from helpdesk.outbox import sockets
 from helpdesk.queues import redis_connection
 from helpdesk.services import audit, teams
-from helpdesk.services.routing import assignment
 from helpdesk.services.tickets import actions as tickets
 from helpdesk.transaction import after_commit, commit, listen
 
@@ -341,12 +340,6 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
         raise NotFound("agent")
     lets_go = (changes.get("active") is False and agent.active) or (
         changes.get("level", agent.level) < agent.level)
-    if lets_go:
-        # The lock claims and push routing take before weighing the agent (first, before
-        # the agent's row: their order): one in flight commits first, and its ticket is
-        # let go of below; the next weighs the agent as changed.
-        assignment.lock_agent(agent.id)
-        db.session.refresh(agent)
     teams.check_exists(changes.get("team_id"))
     if "email" in changes:
         changes["email"] = _free_email(changes["email"], agent.id)
@@ -362,8 +355,6 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
     changed = sorted(key for key, value in changes.items() if getattr(agent, key) != value)
     for key, value in changes.items():
         setattr(agent, key, value)
-    if lets_go:  # their tickets they may no longer work go back to the queue
-        tickets.release_tickets_of(agent, actor)
     if changed or password is not None:
         audit.record(actor, "agent.updated", "agent", agent.id,
                      changed=changed + (["password"] if password is not None else []),
@@ -375,4 +366,12 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
         db.session.rollback()
         raise Conflict(f"an agent with email {changes.get('email')} exists",
                        "agent_exists") from exc
+    if lets_go:
+        # Their tickets they may no longer work go back to the queue, in a transaction of
+        # their own: the agent's row is committed as changed first, so push routing and
+        # claims (which weigh the agent's row after their tickets') give them nothing new,
+        # and this one takes ticket rows only (holding the agent's row while waiting for
+        # a ticket a routing batch holds could deadlock with it).
+        tickets.release_tickets_of(agent, actor)
+        commit()
     return agent

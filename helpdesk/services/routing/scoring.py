@@ -341,10 +341,11 @@ def route_ticket(ticket_id: int, config_path: str | None = None) -> None:
 
 def sla_timer(ticket_id: int, clock: str, kind: str, due_iso: str,
               config_path: str | None = None) -> bool:
-    """An SLA timer fired: warn or breach, and re-score (the time left is a factor of the
-    urgency, and a breach raises it)."""
+    """An SLA timer fired: warn, or breach and re-score (a breach raises urgency). Not at
+    the warning: its points could raise the priority, whose policy moves the deadlines
+    (a stricter one's already past: breached at the warning)."""
     fired = sla.fire(ticket_id, clock, kind, due_iso)
-    if fired:
+    if fired and kind == "breach":
         ticket = db.session.get(Ticket, ticket_id)
         score_ticket(ticket, config_path)
         events.ticket_changed(ticket)

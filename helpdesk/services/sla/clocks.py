@@ -199,8 +199,8 @@ def fire(ticket_id: int, clock: str, kind: str, due_iso: str) -> bool:
             # Early: RQ keeps a job's time to the whole second (a deadline at .7 s ran up
             # to a second before it), or another process's clock is ahead. Again once due.
             ticket_id = ticket.id
-            after_commit(lambda: jobs.CHECK_SLA.enqueue(ticket_id, clock, kind, due_iso,
-                                                        at=due + EARLY_AGAIN_AFTER))
+            after_commit(lambda: jobs.CHECK_SLA_AGAIN.enqueue(
+                ticket_id, clock, kind, due_iso, at=due + EARLY_AGAIN_AFTER))
             return False
         return breach(ticket, clock)
     return warn(ticket, clock, due)

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: what the API reads (inputs) and writes (resources)."""
