@@ -359,6 +359,8 @@ def _recent_tickets(dialect: str) -> Select:
 
 
 CUSTOMER_LOCK_SPACE = 0x4844  # "HD": the first key of our advisory locks, per customer
+
+
 class ThreadingBusy(RuntimeError):
     """A customer's threading lock another transaction holds, needed after this one took
     others (a merge moved a message's sender meanwhile): retried rather than waited for."""

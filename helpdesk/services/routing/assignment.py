@@ -121,8 +121,8 @@ def push_assign(ticket: Ticket) -> Agent | None:
         # Lock the agent and recheck: two routing jobs, or a job and the agent's own claim,
         # must not overfill one agent.
         lock_agent(agent.id)
-        # (as last committed: an admin who deactivated the agent, or lowered their level,
-        # meanwhile holds this lock too, and their change is what is weighed)
+        # (as last committed: an admin's deactivation or lower level for the agent in
+        # flight holds the agent's row, which this waits for, and is what is weighed)
         locked = db.session.execute(select(Agent).where(Agent.id == agent.id)
                                     .with_for_update()
                                     .execution_options(populate_existing=True)).scalar_one()
