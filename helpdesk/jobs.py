@@ -93,14 +93,17 @@ FILL_AGENT = Job("workers.jobs.fill_agent", queues.ROUTING)
 SEND_MESSAGE = Job("workers.jobs.send_message", queues.OUTBOUND,
                    job_id=lambda message_id: f"send-{message_id}",
                    retry_intervals=queues.outbound_retry_intervals)
-CHECK_SLA = Job("workers.jobs.check_sla", queues.DEFAULT,
-                job_id=lambda ticket_id, clock, kind, due_iso:
-                f"sla-{ticket_id}-{clock}-{kind}-{int(datetime.fromisoformat(due_iso).timestamp())}")
+def _sla_timer_id(suffix: str = "") -> Callable[..., str]:
+    def job_id(ticket_id: int, clock: str, kind: str, due_iso: str) -> str:
+        due = int(datetime.fromisoformat(due_iso).timestamp())
+        return f"sla-{ticket_id}-{clock}-{kind}-{due}{suffix}"
+    return job_id
+
+
+CHECK_SLA = Job("workers.jobs.check_sla", queues.DEFAULT, job_id=_sla_timer_id())
 # A breach timer that ran before its deadline, again once due: a job id of its own (the
 # first one's, reused while it runs, was stored back as finished and could expire unrun).
-CHECK_SLA_AGAIN = Job("workers.jobs.check_sla", queues.DEFAULT,
-                      job_id=lambda ticket_id, clock, kind, due_iso:
-                      f"sla-{ticket_id}-{clock}-{kind}-{int(datetime.fromisoformat(due_iso).timestamp())}-again")
+CHECK_SLA_AGAIN = Job("workers.jobs.check_sla", queues.DEFAULT, job_id=_sla_timer_id("-again"))
 SEND_SURVEY = Job("workers.jobs.send_survey", queues.DEFAULT,
                   job_id=lambda survey_id, _base_url="": f"survey-{survey_id}")
 

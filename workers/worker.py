@@ -337,7 +337,7 @@ def run(app: Flask, queue_names: list[str] | None = None, *, with_scheduler: boo
                     _release(worker)
                 if burst:  # a burst is a one-off: it fails (one line, exit 2; startup.explain)
                     raise
-            if jobs.stop_requested() or (burst and failure is None):
+            if jobs.stop_requested() or burst:
                 # A stop was requested (SIGINT/SIGTERM; asked while Redis was away, RQ's
                 # goodbye to Redis failed: no reason to start again), or the burst is done.
                 return

@@ -108,9 +108,7 @@ class IngestBatch:
             # transaction holds other customers' locks now, out of id order (waiting could
             # deadlock with a batch holding the new owner and waiting for one of ours).
             self._load_identities(identity_keys, again=True)
-            if not lock_customers(self._owners(), wait=False):
-                raise ThreadingBusy("a customer merged into another one is being threaded "
-                                    "by another transaction: the batch is retried")
+            lock_customers_or_give_up(self._owners())
         self._load_recent_tickets({
             found.customer.merged_into_id or found.customer_id
             for key, found in self.identities.items() if found and key in writers})
@@ -399,6 +397,15 @@ def lock_customers(customer_ids: set[int], wait: bool = True) -> bool:
     if batch:
         batch.locked_customers.update(wanted)
     return bool(waits)
+
+
+def lock_customers_or_give_up(customer_ids: set[int]) -> None:
+    """After a wait (a merge moved a message's sender meanwhile): lock these customers
+    without waiting, since this transaction holds others' locks out of id order now;
+    ThreadingBusy when another transaction holds one (the caller's work is retried)."""
+    if not lock_customers(customer_ids, wait=False):
+        raise ThreadingBusy("a customer merged into another one is being threaded by "
+                            "another transaction: retried")
 
 
 def lock_ticket(ticket: Ticket) -> None:

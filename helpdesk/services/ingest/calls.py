@@ -52,11 +52,8 @@ def _first_response(call: Call) -> None:
         return
     ticket = db.session.get(Ticket, call.ticket_id)
     if ticket.first_response_at is None:
-        answered = call.answered_at or call.started_at + timedelta(
-            seconds=call.wait_seconds or 0)
-        sla.stopping(ticket, "first_response", answered)
-        ticket.first_response_at = answered
-        sla.refresh(ticket)
+        sla.responded(ticket, call.answered_at or call.started_at + timedelta(
+            seconds=call.wait_seconds or 0))
 
 
 def _taken_by(call: Call, event: CallEvent) -> None:

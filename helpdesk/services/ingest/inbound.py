@@ -46,9 +46,7 @@ def receive_message(channel: Channel, delivery: Delivery | None,
         if batch_state.lock_customers({customer.id}):
             customer = identity.resolve_customer(event.identities, event.sender_name,
                                                  fresh=True)
-            if not batch_state.lock_customers({customer.id}, wait=False):
-                raise batch_state.ThreadingBusy("a customer merged into another one is "
-                                                "being threaded: the delivery is retried")
+            batch_state.lock_customers_or_give_up({customer.id})
         if message_exists(channel.id, external_id):
             return None
     survey = surveys.answer_from_message(customer, event.text, channel.kind)

@@ -75,9 +75,10 @@ def _union(members: list[Select]) -> Select:
     if len(members) == 1:
         return members[0]
     if len(members) > COMPOUND_AT_MOST and dialect() != "postgresql":
-        return _union([select(*union_all(*members[i:i + COMPOUND_AT_MOST]).subquery().c)
-                       if len(members[i:i + COMPOUND_AT_MOST]) > 1 else members[i]
-                       for i in range(0, len(members), COMPOUND_AT_MOST)])
+        chunks = [members[i:i + COMPOUND_AT_MOST]
+                  for i in range(0, len(members), COMPOUND_AT_MOST)]
+        return _union([select(*_union(chunk).subquery().c) if len(chunk) > 1 else chunk[0]
+                       for chunk in chunks])
     return union_all(*members)
 
 

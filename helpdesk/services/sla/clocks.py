@@ -218,6 +218,15 @@ def stopping(ticket: Ticket, clock: str, now: datetime) -> None:
         breach(ticket, clock, at=now)
 
 
+def responded(ticket: Ticket, at: datetime) -> None:
+    """The ticket's first response (an agent's public reply, an answered call), at `at`: its
+    clock stops (breached now if its deadline passed unnoticed) and the queue's deadline
+    key moves to the resolution's."""
+    stopping(ticket, "first_response", at)
+    ticket.first_response_at = at
+    refresh(ticket)
+
+
 def warn(ticket: Ticket, clock: str, due: datetime) -> bool:
     """The warning before `due`: once per deadline, and only before the breach. A late one
     (its timer lost with Redis, or its worker busy) whose deadline has passed is dropped:

@@ -266,9 +266,7 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
             # ticket; the ticket stays in the queue for an agent of its level)
             assign(ticket, actor.id, actor)
         if ticket.first_response_at is None:
-            sla.stopping(ticket, "first_response", now)
-            ticket.first_response_at = now
-            sla.refresh(ticket)
+            sla.responded(ticket, now)
             if ticket.status in ("solved", "closed"):  # answered after its solve: its FRT
                 ticket_facts.changed(ticket)
         if ticket.status == "new":
