@@ -2,6 +2,7 @@
 // the agents board and SLA alerts; everything refetched when events say it changed.
 import { h, replace, attr, coalesce, span, when } from './dom.js';
 import { pareto, lines, COLORS } from './charts.js';
+import { priorityCounts } from './queue.js';
 
 const HEADLINES = [
   ['tickets_created', 'Created', (t) => t.tickets_created, 'count'],
@@ -186,7 +187,7 @@ export function mount(main, { api, live }) {
   function drawQueue(stats) {
     if (!stats) return;
     queueCard.children[1].textContent = String(stats.size);
-    queueCard.children[2].textContent = Object.entries(stats.by_priority || {}).map(([p, n]) => `${p} ${n}`).join(' · ');
+    queueCard.children[2].textContent = priorityCounts(stats.by_priority);
   }
 
   function alert(kind, data) {

@@ -8,6 +8,13 @@ function customerName(ticket) {
   return (ticket.customer && ticket.customer.name) || `Customer ${ticket.customer_id}`;
 }
 
+// A queue's size per priority, in queue order (the most urgent first), as `queue.updated`
+// and `metrics.updated` carry it.
+export function priorityCounts(byPriority) {
+  return ['urgent', 'high', 'normal', 'low'].filter((p) => (byPriority || {})[p])
+    .map((p) => `${p} ${byPriority[p]}`).join(' · ');
+}
+
 // The deadline that matters now: first response until one was given, then resolution.
 export function dueAt(ticket) {
   const sla = ticket.sla || {};
@@ -183,9 +190,7 @@ export function mount(el, { api, live, me, open }) {
     live.on('queue.updated', (data) => {
       if (data && typeof data.size === 'number') size.textContent = String(data.size);
       if (data && data.by_priority) {
-        // In queue order: the most urgent first.
-        byPriority.textContent = ['urgent', 'high', 'normal', 'low']
-          .filter((p) => data.by_priority[p]).map((p) => `${p} ${data.by_priority[p]}`).join(' · ');
+        byPriority.textContent = priorityCounts(data.by_priority);
       }
       loadQueue();
     }),
