@@ -6,7 +6,7 @@ Web processes run the Socket.IO server here; emitting lives in `helpdesk.outbox`
 from __future__ import annotations
 
 import socketio as socketio_server
-from flask import Flask
+from flask import Flask, request
 
 from helpdesk.extensions import socketio
 from helpdesk.outbox import pubsub_channel
@@ -42,3 +42,14 @@ def async_mode(configured: str) -> str:
     except ImportError:
         return "threading"
     return "gevent" if monkey.is_module_patched("socket") else "threading"
+
+
+def sent_by_the_client() -> bool:
+    """Whether a `connect` or `disconnect` handler runs for an event a connected client sent.
+
+    python-socketio hands a client's event named `connect` or `disconnect` to those handlers
+    like any other (only its clients refuse to send them): a socket could then close its
+    own records and stay connected, out of reach of a revocation, or connect again with
+    another token. While the server itself connects or disconnects a socket, the socket is
+    not counted as connected."""
+    return socketio.server.manager.is_connected(request.sid, request.namespace)

@@ -333,3 +333,20 @@ def test_the_session_lists_its_own_conversation_not_the_customers_other_channels
     assert reply.status_code == 201, reply.text
     texts = [m["text"] for m in listing(api, session_id, token).json()["items"]]
     assert texts == ["Hi from the website", "How can I help?"]
+
+
+def test_a_visitor_cannot_join_another_session_by_an_event_named_connect(api, agent, channel,
+                                                                        sockets, drain):
+    """python-socketio hands a client's `connect` event to the connect handler: a visitor
+    holding another session's token joined its room and spoke as it."""
+    _, token = start(api, channel)
+    other_id, other_token = start(api, channel)
+    ticket_id = say(api, other_id, other_token).json()["ticket_id"]
+    mine = sockets(token, "/chat")
+    theirs = sockets(other_token, "/chat")
+    mine.client.emit("connect", (0, {"token": other_token}), namespace="/chat")
+    assert mine.call("typing", {})["error"]["code"] == "no_ticket"  # still my own session
+    api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages", json={"text": "For them"})
+    drain()
+    theirs.wait_for("message.created")
+    assert "message.created" not in mine.names()

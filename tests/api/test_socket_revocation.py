@@ -141,3 +141,22 @@ def test_logout_in_one_web_process_closes_the_socket_held_by_another(
         assert _closed_within(client, 1.0)
     finally:
         client.disconnect()
+
+
+def test_events_a_client_names_connect_or_disconnect_change_nothing(api, admin, agent, sockets):
+    """python-socketio hands a client's `disconnect` event to the disconnect handler: the
+    socket forgot its records and stayed connected, online to no one and out of reach of
+    a logout; a client's `connect` re-ran the connect handler with whatever token it sent."""
+    client = sockets(agent.token)
+    client.client.emit("disconnect", namespace="/agents")
+    client.client.emit("connect", (0, {"token": admin.token}), namespace="/agents")
+    client.client.emit("connect", (0, {"token": "bad"}), namespace="/agents")
+    assert client.call("presence", {"status": "online"}) == {"ok": True}  # (all handled)
+    board = api.as_(admin).get("/api/v1/agents", params={"per_page": 200}).json()["items"]
+    assert {a["id"]: a["presence"] for a in board}[agent.id] == "online"
+    from helpdesk.extensions import socketio as server
+
+    assert client.client.get_sid("/agents") not in server.server.manager.rooms[
+        "/agents"].get("supervisors", {})
+    assert api.as_(agent).post("/api/v1/auth/logout").status_code == 204
+    assert _closed_within(client, 1.0)
