@@ -9,13 +9,13 @@ errors.md): at most MAX_JSON_DEPTH levels of nesting, and no text the database c
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 from flask import current_app, request
 from marshmallow import Schema
 from sqlalchemy import Select, func, select
 
+from helpdesk import strict_json
 from helpdesk.connectors import get_connector
 from helpdesk.errors import ApiError, Invalid
 from helpdesk.extensions import db
@@ -86,11 +86,11 @@ def json_body(schema: Schema) -> dict[str, Any]:
 def parse_json(raw: bytes) -> Any:
     """JSON that passes the common checks (400 otherwise, naming the offending fields)."""
     try:
-        data = json.loads(raw)
+        data = strict_json.loads(raw)
     except RecursionError as exc:
         raise _too_deep() from exc
     except ValueError as exc:
-        raise ApiError(400, "body is not valid JSON", "malformed_json") from exc
+        raise ApiError(400, f"body is not valid JSON: {str(exc)[:200]}", "malformed_json") from exc
     bad = _unstorable_fields(data)
     if bad:
         raise Invalid("invalid input", {name: [UNSTORABLE] for name in bad})

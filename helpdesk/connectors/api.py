@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from helpdesk import strict_json
 from helpdesk.connectors import register
 from helpdesk.connectors.base import (
     AttachmentIn,
@@ -34,7 +34,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 def load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return strict_json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from exc
 
@@ -96,21 +96,14 @@ class ApiConnector(Connector):
             raise VerificationError("signature mismatch")
 
     def dedupe_key(self, channel: ChannelConfig, request: WebhookRequest) -> str:
-        return "event:" + str(self._payload(request.body)["event_id"])
+        return "event:" + str(self._payload(request.body, channel.id)["event_id"])
 
     def parse(self, channel: ChannelConfig, raw: WebhookRequest) -> list[InboundEvent]:
-        payload = self._payload(raw.body)
+        payload = self._payload(raw.body, channel.id)
         customer, message = payload["customer"], payload["message"]
-        identities = []
-        if customer.get("email"):
-            identities.append(IdentityRef("email", str(customer["email"])))
-        if customer.get("phone"):
-            identities.append(IdentityRef("phone", str(customer["phone"])))
-        if customer.get("external_id"):
-            identities.append(IdentityRef("external", f"{channel.id}:{customer['external_id']}"))
         return [MessageEvent(
             external_id=str(message["id"]),
-            identities=identities,
+            identities=_identities(customer, channel.id),
             text=message.get("text") or "",
             html=message.get("html"),
             sender_name=customer.get("name"),
@@ -124,7 +117,7 @@ class ApiConnector(Connector):
                          for a in message.get("attachments") or []],
         )]
 
-    def _payload(self, body: bytes) -> dict:
+    def _payload(self, body: bytes, channel_id: int) -> dict:
         data = load_json(body)
         if not isinstance(data, dict):
             raise PayloadError("body must be a JSON object")
@@ -140,9 +133,10 @@ class ApiConnector(Connector):
             _text(customer, key, "customer")
         if not any(customer.get(key) for key in ("email", "phone", "external_id")):
             raise PayloadError("customer needs an email, a phone or an external_id")
-        if not _usable_identity(customer):
-            raise PayloadError("customer needs a valid email, phone or external_id "
-                               "(neither the email nor the phone could be read)")
+        if not _usable_identity(customer, channel_id):
+            raise PayloadError("customer needs a valid email, phone or external_id (none "
+                               "could be read: blank, not an address or a number, or longer "
+                               "than an identity holds)")
         _text(message, "id", "message", required=True)
         for key in ("text", "html", "thread_id"):
             _text(message, key, "message")
@@ -166,18 +160,29 @@ class ApiConnector(Connector):
         return data
 
 
-def _usable_identity(customer: dict) -> bool:
-    """Whether one of the customer's identities survives normalizing (the others are dropped
-    at processing, as for every channel)."""
+def _identities(customer: dict, channel_id: int) -> list[IdentityRef]:
+    """The customer's identities as named: `external_id` scoped to the channel (API.md), a
+    blank one left out (every customer sending `" "` would have been one person)."""
+    identities = []
+    for kind, key in (("email", "email"), ("phone", "phone"), ("external", "external_id")):
+        value = str(customer.get(key) or "").strip()
+        if value:
+            identities.append(IdentityRef(kind, f"{channel_id}:{value}" if kind == "external"
+                                          else value))
+    return identities
+
+
+def _usable_identity(customer: dict, channel_id: int) -> bool:
+    """Whether one of the customer's identities survives normalizing as stored (the others
+    are dropped at processing, as for every channel)."""
     from helpdesk.services.ingest.identity import InvalidIdentity, normalize
 
-    for kind, key in (("email", "email"), ("phone", "phone"), ("external", "external_id")):
-        if customer.get(key):
-            try:
-                normalize(kind, str(customer[key]))
-                return True
-            except InvalidIdentity:
-                continue
+    for identity in _identities(customer, channel_id):
+        try:
+            normalize(identity.kind, identity.value)
+            return True
+        except InvalidIdentity:
+            continue
     return False
 
 
@@ -199,4 +204,7 @@ def _timestamp(value: Any) -> datetime | None:
         raise PayloadError("message.sent_at must be an ISO 8601 time") from exc
     if parsed.tzinfo is None:
         raise PayloadError("message.sent_at needs a time zone")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise PayloadError("message.sent_at is out of range") from exc

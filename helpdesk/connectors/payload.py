@@ -7,11 +7,11 @@ type must quarantine the delivery (PayloadError), never crash the worker with a 
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
 
+from helpdesk import strict_json
 from helpdesk.connectors.base import PayloadError
 
 _TYPES = mimetypes.MimeTypes()  # built-in table only: deterministic across hosts
@@ -22,7 +22,7 @@ _MAX_KEY = 200
 def load_object(body: bytes) -> dict:
     """The body as a JSON object."""
     try:
-        data = json.loads(body)
+        data = strict_json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise PayloadError(f"body is not valid JSON: {str(exc)[:200]}") from exc
     if not isinstance(data, dict):

@@ -113,14 +113,14 @@ class IdentityInputSchema(Schema):
 
 
 class CustomerCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _not_blank])
     identities = fields.List(fields.Nested(IdentityInputSchema), required=True)
     tier = fields.String(load_default="standard", validate=validate.OneOf(("standard", "vip")))
 
 
 class AgentCreateSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), _not_blank])
     role = fields.String(load_default="agent", validate=validate.OneOf(ROLES))
     level = WholeNumber(load_default=1, strict=True, validate=validate.Range(min=1, max=10))
     password = fields.String(load_default=None, validate=validate.Length(min=8))
@@ -214,7 +214,7 @@ class SettingsUpdateSchema(Schema):
 
 class AgentUpdateSchema(Schema):
     email = fields.Email(validate=validate.Length(max=320))
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=[validate.Length(min=1, max=200), _not_blank])
     role = fields.String(validate=validate.OneOf(ROLES))
     level = WholeNumber(strict=True, validate=validate.Range(min=1, max=10))
     languages = fields.List(LanguageTag())

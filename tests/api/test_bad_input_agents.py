@@ -173,3 +173,33 @@ def test_looking_up_a_customer_by_an_impossible_identity_is_400(api, admin, iden
     response = api.as_(admin).get("/api/v1/customers", params={"identity": identity})
     assert response.status_code == 400, response.text
     assert "identity" in response.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
+def test_numbers_that_json_does_not_have_are_400(api, admin, number):
+    """Python reads NaN, Infinity and 1e999 (as infinity): PostgreSQL refused them in a JSON
+    column (500) and SQLite stored them, written back as a bare `Infinity` no browser reads."""
+    raw = (b'{"name": "Mail", "kind": "email", "provider": "raw_mime", '
+           b'"settings": {"address": ' + number.encode() + b'}}')
+    response = api.as_(admin).request("POST", "/api/v1/channels", data=raw, headers=dict(JSON))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert number in response.json()["error"]["message"]
+    listing = api.as_(admin).get("/api/v1/channels")
+    assert json.loads(listing.text, parse_constant=pytest.fail)["total"] == 0
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/api/v1/agents", {"email": "blank@example.com", "name": "   "}),
+    ("PATCH", "/api/v1/agents/{agent}", {"name": "\t"}),
+    ("POST", "/api/v1/customers", {"name": " ", "identities": [
+        {"kind": "email", "value": "blank@example.com"}]}),
+])
+def test_names_of_people_are_not_blank(api, admin, agent, method, path, body):
+    """A blank agent's or customer's name was stored (channels' and teams' names were
+    refused): the agents board and the customer panel showed nobody."""
+    response = api.as_(admin).request(method, path.format(agent=agent.id), json=body)
+    assert response.status_code == 400, response.text
+    assert "name" in response.json()["error"]["fields"]
+    names = {a["name"] for a in api.as_(admin).get("/api/v1/agents").json()["items"]}
+    assert all(name.strip() for name in names)

@@ -55,7 +55,9 @@ def json_garbage(body: bytes, count: int = 40) -> list[bytes]:
     text = body.decode()
     bodies += [text.replace('"', '"\\u0000', 2).encode(), text.replace('": "', '": "\\ud800', 3)
                .encode(), text.replace('": "', '": ' + HUGE + ', "_x": "', 2).encode(),
-               text.encode() + b"\xff\xfe", text.replace('": "', '": "' + BIG, 1).encode()]
+               text.encode() + b"\xff\xfe", text.replace('": "', '": "' + BIG, 1).encode(),
+               text.replace('": "', '": NaN, "_x": "', 2).encode(),
+               text.replace('": "', '": 1e999, "_x": "', 2).encode()]
     return bodies
 
 

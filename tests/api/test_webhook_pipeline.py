@@ -110,6 +110,11 @@ def test_fields_the_worker_could_not_use_are_400_at_the_door(app, api):
         ("content_type", {**good, "message": {**good["message"], "attachments": [
             {"url": "https://files.example/a.pdf", "content_type": {"x": 1}}]}}),
         ("valid email", {**good, "customer": {"email": "not an address"}}),
+        # (scoped to the channel, `<id>:` made 319 characters too long for an identity)
+        ("valid email", {**good, "customer": {"external_id": "x" * 319}}),
+        ("valid email", {**good, "customer": {"external_id": "   "}}),  # (one for everyone)
+        ("sent_at", {**good, "message": {**good["message"],
+                                         "sent_at": "0001-01-01T00:00:00+01:00"}}),
     ]
     for expected, payload in cases:
         response = api.post_api_webhook(channel, payload)
