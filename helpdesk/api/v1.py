@@ -21,7 +21,9 @@ def public(view: Callable) -> Callable:
 
 @bp.before_request
 def _require_token() -> None:
-    if request.endpoint not in _PUBLIC and request.method != "OPTIONS":
+    """Every method, OPTIONS included: only the public routes (the visitors' chat among them,
+    whose browsers send CORS preflights without a token) answer it without one."""
+    if request.endpoint not in _PUBLIC:
         authenticate()
 
 
@@ -40,7 +42,7 @@ def _require_token_before_routing_errors() -> None:
     then a 404 or 405 (the blueprint's own check runs for matched routes only). The public
     parts (visitors' chat, login, the OpenAPI document) keep their 404 and 405."""
     error = request.routing_exception
-    if (error is None or request.method == "OPTIONS"
+    if (error is None
             or not request.path.startswith(f"{bp.url_prefix}/")
             or request.path.startswith(f"{bp.url_prefix}/chat/")
             or _public_route(error)):

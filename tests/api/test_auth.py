@@ -31,11 +31,14 @@ def test_every_protected_route_is_401_without_a_token_even_for_unknown_ids(app, 
             response = api.request(method, path, json={}, headers=headers)
             assert response.status_code == 401, (method, path, headers)
             assert response.json()["error"]["code"] == "unauthorized"
+        refused = api.request("OPTIONS", path)  # (it named the methods the route takes)
+        assert refused.status_code == 401 and "Allow" not in refused.headers, path
 
 
 @pytest.mark.parametrize("method, path, status", [
     ("DELETE", "/api/v1/tickets/1", 405), ("PUT", "/api/v1/queue/next", 405),
-    ("GET", "/api/v1/no-such-thing/5", 404), ("POST", "/api/v1/tickets/1/nope", 404)])
+    ("GET", "/api/v1/no-such-thing/5", 404), ("POST", "/api/v1/tickets/1/nope", 404),
+    ("OPTIONS", "/api/v1/no-such-thing/5", 404)])
 def test_authentication_comes_before_an_unknown_route_or_method(api, agent, method, path,
                                                                 status):
     """API.md: authentication is checked before anything else, so a path or method under
