@@ -6,6 +6,7 @@ import logging
 import secrets as token_source
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
@@ -28,7 +29,10 @@ def _invalid(fields: dict[str, Any], message: str = "invalid channel") -> ApiErr
     return Invalid(message, fields)
 
 
-def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: bool) -> None:
+def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: bool,
+           checked: set[str] | None = None) -> None:
+    """400 naming every problem; the values of the settings named in `checked` only (all
+    without it: a change leaves alone a value stored before a rule was made)."""
     connector = get_connector(provider)
     if connector is None:
         raise _invalid({"provider": [f"one of {sorted(providers())}"]}, "unknown provider")
@@ -41,13 +45,33 @@ def _check(provider: str, kind: str, settings: dict, secrets: dict, *, partial: 
         for name in sorted(connector.required_settings - set(settings)):
             errors.setdefault("settings", {})[name] = ["required"]
     for name, value in settings.items():
-        if not isinstance(value, str | int | float | bool | list | dict) or value == "":
-            errors.setdefault("settings", {})[name] = ["must be a non-empty value"]
+        problem = _setting_problem(name, value) if checked is None or name in checked else None
+        if problem:
+            errors.setdefault("settings", {})[name] = [problem]
     for name, value in secrets.items():  # keys, tokens, passwords: text (HMAC keys are bytes)
         if not isinstance(value, str) or not value:
             errors.setdefault("secrets", {})[name] = ["must be a non-empty string"]
     if errors:
         raise _invalid(errors)
+
+
+def _setting_problem(name: str, value: Any) -> str | None:
+    """What is wrong with a setting's value, if anything: URLs are http(s) (a reply to an
+    `ftp:` callback was retried for an hour before it failed), the chat's `website` is an
+    origin as browsers send it, `address` an email address, the others provider ids (text,
+    or a JSON integer)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return "must be a non-empty string"
+    if name in ("callback_url", "website"):
+        parts = urlsplit(value) if isinstance(value, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return "must be an http:// or https:// URL"
+        if name == "website" and (parts.path not in ("", "/") or parts.query or parts.fragment):
+            return "must be an origin, such as https://shop.example.com (no path)"
+    elif name == "address":
+        if not isinstance(value, str) or "@" not in value or any(c.isspace() for c in value):
+            return "must be an email address"
+    return None
 
 
 def _unknown_names(connector: Any, settings: dict, secrets: dict) -> dict[str, Any]:
@@ -121,7 +145,8 @@ def update(channel_id: int, changes: dict[str, Any], actor: Agent | None = None)
     secrets = {**channel.secrets, **changes.get("secrets", {})}
     settings = {k: v for k, v in settings.items() if v is not None}
     secrets = {k: v for k, v in secrets.items() if v is not None}
-    _check(channel.provider, channel.kind, settings, secrets, partial=False)
+    _check(channel.provider, channel.kind, settings, secrets, partial=False,
+           checked=set(changes.get("settings", {})))
     if "name" in changes:
         channel.name = changes["name"]
     channel.settings, channel.secrets = settings, secrets

@@ -42,6 +42,41 @@ def test_unknown_settings_secrets_and_providers_are_400(api, admin):
         assert response.json()["error"]["fields"], body
 
 
+API = {"name": "CRM", "kind": "api", "provider": "api", "secrets": {"signing_secret": "s"}}
+CHAT = {"name": "Site", "kind": "chat", "provider": "widget"}
+MAIL = {"name": "Mail", "kind": "email", "provider": "raw_mime"}
+
+
+@pytest.mark.parametrize("body, name", [
+    # an ftp: callback was stored, and every reply retried for an hour before it failed
+    ({**API, "settings": {"callback_url": "ftp://crm.example/cb"}}, "callback_url"),
+    ({**API, "settings": {"callback_url": "crm.example/cb"}}, "callback_url"),
+    ({**API, "settings": {"callback_url": True}}, "callback_url"),
+    # a website no browser's Origin header can equal: CORS never allowed it
+    ({**CHAT, "settings": {"website": "https://shop.example.com/help"}}, "website"),
+    ({**CHAT, "settings": {"website": {"url": "https://shop.example.com"}}}, "website"),
+    ({**MAIL, "settings": {"address": "help desk"}}, "address"),
+    ({**MAIL, "settings": {"address": ["help@acme.test"]}}, "address"),
+])
+def test_setting_values_are_checked(api, admin, body, name):
+    response = api.as_(admin).post("/api/v1/channels", json=body)
+    assert response.status_code == 400, response.text
+    assert name in response.json()["error"]["fields"]["settings"], response.text
+    assert api.as_(admin).get("/api/v1/channels").json()["total"] == 0
+
+
+def test_a_change_checks_the_settings_it_changes(api, admin):
+    created = api.as_(admin).post("/api/v1/channels", json={
+        **CHAT, "settings": {"website": "https://shop.example.com/"}})
+    assert created.status_code == 201, created.text
+    path = f"/api/v1/channels/{created.json()['id']}"
+    refused = api.as_(admin).patch(path, json={"settings": {"website": "shop.example.com"}})
+    assert refused.status_code == 400
+    renamed = api.as_(admin).patch(path, json={"name": "Shop"})
+    assert renamed.status_code == 200 and renamed.json()["settings"] == {
+        "website": "https://shop.example.com/"}
+
+
 def test_patch_and_delete(api, admin, http):
     created = api.as_(admin).post("/api/v1/channels", json={
         "name": "Mail", "kind": "email", "provider": "raw_mime"}).json()

@@ -395,6 +395,31 @@ def test_api_channel_posts_a_signed_callback_or_skips_without_one(app, api, agen
     assert send_reply(api, agent, app, drain, ticket_of(app, bare)).delivery_status == "skipped"
 
 
+def test_a_deleted_channel_sends_no_reply(app, api, admin, agent, providers, drain):
+    """Deleting a channel retires its keys (replaying its deliveries is refused), but a reply
+    on its tickets still went out, signed with the retired secret."""
+    from tests.support.live import api_message
+
+    channel = factories.channel(app, "api", settings={"callback_url": providers.url + "/callback"})
+    api.post_api_webhook(channel, api_message())
+    drain()
+    ticket_id = ticket_of(app, channel)
+    waiting = reply(api, agent, ticket_id)
+    assert waiting.status_code == 201, waiting.text
+    assert api.as_(admin).delete(f"/api/v1/channels/{channel.id}").status_code == 204
+    drain()
+    assert providers.to(CALLBACK) == []
+    failed = message(app, waiting.json()["id"])
+    assert failed.delivery_status == "failed" and "deleted" in failed.delivery_error
+    refused = reply(api, agent, ticket_id, "Still there?")
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "channel_deleted"
+    resent = api.as_(agent).post(
+        f"/api/v1/tickets/{ticket_id}/messages/{failed.id}/resend")
+    assert resent.status_code == 422 and resent.json()["error"]["code"] == "channel_deleted"
+    note = reply(api, agent, ticket_id, "Customer moved to email", internal=True)
+    assert note.status_code == 201, note.text
+
+
 # --- email -------------------------------------------------------------------------------------
 
 def test_email_reply_is_threaded_and_the_customers_answer_joins_the_ticket(app, api, agent,

@@ -192,6 +192,10 @@ def sender_for(provider: str) -> Sender:
 def attempt(channel: Channel, ticket: Ticket, message: Message, final_attempt: bool) -> None:
     """Call the channel's sender and record the outcome; re-raise what RQ should retry."""
     message_id, provider = message.id, channel.provider
+    if channel.deleted_at is not None:  # deleted while the reply waited: its keys are retired
+        record_failed(message, SendError("the channel was deleted before the reply went out",
+                                         retryable=False))
+        return
     try:
         result = sender_for(provider)(channel, ticket, message)
     except SendError as exc:

@@ -1,5 +1,5 @@
-"""Rules for agents' public replies, checked before anything is stored: a closed ticket, or
-a phone channel's, takes none (422), and the providers' own limits (409)."""
+"""Rules for agents' public replies, checked before anything is stored: a closed ticket, a
+deleted channel's or a phone channel's takes none (422), and the providers' own limits (409)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,17 @@ TWILIO_MAX_LENGTH = 1600
 
 
 def check_reply(ticket: Ticket, text: str, internal: bool) -> None:
-    """Raise a 422 when the ticket is closed, a 409 when its channel would refuse this
-    public reply."""
+    """Raise a 422 when the ticket is closed or its channel deleted or a phone's, a 409 when
+    its channel would refuse this public reply."""
     if internal:
         return
     if ticket.status == "closed":
         raise Unprocessable("a closed ticket takes no replies", "ticket_closed")
     channel = ticket.channel
+    if channel.deleted_at is not None:  # (its keys were retired with it)
+        raise Unprocessable("the ticket's channel was deleted: it takes no replies; add an "
+                            "internal note, or reach the customer another way",
+                            "channel_deleted")
     if channel.kind == "voice":  # (an impossible action, not the provider refusing it now)
         raise Unprocessable("a phone channel takes no written replies: call the customer "
                             "back, or add an internal note", "no_written_replies")
