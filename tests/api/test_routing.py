@@ -240,6 +240,37 @@ def test_a_deactivated_agents_unsolved_tickets_return_to_the_queue(app, api, adm
     assert api.as_(other).post("/api/v1/queue/next").json()["id"] == ids[0]
 
 
+def test_a_solved_ticket_reopened_after_its_agent_left_returns_to_the_queue(app, api, admin,
+                                                                           channel, drain):
+    """Solved tickets keep a deactivated agent (the metrics' agent); reopened, by their
+    customer or by a person, they stayed with that agent: open, and in no one's queue."""
+    send(api, channel, 2)
+    drain()
+    leaving = factories.agent(app)
+    ids = [api.as_(leaving).post("/api/v1/queue/next").json()["id"] for _ in range(2)]
+    for ticket_id in ids:
+        assert api.as_(leaving).patch(f"/api/v1/tickets/{ticket_id}",
+                                      json={"status": "solved"}).status_code == 200
+    assert api.as_(admin).patch(f"/api/v1/agents/{leaving.id}",
+                                json={"active": False}).status_code == 200
+    customer = api.as_(admin).get(f"/api/v1/tickets/{ids[0]}").json()["customer"]
+    api.post_api_webhook(channel, api_message("again-1", "again-m1", text="It broke again",
+                                              email=customer["identities"][0]["value"]))
+    drain()
+    reopened = api.as_(admin).patch(f"/api/v1/tickets/{ids[1]}", json={"status": "open"})
+    assert reopened.status_code == 200 and reopened.json()["assignee_id"] is None
+    by_customer = api.as_(admin).get(f"/api/v1/tickets/{ids[0]}").json()
+    assert (by_customer["status"], by_customer["assignee_id"]) == ("open", None)
+    queued = {t["id"] for t in api.as_(admin).get("/api/v1/queue").json()["items"]}
+    assert set(ids) <= queued
+    kept = factories.agent(app)  # an agent who still works here keeps what they solved
+    mine = api.as_(kept).post("/api/v1/queue/next").json()["id"]
+    assert api.as_(kept).patch(f"/api/v1/tickets/{mine}",
+                               json={"status": "solved"}).status_code == 200
+    assert api.as_(kept).patch(f"/api/v1/tickets/{mine}",
+                               json={"status": "open"}).json()["assignee_id"] == kept.id
+
+
 def test_an_agent_moved_below_a_tickets_level_lets_go_of_it(app, api, admin, supervisor,
                                                             channel, drain):
     send(api, channel, 2)

@@ -14,7 +14,7 @@ from helpdesk.models import Channel, Customer, Message, Ticket
 from helpdesk.services.ingest import batch_state
 from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.sla import clocks as sla
-from helpdesk.services.tickets import history, lifecycle
+from helpdesk.services.tickets import actions, history, lifecycle
 
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
@@ -209,4 +209,5 @@ def customer_replied(ticket: Ticket, now: datetime) -> None:
         history.record(ticket, "ticket.reopened", at=now,
                        solved_at=solved_at.isoformat() if solved_at else None)
         sla.reopened(ticket, solved_at, now)
+        actions.let_go_unless_able(ticket, None)
         ticket_facts.changed(ticket)

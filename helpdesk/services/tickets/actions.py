@@ -123,6 +123,7 @@ def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
         solved_at, ticket.solved_at = ticket.solved_at, None
         history.record(ticket, "ticket.reopened", actor, at=now)
         sla.reopened(ticket, solved_at, now)
+        let_go_unless_able(ticket, actor)
     if status == "pending":
         sla.pause(ticket, now)
     elif previous == "pending":
@@ -206,6 +207,18 @@ def assign(ticket: Ticket, agent_id: int | None, actor: Agent | None) -> None:
         after_commit(lambda: jobs.ROUTE_TICKET.enqueue(ticket_id))
     if agent_id is not None and ticket.status == "new":
         ticket.status = "open"
+
+
+def let_go_unless_able(ticket: Ticket, actor: Agent | None) -> None:
+    """A solved ticket coming back to work keeps its assignee only while they can still work
+    it: one deactivated, or moved below its level, since the solve (`release_tickets_of` let
+    go of their unsolved tickets only) lets it go to the queue; it sat assigned to nobody
+    who could see it."""
+    if ticket.assignee_id is None:
+        return
+    assignee = db.session.get(Agent, ticket.assignee_id)
+    if assignee is None or not assignee.active or assignee.level < ticket.level:
+        assign(ticket, None, actor)
 
 
 def update(ticket_id: int, changes: dict[str, Any], actor: Agent) -> Ticket:
