@@ -20,6 +20,7 @@ from email.parser import BytesParser
 
 from helpdesk.connectors.base import PayloadError, body_hash
 from helpdesk.connectors.mime_text import (
+    MAX_SUBJECT,
     decode_bytes,
     decode_words,
     fix_surrogates,
@@ -137,7 +138,7 @@ def _extract(msg: Message, raw: bytes) -> ParsedEmail:
     return ParsedEmail(
         message_id=own_ids[0] if own_ids else None,
         synthetic_id=own_ids[0] if own_ids else body_hash(raw),
-        subject=" ".join(decode_words(_header(msg, "subject") or "").split()),
+        subject=" ".join(decode_words(_header(msg, "subject") or "").split())[:MAX_SUBJECT],
         from_address=senders[0][1] if senders else None,
         from_name=(senders[0][0] or None) if senders else None,
         to=_emails(msg, "to"),

@@ -11,6 +11,7 @@ import binascii
 import codecs
 import email.policy
 import email.utils
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -113,8 +114,15 @@ def unique(items: Iterable[str]) -> list[str]:
 _ID_TOKEN = re.compile(r"<([^<>]*)>|([^\s,;<>]+)")
 
 
+# What a stored Message-ID holds (`messages.message_id`); a longer one (no mailer writes one,
+# but PostgreSQL refused the mail that had it) is kept as its hash, everywhere it is named.
+MAX_MESSAGE_ID = 500
+MAX_SUBJECT = 500  # (`tickets.subject`, `messages.subject`)
+
+
 def message_ids(values: Iterable[str]) -> list[str]:
-    """Message ids without brackets, in order, deduplicated; tokens without '@' are dropped."""
+    """Message ids without brackets, in order, deduplicated; tokens without '@' are dropped;
+    one longer than MAX_MESSAGE_ID is named by its hash (the same in every header)."""
     found: list[str] = []
     for value in values:
         value = re.sub(r'\([^()]*\)|"[^"]*"', " ", value)  # comments and quoted phrases
@@ -122,7 +130,9 @@ def message_ids(values: Iterable[str]) -> list[str]:
             token = "".join((match.group(1) if match.group(1) is not None
                              else match.group(2)).split())
             if "@" in token.strip("@"):
-                found.append(token)
+                found.append(token if len(token) <= MAX_MESSAGE_ID else
+                             "sha256:" + hashlib.sha256(token.encode("utf-8", "surrogatepass"))
+                             .hexdigest())
     return unique(found)
 
 

@@ -75,7 +75,7 @@ def dedupe_key(params: Mapping[str, str]) -> str:
 def call_event(params: Mapping[str, str], query: Mapping[str, str] | None = None) -> CallEvent:
     """One voice callback as a `CallEvent` (`query`: the parameters of our own callback URL)."""
     kind = call_kind(params)
-    status = params.get("CallStatus") or None
+    status = _word(params, "CallStatus", 20)
     outbound = (params.get("Direction") or "").startswith("outbound")
     return CallEvent(
         external_id=_required(params, "CallSid"),
@@ -87,8 +87,8 @@ def call_event(params: Mapping[str, str], query: Mapping[str, str] | None = None
         sequence=_int(params.get("SequenceNumber")),
         rank=CALL_STATUS_RANK.get(status or ""),
         outcome=_outcome(kind, params),
-        queue_result=params.get("QueueResult") or None,
-        dial_status=params.get("DialCallStatus") or None,
+        queue_result=_word(params, "QueueResult", 40),
+        dial_status=_word(params, "DialCallStatus", 20),
         wait_seconds=_int(params.get("QueueTime")),
         call_duration=_int(params.get("CallDuration")),
         dial_call_duration=_int(params.get("DialCallDuration")),
@@ -135,6 +135,12 @@ def _caller(number: str | None) -> list[IdentityRef]:
     if not number or number.lower() in _WITHHELD or ":" in number:  # client:…, sip:…
         return []
     return [IdentityRef("phone", number)]
+
+
+def _word(params: Mapping[str, str], name: str, longest: int) -> str | None:
+    """One of Twilio's status words, as its column holds it (Twilio's are shorter; a value
+    that is not one of them is cut, not allowed to lose the call on PostgreSQL)."""
+    return (params.get(name) or "")[:longest] or None
 
 
 def _int(value: str | None) -> int | None:

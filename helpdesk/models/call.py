@@ -37,7 +37,7 @@ class Call(db.Model):
     status_rank: Mapped[int] = mapped_column(default=-1)
     sequence: Mapped[int] = mapped_column(default=-1)
     outcome: Mapped[str | None] = mapped_column(String(20))
-    queue_result: Mapped[str | None] = mapped_column(String(20))
+    queue_result: Mapped[str | None] = mapped_column(String(40))
     dial_status: Mapped[str | None] = mapped_column(String(20))
     # Our TwiML ran (the incoming-call webhook was answered): a later unanswered end is an
     # abandon, not a miss.

@@ -52,6 +52,23 @@ def test_reply_threads_by_in_reply_to_and_references(app, api, drain):
     assert "> It does not print." in messages[1].full_text
 
 
+def test_a_subject_and_message_ids_longer_than_their_columns_keep_the_mail_and_its_thread(
+        app, api, drain):
+    """A 750-character subject or a 600-character Message-ID did not fit their columns:
+    PostgreSQL refused the mail, retried, then failed it, and no ticket was opened."""
+    channel = factories.channel(app, "raw_mime")
+    long_id = "a" * 600 + "@example.com"
+    subject = "word " * 150
+    assert post_mail(api, channel, mail(long_id, subject)).status_code == 200
+    post_mail(api, channel, mail("answer@example.com", "Re: it", body="Still broken.",
+                                 extra=f"In-Reply-To: <{long_id}>\r\n"))
+    drain("ingest")
+    tickets, messages = tickets_and_messages(app)
+    assert len(tickets) == 1 and len(messages) == 2  # the answer joined its thread
+    assert tickets[0].subject == subject.strip()[:500] == messages[0].subject
+    assert len(messages[0].message_id) <= 500
+
+
 def test_same_message_id_twice_is_one_delivery(app, api, drain):
     channel = factories.channel(app, "raw_mime")
     post_mail(api, channel, mail("dup@example.com"))
