@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from helpdesk.extensions import db
@@ -50,6 +50,19 @@ def after_commit_each(callback: Callable[[list], None], item: object) -> None:
     collected = _Collected(callback)
     collected.items.append(item)
     pending.append(collected)
+
+
+# A 64-bit key: its space does not overlap the (space, id) locks of ingest and routing.
+_LOCK_NAME = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+def lock_name(key: str) -> None:
+    """Until this transaction ends, it alone holds `key`: two that would each find nothing
+    and insert it (a setting's first value, an agent's work session on a ticket) go one
+    after the other. PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises every writing
+    transaction."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_LOCK_NAME, {"key": key})
 
 
 def commit() -> None:

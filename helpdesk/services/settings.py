@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, select
 from helpdesk.extensions import db
 from helpdesk.models import Agent, Setting
 from helpdesk.services import audit
-from helpdesk.transaction import commit
+from helpdesk.transaction import commit, lock_name
 
 # Capacity an item takes from an agent (1.0 = the whole agent): one live call, three chats,
 # ten asynchronous tickets.
@@ -51,7 +51,10 @@ def surveys() -> dict[str, Any]:
 
 
 def update(changes: dict[str, Any], actor: Agent | None = None) -> dict[str, Any]:
-    """Change settings (audited), as loaded by `SettingsUpdateSchema`."""
+    """Change settings (audited), as loaded by `SettingsUpdateSchema`. One change at a time:
+    a first value is inserted (two at once: a key violation, a 500) and a partial change
+    merges into what it read (two at once: one lost)."""
+    lock_name("settings")
     for key, value in changes.items():
         if key == "surveys":  # a partial change keeps the other survey options
             value = {**surveys(), **value}

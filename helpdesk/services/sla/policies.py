@@ -12,7 +12,7 @@ from helpdesk.extensions import db
 from helpdesk.models import PRIORITIES, Agent, SlaPolicy, Ticket
 from helpdesk.services import audit
 from helpdesk.services.sla.business_hours import Calendar, add_business_seconds
-from helpdesk.transaction import commit
+from helpdesk.transaction import commit, lock_name
 
 
 def all_policies() -> list[SlaPolicy]:
@@ -37,6 +37,7 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
     if data.get("first_response_seconds") is None and data.get("resolution_seconds") is None:
         raise Invalid("set first_response_seconds or resolution_seconds",
                       {"first_response_seconds": ["one target required"]})
+    lock_name(f"sla_policy:{priority}")  # (two first PUTs at once: a key violation, a 500)
     policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
     if policy is None:

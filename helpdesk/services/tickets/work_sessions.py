@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk.errors import NotFound
@@ -20,7 +20,7 @@ from helpdesk.models import Agent, Ticket, WorkSession
 from helpdesk.outbox import emit, rooms
 from helpdesk.queues import redis_connection
 from helpdesk.services.metrics import facts as ticket_facts
-from helpdesk.transaction import after_commit, commit
+from helpdesk.transaction import after_commit, commit, lock_name
 
 REST_TAB = "rest"
 
@@ -50,16 +50,10 @@ def last_session(agent_id: int, ticket_id: int) -> WorkSession | None:
         .order_by(WorkSession.started_at.desc(), WorkSession.id.desc()).limit(1)).scalar()
 
 
-# PostgreSQL: one agent's focus on one ticket at a time (two tabs, or a tab and REST, may
-# focus together: both would find no open session and open one each). A 64-bit key: its
-# space does not overlap the (space, id) locks of ingest. SQLite's BEGIN IMMEDIATE already
-# serialises every writing transaction.
-_LOCK_FOCUS = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
-
-
 def _open_or_join(agent_id: int, ticket_id: int, source: str) -> WorkSession:
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_LOCK_FOCUS, {"key": f"focus:{agent_id}:{ticket_id}"})
+    # One agent's focus on one ticket at a time: two tabs, or a tab and REST, may focus
+    # together, and both would find no open session and open one each.
+    lock_name(f"focus:{agent_id}:{ticket_id}")
     now = datetime.now(UTC)
     session = open_session(agent_id, ticket_id)
     if session is None:
