@@ -140,3 +140,25 @@ def test_a_message_soon_after_the_solve_reopens_the_ticket(app, api, agent, drai
         drain("ingest")
         tickets = api.as_(agent).get("/api/v1/tickets").json()["items"]
     assert [(t["id"], t["status"]) for t in tickets] == [(ticket["id"], "open")]
+
+
+def test_a_message_joins_the_customers_open_ticket_not_the_one_just_solved(app, api, agent,
+                                                                         drain):
+    """A customer with an open ticket and another solved a moment ago: their next message
+    (no thread of its own) went to the solved one, the latest active, and reopened it; its
+    answer then went out on that ticket's channel."""
+    channel = factories.channel(app, "api")
+    email = "two@example.com"
+    api.post_api_webhook(channel, api_message("e1", "m1", email=email, thread_id="order-1"))
+    api.post_api_webhook(channel, api_message("e2", "m2", email=email, thread_id="order-2"))
+    drain("ingest")
+    first, second = sorted(t["id"] for t in api.as_(agent).get("/api/v1/tickets").json()["items"])
+    assert api.as_(agent).patch(f"/api/v1/tickets/{second}",
+                                json={"status": "solved"}).status_code == 200
+    api.post_api_webhook(channel, api_message("e3", "m3", email=email,
+                                              text="Any news on my order?"))
+    drain("ingest")
+    news = [m for m in api.as_(agent).get(f"/api/v1/tickets/{first}").json()["messages"]
+            if m["text"] == "Any news on my order?"]
+    assert len(news) == 1
+    assert api.as_(agent).get(f"/api/v1/tickets/{second}").json()["status"] == "solved"

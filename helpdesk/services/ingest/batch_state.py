@@ -238,14 +238,15 @@ class IngestBatch:
         return pool.pop()
 
     def ticket_active(self, ticket: Ticket) -> None:
-        """The ticket just got a message: now its customer's latest (unless it is closed and
-        their latest is not: THREADING_ORDER), and its thread's."""
+        """The ticket just got a message: now its customer's latest (unless it is settled
+        further than their latest, solved or closed beside one open: THREADING_ORDER), and
+        its thread's."""
         latest_of = [self.customer_tickets]
         if ticket.channel.kind not in NOT_JOINED_BY_WRITING:
             latest_of.append(self.written_tickets)
         for known in latest_of:
             latest = known.get(ticket.customer_id)
-            if ticket.status != "closed" or latest is None or latest.status == "closed":
+            if latest is None or _settled(ticket) <= _settled(latest):
                 known[ticket.customer_id] = ticket
         if ticket.thread_key:
             self.thread_tickets[(ticket.channel_id, ticket.thread_key)] = ticket
@@ -313,9 +314,11 @@ def _pairs_in(first, second, pairs: list[tuple]) -> ColumnElement[bool]:
 
 
 # Which of a customer's recently active tickets a message threads to
-# (`conversations.recent_ticket`): not a closed one while another is open (an out-of-office
-# reply's), then the latest activity.
-THREADING_ORDER = (Ticket.status == "closed", Ticket.last_activity_at.desc(), Ticket.id.desc())
+# (`conversations.recent_ticket`): one still open before one solved (a WhatsApp message
+# joined, and reopened, the email ticket solved a minute before, beside the open WhatsApp
+# one), before one closed (an out-of-office reply's), then the latest activity.
+THREADING_ORDER = (Ticket.status == "closed", Ticket.status == "solved",
+                   Ticket.last_activity_at.desc(), Ticket.id.desc())
 # A phone ticket takes no written reply: a customer's SMS or WhatsApp message does not join
 # it (a call may join any of their tickets).
 NOT_JOINED_BY_WRITING = ("voice",)
@@ -323,7 +326,11 @@ NOT_JOINED_BY_WRITING = ("voice",)
 
 def threading_key(ticket: Ticket) -> tuple:
     """THREADING_ORDER in Python: smaller first."""
-    return (ticket.status == "closed", -ticket.last_activity_at.timestamp(), -ticket.id)
+    return (*_settled(ticket), -ticket.last_activity_at.timestamp(), -ticket.id)
+
+
+def _settled(ticket: Ticket) -> tuple[bool, bool]:
+    return ticket.status == "closed", ticket.status == "solved"
 
 
 
