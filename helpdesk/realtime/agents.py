@@ -140,7 +140,11 @@ def heartbeat(data=None, *_more):
     if ticket_id is None:
         return _BAD_TICKET_ID
     # (the ticket is looked up only when no session was kept: a heartbeat is one UPDATE)
-    if not work_sessions.keep_alive(session["agent_id"], ticket_id) and not _exists(ticket_id):
+    try:
+        kept = work_sessions.heartbeat(session["agent_id"], ticket_id, request.sid)
+    except NotFound:
+        return _NO_TICKET
+    if not kept and not _exists(ticket_id):
         return _NO_TICKET
     return {"ok": True}
 

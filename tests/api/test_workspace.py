@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from helpdesk.extensions import db
 from helpdesk.models import WorkSession
@@ -93,6 +93,32 @@ def test_idle_sessions_close_at_the_last_activity(app, api, agent, ticket_id):
     session = sessions(app)[0]
     assert session.end_reason == "idle"
     assert session.ended_at - session.started_at == timedelta(minutes=4)
+
+
+def test_a_heartbeat_after_an_idle_close_opens_a_new_session(app, agent, supervisor, sockets,
+                                                              ticket_id):
+    """The agent left the tab open and went away: the sweeper closed the session as idle.
+    Their tab's next heartbeat was acknowledged and recorded nothing, and the ticket's
+    viewers no longer listed them; now the agent is back on it."""
+    from helpdesk.services.tickets import work_sessions
+
+    client = sockets(agent.token)
+    watcher = sockets(supervisor.token)
+    assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    with app.app_context():
+        db.session.execute(update(WorkSession).values(
+            last_seen_at=datetime.now(UTC) - timedelta(hours=1)))
+        db.session.commit()
+        assert work_sessions.close_idle() == 1
+        assert work_sessions.viewers(ticket_id) == []
+    assert watcher.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    assert client.call("heartbeat", {"ticket_id": ticket_id}) == {"ok": True}
+    mine = [s for s in sessions(app) if s.agent_id == agent.id]
+    assert [s.end_reason for s in mine] == ["idle", None]
+    watcher.wait_for("ticket.viewers", lambda e: agent.id in [
+        v["id"] for v in e["data"]["viewers"]])
+    assert client.call("ticket.blur", {"ticket_id": ticket_id})["ok"]
+    assert [s.end_reason for s in sessions(app) if s.agent_id == agent.id] == ["idle", "blur"]
 
 
 def test_working_on_the_ticket_over_rest_keeps_its_session_open(app, api, agent, ticket_id):

@@ -122,6 +122,18 @@ def keep_alive(agent_id: int, ticket_id: int) -> bool:
     return kept
 
 
+def heartbeat(agent_id: int, ticket_id: int, tab: str) -> bool:
+    """A tab's heartbeat on a ticket: its session stays open, or, closed as idle while the
+    tab kept the ticket in focus, the agent is back: a new session, and a viewer again (the
+    heartbeat was acknowledged and recorded nothing). Whether a session is open now."""
+    if keep_alive(agent_id, ticket_id):
+        return True
+    if not redis_connection().sismember(_sid_key(tab), ticket_id):
+        return False
+    start(agent_id, ticket_id, tab, "socket")
+    return True
+
+
 def worked_on(agent_id: int, ticket_id: int) -> bool:
     """The agent acted on the ticket (a reply, a note, a change): activity on their open
     session on it, in the caller's transaction (a REST client keeps its session alive by
