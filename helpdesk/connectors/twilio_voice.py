@@ -92,7 +92,7 @@ def call_event(params: Mapping[str, str], query: Mapping[str, str] | None = None
         wait_seconds=_int(params.get("QueueTime")),
         call_duration=_int(params.get("CallDuration")),
         dial_call_duration=_int(params.get("DialCallDuration")),
-        recording_url=(params.get("RecordingUrl") or None) if _usable(params) else None,
+        recording_url=(params.get("RecordingUrl") or None) if _voicemail(params) else None,
         recording_sid=params.get("RecordingSid") or None,
         transcript=params.get("TranscriptionText") if kind == "transcription" else None,
         transcription_sid=params.get("TranscriptionSid") or None,
@@ -108,13 +108,20 @@ def _outcome(kind: str, params: Mapping[str, str]) -> str | None:
     if kind == "dial_result":
         return "answered" if params.get("DialCallStatus") in ("completed", "answered") else None
     if kind == "recording":
-        ours = (params.get("RecordingSource") or "RecordVerb") == "RecordVerb"
-        return "voicemail" if ours and _usable(params) and params.get("RecordingUrl") else None
+        return "voicemail" if _voicemail(params) and params.get("RecordingUrl") else None
     if kind == "transcription":
         return "voicemail"
     if kind == "status" and params.get("CallStatus") in _MISSED:
         return "missed"  # ended before our TwiML ran, so before it was queued
     return None
+
+
+def _voicemail(params: Mapping[str, str]) -> bool:
+    """A recording our `<Record>` made (a `<Record action>` or transcription callback names no
+    source) with sound in it; not one the account makes of every call (its wait in the
+    queue: an abandoned call counted as a voicemail) or of a `<Dial>`."""
+    ours = (params.get("RecordingSource") or "RecordVerb") == "RecordVerb"
+    return ours and _usable(params)
 
 
 def _usable(params: Mapping[str, str]) -> bool:

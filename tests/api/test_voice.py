@@ -137,6 +137,36 @@ def test_bridged_call_is_answered_with_wait_and_talk_time(api, agent, call, resu
     assert item["ticket_id"] == ticket["id"] and ticket["channel"]["kind"] == "voice"
 
 
+def test_the_duration_counts_when_an_action_callback_said_completed_first(api, agent, call):
+    """The `<Enqueue action>` callback came after the hang-up, saying `completed` without a
+    sequence number; the final status callback (the only one with `CallDuration`) then was
+    not newer, and its duration was dropped: no talk time, no work session."""
+    sid = "CA00000000000000000000000000000016"
+    call(incoming(sid))
+    call({**queue_result(sid, "bridged", 22), "CallStatus": "completed"})
+    call(status(sid, "completed", 3, CallDuration="142"))
+    _, (item,) = calls_of(api, agent)
+    assert item["call"]["outcome"] == "answered"
+    assert (item["call"]["wait_seconds"], item["call"]["talk_seconds"]) == (22, 120)
+
+
+def test_a_recording_of_the_wait_does_not_make_an_abandoned_call_a_voicemail(api, agent, call):
+    """An account that records every call sends a recording of a caller who hung up in the
+    queue: that call was counted as a voicemail (and opened a ticket), out of the ACR."""
+    sid = "CA00000000000000000000000000000017"
+    call(incoming(sid))
+    call({"AccountSid": ACCOUNT, "CallSid": sid, "RecordingStatus": "completed",
+          "RecordingSid": "RE7c8b2a7e8f1d4a6b9c0d1e2f3a4b5c6d", "RecordingDuration": "40",
+          "RecordingSource": "StartCallRecordingAPI",
+          "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}"
+                          "/Recordings/RE7c8b2a7e8f1d4a6b9c0d1e2f3a4b5c6d"})
+    call(queue_result(sid, "hangup", 42))
+    call(status(sid, "completed", 2, CallDuration="44"))
+    customer, (item,) = calls_of(api, agent)
+    assert item["call"]["outcome"] == "abandoned"
+    assert tickets_of(api.as_(agent), customer["id"]) == []
+
+
 def test_caller_hanging_up_in_the_queue_is_abandoned_without_a_ticket(api, agent, call):
     sid = "CA00000000000000000000000000000012"
     call(incoming(sid))

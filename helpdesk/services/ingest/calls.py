@@ -118,12 +118,15 @@ def _apply(call: Call, event: CallEvent) -> None:
     if event.kind == "incoming":
         call.reached_us = True
     _taken_by(call, event)
-    if event.status and _is_newer(call, event):
+    newer = bool(event.status) and _is_newer(call, event)
+    if newer:
         call.status = event.status
         call.sequence = event.sequence if event.sequence is not None else call.sequence
         call.status_rank = max(call.status_rank, event.rank if event.rank is not None else -1)
-        if event.call_duration is not None:
-            call.call_duration = event.call_duration
+    # Only the final status callback carries the duration, and an action callback posted
+    # after the hang-up may have said `completed` first (then this one is not newer).
+    if event.call_duration is not None and (newer or call.call_duration is None):
+        call.call_duration = event.call_duration
     if event.at is not None and event.at < call.started_at:
         call.started_at = event.at
     call.queue_result = event.queue_result or call.queue_result
@@ -150,10 +153,10 @@ def outcome_of(call: Call) -> str | None:
     """answered, voicemail, abandoned or missed (API.md "Voice"); None while undecided."""
     if call.queue_result in ANSWERED_QUEUE or call.dial_status in ANSWERED_DIAL:
         return "answered"
+    if call.queue_result == "hangup":  # (a recording then is the account's, of the wait)
+        return "abandoned"
     if call.recording_url or call.transcript:
         return "voicemail"
-    if call.queue_result == "hangup":
-        return "abandoned"
     if call.status_rank >= FINAL_RANK:
         ended_before_us = call.status in ("busy", "failed", "no-answer", "canceled")
         return "missed" if ended_before_us and not call.reached_us else "abandoned"
