@@ -313,21 +313,28 @@ def test_widget_channels_need_a_website_and_take_no_webhooks(api, admin, channel
     assert webhook.status_code == 401
 
 
-def test_the_session_lists_its_own_conversation_not_the_customers_other_channels(
-        app, api, agent, channel, drain):
-    """A visitor who merely claims an email (unsigned) joins that customer, and the
-    customer's message on another channel may join the open chat ticket (threading); the
-    visitor must not read it from the session's listing."""
-    session_id, token = start(api, channel, email="ana@example.com")
+@pytest.mark.parametrize("signed", [False, True])
+def test_only_a_verified_chat_is_joined_by_the_customers_other_channels(
+        app, api, agent, channel, drain, signed):
+    """A visitor who merely claims an email (unsigned) joins that customer; the real
+    customer's message on another channel then joined the open chat ticket (threading),
+    and the agent's answer to it went out to the visitor's browser. Only a chat the site
+    signed is the customer's conversation; the session's listing is its own either way."""
+    email = "ana@example.com"
+    session_id, token = start(api, channel, email=email,
+                              **({"email_hmac": signature(email)} if signed else {}))
     assert say(api, session_id, token, "Hi from the website").status_code == 201
     drain("ingest")
     other = factories.channel(app, "api")
     assert api.post_api_webhook(other, api_message(
-        text="My card number ends 4242", email="ana@example.com")).status_code == 200
+        text="My card number ends 4242", email=email)).status_code == 200
     drain("ingest")
     ticket = chat_ticket(api, agent, session_id, token)
-    assert {m["text"] for m in ticket["messages"]} >= {"Hi from the website",
-                                                        "My card number ends 4242"}
+    texts = {m["text"] for m in ticket["messages"]}
+    assert ("My card number ends 4242" in texts) is signed
+    customer_tickets = api.as_(agent).get(
+        "/api/v1/tickets", params={"customer": ticket["customer_id"]}).json()["items"]
+    assert len(customer_tickets) == (1 if signed else 2)
     reply = api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages",
                                 json={"text": "How can I help?"})
     assert reply.status_code == 201, reply.text

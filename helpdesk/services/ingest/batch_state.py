@@ -244,7 +244,7 @@ class IngestBatch:
         latest_of = [self.customer_tickets]
         if ticket.channel.kind not in NOT_JOINED_BY_WRITING:
             latest_of.append(self.written_tickets)
-        for known in latest_of:
+        for known in latest_of if ticket.identity_verified else ():  # (JOINABLE)
             latest = known.get(ticket.customer_id)
             if latest is None or _settled(ticket) <= _settled(latest):
                 known[ticket.customer_id] = ticket
@@ -322,6 +322,10 @@ THREADING_ORDER = (Ticket.status == "closed", Ticket.status == "solved",
 # A phone ticket takes no written reply: a customer's SMS or WhatsApp message does not join
 # it (a call may join any of their tickets).
 NOT_JOINED_BY_WRITING = ("voice",)
+# A chat whose visitor only claimed the customer's email (unsigned) is joined by nothing
+# from another channel: the real customer's WhatsApp message joined the impostor's chat,
+# and the agent's answer to it went out to the impostor's browser.
+JOINABLE = Ticket.identity_verified.is_(True)
 
 
 def threading_key(ticket: Ticket) -> tuple:
@@ -345,7 +349,7 @@ def _recent_tickets(dialect: str) -> Select:
         return (select(Ticket, by_phone.label("by_phone"))
                 .join(Channel, Channel.id == Ticket.channel_id)
                 .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
-                       Ticket.last_activity_at >= bindparam("since"))
+                       Ticket.last_activity_at >= bindparam("since"), JOINABLE)
                 .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER)
                 .options(lazyload(Ticket.customer), lazyload(Ticket.channel)))
     # PostgreSQL: the first of each only, and locked (`lock_ticket`): FOR UPDATE cannot sit
@@ -353,7 +357,7 @@ def _recent_tickets(dialect: str) -> Select:
     first = (select(Ticket.id, by_phone.label("by_phone"))
              .join(Channel, Channel.id == Ticket.channel_id)
              .where(Ticket.customer_id.in_(bindparam("ids", expanding=True)),
-                    Ticket.last_activity_at >= bindparam("since"))
+                    Ticket.last_activity_at >= bindparam("since"), JOINABLE)
              .order_by(Ticket.customer_id, by_phone, *THREADING_ORDER))
     first = (first.distinct(Ticket.customer_id, by_phone) if distinct_on is None  # SA 2.0
              else first.ext(distinct_on(Ticket.customer_id, by_phone))).subquery()

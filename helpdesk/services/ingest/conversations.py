@@ -76,7 +76,7 @@ def recent_ticket(customer: Customer, now: datetime, written: bool = False) -> T
         return known[customer.id]  # active in this batch: the latest
     window = timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
     query = select(Ticket).where(Ticket.customer_id == customer.id,
-                                 Ticket.last_activity_at >= now - window)
+                                 Ticket.last_activity_at >= now - window, batch_state.JOINABLE)
     if written:
         query = query.join(Channel, Channel.id == Ticket.channel_id).where(
             Channel.kind.not_in(batch_state.NOT_JOINED_BY_WRITING))
