@@ -5,6 +5,8 @@ Web processes run the Socket.IO server here; emitting lives in `helpdesk.outbox`
 
 from __future__ import annotations
 
+import time
+
 import socketio as socketio_server
 from flask import Flask, request
 
@@ -53,3 +55,24 @@ def sent_by_the_client() -> bool:
     another token. While the server itself connects or disconnects a socket, the socket is
     not counted as connected."""
     return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+TYPING_INTERVAL_SECONDS = 1.0  # the console sends one every 2 s while its agent types
+_typing_relayed: dict[tuple[str, int | None], float] = {}
+
+
+def typing_too_soon(ticket_id: int | None = None) -> bool:
+    """Whether this connection's last `typing` on the ticket was relayed less than a second
+    ago: then this one is acknowledged and not relayed (each was an event in every
+    listener's numbered log, a database read or write, and a visitor's loop could push the
+    agents' real events out of the catch-up log within seconds)."""
+    now, key = time.monotonic(), (request.sid, ticket_id)
+    last = _typing_relayed.get(key)
+    if last is not None and now - last < TYPING_INTERVAL_SECONDS:
+        return True
+    if len(_typing_relayed) > 10_000:  # (closed connections' keys, forgotten in bulk)
+        for stale in [k for k, at in _typing_relayed.items()
+                      if now - at >= TYPING_INTERVAL_SECONDS]:
+            _typing_relayed.pop(stale, None)
+    _typing_relayed[key] = now
+    return False

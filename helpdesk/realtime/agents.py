@@ -12,7 +12,7 @@ from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent, Ticket
 from helpdesk.outbox import AGENTS, emit, event_log, rooms, sockets
-from helpdesk.realtime import sent_by_the_client
+from helpdesk.realtime import sent_by_the_client, typing_too_soon
 from helpdesk.realtime.chat import agent_typing
 from helpdesk.schemas.inputs import MAX_ID
 from helpdesk.schemas.resources import work_session_schema
@@ -162,6 +162,8 @@ def typing(data=None, *_more):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return _BAD_TICKET_ID
+    if typing_too_soon(ticket_id):
+        return {"ok": True}
     agent = db.session.get(Agent, session["agent_id"])
     if agent is None:
         return None

@@ -8,7 +8,7 @@ from flask_socketio import ConnectionRefusedError, join_room
 from helpdesk.extensions import socketio
 from helpdesk.models import Agent
 from helpdesk.outbox import AGENTS, CHAT, emit, rooms
-from helpdesk.realtime import sent_by_the_client
+from helpdesk.realtime import sent_by_the_client, typing_too_soon
 from helpdesk.services.outbound import chat
 
 
@@ -31,6 +31,8 @@ def typing(_data=None, *_more):
     chat_session = chat.get_session(session.get("chat_session_id", 0))
     if chat_session is None or chat_session.ticket_id is None:
         return {"error": {"code": "no_ticket", "message": "send a message first"}}
+    if typing_too_soon():
+        return {"ok": True}
     emit("typing", {"ticket_id": chat_session.ticket_id,
                     "customer_id": chat_session.customer_id, "name": chat_session.name},
          rooms.ticket(chat_session.ticket_id), AGENTS)

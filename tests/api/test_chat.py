@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -202,6 +203,23 @@ def test_bad_visitor_token_is_refused_at_connect(sockets, channel):
         sockets("hv_wrong", "/chat")
     with pytest.raises(socketio.exceptions.ConnectionError):
         sockets(None, "/chat")
+
+
+def test_a_typing_loop_is_relayed_once_a_second(api, agent, channel, sockets):
+    """A visitor's script sending `typing` in a loop: each was an event in every agent's
+    numbered log (5,000 pushed the agents' real events out of their catch-up)."""
+    session_id, token = start(api, channel, name="Ana")
+    ticket_id = say(api, session_id, token).json()["ticket_id"]
+    visitor = sockets(token, "/chat")
+    desk = sockets(agent.token)
+    assert desk.call("ticket.focus", {"ticket_id": ticket_id})["ok"] is True
+    assert all(visitor.call("typing", {}) == {"ok": True} for _ in range(20))
+    desk.wait_for("typing")
+    time.sleep(0.3)
+    assert desk.names().count("typing") == 1
+    time.sleep(1.0)
+    assert visitor.call("typing", {}) == {"ok": True}
+    desk.wait_for("typing", lambda e: desk.names().count("typing") == 2)
 
 
 def test_typing_is_relayed_both_ways(api, agent, channel, sockets):
