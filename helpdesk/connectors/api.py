@@ -165,8 +165,8 @@ def _identities(customer: dict, channel_id: int) -> list[IdentityRef]:
     blank one left out (every customer sending `" "` would have been one person)."""
     identities = []
     for kind, key in (("email", "email"), ("phone", "phone"), ("external", "external_id")):
-        value = str(customer.get(key) or "").strip()
-        if value:
+        value = str(customer.get(key) or "")
+        if value.strip():  # (as sent: an id stored with its spaces stays that customer's)
             identities.append(IdentityRef(kind, f"{channel_id}:{value}" if kind == "external"
                                           else value))
     return identities

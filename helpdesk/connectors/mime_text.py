@@ -131,8 +131,8 @@ def message_ids(values: Iterable[str]) -> list[str]:
                              else match.group(2)).split())
             if "@" in token.strip("@"):
                 found.append(token if len(token) <= MAX_MESSAGE_ID else
-                             "sha256:" + hashlib.sha256(token.encode("utf-8", "surrogatepass"))
-                             .hexdigest())
+                             hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+                             + "@sha256.invalid")  # (a msg-id still, in our replies' headers)
     return unique(found)
 
 

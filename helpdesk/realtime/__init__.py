@@ -46,14 +46,21 @@ def async_mode(configured: str) -> str:
     return "gevent" if monkey.is_module_patched("socket") else "threading"
 
 
-def sent_by_the_client() -> bool:
-    """Whether a `connect` or `disconnect` handler runs for an event a connected client sent.
+def connect_sent_by_the_client() -> bool:
+    """Whether a `connect` handler runs for an event a connected client named `connect`.
 
     python-socketio hands a client's event named `connect` or `disconnect` to those handlers
-    like any other (only its clients refuse to send them): a socket could then close its
-    own records and stay connected, out of reach of a revocation, or connect again with
-    another token. While the server itself connects or disconnects a socket, the socket is
-    not counted as connected."""
+    like any other (only its clients refuse to send them): a visitor could join another
+    session's room, an agent connect again with another token. The server's own call passes
+    the connection's WSGI environ first; a client's event passes what the client sent."""
+    args = (request.event or {}).get("args") or ()
+    return not args or args[0] is not request.environ
+
+
+def disconnect_sent_by_the_client() -> bool:
+    """Whether a `disconnect` handler runs for an event a connected client named so: the
+    socket closed its own records and stayed connected, out of reach of a revocation. While
+    the server disconnects a socket, the socket no longer counts as connected."""
     return socketio.server.manager.is_connected(request.sid, request.namespace)
 
 

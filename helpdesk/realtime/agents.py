@@ -12,7 +12,11 @@ from helpdesk.errors import NotFound
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent, Ticket
 from helpdesk.outbox import AGENTS, emit, event_log, rooms, sockets
-from helpdesk.realtime import sent_by_the_client, typing_too_soon
+from helpdesk.realtime import (
+    connect_sent_by_the_client,
+    disconnect_sent_by_the_client,
+    typing_too_soon,
+)
 from helpdesk.realtime.chat import agent_typing
 from helpdesk.schemas.inputs import MAX_ID
 from helpdesk.schemas.resources import work_session_schema
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @socketio.on("connect", namespace=AGENTS)
 def connect(auth_data=None):
-    if sent_by_the_client():
+    if connect_sent_by_the_client():
         return
     token = (auth_data or {}).get("token") if isinstance(auth_data, dict) else None
     agent = auth.agent_for_token(token)
@@ -71,7 +75,7 @@ def _keep_alive_loop(app: Flask, stop: Callable[[], bool] = lambda: False) -> No
 
 @socketio.on("disconnect", namespace=AGENTS)
 def disconnect(*_args):
-    if sent_by_the_client():
+    if disconnect_sent_by_the_client():
         return
     agent_id = session.get("agent_id")
     if agent_id is not None:

@@ -8,14 +8,14 @@ from flask_socketio import ConnectionRefusedError, join_room
 from helpdesk.extensions import socketio
 from helpdesk.models import Agent
 from helpdesk.outbox import AGENTS, CHAT, emit, rooms
-from helpdesk.realtime import sent_by_the_client, typing_too_soon
+from helpdesk.realtime import connect_sent_by_the_client, typing_too_soon
 from helpdesk.services.outbound import chat
 
 
 @socketio.on("connect", namespace=CHAT)
 def connect(auth_data=None):
     """Refuse without a valid visitor token; join the visitor's room."""
-    if sent_by_the_client():
+    if connect_sent_by_the_client():
         return
     token = auth_data.get("token") if isinstance(auth_data, dict) else None
     chat_session = chat.session_for_token(token if isinstance(token, str) else None)

@@ -63,13 +63,19 @@ def _setting_problem(name: str, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return "must be a non-empty string"
     if name in ("callback_url", "website"):
-        parts = urlsplit(value) if isinstance(value, str) else None
+        try:
+            parts = urlsplit(value) if isinstance(value, str) else None
+            parts and parts.port  # noqa: B018  (a port out of range raises here)
+        except ValueError:  # "http://[::1": an unclosed address
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             return "must be an http:// or https:// URL"
-        if name == "website" and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        if name == "website" and (parts.path not in ("", "/") or parts.query or parts.fragment
+                                  or parts.username is not None):
             return "must be an origin, such as https://shop.example.com (no path)"
     elif name == "address":
-        if not isinstance(value, str) or "@" not in value or any(c.isspace() for c in value):
+        local, _, domain = value.rpartition("@") if isinstance(value, str) else ("", "", "")
+        if not local or not domain.strip(".") or any(c.isspace() for c in value):
             return "must be an email address"
     return None
 

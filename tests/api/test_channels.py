@@ -55,7 +55,12 @@ MAIL = {"name": "Mail", "kind": "email", "provider": "raw_mime"}
     # a website no browser's Origin header can equal: CORS never allowed it
     ({**CHAT, "settings": {"website": "https://shop.example.com/help"}}, "website"),
     ({**CHAT, "settings": {"website": {"url": "https://shop.example.com"}}}, "website"),
+    ({**API, "settings": {"callback_url": "http://[::1/cb"}}, "callback_url"),  # (was a 500)
+    ({**API, "settings": {"callback_url": "https://crm.example:99999/cb"}}, "callback_url"),
+    ({**CHAT, "settings": {"website": "https://user:pw@shop.example.com"}}, "website"),
     ({**MAIL, "settings": {"address": "help desk"}}, "address"),
+    ({**MAIL, "settings": {"address": "help@"}}, "address"),
+    ({**MAIL, "settings": {"address": "@"}}, "address"),
     ({**MAIL, "settings": {"address": ["help@acme.test"]}}, "address"),
 ])
 def test_setting_values_are_checked(api, admin, body, name):

@@ -302,6 +302,14 @@ def test_cors_allows_the_channels_website_only(api, channel):
         assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
+def test_cors_takes_the_website_as_browsers_write_their_origin(app, api):
+    channel = factories.channel(app, "widget", kind="chat",
+                                settings={"website": "HTTPS://Shop.Example.com:443/"})
+    preflight = api.request("OPTIONS", f"/api/v1/chat/{channel.key}/sessions", headers={
+        "Origin": WEBSITE, "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == WEBSITE
+
+
 def test_cors_headers_stay_on_the_chat_routes(api, channel):
     answer = api.request("OPTIONS", "/api/v1/auth/login", headers={"Origin": WEBSITE})
     assert "Access-Control-Allow-Origin" not in answer.headers

@@ -65,15 +65,15 @@ def ticket_by_thread_key(channel: Channel, thread_key: str) -> Ticket | None:
 
 
 def recent_ticket(customer: Customer, now: datetime, written: bool = False) -> Ticket | None:
-    """The customer's latest ticket active within the threading window, any channel (for a
-    `written` message, any but a phone ticket's, which takes no written reply): the latest
-    one still open to their messages if any (an out-of-office reply's closed ticket is not
-    where the conversation goes on), else the latest closed one (a new ticket links to
-    it)."""
+    """The customer's ticket active within the threading window, any channel's (for a
+    `written` message, any but a phone ticket's, which takes no written reply; never a chat
+    whose visitor only claimed their email), in THREADING_ORDER: the latest still open, else
+    the latest solved (the message reopens it), else the latest closed (an out-of-office
+    reply's: a new ticket links to it)."""
     batch = batch_state.current()
     known = (batch.written_tickets if written else batch.customer_tickets) if batch else {}
     if customer.id in known:
-        return known[customer.id]  # active in this batch: the latest
+        return known[customer.id]  # (the batch keeps it in THREADING_ORDER as it goes)
     window = timedelta(seconds=current_app.config["THREADING_WINDOW_SECONDS"])
     query = select(Ticket).where(Ticket.customer_id == customer.id,
                                  Ticket.last_activity_at >= now - window, batch_state.JOINABLE)

@@ -53,6 +53,7 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
 def delete(priority: str, actor: Agent | None = None) -> None:
     """Delete an unused policy. One that tickets use (solved ones too: their metrics are
     measured against it) is a 409 `policy_in_use`; PUT changes its targets instead."""
+    lock_name(f"sla_policy:{priority}")  # (a PUT meanwhile updated a row gone: a 500)
     policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
     if policy is None:

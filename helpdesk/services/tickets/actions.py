@@ -216,7 +216,8 @@ def let_go_unless_able(ticket: Ticket, actor: Agent | None) -> None:
     who could see it."""
     if ticket.assignee_id is None:
         return
-    assignee = db.session.get(Agent, ticket.assignee_id)
+    with db.session.no_autoflush:  # (an ingest batch writes its rows once, at its end)
+        assignee = db.session.get(Agent, ticket.assignee_id)
     if assignee is None or not assignee.active or assignee.level < ticket.level:
         assign(ticket, None, actor)
 

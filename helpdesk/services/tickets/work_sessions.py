@@ -50,10 +50,14 @@ def last_session(agent_id: int, ticket_id: int) -> WorkSession | None:
         .order_by(WorkSession.started_at.desc(), WorkSession.id.desc()).limit(1)).scalar()
 
 
+def _focus_lock(agent_id: int, ticket_id: int) -> str:
+    return f"focus:{agent_id}:{ticket_id}"
+
+
 def _open_or_join(agent_id: int, ticket_id: int, source: str) -> WorkSession:
     # One agent's focus on one ticket at a time: two tabs, or a tab and REST, may focus
     # together, and both would find no open session and open one each.
-    lock_name(f"focus:{agent_id}:{ticket_id}")
+    lock_name(_focus_lock(agent_id, ticket_id))
     now = datetime.now(UTC)
     session = open_session(agent_id, ticket_id)
     if session is None:
@@ -88,6 +92,7 @@ def start(agent_id: int, ticket_id: int, tab: str, source: str) -> WorkSession:
 
 def stop(agent_id: int, ticket_id: int, tab: str, reason: str = "blur") -> WorkSession | None:
     """Blur: close the session once the agent's last tab on the ticket lets go."""
+    lock_name(_focus_lock(agent_id, ticket_id))  # (after a focus or heartbeat reopening it)
     client = redis_connection()
     client.srem(_tabs_key(agent_id, ticket_id), tab)
     if tab != REST_TAB:
@@ -128,7 +133,9 @@ def heartbeat(agent_id: int, ticket_id: int, tab: str) -> bool:
     heartbeat was acknowledged and recorded nothing). Whether a session is open now."""
     if keep_alive(agent_id, ticket_id):
         return True
+    lock_name(_focus_lock(agent_id, ticket_id))  # (a blur of this tab meanwhile goes first)
     if not redis_connection().sismember(_sid_key(tab), ticket_id):
+        db.session.rollback()
         return False
     start(agent_id, ticket_id, tab, "socket")
     return True
