@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,7 @@ from rq.utils import now
 from rq.worker import DequeueStrategy, WorkerStatus
 
 from helpdesk import heap, jobs, logs, queues
+from helpdesk.extensions import db
 from helpdesk.services.ingest import deliveries, media
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
@@ -236,19 +238,46 @@ def sweep_once(app: Flask) -> int:
         except Exception as exc:
             log.warning("sweeper: redis unavailable: %s", exc)
             return 0
-        swept = deliveries.sweep_unprocessed()
-        # Timers rebuilt from the database (lost with an empty or restarted Redis).
-        routing.sweep_overdue(app.config["URGENCY_CONFIG"])
-        surveys.sweep_due(app.config["SWEEP_AFTER_SECONDS"])
-        outbound.sweep_stuck(app.config["SWEEP_AFTER_SECONDS"])
-        media.sweep(app.config["SWEEP_AFTER_SECONDS"])
-        routing.sweep_requested()
-        presence.sweep_dead_processes()  # before close_idle: their sessions end as closed
-        routing_queue.sweep_push()  # (after: an agent whose web process died is offline)
-        work_sessions.close_idle()
-        tickets.close_solved_past_window()
-        metrics_rollup.compact_now()
-        return swept
+        after = app.config["SWEEP_AFTER_SECONDS"]
+        steps = (
+            deliveries.sweep_unprocessed,
+            # Timers rebuilt from the database (lost with an empty or restarted Redis).
+            lambda: routing.sweep_overdue(app.config["URGENCY_CONFIG"]),
+            lambda: surveys.sweep_due(after),
+            lambda: outbound.sweep_stuck(after),
+            lambda: media.sweep(after),
+            routing.sweep_requested,
+            presence.sweep_dead_processes,  # before close_idle: their sessions end as closed
+            routing_queue.sweep_push,  # (after: an agent whose web process died is offline)
+            work_sessions.close_idle,
+            tickets.close_solved_past_window,
+            metrics_rollup.compact_now,
+        )
+        return _each(steps)
+
+
+def _each(steps: tuple[Callable[[], object], ...]) -> int:
+    """Run every step, each on its own: one that fails (a ticket the scorer cannot take,
+    Redis away for the steps that need it) no longer stops the ones after it, pass after
+    pass. The first failure is raised at the end, for the pass to report; later ones that
+    are not Redis's are logged here. What the first step swept."""
+    first: Exception | None = None
+    swept = 0
+    for index, step in enumerate(steps):
+        try:
+            result = step()
+        except Exception as exc:
+            db.session.rollback()
+            if first is None:
+                first = exc
+            elif not isinstance(exc, RedisError):
+                log.exception("sweeper: a step failed")
+            continue
+        if index == 0:
+            swept = int(result or 0)
+    if first is not None:
+        raise first
+    return swept
 
 
 class _Passes:

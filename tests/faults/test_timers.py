@@ -200,3 +200,32 @@ def test_a_reply_sent_again_is_not_handed_a_second_job_by_the_sweep(app, api, ag
             clock.shift(timedelta(hours=2))  # its own job lost too, past the schedule
             redis_connection(app).flushdb()
             assert sending.sweep_stuck(0) == 1
+
+
+def test_a_failing_sweeper_step_does_not_stop_the_steps_after_it(app, api, admin, drain,
+                                                                monkeypatch, tmp_path):
+    """An overdue ticket the scorer cannot take (here: an urgency config that does not
+    parse) failed the SLA step of every pass, and every step after it never ran again:
+    surveys, outbound retries, idle sessions, closing solved tickets past their window."""
+    import pytest
+
+    _policy(api, admin)
+    monkeypatch.setitem(app.config, "REOPEN_WINDOW_SECONDS", 60)
+    with time_machine.travel(T0, tick=False) as clock:
+        overdue = _ticket(app, api, admin, drain)
+        api.post_api_webhook(factories.channel(app, "api", name="second"), api_message(
+            "e2", "m2", text="thanks, all good", email="done@example.com"))
+        drain()
+        [solved] = [t["id"] for t in api.as_(admin).get("/api/v1/tickets").json()["items"]
+                    if t["id"] != overdue]
+        assert api.as_(admin).patch(f"/api/v1/tickets/{solved}",
+                                    json={"status": "solved"}).status_code == 200
+        redis_connection(app).flushdb()  # the breach's timer lost
+        broken = tmp_path / "urgency.json"
+        broken.write_text("{ not json", encoding="utf-8")
+        monkeypatch.setitem(app.config, "URGENCY_CONFIG", str(broken))
+        clock.move_to(T0 + timedelta(hours=1, minutes=1))
+        with pytest.raises(ValueError):
+            _sweep(app)  # (the pass still says it failed)
+        status = api.as_(admin).get(f"/api/v1/tickets/{solved}").json()["status"]
+    assert status == "closed"
