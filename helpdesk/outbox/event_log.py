@@ -1,13 +1,15 @@
 """The recent agents' events, numbered, so a reconnecting client can catch up.
 
 Redis keeps the last KEEP events; a client that is further behind is told to refetch.
-Nothing here is the source of truth: losing it only means a refetch.
+Nothing here is the source of truth: losing it only means a refetch (numbering goes on
+upwards after Redis restarts empty: `first_number`).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,8 +36,9 @@ QUOTED_MARKER = json.dumps(MARKER)
 _EMIT = """
 local marker, channel, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local count, flags, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+redis.call('SET', KEYS[1], ARGV[7], 'NX')
 local last = redis.call('INCRBY', KEYS[1], count)
-local at = 7
+local at = 8
 for n = 1, count do
     local seq = string.format('%d', last - count + n)
     local record = string.gsub(ARGV[at], marker, seq)
@@ -86,8 +89,18 @@ def emit_numbered(client: Redis, channel: str, events: list[tuple[str, dict[str,
         published.extend(messages)
     flagged = _script([SEQ, LOG, *flags, *pending],
                       [QUOTED_MARKER, channel, KEEP, len(events), len(flags), PENDING_TTL,
-                       *records, *published], client=client)
+                       first_number(), *records, *published], client=client)
     return [bool(answer) for answer in flagged]
+
+
+def first_number() -> int:
+    """Where the numbering starts when Redis has none (a fresh Redis, or one restarted
+    empty): the time in microseconds, above every number given out before (a thousand
+    events a millisecond, sustained, would be needed to outrun it; below 2**53, so exact in
+    JavaScript until the year 2255). From 0, after a restart, the numbers went back: the
+    console dropped newer events as older ones, and a client whose last number the new
+    count passed caught up with a gap it was not told about."""
+    return int(time.time() * 1_000_000)
 
 
 def since(seq: int, rooms: set[str]) -> dict[str, Any]:

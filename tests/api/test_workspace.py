@@ -203,6 +203,26 @@ def test_reconnecting_client_gets_what_it_missed(app, api, agent, sockets, drain
     assert "error" in again.call("events.since", {"seq": "x"})
 
 
+def test_numbering_goes_on_upwards_after_redis_restarts_empty(app, api, agent, sockets, drain):
+    """Redis restarted empty numbered events from 1 again: the console dropped the new
+    events as older than what it had, and once the count passed a client's last number
+    its catch-up had a gap nobody was told about."""
+    from helpdesk.queues import redis_connection
+
+    channel = factories.channel(app, "api")
+    client = sockets(agent.token)
+    api.post_api_webhook(channel, api_message("e1", "m1", email="a@example.com"))
+    drain("ingest")
+    client.wait_for("message.created")
+    before = max(data["seq"] for _, data in client.events)
+    redis_connection(app).flushdb()
+    api.post_api_webhook(channel, api_message("e2", "m2", text="after", email="b@example.com"))
+    drain("ingest")
+    after = client.wait_for("message.created", lambda e: e["data"]["text"] == "after")
+    assert after["seq"] > before
+    assert client.call("events.since", {"seq": before})["refetch"] is True  # (the log lost)
+
+
 def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id):
     client = sockets(agent.token)
     for name, data in (("ticket.focus", {}), ("ticket.blur", {"ticket_id": "7"}),
