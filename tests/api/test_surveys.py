@@ -17,6 +17,7 @@ from sqlalchemy import select
 from helpdesk.extensions import db
 from helpdesk.models import Message, Ticket, TicketEvent
 from helpdesk.queues import DEFAULT, get_queue
+from tests.api.test_outbound import outbound_config, providers  # noqa: F401  (fixtures)
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -416,3 +417,46 @@ def test_the_sweep_passes_over_surveys_waiting_for_the_question_before_them(
     waiting = {s["kind"]: s["status"] for s in surveys_of(api, supervisor,
                                                           ticket=sms_ticket.id)}
     assert waiting == {"csat": "sent", "nps": "scheduled"}
+
+
+def test_a_survey_the_provider_never_took_is_failed_and_the_next_solve_asks(
+        app, api, admin, agent, supervisor, drain, providers):
+    """The survey's message failed every attempt, and the survey still said `sent`: the
+    customer counted as surveyed for 30 days, and a digit they sent would have been taken
+    as an answer to a question they never got."""
+    configure(api, admin, delay_seconds=0)
+    channel = factories.channel(app, "api", settings={"callback_url": providers.url + "/callback"})
+    api.post_api_webhook(channel, api_message("e1", "m-e1", text="Where is my order?"))
+    drain("ingest", "routing")
+    ticket_id = tickets(app)[-1].id
+    providers.fail(3)  # (three attempts: two retry intervals)
+    solve(api, agent, ticket_id)
+    drain()
+    [survey] = surveys_of(api, supervisor, ticket=ticket_id)
+    assert survey["status"] == "failed"
+    assert api.as_(agent).patch(f"/api/v1/tickets/{ticket_id}",
+                                json={"status": "open"}).status_code == 200
+    solve(api, agent, ticket_id)
+    drain()
+    assert [s["status"] for s in surveys_of(api, supervisor, ticket=ticket_id)] == [
+        "sent", "failed"]
+
+
+def test_no_survey_goes_out_on_whatsapp_after_the_customers_24_hours(
+        app, api, admin, agent, supervisor, drain, fire_due_timers):
+    configure(api, admin, delay_seconds=3600)
+    channel = factories.channel(app, "twilio", kind="whatsapp", settings={
+        "account_sid": "AC" + "0" * 32, "phone_number": "+13456789012"},
+        secrets={"auth_token": TWILIO_TOKEN})
+    with time_machine.travel(T0, tick=False) as clock:
+        twilio_sms(api, channel, "SM0001", "Hi, my order has not arrived",
+                   sender="whatsapp:" + PHONE)
+        drain("ingest", "routing")
+        [ticket] = tickets(app)
+        clock.shift(timedelta(hours=23, minutes=30))
+        solve(api, agent, ticket.id)
+        clock.shift(timedelta(seconds=3601))  # the survey is due past the 24 hours
+        fire_due_timers()
+        [survey] = surveys_of(api, supervisor, ticket=ticket.id)
+    assert survey["status"] == "skipped"
+    assert not [m for m in messages(app, ticket.id) if m.author_type == "system"]

@@ -27,7 +27,7 @@ from helpdesk.schemas.resources import customer_message_schema, customer_schema
 from helpdesk.senders import callbacks, meta, smtp, telegram, twilio, x
 from helpdesk.senders.base import Outgoing, SendError, SendResult, body_of, refused
 from helpdesk.services.ingest import identity
-from helpdesk.services.outbound import chat
+from helpdesk.services.outbound import chat, surveys
 from helpdesk.transaction import commit
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,8 @@ def send(message_id: int, *, final_attempt: bool = True) -> str | None:
         return None
     ticket = db.session.get(Ticket, message.ticket_id)
     attempt(db.session.get(Channel, message.channel_id), ticket, message, final_attempt)
+    if message.delivery_status == "failed" and "survey" in (message.flags or []):
+        surveys.not_delivered(message)
     events.message_created(message, ticket, updated=True)
     commit()
     return message.delivery_status

@@ -23,6 +23,7 @@ from helpdesk.outbox import events
 from helpdesk.schemas.resources import public_base_url
 from helpdesk.services import settings
 from helpdesk.services.metrics import rollup as metrics_rollup
+from helpdesk.services.tickets import reply_rules
 from helpdesk.transaction import after_commit, commit
 
 LINK_KINDS = ("email", "chat", "api")
@@ -143,7 +144,29 @@ def send(survey_id: int, base_url: str = "") -> str | None:
 def _still_wanted(ticket: Ticket) -> bool:
     customer = db.session.get(Customer, ticket.customer_id)
     return (ticket.status in ("solved", "closed") and ticket.channel.deleted_at is None
-            and customer.erased_at is None)
+            and customer.erased_at is None and _within_reply_window(ticket))
+
+
+def _within_reply_window(ticket: Ticket) -> bool:
+    """WhatsApp, Messenger and Instagram take no free-form message 24 h after the
+    customer's last: a survey then would only fail (it is skipped)."""
+    if ticket.channel.kind not in reply_rules.WINDOW_KINDS:
+        return True
+    try:
+        reply_rules.check_window(ticket, ticket.channel)
+    except Conflict:
+        return False
+    return True
+
+
+def not_delivered(message: Message) -> None:
+    """The survey message the provider refused, or that failed every attempt: its surveys
+    are `failed`, so they never reached the customer (the next solve may ask again, and a
+    digit the customer sends is no answer to them). In the sender's transaction."""
+    db.session.execute(update(Survey).where(
+        Survey.ticket_id == message.ticket_id, Survey.status == "sent",
+        Survey.sent_at == message.created_at).values(status="failed"),
+        execution_options={"synchronize_session": False})
 
 
 def _waiting(ticket_id: int) -> list[Survey]:
