@@ -420,7 +420,7 @@ def test_the_sweep_passes_over_surveys_waiting_for_the_question_before_them(
 
 
 def test_a_survey_the_provider_never_took_is_failed_and_the_next_solve_asks(
-        app, api, admin, agent, supervisor, drain, providers):
+        app, api, admin, agent, supervisor, drain, providers):  # noqa: F811
     """The survey's message failed every attempt, and the survey still said `sent`: the
     customer counted as surveyed for 30 days, and a digit they sent would have been taken
     as an answer to a question they never got."""
