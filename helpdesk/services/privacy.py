@@ -124,7 +124,9 @@ def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
         "merged_customers": [{"id": c.id, "name": c.name, "created_at": c.created_at.isoformat()}
                              for c in _merged_into(customer.id)],
         "tickets": ticket_schema.dump(tickets, many=True),
-        "messages": [{**message_schema.dump(message), "sender": message.sender}
+        # (`text` is a mail without its quoted history and signature: the whole is kept too)
+        "messages": [{**message_schema.dump(message), "sender": message.sender,
+                      "full_text": message.full_text}
                      for message in _all(select(Message).where(
                          _exported([customer.id], ticket_ids))
                          .order_by(Message.created_at, Message.id))],
@@ -349,3 +351,9 @@ def _erase_facts(people: list[int], ticket_ids: list[int]) -> None:
                        .values(transcript=None, recording_url=None), execution_options=quiet)
     db.session.execute(update(Survey).where(Survey.customer_id.in_(people))
                        .values(comment=None), execution_options=quiet)
+    # An escalation's reason is an agent's free text about the person, as a note is.
+    for event in db.session.execute(select(TicketEvent).where(
+            TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.note.is_not(None))).scalars():
+        event.note = ERASED
+        if "reason" in (event.data or {}):
+            event.data = {**event.data, "reason": ERASED}

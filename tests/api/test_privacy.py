@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from helpdesk.extensions import db
-from helpdesk.models import Attachment, Message, Ticket
+from helpdesk.models import Attachment, Message, Ticket, TicketEvent
 from tests.support import factories
 from tests.support.live import api_message
 
@@ -152,6 +152,19 @@ def test_export_holds_tickets_messages_identities_and_is_audited(app, api, admin
     assert api.as_(agent).get("/api/v1/customers/999999/export").status_code == 404
 
 
+def test_the_export_holds_a_mails_whole_text_signature_included(app, api, agent, drain):
+    """A mail's `text` leaves out its quoted history and signature (what the agent reads);
+    the export left them out too, though they are the person's data (erasure blanks them)."""
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    post_mail(api, channel, mail("Bob Stone <bob@example.com>", "sig-1@example.com", b"%PDF",
+                                 "Where is my refund?\n\n-- \nBob Stone\n+34 600 000 000"))
+    drain("ingest", "routing")
+    [bob] = find(api, agent, "email:bob@example.com")
+    [message] = api.as_(agent).get(f"/api/v1/customers/{bob}/export").json()["messages"]
+    assert "+34 600 000 000" not in message["text"]
+    assert "+34 600 000 000" in message["full_text"]
+
+
 def test_erasure_removes_the_person_and_keeps_anonymous_facts(app, api, admin, supervisor,
                                                               agent, drain):
     channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
@@ -162,6 +175,8 @@ def test_erasure_removes_the_person_and_keeps_anonymous_facts(app, api, admin, s
     [ticket] = api.as_(agent).get("/api/v1/tickets", params={"customer": bob}).json()["items"]
     api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/messages",
                         json={"text": "Hi Bob, your IBAN is noted", "internal": True})
+    assert api.as_(agent).post(f"/api/v1/tickets/{ticket['id']}/escalate", json={
+        "level": 2, "reason": "Bob Stone's IBAN needs billing"}).status_code == 200
     with app.app_context():
         [attachment] = db.session.execute(select(Attachment)).scalars().all()
         stored = Path(app.config["DATA_DIR"]) / attachment.storage_path
@@ -196,6 +211,10 @@ def test_erasure_removes_the_person_and_keeps_anonymous_facts(app, api, admin, s
         inbound = [row.external_id for row in rows if row.direction == "inbound"]
         assert inbound and all(value.startswith("erased:") and "erase-1" not in value
                                for value in inbound)
+        # an escalation's reason, an agent's free text about Bob as a note is, was kept
+        events = db.session.execute(select(TicketEvent)).scalars().all()
+        assert "IBAN" not in json.dumps([(e.note, e.data) for e in events])
+        assert any(e.name == "escalated" and e.data["to"] == 2 for e in events)
 
     audit = api.as_(admin).get("/api/v1/audit", params={"action": "customer.erased"})
     [entry] = audit.json()["items"]
