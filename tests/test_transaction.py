@@ -66,6 +66,33 @@ def test_events_survive_a_savepoint_rolled_back_in_their_transaction(app, api, a
     assert updated["type"] == "ticket.updated"
 
 
+def test_a_savepoint_committed_midway_announces_nothing_before_the_transaction(
+        app, api, agent, sockets, drain):
+    """SQLAlchemy fires `before_commit` for a savepoint too (identity creation, a delivery's
+    messages): the ticket was serialized there, and again at the commit, and the two went
+    out newest first, so clients were left with the older state."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e-n", "m-n", text="where is my parcel"))
+    drain()
+    watcher = sockets(agent.token)
+    with app.app_context():
+        ticket = db.session.execute(db.select(Ticket)).scalar_one()
+        ticket.tags = ["first"]
+        events.ticket_changed(ticket)
+        with db.session.begin_nested():
+            db.session.add(Setting(key="nested", value=1))
+        ticket.tags = ["second"]
+        events.ticket_changed(ticket)
+        transaction.commit()
+        ticket_id = ticket.id
+    watcher.wait_for("ticket.updated", lambda e: e["data"]["id"] == ticket_id
+                     and e["data"]["tags"] == ["second"])
+    time.sleep(0.3)
+    updates = [data["data"]["tags"] for name, data in watcher.events
+               if name == "ticket.updated" and data["data"]["id"] == ticket_id]
+    assert updates == [["second"]]
+
+
 def test_a_commit_s_events_go_out_before_the_jobs_it_enqueued(app, api, agent, drain):
     """Escalating an assigned ticket announces it and enqueues its routing in one commit: the
     PUBLISH must reach Redis before the job does, or a fast worker could announce the

@@ -106,6 +106,10 @@ def message_created(message: Message, ticket: Ticket, *, updated: bool = False) 
 
 
 def _serialize_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy fires `before_commit` for a savepoint too: the events wait for the
+        # transaction's own commit (serialized here, they went out twice, the older last).
+        return
     pending = session.info.pop(_PENDING, None)
     if pending is None or not pending.items:
         return

@@ -35,6 +35,8 @@ def changed(ticket: Ticket | int) -> None:
 
 
 def _refresh_marked(session: Session) -> None:
+    if session.in_nested_transaction():  # (a savepoint's commit: the transaction's own comes)
+        return
     ids = session.info.pop(_DIRTY, None)
     if not ids:
         return
