@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 from helpdesk.connectors import register
 from helpdesk.connectors.base import (
@@ -39,6 +40,9 @@ def sign(consumer_secret: str, payload: bytes) -> str:
     return "sha256=" + base64.b64encode(digest).decode()
 
 
+CRC_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{1,256}")  # base64 (or its URL-safe form); no JSON
+
+
 @register
 class XConnector(Connector):
     provider = "x"
@@ -47,13 +51,18 @@ class XConnector(Connector):
     required_settings = frozenset({"user_id"})
 
     def handshake(self, channel: ChannelConfig, request: WebhookRequest) -> HandshakeResponse:
-        """The CRC check: prove we hold the consumer secret by signing `crc_token`."""
+        """The CRC check: prove we hold the consumer secret by signing `crc_token`.
+
+        Only a token shaped as X's are (base64 text) is signed: POSTs are signed with the same
+        key over their body, so signing anything asked for would sign a forged event (a
+        `crc_token` holding a DM event's JSON) for anyone who knows the webhook URL."""
         token = request.query.get("crc_token") or ""
         secret = str(channel.secrets.get("consumer_secret") or "")
-        if not token or not secret:
-            return HandshakeResponse(400, {"error": {"code": "validation_error",
-                                                     "message": "crc_token is required"}},
-                                     "application/json")
+        if not CRC_TOKEN.fullmatch(token) or not secret:
+            return HandshakeResponse(400, {"error": {
+                "code": "validation_error",
+                "message": "crc_token is required: base64 text, at most 256 characters"}},
+                "application/json")
         return HandshakeResponse(200, {"response_token": sign(secret, token.encode())},
                                  "application/json")
 

@@ -256,6 +256,20 @@ def test_x_crc_check(app, api, admin, hooks):
     assert deliveries(api.as_(admin)) == []
 
 
+def test_the_crc_check_signs_no_event_a_stranger_asks_it_to(app, api, admin, hooks):
+    """The CRC answer and a POST's signature are one HMAC with one key: signing any
+    `crc_token` signed a forged DM event for anyone who knew the webhook URL."""
+    channel = make(app, CASES["x"])
+    forged = sample("x", "dm.json")
+    answer = hooks.get(channel, crc_token=forged.decode())
+    signed = answer.json().get("response_token", "sha256=none") if answer.ok else "sha256=none"
+    posted = hooks.post(channel, forged, "application/json",
+                        {"x-twitter-webhooks-signature": signed})
+    assert (answer.status_code, posted.status_code) == (400, 401)
+    assert hooks.get(channel, crc_token="A" * 257).status_code == 400
+    assert deliveries(api.as_(admin)) == []
+
+
 # --- delivery reports move an outbound message forward only ---------------------------------
 
 def outbound_reply(app, api, agent, ticket_id: int, provider_id: str) -> int:
