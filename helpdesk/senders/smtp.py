@@ -2,8 +2,10 @@
 
 Headers of every reply:
 - `From`: the channel's `address` setting.
-- `Message-ID`: `<helpdesk-msg-<message id>@<domain of address>>`, stored on our message so
-  the customer's answer (whose `In-Reply-To` names it) joins the same ticket.
+- `Message-ID`: `<helpdesk-msg-<message id>.<random>@<domain of address>>`, stored on our
+  message so the customer's answer (whose `In-Reply-To` names it) joins the same ticket. The
+  random part: an id anyone could count to let a stranger's mail naming it join, and reopen,
+  another customer's ticket.
 - `In-Reply-To` / `References`: the customer's last Message-ID and its references.
 - `Reply-To`: the channel address plus-tagged with the ticket, `support+t42@acme.test` for
   ticket 42 on `support@acme.test`: the answer goes back to the same mailbox and still names
@@ -13,6 +15,7 @@ Headers of every reply:
 
 from __future__ import annotations
 
+import secrets
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -26,8 +29,8 @@ DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 
 
 def our_message_id(message_id: int, address: str) -> str:
-    """Our RFC Message-ID for a message, without brackets."""
-    return f"helpdesk-msg-{message_id}@{address.rpartition('@')[2]}"
+    """A new RFC Message-ID for a message, without brackets (one per attempt to send it)."""
+    return f"helpdesk-msg-{message_id}.{secrets.token_urlsafe(12)}@{address.rpartition('@')[2]}"
 
 
 def reply_to(address: str, ticket_id: int) -> str:
@@ -42,14 +45,14 @@ def subject_of(subject: str | None) -> str:
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
-def compose(out: Outgoing, address: str) -> EmailMessage:
+def compose(out: Outgoing, address: str, our_id: str) -> EmailMessage:
     """The reply as a plain-text email with our threading headers."""
     mail = EmailMessage()
     mail["From"] = address
     mail["To"] = out.recipient
     mail["Subject"] = subject_of(out.subject)
     mail["Date"] = formatdate(usegmt=True)
-    mail["Message-ID"] = f"<{our_message_id(out.message_id, address)}>"
+    mail["Message-ID"] = f"<{our_id}>"
     mail["Reply-To"] = reply_to(address, out.ticket_id)
     if out.in_reply_to:
         mail["In-Reply-To"] = f"<{out.in_reply_to}>"
@@ -90,7 +93,8 @@ def send(out: Outgoing) -> SendResult:
     if not out.endpoint:
         raise SendError("SMTP_URL is not set", retryable=False)
     address = setting(out, "address")
-    mail = compose(out, address)
+    our_id = our_message_id(out.message_id, address)
+    mail = compose(out, address, our_id)
     try:
         with connect(out.endpoint) as server:
             server.send_message(mail, from_addr=address, to_addrs=[out.recipient])
@@ -103,7 +107,6 @@ def send(out: Outgoing) -> SendResult:
         raise SendError(f"SMTP server: {exc}", retryable=False) from exc
     except (smtplib.SMTPException, OSError) as exc:
         raise SendError(f"SMTP failed: {type(exc).__name__}") from exc
-    our_id = our_message_id(out.message_id, address)
     return SendResult(external_id=our_id, message_id=our_id)
 
 
