@@ -31,7 +31,13 @@ from helpdesk.models import (
     base,
 )
 from helpdesk.outbox import event_log
-from helpdesk.schemas.resources import call_schema, customer_schema, message_schema, ticket_schema
+from helpdesk.schemas.resources import (
+    call_schema,
+    customer_schema,
+    message_schema,
+    ticket_schema,
+    without_survey_tokens,
+)
 from helpdesk.schemas.surveys import survey_schema
 from helpdesk.services import audit
 from helpdesk.services.ingest import attachments, batch_state, identity
@@ -126,7 +132,7 @@ def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
         "tickets": ticket_schema.dump(tickets, many=True),
         # (`text` is a mail without its quoted history and signature: the whole is kept too)
         "messages": [{**message_schema.dump(message), "sender": message.sender,
-                      "full_text": message.full_text}
+                      "full_text": without_survey_tokens(message.full_text)}
                      for message in _all(select(Message).where(
                          _exported([customer.id], ticket_ids))
                          .order_by(Message.created_at, Message.id))],

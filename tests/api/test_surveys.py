@@ -335,6 +335,17 @@ def test_agents_never_see_a_surveys_token_and_odd_answers_are_refused(app, api, 
     for guess in (f"/surveys/{token[:3]}", token[:8]):  # the quote is not searchable either
         found = api.as_(agent).get("/api/v1/tickets", params={"q": guess}).json()
         assert found["total"] == 0, guess
+    # nor quoted by a link-checking wrapper (Outlook's SafeLinks percent-encodes the link),
+    # nor in the customer's export, which agents may read (`full_text`: a mail whole)
+    wrapped = f"https://safelinks.example/?url=http%3A%2F%2Fx%2Fsurveys%2F{token}&data=1"
+    api.post_api_webhook(channel, api_message("e-w", "m-w", text=f"See {wrapped}",
+                                              html=f'<a href="{wrapped}">rate</a>',
+                                              thread_id="t-1"))
+    drain("ingest")
+    exported = api.as_(agent).get(f"/api/v1/customers/{customer_id}/export")
+    timeline = api.as_(agent).get(f"/api/v1/customers/{customer_id}/timeline").json()["items"]
+    assert token not in exported.text and token not in json.dumps(timeline)
+    assert api.as_(agent).get("/api/v1/tickets", params={"q": token[:8]}).json()["total"] == 0
 
     fraction = api.post(f"/surveys/{token}", json={"score": 4.5})
     assert fraction.status_code == 400 and "score" in fraction.json()["error"]["fields"]

@@ -84,14 +84,20 @@ def search(filters: dict[str, Any], agent: Agent) -> Select:
         # (not a message holding a survey link, the customer's key, cut from what agents
         # see: the survey itself, or a customer's quote of it, could be guessed a character
         # at a time)
-        query = query.where(or_(and_(~Ticket.subject.contains(SURVEY_PATH),
+        query = query.where(or_(and_(~_holds_survey_link(Ticket.subject),
                                      func.lower(Ticket.subject).contains(words,
                                                                          autoescape=True)),
                                 Ticket.id.in_(select(Message.ticket_id).where(
-                                    ~Message.text.contains(SURVEY_PATH),
+                                    ~_holds_survey_link(Message.text),
                                     func.lower(Message.text).contains(words,
                                                                       autoescape=True)))))
     return query.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+
+
+def _holds_survey_link(column):
+    """A survey link, as written or percent-encoded (a mail client's link-checking wrapper)."""
+    return or_(column.contains(SURVEY_PATH),
+               func.lower(column).contains("%2fsurveys%2f", autoescape=True))
 
 
 def set_status(ticket: Ticket, status: str, actor: Agent | None) -> None:
