@@ -26,10 +26,20 @@ class PrivateAddress(Exception):
     """The callback resolved to an address inside a private network."""
 
 
+# IPv6 prefixes that carry an IPv4 address, which Python (3.11) may call global: NAT64
+# (well-known and local-use), 6to4, Teredo and the deprecated IPv4-compatible form. Through
+# a NAT64 gateway `64:ff9b::a9fe:a9fe` is 169.254.169.254.
+_CARRIES_IPV4 = tuple(ipaddress.ip_network(prefix) for prefix in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "::/96"))
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        elif any(ip in network for network in _CARRIES_IPV4):
+            return False  # (whatever IPv4 address it carries: a callback needs none of these)
     return ip.is_global and not ip.is_multicast
 
 

@@ -70,7 +70,11 @@ def test_redirects_are_not_followed(app, api, agent, drain, endpoint):
 
 def test_which_addresses_are_public():
     for private in ("127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                    "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1"):
+                    "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1",
+                    # IPv6 forms carrying an IPv4 address Python 3.11 calls global: NAT64
+                    # (169.254.169.254 through the gateway), 6to4, Teredo, IPv4-compatible
+                    "64:ff9b::a9fe:a9fe", "64:ff9b:1::a00:1", "2002:7f00:1::",
+                    "2001:0:4136:e378:8000:63bf:3fff:fdd2", "::127.0.0.1"):
         assert not _public(private), private
     for public in ("8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"):
         assert _public(public), public
