@@ -205,6 +205,16 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     }
     if overrides:
         config.update(overrides)
+    if config["ENV_NAME"] == "production":
+        # The embedded defaults (a SQLite file in the instance folder, no Redis: no rate
+        # limits, no fan-out across web processes) are for development only.
+        missing = [name for name, key in (("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
+                                          ("REDIS_URL", "REDIS_URL"))
+                   if not (os.environ.get(name) or (overrides or {}).get(key))]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} must be set when HELPDESK_ENV="
+                              "production (the embedded SQLite file and Redis are for "
+                              "development)")
     if config["ENV_NAME"] == "production" and not config["PUBLIC_URL"]:
         # Links sent to customers (surveys) and webhook URLs are never built from a
         # request's Host header, which the client chooses.

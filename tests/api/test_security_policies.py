@@ -94,12 +94,35 @@ def test_telegrams_secret_token_header_is_not_stored_with_the_delivery(app, api)
     assert headers and "tg-secret-abc" not in json.dumps(headers)
 
 
+def _production_servers(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://helpdesk@db.example/helpdesk")
+    monkeypatch.setenv("REDIS_URL", "redis://redis.example:6379/0")
+
+
+def test_production_requires_its_database_and_redis(monkeypatch):
+    """README: production refuses to start without them; it started on a SQLite file in
+    the instance folder and without Redis (no rate limits: login and webhooks unlimited)."""
+    from helpdesk.config import from_environment
+
+    monkeypatch.setenv("HELPDESK_ENV", "production")
+    monkeypatch.setenv("HELPDESK_SECRET_KEY", "k" * 32)
+    monkeypatch.setenv("HELPDESK_PUBLIC_URL", "https://help.example.com")
+    _production_servers(monkeypatch)
+    assert from_environment()["REDIS_URL"] == "redis://redis.example:6379/0"
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        _production_servers(monkeypatch)
+        monkeypatch.delenv(name)
+        with pytest.raises(RuntimeError, match=f"{name} must be set"):
+            from_environment()
+
+
 def test_production_requires_a_public_url(monkeypatch):
     from helpdesk.config import from_environment
 
     monkeypatch.setenv("HELPDESK_ENV", "production")
     monkeypatch.setenv("HELPDESK_SECRET_KEY", "k" * 32)
     monkeypatch.delenv("HELPDESK_PUBLIC_URL", raising=False)
+    _production_servers(monkeypatch)
     with pytest.raises(RuntimeError, match="HELPDESK_PUBLIC_URL is required"):
         from_environment()
     monkeypatch.setenv("HELPDESK_PUBLIC_URL", "https://help.example.com/")
@@ -113,6 +136,7 @@ def test_private_callbacks_are_refused_by_default_in_production_only(monkeypatch
 
     monkeypatch.setenv("HELPDESK_SECRET_KEY", "k" * 32)
     monkeypatch.setenv("HELPDESK_PUBLIC_URL", "https://help.example.com")
+    _production_servers(monkeypatch)
     monkeypatch.delenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", raising=False)
     for env, unset in (("development", True), ("production", False)):
         monkeypatch.setenv("HELPDESK_ENV", env)
