@@ -56,9 +56,24 @@ def _float(name: str, default: float) -> float:
 
 
 def _flag(name: str, default: bool) -> bool:
-    """`1` or `0` in the environment; `default` when unset or empty."""
-    raw = os.environ.get(name)
-    return raw == "1" if raw not in (None, "") else default
+    """`1` or `0` (also true/false, yes/no, on/off) in the environment; `default` when unset
+    or empty; anything else stops the start (`true` read as 0 was silently off)."""
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={os.environ[name]!r}: use 1 or 0")
+
+
+def _routing_mode() -> str:
+    """`pull` or `push` (a misspelt mode was taken as pull, silently)."""
+    mode = (os.environ.get("HELPDESK_ROUTING_MODE") or "pull").strip().lower()
+    if mode not in ("pull", "push"):
+        raise ConfigError(f"HELPDESK_ROUTING_MODE={mode!r}: use pull or push")
+    return mode
 
 
 def _intervals(name: str, default: str) -> list[int]:
@@ -189,7 +204,7 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JOB_RETRY_INTERVALS": _intervals("HELPDESK_JOB_RETRY_INTERVALS", "1,5,30"),
         "OUTBOUND_RETRY_INTERVALS": _intervals("HELPDESK_OUTBOUND_RETRY_INTERVALS",
                                                "10,30,120,600,1800"),
-        "ROUTING_MODE": os.environ.get("HELPDESK_ROUTING_MODE", "pull"),
+        "ROUTING_MODE": _routing_mode(),
         "URGENCY_CONFIG": os.environ.get("HELPDESK_URGENCY_CONFIG") or None,
         "ASYNC_MODE": os.environ.get("HELPDESK_ASYNC_MODE", "auto"),
         "SMTP_URL": os.environ.get("SMTP_URL", ""),

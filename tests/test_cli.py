@@ -62,7 +62,9 @@ def test_startup_errors_are_one_line_with_exit_code_2(tmp_path):
 @pytest.mark.parametrize("name, value", [
     ("HELPDESK_MAX_WEBHOOK_BYTES", "1MB"), ("HELPDESK_OUTBOUND_RETRY_INTERVALS", "10,a"),
     ("HELPDESK_WEBHOOK_RATE", "100/min"), ("HELPDESK_LOGIN_RATE", "lots"),
-    ("HELPDESK_SHORT_ABANDON_SECONDS", "5s"), ("HELPDESK_ENV", "prod")])
+    ("HELPDESK_SHORT_ABANDON_SECONDS", "5s"), ("HELPDESK_ENV", "prod"),
+    # (a misspelt mode ran as pull; `maybe` as 0, silently)
+    ("HELPDESK_ROUTING_MODE", "puhs"), ("HELPDESK_ALLOW_PRIVATE_CALLBACKS", "maybe")])
 def test_a_bad_setting_is_one_line_naming_it(tmp_path, name, value):
     """A typo in the environment stops the start with the variable named (it was a
     traceback, or for a rate every login or webhook it limits answered 500)."""

@@ -146,6 +146,8 @@ def test_private_callbacks_are_refused_by_default_in_production_only(monkeypatch
         assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is True, env
         monkeypatch.setenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", "0")
         assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is False, env
+        monkeypatch.setenv("HELPDESK_ALLOW_PRIVATE_CALLBACKS", "true")  # (was read as 0)
+        assert from_environment()["ALLOW_PRIVATE_CALLBACKS"] is True, env
 
 
 def test_webhooks_past_the_channels_rate_are_429_and_not_stored(app, api, monkeypatch):
