@@ -216,11 +216,13 @@ def attempt(channel: Channel, ticket: Ticket, message: Message, final_attempt: b
 
 
 def sweep_stuck(grace_seconds: float, limit: int = 500) -> int:
-    """Outbound timers rebuilt from the database: a reply still `queued` longer than its
-    whole retry schedule (plus `grace_seconds`) since it was queued (`updated_at`: written,
-    or sent again) lost its job (Redis restarted empty): enqueue it again, unless a job for
-    it still waits. Only `queued` messages are sent."""
-    budget = sum(queues.outbound_retry_intervals()) + queues.JOB_TIMEOUT + grace_seconds
+    """Outbound timers rebuilt from the database: a reply still `queued` a job's run
+    (`JOB_TIMEOUT`) plus `grace_seconds` after it was queued (`updated_at`: written, or sent
+    again), with no job for it waiting (queued, or scheduled for its next attempt), lost
+    its job (Redis down at the commit, or restarted empty): enqueue it again. Only `queued`
+    messages are sent. (The wait was the whole retry schedule, 45 minutes by default, though
+    a job waiting for its next attempt is seen as waiting.)"""
+    budget = queues.JOB_TIMEOUT + grace_seconds
     cutoff = datetime.now(UTC) - timedelta(seconds=budget)
     ids = list(db.session.execute(select(Message.id).where(
         Message.delivery_status == "queued", Message.updated_at <= cutoff,
