@@ -229,7 +229,9 @@ def sweep_stuck(grace_seconds: float, limit: int = 500) -> int:
         Message.direction == "outbound", Message.internal.is_(False))
         .order_by(Message.id).limit(limit)).scalars())
     db.session.rollback()
-    if ids:
+    if ids:  # (one running now, a later attempt, keeps its job: not a second of the same id)
+        running = queues.job_statuses([jobs.SEND_MESSAGE.id_for(i) for i in ids])
+        ids = [i for i, status in zip(ids, running, strict=True) if status != b"started"]
         jobs.SEND_MESSAGE.enqueue_each([(message_id,) for message_id in ids])
     return len(ids)
 
