@@ -246,7 +246,7 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
                                    **options.get("connect_args", {})}
         config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if (config["SQLALCHEMY_DATABASE_URI"].startswith(POSTGRESQL_DRIVER)
-            and os.environ.get("HELPDESK_DB_PREPARE", "1") == "0"):
+            and not _flag("HELPDESK_DB_PREPARE", True)):
         # A pooler that cannot carry prepared statements (PgBouncer < 1.21 in transaction
         # mode): psycopg 3 then never prepares.
         options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])

@@ -247,8 +247,9 @@ def sweep_once(app: Flask) -> int:
             lambda: outbound.sweep_stuck(after),
             lambda: media.sweep(after),
             routing.sweep_requested,
-            presence.sweep_dead_processes,  # before close_idle: their sessions end as closed
-            routing_queue.sweep_push,  # (after: an agent whose web process died is offline)
+            # Before close_idle: their sessions end as closed; and one step with the push
+            # fill, which must not hand tickets to agents a dead web process left online.
+            lambda: (presence.sweep_dead_processes(), routing_queue.sweep_push()),
             work_sessions.close_idle,
             tickets.close_solved_past_window,
             metrics_rollup.compact_now,
@@ -259,8 +260,9 @@ def sweep_once(app: Flask) -> int:
 def _each(steps: tuple[Callable[[], object], ...]) -> int:
     """Run every step, each on its own: one that fails (a ticket the scorer cannot take,
     Redis away for the steps that need it) no longer stops the ones after it, pass after
-    pass. The first failure is raised at the end, for the pass to report; later ones that
-    are not Redis's are logged here. What the first step swept."""
+    pass. The first failure is raised at the end, for the pass to report; later ones of
+    another kind are logged here (an outage fails every step alike: one report a pass).
+    What the first step swept."""
     first: Exception | None = None
     swept = 0
     for index, step in enumerate(steps):
@@ -270,7 +272,7 @@ def _each(steps: tuple[Callable[[], object], ...]) -> int:
             db.session.rollback()
             if first is None:
                 first = exc
-            elif not isinstance(exc, RedisError):
+            elif type(exc) is not type(first):
                 log.exception("sweeper: a step failed")
             continue
         if index == 0:

@@ -36,8 +36,12 @@ QUOTED_MARKER = json.dumps(MARKER)
 _EMIT = """
 local marker, channel, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local count, flags, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-redis.call('SET', KEYS[1], ARGV[7], 'NX')
 local last = redis.call('INCRBY', KEYS[1], count)
+local floor = tonumber(ARGV[7]) + count
+if last < floor then
+    redis.call('SET', KEYS[1], string.format('%d', floor))
+    last = floor
+end
 local at = 8
 for n = 1, count do
     local seq = string.format('%d', last - count + n)
@@ -94,12 +98,12 @@ def emit_numbered(client: Redis, channel: str, events: list[tuple[str, dict[str,
 
 
 def first_number() -> int:
-    """Where the numbering starts when Redis has none (a fresh Redis, or one restarted
-    empty): the time in microseconds, above every number given out before (a thousand
-    events a millisecond, sustained, would be needed to outrun it; below 2**53, so exact in
-    JavaScript until the year 2255). From 0, after a restart, the numbers went back: the
-    console dropped newer events as older ones, and a client whose last number the new
-    count passed caught up with a gap it was not told about."""
+    """The least number the next event may get: the time in microseconds. Numbers never go
+    back, whatever Redis kept: a Redis restarted empty (or from an append-only file a second
+    behind) gave out numbers from 0 (or again): the console dropped newer events as older
+    ones, and a client whose last number the new count passed caught up with a gap it was
+    not told about. A thousand events a millisecond, sustained, would be needed to outrun
+    the clock; below 2**53, so exact in JavaScript (and Lua) until the year 2255."""
     return int(time.time() * 1_000_000)
 
 

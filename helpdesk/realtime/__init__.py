@@ -78,7 +78,7 @@ def typing_too_soon(ticket_id: int | None = None) -> bool:
     if last is not None and now - last < TYPING_INTERVAL_SECONDS:
         return True
     if len(_typing_relayed) > 10_000:  # (closed connections' keys, forgotten in bulk)
-        for stale in [k for k, at in _typing_relayed.items()
+        for stale in [k for k, at in list(_typing_relayed.items())
                       if now - at >= TYPING_INTERVAL_SECONDS]:
             _typing_relayed.pop(stale, None)
     _typing_relayed[key] = now

@@ -166,14 +166,14 @@ def typing(data=None, *_more):
     ticket_id = _ticket_id(data)
     if ticket_id is None:
         return _BAD_TICKET_ID
-    if typing_too_soon(ticket_id):
-        return {"ok": True}
     agent = db.session.get(Agent, session["agent_id"])
     if agent is None:
         return None
     if not _exists(ticket_id):
         return _NO_TICKET
     work_sessions.keep_alive(agent.id, ticket_id)
+    if typing_too_soon(ticket_id):
+        return {"ok": True}
     # Numbered like every agents' event (its own tab gets it too: `agent_id` says whose).
     emit("typing", {"ticket_id": ticket_id, "agent_id": agent.id, "name": agent.name},
          rooms.ticket(ticket_id))

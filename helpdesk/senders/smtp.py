@@ -2,10 +2,10 @@
 
 Headers of every reply:
 - `From`: the channel's `address` setting.
-- `Message-ID`: `<helpdesk-msg-<message id>.<random>@<domain of address>>`, stored on our
+- `Message-ID`: `<helpdesk-msg-<message id>.<mark>@<domain of address>>`, stored on our
   message so the customer's answer (whose `In-Reply-To` names it) joins the same ticket. The
-  random part: an id anyone could count to let a stranger's mail naming it join, and reopen,
-  another customer's ticket.
+  mark (an HMAC of the id under the secret key, the same at every attempt): an id anyone
+  could count let a stranger's mail naming it join, and reopen, another customer's ticket.
 - `In-Reply-To` / `References`: the customer's last Message-ID and its references.
 - `Reply-To`: the channel address plus-tagged with the ticket, `support+t42@acme.test` for
   ticket 42 on `support@acme.test`: the answer goes back to the same mailbox and still names
@@ -15,12 +15,16 @@ Headers of every reply:
 
 from __future__ import annotations
 
-import secrets
+import base64
+import hashlib
+import hmac
 import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
+
+from flask import current_app
 
 from helpdesk.senders.base import Outgoing, SendError, SendResult, setting
 
@@ -29,8 +33,13 @@ DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 
 
 def our_message_id(message_id: int, address: str) -> str:
-    """A new RFC Message-ID for a message, without brackets (one per attempt to send it)."""
-    return f"helpdesk-msg-{message_id}.{secrets.token_urlsafe(12)}@{address.rpartition('@')[2]}"
+    """Our RFC Message-ID for a message, without brackets: the same at every attempt (an
+    attempt that reached the customer but failed after is answered by id all the same),
+    unguessable without the secret key."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    mark = hmac.new(key, f"message-id:{message_id}".encode(), hashlib.sha256).digest()[:12]
+    tag = base64.urlsafe_b64encode(mark).decode()
+    return f"helpdesk-msg-{message_id}.{tag}@{address.rpartition('@')[2]}"
 
 
 def reply_to(address: str, ticket_id: int) -> str:

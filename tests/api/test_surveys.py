@@ -471,3 +471,22 @@ def test_no_survey_goes_out_on_whatsapp_after_the_customers_24_hours(
         [survey] = surveys_of(api, supervisor, ticket=ticket.id)
     assert survey["status"] == "skipped"
     assert not [m for m in messages(app, ticket.id) if m.author_type == "system"]
+
+
+def test_a_survey_message_sent_again_makes_its_survey_open_again(
+        app, api, admin, agent, supervisor, drain, providers):  # noqa: F811
+    configure(api, admin, delay_seconds=0)
+    channel = factories.channel(app, "api", settings={"callback_url": providers.url + "/callback"})
+    api.post_api_webhook(channel, api_message("e1", "m-e1", text="Where is my order?"))
+    drain("ingest", "routing")
+    ticket_id = tickets(app)[-1].id
+    providers.fail(3)
+    solve(api, agent, ticket_id)
+    drain()
+    assert surveys_of(api, supervisor, ticket=ticket_id)[0]["status"] == "failed"
+    [prompt] = [m for m in messages(app, ticket_id) if m.author_type == "system"]
+    again = api.as_(agent).post(f"/api/v1/tickets/{ticket_id}/messages/{prompt.id}/resend")
+    assert again.status_code == 200, again.text
+    drain()
+    [survey] = surveys_of(api, supervisor, ticket=ticket_id)
+    assert survey["status"] == "sent"  # (failed, the customer's click on the link was a 409)

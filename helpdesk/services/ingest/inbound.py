@@ -126,6 +126,7 @@ def mark_bounced(message_ids: list[str], error: str) -> None:
             .with_for_update(of=Message)).scalars():
         message.delivery_status = "failed"
         message.delivery_error = (error or "bounced")[:2000]
+        surveys.follow_message(message)
         # (the agents watching see it fail, and "Send again", without a refetch)
         events.message_created(message, db.session.get(Ticket, message.ticket_id),
                                updated=True)
@@ -175,5 +176,6 @@ def receive_status(channel: Channel, event: StatusEvent) -> bool:
     message.delivery_status = event.status
     if event.error:
         message.delivery_error = event.error[:2000]
+    surveys.follow_message(message)
     events.message_created(message, db.session.get(Ticket, message.ticket_id), updated=True)
     return True

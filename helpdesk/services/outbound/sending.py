@@ -252,8 +252,7 @@ def send(message_id: int, *, final_attempt: bool = True) -> str | None:
         return None
     ticket = db.session.get(Ticket, message.ticket_id)
     attempt(db.session.get(Channel, message.channel_id), ticket, message, final_attempt)
-    if message.delivery_status == "failed" and "survey" in (message.flags or []):
-        surveys.not_delivered(message)
+    surveys.follow_message(message)
     events.message_created(message, ticket, updated=True)
     commit()
     return message.delivery_status

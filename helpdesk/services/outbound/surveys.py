@@ -159,13 +159,22 @@ def _within_reply_window(ticket: Ticket) -> bool:
     return True
 
 
-def not_delivered(message: Message) -> None:
-    """The survey message the provider refused, or that failed every attempt: its surveys
-    are `failed`, so they never reached the customer (the next solve may ask again, and a
-    digit the customer sends is no answer to them). In the sender's transaction."""
+def follow_message(message: Message) -> None:
+    """A survey message's delivery decides its surveys, in the caller's transaction: refused
+    by the provider, failed at every attempt, bounced or reported undelivered, they are
+    `failed` (never reached the customer: the next solve may ask again, and a digit the
+    customer sends is no answer to them); sent again by an agent, `sent` once more."""
+    if "survey" not in (message.flags or []):
+        return
+    if message.delivery_status == "failed":
+        before, after = "sent", "failed"
+    elif message.delivery_status == "queued":
+        before, after = "failed", "sent"
+    else:
+        return
     db.session.execute(update(Survey).where(
-        Survey.ticket_id == message.ticket_id, Survey.status == "sent",
-        Survey.sent_at == message.created_at).values(status="failed"),
+        Survey.ticket_id == message.ticket_id, Survey.status == before,
+        Survey.sent_at == message.created_at).values(status=after),  # (one `now`: `send`)
         execution_options={"synchronize_session": False})
 
 

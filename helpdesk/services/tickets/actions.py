@@ -328,6 +328,7 @@ def resend(ticket_id: int, message_id: int, actor: Agent) -> Message:
     # that send (its `sent` or `delivered`) cannot pass for this one's.
     message.delivery_status, message.delivery_error = "queued", None
     message.external_id = None
+    surveys.follow_message(message)
     history.record(ticket, "reply.resent", actor, message_id=message.id)
     work_sessions.worked_on(actor.id, ticket.id)
     events.message_created(message, ticket, updated=True)
