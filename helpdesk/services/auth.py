@@ -25,6 +25,7 @@ from helpdesk.models.base import utcnow
 from helpdesk.outbox import sockets
 from helpdesk.queues import redis_connection
 from helpdesk.services import audit, teams
+from helpdesk.services.routing import presence
 from helpdesk.services.tickets import actions as tickets
 from helpdesk.transaction import after_commit, commit, listen
 
@@ -313,6 +314,7 @@ def create_agent(*, email: str, name: str, role: str = "agent", level: int = 1,
         db.session.flush()  # (its id, for the audit entry)
         audit.record(actor, "agent.created", "agent", agent.id, email=email, role=role,
                      level=level, active=active)
+        presence.announce(agent)
         commit()
     except IntegrityError as exc:  # the same email created meanwhile by another request
         db.session.rollback()
@@ -355,6 +357,8 @@ def update_agent(agent_id: int, changes: dict, actor: Agent | None = None) -> Ag
     changed = sorted(key for key, value in changes.items() if getattr(agent, key) != value)
     for key, value in changes.items():
         setattr(agent, key, value)
+    if "active" in changed:
+        presence.announce(agent)
     if changed or password is not None:
         audit.record(actor, "agent.updated", "agent", agent.id,
                      changed=changed + (["password"] if password is not None else []),

@@ -82,6 +82,24 @@ def test_a_deactivated_agent_leaves_the_agents_board(page, new_page, api, admin,
            ).to_have_count(1)
 
 
+def test_the_agents_board_follows_agents_created_and_deactivated_while_offline(
+        page, api, admin, agent, supervisor):
+    """Only a presence change reloaded the board: an agent created, or one deactivated
+    while offline, changed nothing on it for a minute."""
+    login(page, supervisor, "/supervisor")
+    offline = page.locator(f"[data-test=agent-row][data-agent-id='{agent.id}']")
+    expect(offline).to_have_attribute("data-presence", "offline")
+    created = api.as_(admin).post("/api/v1/agents", json={"email": "new.one@example.com",
+                                                          "name": "New One"})
+    assert created.status_code == 201, created.text
+    fresh = page.locator(f"[data-test=agent-row][data-agent-id='{created.json()['id']}']")
+    expect(fresh).to_have_count(1, timeout=10_000)
+    expect(fresh).to_have_attribute("data-presence", "offline")
+    assert api.as_(admin).patch(f"/api/v1/agents/{agent.id}",
+                                json={"active": False}).status_code == 200
+    expect(offline).to_have_count(0, timeout=10_000)
+
+
 def test_period_and_grouping_and_the_csv(page, supervisor, channel, api, worker):
     api.post_api_webhook(channel, api_message(text="hello"))
     login(page, supervisor, "/supervisor")

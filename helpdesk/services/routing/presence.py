@@ -22,8 +22,10 @@ def _key(agent_id: int) -> str:
     return f"helpdesk:presence:{agent_id}"
 
 
-def _announce(agent: Agent) -> None:
-    """To supervisors, with the live figures marked stale (they count agents online)."""
+def announce(agent: Agent) -> None:
+    """To supervisors, after commit, with the live figures marked stale (they count agents
+    online); also when an agent is created, deactivated or activated again (the agents
+    board lists active agents: no presence changed for one who was offline)."""
     data = {"agent_id": agent.id, "name": agent.name, "status": agent.presence}
     after_commit(lambda: emit_many([("agent.presence", data, [rooms.SUPERVISORS])],
                                    flags=(METRICS_DIRTY,)))
@@ -38,7 +40,7 @@ def _store(agent_id: int, status: str) -> None:
     changed = agent.presence != status
     agent.presence = status
     if changed:
-        _announce(agent)
+        announce(agent)
     if changed and status == "online":
         after_commit(lambda: jobs.FILL_AGENT.enqueue(agent_id))
     commit()
