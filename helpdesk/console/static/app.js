@@ -26,8 +26,10 @@ function teardown() {
 function showLogin(message = '') {
   loggedIn = false;
   teardown();
-  const email = h('input', { id: 'login-email', type: 'email', test: 'login-email', autocomplete: 'username', required: true });
-  const password = h('input', { id: 'login-password', type: 'password', test: 'login-password', autocomplete: 'current-password', required: true });
+  // Plain text, not `type=email` nor `required`: the browser's own checks stopped the submit
+  // (no request, no `login-error`) for an address it did not like or an empty field.
+  const email = h('input', { id: 'login-email', type: 'text', inputmode: 'email', test: 'login-email', autocomplete: 'username', autocapitalize: 'off', spellcheck: 'false' });
+  const password = h('input', { id: 'login-password', type: 'password', test: 'login-password', autocomplete: 'current-password' });
   const error = h('p', { class: 'error', test: 'login-error', role: 'alert', hidden: !message }, message);
   const submit = h('button', { type: 'submit', test: 'login-submit', class: 'primary' }, 'Log in');
   const form = h('form', { class: 'login', 'aria-labelledby': 'login-title' },
