@@ -65,9 +65,11 @@ function channelsSection(api) {
       h('td', { class: 'hint' }, Object.entries(c.settings || {}).map(([k, v]) => `${k}: ${v}`).join(', ')),
       h('td', {}, remove));
   };
-  async function load() {
-    const answer = await api.getAll('/channels');
-    replace(rows, answer.items.map(row));
+  async function load() {  // (callers do not wait: a failure is shown here, never unhandled)
+    try {
+      const answer = await api.getAll('/channels');
+      replace(rows, answer.items.map(row));
+    } catch (err) { status.fail(err); }
   }
   const form = h('form', { class: 'inline', 'aria-label': 'New channel' },
     field('Name', name), field('Provider', provider), field('Kind', kind), extra,
@@ -117,10 +119,12 @@ function agentsSection(api) {
       h('td', {}, h('strong', {}, a.name), h('br'), h('span', { class: 'hint' }, a.email), a.active ? null : h('span', { class: 'badge' }, 'inactive')),
       h('td', {}, role), h('td', {}, level), h('td', {}, languages), h('td', {}, channels), h('td', {}, capacity), h('td', {}, team), h('td', {}, active));
   };
-  async function load() {
-    const [agents, teamList] = await Promise.all([api.getAll('/agents'), api.getAll('/teams')]);
-    teams = teamList.items || [];
-    replace(rows, agents.items.map(row));
+  async function load() {  // (callers do not wait: a failure is shown here, never unhandled)
+    try {
+      const [agents, teamList] = await Promise.all([api.getAll('/agents'), api.getAll('/teams')]);
+      teams = teamList.items || [];
+      replace(rows, agents.items.map(row));
+    } catch (err) { status.fail(err); }
   }
   const email = h('input', { type: 'email', required: true });
   const name = h('input', { required: true });
@@ -214,12 +218,14 @@ function policyRow(api, priority, policy, status, reload) {
 function slaSection(api) {
   const rows = h('tbody');
   const status = reporter();
-  async function load() {
-    const answer = await api.get('/sla-policies');
-    const byPriority = Object.fromEntries(answer.items.map((p) => [p.priority, p]));
-    replace(rows, PRIORITIES.map((p) => policyRow(api, p, byPriority[p], status, load)));
+  async function load() {  // (callers do not wait: a failure is shown here, never unhandled)
+    try {
+      const answer = await api.get('/sla-policies');
+      const byPriority = Object.fromEntries(answer.items.map((p) => [p.priority, p]));
+      replace(rows, PRIORITIES.map((p) => policyRow(api, p, byPriority[p], status, load)));
+    } catch (err) { status.fail(err); }
   }
-  load().catch(status.fail);
+  load();
   return h('section', { class: 'panel', 'aria-labelledby': 'sla-title' },
     h('h2', { id: 'sla-title' }, 'SLA policies'),
     h('table', {}, h('thead', {}, h('tr', {}, ['Priority', 'First response (min)', 'Resolution (h)', 'Business hours', 'Time zone', 'Open', 'Days', ''].map((c) => h('th', {}, c)))), rows),
