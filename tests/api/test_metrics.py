@@ -580,6 +580,30 @@ def test_a_ticket_answered_after_its_solve_has_its_first_response_time(app, api,
         assert summary(api, supervisor)["totals"]["frt_seconds"] == frt
 
 
+def test_a_second_reply_after_the_solve_takes_first_contact_resolution_back(
+        app, api, agent, supervisor, drain):
+    """FCR: at most one public agent reply. A second reply sent while the ticket stays
+    solved (no reopen) was not counted: FCR held, live and after a rebuild."""
+    from helpdesk.cli import metrics_rebuild
+
+    channel = factories.channel(app, "api")
+    with time_machine.travel(at(9), tick=False) as clock:
+        api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+        drain()
+        ticket_id = api.as_(agent).get("/api/v1/tickets").json()["items"][0]["id"]
+        path = f"/api/v1/tickets/{ticket_id}/messages"
+        clock.move_to(at(9, 10))
+        assert api.as_(agent).post(path, json={"text": "On its way", "status": "solved"}
+                                   ).status_code == 201
+        assert summary(api, supervisor)["totals"]["fcr_rate"] == 1.0
+        clock.move_to(at(9, 30))
+        assert api.as_(agent).post(path, json={"text": "Tracking: 123"}).status_code == 201
+        assert api.as_(agent).get(f"/api/v1/tickets/{ticket_id}").json()["status"] == "solved"
+        assert summary(api, supervisor)["totals"]["fcr_rate"] == 0.0
+        assert app.test_cli_runner().invoke(metrics_rebuild).exit_code == 0
+        assert summary(api, supervisor)["totals"]["fcr_rate"] == 0.0
+
+
 def test_an_unsolved_tickets_first_response_time_is_exact_and_stays_so_once_solved(
         app, api, agent, supervisor, drain):
     """Live (unsolved) and from the facts (solved) the same number: SQLite's julianday()

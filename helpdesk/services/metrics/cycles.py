@@ -166,7 +166,10 @@ def build_facts(history: History, suggest: Callable[[list[str]], str | None]
             "pending_seconds": cycle.pending_seconds,
             "handle_seconds": _handle_seconds(history, cycle, first=not index),
             "max_level": cycle.max_level,
-            "public_replies": sum(1 for at in history.replies if at <= cycle.solved_at),
+            # (its replies until the reopen that ended it: one sent after the solve, the
+            # ticket still solved, is a second reply all the same)
+            "public_replies": sum(1 for at in history.replies
+                                  if cycle.reopened_at is None or at < cycle.reopened_at),
             "sla_policy_id": history.sla_policy_id,
             "sla_met": _sla_met(history, cycle, response, breach),
         })

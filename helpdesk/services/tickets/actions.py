@@ -287,8 +287,8 @@ def add_message(ticket_id: int, text: str, internal: bool, actor: Agent,
             assign(ticket, actor.id, actor)
         if ticket.first_response_at is None:
             sla.responded(ticket, now)
-            if ticket.status in ("solved", "closed"):  # answered after its solve: its FRT
-                ticket_facts.changed(ticket)
+        if ticket.status in ("solved", "closed"):  # answered after its solve: its FRT, FCR
+            ticket_facts.changed(ticket)
         if ticket.status == "new":
             ticket.status = "open"
         ticket.last_activity_at = now
