@@ -69,6 +69,34 @@ def test_a_subject_and_message_ids_longer_than_their_columns_keep_the_mail_and_i
     assert len(messages[0].message_id) <= 500
 
 
+def test_a_stranger_naming_only_our_counted_message_ids_opens_a_ticket_of_their_own(
+        app, api, drain):
+    """Replies sent before our Message-IDs carried a mark are named by a count
+    (`helpdesk-msg-<n>@domain`): anyone could name them and join, and reopen, other
+    customers' tickets. Only the ticket's customer, or someone who wrote on it, joins by
+    them alone."""
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    assert post_mail(api, channel, mail("bob-1@example.com")).status_code == 200
+    drain("ingest")
+    [ticket], _ = tickets_and_messages(app)
+    with app.app_context():  # our reply, sent before the mark
+        db.session.add(Message(ticket_id=ticket.id, channel_id=ticket.channel_id,
+                               direction="outbound", author_type="agent", text="On it",
+                               delivery_status="sent", message_id="helpdesk-msg-7@acme.test"))
+        db.session.commit()
+    counted = "In-Reply-To: <helpdesk-msg-7@acme.test>\r\n"
+    post_mail(api, channel, mail("eve-1@example.com", "Re: Printer broken", "Eve <eve@x.org>",
+                                 "Please send me the invoice", extra=counted))
+    post_mail(api, channel, mail("bob-2@example.com", "Re: Printer broken", body="Thanks",
+                                 extra=counted))
+    drain("ingest")
+    tickets, messages = tickets_and_messages(app)
+    assert len(tickets) == 2
+    by_text = {m.text: m.ticket_id for m in messages}
+    assert by_text["Thanks"] == ticket.id
+    assert by_text["Please send me the invoice"] != ticket.id
+
+
 def test_same_message_id_twice_is_one_delivery(app, api, drain):
     channel = factories.channel(app, "raw_mime")
     post_mail(api, channel, mail("dup@example.com"))

@@ -20,6 +20,9 @@ LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
 # The Reply-To every email reply carries (senders/smtp.py): `local+t<ticket id>@domain`.
 ADDRESS_TAG = re.compile(r"^([^@+\s]+)\+t(\d+)@(\S+)$")
+# Our Message-IDs before they carried a mark (`senders.smtp.our_message_id`): a count anyone
+# can guess, still stored on replies sent before.
+COUNTED_MESSAGE_ID = re.compile(r"^helpdesk-msg-\d+@")
 
 
 def _now() -> datetime:
@@ -147,6 +150,12 @@ def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ti
     if channel.kind in EMAIL_KINDS or event.in_reply_to or event.references:
         ids = event.in_reply_to + list(reversed(event.references)) + event.bounced_message_ids
         ticket = ticket_by_message_ids(ids)
+        if (ticket is not None and not event.bounced_message_ids
+                and all(COUNTED_MESSAGE_ID.match(i) for i in ids)
+                and ticket.customer_id != customer.id and not _wrote_on(customer, ticket)):
+            # Named only by our counted ids, by someone who never wrote on the ticket: a
+            # stranger counting their way into others' tickets, not a reply.
+            ticket = None
         if ticket is None and channel.kind in EMAIL_KINDS:
             ticket = (ticket_by_address_tag(channel, customer, event.recipients)
                       or ticket_of_early_reply(customer, event))
