@@ -230,3 +230,16 @@ def test_the_claim_statement_fits_the_drivers_statement_cache(app, api, agent, d
                 assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
         else:  # SQLite claims in four statements of the ORM; this one is never built
             assert queue._claim_driver_sql.cache_info().currsize == 0
+
+
+def test_an_agent_without_room_for_the_channels_they_take_is_at_capacity(app, api, drain):
+    """An agent kept to calls, with 0.9 of their capacity free, takes no call (one weighs
+    1): that is `409 at_capacity`, not `204` (an email would have fitted, but they take
+    none)."""
+    make_tickets(app, api, drain, 1)
+    caller_only = factories.agent(app, channels=["voice"], capacity=0.9)
+    refused = api.as_(caller_only).post("/api/v1/queue/next")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "at_capacity"
+    roomy = factories.agent(app, channels=["voice"], capacity=1.0)
+    assert api.as_(roomy).post("/api/v1/queue/next").status_code == 204  # no call waits

@@ -93,7 +93,7 @@ def claim_next_ticket(agent: Agent | AgentColumns) -> dict | None:
         return _claim_in_one_statement(agent)
     weights = settings.get("capacity_weights")
     kinds = fitting_kinds(assignment.free_capacity(agent, weights), weights)
-    if not kinds:
+    if not kinds or (agent.channels and not set(agent.channels) & set(kinds)):
         db.session.rollback()
         raise Conflict("you are at capacity", "at_capacity")
     ticket = db.session.execute(eligible_for(queued(), agent, kinds).limit(1)).scalars().first()
@@ -264,9 +264,15 @@ _RETURNED = (
     ("customer_name", "cu.name"), ("customer_tier", "cu.tier"),
     ("customer_merged_into", "cu.merged_into_id"), ("customer_created_at", "cu.created_at"),
     ("identities", "(SELECT json_agg(json_build_array(i.kind, i.value, i.verified) "
-                   "ORDER BY i.id) FROM identities i WHERE i.customer_id = claimed.customer_id)"),
-    ("has_room", "EXISTS (SELECT 1 FROM fitting)"))
-_RETURNED_NAMES = tuple(name for name, _sql in _RETURNED)
+                   "ORDER BY i.id) FROM identities i WHERE i.customer_id = claimed.customer_id)"))
+# Last: whether any kind of ticket the agent takes fits their free capacity (`_has_room`).
+_RETURNED_NAMES = (*(name for name, _sql in _RETURNED), "has_room")
+
+
+def _has_room(by_kind: bool) -> str:
+    """An agent who takes some channels only has room when one of those fits (one kept to
+    calls, 0.9 free, was told 204 "nothing for you" instead of 409 "at capacity")."""
+    return "EXISTS (SELECT 1 FROM fitting" + (" WHERE kind = ANY(:kinds)" if by_kind else "") + ")"
 # The same candidate, not locked: is there one that another transaction holds right now?
 _PEEK_SQL = _CANDIDATE_SQL + "\nSELECT EXISTS (SELECT 1 FROM candidate)"
 _BY_LANGUAGE = "\n      AND (language IS NULL OR language = ANY(:languages))"
@@ -292,7 +298,8 @@ def _candidate_sql(template: str, by_language: bool, by_kind: bool, **more: str)
 def _claim_statement(by_language: bool, by_kind: bool) -> TextClause:
     rolled = "".join(f"\nrolled_{n} AS (\n    {sql}),"
                      for n, sql in enumerate(metrics_rollup.claimed_sql("claimed")))
-    returned = ",\n       ".join(f"{sql} AS {name}" for name, sql in _RETURNED)
+    returned = ",\n       ".join([*(f"{sql} AS {name}" for name, sql in _RETURNED),
+                                    f"{_has_room(by_kind)} AS has_room"])
     return text(_candidate_sql(_CLAIM_SQL, by_language, by_kind, rolled=rolled,
                                lock=" FOR UPDATE SKIP LOCKED", returned=returned))
 
