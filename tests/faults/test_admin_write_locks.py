@@ -9,16 +9,12 @@ from __future__ import annotations
 import threading
 import time
 
-import psycopg
 import pytest
 
 
 @pytest.fixture
-def holder(database_url):
-    connection = psycopg.connect(database_url)
-    yield connection
-    connection.rollback()
-    connection.close()
+def holder(second_connection):
+    return second_connection
 
 
 def _while_saving(holder, lock_key: str, insert_sql: str, params: tuple, request):

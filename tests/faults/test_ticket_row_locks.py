@@ -20,12 +20,9 @@ from tests.support.live import api_message
 
 
 @pytest.fixture
-def row_holder(database_url):
+def row_holder(second_connection):
     """A second connection holding a ticket's row, as another request's transaction would."""
-    connection = psycopg.connect(database_url)
-    yield connection
-    connection.rollback()
-    connection.close()
+    return second_connection
 
 
 def _while_held(holder, ticket_id: int, request, change_sql: str, params: tuple):
