@@ -6,7 +6,7 @@ import logging
 import secrets as token_source
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
@@ -63,12 +63,8 @@ def _setting_problem(name: str, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
         return "must be a non-empty string"
     if name in ("callback_url", "website"):
-        try:
-            parts = urlsplit(value) if isinstance(value, str) else None
-            parts and parts.port  # noqa: B018  (a port out of range raises here)
-        except ValueError:  # "http://[::1": an unclosed address
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        parts = _http_url(value)
+        if parts is None:
             return "must be an http:// or https:// URL"
         if name == "website" and (parts.path not in ("", "/") or parts.query or parts.fragment
                                   or parts.username is not None):
@@ -78,6 +74,31 @@ def _setting_problem(name: str, value: Any) -> str | None:
         if not local or not domain.strip(".") or any(c.isspace() for c in value):
             return "must be an email address"
     return None
+
+
+def _http_url(value: Any) -> SplitResult | None:
+    """`value` as an http(s) URL with a host (and a port, if any, that is one), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (a port out of range raises here)
+    except ValueError:  # "http://[::1": an unclosed address
+        return None
+    return parts if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+def website_origin(channel: Channel) -> str | None:
+    """A chat channel's `website` as browsers write it in `Origin` (CORS): the scheme and
+    host in lower case, the port only when it is not the scheme's own
+    (`HTTPS://Shop.example.com:443/` is `https://shop.example.com`)."""
+    parts = _http_url((channel.settings or {}).get("website"))
+    if parts is None:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port if parts.port not in (None, {"http": 80, "https": 443}[scheme]) else None
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
 def _unknown_names(connector: Any, settings: dict, secrets: dict) -> dict[str, Any]:

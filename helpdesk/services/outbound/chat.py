@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from functools import partial
-from urllib.parse import urlsplit
 
 from sqlalchemy import Select, select, update
 
@@ -152,25 +151,8 @@ def allowed_origin(origin: str | None, channel_key: str | None = None,
             select(Channel).join(ChatSession, ChatSession.channel_id == Channel.id)
             .where(ChatSession.public_id == session_id, Channel.deleted_at.is_(None))
         ).scalar_one_or_none()
-    website = _origin(str((channel.settings or {}).get("website") or "")) if channel else None
+    website = channels.website_origin(channel) if channel else None
     return website if website and origin == website else None
-
-
-def _origin(url: str) -> str | None:
-    """A website as browsers write it in `Origin`: the scheme and host in lower case, the
-    port only when it is not the scheme's own (`HTTPS://Shop.example.com:443/` is
-    `https://shop.example.com`)."""
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return None
-    if not host or parts.scheme.lower() not in ("http", "https"):
-        return None
-    scheme = parts.scheme.lower()
-    host = f"[{host}]" if ":" in host else host
-    default = {"http": 80, "https": 443}[scheme]
-    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
 def get_session(chat_session_id: int) -> ChatSession | None:

@@ -15,6 +15,11 @@ from helpdesk.services.sla.business_hours import Calendar, add_business_seconds
 from helpdesk.transaction import commit, lock_name
 
 
+def _lock(priority: str) -> None:
+    """One change to a priority's policy at a time (`transaction.lock_name`)."""
+    lock_name(f"sla_policy:{priority}")
+
+
 def all_policies() -> list[SlaPolicy]:
     rows = db.session.execute(select(SlaPolicy)).scalars().all()
     return sorted(rows, key=lambda p: PRIORITIES.index(p.priority))
@@ -37,7 +42,7 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
     if data.get("first_response_seconds") is None and data.get("resolution_seconds") is None:
         raise Invalid("set first_response_seconds or resolution_seconds",
                       {"first_response_seconds": ["one target required"]})
-    lock_name(f"sla_policy:{priority}")  # (two first PUTs at once: a key violation, a 500)
+    _lock(priority)  # (two first PUTs at once: a key violation, a 500)
     policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
     if policy is None:
@@ -53,7 +58,7 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
 def delete(priority: str, actor: Agent | None = None) -> None:
     """Delete an unused policy. One that tickets use (solved ones too: their metrics are
     measured against it) is a 409 `policy_in_use`; PUT changes its targets instead."""
-    lock_name(f"sla_policy:{priority}")  # (a PUT meanwhile updated a row gone: a 500)
+    _lock(priority)  # (a PUT meanwhile updated a row gone: a 500)
     policy = db.session.execute(
         select(SlaPolicy).where(SlaPolicy.priority == priority)).scalar_one_or_none()
     if policy is None:
