@@ -73,8 +73,11 @@ def body_limit(provider: str | None = None) -> int:
                               else "MAX_WEBHOOK_BYTES"]
 
 
-def json_body(schema: Schema) -> dict[str, Any]:
-    """Load the JSON body with `schema`: 415 not JSON, 413 too large, 400 malformed/invalid."""
+def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
+    """Load the JSON body with `schema`: 415 not JSON, 413 too large, 400 malformed/invalid.
+    `optional`: a request without a body (every field optional) is `{}`, whatever its type."""
+    if optional and not request.get_data(cache=True):
+        return schema.load({})
     if not request.is_json:
         raise ApiError(415, "send Content-Type: application/json", "unsupported_media_type")
     data = parse_json(request.get_data(cache=True))

@@ -54,8 +54,9 @@ def call_kind(params: Mapping[str, str]) -> str:
         return "status"
     if params.get("RecordingSid") or params.get("RecordingUrl"):
         return "recording"
-    if (params.get("CallStatus") or "") in ("ringing", "queued"):
-        return "incoming"
+    call_status = params.get("CallStatus") or ""
+    if call_status in ("ringing", "queued") or not (call_status or params.get("CallDuration")):
+        return "incoming"  # (Twilio says `ringing`; a hand-made request may say nothing)
     return "status"
 
 

@@ -51,3 +51,12 @@ class Call(db.Model):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def waited_seconds(self) -> float | None:
+        """The time waiting for an agent (API.md "Voice"): the queue time when Twilio gave
+        one; a caller who hung up before reaching the queue waited the whole call (as the
+        abandoned call rate counts it, services/metrics/parts.short_abandons)."""
+        if self.wait_seconds is None and self.outcome == "abandoned":
+            return self.call_duration
+        return self.wait_seconds

@@ -254,7 +254,7 @@ class CallSchema(Schema):
     direction = fields.String()
     status = fields.String(allow_none=True)
     outcome = fields.String(allow_none=True)
-    wait_seconds = fields.Float(allow_none=True)
+    wait_seconds = fields.Float(allow_none=True, attribute="waited_seconds")
     talk_seconds = fields.Float(allow_none=True)
     recording_url = fields.String(allow_none=True)
     transcript = fields.String(allow_none=True)

@@ -81,8 +81,12 @@ def calls_of(api, agent) -> tuple[dict, list[dict]]:
 
 # --- the incoming call: queue or voicemail ---------------------------------------------------
 
-def test_nobody_online_records_a_transcribed_voicemail(call):
-    root = twiml(call(incoming("CA00000000000000000000000000000001")))
+@pytest.mark.parametrize("call_status", ["ringing", None])
+def test_nobody_online_records_a_transcribed_voicemail(call, call_status):
+    params = incoming("CA00000000000000000000000000000001")
+    if call_status is None:  # a hand-made incoming call (Twilio always says `ringing`)
+        del params["CallStatus"]
+    root = twiml(call(params))
     say, record = list(root)
     assert say.tag == "Say" and say.text
     assert (record.tag, record.get("transcribe")) == ("Record", "true")
@@ -178,6 +182,17 @@ def test_caller_hanging_up_in_the_queue_is_abandoned_without_a_ticket(api, agent
     assert item["ticket_id"] is None
     assert tickets_of(api.as_(agent), customer["id"]) == []
     assert api.as_(agent).get("/api/v1/tickets").json()["total"] == 0
+
+
+def test_a_caller_gone_before_reaching_the_queue_waited_the_whole_call(api, agent, call):
+    """No QueueTime: the wait shown is the call's duration, as the abandoned call rate
+    counts it (the timeline showed null while the metrics used 3 s)."""
+    sid = "CA00000000000000000000000000000018"
+    call(incoming(sid))
+    call(status(sid, "completed", 2, CallDuration="3"))
+    customer, (item,) = calls_of(api, agent)
+    assert (item["call"]["outcome"], item["call"]["wait_seconds"]) == ("abandoned", 3)
+    assert item["call"]["talk_seconds"] is None
 
 
 @pytest.mark.parametrize("ended", ["busy", "no-answer"])
