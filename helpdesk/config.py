@@ -197,6 +197,8 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SWEEP_AFTER_SECONDS": _int("HELPDESK_SWEEP_AFTER_SECONDS", 30),
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),
         "WORK_IDLE_SECONDS": _int("HELPDESK_WORK_IDLE_SECONDS", 600),
+        # A token made by login works this long (0: until revoked); the CLI's do not expire.
+        "LOGIN_TOKEN_HOURS": _float("HELPDESK_LOGIN_TOKEN_HOURS", 12.0),
         "SHORT_ABANDON_SECONDS": _int("HELPDESK_SHORT_ABANDON_SECONDS", 5),
         # Metric percentiles of a period with at most this many values sort them all;
         # longer periods count them in the histograms (services/metrics/percentiles.py).

@@ -27,6 +27,7 @@ from rq.worker import DequeueStrategy, WorkerStatus
 
 from helpdesk import heap, jobs, logs, queues
 from helpdesk.extensions import db
+from helpdesk.services import auth
 from helpdesk.services.ingest import deliveries, media
 from helpdesk.services.metrics import live as metrics_live
 from helpdesk.services.metrics import rollup as metrics_rollup
@@ -251,6 +252,7 @@ def sweep_once(app: Flask) -> int:
             # fill, which must not hand tickets to agents a dead web process left online.
             lambda: (presence.sweep_dead_processes(), routing_queue.sweep_push()),
             work_sessions.close_idle,
+            auth.revoke_expired,
             tickets.close_solved_past_window,
             metrics_rollup.compact_now,
         )

@@ -46,5 +46,8 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Tokens made by login expire (HELPDESK_LOGIN_TOKEN_HOURS); those the CLI makes for
+    # integrations do not (None).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     agent: Mapped[Agent] = relationship(back_populates="tokens")

@@ -8,11 +8,12 @@ import logging
 import secrets
 import threading
 import time
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, manager_of_class
@@ -39,10 +40,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(agent: Agent) -> str:
-    """Create a new API token for `agent`; the plain token is returned once, never stored."""
+def issue_token(agent: Agent, *, hours: float = 0) -> str:
+    """Create a new API token for `agent`, valid for `hours` (0: until revoked); the plain
+    token is returned once, never stored."""
     token = "hd_" + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(agent_id=agent.id, token_hash=hash_token(token)))
+    expires_at = utcnow() + timedelta(hours=hours) if hours > 0 else None
+    db.session.add(ApiToken(agent_id=agent.id, token_hash=hash_token(token),
+                            expires_at=expires_at))
     commit()
     return token
 
@@ -50,9 +54,11 @@ def issue_token(agent: Agent) -> str:
 @cache
 def _agent_by_token_hash() -> Select:
     """Built once: every authenticated request runs it."""
-    return select(Agent).join(ApiToken).where(ApiToken.token_hash == bindparam("token_hash"),
-                                              ApiToken.revoked_at.is_(None),
-                                              Agent.active.is_(True))
+    return (select(Agent, ApiToken.expires_at).join(ApiToken)
+            .where(ApiToken.token_hash == bindparam("token_hash"),
+                   ApiToken.revoked_at.is_(None),
+                   or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+                   Agent.active.is_(True)))
 
 
 def agent_for_token(token: str | None, *, fresh: bool = False) -> Agent | None:
@@ -77,8 +83,9 @@ def authenticated(token: str | None, *, fresh: bool = False) -> Agent | AgentCol
         if cached is not None:
             return AgentColumns(cached)
     began = db.session().in_transaction()
-    agent = db.session.execute(_agent_by_token_hash(),
-                               {"token_hash": token_hash}).scalar_one_or_none()
+    found = db.session.execute(_agent_by_token_hash(),
+                               {"token_hash": token_hash, "now": utcnow()}).one_or_none()
+    agent, expires_at = found if found is not None else (None, None)
     if not began:
         # The lookup's own read-only transaction ends here, with COMMIT: left open, the
         # request's teardown would end it with ROLLBACK, which psycopg 3 follows with
@@ -87,7 +94,8 @@ def authenticated(token: str | None, *, fresh: bool = False) -> Agent | AgentCol
         # on its generic plan). A claim never opens the session otherwise.
         db.session.commit()
     if agent is not None and epoch is not None:
-        tokens.put(token_hash, epoch, {name: getattr(agent, name) for name in CACHED_COLUMNS})
+        tokens.put(token_hash, epoch, {name: getattr(agent, name) for name in CACHED_COLUMNS},
+                   expires_at)
     return agent
 
 
@@ -137,25 +145,29 @@ _UNCACHED = frozenset(("password_hash", "presence", "last_assigned_at"))
 
 
 class TokenCache:
-    """token hash -> (epoch, expiry, agent columns), bounded, shared by a process's
-    requests (greenlets or threads)."""
+    """token hash -> (epoch, expiry, agent columns, the token's own expiry), bounded,
+    shared by a process's requests (greenlets or threads)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: dict[str, tuple[int, float, dict[str, Any]]] = {}
+        self.entries: dict[str, tuple[int, float, dict[str, Any], datetime | None]] = {}
 
     def get(self, token_hash: str, epoch: int) -> dict[str, Any] | None:
         entry = self.entries.get(token_hash)
         if entry is None or entry[0] != epoch or entry[1] < time.monotonic():
             return None
+        if entry[3] is not None and entry[3] <= utcnow():
+            return None
         return entry[2]
 
-    def put(self, token_hash: str, epoch: int, values: dict[str, Any]) -> None:
+    def put(self, token_hash: str, epoch: int, values: dict[str, Any],
+            token_expires_at: datetime | None = None) -> None:
+        """Kept CACHE_SECONDS, and never past the token's own expiry (by the wall clock)."""
         with self.lock:
             if len(self.entries) >= CACHE_ENTRIES:
                 self.entries.clear()
             self.entries[token_hash] = (epoch, time.monotonic() + CACHE_SECONDS,
-                                        copy.deepcopy(values))
+                                        copy.deepcopy(values), token_expires_at)
 
 
 def _token_cache() -> TokenCache:
@@ -251,7 +263,22 @@ def login(email: str, password: str) -> tuple[str, Agent]:
     matches = check_password_hash(agent.password_hash if usable else _DUMMY_HASH, password)
     if not (usable and matches):
         raise Unauthorized("wrong email or password", "invalid_credentials")
-    return issue_token(agent), agent
+    return issue_token(agent, hours=current_app.config["LOGIN_TOKEN_HOURS"]), agent
+
+
+def revoke_expired(limit: int = 1000) -> int:
+    """The sweeper's step: tokens past their expiry are revoked, as at a logout, so that
+    the sockets opened with them close (their requests are refused from the expiry on,
+    whether or not this has run); how many."""
+    expired = db.session.execute(
+        select(ApiToken).where(ApiToken.revoked_at.is_(None), ApiToken.expires_at <= utcnow())
+        .order_by(ApiToken.expires_at).limit(limit).with_for_update(skip_locked=True)
+    ).scalars().all()
+    for row in expired:
+        row.revoked_at = row.expires_at
+        after_commit(lambda token_hash=row.token_hash: sockets.close_token(token_hash))
+    commit()
+    return len(expired)
 
 
 def logout(token: str) -> None:

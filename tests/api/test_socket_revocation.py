@@ -161,3 +161,33 @@ def test_events_a_client_names_connect_or_disconnect_change_nothing(api, admin, 
         "/agents"].get("supervisors", {})
     assert api.as_(agent).post("/api/v1/auth/logout").status_code == 204
     assert _closed_within(client, 1.0)
+
+
+def test_a_login_token_expires_and_the_sweeper_closes_its_sockets(app, api, agent, sockets):
+    """Tokens made by login work HELPDESK_LOGIN_TOKEN_HOURS (12 by default); the sweeper
+    then revokes them, closing their sockets. Tokens the CLI makes (the fixture's) do not
+    expire."""
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from helpdesk.services import auth
+
+    login = api.post("/api/v1/auth/login", json={"email": agent.email,
+                                                  "password": "correct horse"})
+    token = login.json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    client = sockets(token)
+    assert api.get("/api/v1/auth/me", headers=headers).status_code == 200  # (now cached)
+    later = datetime.now(UTC) + timedelta(hours=12, seconds=1)
+    with time_machine.travel(later, tick=True):
+        refused = api.get("/api/v1/auth/me", headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert client.client.connected  # until the sweeper's pass
+        with app.app_context():
+            assert auth.revoke_expired() == 1
+            assert auth.revoke_expired() == 0
+        assert _closed_within(client, 1.0)
+        assert api.as_(agent).get("/api/v1/auth/me").status_code == 200
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        sockets(token)
