@@ -252,6 +252,33 @@ def test_logout_revokes_the_token_and_a_revoked_token_returns_to_login(
     expect(other.locator("[data-test=login-error]")).to_contain_text("log in again")
 
 
+def test_a_draft_outlives_a_session_that_ended_and_an_explicit_logout_forgets_it(
+        page, api, agent, channel, worker):
+    """Half a reply was lost when the session ended under the agent (a logout in another
+    tab, a password reset, an expired token)."""
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    login(page, agent)
+    wait_for_queue(page, 1)
+    page.click("[data-test=next-ticket]")
+    view = page.locator("[data-test=ticket-view]")
+    expect(view).to_be_visible()
+    ticket_path = f"/tickets/{view.get_attribute('data-ticket-id')}"
+    page.fill("[data-test=composer-text]", "Half a reply, مرحبا, to keep")
+    held = page.evaluate("sessionStorage.getItem('helpdesk.token')")
+    assert api.post("/api/v1/auth/logout",
+                    headers={"Authorization": f"Bearer {held}"}).status_code == 204
+    expect(page.locator("[data-test=login-email]")).to_be_visible()  # (its socket closed)
+
+    login(page, agent, ticket_path)
+    composer = page.locator("[data-test=composer-text]")
+    expect(composer).to_have_value("Half a reply, مرحبا, to keep")
+    assert composer.get_attribute("dir") == "auto"  # right-to-left text reads as written
+    page.click("[data-test=logout]")
+    login(page, agent, ticket_path)
+    expect(page.locator("[data-test=ticket-view]")).to_be_visible()
+    expect(page.locator("[data-test=composer-text]")).to_have_value("")
+
+
 def test_an_agent_sees_forbidden_on_the_supervisor_and_admin_views(page, api, agent):
     login(page, agent, "/supervisor")
     expect(page.locator("[data-test=forbidden]")).to_be_visible()

@@ -208,3 +208,35 @@ def test_the_admin_view_lists_every_agent_past_the_apis_first_page(page, app, ad
     expect(page.locator("[data-test=agent-admin-row]")).to_have_count(total)
     expect(page.locator("[data-test=agent-admin-row]", has_text="many204@example.com")
            ).to_have_count(1)
+
+
+def test_every_view_fits_a_phones_width(browser, live_server, api, admin, channel, worker,
+                                        shoot):
+    """At 375 px the supervisor page was 912 px wide (its figures off-screen, the header's
+    dark band stopping short) and the admin page 818 px."""
+    api.post_api_webhook(channel, api_message(text="Where is my parcel?"))
+    context = browser.new_context(viewport={"width": 375, "height": 740}, base_url=live_server)
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    try:
+        login(tab, admin, "/supervisor")
+        expect(tab.locator("[data-test=metric-tickets_created]")).to_be_visible()
+        expect(tab.locator("[data-test=agent-row]").first).to_be_attached()
+        for path in ("/supervisor", "/admin", "/"):
+            if path != "/supervisor":
+                tab.goto(path)
+                tab.wait_for_selector("[data-test=connection]:text-is('live')")
+            if path == "/admin":
+                expect(tab.locator("[data-test=channel-row]").first).to_be_visible()
+            width = tab.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, (path, width)
+            header = tab.evaluate("document.querySelector('header.top').scrollWidth")
+            assert header <= 375, (path, header)
+            shoot(tab, "narrow" + (path.replace("/", "-") if path != "/" else "-console"))
+        expect(tab.locator("[data-test=queue-item]")).to_have_count(1)
+        tab.click("[data-test=next-ticket]")
+        expect(tab.locator("[data-test=ticket-view]")).to_be_in_viewport()
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 375
+        shoot(tab, "narrow-ticket")
+    finally:
+        context.close()

@@ -8,6 +8,26 @@ export const token = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
+// An unsent reply, per agent and ticket, in the tab's sessionStorage: it outlives a session
+// that ended under the agent (logout in another tab, a password reset, an expired token) and
+// comes back after the next login; an explicit logout here forgets every draft.
+const DRAFTS = 'helpdesk.draft.';
+const draftKey = (agentId, ticketId) => `${DRAFTS}${agentId}.${ticketId}`;
+export const drafts = {
+  get: (agentId, ticketId) => {
+    try { return sessionStorage.getItem(draftKey(agentId, ticketId)) || ''; } catch { return ''; }
+  },
+  set: (agentId, ticketId, text) => {
+    try {
+      if (text) sessionStorage.setItem(draftKey(agentId, ticketId), text);
+      else sessionStorage.removeItem(draftKey(agentId, ticketId));
+    } catch { /* storage full or refused: the draft stays in the page only */ }
+  },
+  clearAll: () => {
+    for (const key of Object.keys(sessionStorage)) if (key.startsWith(DRAFTS)) sessionStorage.removeItem(key);
+  },
+};
+
 let unauthorized = () => {};
 export function whenUnauthorized(fn) { unauthorized = fn; }
 

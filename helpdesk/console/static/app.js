@@ -80,6 +80,7 @@ function header(me) {
   logout.addEventListener('click', async () => {
     try { await api.post('/auth/logout'); } catch { /* gone already */ }
     api.token.clear();
+    api.drafts.clearAll();
     showLogin();
   });
   return h('header', { class: 'top' },

@@ -64,7 +64,7 @@ function messageRow(api, m) {
       resendButton(api, m))
     : null,
   m.subject ? h('p', { class: 'message-subject' }, m.subject) : null,
-  h('p', { class: 'message-text' }, m.text || ''),
+  h('p', { class: 'message-text', dir: 'auto' }, m.text || ''),
   attachmentList(api, m.attachments));
 }
 
@@ -393,16 +393,17 @@ export function create(center, { api, live, me }) {
     });
 
     parts.messages = h('ol', { class: 'messages', 'aria-label': 'Messages' });
-    const text = h('textarea', { id: 'composer-text', test: 'composer-text', rows: 4, placeholder: 'Write a reply to the customer, or an internal note for colleagues' });
+    const text = h('textarea', { id: 'composer-text', test: 'composer-text', rows: 4, dir: 'auto', placeholder: 'Write a reply to the customer, or an internal note for colleagues' });
     parts.composer = text;
     const send = (internal) => async () => {
       const body = text.value;
+      showError(null);
       if (!body.trim() || !ticket) return;
       const id = ticket.id;
-      showError(null);
       try {
         const message = await api.post(`/tickets/${id}/messages`, { text: body, internal });
         text.value = '';
+        api.drafts.set(me.id, id, '');
         upsertMessage(message, { keep: true });
         loadCustomer();
         notifyChange();
@@ -416,6 +417,7 @@ export function create(center, { api, live, me }) {
       if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); send(false)(); }
     });
     text.addEventListener('input', () => {
+      if (ticket) api.drafts.set(me.id, ticket.id, text.value);
       if (ticket && Date.now() - lastTyping > 2000) { lastTyping = Date.now(); live.typing(ticket.id); }
     });
     parts.customer = h('section', { test: 'customer-panel', class: 'customer-panel panel', 'aria-label': 'Customer' });
@@ -472,10 +474,12 @@ export function create(center, { api, live, me }) {
     drawHeader();
     drawMessages({ first: true });
     parts.viewers.textContent = kept ? kept.viewers : '';
-    if (kept && kept.draft) parts.composer.value = kept.draft;
+    parts.composer.value = (kept && kept.draft) || api.drafts.get(me.id, ticket.id);
     live.showTicket(ticket.id);
     loadCustomer();
     parts.title.setAttribute('tabindex', '-1');
+    // Stacked under the queue (a narrow window): a ticket just opened is scrolled to.
+    if (!kept && window.matchMedia('(max-width: 820px)').matches) parts.view.scrollIntoView();
   }
 
   function close() {
