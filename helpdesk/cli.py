@@ -1,4 +1,4 @@
-"""The `helpdesk` command (API.md "Operators"); works from any directory."""
+"""The `helpdesk` command (README.md "Commands"); works from any directory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration from the environment (API.md "Operators")."""
+"""Configuration from the environment (README.md "Configuration" lists every variable)."""
 
 from __future__ import annotations
 
