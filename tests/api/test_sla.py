@@ -63,6 +63,24 @@ def test_deadlines_and_timers_fire_at_the_right_moments(app, api, admin, fire_du
         assert event_names(app, ticket["id"]).count("sla.breached") == 1
 
 
+def test_a_message_processed_late_counts_from_when_it_reached_us(app, api, admin, drain):
+    """Stored at 09:00, processed at 09:40 (the worker down, Redis away, a replay): the
+    ticket's clocks start at 09:00, and a message that says nothing of when it was sent is
+    dated 09:00 too (both were the processing time: the customer's 40 minutes were lost)."""
+    put_policy(api, admin)
+    channel = factories.channel(app, "api")
+    with time_machine.travel(T0, tick=False) as clock:
+        assert api.post_api_webhook(channel, api_message(text="hello?")).status_code == 200
+        clock.move_to(T0 + timedelta(minutes=40))
+        drain()
+        (ticket,) = api.as_(admin).get("/api/v1/tickets").json()["items"]
+        assert datetime.fromisoformat(ticket["created_at"]) == T0
+        assert datetime.fromisoformat(ticket["sla"]["first_response_due_at"]) == (
+            T0 + timedelta(hours=1))
+        (message,) = api.as_(admin).get(f"/api/v1/tickets/{ticket['id']}").json()["messages"]
+        assert datetime.fromisoformat(message["created_at"]) == T0
+
+
 def test_a_met_deadline_fires_nothing(app, api, admin, agent, fire_due_timers, drain):
     put_policy(api, admin)
     channel = factories.channel(app, "api")

@@ -146,7 +146,7 @@ def _rows_statement() -> Select:
                if column.name != "id"]
     rows = (select(Delivery.id, Delivery.channel_id, Delivery.provider, Delivery.method,
                    Delivery.url, Delivery.content_type, Delivery.headers, Delivery.body,
-                   *channel)
+                   Delivery.received_at, *channel)
             .join(Channel, Channel.id == Delivery.channel_id)
             .where(Delivery.id.in_(bindparam("ids", expanding=True)),
                    Delivery.status == "received").order_by(Delivery.id))

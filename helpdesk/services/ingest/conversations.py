@@ -169,12 +169,17 @@ def find_thread(channel: Channel, customer: Customer, event: MessageEvent) -> Ti
 
 
 def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
-                previous: Ticket | None = None, status: str = "new") -> Ticket:
+                previous: Ticket | None = None, status: str = "new",
+                arrived_at: datetime | None = None) -> Ticket:
+    """A new ticket for `event`; created when its message reached us (`arrived_at`, the
+    delivery's receipt: one processed late, after an outage or a replay, has been waiting
+    since then, and its SLA deadlines count from then), else now."""
     subject = event.subject or (event.text or "").strip().split("\n")[0][:120] or None
     ticket = Ticket(subject=subject, status=status, customer_id=customer.id,
                     channel_id=channel.id, thread_key=event.thread_key,
                     identity_verified=event.identity_verified,
-                    previous_ticket_id=previous.id if previous else None)
+                    previous_ticket_id=previous.id if previous else None,
+                    **({"created_at": arrived_at} if arrived_at is not None else {}))
     ticket.customer, ticket.channel = customer, channel
     db.session.add(ticket)
     if not batch_state.unflushed(ticket):  # in a batch: its id and defaults set, unwritten
@@ -188,9 +193,10 @@ def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
     return ticket
 
 
-def thread_message(channel: Channel, customer: Customer,
-                   event: MessageEvent) -> tuple[Ticket, bool]:
-    """The ticket for this inbound message and whether it was created for it."""
+def thread_message(channel: Channel, customer: Customer, event: MessageEvent,
+                   arrived_at: datetime | None = None) -> tuple[Ticket, bool]:
+    """The ticket for this inbound message and whether it was created for it (a new one
+    created at `arrived_at`, see `open_ticket`)."""
     now = _now()
     quiet = bool({"auto_reply", "bounce"} & set(event.flags))
     batch_state.lock_customers({customer.id})
@@ -203,7 +209,7 @@ def thread_message(channel: Channel, customer: Customer,
         return ticket, False
     # Auto-replies and bounces never put work in the queue.
     return open_ticket(channel, customer, event, previous=ticket,
-                       status="closed" if quiet else "new"), True
+                       status="closed" if quiet else "new", arrived_at=arrived_at), True
 
 
 def customer_replied(ticket: Ticket, now: datetime) -> None:

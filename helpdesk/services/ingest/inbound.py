@@ -49,14 +49,17 @@ def receive_message(channel: Channel, delivery: Delivery | None,
             batch_state.lock_customers_or_give_up({customer.id})
         if message_exists(channel.id, external_id):
             return None
+    now = datetime.now(UTC)
+    # When it reached us: its delivery's receipt (processed late, after an outage or a
+    # replay, it keeps that moment), else now.
+    arrived_at = min(getattr(delivery, "received_at", None) or now, now)
     survey = surveys.answer_from_message(customer, event.text, channel.kind)
     if survey is not None:  # a digit reply to a survey: filed on its ticket, never reopening it
         ticket, created = db.session.get(Ticket, survey.ticket_id), False
         event.flags = [*event.flags, "survey_answer"]
     else:
-        ticket, created = conversations.thread_message(channel, customer, event)
-    now = datetime.now(UTC)
-    sent_at = min(event.sent_at, now) if event.sent_at else now
+        ticket, created = conversations.thread_message(channel, customer, event, arrived_at)
+    sent_at = min(event.sent_at, arrived_at) if event.sent_at else arrived_at
     given = {"subject": event.subject, "full_text": event.full_text, "html": event.html,
              "message_id": event.message_id, "in_reply_to": event.in_reply_to,
              "references": event.references, "flags": list(event.flags),
