@@ -378,6 +378,9 @@ def test_work_sessions_follow_the_screen_and_colleagues_see_each_other(
     page.click("[data-test=escalate-submit]")
     expect(page.locator("[data-test=ticket-view]")).to_contain_text("level 2")
     expect(colleague.locator("[data-test=ticket-view]")).to_contain_text("level 2")
+    # (it read "Unassigned by you": the escalation let go of its level-1 agent)
+    expect(page.locator("[data-test=timeline-item][data-type=event]").filter(
+        has_text="Back to the queue: you are below its new level")).to_have_count(1)
     page.select_option("[data-test=set-priority]", "urgent")
     expect(colleague.locator("[data-test=ticket-view]")).to_have_attribute(
         "data-priority", "urgent")

@@ -104,6 +104,7 @@ function describeEvent(e, meId) {
     case 'escalated':
       return `Escalated from level ${d.from} to level ${d.to}${by}${d.reason ? `: ${d.reason}` : ''}`;
     case 'assigned':
+      if (d.to == null && d.why === 'below_level') return `Back to the queue: ${agentName(d.from, meId)} ${d.from === meId ? 'are' : 'is'} below its new level`;
       if (d.to == null) return `Unassigned${by}`;
       return `Assigned to ${agentName(d.to, meId)}${by || (d.via === 'queue.next' ? ' (taken from the queue)' : ' by routing')}`;
     case 'priority.changed':

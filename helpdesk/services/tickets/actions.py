@@ -352,7 +352,7 @@ def escalate(ticket_id: int, level: int, reason: str, actor: Agent) -> Ticket:
         assignee = db.session.get(Agent, ticket.assignee_id)
         if assignee is None or assignee.level < level:
             history.record(ticket, "assigned", actor,
-                           **{"from": ticket.assignee_id, "to": None})
+                           **{"from": ticket.assignee_id, "to": None, "why": "below_level"})
             free_capacity_of(ticket.assignee_id)
             ticket.assignee_id = None
     ticket.updated_at = datetime.now(UTC)
