@@ -55,6 +55,16 @@ def _float(name: str, default: float) -> float:
     return _number(name, default, float, "a number")
 
 
+def _hours(raw: str) -> float:
+    hours = float(raw)
+    if not 0 <= hours <= MAX_TOKEN_HOURS:  # (also NaN; `inf` would overflow every login)
+        raise ValueError(raw)
+    return hours
+
+
+MAX_TOKEN_HOURS = 10 * 366 * 24
+
+
 def _flag(name: str, default: bool) -> bool:
     """`1` or `0` (also true/false, yes/no, on/off) in the environment; `default` when unset
     or empty; anything else stops the start (`true` read as 0 was silently off)."""
@@ -198,7 +208,8 @@ def from_environment(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SWEEP_INTERVAL_SECONDS": _int("HELPDESK_SWEEP_INTERVAL_SECONDS", 10),
         "WORK_IDLE_SECONDS": _int("HELPDESK_WORK_IDLE_SECONDS", 600),
         # A token made by login works this long (0: until revoked); the CLI's do not expire.
-        "LOGIN_TOKEN_HOURS": _float("HELPDESK_LOGIN_TOKEN_HOURS", 12.0),
+        "LOGIN_TOKEN_HOURS": _number("HELPDESK_LOGIN_TOKEN_HOURS", 12.0, _hours,
+                                     f"a number of hours from 0 to {MAX_TOKEN_HOURS}"),
         "SHORT_ABANDON_SECONDS": _int("HELPDESK_SHORT_ABANDON_SECONDS", 5),
         # Metric percentiles of a period with at most this many values sort them all;
         # longer periods count them in the histograms (services/metrics/percentiles.py).

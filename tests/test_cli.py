@@ -64,7 +64,10 @@ def test_startup_errors_are_one_line_with_exit_code_2(tmp_path):
     ("HELPDESK_WEBHOOK_RATE", "100/min"), ("HELPDESK_LOGIN_RATE", "lots"),
     ("HELPDESK_SHORT_ABANDON_SECONDS", "5s"), ("HELPDESK_ENV", "prod"),
     # (a misspelt mode ran as pull; `maybe` as 0, silently)
-    ("HELPDESK_ROUTING_MODE", "puhs"), ("HELPDESK_ALLOW_PRIVATE_CALLBACKS", "maybe")])
+    ("HELPDESK_ROUTING_MODE", "puhs"), ("HELPDESK_ALLOW_PRIVATE_CALLBACKS", "maybe"),
+    # (`inf` overflowed every login into a 500; NaN turned expiry off)
+    ("HELPDESK_LOGIN_TOKEN_HOURS", "inf"), ("HELPDESK_LOGIN_TOKEN_HOURS", "nan"),
+    ("HELPDESK_LOGIN_TOKEN_HOURS", "-1")])
 def test_a_bad_setting_is_one_line_naming_it(tmp_path, name, value):
     """A typo in the environment stops the start with the variable named (it was a
     traceback, or for a rate every login or webhook it limits answered 500)."""

@@ -211,3 +211,31 @@ def test_the_upgrade_fills_the_rollups_as_a_rebuild_would(database_url, redis_ur
             db.engine.dispose()
     finally:
         drop()
+
+
+def test_downgrading_0023_revokes_the_tokens_that_would_expire(database_url):
+    """The code before 0023 knows no expiry: a login token it kept would never expire (and
+    one already expired, not yet swept, would work again)."""
+    url, drop = _scratch_database(database_url)
+    engine = sa.create_engine(url)
+    try:
+        _helpdesk_db(url, "upgrade", "0023")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO agents (id, email, name, role, level, languages, "
+                                 "channels, capacity, active, presence, created_at) VALUES "
+                                 "(1, 'a@x.io', 'A', 'agent', 1, '[]', '[]', 1, :t, 'offline', "
+                                 ":now)"), {"t": True, "now": "2026-12-06 10:00:00"})
+            for token_id, expires in ((1, "2026-12-06 22:00:00"), (2, None)):
+                conn.execute(sa.text("INSERT INTO api_tokens (id, agent_id, token_hash, "
+                                     "created_at, expires_at) VALUES (:id, 1, :hash, :now, "
+                                     ":expires)"), {"id": token_id, "hash": f"h{token_id}",
+                                                    "now": "2026-12-06 10:00:00",
+                                                    "expires": expires})
+        _helpdesk_db(url, "downgrade", "0022")
+        with engine.connect() as conn:
+            revoked = dict(conn.execute(sa.text(
+                "SELECT id, revoked_at IS NOT NULL FROM api_tokens")).all())
+        assert revoked == {1: True, 2: False}
+    finally:
+        engine.dispose()
+        drop()

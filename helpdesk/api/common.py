@@ -75,12 +75,15 @@ def body_limit(provider: str | None = None) -> int:
 
 def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
     """Load the JSON body with `schema`: 415 not JSON, 413 too large, 400 malformed/invalid.
-    `optional`: a request without a body (every field optional) is `{}`, whatever its type."""
-    if optional and not request.get_data(cache=True):
-        return schema.load({})
+    `optional`: a JSON request without a body (every field optional) is `{}` (JSON still:
+    any other type is a "simple" cross-origin request, which browsers send from any page
+    without asking the CORS preflight)."""
     if not request.is_json:
         raise ApiError(415, "send Content-Type: application/json", "unsupported_media_type")
-    data = parse_json(request.get_data(cache=True))
+    raw = request.get_data(cache=True)
+    if optional and not raw:
+        return schema.load({})
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object", "validation_error")
     return schema.load(data)

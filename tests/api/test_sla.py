@@ -79,6 +79,11 @@ def test_a_message_processed_late_counts_from_when_it_reached_us(app, api, admin
             T0 + timedelta(hours=1))
         (message,) = api.as_(admin).get(f"/api/v1/tickets/{ticket['id']}").json()["messages"]
         assert datetime.fromisoformat(message["created_at"]) == T0
+        with app.app_context():
+            opened = db.session.execute(select(TicketEvent.created_at).where(
+                TicketEvent.ticket_id == ticket["id"],
+                TicketEvent.name == "ticket.created")).scalar_one()
+        assert opened == T0
 
 
 def test_a_met_deadline_fires_nothing(app, api, admin, agent, fire_due_timers, drain):

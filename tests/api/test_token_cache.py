@@ -116,3 +116,19 @@ def test_a_token_read_from_the_database_leaves_no_transaction_open(app, agent):
         assert found is not None and found.id == agent.id
         assert not db.session().in_transaction()
         assert auth.attach(found).email == agent.email  # still usable after the commit
+
+
+def test_a_cached_token_is_refused_once_it_expires_by_the_wall_clock():
+    """An entry keeps the token's own expiry: within the cache's 10 s, a login token past
+    its expiry is not answered from the cache."""
+    from datetime import timedelta
+
+    from helpdesk.models.base import utcnow
+
+    tokens = auth.TokenCache()
+    tokens.put("soon", 7, {"id": 1}, utcnow() + timedelta(hours=1))
+    tokens.put("gone", 7, {"id": 2}, utcnow() - timedelta(microseconds=1))
+    tokens.put("never", 7, {"id": 3})
+    assert tokens.get("soon", 7) == {"id": 1}
+    assert tokens.get("gone", 7) is None
+    assert tokens.get("never", 7) == {"id": 3}

@@ -368,3 +368,15 @@ def test_every_corrupted_parameter_parses_or_raises_payload_error(name):
                 except PayloadError:
                     pass
             assert CONNECTOR.acknowledge(channel("voice"), request, {}).status == 200
+
+
+@pytest.mark.parametrize(("params", "kind"), [
+    ({"CallSid": "CA1", "CallStatus": "ringing"}, "incoming"),
+    ({"CallSid": "CA1"}, "incoming"),  # hand-made: Twilio always says `ringing`
+    ({"CallSid": "CA1", "CallDuration": "12"}, "status"),  # a final status, its word lost
+    ({"CallSid": "CA1", "CallStatus": "completed"}, "status"),
+])
+def test_a_voice_callback_is_told_by_its_parameters(params, kind):
+    from helpdesk.connectors.twilio_voice import call_kind
+
+    assert call_kind(params) == kind

@@ -23,8 +23,12 @@ export const drafts = {
       else sessionStorage.removeItem(draftKey(agentId, ticketId));
     } catch { /* storage full or refused: the draft stays in the page only */ }
   },
-  clearAll: () => {
-    for (const key of Object.keys(sessionStorage)) if (key.startsWith(DRAFTS)) sessionStorage.removeItem(key);
+  clearAll: () => drafts.keepOnly(null),
+  keepOnly: (agentId) => {
+    const mine = agentId === null ? null : `${DRAFTS}${agentId}.`;
+    for (const key of Object.keys(sessionStorage)) {
+      if (key.startsWith(DRAFTS) && !(mine && key.startsWith(mine))) sessionStorage.removeItem(key);
+    }
   },
 };
 

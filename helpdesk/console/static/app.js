@@ -144,6 +144,7 @@ function mountConsole(main, ctx, ticketId) {
 function showApp(me) {
   teardown();
   loggedIn = true;
+  api.drafts.keepOnly(me.id); // another agent's, left by a session that ended in this tab
   const main = h('main', { id: 'main', tabindex: '-1' });
   replace(root, h('a', { class: 'skip', href: '#main' }, 'Skip to content'), header(me), main);
   live.start(api.token.get(), {

@@ -403,8 +403,10 @@ export function create(center, { api, live, me }) {
       const id = ticket.id;
       try {
         const message = await api.post(`/tickets/${id}/messages`, { text: body, internal });
-        text.value = '';
-        api.drafts.set(me.id, id, '');
+        // (what was typed while it went out stays, as the draft)
+        const rest = text.value.startsWith(body) ? text.value.slice(body.length).trimStart() : text.value;
+        text.value = rest;
+        api.drafts.set(me.id, id, rest);
         upsertMessage(message, { keep: true });
         loadCustomer();
         notifyChange();

@@ -187,8 +187,8 @@ def open_ticket(channel: Channel, customer: Customer, event: MessageEvent,
     if status != "closed":  # first: its policy's query would flush the history row alone
         with db.session.no_autoflush:  # (nor anything else: the policy is not ours)
             sla.apply_policy(ticket)
-    created = history.record(ticket, "ticket.created", channel=channel.kind,
-                             previous_ticket_id=ticket.previous_ticket_id)
+    created = history.record(ticket, "ticket.created", at=ticket.created_at,
+                             channel=channel.kind, previous_ticket_id=ticket.previous_ticket_id)
     created.ticket = ticket  # written after the ticket when both are pending
     return ticket
 
