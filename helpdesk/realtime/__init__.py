@@ -5,13 +5,19 @@ Web processes run the Socket.IO server here; emitting lives in `helpdesk.outbox`
 
 from __future__ import annotations
 
+import logging
 import time
 
 import socketio as socketio_server
 from flask import Flask, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 
-from helpdesk.extensions import socketio
+from helpdesk.extensions import db, socketio
 from helpdesk.outbox import pubsub_channel
+
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask, *, server: bool) -> None:
@@ -83,3 +89,19 @@ def typing_too_soon(ticket_id: int | None = None) -> bool:
             _typing_relayed.pop(stale, None)
     _typing_relayed[key] = now
     return False
+
+
+@socketio.on_error_default
+def event_failed(exc: Exception) -> dict:
+    """A client's event whose handler failed (the database or Redis not answering, a
+    deadlock, a bug) is answered like the REST API would (its acknowledgement, if it asked
+    for one, is an error to retry on), the transaction is let go, and the process logs it:
+    the client was left without an answer, and the handler's thread died with the error."""
+    db.session.rollback()
+    event = (request.event or {}).get("message")
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OperationalError):
+        log.warning("socket event %s: a dependency is not answering (%s)", event,
+                    type(getattr(exc, "orig", None) or exc).__name__)
+        return {"error": {"code": "unavailable", "message": "not answering; retry"}}
+    log.exception("socket event %s failed", event)
+    return {"error": {"code": "internal_error", "message": "internal server error"}}

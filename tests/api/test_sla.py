@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -226,6 +227,17 @@ def test_real_timer_with_a_worker_process_emits_warning_and_breach(
     worker = subprocess.Popen([sys.executable, "-m", "helpdesk.cli", "worker"], env=env,
                               start_new_session=True)
     try:
+        # A running system: the ticket's clocks start when the message reaches us, so a
+        # worker still starting up (seconds on a busy machine) would take the 1.5 s to
+        # the warning with it.
+        from rq import Worker
+
+        from helpdesk.queues import redis_connection
+
+        deadline = time.monotonic() + 30
+        while not Worker.all(connection=redis_connection(app)):
+            assert worker.poll() is None and time.monotonic() < deadline, "no worker"
+            time.sleep(0.1)
         api.post_api_webhook(channel, api_message(text="hello, question about my order"))
         warning = supervisor_socket.wait_for("sla.warning", timeout=20)
         breached = supervisor_socket.wait_for("sla.breached", timeout=20)

@@ -203,6 +203,18 @@ def test_reconnecting_client_gets_what_it_missed(app, api, agent, sockets, drain
     assert "error" in again.call("events.since", {"seq": "x"})
 
 
+def test_an_event_whose_handler_fails_is_answered_with_an_error(app, api, agent, sockets):
+    """Redis not answering during a catch-up: the client's acknowledgement never came (the
+    handler's thread died with the error) and it waited until its own timeout."""
+    from tests.support.redis_server import app_on
+
+    client = sockets(agent.token)
+    with app_on(app, "redis://127.0.0.1:1/0"):
+        answer = client.call("events.since", {"seq": 1})
+    assert answer == {"error": {"code": "unavailable", "message": "not answering; retry"}}
+    assert "refetch" in client.call("events.since", {"seq": 1})  # Redis back: it answers
+
+
 def test_numbering_goes_on_upwards_after_redis_restarts_empty(app, api, agent, sockets, drain):
     """Redis restarted empty numbered events from 1 again: the console dropped the new
     events as older than what it had, and once the count passed a client's last number
