@@ -92,13 +92,18 @@ def typing_too_soon(ticket_id: int | None = None) -> bool:
 
 
 @socketio.on_error_default
-def event_failed(exc: Exception) -> dict:
+def event_failed(exc: Exception) -> dict | bool:
     """A client's event whose handler failed (the database or Redis not answering, a
     deadlock, a bug) is answered like the REST API would (its acknowledgement, if it asked
     for one, is an error to retry on), the transaction is let go, and the process logs it:
     the client was left without an answer, and the handler's thread died with the error."""
     db.session.rollback()
     event = (request.event or {}).get("message")
+    if event == "connect":
+        # Refused: a connection is let in only by a connect handler that finished (a value
+        # other than False returned here would accept it half-authenticated).
+        log.warning("socket connect failed, refused: %s", type(exc).__name__)
+        return False
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | OperationalError):
         log.warning("socket event %s: a dependency is not answering (%s)", event,
                     type(getattr(exc, "orig", None) or exc).__name__)
