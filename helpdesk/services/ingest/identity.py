@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -42,8 +43,19 @@ def normalize_phone(value: str) -> str:
     except phonenumbers.NumberParseException as exc:
         raise InvalidIdentity(f"not a phone number: {value!r}") from exc
     if not phonenumbers.is_possible_number(number):
-        raise InvalidIdentity(f"not a phone number: {value!r}")
+        # A number the provider itself writes in full, which the numbering plan no longer
+        # has (Mexico's WhatsApp ids keep the old mobile `1`: 521 + ten digits): taken as it
+        # is, so the message is kept and the reply goes where it came from (it failed the
+        # whole delivery). Only in E.164's shape and for a country that exists.
+        written = "+" + raw.lstrip("+").translate(_SEPARATORS)
+        if not (_E164.fullmatch(written) and phonenumbers.region_code_for_country_code(
+                number.country_code) != phonenumbers.UNKNOWN_REGION):
+            raise InvalidIdentity(f"not a phone number: {value!r}")
+        return written
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 
 
 MAX_IDENTITY = 320  # identities.value

@@ -16,12 +16,17 @@ from helpdesk.services.ingest.identity import InvalidIdentity, normalize
     ("0034600000000", "+34600000000"),  # the international prefix written as 00
     ("0034 600 00 00 00", "+34600000000"),
     ("0034-600-000-000", "+34600000000"),
+    # Mexico's WhatsApp ids keep the mobile 1 the numbering plan dropped (they failed the
+    # whole delivery): kept as the provider wrote them, replies go back there
+    ("5215512345678", "+5215512345678"),
+    ("whatsapp:+5215512345678", "+5215512345678"),
 ])
 def test_phones_become_e164(raw, expected):
     assert normalize("phone", raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["hello", "+1", "", "whatsapp:", "600-000-000"])
+@pytest.mark.parametrize("raw", ["hello", "+1", "", "whatsapp:", "600-000-000",
+                                 "+1234567", "+99912345678", "+1234567890123456"])
 def test_bad_phones_are_refused(raw):
     with pytest.raises(InvalidIdentity):
         normalize("phone", raw)
