@@ -77,7 +77,28 @@ def _whatsapp_content(message: dict, kind: str) -> tuple[str, list[AttachmentIn]
         return text(reply, "title") or "", []
     if kind == "button":
         return text(child(message, "button"), "text") or "", []
-    return "", []
+    if kind == "contacts":
+        return _shared_contacts(objects(message, "contacts")), []
+    if kind in _WHATSAPP_SILENT:
+        return "", []
+    # A kind we do not read (`unsupported`, `order`, a flow's answer, a newer one): the
+    # customer wrote; the agent is told so rather than nothing at all.
+    return ("[The customer sent a WhatsApp message of a kind this helpdesk cannot show: "
+            f"{kind or 'unknown'}]"), []
+
+
+# Reactions and system notices are not the customer writing: nothing to show.
+_WHATSAPP_SILENT = frozenset({"reaction", "system", "ephemeral"})
+
+
+def _shared_contacts(contacts: list[dict]) -> str:
+    people = []
+    for contact in contacts:
+        name = text(child(contact, "name"), "formatted_name") or ""
+        phones = ", ".join(filter(None, (text(p, "phone") for p in objects(contact, "phones"))))
+        people.append(f"{name} ({phones})" if name and phones else name or phones)
+    shown = "; ".join(filter(None, people))
+    return f"Shared a contact: {shown}" if shown else "Shared a contact"
 
 
 def _location(place: dict) -> str:

@@ -160,7 +160,14 @@ def test_whatsapp_statuses():
      "Yes"),
     ({"type": "button", "button": {"payload": "p", "text": "Track order"}}, "Track order"),
     ({"type": "location", "location": {"latitude": 40.4, "longitude": -3.7, "name": "Sol"}},
-     "Location: Sol · 40.4, -3.7")])
+     "Location: Sol · 40.4, -3.7"),
+    # (dropped without a trace: the customer wrote and nobody was told)
+    ({"type": "contacts", "contacts": [{"name": {"formatted_name": "Luis Pérez"},
+                                        "phones": [{"phone": "+34 600 111 222"}]}]},
+     "Shared a contact: Luis Pérez (+34 600 111 222)"),
+    ({"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
+     "[The customer sent a WhatsApp message of a kind this helpdesk cannot show: "
+     "unsupported]")])
 def test_whatsapp_other_message_types(message, text):
     (event,) = parse(whatsapp(messages=[{"from": "34600000001", "id": "wamid.X", **message}]))
     assert event.text == text
