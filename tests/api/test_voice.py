@@ -208,6 +208,24 @@ def test_call_ending_before_our_twiml_ran_is_missed_with_a_ticket(api, agent, ca
     assert [t["id"] for t in queue] == [ticket["id"]]
 
 
+def test_a_call_the_account_placed_is_no_missed_or_abandoned_customer_call(api, agent, call):
+    """Twilio reports calls placed from the account too (`Direction=outbound-api`, the
+    samples' busy and 49-second captures): a busy one opened a "Missed call" ticket for the
+    person called, an answered one counted as abandoned."""
+    outbound = {"Direction": "outbound-api", "From": OUR_NUMBER, "Caller": OUR_NUMBER,
+                "To": CALLER, "Called": CALLER}
+    call({**status("CA00000000000000000000000000000031", "busy", 2, CallDuration="0"),
+          **outbound})
+    call({**status("CA00000000000000000000000000000032", "completed", 3, CallDuration="49",
+                   AnsweredBy="human"), **outbound})
+    customer, items = calls_of(api, agent)
+    outcomes = {item["call"]["external_id"][-2:]: (item["call"]["direction"],
+                                                   item["call"]["outcome"]) for item in items}
+    assert outcomes == {"31": ("outbound", "missed"), "32": ("outbound", "answered")}
+    (ticket,) = tickets_of(api.as_(agent), customer["id"])  # the answered call's record
+    assert ticket["subject"] == f"Call with {CALLER}"
+
+
 def test_a_text_after_a_missed_call_opens_a_ticket_that_can_be_answered_in_writing(
         app, api, agent, call, drain):
     """A phone ticket takes no written reply, so the caller's SMS does not join it (a later

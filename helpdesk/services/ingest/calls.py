@@ -151,6 +151,13 @@ def _is_newer(call: Call, event: CallEvent) -> bool:
 
 def outcome_of(call: Call) -> str | None:
     """answered, voicemail, abandoned or missed (API.md "Voice"); None while undecided."""
+    if call.direction == "outbound":
+        # A call the account placed (another system on the same number; our TwiML places
+        # none): the person called picked up or did not. Neither is a customer's missed or
+        # abandoned call (it opened a "Missed call" ticket, or counted in the ACR's terms).
+        if call.status_rank < FINAL_RANK:
+            return None
+        return "answered" if call.status == "completed" and call.call_duration else "missed"
     if call.queue_result in ANSWERED_QUEUE or call.dial_status in ANSWERED_DIAL:
         return "answered"
     if call.queue_result == "hangup":  # (a recording then is the account's, of the wait)
@@ -175,8 +182,10 @@ def talk_seconds(call: Call) -> float | None:
 
 
 def _attach_ticket(channel: Channel, call: Call, event: CallEvent) -> None:
-    """Missed and voicemail calls open a ticket; answered ones join the open one."""
-    if call.ticket_id is None and call.outcome in SUBJECTS:
+    """Missed and voicemail calls open a ticket; answered ones join the open one (a call
+    the account placed, only once answered)."""
+    if (call.ticket_id is None and call.outcome in SUBJECTS
+            and (call.direction == "inbound" or call.outcome == "answered")):
         customer = db.session.get(Customer, call.customer_id)
         ticket = None
         if call.outcome == "answered":
