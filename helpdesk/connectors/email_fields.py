@@ -19,6 +19,7 @@ from helpdesk.connectors.forms import Form
 from helpdesk.connectors.mime import (
     ParsedAttachment,
     ParsedEmail,
+    bounced_ids_in_parts,
     html_to_text,
     parse_email,
     strip_quoted,
@@ -75,8 +76,15 @@ def parsed_email(fields: EmailFields) -> ParsedEmail:
     parsed = parse_email(header_block(headers))
     full_text = _normalized(fields.text or (html_to_text(fields.html) if fields.html else ""))
     stripped = _normalized(fields.stripped or "")
+    bounced = parsed.bounced_message_ids
+    if parsed.is_bounce and not bounced:
+        # Only the headers were parsed: the report's parts came as attachments, its words
+        # as text (a bounce of our reply left it `sent`, and the customer unanswered).
+        bounced = bounced_ids_in_parts(
+            [(a.content_type, a.content or b"") for a in fields.attachments], full_text)
     return dataclasses.replace(
         parsed,
+        bounced_message_ids=bounced,
         synthetic_id=parsed.message_id or fields.fallback_id or parsed.synthetic_id,
         text=stripped or (strip_quoted(full_text) if full_text else ""),
         full_text=full_text,

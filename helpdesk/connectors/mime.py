@@ -361,6 +361,22 @@ def _bounced_ids(leaves: list[Message], text: str) -> list[str]:
             continue
         for original in originals:
             found.extend(message_ids(_raw_values(original, "message-id")))
-    if not found:
-        found = message_ids(re.findall(r"^[ \t]*Message-ID:[ \t]*(.+)$", text, re.M | re.I))
-    return unique(found)
+    return unique(found) or _quoted_ids(text)
+
+
+def bounced_ids_in_parts(parts: list[tuple[str, bytes]], text: str) -> list[str]:
+    """Message-IDs of the original message(s) a delivery report names, from the parts a
+    provider posted as attachments ((content type, bytes): the `text/rfc822-headers` or
+    `message/rfc822` of the report), else quoted in its text."""
+    found: list[str] = []
+    parser = BytesParser(policy=email.policy.compat32)
+    for content_type, data in parts:
+        if content_type.lower() in _REPORT_TYPES | _ORIGINAL_TYPES and data:
+            found.extend(message_ids(_raw_values(parser.parsebytes(data, headersonly=True),
+                                                 "message-id")))
+    return unique(found) or _quoted_ids(text)
+
+
+def _quoted_ids(text: str) -> list[str]:
+    return unique(message_ids(re.findall(r"^[ \t]*Message-ID:[ \t]*(.+)$", text,
+                                         re.M | re.I)))

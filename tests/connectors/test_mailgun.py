@@ -213,3 +213,26 @@ def test_every_corrupted_field_parses_or_raises_payload_error():
                     call(CHANNEL, request)
                 except PayloadError:
                     pass
+
+
+def test_a_bounce_names_the_reply_it_returns():
+    """A delivery report posted as fields (its original's headers an attachment, its words
+    the text) named no bounced message: our reply stayed `sent`."""
+    headers = json.dumps([
+        ["From", "Mail Delivery Subsystem <mailer-daemon@googlemail.com>"],
+        ["To", "support@mg.example.com"], ["Subject", "Delivery Status Notification (Failure)"],
+        ["Message-Id", "<dsn-1@mx.google.com>"],
+        ["Content-Type", 'multipart/report; report-type=delivery-status; boundary="b"']])
+    pairs = fields(**{"message-headers": headers, "from": "mailer-daemon@googlemail.com",
+                      "sender": "mailer-daemon@googlemail.com", "In-Reply-To": None,
+                      "References": None, "Message-Id": "<dsn-1@mx.google.com>",
+                      "body-plain": "The address was not found.", "stripped-text": None})
+    original = (b"From: support@mg.example.com\r\nTo: gone@example.com\r\n"
+                b"Message-ID: <helpdesk-msg-42.abc@mg.example.com>\r\nSubject: Re: x\r\n\r\n")
+    event = parse(multipart(pairs, {"attachment-1": ("headers.txt", "text/rfc822-headers",
+                                                     original)}))
+    assert "bounce" in event.flags
+    assert event.bounced_message_ids == ["helpdesk-msg-42.abc@mg.example.com"]
+    quoted = parse(multipart([(k, v) for k, v in pairs if k != "body-plain"] + [
+        ("body-plain", "Not delivered.\n\nMessage-ID: <helpdesk-msg-43.def@mg.example.com>")]))
+    assert quoted.bounced_message_ids == ["helpdesk-msg-43.def@mg.example.com"]
