@@ -42,6 +42,8 @@ def call_kind(params: Mapping[str, str]) -> str:
     """Which callback this is, from the parameters Twilio sends with each."""
     if agent_leg(params) is not None:
         return "agent_leg"
+    if params.get("ParentCallSid") and (params.get("Direction") or "") == "outbound-dial":
+        return "child_leg"  # a leg a <Dial> placed for a call we know by its parent's sid
     if params.get("DequeingCallSid"):
         return "dequeue"
     if params.get("TranscriptionSid"):

@@ -218,6 +218,10 @@ def test_a_call_the_account_placed_is_no_missed_or_abandoned_customer_call(api, 
           **outbound})
     call({**status("CA00000000000000000000000000000032", "completed", 3, CallDuration="49",
                    AnsweredBy="human"), **outbound})
+    # a leg a <Dial> placed for a call we know by its parent: not a call of its own
+    call({**status("CA00000000000000000000000000000033", "completed", 4, CallDuration="20"),
+          **outbound, "Direction": "outbound-dial",
+          "ParentCallSid": "CA00000000000000000000000000000032"})
     customer, items = calls_of(api, agent)
     outcomes = {item["call"]["external_id"][-2:]: (item["call"]["direction"],
                                                    item["call"]["outcome"]) for item in items}

@@ -375,6 +375,8 @@ def test_every_corrupted_parameter_parses_or_raises_payload_error(name):
     ({"CallSid": "CA1"}, "incoming"),  # hand-made: Twilio always says `ringing`
     ({"CallSid": "CA1", "CallDuration": "12"}, "status"),  # a final status, its word lost
     ({"CallSid": "CA1", "CallStatus": "completed"}, "status"),
+    ({"CallSid": "CA2", "CallStatus": "completed", "Direction": "outbound-dial",
+      "ParentCallSid": "CA1", "CallDuration": "30"}, "child_leg"),
 ])
 def test_a_voice_callback_is_told_by_its_parameters(params, kind):
     from helpdesk.connectors.twilio_voice import call_kind

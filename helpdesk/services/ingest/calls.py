@@ -31,8 +31,10 @@ SUBJECTS = {"answered": "Call with {who}", "missed": "Missed call from {who}",
 
 def receive_call(channel: Channel, delivery: Delivery | None, event: CallEvent) -> bool:
     """Apply one callback to its call; True when it changed anything."""
-    if event.kind == "agent_leg":
-        return False  # an agent's softphone dialling the queue: not a customer's call
+    if event.kind in ("agent_leg", "child_leg"):
+        # An agent's softphone dialling the queue, or a leg a <Dial> placed: not a
+        # customer's call (the parent call is the one that is).
+        return False
     call = _find_or_create(channel, event)
     before = _snapshot(call)
     _apply(call, event)
