@@ -225,3 +225,196 @@ def test_a_connect_whose_handler_fails_is_refused(app, agent, sockets):
     with app_on(app, "redis://127.0.0.1:1/0"), pytest.raises(
             socketio.exceptions.ConnectionError):
         sockets(agent.token)
+
+
+def test_numbering_goes_on_upwards_after_redis_restarts_empty(app, api, agent, sockets, drain):
+    """Redis restarted empty numbered events from 1 again: the console dropped the new
+    events as older than what it had, and once the count passed a client's last number
+    its catch-up had a gap nobody was told about."""
+    from helpdesk.queues import redis_connection
+
+    channel = factories.channel(app, "api")
+    client = sockets(agent.token)
+    api.post_api_webhook(channel, api_message("e1", "m1", email="a@example.com"))
+    drain("ingest")
+    client.wait_for("message.created")
+    before = max(data["seq"] for _, data in client.events)
+    redis_connection(app).flushdb()
+    api.post_api_webhook(channel, api_message("e2", "m2", text="after", email="b@example.com"))
+    drain("ingest")
+    after = client.wait_for("message.created", lambda e: e["data"]["text"] == "after")
+    assert after["seq"] > before
+    assert client.call("events.since", {"seq": before})["refetch"] is True  # (the log lost)
+
+
+def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id):
+    client = sockets(agent.token)
+    for name, data in (("ticket.focus", {}), ("ticket.blur", {"ticket_id": "7"}),
+                       ("typing", {}), ("typing", {"ticket_id": True}),
+                       ("events.since", {"seq": -1})):
+        answer = client.call(name, data)
+        assert answer["error"]["code"] == "validation_error", (name, data, answer)
+    # No payload at all (`emit(name)`), or more than one argument: an answer, not a crash.
+    for name in ("presence", "ticket.focus", "ticket.blur", "typing", "heartbeat",
+                 "events.since"):
+        for data in (None, ({}, 1)):
+            answer = client.call(name, data)
+            assert answer["error"]["code"] == "validation_error", (name, data, answer)
+    for name, data in (("heartbeat", None), ("heartbeat", {}),
+                       ("ticket.focus", {"ticket_id": 2**64}), ("typing", {"ticket_id": 0})):
+        answer = client.call(name, data)
+        assert answer["error"]["code"] == "validation_error", (name, data, answer)
+    for name in ("ticket.focus", "ticket.blur", "typing", "heartbeat"):
+        assert client.call(name, {"ticket_id": ticket_id + 1000})["error"]["code"] == \
+            "not_found", name
+    assert client.call("typing", {"ticket_id": ticket_id}) == {"ok": True}
+    assert client.call("heartbeat", {"ticket_id": ticket_id}) == {"ok": True}
+
+
+def test_a_heartbeat_keeps_that_tickets_session_open_only(app, api, agent, sockets, drain,
+                                                        ticket_id):
+    """A heartbeat (or typing) names the ticket on screen: the agent's session on another
+    ticket, idle, is not kept open by it."""
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e2", "m2", text="Another", email="o@x.com"))
+    drain("ingest")
+    other = next(t["id"] for t in api.as_(agent).get("/api/v1/tickets").json()["items"]
+                 if t["id"] != ticket_id)
+    assert api.as_(agent).post(f"/api/v1/tickets/{other}/work/start").status_code == 200
+    client = sockets(agent.token)
+    assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    [idle] = [s for s in sessions(app) if s.ticket_id == other]
+    time.sleep(0.05)
+    for event in ("heartbeat", "typing"):
+        assert client.call(event, {"ticket_id": ticket_id}) == {"ok": True}
+    by_ticket = {s.ticket_id: s for s in sessions(app)}
+    assert by_ticket[other].last_seen_at == idle.last_seen_at
+    assert by_ticket[ticket_id].last_seen_at > by_ticket[ticket_id].started_at
+
+
+def test_typing_reaches_the_other_viewers_numbered(agent, supervisor, sockets, ticket_id):
+    """API.md: every envelope carries `seq`, an agent's `typing` included."""
+    mine, theirs = sockets(agent.token), sockets(supervisor.token)
+    for client in (mine, theirs):
+        assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    assert mine.call("typing", {"ticket_id": ticket_id}) == {"ok": True}
+    seen = theirs.wait_for("typing", lambda e: e["data"]["agent_id"] == agent.id)
+    assert set(seen) == {"type", "at", "data", "seq"} and seen["type"] == "typing"
+    assert isinstance(seen["seq"], int) and seen["data"]["ticket_id"] == ticket_id
+
+
+@pytest.mark.parametrize("token", [123, ["a"], {"t": 1}, None, ""])
+def test_a_token_that_is_not_a_string_is_refused_at_connect(live_server, token):
+    import socketio
+
+    client = socketio.Client(reconnection=False)
+    started = time.monotonic()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(live_server, namespaces=["/agents"], auth={"token": token},
+                       transports=["websocket"], wait_timeout=5)
+    assert time.monotonic() - started < 4  # refused, not left to time out
+
+
+def _presence(app, agent_id: int) -> str:
+    from helpdesk.models import Agent
+
+    with app.app_context():
+        value = db.session.get(Agent, agent_id).presence
+        db.session.rollback()
+        return value
+
+
+def test_connections_of_a_web_process_that_died_are_swept_offline(app, api, agent, sockets,
+                                                                   drain, ticket_id):
+    """A web process killed without running its disconnect handlers leaves its connections
+    listed; once its keep-alive key expires, the sweeper closes them: the dead tab's work
+    session ends, and the agent is offline when their last real connection goes (before,
+    the dead tab kept them `online` for good)."""
+    from helpdesk.queues import redis_connection
+    from helpdesk.services.routing import presence
+    from helpdesk.services.tickets import work_sessions
+
+    channel = factories.channel(app, "api")
+    api.post_api_webhook(channel, api_message("e2", "m2", text="Another", email="o@x.com"))
+    drain("ingest")
+    other = next(t["id"] for t in api.as_(agent).get("/api/v1/tickets").json()["items"]
+                 if t["id"] != ticket_id)
+    client = sockets(agent.token)
+    assert client.call("ticket.focus", {"ticket_id": ticket_id})["ok"]
+    # What a process that has since died left behind: a tab of this agent, on `other`.
+    dead_sid = "dead-process-tab"
+    with app.app_context():
+        redis = redis_connection()
+        redis.sadd(f"helpdesk:presence:{agent.id}", dead_sid)
+        redis.sadd("helpdesk:web:processes", "deadbeef")
+        redis.hset("helpdesk:web:deadbeef:connections", dead_sid, f"{agent.id} ")
+        work_sessions.start(agent.id, other, dead_sid, "socket")
+        now = time.time()
+        assert presence.sweep_dead_processes(now) == 0  # gone only just: not yet
+        assert presence.sweep_dead_processes(now + presence.PROCESS_TTL_SECONDS) == 1
+        assert not redis.exists("helpdesk:web:deadbeef:connections")
+        assert not redis.sismember(f"helpdesk:presence:{agent.id}", dead_sid)
+        assert not redis.sismember("helpdesk:web:processes", "deadbeef")
+        # This process keeps itself alive: its connections stay.
+        assert presence.sweep_dead_processes(now + 10 * presence.PROCESS_TTL_SECONDS) == 0
+    by_ticket = {s.ticket_id: s for s in sessions(app)}
+    assert by_ticket[other].end_reason == "disconnect"
+    assert by_ticket[ticket_id].ended_at is None
+    assert _presence(app, agent.id) == "online"  # the live tab is still connected
+    client.disconnect()
+    deadline = time.monotonic() + 5
+    while _presence(app, agent.id) != "offline" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _presence(app, agent.id) == "offline"
+
+
+def test_a_web_process_keeps_its_connections_alive_by_itself(app, monkeypatch):
+    """The keep-alive task runs outside any request: it keeps the process's key alive, so a
+    connection left idle for longer than the key lives is not swept as dead."""
+    import threading
+
+    from helpdesk.queues import redis_connection
+    from helpdesk.realtime import agents as agents_namespace
+    from helpdesk.services.routing import presence
+
+    monkeypatch.setattr(presence, "PROCESS_TTL_SECONDS", 1)
+    key = f"helpdesk:web:{presence.PROCESS}"
+    with app.app_context():
+        redis_connection().delete(key)
+    stop = threading.Event()
+    task = threading.Thread(target=agents_namespace._keep_alive_loop,
+                            args=(app, stop.is_set), daemon=True)
+    task.start()
+    try:
+        deadline = time.monotonic() + 5
+        with app.app_context():
+            while not redis_connection().exists(key) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert redis_connection().exists(key)
+            assert 0 < redis_connection().ttl(key) <= 1
+    finally:
+        stop.set()
+        task.join(5)
+
+
+def test_a_live_process_whose_registration_lapsed_registers_its_connections_again(
+        app, agent, sockets):
+    """Redis restarted empty (or was down past the key's life): the process is alive and
+    its agents connected. It is not swept while it renews its key in time, and whatever it
+    had registered is registered again on its next keep-alive."""
+    from helpdesk.queues import redis_connection
+    from helpdesk.services.routing import presence
+
+    sid = sockets(agent.token).client.get_sid("/agents")
+    alive, listed = (f"helpdesk:web:{presence.PROCESS}",
+                     f"helpdesk:web:{presence.PROCESS}:connections")
+    with app.app_context():
+        redis = redis_connection()
+        redis.delete(alive, listed, f"helpdesk:presence:{agent.id}")  # the lapse
+        now = time.time()
+        assert presence.sweep_dead_processes(now) == 0
+        presence.keep_process_alive()
+        assert presence.sweep_dead_processes(now + 2 * presence.PROCESS_TTL_SECONDS) == 0
+        assert redis.hexists(listed, sid)
+        assert redis.sismember(f"helpdesk:presence:{agent.id}", sid)
+    assert _presence(app, agent.id) == "online"
