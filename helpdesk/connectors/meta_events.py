@@ -74,7 +74,9 @@ def _whatsapp_content(message: dict, kind: str) -> tuple[str, list[AttachmentIn]
     if kind == "interactive":
         choice = child(message, "interactive")
         reply = child(choice, "button_reply") or child(choice, "list_reply")
-        return text(reply, "title") or "", []
+        if text(reply, "title"):
+            return text(reply, "title"), []
+        kind = f"interactive {text(choice, 'type') or ''}".strip()  # (a flow's answer...)
     if kind == "button":
         return text(child(message, "button"), "text") or "", []
     if kind == "contacts":
@@ -87,8 +89,9 @@ def _whatsapp_content(message: dict, kind: str) -> tuple[str, list[AttachmentIn]
             f"{kind or 'unknown'}]"), []
 
 
-# Reactions and system notices are not the customer writing: nothing to show.
-_WHATSAPP_SILENT = frozenset({"reaction", "system", "ephemeral"})
+# Reactions, system notices and the welcome request (a chat opened, nothing written) are
+# not the customer writing: nothing to show, no ticket.
+_WHATSAPP_SILENT = frozenset({"reaction", "system", "ephemeral", "request_welcome"})
 
 
 def _shared_contacts(contacts: list[dict]) -> str:

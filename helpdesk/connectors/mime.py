@@ -347,8 +347,22 @@ def _is_bounce(msg: Message, leaves: list[Message], sender: str | None) -> bool:
     return local in ("mailer-daemon", "postmaster") and has_status
 
 
+_STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_ACTION = re.compile(rb"^[ \t]*Action:[ \t]*([a-z]+)", re.M | re.I)
+
+
+def _only_delayed(statuses: list[bytes]) -> bool:
+    """A report whose status parts say only `delayed`, `relayed`, `delivered` or
+    `expanded` (RFC 3464) returns nothing: no reply of ours failed."""
+    actions = {action.lower() for status in statuses for action in _ACTION.findall(status)}
+    return bool(actions) and b"failed" not in actions
+
+
 def _bounced_ids(leaves: list[Message], text: str) -> list[str]:
-    """Message-IDs of the original message(s) quoted in a delivery report."""
+    """Message-IDs of the original message(s) quoted in a delivery report that says they
+    failed (not a delay notice)."""
+    if _only_delayed([_part_bytes(p) for p in leaves if p.get_content_type() in _STATUS_TYPES]):
+        return []
     found: list[str] = []
     for part in leaves:
         ctype = part.get_content_type()
@@ -368,10 +382,13 @@ def bounced_ids_in_parts(parts: list[tuple[str, bytes]], text: str) -> list[str]
     """Message-IDs of the original message(s) a delivery report names, from the parts a
     provider posted as attachments ((content type, bytes): the `text/rfc822-headers` or
     `message/rfc822` of the report), else quoted in its text."""
+    parts = [(content_type.split(";")[0].strip().lower(), data) for content_type, data in parts]
+    if _only_delayed([data for content_type, data in parts if content_type in _STATUS_TYPES]):
+        return []
     found: list[str] = []
     parser = BytesParser(policy=email.policy.compat32)
     for content_type, data in parts:
-        if content_type.lower() in _REPORT_TYPES | _ORIGINAL_TYPES and data:
+        if content_type in _REPORT_TYPES | _ORIGINAL_TYPES and data:
             found.extend(message_ids(_raw_values(parser.parsebytes(data, headersonly=True),
                                                  "message-id")))
     return unique(found) or _quoted_ids(text)

@@ -85,7 +85,8 @@ def call_event(params: Mapping[str, str], query: Mapping[str, str] | None = None
         kind=kind,
         identities=_caller(params.get("To" if outbound else "From")),
         sender_name=params.get("CallerName") or None,
-        direction="outbound" if outbound else "inbound",
+        # ("" when the callback does not say: a recording's or transcription's)
+        direction=("outbound" if outbound else "inbound") if params.get("Direction") else "",
         status=status,
         sequence=_int(params.get("SequenceNumber")),
         rank=CALL_STATUS_RANK.get(status or ""),

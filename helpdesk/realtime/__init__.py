@@ -12,7 +12,8 @@ import socketio as socketio_server
 from flask import Flask, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from helpdesk.extensions import db, socketio
 from helpdesk.outbox import pubsub_channel
@@ -97,14 +98,19 @@ def event_failed(exc: Exception) -> dict | bool:
     deadlock, a bug) is answered like the REST API would (its acknowledgement, if it asked
     for one, is an error to retry on), the transaction is let go, and the process logs it:
     the client was left without an answer, and the handler's thread died with the error."""
-    db.session.rollback()
+    try:
+        db.session.rollback()
+    except Exception:  # (a connection gone for good: the pool replaces it)
+        pass
     event = (request.event or {}).get("message")
     if event == "connect":
         # Refused: a connection is let in only by a connect handler that finished (a value
         # other than False returned here would accept it half-authenticated).
         log.warning("socket connect failed, refused: %s", type(exc).__name__)
         return False
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OperationalError):
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OperationalError
+                  | PoolTimeoutError) or (isinstance(exc, DBAPIError)
+                                          and exc.connection_invalidated):
         log.warning("socket event %s: a dependency is not answering (%s)", event,
                     type(getattr(exc, "orig", None) or exc).__name__)
         return {"error": {"code": "unavailable", "message": "not answering; retry"}}

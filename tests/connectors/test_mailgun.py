@@ -236,3 +236,26 @@ def test_a_bounce_names_the_reply_it_returns():
     quoted = parse(multipart([(k, v) for k, v in pairs if k != "body-plain"] + [
         ("body-plain", "Not delivered.\n\nMessage-ID: <helpdesk-msg-43.def@mg.example.com>")]))
     assert quoted.bounced_message_ids == ["helpdesk-msg-43.def@mg.example.com"]
+
+
+def test_a_delay_notice_names_no_failed_reply():
+    """A report that says `Action: delayed` is not a failure (it marked our reply failed)."""
+    headers = json.dumps([
+        ["From", "mailer-daemon@googlemail.com"], ["Message-Id", "<dsn-2@mx.google.com>"],
+        ["Content-Type", 'multipart/report; report-type=delivery-status; boundary="b"']])
+    pairs = fields(**{"message-headers": headers, "from": "mailer-daemon@googlemail.com",
+                      "sender": "mailer-daemon@googlemail.com", "In-Reply-To": None,
+                      "References": None, "Message-Id": "<dsn-2@mx.google.com>",
+                      "body-plain": "Delivery delayed.", "stripped-text": None})
+    original = b"Message-ID: <helpdesk-msg-44.abc@mg.example.com>\r\n\r\n"
+    status = (b"Reporting-MTA: dns; mx.google.com\r\n\r\n"
+              b"Final-Recipient: rfc822; a@b.c\r\nAction: delayed\r\n")
+    event = parse(multipart(pairs, {
+        "attachment-1": ("status.txt", "message/delivery-status", status),
+        "attachment-2": ("headers.txt", "text/rfc822-headers; charset=us-ascii", original)}))
+    assert "bounce" in event.flags and event.bounced_message_ids == []
+    failed = parse(multipart(pairs, {
+        "attachment-1": ("status.txt", "message/delivery-status",
+                         status.replace(b"delayed", b"failed")),
+        "attachment-2": ("headers.txt", "text/rfc822-headers; charset=us-ascii", original)}))
+    assert failed.bounced_message_ids == ["helpdesk-msg-44.abc@mg.example.com"]

@@ -167,10 +167,20 @@ def test_whatsapp_statuses():
      "Shared a contact: Luis Pérez (+34 600 111 222)"),
     ({"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
      "[The customer sent a WhatsApp message of a kind this helpdesk cannot show: "
-     "unsupported]")])
+     "unsupported]"),
+    ({"type": "interactive", "interactive": {"type": "nfm_reply", "nfm_reply": {
+        "response_json": "{}", "body": "Sent", "name": "flow"}}},
+     "[The customer sent a WhatsApp message of a kind this helpdesk cannot show: "
+     "interactive nfm_reply]")])
 def test_whatsapp_other_message_types(message, text):
     (event,) = parse(whatsapp(messages=[{"from": "34600000001", "id": "wamid.X", **message}]))
     assert event.text == text
+
+
+@pytest.mark.parametrize("kind", ["reaction", "system", "request_welcome"])
+def test_whatsapp_notices_that_are_not_the_customer_writing_make_no_message(kind):
+    assert parse(whatsapp(messages=[{"from": "34600000001", "id": "wamid.Y", "type": kind,
+                                     kind: {}}])) == []
 
 
 # --- Messenger and Instagram ----------------------------------------------------------------

@@ -150,7 +150,8 @@ function showApp(me) {
   live.start(api.token.get(), {
     refused: async () => {
       // Refused at connect: a revoked token sends us to login; anything else, try again.
-      try { await api.get('/auth/me'); setTimeout(live.retry, 2000); } catch { /* 401 handled */ }
+      // (a 401 is handled: the login form; anything else, a server not answering, retries)
+      try { await api.get('/auth/me'); setTimeout(live.retry, 2000); } catch (err) { if (!err || err.status !== 401) setTimeout(live.retry, 5000); }
     },
   });
   // Who we are, asked again: a role an admin changed closes this agent's connections, so

@@ -54,8 +54,9 @@ def _first_response(call: Call) -> None:
         return
     ticket = db.session.get(Ticket, call.ticket_id)
     if ticket.first_response_at is None:
-        sla.responded(ticket, call.answered_at or call.started_at + timedelta(
-            seconds=call.wait_seconds or 0))
+        answered = call.answered_at or call.started_at + timedelta(seconds=call.wait_seconds or 0)
+        # (never before the ticket: a call that opened it answered it as it was made)
+        sla.responded(ticket, max(answered, ticket.created_at))
 
 
 def _taken_by(call: Call, event: CallEvent) -> None:
@@ -90,7 +91,7 @@ def _find_or_create(channel: Channel, event: CallEvent) -> Call:
         return call
     customer = _caller(event.identities, event.sender_name)
     call = Call(channel_id=channel.id, customer_id=customer.id, external_id=event.external_id,
-                direction=event.direction, started_at=event.at or datetime.now(UTC))
+                direction=event.direction or "inbound", started_at=event.at or datetime.now(UTC))
     try:
         with db.session.begin_nested():
             db.session.add(call)
@@ -119,6 +120,8 @@ def _snapshot(call: Call) -> tuple:
 def _apply(call: Call, event: CallEvent) -> None:
     if event.kind == "incoming":
         call.reached_us = True
+    if event.direction:  # (a recording's callback, first to arrive, does not say)
+        call.direction = event.direction
     _taken_by(call, event)
     newer = bool(event.status) and _is_newer(call, event)
     if newer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import phonenumbers
@@ -43,19 +42,20 @@ def normalize_phone(value: str) -> str:
     except phonenumbers.NumberParseException as exc:
         raise InvalidIdentity(f"not a phone number: {value!r}") from exc
     if not phonenumbers.is_possible_number(number):
-        # A number the provider itself writes in full, which the numbering plan no longer
-        # has (Mexico's WhatsApp ids keep the old mobile `1`: 521 + ten digits): taken as it
-        # is, so the message is kept and the reply goes where it came from (it failed the
-        # whole delivery). Only in E.164's shape and for a country that exists.
-        written = "+" + raw.lstrip("+").translate(_SEPARATORS)
-        if not (_E164.fullmatch(written) and phonenumbers.region_code_for_country_code(
-                number.country_code) != phonenumbers.UNKNOWN_REGION):
-            raise InvalidIdentity(f"not a phone number: {value!r}")
-        return written
+        number = _mexican_mobile(number)  # (WhatsApp ids: the one the numbering plan lost)
+    if number is None or not phonenumbers.is_possible_number(number):
+        raise InvalidIdentity(f"not a phone number: {value!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+def _mexican_mobile(number: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber | None:
+    """Mexico dropped the `1` its mobile numbers took after the country code (2019), and
+    WhatsApp ids still carry it (521 + ten digits): the same number as 52 + the ten digits
+    (one person for WhatsApp, SMS and calls). Such an id failed its whole delivery."""
+    national = str(number.national_number)
+    if number.country_code != 52 or len(national) != 11 or not national.startswith("1"):
+        return None
+    return phonenumbers.parse(f"+52{national[1:]}", None)
 
 
 MAX_IDENTITY = 320  # identities.value

@@ -111,12 +111,18 @@ def keep_process_alive() -> None:
 
 
 def connected(agent_id: int, sid: str, token_hash: str = "") -> None:
-    """A new connection starts `online`."""
+    """A new connection starts `online`. One that could not be recorded (Redis not
+    answering: the connect is refused) is not kept as this process's either, or the
+    keep-alive would register it later, a connection nobody holds."""
     _local[sid] = (agent_id, token_hash)
-    pipe = redis_connection().pipeline(transaction=False)
-    _register(pipe, agent_id, sid, token_hash)
-    pipe.execute()
-    _store(agent_id, "online")
+    try:
+        pipe = redis_connection().pipeline(transaction=False)
+        _register(pipe, agent_id, sid, token_hash)
+        pipe.execute()
+        _store(agent_id, "online")
+    except Exception:
+        _local.pop(sid, None)
+        raise
 
 
 def disconnected(agent_id: int, sid: str, *, swept: bool = False) -> None:

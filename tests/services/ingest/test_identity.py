@@ -17,16 +17,18 @@ from helpdesk.services.ingest.identity import InvalidIdentity, normalize
     ("0034 600 00 00 00", "+34600000000"),
     ("0034-600-000-000", "+34600000000"),
     # Mexico's WhatsApp ids keep the mobile 1 the numbering plan dropped (they failed the
-    # whole delivery): kept as the provider wrote them, replies go back there
-    ("5215512345678", "+5215512345678"),
-    ("whatsapp:+5215512345678", "+5215512345678"),
+    # whole delivery): the same number as the person's SMS and calls
+    ("5215512345678", "+525512345678"),
+    ("whatsapp:+5215512345678", "+525512345678"),
+    ("+52 55 1234 5678", "+525512345678"),
 ])
 def test_phones_become_e164(raw, expected):
     assert normalize("phone", raw) == expected
 
 
 @pytest.mark.parametrize("raw", ["hello", "+1", "", "whatsapp:", "600-000-000",
-                                 "+1234567", "+99912345678", "+1234567890123456"])
+                                 "+1234567", "+99912345678", "+1234567890123456",
+                                 "+155512345678", "+3460000000", "+52123"])
 def test_bad_phones_are_refused(raw):
     with pytest.raises(InvalidIdentity):
         normalize("phone", raw)
