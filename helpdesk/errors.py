@@ -21,6 +21,15 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               503: "unavailable"}
 
 
+def dependency_down(exc: BaseException) -> bool:
+    """Redis or the database not answering (unreachable, timed out, a connection lost or
+    refused): a client may retry; not a bug in the request (a DataError from bad input is)."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                            or isinstance(exc, OperationalError))
+
+
 class ApiError(Exception):
     """An error a client caused or must know about; rendered as JSON with `status`."""
 
@@ -112,7 +121,7 @@ def init_app(app: Flask) -> None:
     def _redis_error(exc: RedisError):
         # Redis down or unreachable (presence, work sessions, rate limits, the token cache
         # read it): a dependency is down, not a bug in the request.
-        if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        if not dependency_down(exc):
             return _unexpected(exc)
         log.warning("redis unavailable: %s", type(exc).__name__)
         return error_response(503, "unavailable", "Redis is not answering; retry",
@@ -123,7 +132,7 @@ def init_app(app: Flask) -> None:
         # A lost connection (the server restarted, failed over, or killed our backend) or
         # one refused: the pool has dropped it, and the client may retry. Only those: a
         # DataError from bad input is a bug to see, not an outage.
-        if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+        if not dependency_down(exc):
             return _unexpected(exc)
         log.warning("database unavailable: %s", type(exc.orig).__name__)
         from helpdesk.extensions import db

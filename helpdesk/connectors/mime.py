@@ -361,34 +361,27 @@ def _only_delayed(statuses: list[bytes]) -> bool:
 def _bounced_ids(leaves: list[Message], text: str) -> list[str]:
     """Message-IDs of the original message(s) quoted in a delivery report that says they
     failed (not a delay notice)."""
-    if _only_delayed([_part_bytes(p) for p in leaves if p.get_content_type() in _STATUS_TYPES]):
-        return []
-    found: list[str] = []
-    for part in leaves:
-        ctype = part.get_content_type()
-        if ctype in _ORIGINAL_TYPES and part.is_multipart():
-            originals = part.get_payload()
-        elif ctype == "text/rfc822-headers" or ctype in _ORIGINAL_TYPES:
-            parser = BytesParser(policy=email.policy.compat32)
-            originals = [parser.parsebytes(_part_bytes(part), headersonly=True)]
-        else:
-            continue
-        for original in originals:
-            found.extend(message_ids(_raw_values(original, "message-id")))
-    return unique(found) or _quoted_ids(text)
+    return bounced_ids_in_parts([(p.get_content_type(), _part_bytes(p)) for p in leaves
+                                 if p.get_content_type() in _STATUS_TYPES + _HEADER_TYPES],
+                                text)
+
+
+# The parts of a report that hold its original message, or the original's headers.
+_HEADER_TYPES = (*_ORIGINAL_TYPES, "text/rfc822-headers")
 
 
 def bounced_ids_in_parts(parts: list[tuple[str, bytes]], text: str) -> list[str]:
-    """Message-IDs of the original message(s) a delivery report names, from the parts a
-    provider posted as attachments ((content type, bytes): the `text/rfc822-headers` or
-    `message/rfc822` of the report), else quoted in its text."""
+    """Message-IDs of the original message(s) a delivery report that says they failed names
+    (not a delay notice), from its parts ((content type, bytes): the `text/rfc822-headers`
+    or `message/rfc822`, as parsed here or as a provider posts them as attachments), else
+    quoted in its text."""
     parts = [(content_type.split(";")[0].strip().lower(), data) for content_type, data in parts]
     if _only_delayed([data for content_type, data in parts if content_type in _STATUS_TYPES]):
         return []
     found: list[str] = []
     parser = BytesParser(policy=email.policy.compat32)
     for content_type, data in parts:
-        if content_type in _REPORT_TYPES | _ORIGINAL_TYPES and data:
+        if content_type in _HEADER_TYPES and data:
             found.extend(message_ids(_raw_values(parser.parsebytes(data, headersonly=True),
                                                  "message-id")))
     return unique(found) or _quoted_ids(text)

@@ -10,11 +10,9 @@ import time
 
 import socketio as socketio_server
 from flask import Flask, request
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from helpdesk.errors import dependency_down
 from helpdesk.extensions import db, socketio
 from helpdesk.outbox import pubsub_channel
 
@@ -108,9 +106,7 @@ def event_failed(exc: Exception) -> dict | bool:
         # other than False returned here would accept it half-authenticated).
         log.warning("socket connect failed, refused: %s", type(exc).__name__)
         return False
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OperationalError
-                  | PoolTimeoutError) or (isinstance(exc, DBAPIError)
-                                          and exc.connection_invalidated):
+    if dependency_down(exc) or isinstance(exc, PoolTimeoutError):
         log.warning("socket event %s: a dependency is not answering (%s)", event,
                     type(getattr(exc, "orig", None) or exc).__name__)
         return {"error": {"code": "unavailable", "message": "not answering; retry"}}
