@@ -21,14 +21,16 @@ def login():
     email = data["email"].strip().lower()
     # Per IP too, so one address cannot spray passwords over many emails: that limit
     # counts failed logins only (an office behind one address signs in all morning).
+    # Both are required: while Redis is away logins answer 503 rather than go unlimited.
     failures = f"login-failed-ip:{request.remote_addr}"
-    rate_limit.refuse_if_spent(failures, current_app.config["LOGIN_IP_RATE"])
-    rate_limit.check(f"login:{request.remote_addr}:{email}", current_app.config["LOGIN_RATE"])
+    rate_limit.refuse_if_spent(failures, current_app.config["LOGIN_IP_RATE"], required=True)
+    rate_limit.check(f"login:{request.remote_addr}:{email}", current_app.config["LOGIN_RATE"],
+                     required=True)
     try:
         token, agent = auth.login(email, data["password"])
     except ApiError as exc:
         if exc.status == 401:
-            rate_limit.check(failures, current_app.config["LOGIN_IP_RATE"])
+            rate_limit.check(failures, current_app.config["LOGIN_IP_RATE"], required=True)
         raise
     return jsonify({"token": token, "agent": agent_ref_schema.dump(agent)})
 

@@ -1,4 +1,6 @@
-"""Sliding-window rate limits in Redis; they fail open when Redis is down.
+"""Sliding-window rate limits in Redis. They fail open when Redis is down (a webhook is
+stored and acknowledged all the same), except where `required=True` (logins: without their
+limit a password could be guessed at full speed while Redis is away; they answer 503).
 
 The window is approximated from two fixed windows (the previous one weighted by how much of
 it still overlaps), so a burst cannot double its allowance across a window boundary. One
@@ -41,7 +43,7 @@ def _hit(client: Redis, keys: list[str], lifetime: int) -> list:
     return _script(keys, [lifetime], client=client)
 
 
-def refuse_if_spent(bucket: str, rate: str) -> None:
+def refuse_if_spent(bucket: str, rate: str, *, required: bool = False) -> None:
     """Raise 429 when `bucket` has no hit left, without counting one (for limits counted
     by `check` only after the fact: the failed logins of an address)."""
     limit, period = parse_rate(rate)
@@ -49,21 +51,26 @@ def refuse_if_spent(bucket: str, rate: str) -> None:
     try:
         hits, before = redis_connection().mget(keys)
     except Exception as exc:
+        if required:
+            raise  # Redis's errors answer 503 (helpdesk.errors)
         log.warning("rate limiter unavailable: %s", exc)
         return
     if _weighted(int(hits or 0), before, offset, period) + 1 > limit:
         _refuse(math.ceil(period - offset))
 
 
-def check(bucket: str, rate: str, read: str | None = None) -> object:
+def check(bucket: str, rate: str, read: str | None = None, *, required: bool = False) -> object:
     """Count one hit on `bucket`; raise 429 with Retry-After past the limit. Returns the
-    value of the key `read` (None when unset, UNAVAILABLE when Redis did not answer)."""
+    value of the key `read` (None when unset, UNAVAILABLE when Redis did not answer; with
+    `required`, Redis's error is raised instead)."""
     limit, period = parse_rate(rate)
     keys, offset = _windows(bucket, period)
     try:
         client = redis_connection()
         hits, before, extra = _hit(client, keys + ([read] if read else []), 2 * period + 1)
     except Exception as exc:  # never lose a delivery because the limiter is unreachable
+        if required:
+            raise
         log.warning("rate limiter unavailable: %s", exc)
         return UNAVAILABLE
     if _weighted(hits, before, offset, period) > limit:

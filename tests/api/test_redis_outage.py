@@ -90,3 +90,21 @@ def test_rest_routes_that_need_redis_answer_503_while_it_is_down(app, outage_sys
     assert answer.json()["error"]["code"] == "unavailable"
     assert "Redis" in answer.json()["error"]["message"]
     assert answer.headers["Retry-After"]
+
+
+def test_logins_answer_503_while_redis_is_down_instead_of_going_unlimited(app, outage_system):
+    """Login rate limits live in Redis: without it a password could be guessed at full
+    speed, so logins wait for Redis (503, retry) while tokens already issued keep working."""
+    isolated, own, client = outage_system
+    agent = factories.agent(app)
+    credentials = {"email": agent.email, "password": "correct horse"}
+    assert client.post("/api/v1/auth/login", json=credentials).status_code == 200
+    own.stop()
+    for wrong in ({**credentials, "password": "guess"}, credentials):
+        answer = client.post("/api/v1/auth/login", json=wrong)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "unavailable"
+        assert answer.headers["Retry-After"]
+    assert client.as_(agent).get("/api/v1/auth/me").status_code == 200
+    own.start()
+    assert client.post("/api/v1/auth/login", json=credentials).status_code == 200
