@@ -139,6 +139,8 @@ class MessageEvent(InboundEvent):
     # normal, high or urgent; an urgency factor, never the ticket's priority by itself.
     sender_priority: str | None = None
     recipients: list[str] = field(default_factory=list)  # email: To and Cc addresses
+    # Email: where the sender asks replies to go (one Reply-To address other than From).
+    reply_to: str | None = None
 
 
 @dataclass

@@ -57,7 +57,17 @@ def email_event(parsed: ParsedEmail) -> MessageEvent:
         bounced_message_ids=parsed.bounced_message_ids,
         sender_priority=parsed.priority,
         recipients=[*parsed.to, *parsed.cc],
+        reply_to=_reply_to(parsed),
     )
+
+
+def _reply_to(parsed: ParsedEmail) -> str | None:
+    """The one address a Reply-To names, when it is not the From (RFC 5322: where the
+    author asks replies to go). Several addresses would send the reply to all of them:
+    then the From it is. The customer is still who the From names."""
+    if len(parsed.reply_to) != 1 or parsed.reply_to[0] == parsed.from_address:
+        return None
+    return parsed.reply_to[0] if len(parsed.reply_to[0]) <= 320 else None
 
 
 def _plausible(date: datetime | None) -> datetime | None:

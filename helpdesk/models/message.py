@@ -46,6 +46,8 @@ class Message(db.Model):
     # An inbound message's sender, as the value of their identity of the kind its channel
     # replies to (an address, an E.164 number, a PSID...): where the reply goes.
     sender: Mapped[str | None] = mapped_column(String(320))
+    # An email's Reply-To (one address, not its From): a reply to its sender goes there.
+    reply_to: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(String(500))
     text: Mapped[str] = mapped_column(Text, default="")
     full_text: Mapped[str | None] = mapped_column(Text)

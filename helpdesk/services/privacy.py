@@ -132,6 +132,7 @@ def export(customer_id: int, actor: Agent | None) -> dict[str, Any]:
         "tickets": ticket_schema.dump(tickets, many=True),
         # (`text` is a mail without its quoted history and signature: the whole is kept too)
         "messages": [{**message_schema.dump(message), "sender": message.sender,
+                      "reply_to": message.reply_to,
                       "full_text": without_survey_tokens(message.full_text)}
                      for message in _all(select(Message).where(
                          _exported([customer.id], ticket_ids))
@@ -297,7 +298,7 @@ def _erase_messages(theirs: Any) -> int:
         full_text=_blank_unless_null(Message.full_text),
         subject=_blank_unless_null(Message.subject), delivery_error=None,
         # Mail ids would thread a later message from the same address into these tickets.
-        message_id=None, in_reply_to=[], references=[], sender=None,
+        message_id=None, in_reply_to=[], references=[], sender=None, reply_to=None,
         author_name=case((Message.author_type == "customer", None),
                          else_=Message.author_name)),
         execution_options={"synchronize_session": False})

@@ -899,3 +899,37 @@ def test_media_errors_never_name_the_token_and_a_refusal_for_good_is_not_retried
     attachment = _attachment_of(api, agent, ticket_of(app, channel))
     assert attachment["url"] == "telegram:file/huge"  # too large: kept as a reference
     assert not [r for r in providers.requests if "huge" in r.path]  # never asked for
+
+
+def test_a_reply_goes_to_the_reply_to_the_customer_named(app, api, admin, agent, smtp, drain):
+    """RFC 5322: Reply-To is where the author asks replies to go (a work address, a form
+    relaying for a visitor). The customer stays the From; a Reply-To naming our own
+    address (a loop) or several addresses is not followed; erasure blanks it."""
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    cases = [("ask@example.com", "Reply-To: Bob at home <Bob.Home@example.com>\r\n",
+              "bob.home@example.com"),
+             ("loop@example.com", "Reply-To: Support <support+t1@acme.test>\r\n",
+              "bob@example.com"),
+             ("two@example.com", "Reply-To: a@example.com, b@example.com\r\n",
+              "bob@example.com")]
+    for message_id, header, expected in cases:
+        email_inbound(api, channel, mail(message_id, f"Case {message_id}", "Help", header))
+        drain()
+        with app.app_context():
+            ticket_id = db.session.execute(select(Message.ticket_id).where(
+                Message.message_id == message_id)).scalar_one()
+        smtp.messages.clear()
+        send_reply(api, agent, app, drain, ticket_id, "On it.")
+        [delivered] = smtp.messages
+        assert delivered.rcpt_tos == [expected], message_id
+        assert delivered.message["To"] == expected
+    staff = api.as_(admin)
+    [bob] = staff.get("/api/v1/customers", params={"identity": "email:bob@example.com"}
+                      ).json()["items"]
+    assert [i["value"] for i in bob["identities"]] == ["bob@example.com"]
+    exported = staff.get(f"/api/v1/customers/{bob['id']}/export").json()
+    assert "bob.home@example.com" in [m.get("reply_to") for m in exported["messages"]]
+    assert staff.delete(f"/api/v1/customers/{bob['id']}").status_code == 204
+    with app.app_context():
+        assert db.session.execute(select(Message.reply_to).where(
+            Message.reply_to.is_not(None))).scalars().all() == []

@@ -78,6 +78,8 @@ def test_documented_example():
     assert event.sender_name == "Postmarkapp Support"
     assert event.subject == "Test subject"
     assert event.text == "This is the reply text"  # Postmark's StrippedTextReply
+    # The customer is who the From names; its ReplyTo is where replies go (sending.py).
+    assert event.reply_to == "replyto@postmarkapp.com"
     assert event.full_text == "This is a test text body."
     assert event.html == "<html><body><p>This is a test html body.</p></body></html>"
     (attachment,) = event.attachments

@@ -65,6 +65,7 @@ def receive_message(channel: Channel, delivery: Delivery | None,
              "references": event.references, "flags": list(event.flags),
              "sender_priority": event.sender_priority,
              "sender": identity.sender_of(channel.kind, event.identities),
+             "reply_to": event.reply_to,
              "delivery_id": delivery.id if delivery else None}
     # Unset columns take their defaults: the ORM sets every keyword one by one, and the
     # ingest batch builds hundreds of messages per transaction.

@@ -93,15 +93,31 @@ def customers_last_sender(ticket: Ticket, kind: str) -> str | None:
     """Where the ticket's customer last wrote from on its channel: their own latest message
     (a merge moves a message's author with it), not a bounce or an auto-reply (a mailer
     daemon's), nor a colleague's message in the same thread; and only while that address
-    or number is still one of the customer's identities."""
-    return db.session.execute(
-        select(Message.sender)
+    or number is still one of the customer's identities. An email that named a Reply-To
+    (one address, not ours) is answered there, as a mail client would."""
+    row = db.session.execute(
+        select(Message.sender, Message.reply_to)
         .join(Identity, and_(Identity.kind == kind, Identity.value == Message.sender,
                              Identity.customer_id == ticket.customer_id))
         .where(Message.ticket_id == ticket.id, Message.channel_id == ticket.channel_id,
                Message.direction == "inbound", Message.author_type == "customer",
                Message.author_id == ticket.customer_id, ~_flagged(("bounce", "auto_reply")))
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).scalar_one_or_none()
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    if row.reply_to and not _ours(ticket.channel, row.reply_to):
+        return row.reply_to
+    return row.sender
+
+
+def _ours(channel: Channel | None, address: str) -> bool:
+    """The channel's own address, plus-tagged or not: a reply sent there would come back
+    as a new message (a loop), so a Reply-To naming it is not followed."""
+    own = str(((channel.settings if channel else None) or {}).get("address") or "").lower()
+    local, _, domain = address.lower().rpartition("@")
+    own_local, _, own_domain = own.rpartition("@")
+    return not own or (domain == own_domain
+                       and local.split("+", 1)[0] == own_local.split("+", 1)[0])
 
 
 def _flagged(flags: tuple[str, ...]):
