@@ -1,4 +1,5 @@
-"""JSON errors, always: `{"error": {"code", "message", "fields"?}}`."""
+"""JSON errors, always: `{"error": {"code", "message", "fields"}}` (`fields` empty unless the
+error names fields)."""
 
 from __future__ import annotations
 
@@ -82,10 +83,8 @@ class Unprocessable(ApiError):
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None,
                    headers: dict | None = None):
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    response = jsonify({"error": body})
+    # `fields` always (empty unless named fields were wrong): one shape for every error.
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

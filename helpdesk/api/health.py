@@ -35,5 +35,6 @@ def readyz():
     if down:
         return jsonify({"status": "unavailable", "down": down,
                         "error": {"code": "unavailable",
-                                  "message": f"{', '.join(down)} not answering"}}), 503
+                                  "message": f"{', '.join(down)} not answering",
+                                  "fields": {}}}), 503
     return jsonify({"status": "ok"})

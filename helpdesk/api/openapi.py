@@ -172,7 +172,7 @@ _CONVERTER = re.compile(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>")
 ERROR_SCHEMA = {
     "type": "object", "required": ["error"],
     "properties": {"error": {
-        "type": "object", "required": ["code", "message"],
+        "type": "object", "required": ["code", "message", "fields"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
                        "fields": {"type": "object"}}}}}
 VISITOR_ENDPOINTS = {"v1.post_chat_message", "v1.list_chat_messages"}

@@ -261,7 +261,8 @@ class Connector(ABC):
     def handshake(self, channel: ChannelConfig, request: WebhookRequest) -> HandshakeResponse:
         """Answer a GET (subscription handshakes); providers without one answer 405."""
         return HandshakeResponse(405, {"error": {"code": "method_not_allowed",
-                                                 "message": "this webhook takes POST"}},
+                                                 "message": "this webhook takes POST",
+                                                 "fields": {}}},
                                  "application/json")
 
     @abstractmethod

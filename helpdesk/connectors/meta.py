@@ -47,7 +47,8 @@ class MetaConnector(Connector):
         if (request.query.get("hub.mode") != "subscribe" or not expected
                 or not same(expected, given)):
             return HandshakeResponse(403, {"error": {"code": "forbidden",
-                                                     "message": "wrong verify token"}},
+                                                     "message": "wrong verify token",
+                                                     "fields": {}}},
                                      "application/json")
         return HandshakeResponse(200, request.query.get("hub.challenge") or "", "text/plain")
 

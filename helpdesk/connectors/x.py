@@ -61,7 +61,8 @@ class XConnector(Connector):
         if not CRC_TOKEN.fullmatch(token) or not secret:
             return HandshakeResponse(400, {"error": {
                 "code": "validation_error",
-                "message": "crc_token is required: base64 text, at most 256 characters"}},
+                "message": "crc_token is required: base64 text, at most 256 characters",
+                "fields": {"crc_token": ["base64 text, at most 256 characters"]}}},
                 "application/json")
         return HandshakeResponse(200, {"response_token": sign(secret, token.encode())},
                                  "application/json")

@@ -14,7 +14,6 @@ from marshmallow import (
     post_load,
     pre_load,
     validate,
-    validates_schema,
 )
 
 from helpdesk.services.metrics.summary import EMPTY, GROUPS
@@ -47,8 +46,9 @@ def _is_date(value: Any) -> bool:
 
 
 class PeriodSchema(Schema):
-    """`from` inclusive, `to` exclusive. Neither: the last 7 UTC days including today; a
-    date `to` equal to a date `from`: that whole day."""
+    """`from` inclusive, `to` exclusive. Neither: the last 7 UTC days including today;
+    `from` alone: until the end of today; `to` alone: the 7 days before it; a date `to`
+    equal to a date `from`: that whole day."""
 
     from_ = Moment(load_default=None, data_key="from")
     to = Moment(load_default=None)
@@ -68,23 +68,27 @@ class PeriodSchema(Schema):
             data = {**data, "to": following.isoformat()}
         return data
 
-    @validates_schema
-    def _ordered(self, data: dict, **_kwargs) -> None:
-        start, end = data.get("from_"), data.get("to")
-        if (start is None) != (end is None):
-            raise ValidationError("give both from and to, or neither (the last 7 days)",
-                                  "to" if end is None else "from")
-        if start is not None and end <= start:
-            raise ValidationError("must be after from", "to")
-        if start is not None and end > _years_after(start, MAX_PERIOD_YEARS):
-            raise ValidationError("a period is at most 10 years", "to")
-
     @post_load
-    def _default_period(self, data: dict, **_kwargs) -> dict:
-        if data["from_"] is None:
-            tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(),
-                                        tzinfo=UTC)
-            data["from_"], data["to"] = tomorrow - timedelta(days=DEFAULT_DAYS), tomorrow
+    def _complete(self, data: dict, **_kwargs) -> dict:
+        """The period as given; what is missing from the default: `to` the end of today,
+        `from` the DEFAULT_DAYS before `to` (neither: the last 7 UTC days, today included;
+        `from` alone: from then until the end of today; `to` alone: the 7 days before it)."""
+        start, end = data["from_"], data["to"]
+        if end is None:
+            end = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(),
+                                   tzinfo=UTC)
+            if start is not None and start >= end:
+                raise ValidationError("is after today: give to as well", "from")
+        if start is None:
+            try:
+                start = end - timedelta(days=DEFAULT_DAYS)
+            except OverflowError:
+                raise ValidationError("out of range", "to") from None
+        if end <= start:
+            raise ValidationError("must be after from", "to")
+        if end > _years_after(start, MAX_PERIOD_YEARS):
+            raise ValidationError("a period is at most 10 years", "to")
+        data["from_"], data["to"] = start, end
         self.check_period(data)
         return data
 

@@ -30,7 +30,9 @@ def test_every_protected_route_is_401_without_a_token_even_for_unknown_ids(app, 
         for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
             response = api.request(method, path, json={}, headers=headers)
             assert response.status_code == 401, (method, path, headers)
-            assert response.json()["error"]["code"] == "unauthorized"
+            # API.md's one shape for every error: `fields` too (empty: no field was wrong)
+            assert response.json() == {"error": {"code": "unauthorized", "fields": {},
+                                                 "message": response.json()["error"]["message"]}}
         refused = api.request("OPTIONS", path)  # (it named the methods the route takes)
         assert refused.status_code == 401 and "Allow" not in refused.headers, path
 

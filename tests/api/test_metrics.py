@@ -420,10 +420,11 @@ def test_empty_period_gives_nulls_and_zeros(api, supervisor):
 
 
 @pytest.mark.parametrize("params, field", [
-    ({"to": "2026-11-03"}, "from"),
+    ({"from": "2999-01-01"}, "from"),  # alone, after today: until when?
+    ({"to": "0001-01-03"}, "to"),  # alone: the 7 days before it do not exist
     ({"from": "yesterday", "to": "2026-11-03"}, "from"),
     ({"from": "2026-11-03T10:00:00Z", "to": "2026-11-03T10:00:00Z"}, "to"),
-    ({"from": "2026-11-03"}, "to"),
+    ({"from": "2000-01-01"}, "to"),  # alone: until today, more than 10 years
     ({"from": "1000-01-01", "to": "3000-01-01"}, "to"),
     ({"from": "2026-01-01", "to": "9999-12-31"}, "to"),
     ({"from": "2017-01-01", "to": "2027-01-02"}, "to"),  # 10 years and a day (2 leap days)
@@ -438,6 +439,25 @@ def test_bad_periods_are_400_with_fields(api, supervisor, params, field):
         response = api.as_(supervisor).get(f"/api/v1/metrics/{path}", params=params)
         assert response.status_code == 400, (path, response.text)
         assert field in response.json()["error"]["fields"]
+
+
+def test_a_period_given_by_one_end_takes_the_other_from_the_default(api, supervisor):
+    """API.md: without both, the last 7 UTC days. With `from` alone the period runs to the
+    end of today; with `to` alone it is the 7 days before it (they were a 400)."""
+    from datetime import UTC, datetime, timedelta
+
+    client = api.as_(supervisor)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    since = client.get("/api/v1/metrics/summary", params={"from": "2026-11-02"})
+    assert since.status_code == 200, since.text
+    assert (since.json()["from"], since.json()["to"]) == (
+        "2026-11-02T00:00:00+00:00", f"{tomorrow}T00:00:00+00:00")
+    until = client.get("/api/v1/metrics/summary", params={"to": "2026-11-03T06:00:00Z"})
+    assert until.status_code == 200, until.text
+    assert (until.json()["from"], until.json()["to"]) == (
+        "2026-10-27T06:00:00+00:00", "2026-11-03T06:00:00+00:00")
+    reasons = client.get("/api/v1/metrics/contact-reasons", params={"to": "2026-11-03"})
+    assert reasons.status_code == 200, reasons.text
 
 
 def test_a_period_of_ten_years_by_the_calendar_is_allowed(api, supervisor):
