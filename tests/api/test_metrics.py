@@ -552,7 +552,15 @@ def test_supervisors_get_live_figures_at_most_every_few_seconds(app, api, superv
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(TicketFact)).scalar() == 1
     assert metrics_live.publish_if_due(app)
-    watcher.wait_for("metrics.updated", lambda e: e["data"]["tickets_solved"] == 1)
+    solved = watcher.wait_for("metrics.updated",
+                              lambda e: e["data"]["tickets_solved"] == 1)["data"]
+    # Today's headline figures: every figure the summary gives for today (the supervisor
+    # view's metric-* hooks among them), equal to what the API answers.
+    today = datetime.now(UTC).date().isoformat()
+    totals = api.as_(supervisor).get("/api/v1/metrics/summary", params={
+        "from": today, "to": today}).json()["totals"]
+    assert {key: solved[key] for key in totals} == totals
+    assert totals["tickets_created"] == 1 and totals["backlog"] == 0
     interval_passes()
     sockets(agent.token)  # an agent comes online: nothing else changed
     assert metrics_live.publish_if_due(app)

@@ -14,12 +14,15 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from helpdesk.extensions import db
-from helpdesk.models import QUEUED_STATUSES, Agent, Ticket, TicketFact
+from helpdesk.models import QUEUED_STATUSES, Agent, Ticket
 from helpdesk.outbox import emit, rooms
 from helpdesk.outbox.events import METRICS_DIRTY
 from helpdesk.queues import redis_connection
+from helpdesk.schemas.metrics import FiguresSchema
 from helpdesk.services.metrics.backlog import UNSOLVED
-from helpdesk.services.metrics.sql import ratio
+from helpdesk.services.metrics.periods import Period
+from helpdesk.services.metrics.sql import tune_session
+from helpdesk.services.metrics.summary import figures
 from helpdesk.services.routing.queue_updates import queue_stats
 
 log = logging.getLogger(__name__)
@@ -44,19 +47,17 @@ def publish_if_due(app: Flask) -> bool:
 
 
 def headline(now: datetime | None = None) -> dict:
-    """Today's headline figures (UTC day): queue, oldest waiting, SLA risk, AHT, FLR."""
-
+    """Today's headline figures (the UTC day): every figure of `GET /metrics/summary` for
+    today (as its `totals`, the supervisor view's `metric-*` figures among them), and the
+    live ones: the queue, the oldest waiting ticket, SLA risk, agents online."""
     now = now or datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    solved, aht, flr = db.session.execute(
-        select(func.count(), func.avg(TicketFact.handle_seconds),
-               ratio(TicketFact.max_level <= 1))
-        .where(TicketFact.solved_at >= today, TicketFact.solved_at <= now)).one()
-    return {"date": today.date().isoformat(), "queue": queue_stats(),
-            "oldest_waiting": _oldest_waiting(now), **_sla_risk(now),
+    tune_session()
+    totals, _ = figures(Period(today, today + timedelta(days=1)), None)
+    return {"date": today.date().isoformat(), **FiguresSchema().dump(totals),
+            "queue": queue_stats(), "oldest_waiting": _oldest_waiting(now), **_sla_risk(now),
             "agents_online": db.session.execute(select(func.count()).where(
-                Agent.presence == "online", Agent.active.is_(True))).scalar_one(),
-            "tickets_solved": solved, "aht_seconds": _num(aht), "flr_rate": _num(flr)}
+                Agent.presence == "online", Agent.active.is_(True))).scalar_one()}
 
 
 def _oldest_waiting(now: datetime) -> dict | None:
@@ -79,6 +80,3 @@ def _sla_risk(now: datetime) -> dict:
         .where(UNSOLVED)).one()
     return {"sla_breached": breached, "sla_at_risk": at_risk}
 
-
-def _num(value) -> float | None:
-    return None if value is None else float(value)
