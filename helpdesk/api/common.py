@@ -74,13 +74,20 @@ def body_limit(provider: str | None = None) -> int:
 
 
 def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
-    """Load the JSON body with `schema`: 415 not JSON, 413 too large, 400 malformed/invalid.
+    """Load the JSON body with `schema`: 415 not JSON, 413 too large, 400 malformed/invalid
+    (also for a request that sent no body and no type: its required fields are missing).
     `optional`: a JSON request without a body (every field optional) is `{}` (JSON still:
     any other type is a "simple" cross-origin request, which browsers send from any page
     without asking the CORS preflight)."""
-    if not request.is_json:
-        raise ApiError(415, "send Content-Type: application/json", "unsupported_media_type")
     raw = request.get_data(cache=True)
+    if not request.is_json:
+        # Nothing sent at all (no body, no type) where fields are required: the fields are
+        # missing (400 naming them), not of a wrong type. (A route whose fields are all
+        # optional still wants the JSON type: that request would act on nothing.)
+        if raw or request.content_type or optional:
+            raise ApiError(415, "send Content-Type: application/json",
+                           "unsupported_media_type")
+        return schema.load({})
     if optional and not raw:
         return schema.load({})
     data = parse_json(raw)

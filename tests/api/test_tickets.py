@@ -88,6 +88,14 @@ def test_non_json_and_malformed_bodies(api, agent, ticket):
     assert malformed.status_code == 400
     assert api.as_(agent).post(path, json={"text": ""}).status_code == 400
     assert api.as_(agent).post(path, json=["text"]).status_code == 400
+    # Nothing sent at all (no body, no type): the required fields are missing, a 400
+    # naming them (API.md: missing fields included), not a 415 for a type never given.
+    empty = api.as_(agent).post(path)
+    assert empty.status_code == 400, empty.text
+    assert "text" in empty.json()["error"]["fields"]
+    login = api.post("/api/v1/auth/login")
+    assert login.status_code == 400 and set(login.json()["error"]["fields"]) == {
+        "email", "password"}
 
 
 def test_unknown_ticket_is_404_json(api, agent):
