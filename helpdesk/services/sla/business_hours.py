@@ -7,16 +7,19 @@ A business second is a real elapsed second that falls inside an opening interval
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY = 24 * 60  # minutes
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,16 @@ class Calendar:
 # --------------------------------------------------------------------------- parsing
 
 
+@cache
+def _known_zones() -> frozenset[str]:
+    """The IANA zones, without the host's own (`localtime`) and the placeholder `Factory`
+    (`posixrules` and `right/…` are not among them)."""
+    return frozenset(available_timezones() - {"localtime", "Factory"})
+
+
 def _zone(name: str) -> ZoneInfo:
+    if not isinstance(name, str) or name not in _known_zones():
+        raise ValueError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
@@ -119,6 +131,8 @@ def _holiday(value: Any) -> date:
     if isinstance(value, date):
         return value
     try:
+        if not _ISO_DATE.fullmatch(str(value)):  # (3.11 also reads 20261225 and 2026-W52-5)
+            raise ValueError(value)
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise ValueError(f"calendar.holidays: {value!r} is not a YYYY-MM-DD date") from exc
@@ -126,7 +140,7 @@ def _holiday(value: Any) -> date:
 
 def _minute_of_day(text: str) -> int:
     parts = text.split(":")
-    if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) == 2 for p in parts):
         raise ValueError(f"time {text!r} is not HH:MM")
     hour, minute = int(parts[0]), int(parts[1])
     if (hour, minute) == (24, 0):

@@ -185,6 +185,13 @@ def test_a_target_beyond_reach_is_refused_not_an_overflow():
         ),
         ({"timezone": "UTC", "hours": WEEKDAYS_9_17, "holidays": ["25/12/2026"]}, "YYYY-MM-DD"),
         ({"timezone": "UTC", "hours": WEEKDAYS_9_17, "holidays": "2026-12-25"}, "list"),
+        # What Python reads but the calendar's own rules do not say (found by fuzzing):
+        ({"timezone": "UTC", "hours": {"mon": [["٠٩:٠٠", "17:00"]]}}, "HH:MM"),
+        ({"timezone": "UTC", "hours": WEEKDAYS_9_17, "holidays": ["20261225"]}, "YYYY-MM-DD"),
+        ({"timezone": "UTC", "hours": WEEKDAYS_9_17, "holidays": ["2026-W52-5"]}, "YYYY-MM-DD"),
+        ({"timezone": "localtime", "hours": WEEKDAYS_9_17}, "time zone"),  # the host's own
+        ({"timezone": "right/UTC", "hours": WEEKDAYS_9_17}, "time zone"),
+        ({"timezone": "posixrules", "hours": WEEKDAYS_9_17}, "time zone"),
     ],
 )
 def test_from_dict_rejects_bad_input(data, message):
