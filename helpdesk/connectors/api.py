@@ -190,8 +190,11 @@ def _attachment_url(value: Any) -> None:
     """Only http(s) URLs: `file:`, `gopher:` and the like would make us read what we must not."""
     if value is None:
         return
-    if not isinstance(value, str) or urlsplit(value.strip()).scheme.lower() not in (
-            "http", "https") or not urlsplit(value.strip()).netloc:
+    try:
+        parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    except ValueError:  # "http://[::1/x": an IPv6 host left open
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise PayloadError("message.attachments[].url must be an http or https URL")
 
 

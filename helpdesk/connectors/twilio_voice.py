@@ -27,7 +27,8 @@ EMPTY_TWIML = _XML + "<Response/>"
 # Caller ids that mean "withheld", not a customer's number.
 _WITHHELD = frozenset({"anonymous", "restricted", "unknown", "private", "+266696687"})
 _MISSED = frozenset({"busy", "failed", "no-answer", "canceled"})
-_AGENT_CLIENT = re.compile(r"^client:agent-(\d+)$")
+_AGENT_CLIENT = re.compile(r"^client:agent-(\d{1,19})$")
+MAX_COUNT = 2**31 - 1  # what an integer column holds
 _QUEUE_OUTCOMES = {"bridged": "answered", "redirected-from-bridged": "answered",
                    "hangup": "abandoned"}
 
@@ -35,7 +36,7 @@ _QUEUE_OUTCOMES = {"bridged": "answered", "redirected-from-bridged": "answered",
 def agent_leg(params: Mapping[str, str]) -> int | None:
     """The agent id when this call is an agent's softphone (`client:agent-<id>`) leg."""
     match = _AGENT_CLIENT.match((params.get("From") or "").strip())
-    return int(match.group(1)) if match else None
+    return (_int(match.group(1)) or 0) if match else None  # 0: no agent has that id
 
 
 def call_kind(params: Mapping[str, str]) -> str:
@@ -155,10 +156,13 @@ def _word(params: Mapping[str, str], name: str, longest: int) -> str | None:
 
 
 def _int(value: str | None) -> int | None:
+    """A count Twilio gives (a sequence number, seconds, an agent id); None when it is not
+    one an integer column holds (a made-up 10**22 failed the delivery)."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is None or 0 <= number <= MAX_COUNT else None
 
 
 def _time(value: str | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from helpdesk.connectors.base import hmac_hex
@@ -220,3 +221,39 @@ def test_an_out_of_office_reply_never_takes_the_customers_next_message_off_its_t
     assert by_id[work[0].ticket_id].status != "closed"
     autos = [m for m in messages if "auto_reply" in (m.flags or [])]
     assert len(autos) == 2 and all(by_id[m.ticket_id].status == "closed" for m in autos)
+
+
+@pytest.mark.timeout(60)
+def test_mail_that_fuzzing_made_fail_or_stall_is_a_ticket(app, api, drain):
+    """Found by fuzzing a running server, each was acknowledged and then failed (the mail
+    lost) or held the worker: an address line of 200 KB without an `@` (the address search
+    was quadratic: hours of worker time, and on SQLite the write lock with it, every request
+    waiting), a To naming our reply tag with an id no ticket can have, a Date past the
+    calendar's end in UTC, and a charset that reads escapes into a lone surrogate."""
+    from datetime import UTC, datetime
+
+    channel = factories.channel(app, "raw_mime", settings={"address": "support@acme.test"})
+    cases = {
+        "long-to@example.com": ("Long To", "To: " + "x" * 200_000 + "\r\n"),
+        "long-list@example.com": ("Long list", "Cc: " + "a@b.example, " * 20_000 + "\r\n"),
+        "tag@example.com": ("Tagged", "Cc: support+t99999999999999999999@acme.test\r\n"),
+        "future@example.com": ("Late", ""),
+        "escape@example.com": ("=?unicode_escape?Q?=5Cud800?=", ""),
+    }
+    for message_id, (subject, extra) in cases.items():
+        raw = mail(message_id, subject, extra=extra)
+        if message_id.startswith("future"):
+            raw = raw.replace(b"Date: Sun, 22 Nov 2026 06:00:00 +0000",
+                              b"Date: Fri, 31 Dec 9999 23:59:59 -1200")
+        assert post_mail(api, channel, raw).status_code == 200
+    drain("ingest")
+    with app.app_context():
+        from helpdesk.models import Delivery
+
+        assert db.session.execute(select(Delivery.status).distinct()).scalars().all() == [
+            "processed"]
+        found = {m.message_id: m for m in db.session.execute(select(Message)).scalars()}
+    assert set(found) == set(cases)
+    assert found["escape@example.com"].subject == "\\ud800"  # as sent, not a surrogate
+    assert found["future@example.com"].created_at <= datetime.now(UTC)  # dated at receipt
+    assert len({m.ticket_id for m in found.values()}) == len(cases)

@@ -90,7 +90,8 @@ def test_delivery_errors_name_the_cause_not_the_sql(app, admin):
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://127.0.0.1:70/x",
-                                 "javascript:alert(1)", "//no-scheme.example/a", "https://"])
+                                 "javascript:alert(1)", "//no-scheme.example/a", "https://",
+                                 "http://[::1/x"])  # an IPv6 host left open: it was a 500
 def test_api_attachments_take_http_urls_only(app, api, url):
     channel = factories.channel(app, "api")
     bad = api_message(attachments=[{"url": url, "filename": "a.pdf"}])

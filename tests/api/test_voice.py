@@ -482,3 +482,17 @@ def test_abandoned_calls_raise_the_callers_waiting_ticket_as_repeat_contact(app,
         after = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
     assert "repeat_contact" in {r["factor"] for r in after["urgency_reasons"]}
     assert after["urgency"] > ticket["urgency"]
+
+
+def test_counts_no_column_holds_are_dropped_not_the_callback(api, admin, agent, call):
+    """Found by fuzzing: a SequenceNumber (or QueueTime) of 10**22 failed the whole
+    delivery on the integer column; the callback still says how the call went."""
+    sid = "CA00000000000000000000000000000099"
+    call(incoming(sid))
+    call(queue_result(sid, "bridged", 10**22))
+    call(status(sid, "completed", 10**22, CallDuration="95"))
+    statuses = [d["status"] for d in deliveries(api.as_(admin))]
+    assert statuses and set(statuses) == {"processed"}, statuses
+    _customer, calls = calls_of(api, agent)
+    assert [(c["call"]["status"], c["call"]["outcome"]) for c in calls] == [
+        ("completed", "answered")]

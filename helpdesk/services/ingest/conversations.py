@@ -11,6 +11,7 @@ from sqlalchemy import String, bindparam, cast, or_, select
 from helpdesk.connectors.base import MessageEvent
 from helpdesk.extensions import db
 from helpdesk.models import Channel, Customer, Message, Ticket
+from helpdesk.schemas.inputs import MAX_ID
 from helpdesk.services.ingest import batch_state
 from helpdesk.services.metrics import facts as ticket_facts
 from helpdesk.services.sla import clocks as sla
@@ -19,7 +20,7 @@ from helpdesk.services.tickets import actions, history, lifecycle
 LIVE_THREADED_KINDS = ("chat",)  # one session, one ticket
 EMAIL_KINDS = ("email",)
 # The Reply-To every email reply carries (senders/smtp.py): `local+t<ticket id>@domain`.
-ADDRESS_TAG = re.compile(r"^([^@+\s]+)\+t(\d+)@(\S+)$")
+ADDRESS_TAG = re.compile(r"^([^@+\s]+)\+t(\d{1,19})@(\S+)$")
 # Our Message-IDs before they carried a mark (`senders.smtp.our_message_id`): a count anyone
 # can guess, still stored on replies sent before.
 COUNTED_MESSAGE_ID = re.compile(r"^helpdesk-msg-\d+@")
@@ -98,8 +99,8 @@ def ticket_by_address_tag(channel: Channel, customer: Customer,
         if found is None:
             continue
         local, ticket_id, domain = found.groups()
-        if own and own != f"{local}@{domain}":
-            continue
+        if (own and own != f"{local}@{domain}") or int(ticket_id) > MAX_ID:
+            continue  # (an id no ticket can have: a tag someone made up)
         ticket = db.session.get(Ticket, int(ticket_id))
         if ticket is not None and ticket.channel_id == channel.id and (
                 ticket.customer_id == customer.id or _wrote_on(customer, ticket)):
