@@ -81,13 +81,15 @@ def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
     without asking the CORS preflight)."""
     raw = request.get_data(cache=True)
     if not request.is_json:
-        # Nothing sent at all (no body, no type) where fields are required: the fields are
-        # missing (400 naming them), not of a wrong type. (A route whose fields are all
-        # optional still wants the JSON type: that request would act on nothing.)
+        unsupported = ApiError(415, "send Content-Type: application/json",
+                               "unsupported_media_type")
         if raw or request.content_type or optional:
-            raise ApiError(415, "send Content-Type: application/json",
-                           "unsupported_media_type")
-        return schema.load({})
+            raise unsupported
+        # Nothing sent at all (no body, no type) where fields are required: the fields are
+        # missing (400 naming them), not of a wrong type. Where none is required (a PATCH,
+        # a chat session) it stays a 415: that request would act on nothing.
+        schema.load({})
+        raise unsupported
     if optional and not raw:
         return schema.load({})
     data = parse_json(raw)

@@ -923,6 +923,21 @@ def test_a_reply_goes_to_the_reply_to_the_customer_named(app, api, admin, agent,
         [delivered] = smtp.messages
         assert delivered.rcpt_tos == [expected], message_id
         assert delivered.message["To"] == expected
+    # A later mail on the thread naming another Reply-To (anyone can write Bob's From and
+    # our thread's tag) does not move the replies: the first message's Reply-To stands.
+    email_inbound(api, channel, mail("later@example.com", "Re: Case ask@example.com", "More",
+                                     "In-Reply-To: <ask@example.com>\r\n"
+                                     "Reply-To: mallory@example.net\r\n"))
+    drain()
+    with app.app_context():
+        first_ticket = db.session.execute(select(Message.ticket_id).where(
+            Message.message_id == "ask@example.com")).scalar_one()
+        assert db.session.execute(select(Message.ticket_id).where(
+            Message.message_id == "later@example.com")).scalar_one() == first_ticket
+    smtp.messages.clear()
+    send_reply(api, agent, app, drain, first_ticket, "Still on it.")
+    [delivered] = smtp.messages
+    assert delivered.rcpt_tos == ["bob.home@example.com"]
     staff = api.as_(admin)
     [bob] = staff.get("/api/v1/customers", params={"identity": "email:bob@example.com"}
                       ).json()["items"]

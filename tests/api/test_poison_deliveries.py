@@ -40,14 +40,8 @@ def test_a_delivery_that_fails_at_the_final_commit_ends_failed_and_is_not_swept_
     from helpdesk.queues import INGEST, get_queue
     from helpdesk.services.ingest import deliveries
 
-    channel = factories.channel(app, "twilio", "voice",
-                                {"account_sid": "AC" + "0" * 32, "phone_number": "+18005551212"},
-                                {"auth_token": TOKEN})
-    params = {"AccountSid": "AC" + "0" * 32, "From": CALLER, "To": "+18005551212",
-              "Direction": "inbound", "CallSid": "CA" + "1" * 32, "CallStatus": "completed",
-              "CallbackSource": "call-progress-events", "SequenceNumber": "9" * 400,
-              "Timestamp": "Sun, 22 Nov 2026 10:00:00 +0000", "CallDuration": "30"}
-    assert Webhooks(api.base_url).twilio(channel, params, TOKEN).status_code == 200
+    channel = factories.channel(app, "crashing", "api", secrets={"signing_secret": "s3cret"})
+    _post_crashing(api, channel, api_message(text="FAIL-AT-COMMIT"))
     drain()
     delivery = _delivery(app, _only_delivery_id(app))
     assert delivery.status == "failed"

@@ -282,6 +282,17 @@ def test_a_calendar_whose_deadlines_cannot_be_computed_is_400(api, admin, calend
     assert api.as_(admin).get("/api/v1/sla-policies").json()["items"] == []
 
 
+@pytest.mark.parametrize("calendar", [
+    {"timezone": "UTC", "hours": {"mon": [["٠٩:٠٠", "17:00"]]}},  # Arabic-Indic digits
+    {"timezone": "UTC", "hours": {"mon": [["09:00", "17:00"]]}, "holidays": ["20261225"]},
+    {"timezone": "Factory", "hours": {"mon": [["09:00", "17:00"]]}}])
+def test_a_calendar_outside_its_own_rules_is_400(api, admin, calendar):
+    response = api.as_(admin).put("/api/v1/sla-policies/low", json={
+        "first_response_seconds": 3600, "calendar": calendar})
+    assert response.status_code == 400, response.text
+    assert "calendar" in response.json()["error"]["fields"]
+
+
 @pytest.mark.parametrize("late", ["reply", "solve"])
 def test_a_deadline_passed_before_its_timer_fired_is_breached_when_the_clock_stops(
         app, api, admin, agent, fire_due_timers, drain, late):

@@ -96,6 +96,11 @@ def test_non_json_and_malformed_bodies(api, agent, ticket):
     login = api.post("/api/v1/auth/login")
     assert login.status_code == 400 and set(login.json()["error"]["fields"]) == {
         "email", "password"}
+    # ... while a route with nothing required (a PATCH) keeps its 415: it would act on nothing
+    before = api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json()
+    patched = api.as_(agent).patch(f"/api/v1/tickets/{ticket['id']}")
+    assert patched.status_code == 415, patched.text
+    assert api.as_(agent).get(f"/api/v1/tickets/{ticket['id']}").json() == before
 
 
 def test_unknown_ticket_is_404_json(api, agent):

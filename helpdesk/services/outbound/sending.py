@@ -93,10 +93,12 @@ def customers_last_sender(ticket: Ticket, kind: str) -> str | None:
     """Where the ticket's customer last wrote from on its channel: their own latest message
     (a merge moves a message's author with it), not a bounce or an auto-reply (a mailer
     daemon's), nor a colleague's message in the same thread; and only while that address
-    or number is still one of the customer's identities. An email that named a Reply-To
-    (one address, not ours) is answered there, as a mail client would."""
+    or number is still one of the customer's identities. A ticket whose first message named
+    a Reply-To (one address, not ours) is answered there, as a mail client would (a web form
+    relaying for a visitor); a later mail's Reply-To is not followed: anyone can write the
+    customer's From and our thread's tag, and would turn the agents' replies their way."""
     row = db.session.execute(
-        select(Message.sender, Message.reply_to)
+        select(Message.sender)
         .join(Identity, and_(Identity.kind == kind, Identity.value == Message.sender,
                              Identity.customer_id == ticket.customer_id))
         .where(Message.ticket_id == ticket.id, Message.channel_id == ticket.channel_id,
@@ -105,8 +107,13 @@ def customers_last_sender(ticket: Ticket, kind: str) -> str | None:
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
     if row is None:
         return None
-    if row.reply_to and not _ours(ticket.channel, row.reply_to):
-        return row.reply_to
+    first_reply_to = db.session.execute(
+        select(Message.reply_to)
+        .where(Message.ticket_id == ticket.id, Message.direction == "inbound",
+               Message.author_type == "customer", Message.author_id == ticket.customer_id)
+        .order_by(Message.created_at, Message.id).limit(1)).scalar_one_or_none()
+    if first_reply_to and not _ours(ticket.channel, first_reply_to):
+        return first_reply_to
     return row.sender
 
 

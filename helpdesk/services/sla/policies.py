@@ -11,7 +11,7 @@ from helpdesk.errors import Conflict, Invalid, NotFound
 from helpdesk.extensions import db
 from helpdesk.models import PRIORITIES, Agent, SlaPolicy, Ticket
 from helpdesk.services import audit
-from helpdesk.services.sla.business_hours import Calendar, add_business_seconds
+from helpdesk.services.sla.business_hours import Calendar, add_business_seconds, check_input
 from helpdesk.transaction import commit, lock_name
 
 
@@ -32,6 +32,7 @@ def put(priority: str, data: dict[str, Any], actor: Agent | None = None) -> SlaP
     if data.get("calendar") is not None:
         try:
             calendar = Calendar.from_dict(data["calendar"])
+            check_input(data["calendar"])
             # Its deadlines must fall within reach (a minute a week and a ten-year target
             # would not): the targets from now, as a ticket opened now gets them.
             for seconds in (data.get("first_response_seconds"), data.get("resolution_seconds")):
