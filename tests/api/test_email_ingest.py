@@ -236,12 +236,20 @@ def test_mail_that_fuzzing_made_fail_or_stall_is_a_ticket(app, api, drain):
     cases = {
         "long-to@example.com": ("Long To", "To: " + "x" * 200_000 + "\r\n"),
         "long-list@example.com": ("Long list", "Cc: " + "a@b.example, " * 20_000 + "\r\n"),
-        "tag@example.com": ("Tagged", "Cc: support+t99999999999999999999@acme.test\r\n"),
+        "tag@example.com": ("Tagged", "Cc: support+t99999999999999999999@acme.test, "
+                                "support+t9999999999@acme.test\r\n"),
         "future@example.com": ("Late", ""),
         "escape@example.com": ("=?unicode_escape?Q?=5Cud800?=", ""),
+        "file@example.com": ("A file", ""),
     }
     for message_id, (subject, extra) in cases.items():
         raw = mail(message_id, subject, extra=extra)
+        if message_id.startswith("file"):  # a filename whose charset spells a surrogate
+            raw = raw.replace(b"Content-Type: text/plain; charset=utf-8\r\n\r\nIt does not print.",
+                              b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+                              b"Content-Type: text/plain\r\n\r\nSee file\r\n--b\r\n"
+                              b"Content-Type: application/pdf\r\nContent-Disposition: "
+                              b"attachment; filename*=utf-7''+2AA-x.pdf\r\n\r\n%PDF\r\n--b--")
         if message_id.startswith("future"):
             raw = raw.replace(b"Date: Sun, 22 Nov 2026 06:00:00 +0000",
                               b"Date: Fri, 31 Dec 9999 23:59:59 -1200")
@@ -257,3 +265,6 @@ def test_mail_that_fuzzing_made_fail_or_stall_is_a_ticket(app, api, drain):
     assert found["escape@example.com"].subject == "\\ud800"  # as sent, not a surrogate
     assert found["future@example.com"].created_at <= datetime.now(UTC)  # dated at receipt
     assert len({m.ticket_id for m in found.values()}) == len(cases)
+    with app.app_context():
+        assert db.session.execute(select(Attachment.filename)).scalars().all() == [
+            "\ufffdx.pdf"]

@@ -61,11 +61,13 @@ _UMASK = _read_umask()
 
 def safe_filename(name: str | None) -> str:
     """A filename as it may stand in a header: control characters (CR, LF, NUL...) become
-    spaces, at most 500 characters."""
-    return CONTROL.sub(" ", name or "")[:500]
+    spaces, lone surrogates (`filename*=utf-7''+2AA-x.pdf`: no database stores one) U+FFFD,
+    at most 500 characters."""
+    return SURROGATE.sub("\ufffd", CONTROL.sub(" ", name or ""))[:500]
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 # type/subtype[; params], in ASCII (a header carries nothing else)
 MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?")
 
