@@ -22,8 +22,12 @@ $(STAMP): setup.cfg pyproject.toml
 run: install
 	$(BIN)/helpdesk run $(ARGS)
 
+# Two processes (pytest-xdist), each on state of its own (tests/conftest.py); a test file
+# runs whole in one of them. TEST_PROCESSES=0 runs everything in this one.
+TEST_PROCESSES ?= 2
+
 test: install
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile) $(ARGS)
 
 # The spine (webhooks, drain, latencies), queue/next at 10k-1M tickets, metrics at 1M facts,
 # urgency judgement on the held-out half of the labelled set; routing throughput and the batch

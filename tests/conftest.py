@@ -20,8 +20,22 @@ from werkzeug.serving import make_server
 
 from tests.support import factories
 from tests.support.live import ApiClient, SocketClient, api_message
+from tests.support.parallel import own_database, own_redis_database
 
 _TMP = Path(tempfile.mkdtemp(prefix="helpdesk-tests-"))
+# `make test` runs the suite in two processes (pytest-xdist: `gw0`, `gw1`), each on its own
+# state: its own SQLite file and embedded Redis, or on the servers its own database and
+# Redis database (pub/sub channels are named after the Redis database: see
+# `outbox.publish.pubsub_channel`). Set here, before anything reads them, so the worker
+# processes and CLI commands the tests start inherit them.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _XDIST_WORKER:
+    os.environ["HELPDESK_INSTANCE_DIR"] = str(_TMP / "instance")
+    _worker_number = int(_XDIST_WORKER.removeprefix("gw") or 0)
+    if os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = own_database(os.environ["DATABASE_URL"], _worker_number)
+    if os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = own_redis_database(os.environ["REDIS_URL"], _worker_number)
 os.environ.setdefault("HELPDESK_INSTANCE_DIR", str(_TMP / "instance"))
 # The app's SECRET_KEY: worker processes the tests start decrypt channel secrets with it.
 os.environ.setdefault("HELPDESK_SECRET_KEY", "test")
