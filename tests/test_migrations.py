@@ -239,3 +239,45 @@ def test_downgrading_0023_revokes_the_tokens_that_would_expire(database_url):
     finally:
         engine.dispose()
         drop()
+
+
+def test_downgrades_that_rebuild_the_messages_table_keep_their_attachments(database_url):
+    """On SQLite a dropped column rebuilds its table (Alembic's batch mode: copy, drop,
+    rename); with foreign keys enforced the drop of `messages` failed while an attachment
+    pointed at one of them ("FOREIGN KEY constraint failed"): 0024's and 0021's downgrades
+    stopped any database that had received a file."""
+    from helpdesk import create_app
+    from helpdesk.extensions import db
+    from helpdesk.models import Attachment, Customer, Message, Ticket
+    from tests.support import factories
+
+    url, drop = _scratch_database(database_url)
+    try:
+        _helpdesk_db(url, "upgrade")
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": "redis://127.0.0.1:1/0",
+                          "TESTING": True}, socket_server=False)
+        channel = factories.channel(app, "api")
+        with app.app_context():
+            customer = Customer(name="Ana")
+            db.session.add(customer)
+            db.session.flush()
+            ticket = Ticket(subject="Invoice", customer_id=customer.id, channel_id=channel.id)
+            db.session.add(ticket)
+            db.session.flush()
+            message = Message(ticket_id=ticket.id, channel_id=channel.id, direction="inbound",
+                              author_type="customer", author_id=customer.id, text="See file",
+                              delivery_status="received", reply_to="ana@home.example")
+            message.attachments = [Attachment(filename="a.pdf", content_type="application/pdf")]
+            db.session.add(message)
+            db.session.commit()
+            db.engine.dispose()
+        _helpdesk_db(url, "downgrade", "0020")
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT filename FROM attachments")).scalars().all() == [
+                "a.pdf"]
+            if url.startswith("sqlite"):  # and every reference still points at its row
+                assert conn.execute(sa.text("PRAGMA foreign_key_check")).all() == []
+        engine.dispose()
+    finally:
+        drop()
