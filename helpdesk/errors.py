@@ -81,10 +81,15 @@ class Unprocessable(ApiError):
         super().__init__(422, message, code)
 
 
+def error_body(code: str, message: str, fields: dict | None = None) -> dict[str, Any]:
+    """The one shape of every error, REST and Socket.IO acknowledgements alike: `fields`
+    always (empty unless named fields were wrong)."""
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
 def error_response(status: int, code: str, message: str, fields: dict | None = None,
                    headers: dict | None = None):
-    # `fields` always (empty unless named fields were wrong): one shape for every error.
-    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    response = jsonify(error_body(code, message, fields))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from helpdesk import startup
+from helpdesk.errors import error_body
 from helpdesk.extensions import db
 from helpdesk.queues import redis_probe
 
@@ -34,7 +35,5 @@ def readyz():
         down.append("redis")
     if down:
         return jsonify({"status": "unavailable", "down": down,
-                        "error": {"code": "unavailable",
-                                  "message": f"{', '.join(down)} not answering",
-                                  "fields": {}}}), 503
+                        **error_body("unavailable", f"{', '.join(down)} not answering")}), 503
     return jsonify({"status": "ok"})

@@ -12,7 +12,7 @@ import socketio as socketio_server
 from flask import Flask, request
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from helpdesk.errors import dependency_down
+from helpdesk.errors import dependency_down, error_body
 from helpdesk.extensions import db, socketio
 from helpdesk.outbox import pubsub_channel
 
@@ -109,6 +109,6 @@ def event_failed(exc: Exception) -> dict | bool:
     if dependency_down(exc) or isinstance(exc, PoolTimeoutError):
         log.warning("socket event %s: a dependency is not answering (%s)", event,
                     type(getattr(exc, "orig", None) or exc).__name__)
-        return {"error": {"code": "unavailable", "message": "not answering; retry"}}
+        return error_body("unavailable", "not answering; retry")
     log.exception("socket event %s failed", event)
-    return {"error": {"code": "internal_error", "message": "internal server error"}}
+    return error_body("internal_error", "internal server error")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Flask, current_app, request, session
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
-from helpdesk.errors import NotFound
+from helpdesk.errors import NotFound, error_body
 from helpdesk.extensions import db, socketio
 from helpdesk.models import Agent, Ticket
 from helpdesk.outbox import AGENTS, emit, event_log, rooms, sockets
@@ -90,7 +90,8 @@ def disconnect(*_args):
 def set_presence(data=None, *_more):
     status = (data or {}).get("status") if isinstance(data, dict) else None
     if status not in ("online", "away"):
-        return {"error": {"code": "validation_error", "message": "status: online or away"}}
+        return error_body("validation_error", "status: online or away",
+                          {"status": ["online or away"]})
     presence.set_status(session["agent_id"], status)
     return {"ok": True}
 
@@ -101,9 +102,9 @@ def _ticket_id(data) -> int | None:
     return value if valid else None
 
 
-_BAD_TICKET_ID = {"error": {"code": "validation_error",
-                            "message": f"ticket_id: an integer from 1 to {MAX_ID}"}}
-_NO_TICKET = {"error": {"code": "not_found", "message": "ticket not found"}}
+_BAD_TICKET_ID = error_body("validation_error", f"ticket_id: an integer from 1 to {MAX_ID}",
+                            {"ticket_id": [f"an integer from 1 to {MAX_ID}"]})
+_NO_TICKET = error_body("not_found", "ticket not found")
 
 
 def _exists(ticket_id: int) -> bool:
@@ -157,7 +158,8 @@ def heartbeat(data=None, *_more):
 def events_since(data=None, *_more):
     seq = (data or {}).get("seq") if isinstance(data, dict) else None
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        return {"error": {"code": "validation_error", "message": "seq: a non-negative integer"}}
+        return error_body("validation_error", "seq: a non-negative integer",
+                          {"seq": ["a non-negative integer"]})
     return event_log.since(seq, set(socketio.server.rooms(request.sid, namespace=AGENTS)))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import session
 from flask_socketio import ConnectionRefusedError, join_room
 
+from helpdesk.errors import error_body
 from helpdesk.extensions import socketio
 from helpdesk.models import Agent
 from helpdesk.outbox import AGENTS, CHAT, emit, rooms
@@ -30,7 +31,7 @@ def typing(_data=None, *_more):
     """The visitor is typing: tell the agents who have the ticket in focus."""
     chat_session = chat.get_session(session.get("chat_session_id", 0))
     if chat_session is None or chat_session.ticket_id is None:
-        return {"error": {"code": "no_ticket", "message": "send a message first"}}
+        return error_body("no_ticket", "send a message first")
     if typing_too_soon():
         return {"ok": True}
     emit("typing", {"ticket_id": chat_session.ticket_id,

@@ -211,7 +211,8 @@ def test_an_event_whose_handler_fails_is_answered_with_an_error(app, api, agent,
     client = sockets(agent.token)
     with app_on(app, "redis://127.0.0.1:1/0"):
         answer = client.call("events.since", {"seq": 1})
-    assert answer == {"error": {"code": "unavailable", "message": "not answering; retry"}}
+    assert answer == {"error": {"code": "unavailable", "message": "not answering; retry",
+                                "fields": {}}}
     assert "refetch" in client.call("events.since", {"seq": 1})  # Redis back: it answers
 
 
@@ -254,6 +255,9 @@ def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id
                        ("events.since", {"seq": -1})):
         answer = client.call(name, data)
         assert answer["error"]["code"] == "validation_error", (name, data, answer)
+        # the REST API's one error shape, naming the field
+        assert set(answer["error"]["fields"]) == {"seq" if name == "events.since"
+                                                  else "ticket_id"}, answer
     # No payload at all (`emit(name)`), or more than one argument: an answer, not a crash.
     for name in ("presence", "ticket.focus", "ticket.blur", "typing", "heartbeat",
                  "events.since"):
