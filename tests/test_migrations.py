@@ -18,6 +18,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from helpdesk.config import MIGRATIONS_DIR, PROJECT_ROOT
+from tests.support.parallel import fresh_database
 
 
 def _alembic_config() -> Config:
@@ -52,18 +53,8 @@ def _scratch_database(database_url: str):
         return f"sqlite:///{path}", lambda: None
     from helpdesk.config import normalize_database_url
 
-    url = sa.engine.make_url(normalize_database_url(database_url))
-    name = f"{url.database}_mig_{uuid.uuid4().hex[:10]}"  # named after the tests' own
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
+    name = f"{sa.engine.make_url(database_url).database}_mig_{uuid.uuid4().hex[:10]}"
+    return fresh_database(normalize_database_url(database_url), name)  # named after ours
 
 
 def _helpdesk_db(url: str, *args: str) -> None:

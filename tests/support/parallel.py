@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -12,21 +13,13 @@ from redis.connection import parse_url
 REDIS_DATABASES = 16  # Redis's default `databases`
 
 
-def own_database(database_url: str, number: int) -> str:
-    """A fresh database named after the run's (`<name>_w<number>`) on the same PostgreSQL
-    server, dropped when the process exits (a SQLite file: `<stem>_w<number>` beside it)."""
+def fresh_database(database_url: str, name: str) -> tuple[str, Callable[[], None]]:
+    """Database `name`, created fresh (dropped first if there) on the PostgreSQL server of
+    `database_url`: its URL, in the scheme given (tests hand it to psycopg too), and a
+    function that drops it."""
     from helpdesk.config import normalize_database_url
 
-    given = sa.engine.make_url(database_url)  # its scheme kept: tests hand it to psycopg too
-    url = sa.engine.make_url(normalize_database_url(database_url))
-    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
-        path = Path(url.database)  # a file of its own beside the one named
-        return given.set(database=str(path.with_name(f"{path.stem}_w{number}{path.suffix}"))
-                         ).render_as_string(hide_password=False)
-    if not url.drivername.startswith("postgresql"):
-        return database_url
-    name = f"{url.database}_w{number}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(normalize_database_url(database_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -36,8 +29,23 @@ def own_database(database_url: str, number: int) -> str:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
+    url = sa.engine.make_url(database_url).set(database=name)
+    return url.render_as_string(hide_password=False), drop
+
+
+def own_database(database_url: str, number: int) -> str:
+    """A fresh database named after the run's (`<name>_w<number>`) on the same PostgreSQL
+    server, dropped when the process exits (a SQLite file: `<stem>_w<number>` beside it)."""
+    url = sa.engine.make_url(database_url)
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)  # a file of its own beside the one named
+        return url.set(database=str(path.with_name(f"{path.stem}_w{number}{path.suffix}"))
+                       ).render_as_string(hide_password=False)
+    if not url.drivername.startswith("postgres"):
+        return database_url
+    own, drop = fresh_database(database_url, f"{url.database}_w{number}")
     atexit.register(drop)
-    return given.set(database=name).render_as_string(hide_password=False)
+    return own
 
 
 def own_redis_database(redis_url: str, number: int) -> str:
