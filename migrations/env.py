@@ -109,6 +109,10 @@ def run_migrations_online():
 
             with context.begin_transaction():
                 context.run_migrations()
+                if sqlite:  # the recipe's last step: every reference still finds its row
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
         finally:
             if sqlite:
                 connection.rollback()

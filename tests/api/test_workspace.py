@@ -258,6 +258,8 @@ def test_malformed_client_events_answer_what_was_wrong(agent, sockets, ticket_id
         # the REST API's one error shape, naming the field
         assert set(answer["error"]["fields"]) == {"seq" if name == "events.since"
                                                   else "ticket_id"}, answer
+    assert client.call("presence", {"status": "asleep"})["error"]["fields"] == {
+        "status": ["online or away"]}
     # No payload at all (`emit(name)`), or more than one argument: an answer, not a crash.
     for name in ("presence", "ticket.focus", "ticket.blur", "typing", "heartbeat",
                  "events.since"):

@@ -58,5 +58,5 @@ def own_redis_database(redis_url: str, number: int) -> str:
     db = int(parse_url(redis_url).get("db", 0)) + 1 + number
     if db >= REDIS_DATABASES:
         raise SystemExit(f"REDIS_URL's database leaves no room for test process {number}: "
-                         f"use one below {REDIS_DATABASES - 2} (or TEST_PROCESSES=0)")
+                         f"use one below {REDIS_DATABASES - 1 - number} (or TEST_PROCESSES=0)")
     return urlunsplit(parts._replace(path=f"/{db}"))

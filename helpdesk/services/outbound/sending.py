@@ -107,11 +107,14 @@ def customers_last_sender(ticket: Ticket, kind: str) -> str | None:
         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
     if row is None:
         return None
+    # The first to arrive (ids, not the Date a sender writes: a mail dated 2001 would be
+    # "first"), of the customer's own mail on this channel.
     first_reply_to = db.session.execute(
         select(Message.reply_to)
-        .where(Message.ticket_id == ticket.id, Message.direction == "inbound",
-               Message.author_type == "customer", Message.author_id == ticket.customer_id)
-        .order_by(Message.created_at, Message.id).limit(1)).scalar_one_or_none()
+        .where(Message.ticket_id == ticket.id, Message.channel_id == ticket.channel_id,
+               Message.direction == "inbound", Message.author_type == "customer",
+               Message.author_id == ticket.customer_id, ~_flagged(("bounce", "auto_reply")))
+        .order_by(Message.id).limit(1)).scalar_one_or_none()
     if first_reply_to and not _ours(ticket.channel, first_reply_to):
         return first_reply_to
     return row.sender
