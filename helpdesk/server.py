@@ -54,8 +54,29 @@ def exec_web(host: str, port: int) -> None:
     os.execv(sys.executable, [sys.executable, "-c", _BOOT, host, str(port)])
 
 
+def _write_json_error(sock, status: int, reason: str, message: str) -> None:
+    """gunicorn's own refusals (a request line over 4 KiB: 414; headers over 8 KiB or more
+    than 100 of them: 431; a malformed request: 400) in the API's one error shape, not its
+    HTML page: they come before the application, even under /api/v1."""
+    import json
+
+    from gunicorn import util
+
+    from helpdesk.errors import HTTP_CODES, error_body
+
+    code = HTTP_CODES.get(status) or {414: "uri_too_long", 431: "headers_too_large"}.get(
+        status, "bad_request" if status < 500 else "internal_error")
+    body = json.dumps(error_body(code, message or reason)).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def serve(host: str, port: int) -> None:
     """Serve until stopped (SIGINT/SIGTERM stop gracefully)."""
+    from gunicorn import util
+
+    util.write_error = _write_json_error  # (looked up at each call by gunicorn's workers)
     _Gunicorn({"bind": f"{host}:{port}", "workers": 1, "worker_class": "gevent",
                "worker_connections": 2000, "timeout": 60, "graceful_timeout": 5,
                "accesslog": None, "loglevel": "warning"}).run()

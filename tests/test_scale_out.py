@@ -120,3 +120,17 @@ def test_agents_pulling_on_both_webs_never_get_one_ticket_twice(app, two_webs_tw
         claims = [ticket for taken in pool.map(pull, range(len(agents))) for ticket in taken]
     assert len(claims) == TICKETS
     assert len(set(claims)) == TICKETS, "one ticket was handed out twice"
+
+
+def test_what_gunicorn_itself_refuses_is_json_too(two_webs_two_workers):
+    """API.md: every error is JSON. A request line over 4 KiB or headers over 8 KiB never
+    reach the application: gunicorn answered its own HTML page, even under /api/v1."""
+    web = two_webs_two_workers[0]
+    for response, status in (
+            (requests.get(f"{web}/api/v1/tickets", params={"q": "x" * 5000}, timeout=10), 414),
+            (requests.get(f"{web}/api/v1/tickets", headers={"X-Big": "x" * 9000},
+                          timeout=10), 431)):
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        error = response.json()["error"]
+        assert error["code"] and error["message"] and error["fields"] == {}
