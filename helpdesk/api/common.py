@@ -79,17 +79,17 @@ def json_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
     `optional`: a JSON request without a body (every field optional) is `{}` (JSON still:
     any other type is a "simple" cross-origin request, which browsers send from any page
     without asking the CORS preflight)."""
-    raw = request.get_data(cache=True)
     if not request.is_json:
         unsupported = ApiError(415, "send Content-Type: application/json",
                                "unsupported_media_type")
-        if raw or request.content_type or optional:
-            raise unsupported
+        if request.content_type or optional or request.get_data(cache=True):
+            raise unsupported  # (a typed body is not read: its type is wrong, whatever size)
         # Nothing sent at all (no body, no type) where fields are required: the fields are
         # missing (400 naming them), not of a wrong type. Where none is required (a PATCH,
         # a chat session) it stays a 415: that request would act on nothing.
         schema.load({})
         raise unsupported
+    raw = request.get_data(cache=True)
     if optional and not raw:
         return schema.load({})
     data = parse_json(raw)
