@@ -52,6 +52,7 @@ class Form:
 def parse_form(request: WebhookRequest) -> Form:
     """The request's form fields and files; PayloadError for anything that is not a form."""
     mimetype, options = parse_options_header(request.content_type)
+    mimetype = mimetype.lower()  # (media types ignore case: Multipart/Form-Data passed the 415)
     if mimetype == "multipart/form-data":
         return _multipart(request.body, options.get("boundary") or "")
     if mimetype in ("application/x-www-form-urlencoded", ""):
@@ -78,11 +79,34 @@ def _multipart(body: bytes, boundary: str) -> Form:
     if not boundary:
         raise PayloadError("multipart body without a boundary")
     try:
-        return Form(_decode(body, boundary.encode("latin-1")))
+        try:
+            return Form(_decode(body, boundary.encode("latin-1")))
+        except UnicodeDecodeError:
+            return Form(_decode(_utf8_part_headers(body, boundary.encode("latin-1")),
+                                boundary.encode("latin-1")))
     except PayloadError:
         raise
     except Exception as exc:  # noqa: BLE001 - werkzeug raises assorted errors on junk
         raise PayloadError(f"unreadable multipart body: {type(exc).__name__}") from exc
+
+
+def _utf8_part_headers(body: bytes, boundary: bytes) -> bytes:
+    """The body with every part's headers in UTF-8: werkzeug reads them as UTF-8 only, and
+    one raw Latin-1 byte (an old mail client's `filename="caf\xe9.txt"`, passed on as it
+    came) made it give up on the whole form, the mail lost with it."""
+    delimiter = b"--" + boundary
+    pieces = body.split(delimiter)
+    for n, piece in enumerate(pieces[1:], start=1):
+        end = min((i for i in (piece.find(b"\r\n\r\n"), piece.find(b"\n\n")) if i >= 0),
+                  default=-1)
+        if end < 0:
+            continue
+        head = piece[:end]
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            pieces[n] = head.decode("cp1252", "replace").encode("utf-8") + piece[end:]
+    return delimiter.join(pieces)
 
 
 def _decode(body: bytes, boundary: bytes) -> list[FormPart]:

@@ -168,3 +168,17 @@ def test_every_corrupted_field_parses_or_raises_payload_error():
                     call(channel(), request)
                 except PayloadError:
                     pass
+
+
+def test_a_latin1_byte_in_a_part_header_or_an_upper_case_type_keeps_the_mail():
+    """Found by fuzzing: werkzeug reads part headers as UTF-8 only, and one raw Latin-1 byte
+    (an old client's `filename="café.jpg"` passed on as it came) made the whole form
+    unreadable, the mail failed; `Multipart/Form-Data` passed the 415 check (types ignore
+    case) and then was "not a form body"."""
+    plain = form(default_fields(), FILES)
+    latin = plain.body.replace(b'filename="MG_2359.jpg"', b'filename="caf\xe9.jpg"')
+    assert latin != plain.body
+    for content_type in (plain.content_type, "Multipart/Form-Data; boundary=" + BOUNDARY):
+        event = parse(WebhookRequest("POST", URL, {}, latin, content_type))
+        assert event.text == "Here's an email with multiple attachments"
+        assert [a.content for a in event.attachments] == [JPEG, DOCX]
