@@ -14,6 +14,7 @@ from helpdesk.errors import ApiError, Invalid
 from helpdesk.models import SURVEY_KINDS, Survey
 from helpdesk.schemas.surveys import (
     SurveyAnswerSchema,
+    SurveyFormSchema,
     SurveyListSchema,
     survey_answer_out_schema,
     survey_schema,
@@ -81,7 +82,7 @@ def _answer_body() -> dict[str, Any]:
     if bad:
         raise Invalid("invalid form", {name if storable(name) else "_body": [UNSTORABLE]
                                        for name in bad})
-    return SurveyAnswerSchema().load(form)
+    return SurveyFormSchema().load(form)
 
 
 def _page(survey: Survey) -> str:

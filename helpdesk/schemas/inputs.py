@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
@@ -24,12 +25,20 @@ class RowId(fields.Integer):
 
 
 class WholeNumber(fields.Integer):
-    """An integer, or a form's digits: `5.9` is refused, not read as 5."""
+    """A JSON number that is whole (`4` or `4.0`; `5.9` is refused, not read as 5), or a
+    form's ASCII digits (`-` allowed): `"4"` in JSON, `+4`, `４` or `٤` are refused too
+    (Python's int() reads them all)."""
+
+    _DIGITS = re.compile(r"-?[0-9]+")
+
+    def __init__(self, *args, form: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.form = form  # a form's field: digits as text are its only way to say a number
 
     def _validated(self, value):
-        if isinstance(value, float) and not value.is_integer():
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise self.make_error("invalid", input=value)
-        if isinstance(value, str) and "." in value:
+        if isinstance(value, str) and not (self.form and self._DIGITS.fullmatch(value)):
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
 

@@ -18,6 +18,12 @@ class SurveyAnswerSchema(Schema):
                             validate=validate.Length(max=5000))
 
 
+class SurveyFormSchema(SurveyAnswerSchema):
+    """The survey page's form: its score is text (ASCII digits)."""
+
+    score = WholeNumber(required=True, form=True, validate=validate.Range(-1000, 1000))
+
+
 class SurveyListSchema(PageSchema):
     ticket = RowId()
     agent = RowId()

@@ -131,10 +131,15 @@ def test_link_answer_is_recorded_against_ticket_and_agent(app, api, admin, agent
     assert 'value="6"' not in page.text
     assert "1 = very dissatisfied, 5 = very satisfied" in page.text
 
-    for bad in (0, 6):
+    # Out of range, or not a whole number as written (JSON: an integer; the form: digits),
+    # though Python's int() reads "4", "+4", "４" and "٤" (found by fuzzing)
+    for bad in (0, 6, "4", True):
         response = api.post(f"/surveys/{token}", json={"score": bad})
-        assert response.status_code == 400
+        assert response.status_code == 400, bad
         assert "score" in response.json()["error"]["fields"]
+    for bad in ("+4", "４", "٤", " 4", "4 "):
+        response = api.post(f"/surveys/{token}", data={"score": bad})
+        assert response.status_code == 400, bad
     assert api.post(f"/surveys/{token}", json={"comment": "no score"}).status_code == 400
     answered = api.post(f"/surveys/{token}", json={"score": 4, "comment": "Quick and kind"})
     assert answered.status_code == 200, answered.text
