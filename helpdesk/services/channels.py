@@ -77,8 +77,11 @@ def _setting_problem(name: str, value: Any) -> str | None:
 
 
 def _http_url(value: Any) -> SplitResult | None:
-    """`value` as an http(s) URL with a host (and a port, if any, that is one), else None."""
-    if not isinstance(value, str):
+    """`value` as an http(s) URL with a host (and a port, if any, that is one), else None.
+    No white space or control character anywhere (`http://exa mple.com/` or a CR LF passed,
+    and every reply to it was retried for 45 minutes before it failed)."""
+    if not isinstance(value, str) or any(c.isspace() or ord(c) < 32 or ord(c) == 127
+                                         for c in value):
         return None
     try:
         parts = urlsplit(value)

@@ -56,6 +56,8 @@ MAIL = {"name": "Mail", "kind": "email", "provider": "raw_mime"}
     ({**CHAT, "settings": {"website": "https://shop.example.com/help"}}, "website"),
     ({**CHAT, "settings": {"website": {"url": "https://shop.example.com"}}}, "website"),
     ({**API, "settings": {"callback_url": "http://[::1/cb"}}, "callback_url"),  # (was a 500)
+    ({**API, "settings": {"callback_url": "http://exa mple.com/cb"}}, "callback_url"),
+    ({**API, "settings": {"callback_url": "http://crm.example/cb\r\nX: y"}}, "callback_url"),
     ({**API, "settings": {"callback_url": "https://crm.example:99999/cb"}}, "callback_url"),
     ({**CHAT, "settings": {"website": "https://user:pw@shop.example.com"}}, "website"),
     ({**MAIL, "settings": {"address": "help desk"}}, "address"),
