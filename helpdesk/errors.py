@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large",
-              415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
+              415: "unsupported_media_type", 416: "range_not_satisfiable",
+              422: "unprocessable", 429: "rate_limited",
               503: "unavailable"}
 
 

@@ -325,6 +325,19 @@ def test_an_attachment_typed_with_line_breaks_downloads(api, agent, hooks, postm
     assert "X-Injected" not in download.headers
 
 
+def test_a_range_no_byte_of_an_attachment_answers_is_a_416_in_the_json_shape(
+        api, agent, hooks, postmark, drain):
+    """Found by fuzzing: a Range past the file's end answered `"code": "error"`."""
+    attachment, whole = _downloaded(api, agent, hooks, postmark, drain)
+    assert whole.status_code == 200
+    path = attachment["url"].removeprefix(api.base_url)
+    refused = api.as_(agent).get(path, headers={"Range": f"bytes={len(whole.content) + 5}-"})
+    assert refused.status_code == 416, refused.text
+    assert refused.json()["error"]["code"] == "range_not_satisfiable"
+    part = api.as_(agent).get(path, headers={"Range": "bytes=0-1"})
+    assert part.status_code == 206 and part.content == whole.content[:2]
+
+
 def test_wrong_content_type_is_415_before_the_signature(api, admin, hooks, mailgun):
     body = urlencode(mailgun_fields()).encode()
     assert hooks.post(mailgun, body, "application/json").status_code == 415
