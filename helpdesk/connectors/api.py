@@ -22,6 +22,7 @@ from helpdesk.connectors.base import (
     hmac_hex,
     same,
 )
+from helpdesk.connectors.payload import MAX_INTEGER
 
 WINDOW_SECONDS = 300
 PRIORITIES = ("low", "normal", "high", "urgent")  # message.priority, the sender's own flag
@@ -41,7 +42,7 @@ def load_json(body: bytes) -> Any:
 
 # Fields that are identifiers (or a phone number) may be JSON numbers, read as their digits;
 # the others (names, addresses, bodies, file names and types) must be strings.
-MAX_ATTACHMENT_SIZE = 2**31 - 1  # what the size column holds on every database
+MAX_ATTACHMENT_SIZE = MAX_INTEGER  # the size column's range
 _NUMBERS_ALLOWED = frozenset({"event_id", "id", "thread_id", "external_id", "phone"})
 
 

@@ -43,7 +43,7 @@ def _codec(charset: str | None) -> str | None:
 # surrogate, which no database stores) or hostnames.
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna",
                            "undefined"})
-_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # no database stores one
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
@@ -60,7 +60,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
             text = data.decode(name)
         except (UnicodeError, LookupError):
             continue
-        if not _SURROGATE.search(text):  # (UTF-7 can spell a lone surrogate)
+        if not LONE_SURROGATE.search(text):  # (UTF-7 can spell a lone surrogate)
             return text
     return data.decode("latin-1")
 

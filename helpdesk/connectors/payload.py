@@ -17,6 +17,7 @@ from helpdesk.connectors.base import PayloadError
 _TYPES = mimetypes.MimeTypes()  # built-in table only: deterministic across hosts
 # Dedupe keys are stored in 255 characters; longer lists of ids are hashed.
 _MAX_KEY = 200
+MAX_INTEGER = 2**31 - 1  # what an integer column holds on every database we run on
 
 
 def load_object(body: bytes) -> dict:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from helpdesk.connectors.base import CALL_STATUS_RANK, CallEvent, IdentityRef, PayloadError
+from helpdesk.connectors.payload import MAX_INTEGER
 
 QUEUE_NAME = "support"
 HOLD_MUSIC_URL = "https://twimlets.com/holdmusic?Bucket=com.twilio.music.classical"
@@ -28,7 +29,7 @@ EMPTY_TWIML = _XML + "<Response/>"
 _WITHHELD = frozenset({"anonymous", "restricted", "unknown", "private", "+266696687"})
 _MISSED = frozenset({"busy", "failed", "no-answer", "canceled"})
 _AGENT_CLIENT = re.compile(r"^client:agent-(\d{1,19})$")
-MAX_COUNT = 2**31 - 1  # what an integer column holds
+
 _QUEUE_OUTCOMES = {"bridged": "answered", "redirected-from-bridged": "answered",
                    "hangup": "abandoned"}
 
@@ -162,7 +163,7 @@ def _int(value: str | None) -> int | None:
         number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
-    return number if number is None or 0 <= number <= MAX_COUNT else None
+    return number if number is None or 0 <= number <= MAX_INTEGER else None
 
 
 def _time(value: str | None) -> datetime | None:

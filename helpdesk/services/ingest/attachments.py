@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import current_app
 
 from helpdesk.connectors.base import AttachmentIn
+from helpdesk.connectors.mime_text import LONE_SURROGATE
 from helpdesk.errors import NotFound
 from helpdesk.extensions import db
 from helpdesk.models import Attachment, Message
@@ -63,11 +64,10 @@ def safe_filename(name: str | None) -> str:
     """A filename as it may stand in a header: control characters (CR, LF, NUL...) become
     spaces, lone surrogates (`filename*=utf-7''+2AA-x.pdf`: no database stores one) U+FFFD,
     at most 500 characters."""
-    return SURROGATE.sub("\ufffd", CONTROL.sub(" ", name or ""))[:500]
+    return LONE_SURROGATE.sub("\ufffd", CONTROL.sub(" ", name or ""))[:500]
 
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-SURROGATE = re.compile("[\ud800-\udfff]")
 # type/subtype[; params], in ASCII (a header carries nothing else)
 MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?")
 
